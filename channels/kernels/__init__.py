@@ -1,0 +1,1 @@
+"""Numba kernels of the link Monte Carlo (CPU now; CUDA twins later)."""

@@ -1,0 +1,53 @@
+"""The ``semcom`` console script: one subcommand per module of :mod:`semcom.commands`.
+
+User mistakes (unknown options, invalid values) end with exit status 2 and one line on stderr,
+never a traceback; :class:`channels.errors.ConfigError` raised by a command counts as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from channels.errors import ConfigError
+
+COMMANDS = ("ber", "solve")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, status 2, like argparse but shorter
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available subcommand attached."""
+    parser = _Parser(prog="semcom", description="Semantic-communication link simulator.")
+    from semcom import __version__
+
+    parser.add_argument("--version", action="version", version=f"semcom {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"semcom.commands.{name}")
+        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run, _prog=f"semcom {module.NAME}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as err:
+        print(f"{args._prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{args._prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
