@@ -1,0 +1,106 @@
+"""``semcom ber``: Monte Carlo bit-error rate of uncoded modulation over AWGN or fading.
+
+Prints one line per point (a JSON object with ``--json``): modulation, channel, snr_db (Es/N0 in
+dB), ber, ci_low, ci_high, errors, bits, theory_ber, backend, seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from channels.errors import ConfigError
+
+NAME = "ber"
+HELP = "Simulate the BER of a modulation over AWGN, Rayleigh or Rician fading (Numba kernel)."
+JSON_KEYS = ("modulation", "channel", "snr_db", "ber", "ci_low", "ci_high", "errors", "bits",
+             "theory_ber", "backend", "seconds")  # fmt: skip
+
+
+def _number(text: str) -> float:
+    """Parse a float, accepting forms like 1e9; argparse reports failures as usage errors."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Attach the options of ``semcom ber``."""
+    from channels.fading import FADING_MODELS
+    from channels.names import MODULATION_NAMES
+
+    parser.add_argument("--modulation", required=True, help=f"one of {', '.join(MODULATION_NAMES)}")
+    parser.add_argument("--channel", default="awgn", help=f"one of {', '.join(FADING_MODELS)}")
+    parser.add_argument(
+        "--snr-db",
+        type=_number,
+        nargs="+",
+        required=True,
+        help="Es/N0 per complex symbol in dB (one or more points)",
+    )
+    parser.add_argument(
+        "--rician-k",
+        type=_number,
+        default=None,
+        help="Rician K-factor, linear (channel rician; default 1)",
+    )
+    parser.add_argument(
+        "--coherence",
+        type=_number,
+        default=1,
+        help="symbols per fading block (default 1: independent per symbol)",
+    )
+    parser.add_argument(
+        "--csi-error-var",
+        type=_number,
+        default=0.0,
+        help="channel-estimation error variance (default 0: perfect CSI)",
+    )
+    parser.add_argument(
+        "--min-errors", type=_number, default=1000, help="stop at this many bit errors"
+    )
+    parser.add_argument("--max-bits", type=_number, default=1e9, help="or at this many bits")
+    parser.add_argument("--seed", type=_number, default=0, help="64-bit seed (default 0)")
+    parser.add_argument("--confidence", type=_number, default=0.95, help="interval level")
+    parser.add_argument("--backend", default="auto", help="auto or cpu")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate every point first, then simulate and print them one by one."""
+    from channels.montecarlo import check_ber_arguments, simulate_ber
+
+    channel = str(args.channel).lower()
+    rician_k = args.rician_k if args.rician_k is not None else (1.0 if channel == "rician" else 0.0)
+    options = dict(
+        rician_k=rician_k, coherence=args.coherence, csi_error_var=args.csi_error_var,
+        min_errors=args.min_errors, max_bits=args.max_bits, seed=args.seed,
+        confidence=args.confidence, backend=args.backend,
+    )  # fmt: skip
+    for snr in args.snr_db:  # fail before any work
+        check_ber_arguments(args.modulation, channel, snr, **options)
+    for name in ("coherence", "min_errors", "max_bits", "seed"):
+        options[name] = int(options[name])
+    if not args.json:
+        print(f"{'snr_db':>8} {'ber':>11} {'ci_low':>11} {'ci_high':>11} {'theory':>11} "
+              f"{'errors':>9} {'bits':>12} {'seconds':>8}")  # fmt: skip
+    for snr in args.snr_db:
+        result = simulate_ber(args.modulation, channel, snr, **options).to_dict()
+        if args.json:
+            print(json.dumps({key: result[key] for key in JSON_KEYS}), flush=True)
+        else:
+            theory = result["theory_ber"]
+            print(f"{snr:8.2f} {result['ber']:11.4e} {result['ci_low']:11.4e} "
+                  f"{result['ci_high']:11.4e} {_fmt(theory):>11} {result['errors']:9d} "
+                  f"{result['bits']:12d} {result['seconds']:8.3f}", flush=True)  # fmt: skip
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4e}"
+
+
+__all__ = ["NAME", "HELP", "add_arguments", "run", "ConfigError"]
