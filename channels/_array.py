@@ -47,8 +47,13 @@ def as_like(value: Any, like: Array) -> Array:
     if is_torch(like):
         if is_torch(value):
             return value.to(like.device)
-        real_dtype = torch.float64 if like.dtype in (torch.float64, torch.complex128) else None
-        return torch.as_tensor(np.asarray(value), device=like.device, dtype=real_dtype)
+        value = np.asarray(value)
+        double = like.dtype in (torch.float64, torch.complex128)
+        if np.iscomplexobj(value):
+            dtype = torch.complex128 if double else torch.complex64
+        else:
+            dtype = torch.float64 if double else torch.float32
+        return torch.as_tensor(value, device=like.device, dtype=dtype)
     return np.asarray(value)
 
 

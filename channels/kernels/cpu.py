@@ -21,7 +21,7 @@ from channels.kernels import philox as _p
 
 philox = numba.njit(inline="always")(_p.philox4x32_10)
 uniform32 = numba.njit(inline="always")(_p.uniform32)
-uniform53 = numba.njit(inline="always")(_p.uniform53)
+uniform52 = numba.njit(inline="always")(_p.uniform52)
 box_muller = numba.njit(inline="always")(_p.box_muller)
 
 FADING_CODES = {"awgn": 0, "rayleigh": 1, "rician": 2}
@@ -95,7 +95,7 @@ def ber_trials(
                 label = w0 & mask
                 x_re = level_i[label]
                 x_im = level_q[label]
-                n_re, n_im = box_muller(uniform53(w1, w3), uniform32(w2))
+                n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
                 y_re = h_re * x_re - h_im * x_im + sigma * n_re
                 y_im = h_re * x_im + h_im * x_re + sigma * n_im
                 z_re = (y_re * e_re + y_im * e_im) * inv  # y * conj(h_hat) / |h_hat|^2

@@ -28,11 +28,11 @@ W0 = np.uint64(0x9E3779B9)
 W1 = np.uint64(0xBB67AE85)
 MASK32 = np.uint64(0xFFFFFFFF)
 SHIFT32 = np.uint64(32)
-SHIFT11 = np.uint64(11)
+SHIFT12 = np.uint64(12)
 TWO_PI = 2.0 * math.pi
 INV_2_32 = 1.0 / 4294967296.0
-INV_2_53 = 1.0 / 9007199254740992.0
-TWO_21 = 2097152.0
+INV_2_52 = 1.0 / 4503599627370496.0
+TWO_20 = 1048576.0
 
 
 def philox4x32_10(c0, c1, c2, c3, k0, k1):  # noqa: ANN001, ANN201 (Numba-compiled)
@@ -56,15 +56,18 @@ def uniform32(w):  # noqa: ANN001, ANN201
     return (float(w) + 0.5) * INV_2_32
 
 
-def uniform53(w_hi, w_lo):  # noqa: ANN001, ANN201
-    """Two uint32 words to a float in (0, 1) with 53 random bits (for deep Gaussian tails)."""
-    return (float(w_hi) * TWO_21 + float(w_lo >> SHIFT11) + 0.5) * INV_2_53
+def uniform52(w_hi, w_lo):  # noqa: ANN001, ANN201
+    """Two uint32 words to a float in (0, 1) with 52 random bits (for deep Gaussian tails).
+
+    ``(k + 1/2) / 2^52`` with ``k < 2^52`` is exact in float64, so 0 and 1 never occur.
+    """
+    return (float(w_hi) * TWO_20 + float(w_lo >> SHIFT12) + 0.5) * INV_2_52
 
 
 def box_muller(u1, u2):  # noqa: ANN001, ANN201
     """Two independent N(0, 1) samples from two uniforms in (0, 1) (Box-Muller).
 
-    With ``u1`` from :func:`uniform53` the largest magnitude is ``sqrt(2 ln 2^53) = 8.6``, so
+    With ``u1`` from :func:`uniform52` the largest magnitude is ``sqrt(2 ln 2^53) = 8.6``, so
     Gaussian tails are exact down to probabilities of about 1e-17.
     """
     r = math.sqrt(-2.0 * math.log(u1))
