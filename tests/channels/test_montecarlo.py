@@ -23,8 +23,12 @@ CONFIDENCE = 1 - 0.01 / N_CHECKS
 
 def snr_for_ber(modulation: str, channel: str, k: float, target: float) -> float:
     """Es/N0 in dB at which the closed-form BER equals ``target``."""
-    f = lambda db: np.log(ber_theory(modulation, channel, 10 ** (db / 10), k_factor=k) / target)  # noqa: E731
-    return optimize.brentq(f, -20.0, 80.0, xtol=1e-6)
+
+    def log_ratio(db: float) -> float:
+        ber = float(ber_theory(modulation, channel, 10 ** (db / 10), k_factor=k))
+        return np.log(max(ber, 1e-300) / target)
+
+    return optimize.brentq(log_ratio, -20.0, 80.0, xtol=1e-6)
 
 
 @pytest.mark.parametrize("modulation", MODULATION_NAMES)
