@@ -232,16 +232,17 @@ def simulate_ber(
     errors_buf = np.zeros(batch, dtype=np.int64)
     squares_buf = np.zeros(batch, dtype=np.int64)
 
+    constants = (
+        blocks_per_trial, coherence, key0, key1, np.uint64(point), m,
+        mod.points.real.copy(), mod.points.imag.copy(), table, sigma,
+        FADING_CODES[channel], los, scatter, math.sqrt(csi_error_var),
+    )  # fmt: skip
     start = time.perf_counter()
     errors = squares = trials = 0
     done = False
     while not done:
-        ber_trials(
-            trials, batch, blocks_per_trial, coherence, key0, key1, np.uint64(point), m,
-            mod.points.real.copy(), mod.points.imag.copy(), table, sigma,
-            FADING_CODES[channel], los, scatter, math.sqrt(csi_error_var),
-            errors_buf, squares_buf,
-        )  # fmt: skip
+        with numba.parallel_chunksize(1):  # dynamic: a busy core does not stall the launch
+            ber_trials(trials, batch, *constants, errors_buf, squares_buf)
         for t in range(batch):
             errors += int(errors_buf[t])
             squares += int(squares_buf[t])

@@ -5,6 +5,12 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+from hypothesis import settings
+
+# Property tests are deterministic (fixed seeds, like every statistical test here) and have no
+# per-example deadline: timing is measured in benchmarks/, never in tests.
+settings.register_profile("semcom", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("semcom")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -22,7 +22,8 @@ from channels.kernels import philox as _p
 philox = numba.njit(inline="always")(_p.philox4x32_10)
 uniform32 = numba.njit(inline="always")(_p.uniform32)
 uniform52 = numba.njit(inline="always")(_p.uniform52)
-box_muller = numba.njit(inline="always")(_p.box_muller)
+cos_sin_2pi = numba.njit(inline="always")(_p.cos_sin_2pi)
+box_muller = numba.njit(inline="always")(_p.make_box_muller(cos_sin_2pi))
 
 FADING_CODES = {"awgn": 0, "rayleigh": 1, "rician": 2}
 POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
