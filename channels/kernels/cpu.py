@@ -6,8 +6,15 @@ fading stream (stream 1, counter ``(block, trial, point, 1)``) gives the coeffic
 its estimate ``h_hat = h + e`` for imperfect CSI); per symbol the data stream (counter
 ``(symbol, trial, point, 0)``) gives the label bits and the complex noise. The receiver
 equalises with ``h_hat`` (zero forcing) and decides for the nearest constellation point, which
-is maximum likelihood for perfect CSI. Per trial the kernel returns the bit errors and the sum
-over blocks of the squared block error counts (for intervals that respect correlated errors).
+is maximum likelihood for perfect CSI.
+
+With perfect CSI the equalised sample is ``z = x + n / h`` and, ``n`` being circularly symmetric,
+``n / h`` has the law of ``(sigma / |h|) n`` given ``h``: only ``|h|^2`` matters, so the kernel
+draws ``|h|^2`` alone (for Rayleigh ``|h|^2 = -ln u ~ Exp(1)``: one log, no angle) and scales the
+noise. With imperfect CSI the full complex coefficient and its estimate are drawn.
+
+Per trial the kernel returns the bit errors and the sum over blocks of the squared block error
+counts (for intervals that respect correlated errors).
 """
 
 from __future__ import annotations
@@ -65,10 +72,12 @@ def ber_trials(
             error counts).
     """
     mask = np.uint64((1 << bits_per_symbol) - 1)
+    perfect_csi = csi_sigma == 0.0
     side = label_of_position.shape[0]
     half_span = 0.5 * (side - 1)
     # unit-energy square QAM -> odd-integer grid; position j = (a + side - 1) / 2
     grid_scale = math.sqrt(1.5 / ((1 << bits_per_symbol) - 1)) if bits_per_symbol > 1 else 1.0
+    position_scale = 0.5 / grid_scale
     one = np.uint64(1)
     zero = np.uint64(0)
     for t in numba.prange(n_trials):
@@ -77,16 +86,22 @@ def ber_trials(
         squares = 0
         for block in range(blocks_per_trial):
             h_re, h_im, e_re, e_im = 1.0, 0.0, 1.0, 0.0
+            noise_scale = sigma  # perfect CSI: z = x + (sigma / |h|) n after equalisation
             if fading != 0:
                 f0, f1, f2, f3 = philox(np.uint64(block), trial, point, one, key0, key1)
-                g_re, g_im = box_muller(uniform32(f0), uniform32(f1))
-                h_re = los_amplitude + scatter_amplitude * SQRT_HALF * g_re
-                h_im = scatter_amplitude * SQRT_HALF * g_im
-                e_re, e_im = h_re, h_im
-                if csi_sigma > 0.0:
-                    d_re, d_im = box_muller(uniform32(f2), uniform32(f3))
-                    e_re += csi_sigma * SQRT_HALF * d_re
-                    e_im += csi_sigma * SQRT_HALF * d_im
+                if fading == 1 and perfect_csi:
+                    # only |h|^2 matters and |h|^2 ~ Exp(1) for Rayleigh: one log, no angle
+                    noise_scale = sigma / math.sqrt(-math.log(uniform32(f0)))
+                else:
+                    g_re, g_im = box_muller(uniform32(f0), uniform32(f1))
+                    h_re = los_amplitude + scatter_amplitude * SQRT_HALF * g_re
+                    h_im = scatter_amplitude * SQRT_HALF * g_im
+                    noise_scale = sigma / math.sqrt(h_re * h_re + h_im * h_im)
+                    e_re, e_im = h_re, h_im
+                    if not perfect_csi:
+                        d_re, d_im = box_muller(uniform32(f2), uniform32(f3))
+                        e_re += csi_sigma * SQRT_HALF * d_re
+                        e_im += csi_sigma * SQRT_HALF * d_im
             inv = 1.0 / (e_re * e_re + e_im * e_im)
             block_errors = 0
             for s in range(coherence):
@@ -97,15 +112,19 @@ def ber_trials(
                 x_re = level_i[label]
                 x_im = level_q[label]
                 n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
-                y_re = h_re * x_re - h_im * x_im + sigma * n_re
-                y_im = h_re * x_im + h_im * x_re + sigma * n_im
-                z_re = (y_re * e_re + y_im * e_im) * inv  # y * conj(h_hat) / |h_hat|^2
+                if perfect_csi:
+                    z_re = x_re + noise_scale * n_re
+                    z_im = x_im + noise_scale * n_im
+                else:  # mismatched zero forcing: z = (h x + sigma n) conj(h_hat) / |h_hat|^2
+                    y_re = h_re * x_re - h_im * x_im + sigma * n_re
+                    y_im = h_re * x_im + h_im * x_re + sigma * n_im
+                    z_re = (y_re * e_re + y_im * e_im) * inv
+                    z_im = (y_im * e_re - y_re * e_im) * inv
                 if bits_per_symbol == 1:
                     decided = one if z_re < 0.0 else zero
                 else:
-                    z_im = (y_im * e_re - y_re * e_im) * inv
-                    pi = min(max(round(z_re / grid_scale * 0.5 + half_span), 0.0), side - 1.0)
-                    pq = min(max(round(z_im / grid_scale * 0.5 + half_span), 0.0), side - 1.0)
+                    pi = min(max(round(z_re * position_scale + half_span), 0.0), side - 1.0)
+                    pq = min(max(round(z_im * position_scale + half_span), 0.0), side - 1.0)
                     decided = np.uint64(label_of_position[int(pi), int(pq)])
                 block_errors += POPCOUNT[label ^ decided]
             total += block_errors
