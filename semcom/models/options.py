@@ -1,0 +1,63 @@
+"""Validation of model build options (every bad value raises a one-line ConfigError)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+from channels.errors import fail
+
+
+def positive_int(field: str, value: Any, high: int | None = None) -> int:
+    """``value`` as an int in ``1..high`` (``high=None``: no upper bound)."""
+    allowed = "a positive integer" if high is None else f"an integer in 1..{high}"
+    if isinstance(value, bool):
+        raise fail(field, value, allowed)
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise fail(field, value, allowed) from None
+    if v < 1 or (high is not None and v > high):
+        raise fail(field, value, allowed)
+    return int(v)
+
+
+def int_list(field: str, value: Any, length: int) -> list[int]:
+    """``value`` as a list of ``length`` positive ints."""
+    allowed = f"a list of {length} positive integers"
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != length:
+        raise fail(field, value, allowed)
+    try:
+        return [positive_int(field, v) for v in value]
+    except ValueError:
+        raise fail(field, value, allowed) from None
+
+
+def image_shape(value: Any) -> list[int]:
+    """``input_shape`` as ``[C, H, W]`` of positive ints."""
+    return int_list("input_shape", value, 3)
+
+
+def num_classes(value: Any) -> int | None:
+    """``None`` (no classifier head) or an int >= 2."""
+    if value is None:
+        return None
+    v = positive_int("num_classes", value)
+    if v < 2:
+        raise fail("num_classes", value, "None or an integer >= 2")
+    return v
+
+
+def choice(field: str, value: Any, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``."""
+    if value not in allowed:
+        raise fail(field, value, ", ".join(allowed))
+    return value
+
+
+def flag(field: str, value: Any) -> bool:
+    """``value`` if it is a bool."""
+    if not isinstance(value, bool):
+        raise fail(field, value, "true or false")
+    return value

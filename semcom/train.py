@@ -1,0 +1,558 @@
+"""The trainer: one loop for every model, scheme and data set, with checkpoints keyed by config.
+
+Objective (ISFR.md §2.5): minimise the pixel MSE of the reconstruction through the training
+channel of the scheme, plus a weighted cross-entropy when the model has a classifier head,
+
+    loss = mean_b ||x_b - g(C(f(x_b)))||² / (C·H·W)  +  λ_ce · CE(classify(x_hat), y)
+
+(``C`` = :func:`semcom.isfr.training_channel` of ``scheme``; ``λ_ce = classifier_weight``, the CE
+term only over labelled samples). Adam with a cosine learning-rate decay from ``lr`` to
+``lr_min`` over ``epochs`` (stepped once per epoch), batch ``batch_size``.
+
+Validation: a seeded fraction ``val_fraction`` of the training split is held out; its loss is the
+same objective on the *clean* model (eval mode: the training channel is the identity). Early
+stopping ends training after ``patience`` epochs without an improvement larger than
+``min_delta``; the returned model carries the weights of the best validation epoch.
+
+Determinism: the initial weights come from ``seed``; every epoch draws its batch order and its
+training-channel noise from streams derived from ``(seed, epoch)``, so a run resumed from the
+checkpoint of epoch ``k`` continues exactly as the uninterrupted run would (CPU, same threads).
+
+Checkpoints: with ``checkpoint_dir`` set, the state (weights, best weights, optimiser, scheduler,
+history) is written after every epoch to one file named by the config hash,
+``<model>-<dataset>-<scheme>-N<n>-<hash16>.pt``. ``train`` finds it again: a finished run with the
+same hash is returned at once (``reused=True``), an unfinished one is resumed.
+:func:`config_hash` is the SHA-256 of the canonical JSON (sorted keys, no spaces) of the resolved
+config without ``checkpoint_dir`` (where files go does not change the result).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import operator
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from channels.errors import ConfigError, fail
+from semcom import data as data_module
+from semcom.isfr import KINDS, derive_seed, training_channel
+from semcom.models import SemanticModel, build_model, resolve_model_options
+
+CHECKPOINT_FORMAT = 1
+EXCLUDED_FROM_HASH = ("checkpoint_dir",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a trained model (ISFR.md §2.5 defaults).
+
+    Attributes:
+        model: ``"cnn"``, ``"mlp"`` or ``"vit"`` (:func:`semcom.models.build_model`).
+        n_features: ``N``.
+        model_options: options of the architecture (``input_shape`` defaults to the data's).
+        dataset: a name of :func:`semcom.data.load_dataset`.
+        dataset_root: local folder of the on-disk data sets.
+        dataset_options: loader options (``limit``, ``size``, ...).
+        scheme: training channel, ``"isfr"``, ``"conventional"`` or ``"none"``.
+        isfr: options of :func:`semcom.isfr.training_channel` (all but ``seed``).
+        epochs: maximum number of epochs.
+        batch_size: samples per step.
+        lr, lr_min: Adam learning rate, cosine-decayed to ``lr_min`` over ``epochs``.
+        weight_decay: Adam's L2 weight decay.
+        classifier_weight: ``λ_ce`` of the cross-entropy term (models with a classifier head).
+        val_fraction: held-out fraction of the training split, in ``[0, 1)`` (0: no validation,
+            no early stopping, the last weights are kept).
+        patience: epochs without improvement before stopping (``None``: never stop early).
+        min_delta: improvement of the validation loss that resets the patience.
+        seed: seed of the weights, the split, the batch order and the channel noise.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
+        amp: bfloat16 autocast on CUDA (ignored on CPU; resolved to false there).
+        checkpoint_dir: folder for the checkpoint (``None``: no checkpoint, nothing reused).
+    """
+
+    model: str = "cnn"
+    n_features: int = 16
+    model_options: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "patches"
+    dataset_root: str | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "isfr"
+    isfr: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    weight_decay: float = 0.0
+    classifier_weight: float = 0.1
+    val_fraction: float = 0.1
+    patience: int | None = 10
+    min_delta: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    checkpoint_dir: str | None = None
+
+
+@dataclass
+class TrainedModel:
+    """Result of :func:`train` or :func:`load_checkpoint`.
+
+    Attributes:
+        model: the trained model in eval mode (best validation weights).
+        config: the resolved :class:`TrainConfig`.
+        history: one dict per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (``None``
+            without validation), ``lr`` and ``seconds``.
+        checkpoint: path of the checkpoint file, or ``None``.
+        config_hash: :func:`config_hash` of ``config``.
+        reused: ``True`` when :func:`train` returned an existing finished checkpoint.
+        finished: ``False`` for a checkpoint of an interrupted run (last epoch's weights).
+        best_epoch: epoch whose weights ``model`` carries.
+    """
+
+    model: SemanticModel
+    config: TrainConfig
+    history: list[dict[str, Any]]
+    checkpoint: Path | None
+    config_hash: str = ""
+    reused: bool = False
+    finished: bool = True
+    best_epoch: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# config resolution and hash
+
+
+def _int(field_: str, value: Any, low: int, high: int | None = None) -> int:
+    allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+    if isinstance(value, bool):
+        raise fail(field_, value, allowed)
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise fail(field_, value, allowed) from None
+    if v < low or (high is not None and v > high):
+        raise fail(field_, value, allowed)
+    return int(v)
+
+
+def _real(field_: str, value: Any, low: float, high: float, allowed: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(field_, value, allowed)
+    v = float(value)
+    if not (low <= v <= high) or math.isnan(v):
+        raise fail(field_, value, allowed)
+    return v
+
+
+def _dict(field_: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise fail(field_, value, "a mapping of option names to values")
+    return dict(value)
+
+
+def _resolve_device(device: Any) -> str:
+    allowed = "auto, cpu, cuda or cuda:K"
+    if not isinstance(device, str):
+        raise fail("device", device, allowed)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device in ("cpu", "cuda"):
+        return device
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return device
+    raise fail("device", device, allowed)
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Validate every field and fill in every default; no data is read, nothing is built.
+
+    The result is what the run will do: model, data set and training-channel options with their
+    defaults, the model's ``input_shape`` taken from the data set, the device resolved
+    (``"auto"`` -> ``"cuda"``/``"cpu"``) and ``amp`` false off CUDA. Resolving twice is a no-op.
+
+    Raises:
+        ConfigError: the first invalid field, as a one-line message.
+    """
+    if not isinstance(config, TrainConfig):
+        raise fail("config", type(config).__name__, "a TrainConfig")
+    c = copy.deepcopy(config)
+    c.n_features = _int("n_features", c.n_features, 1, 4096)
+    if c.dataset_root is not None:
+        if not isinstance(c.dataset_root, str | os.PathLike):
+            raise fail("dataset_root", c.dataset_root, "None or a folder path")
+        c.dataset_root = str(c.dataset_root)
+    c.dataset_options = data_module.resolve_options(
+        c.dataset, "train", **_dict("dataset_options", c.dataset_options)
+    )
+    shape = list(data_module.image_shape(c.dataset, c.dataset_options))
+    options = _dict("model_options", c.model_options)
+    if "input_shape" in options and list(options["input_shape"]) != shape:
+        raise fail(
+            "model_options.input_shape", options["input_shape"], f"{shape} (the data's shape)"
+        )
+    options["input_shape"] = shape
+    c.model_options = resolve_model_options(c.model, c.n_features, **options)
+    if c.scheme not in KINDS:
+        raise fail("scheme", c.scheme, ", ".join(KINDS))
+    isfr = _dict("isfr", c.isfr)
+    if "seed" in isfr:
+        raise fail("isfr.seed", isfr["seed"], "no seed here: the channel's streams follow seed")
+    c.isfr = training_channel(c.scheme, c.n_features, **isfr).options
+    c.epochs = _int("epochs", c.epochs, 1)
+    c.batch_size = _int("batch_size", c.batch_size, 1)
+    c.lr = _real("lr", c.lr, 0.0, math.inf, "a positive number")
+    if c.lr <= 0 or math.isinf(c.lr):
+        raise fail("lr", c.lr, "a positive finite number")
+    c.lr_min = _real("lr_min", c.lr_min, 0.0, c.lr, f"a number in [0, lr={c.lr}]")
+    c.weight_decay = _real("weight_decay", c.weight_decay, 0.0, 1.0, "a number in [0, 1]")
+    c.classifier_weight = _real("classifier_weight", c.classifier_weight, 0.0, 1e6, "a number >= 0")
+    c.val_fraction = _real("val_fraction", c.val_fraction, 0.0, 1.0, "a number in [0, 1)")
+    if c.val_fraction >= 1.0:
+        raise fail("val_fraction", c.val_fraction, "a number in [0, 1)")
+    if c.patience is not None:
+        c.patience = _int("patience", c.patience, 1)
+    c.min_delta = _real("min_delta", c.min_delta, 0.0, math.inf, "a number >= 0")
+    c.seed = _int("seed", c.seed, 0, 2**63 - 1)
+    c.device = _resolve_device(c.device)
+    if not isinstance(c.amp, bool):
+        raise fail("amp", c.amp, "true or false")
+    c.amp = c.amp and c.device.startswith("cuda")
+    if c.checkpoint_dir is not None:
+        if not isinstance(c.checkpoint_dir, str | os.PathLike):
+            raise fail("checkpoint_dir", c.checkpoint_dir, "None or a folder path")
+        c.checkpoint_dir = str(c.checkpoint_dir)
+    return c
+
+
+def _canonical_json(config_dict: dict[str, Any]) -> str:
+    hashed = {k: v for k, v in config_dict.items() if k not in EXCLUDED_FROM_HASH}
+    return json.dumps(hashed, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def config_hash(config: TrainConfig) -> str:
+    """SHA-256 (hex) of the canonical JSON of the resolved config, without ``checkpoint_dir``."""
+    resolved = resolve_config(config)
+    return hashlib.sha256(_canonical_json(dataclasses.asdict(resolved)).encode()).hexdigest()
+
+
+def checkpoint_path(config: TrainConfig) -> Path | None:
+    """Where :func:`train` keeps the checkpoint of ``config`` (``None`` without checkpoint_dir)."""
+    c = resolve_config(config)
+    if c.checkpoint_dir is None:
+        return None
+    name = f"{c.model}-{c.dataset}-{c.scheme}-N{c.n_features}-{config_hash(c)[:16]}.pt"
+    return Path(c.checkpoint_dir) / name
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a temporary file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    expected = "a semcom training checkpoint (.pt written by semcom.train)"
+    if not path.is_file():
+        raise ConfigError(f"checkpoint: {str(path)!r} does not exist; expected {expected}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
+        raise ConfigError(
+            f"checkpoint: {str(path)!r} could not be read ({type(exc).__name__}); "
+            f"expected {expected}"
+        ) from None
+    keys = {"format", "config", "config_hash", "model_state", "epoch", "finished", "history"}
+    if (
+        not isinstance(state, dict)
+        or not keys <= set(state)
+        or state["format"] != CHECKPOINT_FORMAT
+    ):
+        raise ConfigError(f"checkpoint: {str(path)!r} lacks semcom fields; expected {expected}")
+    digest = hashlib.sha256(_canonical_json(state["config"]).encode()).hexdigest()
+    if digest != state["config_hash"]:
+        raise ConfigError(
+            f"checkpoint: {str(path)!r} has a config that does not match its hash; "
+            f"expected {expected}"
+        )
+    return state
+
+
+def _model_from_state(state: dict[str, Any], device: str | torch.device) -> SemanticModel:
+    cfg = state["config"]
+    model = build_model(cfg["model"], cfg["n_features"], **cfg["model_options"])
+    best = state.get("best_state")
+    model.load_state_dict(best if state["finished"] and best is not None else state["model_state"])
+    return model.to(device).eval()
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load a checkpoint written by :func:`train` (model in eval mode on ``device``).
+
+    A finished run gives its final (best-validation) weights; an interrupted one the weights of
+    its last completed epoch (``finished=False``).
+
+    Raises:
+        ConfigError: missing file, unreadable file, or a config that does not match its hash.
+    """
+    path = Path(path)
+    state = _read(path, map_location=device)
+    return TrainedModel(
+        model=_model_from_state(state, device),
+        config=TrainConfig(**state["config"]),
+        history=list(state["history"]),
+        checkpoint=path,
+        config_hash=state["config_hash"],
+        reused=False,
+        finished=bool(state["finished"]),
+        best_epoch=int(state.get("best_epoch", state["epoch"])),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seed legacy global users too
+    torch.manual_seed(seed)
+
+
+def _objective(
+    model: SemanticModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    channel: torch.nn.Module | None,
+    classifier_weight: float,
+) -> torch.Tensor:
+    """Per-sample loss ``[B]``: pixel MSE (+ weighted cross-entropy of labelled samples)."""
+    x_hat = model(x, channel)
+    loss = ((x_hat.float() - x) ** 2).flatten(1).mean(1)
+    if model.head is not None and classifier_weight > 0:
+        logits = model.classify(x_hat).float()
+        labelled = y >= 0
+        ce = F.cross_entropy(logits, y.clamp(min=0), reduction="none")
+        loss = loss + classifier_weight * torch.where(labelled, ce, torch.zeros_like(ce))
+    return loss
+
+
+def _evaluate(
+    model: SemanticModel, x: torch.Tensor, y: torch.Tensor, c: TrainConfig
+) -> float | None:
+    if len(x) == 0:
+        return None
+    model.eval()
+    total = 0.0
+    with torch.no_grad(), _autocast(c):
+        for start in range(0, len(x), 4 * c.batch_size):
+            sl = slice(start, start + 4 * c.batch_size)
+            total += float(_objective(model, x[sl], y[sl], None, c.classifier_weight).sum())
+    return total / len(x)
+
+
+def _autocast(c: TrainConfig) -> torch.autocast:
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=c.amp)
+
+
+def train(
+    config: TrainConfig,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainedModel:
+    """Train (or reuse, or resume) the model described by ``config``.
+
+    Args:
+        config: a :class:`TrainConfig`; resolved and validated before any work.
+        progress: show a tqdm progress bar over epochs.
+        on_epoch_end: called with each epoch's history entry after its checkpoint is written
+            (an exception raised there interrupts training; the checkpoint stays resumable).
+
+    Returns:
+        A :class:`TrainedModel` with the best-validation weights in eval mode. With
+        ``checkpoint_dir`` set and a finished checkpoint of the same hash present, that
+        checkpoint is returned without training (``reused=True``).
+
+    Raises:
+        ConfigError: invalid config, CUDA asked for but absent, unreadable data.
+    """
+    c = resolve_config(config)
+    digest = config_hash(c)
+    path = checkpoint_path(c)
+    if c.device.startswith("cuda") and not torch.cuda.is_available():
+        raise fail("device", c.device, "cpu or auto (CUDA is not available here)")
+    resume = None
+    if path is not None and path.is_file():
+        state = _read(path, map_location=c.device)
+        if state["config_hash"] == digest and state["finished"]:
+            return TrainedModel(
+                model=_model_from_state(state, c.device),
+                config=c,
+                history=list(state["history"]),
+                checkpoint=path,
+                config_hash=digest,
+                reused=True,
+                finished=True,
+                best_epoch=int(state["best_epoch"]),
+            )
+        if state["config_hash"] == digest:
+            resume = state
+    return _run(c, digest, path, resume, progress, on_epoch_end)
+
+
+def _run(
+    c: TrainConfig,
+    digest: str,
+    path: Path | None,
+    resume: dict[str, Any] | None,
+    progress: bool,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None,
+) -> TrainedModel:
+    from tqdm.auto import tqdm
+
+    device = torch.device(c.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    dataset = data_module.load_dataset(c.dataset, "train", root=c.dataset_root, **c.dataset_options)
+    # split train / validation with a seeded permutation
+    n_val = int(round(c.val_fraction * len(dataset)))
+    if len(dataset) - n_val < 1:
+        raise fail(
+            "val_fraction", c.val_fraction, f"a fraction leaving training samples of {len(dataset)}"
+        )
+    order = torch.from_numpy(
+        np.random.default_rng(derive_seed(c.seed, 1)).permutation(len(dataset))
+    )
+    images, labels = dataset.images.to(device), dataset.labels.to(device)
+    val_idx, train_idx = order[:n_val].to(device), order[n_val:].to(device)
+    x_val, y_val = images[val_idx], labels[val_idx]
+    x_train, y_train = images[train_idx], labels[train_idx]
+
+    _seed_everything(c.seed)
+    model = build_model(c.model, c.n_features, **c.model_options).to(device)
+    channel = training_channel(c.scheme, c.n_features, **c.isfr).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=c.epochs, eta_min=c.lr_min
+    )
+    history: list[dict[str, Any]] = []
+    best_val, best_state, best_epoch, bad_epochs, start = math.inf, None, 0, 0, 0
+    stopped = False
+    if resume is not None:
+        model.load_state_dict(resume["model_state"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        history = list(resume["history"])
+        best_val = resume["best_val"]
+        best_state = resume["best_state"]
+        best_epoch, bad_epochs, start = resume["best_epoch"], resume["bad_epochs"], resume["epoch"]
+
+    def state(epoch: int, finished: bool) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(c),
+            "config_hash": digest,
+            "epoch": epoch,
+            "finished": finished,
+            "model_state": model.state_dict(),
+            "best_state": best_state,
+            "best_val": best_val,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "history": history,
+        }
+
+    if c.patience is not None and bad_epochs >= c.patience:
+        start_epochs = range(0)  # resumed after early stopping was decided: only finish
+    else:
+        start_epochs = range(start + 1, c.epochs + 1)
+    bar = tqdm(total=c.epochs, initial=start, disable=not progress, desc=f"train {c.model}")
+    epoch = start
+    try:
+        for epoch in start_epochs:
+            t0 = time.perf_counter()
+            torch.manual_seed(derive_seed(c.seed, epoch, 2))
+            channel.reseed(derive_seed(c.seed, epoch, 1))
+            shuffle = torch.Generator().manual_seed(derive_seed(c.seed, epoch, 0))
+            perm = torch.randperm(len(x_train), generator=shuffle).to(device)
+            lr = optimizer.param_groups[0]["lr"]
+            model.train()
+            channel.train()
+            total = 0.0
+            for start_b in range(0, len(perm), c.batch_size):
+                idx = perm[start_b : start_b + c.batch_size]
+                with _autocast(c):
+                    loss = _objective(
+                        model, x_train[idx], y_train[idx], channel, c.classifier_weight
+                    )
+                    mean = loss.mean()
+                optimizer.zero_grad(set_to_none=True)
+                mean.backward()
+                optimizer.step()
+                total += float(loss.detach().sum())
+            scheduler.step()
+            val = _evaluate(model, x_val, y_val, c)
+            entry = {
+                "epoch": epoch,
+                "train_loss": total / len(perm),
+                "val_loss": val,
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(entry)
+            if val is None:
+                best_epoch = epoch
+            elif val < best_val - c.min_delta:
+                best_val, best_epoch, bad_epochs = val, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+            stopped = val is not None and c.patience is not None and bad_epochs >= c.patience
+            if path is not None:
+                _save(path, state(epoch, finished=False))
+            bar.update(1)
+            bar.set_postfix(
+                train=f"{entry['train_loss']:.4g}", val="-" if val is None else f"{val:.4g}"
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(dict(entry))
+            if stopped:
+                break
+    finally:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if path is not None:
+        _save(path, state(epoch, finished=True))
+    return TrainedModel(
+        model=model.eval(),
+        config=c,
+        history=history,
+        checkpoint=path,
+        config_hash=digest,
+        reused=False,
+        finished=True,
+        best_epoch=best_epoch,
+    )
