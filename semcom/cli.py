@@ -12,7 +12,7 @@ import sys
 
 from channels.errors import ConfigError
 
-COMMANDS = ("ber", "solve")
+COMMANDS = ("ber", "solve", "methods")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,499 @@
+"""The end-to-end semantic link (ARCHITECTURE.md data flow; ISFR.md §4-§5).
+
+Per image (one *frame*)::
+
+    x [C, H, W] --encoder--> z [N, L] in [-1, 1] --quantiser (Q bits, channels.bits)--> codes
+      --channel draw: h_k, k = 1..K (channels.fading: awgn | rayleigh | rician), g_k = |h_k|^2
+      --optim.solve(Problem(w, d_drop, L, Q, g, sigma^2 = 1, P_tot, S_max), method)
+            -> selected features, subchannel, modulation, per-symbol power
+      --link kernel (channels.kernels.link_cpu): bits -> Gray symbols -> h sqrt(p) x + n
+            -> zero forcing -> hard decisions -> received codes
+      --de-quantiser; dropped features zero-filled--> ẑ --decoder--> x̂
+
+Budgets (ISFR.md §4.3, §4.6, σ² = 1): ``P_tot = 10^(snr_db/10) · K`` (so the average SNR
+``P_tot / (K σ²)`` is ``snr_db``) and ``S_max = η · N · L · Q / 2`` (``η = 1``: all ``N``
+features fit in QPSK). The kernel's noise variance per complex symbol is ``no = σ² = 1`` and
+the allocation's powers are per-symbol powers in the same units, so feature ``i`` on
+subchannel ``k`` sees ``γ = g_k p_i / σ²`` (docs/conventions.md).
+
+**Noiseless link.** ``channel="noiseless"`` or ``snr_db=inf`` is the ideal digital link, the
+quantisation-only reference: every feature is selected (no budgets, no optimiser), each is sent
+over a unit gain at unit power without noise (highest-order modulation of the set, through
+the same kernel), so ``transmit(x) == decode(dequantise(quantise(encode(x))))`` exactly.
+
+**Randomness.** Every draw of frame ``(draw, image)`` comes from ``(seed, point(draw), trial)``
+with ``trial`` = the image's index in the data set (``first_image + b``) and
+``point(draw)`` a CRC-32 of the link's parameters and the draw index
+(:func:`channels.montecarlo.point_index`): the fading of a frame from
+``numpy.random.default_rng((seed, point, trial))``, the seed of a randomised allocation method
+from the same generator, the noise from the kernel's Philox stream keyed by the seed with
+counter ``(symbol, trial, point, 0)``. A frame's result does not depend on batch size, thread
+count or which other frames run.
+
+**Intervals.** :meth:`SemanticLink.evaluate` sends every image through ``n_draws`` independent
+channel draws. The images are the independent units: each image's metric is averaged over its
+draws, and the Student-t interval is taken over the images (over the draws when there is one
+image). The BER interval is Wilson's with the effective sample size of correlated errors
+(:func:`channels.montecarlo.block_interval`, one block per sent feature of ``L·Q`` bits).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+import optim
+from channels.bits import CODES, dequantize, quantize
+from channels.errors import ConfigError, fail
+from channels.fading import fading_coefficients
+from channels.kernels.link_cpu import transmit_codes
+from channels.montecarlo import block_interval, point_index
+from channels.names import BITS_PER_SYMBOL
+from optim.problem import DEFAULT_MODULATIONS, Problem
+from semcom import metrics
+from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
+from semcom.registry import ALLOCATION
+
+CHANNELS = ("awgn", "rayleigh", "rician", "noiseless")
+"""Channel models: those of :mod:`channels.fading` and the ideal ``noiseless`` link."""
+
+NOISE_POWER = 1.0
+"""σ², the noise variance per complex symbol (ISFR.md §4.3 normalisation)."""
+
+MAX_BITS_PER_SCALAR = 16
+_CACHE_SIZE = 4096
+
+
+def drop_distortion(model: Any, images: Any, batch_size: int = 256) -> np.ndarray:
+    """Per-scalar distortion of dropping each feature, ``d_drop,i = E[z_l^2]``, float64 ``[N]``.
+
+    The mean of ``z_l^2`` over the images and the ``L`` scalars of feature ``i`` (ISFR.md §4.5:
+    a dropped feature is zero-filled at the receiver), with ``z = model.encode(images)``.
+    """
+    check_model(model)
+    images = as_images(images)
+    dtype, device = model_dtype_device(model, images)
+    total = np.zeros(int(model.n_features))
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            z = model.encode(images[start : start + batch_size].to(device=device, dtype=dtype))
+            total += z.to(torch.float64).pow(2).mean(dim=2).sum(dim=0).cpu().numpy()
+    return total / images.shape[0]
+
+
+@dataclass(frozen=True)
+class LinkFrames:
+    """Everything one batch of frames produced (:meth:`SemanticLink.simulate`).
+
+    Shapes: ``B`` frames, ``N`` features, ``L`` scalars, ``K`` subchannels.
+    """
+
+    x_hat: torch.Tensor
+    """Decoded images ``[B, C, H, W]`` (model dtype and device)."""
+    z_hat: np.ndarray
+    """Received features ``[B, N, L]`` float64 (dequantised; dropped features 0)."""
+    sent: np.ndarray
+    """bool ``[B, N]``: feature selected by the allocation."""
+    bits_per_symbol: np.ndarray
+    """int64 ``[B, N]``: modulation of each feature (0 if dropped)."""
+    bit_errors: np.ndarray
+    """int64 ``[B, N]``: bit errors per feature."""
+    objective: np.ndarray
+    """float64 ``[B]``: the allocation's objective (NaN for the noiseless link)."""
+    gains: np.ndarray
+    """float64 ``[B, K]``: subchannel power gains ``|h_k|^2``."""
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """Metrics of one link configuration over ``n_images`` images × ``n_draws`` draws.
+
+    Each metric comes with its two-sided interval at ``confidence`` (module docstring).
+    ``ber`` is the bit-error rate over the sent bits (NaN when nothing was sent);
+    ``ber_per_feature[i]`` the same for feature ``i`` and ``selection_rate[i]`` the share of
+    frames that sent it. ``accuracy`` is None unless the model has ``classify`` and labels
+    were given.
+    """
+
+    psnr_db: float
+    psnr_ci: tuple[float, float]
+    ssim: float
+    ssim_ci: tuple[float, float]
+    mse: float
+    mse_ci: tuple[float, float]
+    ber: float
+    ber_ci: tuple[float, float]
+    accuracy: float | None
+    accuracy_ci: tuple[float, float] | None
+    ber_per_feature: list[float]
+    selection_rate: list[float]
+    mean_selected: float
+    mean_objective: float
+    bit_errors: int
+    bits_sent: int
+    n_images: int
+    n_draws: int
+    channel: str
+    snr_db: float
+    method: str
+    seed: int
+    confidence: float
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return asdict(self)
+
+
+def _finite_number(name: str, value: Any, low: float = -math.inf, allow_inf: bool = False) -> float:
+    allowed = f"a finite number >= {low:g}" if low > -math.inf else "a finite number"
+    if allow_inf:
+        allowed += " or inf"
+    if isinstance(value, bool):
+        raise fail(name, value, allowed)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise fail(name, value, allowed) from None
+    if math.isnan(out) or out < low or (math.isinf(out) and not (allow_inf and out > 0)):
+        raise fail(name, value, allowed)
+    return out
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    integral = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not (integral and low <= value <= high):
+        raise fail(name, value, f"an integer in {low}..{high}")
+    return int(value)
+
+
+class SemanticLink:
+    """Encoder -> quantiser -> per-frame allocation -> digital channel -> decoder -> metrics.
+
+    Args:
+        model: a ``SemanticModel`` (``encode(x) -> z [B, N, L]`` in [-1, 1], ``decode(z)``,
+            ``n_features``, ``scalars_per_feature``); run in eval mode.
+        weights: importance ``w[N]`` (>= 0; e.g. :func:`semcom.importance.estimate`).
+        drop_distortion: ``d_drop[N]``, per-scalar MSE of a dropped feature, ``E[z^2]``
+            (:func:`drop_distortion`).
+        bits_per_scalar: ``Q`` in 1..16.
+        channel: ``"awgn"``, ``"rayleigh"``, ``"rician"`` or ``"noiseless"``.
+        n_subchannels: ``K >= 0``.
+        snr_db: average SNR ``P_tot / (K σ²)`` in dB (Es/N0 per complex symbol);
+            ``inf`` = noiseless link.
+        eta: symbol budget ``S_max = η N L Q / 2``, ``η >= 0``.
+        method: an allocation method of ``optim.available_methods()``.
+        rician_k: Rician K-factor (linear), used by ``channel="rician"``.
+        seed: 64-bit seed of every random draw.
+        modulations: the modulation set of the allocation problem.
+        ber_model: the allocation problem's BER model, ``"exact"`` or ``"bound"``.
+        code: quantiser code, ``"binary"`` (ISFR.md) or ``"gray"``.
+        method_options: options passed to ``optim.solve`` (e.g. ``{"refine": False}``).
+        batch_size: images per encoder/decoder pass (memory only).
+
+    Invalid arguments raise :class:`ConfigError` here, before any work.
+
+    Examples:
+        >>> link = SemanticLink(model, w, d, channel="rayleigh", snr_db=5.0)  # doctest: +SKIP
+        >>> x_hat = link.transmit(images, draw=0)                           # doctest: +SKIP
+        >>> result = link.evaluate(images, n_draws=10)                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        weights: Any,
+        drop_distortion: Any,
+        bits_per_scalar: int = 8,
+        channel: str = "rayleigh",
+        n_subchannels: int = 16,
+        snr_db: float = 10.0,
+        eta: float = 0.5,
+        method: str = "hierarchical",
+        rician_k: float = 3.0,
+        seed: int = 0,
+        *,
+        modulations: tuple[str, ...] = DEFAULT_MODULATIONS,
+        ber_model: str = "exact",
+        code: str = "binary",
+        method_options: dict[str, Any] | None = None,
+        batch_size: int = 256,
+    ) -> None:
+        self.model = check_model(model)
+        if not hasattr(model, "scalars_per_feature"):
+            raise fail("model", type(model).__name__, "a SemanticModel with scalars_per_feature")
+        self.n_features = int(model.n_features)
+        self.scalars_per_feature = int(model.scalars_per_feature)
+        self.bits_per_scalar = _integer("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+        key = str(channel).strip().lower()
+        if key not in CHANNELS:
+            raise ConfigError(f"channel: {channel!r} is not one of {', '.join(CHANNELS)}")
+        self.snr_db = _finite_number("snr_db", snr_db, allow_inf=True)
+        self.noiseless = key == "noiseless" or math.isinf(self.snr_db)
+        self.channel = "noiseless" if self.noiseless else key
+        self.n_subchannels = _integer("n_subchannels", n_subchannels, 0, 2**20)
+        self.eta = _finite_number("eta", eta, low=0.0)
+        self.rician_k = _finite_number("rician_k", rician_k, low=0.0)
+        self.method = ALLOCATION.check(method)
+        self.seed = _integer("seed", seed, 0, 2**64 - 1)
+        if code not in CODES:
+            raise fail("code", code, " or ".join(CODES))
+        self.code = code
+        self.batch_size = _integer("batch_size", batch_size, 1, 2**31)
+        self.method_options = dict(method_options or {})
+        if self.n_features * self.scalars_per_feature * self.bits_per_scalar >= 2**32:
+            raise fail("model", f"N*L*Q = {self.n_features}*{self.scalars_per_feature}*"
+                       f"{self.bits_per_scalar}", "fewer than 2**32 bits per frame")  # fmt: skip
+        for name, value in (("weights", weights), ("drop_distortion", drop_distortion)):
+            if np.shape(value) != (self.n_features,):
+                raise fail(name, f"array of shape {np.shape(value)}", f"shape ({self.n_features},)")
+        # the allocation problem's fields are validated once, by optim, on a template
+        power = 1.0 if self.noiseless else 10.0 ** (self.snr_db / 10.0) * self.n_subchannels
+        self._template = dict(
+            weights=weights, drop_distortion=drop_distortion,
+            power_budget=power,
+            symbol_budget=self.eta * self.n_features * self.scalars_per_feature
+            * self.bits_per_scalar / 2.0,
+            scalars_per_feature=self.scalars_per_feature, bits_per_scalar=self.bits_per_scalar,
+            noise_power=NOISE_POWER, modulations=tuple(modulations), ber_model=ber_model,
+        )  # fmt: skip
+        probe = Problem(gains=np.ones(self.n_subchannels), **self._template)
+        self._template.update(
+            weights=probe.weights, drop_distortion=probe.drop_distortion,
+            modulations=probe.modulations, ber_model=probe.ber_model,
+        )  # fmt: skip
+        self.weights = probe.weights
+        self.drop_distortion = probe.drop_distortion
+        self.modulations = probe.modulations
+        self.ber_model = probe.ber_model
+        self._check_method_options(probe)
+        self._randomised = bool(getattr(ALLOCATION.get(self.method), "randomised", False))
+        self._point = point_index(
+            "semcom.link", self.channel, self.snr_db,
+            self.rician_k if self.channel == "rician" else 0.0, self.n_subchannels,
+            self.eta, self.method, self.bits_per_scalar, self.code, self.modulations,
+            self.ber_model,
+        )  # fmt: skip
+        self._cache: dict[bytes, tuple[optim.Allocation, float]] = {}
+
+    # ------------------------------------------------------------------------------ setup
+    def _check_method_options(self, problem: Problem) -> None:
+        """Options must be accepted by the method: checked by one solve of a template problem
+        (only when options are given; optim reports unknown ones as ConfigError)."""
+        if not self.method_options:
+            return
+        options = dict(self.method_options)
+        if getattr(ALLOCATION.get(self.method), "randomised", False):
+            options.setdefault("seed", 0)
+        try:
+            optim.solve(problem, self.method, **options)
+        except ConfigError as err:
+            raise ConfigError(f"method_options: {err} (method {self.method!r})") from None
+
+    @classmethod
+    def from_data(
+        cls, model: Any, images: Any, importance: str = "masking", **kwargs: Any
+    ) -> SemanticLink:
+        """A link whose weights (``importance`` method) and drop distortion come from ``images``."""
+        from semcom.importance import estimate
+
+        weights = estimate(model, images, method=importance)
+        return cls(model, weights, drop_distortion(model, images), **kwargs)
+
+    def draw_point(self, draw: int) -> int:
+        """The 32-bit stream index of channel draw ``draw`` (CRC-32 of the link and ``draw``)."""
+        return point_index(self._point, int(draw))
+
+    def config(self) -> dict[str, Any]:
+        """The link's parameters (JSON-ready)."""
+        return {
+            "channel": self.channel, "snr_db": self.snr_db, "n_subchannels": self.n_subchannels,
+            "eta": self.eta, "method": self.method, "rician_k": self.rician_k, "seed": self.seed,
+            "bits_per_scalar": self.bits_per_scalar, "code": self.code,
+            "modulations": list(self.modulations), "ber_model": self.ber_model,
+            "n_features": self.n_features, "scalars_per_feature": self.scalars_per_feature,
+        }  # fmt: skip
+
+    # ----------------------------------------------------------------------------- frames
+    def _allocate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Any, float]:
+        """One channel draw and its allocation: ``(gains, h, allocation, objective)``."""
+        h = np.asarray(
+            fading_coefficients(self.channel, (self.n_subchannels,), rng=rng,
+                                k_factor=self.rician_k if self.channel == "rician" else 0.0)
+        )  # fmt: skip
+        gains = np.abs(h) ** 2
+        options = dict(self.method_options)
+        if self._randomised and "seed" not in options:
+            options["seed"] = int(rng.integers(2**63))
+        cache_key = None if self._randomised else gains.tobytes()
+        if cache_key is not None and cache_key in self._cache:
+            allocation, value = self._cache[cache_key]
+        else:
+            problem = Problem(gains=gains, **self._template)
+            result = optim.solve(problem, self.method, **options)
+            allocation, value = result.allocation, float(result.objective)
+            if cache_key is not None and len(self._cache) < _CACHE_SIZE:
+                self._cache[cache_key] = (allocation, value)
+        return gains, h, allocation, value
+
+    def simulate(self, images: Any, draw: int = 0, first_image: int = 0) -> LinkFrames:
+        """Send each image of ``images [B, C, H, W]`` through its own channel draw.
+
+        ``draw`` selects the channel realisation (0, 1, ...); ``first_image`` is the index of
+        ``images[0]`` in the whole data set (frame ``b`` uses trial ``first_image + b``), so
+        splitting a data set into batches does not change any frame.
+        """
+        images = as_images(images)
+        draw = _integer("draw", draw, 0, 2**31)
+        first_image = _integer("first_image", first_image, 0, 2**32 - images.shape[0])
+        dtype, device = model_dtype_device(self.model, images)
+        n, length, q = self.n_features, self.scalars_per_feature, self.bits_per_scalar
+        b = images.shape[0]
+        with eval_mode(self.model), torch.no_grad():
+            z = torch.cat([
+                self.model.encode(images[s : s + self.batch_size].to(device=device, dtype=dtype))
+                for s in range(0, b, self.batch_size)
+            ])  # fmt: skip
+        if tuple(z.shape) != (b, n, length):
+            raise ConfigError(f"model: encode returned shape {tuple(z.shape)}; "
+                              f"expected [B, N={n}, L={length}]")  # fmt: skip
+        codes = quantize(z.to(torch.float64).cpu().numpy(), q, self.code)
+
+        point = self.draw_point(draw)
+        trials = np.arange(first_image, first_image + b, dtype=np.int64)
+        m = np.zeros((b, n), dtype=np.int64)
+        h_feat = np.zeros((b, n), dtype=np.complex128)
+        p_feat = np.zeros((b, n))
+        objective = np.full(b, math.nan)
+        gains = np.ones((b, self.n_subchannels))
+        if self.noiseless:
+            m[:] = max(BITS_PER_SYMBOL[name] for name in self.modulations)
+            h_feat[:] = 1.0
+            p_feat[:] = 1.0
+        else:
+            for j, trial in enumerate(trials):
+                rng = np.random.default_rng((self.seed, point, int(trial)))
+                gains[j], h, allocation, objective[j] = self._allocate(rng)
+                sel = allocation.selected
+                m[j, sel] = [BITS_PER_SYMBOL[name] for name in allocation.modulation]
+                h_feat[j, sel] = h[allocation.subchannel]
+                p_feat[j, sel] = allocation.power
+        no = 0.0 if self.noiseless else NOISE_POWER
+        out = transmit_codes(codes, m, h_feat, p_feat, no, q, seed=self.seed, point=point,
+                             trials=trials)  # fmt: skip
+        sent = m > 0
+        z_hat = np.where(sent[:, :, None], dequantize(np.maximum(out.codes_hat, 0), q, self.code),
+                         0.0)  # fmt: skip
+        z_in = torch.from_numpy(z_hat).to(device=device, dtype=z.dtype)
+        with eval_mode(self.model), torch.no_grad():
+            x_hat = torch.cat([
+                self.model.decode(z_in[s : s + self.batch_size])
+                for s in range(0, b, self.batch_size)
+            ])  # fmt: skip
+        return LinkFrames(x_hat, z_hat, sent, m, out.bit_errors, objective, gains)
+
+    def transmit(self, images: Any, draw: int = 0, *, first_image: int = 0) -> torch.Tensor:
+        """Received images ``x̂ [B, C, H, W]``: one channel draw per image (frame)."""
+        return self.simulate(images, draw, first_image).x_hat
+
+    # --------------------------------------------------------------------------- metrics
+    def evaluate(
+        self,
+        images: Any,
+        n_draws: int = 1,
+        labels: Any = None,
+        confidence: float = 0.95,
+        ci_method: str = "t",
+    ) -> LinkResult:
+        """Monte Carlo over ``n_draws`` channel draws of every image; metrics with intervals.
+
+        ``images`` is a tensor ``[B, C, H, W]`` in [0, 1] or a data set (``.images``, and
+        ``.labels`` used for accuracy when ``labels`` is None and the model can ``classify``).
+        ``ci_method`` is ``"t"`` (Student-t) or ``"bootstrap"`` (:func:`semcom.metrics.mean_ci`).
+        """
+        dataset_labels = getattr(images, "labels", None)
+        images = as_images(images)
+        n_draws = _integer("n_draws", n_draws, 1, 2**31)
+        if not (isinstance(confidence, float | int) and 0 < confidence < 1):
+            raise fail("confidence", confidence, "a number in (0, 1)")
+        if ci_method not in metrics.CI_METHODS:
+            raise fail("ci_method", ci_method, " or ".join(metrics.CI_METHODS))
+        labels = dataset_labels if labels is None else labels
+        classify = getattr(self.model, "classify", None)
+        if labels is not None:
+            labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
+            if labels.shape != (images.shape[0],):
+                raise fail("labels", f"array of shape {labels.shape}", "one label per image")
+            if classify is None or np.any(labels < 0):
+                labels = None
+        start_time = time.perf_counter()
+        n_img, n = images.shape[0], self.n_features
+        lq = self.scalars_per_feature * self.bits_per_scalar
+        shape = (n_draws, n_img)
+        psnr, ssim, mse = np.empty(shape), np.empty(shape), np.empty(shape)
+        correct = np.empty(shape) if labels is not None else None
+        errors_f = np.zeros(n, dtype=np.int64)
+        sent_f = np.zeros(n, dtype=np.int64)
+        squares = 0
+        objective = np.empty(shape)
+        selected = np.empty(shape)
+        reference = images.to(torch.float64).cpu().numpy()
+        for d in range(n_draws):
+            for s in range(0, n_img, self.batch_size):
+                chunk = images[s : s + self.batch_size]
+                fr = self.simulate(chunk, d, first_image=s)
+                x_hat = fr.x_hat.detach().to(torch.float64).cpu().numpy()
+                x = reference[s : s + chunk.shape[0]]
+                sl = slice(s, s + chunk.shape[0])
+                mse[d, sl] = metrics.mse(x, x_hat)
+                psnr[d, sl] = metrics.psnr(x, x_hat)
+                ssim[d, sl] = metrics.ssim(x, x_hat)
+                if correct is not None:
+                    with eval_mode(self.model), torch.no_grad():
+                        logits = classify(fr.x_hat)
+                    correct[d, sl] = metrics.accuracy(logits, labels[sl], reduction="none")
+                errors_f += fr.bit_errors.sum(axis=0)
+                sent_f += fr.sent.sum(axis=0)
+                squares += int((fr.bit_errors[fr.sent] ** 2).sum())
+                objective[d, sl] = fr.objective
+                selected[d, sl] = fr.sent.sum(axis=1)
+
+        def summary(values: np.ndarray) -> metrics.Estimate:
+            per_unit = values.mean(axis=0) if n_img > 1 else values[:, 0]
+            return metrics.mean_ci(per_unit, confidence, ci_method, seed=self.seed)
+
+        blocks, errors = int(sent_f.sum()), int(errors_f.sum())
+        if blocks:
+            ber = errors / (blocks * lq)
+            ber_ci = block_interval(errors, squares, blocks, lq, confidence)
+        else:
+            ber, ber_ci = math.nan, (math.nan, math.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ber_feature = np.where(sent_f > 0, errors_f / np.maximum(sent_f * lq, 1), np.nan)
+        est = {name: summary(v) for name, v in (("psnr", psnr), ("ssim", ssim), ("mse", mse))}
+        acc = summary(correct) if correct is not None else None
+        return LinkResult(
+            psnr_db=est["psnr"].mean, psnr_ci=est["psnr"].interval,
+            ssim=est["ssim"].mean, ssim_ci=est["ssim"].interval,
+            mse=est["mse"].mean, mse_ci=est["mse"].interval,
+            ber=ber, ber_ci=(float(ber_ci[0]), float(ber_ci[1])),
+            accuracy=None if acc is None else acc.mean,
+            accuracy_ci=None if acc is None else acc.interval,
+            ber_per_feature=[float(v) for v in ber_feature],
+            selection_rate=[float(v) for v in sent_f / (n_img * n_draws)],
+            mean_selected=float(selected.mean()),
+            mean_objective=float(np.mean(objective)),
+            bit_errors=errors, bits_sent=blocks * lq, n_images=n_img, n_draws=n_draws,
+            channel=self.channel, snr_db=self.snr_db, method=self.method, seed=self.seed,
+            confidence=float(confidence), seconds=time.perf_counter() - start_time,
+            config=self.config(),
+        )  # fmt: skip
+
+
+__all__ = ["CHANNELS", "LinkFrames", "LinkResult", "SemanticLink", "drop_distortion"]

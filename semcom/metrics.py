@@ -1,0 +1,222 @@
+"""Image and task metrics of the semantic link, and means with confidence intervals.
+
+Images are batch-first ``[B, C, H, W]`` (NumPy arrays or torch tensors) with pixel values in
+``[0, data_range]`` (default ``[0, 1]``). Every per-image metric returns float64 ``[B]`` with
+``reduction="none"`` (default) or the mean over the batch with ``reduction="mean"``.
+
+- MSE: ``MSE_b = (1/D) Σ_p (x_p − x̂_p)^2`` over the ``D = C·H·W`` values of image ``b``.
+- PSNR in dB: ``PSNR_b = 10 log10(data_range^2 / MSE_b)`` (``+inf`` when ``MSE_b = 0``). The mean
+  PSNR of a batch is the mean of the per-image PSNRs (not the PSNR of the mean MSE).
+- SSIM (Wang, Bovik, Sheikh, Simoncelli, IEEE TIP 2004) with an 11×11 Gaussian window,
+  ``σ = 1.5`` (truncated at 3.5 σ), ``K1 = 0.01``, ``K2 = 0.03``, ``C1 = (K1 R)^2``,
+  ``C2 = (K2 R)^2`` with ``R = data_range``, population (not sample) covariances::
+
+      SSIM(x, y) = (2 μx μy + C1)(2 σxy + C2) / ((μx^2 + μy^2 + C1)(σx^2 + σy^2 + C2))
+
+  evaluated at every window position that lies fully inside the image and averaged over
+  positions and channels; the same numbers as ``skimage.metrics.structural_similarity(x, y,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=R,
+  channel_axis=0)``. Images smaller than the window (e.g. 8×8 digits) use the largest odd
+  window that fits, with the same σ.
+- Accuracy: share of correct predictions (``argmax`` of logits ``[B, C]`` or labels ``[B]``).
+- :func:`mean_ci`: mean with a two-sided Student-t interval ``x̄ ± t_{(1+c)/2, n−1} s/√n``
+  (``scipy.stats.t``) or a percentile bootstrap interval of the mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from channels.errors import fail
+
+REDUCTIONS = ("none", "mean")
+CI_METHODS = ("t", "bootstrap")
+
+
+def _array(value: Any, field: str) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fail(field, type(value).__name__, "a real array or tensor") from None
+    return arr
+
+
+def _pair(x: Any, x_hat: Any, min_ndim: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _array(x, "x"), _array(x_hat, "x_hat")
+    if a.shape != b.shape:
+        raise fail("x_hat", f"array of shape {b.shape}", f"the shape of x, {a.shape}")
+    if a.ndim < min_ndim or a.shape[0] == 0:
+        raise fail("x", f"array of shape {a.shape}", f"at least {min_ndim} dimensions, batch >= 1")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise fail("x", "non-finite values", "finite values")
+    return a, b
+
+
+def _reduce(values: np.ndarray, reduction: str) -> np.ndarray | float:
+    if reduction not in REDUCTIONS:
+        raise fail("reduction", reduction, " or ".join(REDUCTIONS))
+    return float(np.mean(values)) if reduction == "mean" else values
+
+
+def _check_range(data_range: float) -> float:
+    if isinstance(data_range, bool) or not (
+        isinstance(data_range, int | float) and math.isfinite(data_range) and data_range > 0
+    ):
+        raise fail("data_range", data_range, "a finite number > 0")
+    return float(data_range)
+
+
+def mse(x: Any, x_hat: Any, reduction: str = "none") -> np.ndarray | float:
+    """Per-image mean squared error ``[B]`` of ``x, x_hat [B, ...]`` (float64)."""
+    a, b = _pair(x, x_hat)
+    per_image = ((a - b) ** 2).reshape(a.shape[0], -1).mean(axis=1)
+    return _reduce(per_image, reduction)
+
+
+def psnr(x: Any, x_hat: Any, data_range: float = 1.0, reduction: str = "none") -> Any:
+    """Per-image PSNR in dB ``[B]``: ``10 log10(data_range^2 / MSE_b)``, ``+inf`` if exact."""
+    peak = _check_range(data_range)
+    errors = mse(x, x_hat)
+    with np.errstate(divide="ignore"):
+        per_image = 10.0 * np.log10(peak * peak / errors)
+    return _reduce(per_image, reduction)
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    """Normalised 1-D Gaussian weights ``[size]`` (odd size), ``∝ exp(−k^2 / 2σ^2)``."""
+    if size < 1 or size % 2 == 0:
+        raise fail("win_size", size, "an odd integer >= 1")
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise fail("sigma", sigma, "a finite number > 0")
+    k = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(k * k) / (2.0 * sigma * sigma))
+    return g / g.sum()
+
+
+def _filter_valid(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation of ``a [..., H, W]`` with ``g ⊗ g``."""
+    win = g.size
+    rows = np.lib.stride_tricks.sliding_window_view(a, win, axis=-2) @ g  # [..., H', W]
+    return np.lib.stride_tricks.sliding_window_view(rows, win, axis=-1) @ g  # [..., H', W']
+
+
+def ssim(
+    x: Any,
+    x_hat: Any,
+    data_range: float = 1.0,
+    win_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    reduction: str = "none",
+) -> np.ndarray | float:
+    """Per-image Gaussian-window SSIM ``[B]`` of images ``[B, C, H, W]`` (module docstring)."""
+    a, b = _pair(x, x_hat)
+    if a.ndim != 4:
+        raise fail("x", f"array of shape {a.shape}", "shape [B, C, H, W]")
+    peak = _check_range(data_range)
+    side = min(a.shape[-2:])
+    win = min(int(win_size), side if side % 2 else side - 1)
+    g = gaussian_window(max(win, 1), sigma)
+    c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
+    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
+    var_a = _filter_valid(a * a, g) - mu_a * mu_a
+    var_b = _filter_valid(b * b, g) - mu_b * mu_b
+    cov = _filter_valid(a * b, g) - mu_a * mu_b
+    num = (2.0 * mu_a * mu_b + c1) * (2.0 * cov + c2)
+    den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
+    per_image = (num / den).reshape(a.shape[0], -1).mean(axis=1)
+    return _reduce(per_image, reduction)
+
+
+def accuracy(predictions: Any, labels: Any, reduction: str = "mean") -> np.ndarray | float:
+    """Share of correct predictions: logits ``[B, C]`` (argmax) or class labels ``[B]``.
+
+    ``reduction="none"`` returns the 0/1 correctness ``[B]`` (float64).
+    """
+    pred = _array(predictions, "predictions")
+    truth = _array(labels, "labels").reshape(-1)
+    if pred.ndim == 2:
+        pred = pred.argmax(axis=1)
+    if pred.ndim != 1 or pred.shape != truth.shape or pred.size == 0:
+        raise fail("labels", f"array of shape {truth.shape}", "one label per prediction")
+    return _reduce((pred == truth).astype(np.float64), reduction)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its two-sided interval ``[low, high]`` at ``confidence`` from ``n`` values."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    confidence: float
+    method: str
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """``(low, high)``."""
+        return self.low, self.high
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def mean_ci(
+    values: Any,
+    confidence: float = 0.95,
+    method: str = "t",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """Mean of ``values [n]`` with a two-sided confidence interval.
+
+    ``method="t"``: ``x̄ ± t_{(1+c)/2, n−1} s / √n`` with the sample standard deviation ``s``
+    (``n − 1`` in the denominator). ``method="bootstrap"``: the ``(1−c)/2`` and ``(1+c)/2``
+    quantiles of the means of ``n_boot`` resamples with replacement (seeded by ``seed``).
+
+    Degenerate cases: ``n = 1`` gives ``(−inf, +inf)``; ``n >= 2`` equal values give
+    ``(x̄, x̄)``; non-finite values (e.g. the ``+inf`` PSNR of an exact reconstruction) give the
+    NumPy mean and a ``(nan, nan)`` interval unless all values are equal.
+    """
+    arr = _array(values, "values").reshape(-1)
+    if arr.size == 0:
+        raise fail("values", "an empty array", "at least one value")
+    if not (isinstance(confidence, float | int) and 0.0 < confidence < 1.0):
+        raise fail("confidence", confidence, "a number in (0, 1)")
+    if method not in CI_METHODS:
+        raise fail("method", method, " or ".join(CI_METHODS))
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise fail("n_boot", n_boot, "an integer >= 1")
+    n = int(arr.size)
+    with np.errstate(invalid="ignore"):
+        mean = float(np.mean(arr))
+    if n == 1:
+        return Estimate(mean, -math.inf, math.inf, n, float(confidence), method)
+    if np.all(arr == arr[0]):
+        return Estimate(mean, mean, mean, n, float(confidence), method)
+    if not np.all(np.isfinite(arr)):
+        return Estimate(mean, math.nan, math.nan, n, float(confidence), method)
+    if method == "t":
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * arr.std(ddof=1) / math.sqrt(n)
+        return Estimate(mean, mean - half, mean + half, n, float(confidence), method)
+    rng = np.random.default_rng(seed)
+    means = np.empty(int(n_boot))
+    chunk = max(1, 2**22 // n)
+    for start in range(0, int(n_boot), chunk):
+        count = min(chunk, int(n_boot) - start)
+        means[start : start + count] = arr[rng.integers(0, n, size=(count, n))].mean(axis=1)
+    low, high = np.quantile(means, [0.5 - confidence / 2.0, 0.5 + confidence / 2.0])
+    return Estimate(mean, float(low), float(high), n, float(confidence), method)
+
+
+__all__ = ["Estimate", "accuracy", "gaussian_window", "mean_ci", "mse", "psnr", "ssim"]

@@ -1,0 +1,137 @@
+"""semcom.metrics: MSE, PSNR, SSIM (vs a brute-force reference and scikit-image), accuracy,
+means with Student-t and bootstrap intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from channels.errors import ConfigError
+from semcom.metrics import accuracy, gaussian_window, mean_ci, mse, psnr, ssim
+
+
+def test_mse_and_psnr_known_values() -> None:
+    x = np.zeros((3, 1, 4, 4))
+    x_hat = x + np.array([0.1, 0.01, 0.0])[:, None, None, None]
+    np.testing.assert_allclose(mse(x, x_hat), [1e-2, 1e-4, 0.0])
+    per_image = psnr(x, x_hat)
+    np.testing.assert_allclose(per_image[:2], [20.0, 40.0])
+    assert per_image[2] == math.inf
+    assert psnr(x[:2], x_hat[:2], reduction="mean") == pytest.approx(30.0)  # mean of per-image
+    assert psnr(x[:1], x_hat[:1], data_range=255.0)[0] == pytest.approx(20 + 20 * np.log10(255))
+    # torch tensors are accepted and give the same numbers
+    np.testing.assert_array_equal(psnr(torch.from_numpy(x), torch.from_numpy(x_hat)), per_image)
+
+
+def brute_force_ssim(x: np.ndarray, y: np.ndarray, win: int, sigma: float = 1.5) -> float:
+    """Mean over channels and valid window positions of the SSIM formula, by explicit loops."""
+    g = gaussian_window(win, sigma)
+    w2 = np.outer(g, g)
+    c1, c2 = 0.01**2, 0.03**2
+    values = []
+    for c in range(x.shape[0]):
+        for i in range(x.shape[1] - win + 1):
+            for j in range(x.shape[2] - win + 1):
+                a, b = x[c, i : i + win, j : j + win], y[c, i : i + win, j : j + win]
+                ma, mb = (w2 * a).sum(), (w2 * b).sum()
+                va, vb = (w2 * (a - ma) ** 2).sum(), (w2 * (b - mb) ** 2).sum()
+                cov = (w2 * (a - ma) * (b - mb)).sum()
+                values.append((2 * ma * mb + c1) * (2 * cov + c2)
+                              / ((ma**2 + mb**2 + c1) * (va + vb + c2)))  # fmt: skip
+    return float(np.mean(values))
+
+
+def test_ssim_against_brute_force_and_closed_forms() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 2, 13, 12))
+    y = np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1)
+    got = ssim(x, y)
+    for b in range(2):
+        assert got[b] == pytest.approx(brute_force_ssim(x[b], y[b], 11), rel=1e-10)
+    np.testing.assert_allclose(ssim(x, x), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(ssim(y, x), got, rtol=1e-12)  # symmetric
+    # constant images: sigma = 0, SSIM = (2ab + C1) / (a^2 + b^2 + C1)
+    a, b = np.full((1, 3, 16, 16), 0.3), np.full((1, 3, 16, 16), 0.6)
+    assert ssim(a, b)[0] == pytest.approx((2 * 0.18 + 1e-4) / (0.09 + 0.36 + 1e-4), rel=1e-12)
+    # images smaller than the window (8x8 digits) use the largest odd window that fits, 7
+    small = rng.random((1, 1, 8, 8))
+    noisy = np.clip(small + 0.2 * rng.standard_normal(small.shape), 0, 1)
+    assert ssim(small, noisy)[0] == pytest.approx(brute_force_ssim(small[0], noisy[0], 7))
+
+
+def test_ssim_matches_scikit_image() -> None:
+    metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 3, 32, 32))
+    y = np.clip(x + 0.15 * rng.standard_normal(x.shape), 0, 1)
+    for b in range(3):
+        expected = metrics.structural_similarity(
+            x[b], y[b], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            data_range=1.0, channel_axis=0,
+        )  # fmt: skip
+        assert ssim(x[b : b + 1], y[b : b + 1])[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_accuracy() -> None:
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.2, 0.1]])
+    labels = np.array([0, 1, 1, 0])
+    assert accuracy(logits, labels) == 0.75
+    assert accuracy(np.array([0, 1, 0, 0]), labels) == 0.75
+    np.testing.assert_array_equal(accuracy(logits, labels, reduction="none"), [1, 1, 0, 1])
+
+
+def test_mean_ci_t_matches_scipy_and_covers() -> None:
+    rng = np.random.default_rng(2)
+    values = rng.normal(3.0, 2.0, size=12)
+    est = mean_ci(values, confidence=0.9)
+    low, high = stats.t.interval(0.9, 11, loc=values.mean(), scale=stats.sem(values))
+    assert (est.mean, est.n, est.method) == (pytest.approx(values.mean()), 12, "t")
+    assert est.interval == pytest.approx((low, high), rel=1e-12)
+    # coverage of the 95 % interval over 1000 normal samples of size 8
+    hits = sum(
+        (e := mean_ci(rng.normal(1.0, 1.0, size=8))).low <= 1.0 <= e.high for _ in range(1000)
+    )
+    assert stats.binomtest(hits, 1000, 0.95).pvalue > 1e-3
+
+
+def test_mean_ci_bootstrap() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.0, 1.0, size=400)
+    boot = mean_ci(values, method="bootstrap", n_boot=4000, seed=1)
+    t = mean_ci(values)
+    assert boot.low < boot.mean < boot.high
+    assert boot.interval == pytest.approx(t.interval, abs=0.02)
+    same = mean_ci(values, method="bootstrap", seed=1)
+    assert same == mean_ci(values, method="bootstrap", seed=1)
+
+
+def test_mean_ci_degenerate_cases() -> None:
+    assert mean_ci([2.0]).interval == (-math.inf, math.inf)
+    assert mean_ci([2.0, 2.0, 2.0]).interval == (2.0, 2.0)
+    inf = mean_ci([1.0, math.inf])
+    assert inf.mean == math.inf and all(math.isnan(v) for v in inf.interval)
+
+
+def test_invalid_input_raises_config_error() -> None:
+    x = np.zeros((2, 1, 4, 4))
+    with pytest.raises(ConfigError, match="x_hat"):
+        mse(x, x[:1])
+    with pytest.raises(ConfigError, match="finite"):
+        psnr(x, x + np.nan)
+    with pytest.raises(ConfigError, match="data_range"):
+        psnr(x, x, data_range=0.0)
+    with pytest.raises(ConfigError, match="reduction"):
+        mse(x, x, reduction="sum")
+    with pytest.raises(ConfigError, match=r"\[B, C, H, W\]"):
+        ssim(x[:, 0], x[:, 0])
+    with pytest.raises(ConfigError, match="labels"):
+        accuracy(np.zeros((3, 2)), [0, 1])
+    for kwargs in ({"confidence": 1.0}, {"method": "z"}, {"n_boot": 0}):
+        with pytest.raises(ConfigError):
+            mean_ci([1.0, 2.0], **kwargs)
+    with pytest.raises(ConfigError, match="values"):
+        mean_ci([])
