@@ -1,0 +1,161 @@
+"""Per-feature distortion models (ISFR.md sec. 4.5) and the objective of (P0).
+
+Uniform ``Q``-bit quantiser with step ``Delta = span / 2^Q``, natural-binary index, independent
+bit errors of probability ``Pb``; a flip of bit ``j`` (0 = LSB) moves the value by
+``2^j Delta`` and the cross terms vanish, so the per-scalar mean-squared error is::
+
+    d_err(Pb) = Delta^2 / 12 + Pb * Delta^2 * (4^Q - 1) / 3
+
+A dropped feature is zero-filled, costing ``d_drop,i = E[z^2]`` per scalar. Feature level:
+
+- ``absolute``:   ``D_i = L d_err(Pb_i)`` if sent, ``L d_drop,i`` if dropped;
+- ``normalised``: ``D_i = d_err(Pb_i) / d_drop,i`` if sent, ``1`` if dropped.
+
+Both are affine in ``Pb``: ``D_i(sent) = floor_i + slope_i Pb_i``, ``D_i(dropped) = drop_i``
+(:func:`feature_terms`). The objective of an allocation is::
+
+    J = sum_i w_i D_i = sum_i w_i drop_i + sum_{i sent} w_i (floor_i + slope_i Pb_i - drop_i)
+
+with ``Pb_i = Pb(m_i, g_k(i) p_i / sigma^2)`` from the problem's BER model
+(:func:`bit_error_rate`). ``Pb`` lies in ``[0, 1/2]`` and the problem validates that every
+``w_i D_i`` is finite, so ``J`` is always finite.
+
+Examples
+--------
+>>> from optim.problem import Allocation, random_problem
+>>> p = random_problem(3, 3, seed=1)
+>>> objective(p, Allocation.send_nothing()) == dropped_cost(p)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from channels.theory import ber_awgn, bound_coefficients
+
+if TYPE_CHECKING:
+    from optim.problem import Allocation, Problem
+
+
+@dataclass(frozen=True)
+class FeatureTerms:
+    """Affine distortion terms of every feature, each float64 [N].
+
+    ``D_i(sent) = floor[i] + slope[i] * Pb_i`` and ``D_i(dropped) = drop[i]``.
+    """
+
+    floor: np.ndarray
+    slope: np.ndarray
+    drop: np.ndarray
+
+
+def quantisation_mse(problem: Problem) -> float:
+    """Error-free per-scalar MSE ``Delta^2 / 12``."""
+    return problem.quantiser_step**2 / 12.0
+
+
+def bit_error_mse(problem: Problem) -> float:
+    """Per-scalar MSE per unit bit-error probability ``Delta^2 (4^Q - 1) / 3``."""
+    return problem.quantiser_step**2 * (4.0**problem.bits_per_scalar - 1.0) / 3.0
+
+
+def scalar_mse(problem: Problem, pb: np.ndarray | float) -> np.ndarray:
+    """``d_err(Pb)`` per scalar, same shape as ``pb``."""
+    return quantisation_mse(problem) + np.asarray(pb, dtype=np.float64) * bit_error_mse(problem)
+
+
+def feature_terms(problem: Problem) -> FeatureTerms:
+    """The affine coefficients (floor, slope, drop) of every feature's distortion, [N] each."""
+    n = problem.weights.size
+    d_q, d_b = quantisation_mse(problem), bit_error_mse(problem)
+    if problem.distortion_model == "normalised":
+        with np.errstate(divide="ignore", over="ignore"):
+            inv = 1.0 / problem.drop_distortion
+        return FeatureTerms(d_q * inv, d_b * inv, np.ones(n))
+    length = float(problem.scalars_per_feature)
+    return FeatureTerms(
+        np.full(n, length * d_q), np.full(n, length * d_b), length * problem.drop_distortion
+    )
+
+
+def bit_error_rate(problem: Problem, modulation: np.ndarray, esno: np.ndarray) -> np.ndarray:
+    """``Pb`` under the problem's BER model, elementwise.
+
+    Parameters
+    ----------
+    modulation : int array [...]
+        Index into ``problem.modulations`` (entries < 0 are ignored and give 0).
+    esno : float array [...]
+        Per-symbol SNR ``gamma = g p / sigma^2`` (linear, >= 0), broadcast with ``modulation``.
+
+    Returns
+    -------
+    float64 array of the broadcast shape, values in ``[0, 1/2]``.
+    """
+    modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
+    out = np.zeros(esno.shape)
+    for m, name in enumerate(problem.modulations):
+        mask = modulation == m
+        if not mask.any():
+            continue
+        out[mask] = ber_of(name, problem.ber_model, esno[mask])
+    return out
+
+
+def ber_of(name: str, model: str, esno: np.ndarray) -> np.ndarray:
+    """``Pb`` of one modulation under ``model`` ("exact" or "bound"), clipped to [0, 1/2]."""
+    if model == "bound":
+        a, b = bound_coefficients(name)
+        pb = a * np.exp(-b * esno)
+    else:
+        pb = ber_awgn(name, esno)
+    return np.clip(pb, 0.0, 0.5)
+
+
+def dropped_cost(problem: Problem) -> float:
+    """Objective of sending nothing: ``sum_i w_i drop_i``."""
+    return float(problem.weights @ feature_terms(problem).drop)
+
+
+def feature_costs(problem: Problem, allocation: Allocation) -> np.ndarray:
+    """Weighted distortion ``w_i D_i`` of every feature under ``allocation``, float64 [N]."""
+    terms = feature_terms(problem)
+    cost = problem.weights * terms.drop
+    if allocation.n_selected == 0:
+        return cost
+    sel = allocation.selected
+    mods = np.array([problem.modulation_index(m) for m in allocation.modulation])
+    with np.errstate(over="ignore"):  # an infinite SNR is fine: Pb = 0
+        esno = problem.gains[allocation.subchannel] * allocation.power / problem.noise_power
+    pb = bit_error_rate(problem, mods, esno)
+    cost = cost.copy()
+    cost[sel] = problem.weights[sel] * (terms.floor[sel] + terms.slope[sel] * pb)
+    return cost
+
+
+def objective(problem: Problem, allocation: Allocation) -> float:
+    """Importance-weighted total distortion ``J = sum_i w_i D_i`` of (P0), always finite.
+
+    Evaluated with the problem's own weights, distortion model and BER model, whatever the
+    allocator used to decide; so objectives of different methods compare directly. Indices
+    out of range or a modulation outside the problem's set raise ConfigError; budgets are
+    not checked here (see :meth:`optim.problem.Allocation.violations`).
+    """
+    from channels.errors import ConfigError
+
+    if allocation.n_selected:
+        if allocation.selected.max() >= problem.n_features:
+            raise ConfigError(
+                f"selected: {allocation.selected.tolist()} is invalid; allowed: indices "
+                f"< N = {problem.n_features}"
+            )
+        if allocation.subchannel.max() >= problem.n_subchannels:
+            raise ConfigError(
+                f"subchannel: {allocation.subchannel.tolist()} is invalid; allowed: indices "
+                f"< K = {problem.n_subchannels}"
+            )
+    return float(feature_costs(problem, allocation).sum())

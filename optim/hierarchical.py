@@ -1,0 +1,586 @@
+"""The hierarchical decoupling solver of (P0): SP1-SP4 composed (ISFR.md sec. 5.4).
+
+Features are ranked (``ordered_prior=True``: natural index, the ISFR assumption; ``False``:
+by decreasing weight, the passive baseline). Then:
+
+1. SP1, once per channel draw: rank ``j`` gets the ``j``-th strongest subchannel
+   (:func:`optim.matching.greedy_matching`; or random, or Hungarian-improved, see below).
+2. SP2: for each prefix length ``n`` (:func:`optim.selection.select_prefix`) ...
+3. SP3: ... every admissible monotone modulation pattern
+   (:func:`optim.modulation.monotone_patterns`; the polynomial variant at large ``n``) ...
+4. SP4: ... gets its closed-form water-filling power (:func:`optim.power.water_filling`,
+   batched over all patterns of an ``n``), and is scored by (P0) under the problem's own BER
+   model. The best candidate wins.
+5. Optional refinement: alternate SP4 under the problem's BER model
+   (:func:`optim.power.refine_power`) and SP3 with powers fixed
+   (:func:`optim.modulation.assign_modulations`, no monotone constraint), accepting only
+   improvements, so the objective is monotone non-increasing. On by default under the exact
+   BER model (where the bound-optimal power is not optimal); off under the bound model.
+
+Pattern search (``patterns``): ``"all"`` enumerates ``C(n+M-1, M-1)`` patterns per ``n``;
+``"fast"`` takes the two-level frontier patterns and the greedy pattern per ``n``, then adds
+cost-aware Lagrangian patterns around the best ``n``; ``"auto"`` (default) uses ``"all"``
+while a prefix has at most ``max_patterns`` monotone patterns and ``"fast"`` above. Prefix
+search (``n_search``): ``"all"`` tries every ``n``; ``"coarse"`` a stride-``s`` grid
+(``s = ceil(n_max / 64)``) and then every ``n`` within ``s`` of the grid's best;
+``"auto"`` is ``"all"`` up to ``n_max = 128``.
+
+Matching (``matching``): ``"greedy"`` (SP1); ``"random"`` (one seeded random injective map
+of ranks to subchannels); ``"hungarian"`` (per ``n``, starting from the greedy best, alternate
+``linear_sum_assignment`` on the cost matrix at fixed powers and SP4, accepting improvements,
+so never worse than greedy). Power (``power``): ``"closed-form"``, ``"bisection"``, ``"cvxpy"``
+or ``"equal"`` (``P_tot / n`` each, the equal-power baseline).
+
+Candidates are compared with the decision weights (``weights``; the problem's unless a
+baseline passes uniform ones); the caller reports the objective with the problem's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+
+from channels.errors import ConfigError
+from channels.theory import bound_coefficients
+from optim.distortion import bit_error_rate, feature_terms
+from optim.local_search import MOVES, local_search
+from optim.matching import hungarian_matching, random_matching, subchannel_order
+from optim.modulation import (
+    assign_modulations,
+    count_monotone_patterns,
+    fast_patterns,
+    lagrangian_pattern,
+    monotone_patterns,
+)
+from optim.power import equal_power, refine_power, water_filling, water_filling_cvxpy
+from optim.problem import Allocation, Problem
+from optim.selection import max_selectable, priority_order, select_prefix
+
+MATCHINGS = ("greedy", "hungarian", "random")
+POWERS = ("closed-form", "bisection", "cvxpy", "equal")
+PATTERN_MODES = ("auto", "all", "fast")
+N_SEARCH = ("auto", "all", "coarse")
+
+
+def _option(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    key = str(value).strip().lower()
+    if key not in allowed:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return key
+
+
+def _count(name: str, value: object, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ConfigError(f"{name}: {value!r} is invalid; allowed: an integer >= {lo}")
+    return int(value)
+
+
+def _flag(name: str, value: object, none_ok: bool = False) -> bool | None:
+    if value is None and none_ok:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        allowed = "true, false" + (" or null (auto)" if none_ok else "")
+        raise ConfigError(f"{name}: {value!r} is invalid; allowed: {allowed}")
+    return bool(value)
+
+
+def _seed(value: object) -> int | np.random.Generator | None:
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    return _count("seed", value, 0)
+
+
+@dataclass
+class _Candidate:
+    """Best assignment found for one prefix length (rank order)."""
+
+    n: int
+    value: float
+    pattern: np.ndarray  # [n] modulation indices
+    sub: np.ndarray  # [n] subchannel indices
+    power: np.ndarray  # [n]
+
+
+class _Engine:
+    """Batched scoring of (prefix, pattern) candidates for one problem and ranking."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        order: np.ndarray,
+        weights: np.ndarray,
+        matching: str,
+        power: str,
+        seed: int | np.random.Generator | None,
+    ) -> None:
+        self.problem = problem
+        self.order = order
+        terms = feature_terms(problem)
+        self.w = weights[order]
+        self.floor = terms.floor[order]
+        self.slope = terms.slope[order]
+        self.ws = self.w * self.slope
+        self.wf = self.w * terms.floor[order]
+        # tail[n] = sum_{j >= n} w_j drop_j: cost of the dropped ranks (all terms >= 0, so
+        # candidate values carry no cancellation and match objective() to rounding)
+        wdrop = self.w * terms.drop[order]
+        self.tail = np.concatenate([np.cumsum(wdrop[::-1])[::-1], [0.0]])
+        coef = np.array([bound_coefficients(m) for m in problem.modulations])
+        self.A, self.B = coef[:, 0], coef[:, 1]
+        self.S = problem.symbols_per_feature
+        self.n_max = max_selectable(problem)
+        if matching == "random":
+            self.sub = random_matching(problem.n_subchannels, self.n_max, seed)
+        else:
+            self.sub = subchannel_order(problem.gains)[: self.n_max]
+        self.power = power
+
+    def score(
+        self, n: int, patterns: np.ndarray, sub: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(values [P], powers [P, n]) of patterns [P, n] on subchannels ``sub`` [n]."""
+        prob = self.problem
+        sub = self.sub[:n] if sub is None else sub
+        rate = prob.gains[sub] / prob.noise_power  # [n]
+        if self.power == "equal":
+            p = np.broadcast_to(equal_power(n, prob.power_budget), patterns.shape)
+        else:
+            alpha = self.ws[:n] * self.A[patterns]
+            c = self.B[patterns] * rate
+            if self.power == "cvxpy":
+                p = (
+                    np.stack(
+                        [
+                            water_filling_cvxpy(a, cc, prob.power_budget)
+                            for a, cc in zip(alpha, c, strict=True)
+                        ]
+                    )
+                    if len(alpha)
+                    else np.zeros(patterns.shape)
+                )
+            else:
+                p = water_filling(alpha, c, prob.power_budget, method=self.power)
+        pb = bit_error_rate(prob, patterns, rate * p)
+        values = self.tail[n] + (self.wf[:n] + self.ws[:n] * pb).sum(axis=-1)
+        return values, np.asarray(p)
+
+    def score_padded(self, ns: np.ndarray, patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score rows of different prefix lengths at once on the default matching.
+
+        ``patterns`` [P, W] holds row r's pattern in its first ``ns[r]`` entries and -1 after;
+        returns (values [P], powers [P, W]) with zero power on the padding.
+        """
+        prob = self.problem
+        width = patterns.shape[1]
+        mask = patterns >= 0
+        safe = np.where(mask, patterns, 0)
+        rate = prob.gains[self.sub[:width]] / prob.noise_power  # [W]
+        if self.power == "equal":
+            share = prob.power_budget / np.maximum(ns, 1)
+            p = np.where(mask, share[:, None], 0.0)
+        elif self.power == "cvxpy":
+            p = np.zeros(patterns.shape)
+            for r, n in enumerate(ns):
+                p[r, :n] = self.score(int(n), safe[r : r + 1, :n])[1][0]
+        else:
+            alpha = np.where(mask, self.ws[:width] * self.A[safe], 0.0)
+            p = water_filling(alpha, self.B[safe] * rate, prob.power_budget, method=self.power)
+        pb = bit_error_rate(prob, patterns, rate * p)
+        per_rank = np.where(mask, self.wf[:width] + self.ws[:width] * pb, 0.0)
+        return self.tail[ns] + per_rank.sum(axis=-1), p
+
+    def best_of(self, n: int, patterns: np.ndarray, sub: np.ndarray | None = None) -> _Candidate:
+        if patterns.shape[0] == 0:
+            return _Candidate(n, np.inf, np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n))
+        values, p = self.score(n, patterns, sub)
+        k = int(np.argmin(values))
+        sub = self.sub[:n] if sub is None else sub
+        return _Candidate(n, float(values[k]), patterns[k].copy(), sub.copy(), p[k].copy())
+
+    def errors(self, cand: _Candidate, esno: np.ndarray) -> np.ndarray:
+        """Per-rank weighted error cost ``[n, M]`` at per-rank SNRs ``esno`` [n]."""
+        m = len(self.problem.modulations)
+        mods = np.broadcast_to(np.arange(m), (cand.n, m))
+        pb = bit_error_rate(self.problem, mods, np.broadcast_to(esno[:, None], (cand.n, m)))
+        return self.ws[: cand.n, None] * pb
+
+
+def _hungarian_improve(engine: _Engine, cand: _Candidate, iters: int) -> _Candidate:
+    """Alternate optimal matching at fixed powers and SP4 at fixed matching; keep improvements."""
+    prob = engine.problem
+    if cand.n == 0 or not np.isfinite(cand.value):
+        return cand
+    m = len(prob.modulations)
+    for _ in range(iters):
+        esno = cand.power[:, None] * prob.gains[None, :] / prob.noise_power  # [n, K]
+        pb = bit_error_rate(prob, np.broadcast_to(cand.pattern[:, None], esno.shape), esno)
+        cost = engine.ws[: cand.n, None] * pb
+        sub = hungarian_matching(cost)
+        if np.array_equal(sub, cand.sub):
+            break
+        trial = engine.best_of(cand.n, cand.pattern[None, :], sub)
+        if not trial.value < cand.value:
+            break
+        cand = trial
+    del m
+    return cand
+
+
+REFINE_STEPS = ("power", "modulation", "matching", "selection")
+
+
+@dataclass
+class _State:
+    """A general allocation during refinement (feature indices, not ranks)."""
+
+    features: np.ndarray  # [n]
+    sub: np.ndarray  # [n]
+    pattern: np.ndarray  # [n]
+    power: np.ndarray  # [n]
+    value: float
+
+
+def refine_allocation(
+    problem: Problem,
+    features: np.ndarray,
+    sub: np.ndarray,
+    pattern: np.ndarray,
+    power: np.ndarray,
+    weights: np.ndarray | None = None,
+    steps: tuple[str, ...] = REFINE_STEPS,
+    iters: int = 10,
+    rtol: float = 1e-9,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Local improvement of an allocation under the problem's BER model; never worse.
+
+    Alternates, for at most ``iters`` rounds and while a round gains more than ``rtol``
+    (relative), the ``steps`` in this order, each accepted only if the objective (with
+    ``weights``, default the problem's) decreases:
+
+    - ``power`` (SP4): :func:`optim.power.refine_power` under the problem's BER model;
+    - ``modulation`` (SP3): :func:`optim.modulation.assign_modulations` at fixed powers
+      (no monotone constraint);
+    - ``matching`` (SP1): Hungarian assignment of the selected features (with their
+      modulations and powers) to subchannels;
+    - ``selection`` (SP2): swap a selected feature for an unselected one on its slot
+      (subchannel, modulation, power), or drop it, whenever that lowers the cost.
+
+    Arguments are the allocation's arrays (``pattern``: indices into
+    ``problem.modulations``); returns the improved ``(features, sub, pattern, power)``.
+    """
+    from optim.distortion import feature_terms
+
+    for step in steps:
+        _option("refine_steps", step, REFINE_STEPS)
+    w = problem.weights if weights is None else np.asarray(weights, dtype=np.float64)
+    terms = feature_terms(problem)
+    wf, ws, wd = w * terms.floor, w * terms.slope, w * terms.drop
+    total_drop = float(wd.sum())
+    m_count = len(problem.modulations)
+
+    def pb_of(pattern: np.ndarray, sub: np.ndarray, power: np.ndarray) -> np.ndarray:
+        return bit_error_rate(problem, pattern, problem.gains[sub] * power / problem.noise_power)
+
+    def value_of(st: _State) -> float:
+        f = st.features
+        pb = pb_of(st.pattern, st.sub, st.power)
+        return float(total_drop - wd[f].sum() + (wf[f] + ws[f] * pb).sum())
+
+    state = _State(
+        np.asarray(features, np.int64),
+        np.asarray(sub, np.int64),
+        np.asarray(pattern, np.int64),
+        np.asarray(power, np.float64),
+        0.0,
+    )
+    state.value = value_of(state)
+
+    def accept(trial: _State) -> None:
+        nonlocal state
+        trial.value = value_of(trial)
+        if trial.value < state.value:
+            state = trial
+
+    for _ in range(iters):
+        start = state.value
+        n = state.features.size
+        if n == 0:
+            break
+        if "power" in steps:
+            p = refine_power(problem, state.features, state.sub, state.pattern, state.power, w)
+            accept(_State(state.features, state.sub, state.pattern, p, 0.0))
+        if "modulation" in steps:
+            esno = problem.gains[state.sub] * state.power / problem.noise_power
+            mods = np.broadcast_to(np.arange(m_count), (n, m_count))
+            pb = bit_error_rate(problem, mods, np.broadcast_to(esno[:, None], (n, m_count)))
+            new = assign_modulations(
+                ws[state.features, None] * pb, problem.symbols_per_feature, problem.symbol_budget
+            )
+            if new is not None and not np.array_equal(new, state.pattern):
+                accept(_State(state.features, state.sub, new, state.power, 0.0))
+        if "matching" in steps:
+            esno = state.power[:, None] * problem.gains[None, :] / problem.noise_power
+            pb = bit_error_rate(problem, np.broadcast_to(state.pattern[:, None], esno.shape), esno)
+            sub = hungarian_matching(ws[state.features, None] * pb)
+            if not np.array_equal(sub, state.sub):
+                accept(_State(state.features, sub, state.pattern, state.power, 0.0))
+        if "selection" in steps:
+            accept(_swap_features(state, pb_of(state.pattern, state.sub, state.power), wf, ws, wd))
+        if not state.value < start - rtol * abs(start):
+            break
+    return state.features, state.sub, state.pattern, state.power
+
+
+def _swap_features(
+    state: _State, pb: np.ndarray, wf: np.ndarray, ws: np.ndarray, wd: np.ndarray
+) -> _State:
+    """Best non-conflicting swaps (selected slot j <- unselected feature u) and drops."""
+    n_all = wf.size
+    chosen = state.features
+    others = np.setdiff1d(np.arange(n_all), chosen)
+    here = wf[chosen] + ws[chosen] * pb - wd[chosen]  # [n] current net cost of each slot
+    # net cost if u took slot j: wf_u + ws_u pb_j - wd_u ; dropping slot j: 0
+    options = wf[others][None, :] + ws[others][None, :] * pb[:, None] - wd[others][None, :]
+    options = np.concatenate([options, np.zeros((chosen.size, 1))], axis=1)  # last: drop
+    delta = options - here[:, None]
+    features = chosen.copy()
+    keep = np.ones(chosen.size, dtype=bool)
+    while True:
+        j, u = np.unravel_index(np.argmin(delta), delta.shape)
+        if not delta[j, u] < 0:
+            break
+        if u == others.size:
+            keep[j] = False
+        else:
+            features[j] = others[u]
+            delta[:, u] = np.inf
+        delta[j, :] = np.inf
+    return _State(features[keep], state.sub[keep], state.pattern[keep], state.power[keep], 0.0)
+
+
+def refine_candidate(
+    engine: _Engine,
+    starts: list[_Candidate],
+    iters: int,
+    steps: tuple[str, ...] = REFINE_STEPS,
+) -> _State:
+    """Local search (:func:`optim.local_search.local_search`) from each start, then
+    :func:`refine_allocation` of the best result, with the engine's weights and power rule."""
+    prob = engine.problem
+    weights = np.zeros(prob.n_features)
+    weights[engine.order] = engine.w
+    if engine.power == "equal":
+        steps = tuple(s for s in steps if s != "power")
+    moves = tuple(s for s in steps if s in MOVES)
+    rule = engine.power if engine.power in ("bisection", "equal") else "closed-form"
+    best: _State | None = None
+    for cand in starts:
+        state = _State(engine.order[: cand.n], cand.sub, cand.pattern, cand.power, cand.value)
+        if moves and cand.n > 0:
+            state = _State(*local_search(prob, *state_arrays(state)[:3], weights, rule, moves))
+        if best is None or state.value < best.value:
+            best = state
+    assert best is not None
+    if best.features.size == 0:
+        return best
+    f, sub, pat, p = refine_allocation(prob, *state_arrays(best), weights, steps, iters)
+    return _State(f, sub, pat, p, 0.0)
+
+
+def state_arrays(state: _State) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, sub, pattern, power) of a state."""
+    return state.features, state.sub, state.pattern, state.power
+
+
+def _patterns(engine: _Engine, n: int, mode: str, max_patterns: int) -> tuple[np.ndarray, bool]:
+    """Patterns to score for prefix ``n`` and whether they are all admissible monotone ones."""
+    S, smax = engine.S, engine.problem.symbol_budget
+    if mode == "all" or (mode == "auto" and count_monotone_patterns(n, S.size) <= max_patterns):
+        return monotone_patterns(n, S, smax), True
+    return fast_patterns(n, S, smax), False
+
+
+def _lagrangian_polish(engine: _Engine, cand: _Candidate) -> _Candidate:
+    """Add cost-aware monotone patterns (equal-power and current-power estimates) for ``n``."""
+    prob = engine.problem
+    n = cand.n
+    if n == 0:
+        return cand
+    rate = prob.gains[cand.sub] / prob.noise_power
+    rows = []
+    for p in (equal_power(n, prob.power_budget), cand.power):
+        pat = lagrangian_pattern(engine.errors(cand, rate * p), engine.S, prob.symbol_budget)
+        if pat is not None:
+            rows.append(pat)
+    if not rows:
+        return cand
+    trial = engine.best_of(n, np.unique(np.stack(rows), axis=0), cand.sub)
+    return trial if trial.value < cand.value else cand
+
+
+_CHUNK_ELEMENTS = 1 << 17  # padded pattern entries scored per batch
+
+
+def _evaluate_many(
+    engine: _Engine, ns: list[int], mode: str, max_patterns: int
+) -> dict[int, tuple[_Candidate, bool]]:
+    """Best candidate per prefix length in ``ns`` (and whether its search was exhaustive),
+    scoring the patterns of many lengths in padded batches of about ``_CHUNK_ELEMENTS``."""
+    out: dict[int, tuple[_Candidate, bool]] = {}
+    pending: list[tuple[int, np.ndarray, bool]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        width = max(n for n, _, _ in pending)
+        rows = sum(len(p) for _, p, _ in pending)
+        padded = np.full((rows, width), -1, dtype=np.int64)
+        lengths = np.empty(rows, dtype=np.int64)
+        r = 0
+        for n, pats, _ in pending:
+            padded[r : r + len(pats), :n] = pats
+            lengths[r : r + len(pats)] = n
+            r += len(pats)
+        values, power = engine.score_padded(lengths, padded)
+        r = 0
+        for n, pats, full in pending:
+            k = r + int(np.argmin(values[r : r + len(pats)]))
+            cand = _Candidate(
+                n,
+                float(values[k]),
+                padded[k, :n].copy(),
+                engine.sub[:n].copy(),
+                power[k, :n].copy(),
+            )
+            out[n] = (cand, full)
+            r += len(pats)
+        pending.clear()
+
+    size = 0
+    for n in sorted(ns):
+        pats, full = _patterns(engine, n, mode, max_patterns)
+        if pats.shape[0] == 0:
+            out[n] = (
+                _Candidate(n, np.inf, np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n)),
+                full,
+            )
+            continue
+        width = max([n] + [m for m, _, _ in pending])
+        if pending and (size + len(pats)) * width > _CHUNK_ELEMENTS:
+            flush()
+            size = 0
+        pending.append((n, pats, full))
+        size += len(pats)
+    flush()
+    return out
+
+
+def solve_hierarchical(
+    problem: Problem,
+    *,
+    ordered_prior: bool = True,
+    weights: np.ndarray | None = None,
+    matching: str = "greedy",
+    power: str = "closed-form",
+    patterns: str = "auto",
+    n_search: str = "auto",
+    early_stop: bool = False,
+    patience: int = 2,
+    refine: bool | None = None,
+    refine_iters: int = 10,
+    refine_steps: tuple[str, ...] | list[str] = REFINE_STEPS,
+    refine_starts: int = 3,
+    matching_iters: int = 5,
+    max_patterns: int = 1500,
+    seed: int | np.random.Generator | None = None,
+) -> Allocation:
+    """Solve (P0) by the hierarchical decoupling; see the module docstring for the options.
+
+    Returns the best :class:`~optim.problem.Allocation` found (feature-index order); the
+    empty allocation when nothing can be sent (``K = 0``, ``S_max`` below one feature's
+    symbols) or when sending does not pay (e.g. ``P_tot = 0``).
+    """
+    matching = _option("matching", matching, MATCHINGS)
+    power = _option("power", power, POWERS)
+    patterns = _option("patterns", patterns, PATTERN_MODES)
+    n_search = _option("n_search", n_search, N_SEARCH)
+    early_stop = bool(_flag("early_stop", early_stop))
+    ordered_prior = bool(_flag("ordered_prior", ordered_prior))
+    refine = _flag("refine", refine, none_ok=True)
+    patience = _count("patience", patience, 1)
+    refine_iters = _count("refine_iters", refine_iters, 0)
+    if isinstance(refine_steps, str):
+        refine_steps = (refine_steps,)
+    try:
+        refine_steps = tuple(_option("refine_steps", s, REFINE_STEPS) for s in refine_steps)
+    except TypeError:
+        allowed = ", ".join(REFINE_STEPS)
+        raise ConfigError(
+            f"refine_steps: {refine_steps!r} is invalid; allowed: a list of {allowed}"
+        ) from None
+    matching_iters = _count("matching_iters", matching_iters, 0)
+    refine_starts = _count("refine_starts", refine_starts, 1)
+    max_patterns = _count("max_patterns", max_patterns, 1)
+    seed = _seed(seed)
+    if weights is None:
+        weights = problem.weights
+    weights = np.asarray(weights, dtype=np.float64)
+    order = priority_order(weights, ordered_prior)
+    engine = _Engine(problem, order, weights, matching, power, seed)
+    if refine is None:
+        refine = True
+    best: dict[int, _Candidate] = {}
+    exhaustive: dict[int, bool] = {}
+    n_max = engine.n_max
+
+    def evaluate_many(ns: list[int]) -> None:
+        todo = [n for n in ns if n not in best]
+        for n, (cand, full) in _evaluate_many(engine, todo, patterns, max_patterns).items():
+            if matching == "hungarian":
+                cand = _hungarian_improve(engine, cand, matching_iters)
+            best[n] = cand
+            exhaustive[n] = full
+
+    def evaluate(n: int) -> float:
+        if n not in best:  # next batch of lengths, so an early stop still saves work
+            evaluate_many(list(range(n, min(n_max, n + max(8, n_max // 8)) + 1)))
+        return best[n].value
+
+    if n_search == "coarse" or (n_search == "auto" and n_max > 128):
+        stride = max(1, ceil(n_max / 64))
+        evaluate_many(sorted(set(range(0, n_max + 1, stride)) | {n_max}))
+        n0 = min(best, key=lambda n: (best[n].value, n))
+        evaluate_many(list(range(max(0, n0 - stride + 1), min(n_max, n0 + stride - 1) + 1)))
+        n_best = min(best, key=lambda n: (best[n].value, n))
+    elif early_stop:
+        n_best = select_prefix(evaluate, n_max, early_stop, patience).best_n
+    else:
+        evaluate_many(list(range(n_max + 1)))
+        n_best = select_prefix(lambda n: best[n].value, n_max).best_n
+
+    # Polynomial variant: cost-aware patterns for the prefixes near the best one.
+    if not all(exhaustive.values()):
+        for n in sorted(best):
+            if abs(n - n_best) <= 2 and not exhaustive[n]:
+                best[n] = _lagrangian_polish(engine, best[n])
+        n_best = min(best, key=lambda n: (best[n].value, n))
+    cand = best[n_best]
+    # the best candidates of the prefix lengths nearest n_best (n_best first)
+    near = [n for n in best if np.isfinite(best[n].value)]
+    near.sort(key=lambda n: (abs(n - n_best), n))
+    starts = [best[n] for n in near[:refine_starts]]
+    if refine and any(c.n > 0 for c in starts):
+        state = refine_candidate(engine, starts, refine_iters, refine_steps)
+    else:
+        state = _State(order[: cand.n], cand.sub, cand.pattern, cand.power, cand.value)
+    if state.features.size == 0:
+        return Allocation.send_nothing()
+    alloc = Allocation(
+        state.features,
+        state.sub,
+        tuple(problem.modulations[m] for m in state.pattern),
+        np.asarray(state.power, dtype=np.float64),
+    )
+    return alloc.sorted()

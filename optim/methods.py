@@ -1,0 +1,210 @@
+"""The registry of allocation methods and :func:`solve`, the one way to run them by name.
+
+A method is ``f(problem, **options) -> Allocation``. :data:`METHODS` maps each name to a
+:class:`Method` (callable, one-line description, source). ``exact`` is registered lazily: its
+module ``optim.exact`` is imported only when the method is first used, so everything else
+works without it. Adding a method is one function and one :meth:`MethodRegistry.register`
+line.
+
+Examples
+--------
+>>> from optim.problem import random_problem
+>>> result = solve(random_problem(4, 4, seed=0), "lowest-order")
+>>> result.method, result.allocation.n_selected
+('lowest-order', 4)
+>>> "hierarchical" in available_methods()
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from channels.errors import ConfigError
+from optim import baselines
+from optim.distortion import objective
+from optim.problem import Allocation, Problem
+
+Solver = Callable[..., Allocation]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: ``name``, one-line ``description``, ``source`` and its loader."""
+
+    name: str
+    description: str
+    source: str
+    loader: Callable[[], Solver]
+    randomised: bool = False
+
+    @property
+    def func(self) -> Solver:
+        """The solver function (imports a lazily registered module on first use)."""
+        return self.loader()
+
+    def __call__(self, problem: Problem, **options: Any) -> Allocation:
+        return self.func(problem, **options)
+
+
+class MethodRegistry(Mapping[str, Method]):
+    """Name -> :class:`Method`; unknown names raise ConfigError listing the known ones."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, Method] = {}
+
+    def register(
+        self, name: str, description: str, source: str, randomised: bool = False
+    ) -> Callable[[Solver], Solver]:
+        """Decorator registering ``func`` under ``name``."""
+
+        def deco(func: Solver) -> Solver:
+            self._add(Method(name, description, source, lambda: func, randomised))
+            return func
+
+        return deco
+
+    def register_lazy(
+        self, name: str, target: str, description: str, source: str, randomised: bool = False
+    ) -> None:
+        """Register ``"module:function"`` without importing it until first use."""
+        module_name, _, attr = target.partition(":")
+
+        def load() -> Solver:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as err:
+                if err.name != module_name:
+                    raise
+                raise ConfigError(
+                    f"method: {name!r} is unavailable ({module_name} is not installed)"
+                ) from None
+            return getattr(module, attr)
+
+        self._add(Method(name, description, source, load, randomised))
+
+    def _add(self, method: Method) -> None:
+        if method.name in self._methods:
+            raise ValueError(f"method {method.name!r} is already registered")
+        self._methods[method.name] = method
+
+    def __getitem__(self, name: str) -> Method:
+        key = str(name).strip().lower()
+        if key not in self._methods:
+            raise ConfigError(f"method: {name!r} is not one of {', '.join(self._methods)}")
+        return self._methods[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._methods)
+
+    def __len__(self) -> int:
+        return len(self._methods)
+
+
+METHODS = MethodRegistry()
+_SRC = "ISFR.md sec. 6.2; optim.baselines"
+METHODS.register(
+    "hierarchical",
+    "Proposed SP1-SP4 hierarchical decoupling with the ordered prior",
+    "ISFR.md sec. 5.4; optim.hierarchical",
+)(baselines.hierarchical)
+METHODS.register(
+    "ui-ep",
+    "Uniform importance, equal power, one modulation, random matching",
+    _SRC,
+    randomised=True,
+)(baselines.ui_ep)
+METHODS.register("ui-opt", "Uniform importance for every decision, same SP1-SP4 solver", _SRC)(
+    baselines.ui_opt
+)
+METHODS.register("passive", "Features sorted by importance, then the SP1-SP4 solver", _SRC)(
+    baselines.passive
+)
+METHODS.register("hungarian", "SP1-SP4 with Hungarian-improved channel matching", _SRC)(
+    baselines.hungarian
+)
+METHODS.register("equal-power", "SP1-SP3 with equal power P_tot/n per selected feature", _SRC)(
+    baselines.equal_power_method
+)
+METHODS.register(
+    "random-matching", "SP2-SP4 with a seeded random channel matching", _SRC, randomised=True
+)(baselines.random_matching_method)
+METHODS.register(
+    "lowest-order", "Largest prefix that fits, all at the lowest order that fits; SP4 power", _SRC
+)(baselines.lowest_order)
+METHODS.register_lazy(
+    "exact",
+    "optim.exact:solve_exact",
+    "Reference optimum: exhaustive enumeration / branch and bound",
+    "issue 3 item 4; optim.exact",
+)
+
+
+def available_methods() -> dict[str, str]:
+    """Registered method names -> one-line descriptions, in registration order."""
+    return {name: m.description for name, m in METHODS.items()}
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Outcome of :func:`solve`.
+
+    ``objective`` is :func:`optim.distortion.objective` of ``allocation`` (the problem's own
+    weights, distortion and BER model), ``seconds`` the wall time of the method alone,
+    ``feasible`` whether the allocation meets every constraint of (P0).
+    """
+
+    method: str
+    objective: float
+    allocation: Allocation
+    seconds: float
+    feasible: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: method, objective, selected, subchannel, modulation, power, seconds."""
+        out: dict[str, Any] = {"method": self.method, "objective": float(self.objective)}
+        out.update(self.allocation.to_dict())
+        out["seconds"] = float(self.seconds)
+        return out
+
+
+def _accepts(func: Solver, name: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def solve(problem: Problem, method: str = "hierarchical", **options: Any) -> SolveResult:
+    """Run a registered method on ``problem`` and score its allocation.
+
+    ``options`` go to the method (e.g. ``seed`` for randomised ones, ``refine`` for the
+    hierarchical family); an option the method does not accept raises ConfigError, except
+    ``seed=None``, which is dropped. Raises ConfigError for an unknown method.
+    """
+    if not isinstance(problem, Problem):
+        raise ConfigError(f"problem: {type(problem).__name__} is invalid; allowed: optim.Problem")
+    entry = METHODS[method]
+    func = entry.func
+    if options.get("seed", 0) is None and not _accepts(func, "seed"):
+        options.pop("seed")
+    try:
+        inspect.signature(func).bind(problem, **options)
+    except TypeError as err:
+        raise ConfigError(f"option: {err} (method {entry.name!r})") from None
+    except ValueError:
+        pass
+    start = time.perf_counter()
+    allocation = func(problem, **options)
+    seconds = time.perf_counter() - start
+    value = objective(problem, allocation)
+    if not math.isfinite(value):  # pragma: no cover - objective() is finite by construction
+        raise ConfigError(f"objective: {value!r} is invalid; allowed: finite values")
+    return SolveResult(entry.name, value, allocation, seconds, allocation.is_feasible(problem))

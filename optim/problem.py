@@ -1,0 +1,542 @@
+"""The SI-UEP allocation problem (P0) and its solutions (ISFR.md sec. 4.3-4.6 and 5.3).
+
+A :class:`Problem` holds everything an allocator needs: per-feature importance ``w[N]`` and
+drop distortion ``d_drop[N]``, the quantiser (``L`` scalars of ``Q`` bits per feature), the
+subchannel power gains ``g[K]`` and noise power ``sigma^2``, the power budget ``P_tot`` and
+symbol budget ``S_max``, the modulation set, and the two model switches (BER model, distortion
+model). An :class:`Allocation` is one decision: which features are sent, on which subchannel,
+with which modulation and per-symbol power.
+
+(P0), with ``b = L Q`` bits per feature and ``S(m) = ceil(b / beta(m))`` symbols::
+
+    min   sum_i w_i [ x_i D_sent,i(Pb(m_i, g_k(i) p_i / sigma^2)) + (1 - x_i) D_drop,i ]
+    s.t.  each selected feature on its own subchannel (injective matching)
+          sum_{i selected} S(m_i) <= S_max,   sum_{i selected} p_i <= P_tot,   p_i >= 0
+
+The distortion terms are in :mod:`optim.distortion`; the solvers in :mod:`optim.hierarchical`,
+:mod:`optim.baselines` and ``optim.exact``.
+
+Examples
+--------
+>>> p = random_problem(4, 4, seed=0)
+>>> p.n_features, p.n_subchannels, p.bits_per_feature
+(4, 4, 512)
+>>> Problem.from_dict(p.to_dict()) == p
+True
+>>> Allocation.send_nothing().symbols_needed(p)
+0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from channels.errors import ConfigError
+from channels.names import BITS_PER_SYMBOL, MODULATION_NAMES, check_modulation
+
+BER_MODELS = ("exact", "bound")
+"""``exact``: Gray-mapped BER with Q-functions; ``bound``: ``A exp(-B gamma)`` (ISFR.md 4.4)."""
+
+DISTORTION_MODELS = ("absolute", "normalised")
+"""``absolute``: ``D = L d``; ``normalised``: ``D = d / d_drop`` (ISFR.md sec. 4.5)."""
+
+DEFAULT_MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam")
+FADING_TYPES = ("rayleigh", "awgn", "rician")
+PROFILES = ("ordered", "flat", "random")
+MAX_BITS_PER_SCALAR = 24
+
+
+def _fail(name: str, value: Any, allowed: str) -> ConfigError:
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return ConfigError(f"{name}: {text} is invalid; allowed: {allowed}")
+
+
+def _vector(name: str, value: Any, allowed: str = "a list of finite numbers >= 0") -> np.ndarray:
+    """A read-only float64 vector, or ConfigError (finite, >= 0, one-dimensional)."""
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _fail(name, value, allowed) from None
+    if arr.ndim == 0 and np.size(arr) == 1 and not isinstance(value, (list, tuple, np.ndarray)):
+        raise _fail(name, value, allowed)
+    arr = arr.reshape(-1) if arr.ndim == 0 else arr
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise _fail(name, value, allowed)
+    arr.setflags(write=False)
+    return arr
+
+
+def _scalar(name: str, value: Any, allowed: str = "a finite number >= 0") -> float:
+    if isinstance(value, bool):
+        raise _fail(name, value, allowed)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise _fail(name, value, allowed) from None
+    if not math.isfinite(out) or out < 0:
+        raise _fail(name, value, allowed)
+    return out
+
+
+def _integer(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    allowed = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
+    if isinstance(value, bool):
+        raise _fail(name, value, allowed)
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise _fail(name, value, allowed) from None
+    if out != value or out < lo or (hi is not None and out > hi):
+        raise _fail(name, value, allowed)
+    return out
+
+
+def _choice(name: str, value: Any, options: Sequence[str]) -> str:
+    key = str(value).strip().lower()
+    if key not in options:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(options)}")
+    return key
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One instance of (P0): importance, quantiser, subchannels, budgets and models.
+
+    Parameters
+    ----------
+    weights : array [N], float >= 0
+        Importance ``w_i`` of each feature (finite; need not sum to 1).
+    drop_distortion : array [N], float >= 0
+        ``d_drop,i``: per-scalar MSE when feature i is not sent (zero-filled at the receiver),
+        i.e. ``E[z_l^2]`` over the feature's scalars. Must be > 0 under the normalised model.
+    gains : array [K], float >= 0
+        Subchannel power gains ``g_k = |h_k|^2`` (perfect CSI). ``K = 0`` is allowed.
+    power_budget : float >= 0
+        ``P_tot``: bound on the sum of per-symbol powers of the selected features.
+    symbol_budget : float >= 0
+        ``S_max``: bound on the total number of channel symbols of the selected features.
+    scalars_per_feature : int >= 1
+        ``L`` (default 64).
+    bits_per_scalar : int in 1..24
+        ``Q`` (default 8): uniform quantiser, natural binary index.
+    noise_power : float > 0
+        ``sigma^2`` (default 1); per-symbol SNR is ``gamma = g p / sigma^2`` (Es/N0).
+    modulations : tuple of names
+        The modulation set (default bpsk, qpsk, 16qam, 64qam); stored sorted by bits/symbol.
+    ber_model : "exact" | "bound"
+        How :func:`optim.distortion.objective` turns SNR into bit-error probability.
+    distortion_model : "absolute" | "normalised"
+        ISFR.md sec. 4.5: ``D_i = L d_err`` / ``L d_drop`` or ``d_err / d_drop`` / ``1``.
+    quantiser_span : float > 0
+        Width of the quantiser's input range (default 2 for tanh outputs in [-1, 1]); the
+        step is ``Delta = span / 2^Q``. [DEFAULT], a parameter of the distortion model.
+
+    Validation happens once, in ``__post_init__``; any bad field raises
+    :class:`channels.errors.ConfigError` with a one-line message. Arrays are stored read-only.
+    """
+
+    weights: np.ndarray
+    drop_distortion: np.ndarray
+    gains: np.ndarray
+    power_budget: float
+    symbol_budget: float
+    scalars_per_feature: int = 64
+    bits_per_scalar: int = 8
+    noise_power: float = 1.0
+    modulations: tuple[str, ...] = DEFAULT_MODULATIONS
+    ber_model: str = "exact"
+    distortion_model: str = "absolute"
+    quantiser_span: float = 2.0
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("weights", _vector("weights", self.weights))
+        put("drop_distortion", _vector("drop_distortion", self.drop_distortion))
+        if self.drop_distortion.shape != self.weights.shape:
+            raise _fail(
+                "drop_distortion",
+                self.drop_distortion.tolist(),
+                f"one value per feature ({self.weights.size} values, like weights)",
+            )
+        put("gains", _vector("gains", self.gains))
+        put("power_budget", _scalar("power_budget", self.power_budget))
+        put("symbol_budget", _scalar("symbol_budget", self.symbol_budget))
+        put("scalars_per_feature", _integer("scalars_per_feature", self.scalars_per_feature, 1))
+        put(
+            "bits_per_scalar",
+            _integer("bits_per_scalar", self.bits_per_scalar, 1, MAX_BITS_PER_SCALAR),
+        )
+        noise = _scalar("noise_power", self.noise_power, "a finite number > 0")
+        if noise <= 0:
+            raise _fail("noise_power", self.noise_power, "a finite number > 0")
+        put("noise_power", noise)
+        span = _scalar("quantiser_span", self.quantiser_span, "a finite number > 0")
+        if span <= 0:
+            raise _fail("quantiser_span", self.quantiser_span, "a finite number > 0")
+        put("quantiser_span", span)
+        mods = self.modulations
+        if isinstance(mods, str) or not isinstance(mods, Sequence) or len(mods) == 0:
+            raise _fail("modulations", mods, f"a non-empty list of {', '.join(MODULATION_NAMES)}")
+        names = {check_modulation(m, "modulations") for m in mods}
+        put("modulations", tuple(sorted(names, key=BITS_PER_SYMBOL.__getitem__)))
+        put("ber_model", _choice("ber_model", self.ber_model, BER_MODELS))
+        put(
+            "distortion_model",
+            _choice("distortion_model", self.distortion_model, DISTORTION_MODELS),
+        )
+        if self.distortion_model == "normalised" and np.any(self.drop_distortion <= 0):
+            raise _fail(
+                "drop_distortion",
+                self.drop_distortion.tolist(),
+                "values > 0 under distortion_model 'normalised'",
+            )
+        # Every cost term must stay finite: w_i * D_i with D_i <= max(D_drop, D_sent(Pb=1/2)).
+        from optim.distortion import feature_terms
+
+        terms = feature_terms(self)
+        with np.errstate(over="ignore", invalid="ignore"):
+            worst = self.weights * np.maximum(terms.drop, terms.floor + 0.5 * terms.slope)
+            total = worst.sum()
+        if not np.all(np.isfinite(worst)) or not np.isfinite(total):
+            raise _fail("weights", self.weights.tolist(), "values small enough for a finite cost")
+
+    # ----------------------------------------------------------------- derived quantities
+    @property
+    def n_features(self) -> int:
+        """N, the number of features."""
+        return int(self.weights.size)
+
+    @property
+    def n_subchannels(self) -> int:
+        """K, the number of subchannels."""
+        return int(self.gains.size)
+
+    @property
+    def bits_per_feature(self) -> int:
+        """``b = L Q`` bits per feature."""
+        return self.scalars_per_feature * self.bits_per_scalar
+
+    @property
+    def quantiser_step(self) -> float:
+        """``Delta = span / 2^Q``."""
+        return self.quantiser_span / 2.0**self.bits_per_scalar
+
+    @cached_property
+    def bits_per_symbol(self) -> np.ndarray:
+        """``beta(m)`` for each modulation of :attr:`modulations`, int64 [M]."""
+        out = np.array([BITS_PER_SYMBOL[m] for m in self.modulations], dtype=np.int64)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def symbols_per_feature(self) -> np.ndarray:
+        """``S(m) = ceil(b / beta(m))`` for each modulation, int64 [M] (non-increasing)."""
+        b = self.bits_per_feature
+        out = -(-b // self.bits_per_symbol)
+        out.setflags(write=False)
+        return out
+
+    def modulation_index(self, name: str) -> int:
+        """Position of a modulation name in :attr:`modulations` (ConfigError if absent)."""
+        key = check_modulation(name)
+        if key not in self.modulations:
+            raise ConfigError(
+                f"modulation: {name!r} is not in this problem's set {', '.join(self.modulations)}"
+            )
+        return self.modulations.index(key)
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (lists, floats, strings) that :meth:`from_dict` reads back."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = [float(v) for v in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Problem:
+        """Build from a mapping (unknown keys and missing required keys raise ConfigError)."""
+        if not isinstance(data, Mapping):
+            raise _fail("problem", data, "a mapping of Problem fields")
+        known = [f.name for f in fields(cls) if f.init]
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"problem: unknown field {key!r}; allowed: {', '.join(known)}")
+        required = ["weights", "drop_distortion", "gains", "power_budget", "symbol_budget"]
+        for key in required:
+            if key not in data:
+                raise ConfigError(
+                    f"problem: missing field {key!r}; required: {', '.join(required)}"
+                )
+        return cls(**dict(data))
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """YAML text of :meth:`to_dict`; also written to ``path`` when given."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Problem:
+        """Read a problem written by :meth:`to_yaml` (or by hand); errors are ConfigError."""
+        import yaml
+
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise ConfigError(f"problem: {str(path)!r} cannot be read ({err.strerror})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise ConfigError(f"problem: {str(path)!r} is not valid YAML{line}") from None
+        if isinstance(data, Mapping) and "problem" in data and len(data) == 1:
+            data = data["problem"]
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> Problem:
+        """A copy with some fields changed (validated again)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        data.update(changes)
+        return type(self)(**data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Problem):
+            return NotImplemented
+        for f in fields(self):
+            if not f.compare:
+                continue
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray):
+                if a.shape != b.shape or not np.array_equal(a, b):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, eq=False)
+class Allocation:
+    """One decision for (P0): selected features and, for each, subchannel, modulation, power.
+
+    Parameters
+    ----------
+    selected : int array [n]
+        Indices of the features sent (distinct, in ``0..N-1``); order is the caller's.
+    subchannel : int array [n]
+        Subchannel carrying ``selected[j]`` (distinct, in ``0..K-1``).
+    modulation : tuple of n names
+        Modulation of ``selected[j]``.
+    power : float array [n]
+        Per-symbol transmit power ``p_j >= 0`` of that subchannel (units of ``P_tot``).
+
+    The shape checks (equal lengths, distinct indices, finite non-negative powers) run in
+    ``__post_init__``; checks against a problem (index ranges, budgets) are
+    :meth:`violations` / :meth:`is_feasible`.
+    """
+
+    selected: np.ndarray
+    subchannel: np.ndarray
+    modulation: tuple[str, ...]
+    power: np.ndarray
+
+    def __post_init__(self) -> None:
+        sel = np.asarray(self.selected, dtype=np.int64).reshape(-1)
+        sub = np.asarray(self.subchannel, dtype=np.int64).reshape(-1)
+        mods = self.modulation
+        if isinstance(mods, str):
+            mods = (mods,)
+        mods = tuple(check_modulation(m) for m in mods)
+        try:
+            pw = np.array(self.power, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise _fail("power", self.power, "a list of finite numbers >= 0") from None
+        n = sel.size
+        if not (sub.size == n and len(mods) == n and pw.size == n):
+            raise ConfigError(
+                "allocation: selected, subchannel, modulation and power must have equal lengths "
+                f"(got {sel.size}, {sub.size}, {len(mods)}, {pw.size})"
+            )
+        if np.unique(sel).size != n or np.any(sel < 0):
+            raise _fail("selected", sel.tolist(), "distinct feature indices >= 0")
+        if np.unique(sub).size != n or np.any(sub < 0):
+            raise _fail("subchannel", sub.tolist(), "distinct subchannel indices >= 0")
+        if not np.all(np.isfinite(pw)) or np.any(pw < 0):
+            raise _fail("power", pw.tolist(), "finite numbers >= 0")
+        for arr in (sel, sub, pw):
+            arr.setflags(write=False)
+        object.__setattr__(self, "selected", sel)
+        object.__setattr__(self, "subchannel", sub)
+        object.__setattr__(self, "modulation", mods)
+        object.__setattr__(self, "power", pw)
+
+    @classmethod
+    def send_nothing(cls) -> Allocation:
+        """The empty allocation: every feature dropped (always feasible)."""
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), (), np.zeros(0))
+
+    @property
+    def n_selected(self) -> int:
+        """Number of features sent."""
+        return int(self.selected.size)
+
+    def symbols_needed(self, problem: Problem) -> int:
+        """``sum_j ceil(b / beta(m_j))`` channel symbols."""
+        b = problem.bits_per_feature
+        return int(sum(-(-b // BITS_PER_SYMBOL[m]) for m in self.modulation))
+
+    def power_used(self) -> float:
+        """``sum_j p_j``."""
+        return float(self.power.sum())
+
+    def violations(self, problem: Problem, rtol: float = 1e-9) -> list[str]:
+        """Constraints of (P0) this allocation breaks (empty list when feasible).
+
+        The power budget is checked with relative tolerance ``rtol`` (solvers hit it exactly
+        up to rounding); the symbol budget, indices and the modulation set exactly.
+        """
+        out = []
+        if self.n_selected and self.selected.max() >= problem.n_features:
+            out.append(f"selected index >= N = {problem.n_features}")
+        if self.n_selected and self.subchannel.max() >= problem.n_subchannels:
+            out.append(f"subchannel index >= K = {problem.n_subchannels}")
+        bad = sorted(set(self.modulation) - set(problem.modulations))
+        if bad:
+            out.append(f"modulation {', '.join(bad)} not in the problem's set")
+        symbols = self.symbols_needed(problem)
+        if symbols > problem.symbol_budget:
+            out.append(f"symbols {symbols} > S_max = {problem.symbol_budget:g}")
+        used = self.power_used()
+        if used > problem.power_budget * (1 + rtol) + 1e-300:
+            out.append(f"power {used:.6g} > P_tot = {problem.power_budget:.6g}")
+        return out
+
+    def is_feasible(self, problem: Problem, rtol: float = 1e-9) -> bool:
+        """True when :meth:`violations` is empty."""
+        return not self.violations(problem, rtol)
+
+    def sorted(self) -> Allocation:
+        """The same allocation with entries in increasing feature index."""
+        order = np.argsort(self.selected, kind="stable")
+        return Allocation(
+            self.selected[order],
+            self.subchannel[order],
+            tuple(self.modulation[j] for j in order),
+            self.power[order],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: selected, subchannel, modulation, power (plain lists)."""
+        return {
+            "selected": [int(v) for v in self.selected],
+            "subchannel": [int(v) for v in self.subchannel],
+            "modulation": list(self.modulation),
+            "power": [float(v) for v in self.power],
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Allocation):
+            return NotImplemented
+        return (
+            np.array_equal(self.selected, other.selected)
+            and np.array_equal(self.subchannel, other.subchannel)
+            and self.modulation == other.modulation
+            and np.array_equal(self.power, other.power)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# ------------------------------------------------------------------------- random instances
+def random_weights(n: int, profile: str, rng: np.random.Generator) -> np.ndarray:
+    """Importance ``w[n]`` summing to 1 for a profile.
+
+    - ``ordered``: squared exponential draws sorted descending (steep, ISFR-like, [DEFAULT]);
+    - ``random``: the same draws unsorted (a conventional model's unordered importance);
+    - ``flat``: ``1/n`` each.
+    """
+    profile = _choice("profile", profile, PROFILES)
+    if n == 0:
+        return np.zeros(0)
+    if profile == "flat":
+        return np.full(n, 1.0 / n)
+    raw = rng.exponential(size=n) ** 2 + 1e-12
+    if profile == "ordered":
+        raw = np.sort(raw)[::-1]
+    return raw / raw.sum()
+
+
+def random_problem(
+    n: int,
+    k: int,
+    seed: int | np.random.Generator | None = 0,
+    fading: str = "rayleigh",
+    profile: str = "ordered",
+    snr_db: float = 10.0,
+    eta: float = 0.5,
+    rician_k: float = 3.0,
+    **overrides: Any,
+) -> Problem:
+    """A random instance with the ISFR.md defaults.
+
+    Gains ``g_k = |h_k|^2`` from :func:`channels.fading.fading_coefficients` (``awgn``: 1;
+    ``rayleigh``: ``h ~ CN(0,1)``; ``rician``: K-factor ``rician_k``), ``sigma^2 = 1``,
+    ``P_tot = SNR * K * sigma^2`` with ``SNR = 10^(snr_db/10)`` (ISFR.md 4.3),
+    ``S_max = eta * N * b / 2`` (all N features in QPSK times ``eta``, ISFR.md 4.6),
+    weights from :func:`random_weights`, drop distortion ``d_drop ~ U(0.05, 0.35)`` per scalar
+    (``E[z^2]`` of a tanh-bounded feature). ``overrides`` replace any :class:`Problem` field.
+    """
+    from channels.fading import fading_coefficients
+
+    n = _integer("n", n, 0)
+    k = _integer("k", k, 0)
+    if isinstance(snr_db, bool) or not np.isfinite(float(snr_db)):
+        raise _fail("snr_db", snr_db, "a finite number (dB)")
+    eta = _scalar("eta", eta)
+    rng = np.random.default_rng(seed)
+    fading = _choice("fading", fading, FADING_TYPES)
+    h = fading_coefficients(fading, (k,), rng=rng, k_factor=float(rician_k))
+    gains = np.abs(np.asarray(h)) ** 2
+    weights = random_weights(n, profile, rng)
+    drop = rng.uniform(0.05, 0.35, size=n)
+    noise = float(overrides.pop("noise_power", 1.0))
+    L = overrides.get("scalars_per_feature", 64)
+    Q = overrides.get("bits_per_scalar", 8)
+    data: dict[str, Any] = {
+        "weights": weights,
+        "drop_distortion": drop,
+        "gains": gains,
+        "power_budget": 10.0 ** (float(snr_db) / 10.0) * k * noise,
+        "symbol_budget": eta
+        * n
+        * _integer("scalars_per_feature", L, 1)
+        * _integer("bits_per_scalar", Q, 1, MAX_BITS_PER_SCALAR)
+        / 2.0,
+        "noise_power": noise,
+    }
+    data.update(overrides)
+    return Problem(**data)
