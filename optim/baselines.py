@@ -11,19 +11,25 @@ objective is always reported with the problem's own weights and BER model
 - [ui-opt] uniform importance ``w_i = 1/N`` for every decision, same solver, natural order.
 - [hungarian] the solver with SP1 improved by Hungarian assignment (never worse than greedy
   for the same prefix under the decision objective).
-- [equal-power] the solver with SP4 replaced by ``p_i = P_tot / n`` (no refinement).
-- [random-matching] the solver with SP1 replaced by a seeded random injective matching.
+- [equal-power] the solver with SP4 replaced by ``p_i = P_tot / n`` (its refinement keeps
+  equal shares).
+- [random-matching] the solver with SP1 replaced by a seeded random injective matching (its
+  refinement never re-matches).
 - [lowest-order] send the largest prefix that fits (``n_max``), all at the lowest order that
   fits ``S_max``, greedy matching, water-filling power; no search.
 - [ui-ep] the "traditional uniform" scheme: the ``n_max`` first features, one modulation
   (the lowest order that fits), equal power, seeded random matching; no optimisation.
 
+The solver-based methods accept the options of
+:func:`optim.hierarchical.solve_hierarchical` except the one they fix, refinement included.
 What is guaranteed (tests assert only these), with the refinement off, the same pattern set
 (``patterns="all"``), and the bound BER model for the power-related ones:
 ``hierarchical <= lowest-order`` (the uniform pattern is a candidate with the same matching
 and power rule) under either BER model; ``hierarchical <= equal-power`` and
 ``hierarchical <= ui-opt`` under the bound model (for every candidate the water-filling
 power is optimal for the true weights); ``hungarian <= hierarchical`` under either model.
+With the (default) refinement on, ``hierarchical <= hierarchical(refine=False)`` and so
+``hierarchical <= lowest-order`` still hold.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ SOLVER_OPTIONS = (
     "refine_iters",
     "refine_steps",
     "refine_starts",
+    "start_margin",
+    "local_search_max",
     "matching_iters",
     "max_patterns",
     "seed",

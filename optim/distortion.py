@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,14 +96,65 @@ def bit_error_rate(problem: Problem, modulation: np.ndarray, esno: np.ndarray) -
     Returns
     -------
     float64 array of the broadcast shape, values in ``[0, 1/2]``.
+
+    Evaluated by a Numba loop over the Q-function terms of :func:`channels.theory.ber_awgn`
+    (or the bound's exponentials); tests check it against :func:`ber_of`.
     """
+    from optim.kernels import ber_rows
+    from optim.power import _writable
+
+    modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
+    table = _ber_table(problem.modulations)
+    if table is None:  # pragma: no cover - channels.theory without its term table
+        return _bit_error_rate_reference(problem, modulation, esno)
+    weight, scale, bound_a, bound_b = table
+    with np.errstate(over="ignore"):
+        out = ber_rows(
+            _writable(modulation, np.int64).reshape(-1),
+            _writable(esno).reshape(-1),
+            weight,
+            scale,
+            bound_a,
+            bound_b,
+            problem.ber_model == "exact",
+        )
+    return out.reshape(esno.shape)
+
+
+@lru_cache(maxsize=64)
+def _ber_table(
+    modulations: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per-modulation Q-term weights and scales (padded [M, T]) and bound coefficients [M].
+
+    Uses the exact-BER term table of :mod:`channels.theory` (``Pb = sum w Q(b sqrt(gamma))``);
+    ``None`` when that table is not available, in which case :func:`ber_of` is used.
+    """
+    try:
+        from channels.theory import _ber_terms
+    except ImportError:  # pragma: no cover
+        return None
+    terms = [_ber_terms(m) for m in modulations]
+    width = max(len(w) for w, _ in terms)
+    weight = np.zeros((len(modulations), width))
+    scale = np.zeros((len(modulations), width))
+    for i, (w, b) in enumerate(terms):
+        weight[i, : len(w)] = w
+        scale[i, : len(b)] = b
+    coef = np.array([bound_coefficients(m) for m in modulations], dtype=np.float64)
+    return weight, scale, np.ascontiguousarray(coef[:, 0]), np.ascontiguousarray(coef[:, 1])
+
+
+def _bit_error_rate_reference(
+    problem: Problem, modulation: np.ndarray, esno: np.ndarray
+) -> np.ndarray:
+    """:func:`bit_error_rate` through :func:`ber_of`, one modulation at a time."""
     modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
     out = np.zeros(esno.shape)
     for m, name in enumerate(problem.modulations):
         mask = modulation == m
-        if not mask.any():
-            continue
-        out[mask] = ber_of(name, problem.ber_model, esno[mask])
+        if mask.any():
+            out[mask] = ber_of(name, problem.ber_model, esno[mask])
     return out
 
 

@@ -105,7 +105,7 @@ def water_filling(
     if t.shape[-1:] == (0,) or t.size == 0:
         return np.zeros(t.shape)
     if method == "closed-form":
-        p = _closed_form(t, c, useful, budget)
+        p = _closed_form_fast(t, c, budget)
     elif method == "bisection":
         nu = _level_bisection(t, c, useful, budget, tol, max_iter)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -119,6 +119,25 @@ def water_filling(
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(total > budget, budget / np.where(total > 0, total, 1.0), 1.0)
     return p * scale[..., None]
+
+
+def _writable(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """C-contiguous writable array (one Numba specialisation for every caller)."""
+    return np.require(x, dtype=dtype, requirements=["C", "W"])
+
+
+def _closed_form_fast(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """:func:`_closed_form` through the Numba row kernel (same result to rounding)."""
+    from optim.kernels import water_fill_rows
+
+    n = t.shape[-1]
+    b = np.broadcast_to(budget, t.shape[:-1]).reshape(-1)
+    p = water_fill_rows(
+        _writable(t.reshape(-1, n)),
+        _writable(np.broadcast_to(c, t.shape).reshape(-1, n)),
+        _writable(b),
+    )
+    return p.reshape(t.shape)
 
 
 def _closed_form(
@@ -412,3 +431,64 @@ def refine_power(
         if gain_rel < rtol:
             break
     return p
+
+
+def refine_power_batch(
+    problem: Problem,
+    features: np.ndarray,
+    subchannel: np.ndarray,
+    modulation: np.ndarray,
+    p0: np.ndarray,
+    weights: np.ndarray | None = None,
+    max_iter: int = 8,
+    halvings: int = 12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`refine_power` for a batch of allocations [T, n] at once (``modulation < 0``:
+    unused entry). Returns ``(p [T, n], weighted error [T])``; each row's cost never
+    increases. The backtracking tries the steps ``1, 1/2, ..., 2^-halvings`` together and
+    keeps, per row, the longest that improves."""
+    from optim.distortion import bit_error_rate, feature_terms
+
+    features = np.asarray(features, dtype=np.int64)
+    modulation = np.asarray(modulation, dtype=np.int64)
+    p = np.asarray(p0, dtype=np.float64).copy()
+    w = problem.weights if weights is None else np.asarray(weights, dtype=np.float64)
+    used = modulation >= 0
+    coeff = np.where(used, w[features] * feature_terms(problem).slope[features], 0.0)
+    rate = problem.gains[np.asarray(subchannel, dtype=np.int64)] / problem.noise_power
+
+    def err(q: np.ndarray) -> np.ndarray:
+        return bit_error_rate(problem, modulation, rate * q)
+
+    cost = (coeff * err(p)).sum(axis=-1)
+    budget = problem.power_budget
+    if p.size == 0 or budget <= 0:
+        return p, cost
+    n = max(int(used.sum(axis=-1).max()), 1)
+    steps = 0.5 ** np.arange(halvings + 1)
+    active = np.ones(p.shape[0], dtype=bool)
+    for _ in range(max_iter):
+        h = np.maximum(1e-6 * p, 1e-7 * budget / n)
+        lo, hi = np.maximum(p - h, 0.0), p + h
+        pb, pb_lo, pb_hi = err(p), err(lo), err(hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = (np.log(pb_lo) - np.log(pb_hi)) / (hi - lo)
+            ok = used & (pb > 0) & np.isfinite(slope) & (slope > 0) & (rate > 0) & (coeff > 0)
+            log_alpha = np.where(ok, np.log(np.where(ok, coeff * pb, 1.0)) + slope * p, -np.inf)
+        target = water_filling(None, np.where(ok, slope, 0.0), budget, log_alpha=log_alpha)
+        trials = p[None] + steps[:, None, None] * (target - p)[None]  # [S, T, n]
+        costs = (coeff[None] * bit_error_rate(
+            problem, np.broadcast_to(modulation, trials.shape), rate[None] * trials
+        )).sum(axis=-1)  # fmt: skip
+        better = costs < cost[None]
+        first = np.argmax(better, axis=0)  # longest improving step per row
+        moved = better.any(axis=0) & active
+        rows = np.flatnonzero(moved)
+        gain = np.zeros(p.shape[0])
+        gain[rows] = (cost[rows] - costs[first[rows], rows]) / np.maximum(cost[rows], 1e-300)
+        p[rows] = np.maximum(trials[first[rows], rows], 0.0)
+        cost[rows] = costs[first[rows], rows]
+        active = moved & (gain > 1e-10)
+        if not active.any():
+            break
+    return p, cost
