@@ -118,8 +118,8 @@ def qfunc(x: ArrayLike) -> Array:
 
 
 @cache
-def _ber_terms(modulation: str) -> tuple[Array, Array]:
-    """Exact BER as Σ_i w_i Q(b_i sqrt(γ)): returns (w, b), each of shape (n_terms,).
+def ber_terms(modulation: str) -> tuple[Array, Array]:
+    """Exact BER as Σ_i w_i Q(b_i sqrt(γ)) for a checked name: (w, b), shapes (n_terms,).
 
     Cho & Yoon, IEEE Trans. Commun. 50(7), 2002, eq. (14) for one Gray L-PAM dimension
     (L = sqrt(M) for square M-QAM), written with Q instead of erfc (erfc(x/√2) = 2Q(x)):
@@ -154,6 +154,9 @@ def _ber_terms(modulation: str) -> tuple[Array, Array]:
     return w, b
 
 
+_ber_terms = ber_terms  # old private name, kept for callers being migrated
+
+
 @cache
 def _pam_ser_term(modulation: str) -> tuple[float, float]:
     """Per-dimension symbol error rate P = c·Q(a sqrt(γ)); returns (c, a).
@@ -177,7 +180,7 @@ def ber_awgn(modulation: str, esno: ArrayLike) -> Array:
     """Exact bit error rate of Gray ``modulation`` on AWGN at linear Es/N0 ``esno``.
 
     BPSK: Pb = Q(sqrt(2γ)).  QPSK: Pb = Q(sqrt γ).  Square Gray M-QAM: the exact Cho & Yoon
-    (2002) per-bit-position sum over one sqrt(M)-PAM dimension (see :func:`_ber_terms`),
+    (2002) per-bit-position sum over one sqrt(M)-PAM dimension (see :func:`ber_terms`),
     Pb = Σ_i w_i Q((2i+1) sqrt(3γ/(M-1))).
 
     Args:
@@ -187,7 +190,7 @@ def ber_awgn(modulation: str, esno: ArrayLike) -> Array:
     Returns:
         float64 ndarray with the shape of ``esno`` (0-d for a scalar).
     """
-    w, b = _ber_terms(check_modulation(modulation))
+    w, b = ber_terms(check_modulation(modulation))
     g = _as_snr(esno)
     return np.asarray(qfunc(np.sqrt(g)[..., None] * b) @ w, dtype=np.float64)
 
@@ -299,7 +302,7 @@ def ber_rayleigh(modulation: str, esno: ArrayLike) -> Array:
     w_i · ½(1 - sqrt(c_i/(1+c_i))), c_i = b_i² γ̄ / 2.  BPSK: ½(1 - sqrt(γ̄/(1+γ̄))).
     Shapes as in :func:`ber_awgn`.
     """
-    w, b = _ber_terms(check_modulation(modulation))
+    w, b = ber_terms(check_modulation(modulation))
     g = _as_snr(esno)
     return np.asarray(_rayleigh_q(b, g[..., None]) @ w, dtype=np.float64)
 
@@ -365,7 +368,7 @@ def ber_rician(modulation: str, esno: ArrayLike, k_factor: float) -> Array:
     (relative accuracy ~1e-12).  K = 0 is Rayleigh; K → ∞ tends to AWGN.
     Shapes as in :func:`ber_awgn`; cost one quadrature per element of ``esno``.
     """
-    w, b = _ber_terms(check_modulation(modulation))
+    w, b = ber_terms(check_modulation(modulation))
     k = _check_k_factor(k_factor)
     return _rician_average(w, b, _as_snr(esno), k)
 

@@ -131,10 +131,10 @@ def _ber_table(
     ``None`` when that table is not available, in which case :func:`ber_of` is used.
     """
     try:
-        from channels.theory import _ber_terms
+        from channels.theory import ber_terms
     except ImportError:  # pragma: no cover
         return None
-    terms = [_ber_terms(m) for m in modulations]
+    terms = [ber_terms(m) for m in modulations]
     width = max(len(w) for w, _ in terms)
     weight = np.zeros((len(modulations), width))
     scale = np.zeros((len(modulations), width))
