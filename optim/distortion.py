@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from channels.theory import ber_awgn, bound_coefficients
+from channels.theory import ber_awgn, ber_terms, bound_coefficients
 
 if TYPE_CHECKING:
     from optim.problem import Allocation, Problem
@@ -104,10 +104,7 @@ def bit_error_rate(problem: Problem, modulation: np.ndarray, esno: np.ndarray) -
     from optim.power import _writable
 
     modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
-    table = _ber_table(problem.modulations)
-    if table is None:  # pragma: no cover - channels.theory without its term table
-        return _bit_error_rate_reference(problem, modulation, esno)
-    weight, scale, bound_a, bound_b = table
+    weight, scale, bound_a, bound_b = _ber_table(problem.modulations)
     with np.errstate(over="ignore"):
         out = ber_rows(
             _writable(modulation, np.int64).reshape(-1),
@@ -124,16 +121,11 @@ def bit_error_rate(problem: Problem, modulation: np.ndarray, esno: np.ndarray) -
 @lru_cache(maxsize=64)
 def _ber_table(
     modulations: tuple[str, ...],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-modulation Q-term weights and scales (padded [M, T]) and bound coefficients [M].
 
-    Uses the exact-BER term table of :mod:`channels.theory` (``Pb = sum w Q(b sqrt(gamma))``);
-    ``None`` when that table is not available, in which case :func:`ber_of` is used.
+    Uses the exact-BER term table of :mod:`channels.theory` (``Pb = sum w Q(b sqrt(gamma))``).
     """
-    try:
-        from channels.theory import ber_terms
-    except ImportError:  # pragma: no cover
-        return None
     terms = [ber_terms(m) for m in modulations]
     width = max(len(w) for w, _ in terms)
     weight = np.zeros((len(modulations), width))
@@ -148,7 +140,7 @@ def _ber_table(
 def _bit_error_rate_reference(
     problem: Problem, modulation: np.ndarray, esno: np.ndarray
 ) -> np.ndarray:
-    """:func:`bit_error_rate` through :func:`ber_of`, one modulation at a time."""
+    """:func:`bit_error_rate` through :func:`ber_of`, one modulation at a time (test reference)."""
     modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
     out = np.zeros(esno.shape)
     for m, name in enumerate(problem.modulations):
