@@ -154,9 +154,6 @@ def ber_terms(modulation: str) -> tuple[Array, Array]:
     return w, b
 
 
-_ber_terms = ber_terms  # old private name, kept for callers being migrated
-
-
 @cache
 def _pam_ser_term(modulation: str) -> tuple[float, float]:
     """Per-dimension symbol error rate P = c·Q(a sqrt(γ)); returns (c, a).

@@ -65,7 +65,10 @@ from optim.exact import (
 )
 from optim.problem import Allocation, Problem
 
-__all__ = ["BnBResult", "solve_bnb"]
+__all__ = ["MAX_SLOTS", "BnBResult", "lagrangian_heuristic", "solve_bnb"]
+
+MAX_SLOTS = 64
+"""Largest ``min(N, K)`` accepted (tables of ``(min(N, K) + 2) x N x M x min(N, K)``)."""
 
 
 @dataclass(frozen=True)
@@ -608,7 +611,9 @@ def solve_bnb(
     Parameters
     ----------
     time_limit : float
-        Seconds (checked between chunks of nodes, so it may overrun by a fraction of one).
+        Seconds of search, checked between chunks of 2000 nodes. The setup (ordered-prior
+        candidates, root multipliers, the ``initial`` method) comes on top: ~0.5 s at
+        ``N = K = 16``, a few seconds at 64.
     node_limit : int or None
         Maximum nodes visited.
     rtol, atol : float
@@ -631,8 +636,13 @@ def solve_bnb(
     if not (rtol >= 0 and atol >= 0):
         raise ConfigError(f"rtol/atol: {rtol!r}/{atol!r} is invalid; allowed: numbers >= 0")
     sm = slot_model(problem)
-    mod = ber_model(problem)
     kp = sm.nu.size
+    if kp > MAX_SLOTS:
+        raise ConfigError(
+            f"bnb: min(N, K) = {kp} is invalid; allowed: at most {MAX_SLOTS} (the bound tables "
+            "grow as min(N, K)^2 N; use the hierarchical solver at this size)"
+        )
+    mod = ber_model(problem)
     if kp == 0:
         alloc = Allocation.send_nothing()
         v = objective(problem, alloc)
@@ -776,3 +786,16 @@ def solve_bnb(
         time.perf_counter() - start,
         bool(finished),
     )
+
+
+def lagrangian_heuristic(problem: Problem) -> Allocation:
+    """The branch and bound's root primal candidates alone, as a heuristic (no search).
+
+    Best of the ordered-prior candidates (top ranks on the top slots, non-decreasing
+    modulation orders, exact power) and of the Hungarian assignments of the root's multiplier
+    grid (module docstring), each solved with its exact optimal power. About 10 ms for
+    ``N, K <= 6``. Over the 1000 ordered / exact-BER gap instances of
+    ``benchmarks/bench_optim.py`` it is within 0.5% of the optimum on 94% of them (worst
+    59%); the better of it and the hierarchical solver is within 0.5% on 99.7% (worst 5.1%).
+    """
+    return solve_bnb(problem, node_limit=1, initial=None, heur_depth=0).allocation

@@ -98,7 +98,7 @@ import numba
 import numpy as np
 
 from channels.errors import ConfigError
-from channels.theory import _ber_terms, bound_coefficients
+from channels.theory import ber_terms, bound_coefficients
 from optim.distortion import feature_terms, objective
 from optim.problem import Allocation, Problem
 
@@ -276,7 +276,7 @@ def _build_table(mod, m: int, lnmu: np.ndarray, lng: np.ndarray, hv: np.ndarray)
 # =============================================================================================
 @numba.njit(cache=True)
 def _power_bound(mod, alpha, nu, mods, n, budget, p) -> float:
-    """Water-filling of the bound model; writes ``p[:n]``, returns ``ln lambda`` (-inf: none)."""
+    """Bound-model water-filling; writes ``p[:n]``, returns ``ln lambda`` (+inf: no power)."""
     for s in range(n):
         p[s] = 0.0
     if budget <= 0.0:
@@ -544,7 +544,7 @@ def _ber_model(kind: str, modulations: tuple[str, ...]) -> BerModel:
     """The :data:`BerModel` for a modulation set; exact-model tables built once per set."""
     mcount = len(modulations)
     coef = np.array([bound_coefficients(m) for m in modulations], dtype=np.float64)
-    terms = [_ber_terms(m) for m in modulations]
+    terms = [ber_terms(m) for m in modulations]
     tmax = max(len(w) for w, _ in terms)
     qw = np.zeros((mcount, tmax))
     qb = np.zeros((mcount, tmax))
@@ -732,14 +732,42 @@ class ExactResult:
     engine: str = "enumerate"
 
 
+def _count_vectors(n: int, n_mod: int, limit: int = 3000) -> list[tuple[int, ...]]:
+    """Modulation counts ``(c_0, ..., c_{M-1})`` summing to ``n`` (a non-decreasing pattern
+    each): all of them while there are at most ``limit``, else those with at most two
+    non-zero counts (two-level patterns, ``O(n M^2)``)."""
+    if comb(n + n_mod - 1, n_mod - 1) <= limit:
+        out: list[tuple[int, ...]] = []
+        stack = [()]
+        while stack:
+            head = stack.pop()
+            if len(head) == n_mod - 1:
+                out.append((*head, n - sum(head)))
+                continue
+            for c in range(n - sum(head) + 1):
+                stack.append((*head, c))
+        return out
+    vecs = set()
+    for lo in range(n_mod):
+        for hi in range(lo, n_mod):
+            for a in range(n + 1):
+                v = [0] * n_mod
+                v[lo] += a
+                v[hi] += n - a
+                vecs.add(tuple(v))
+    return sorted(vecs)
+
+
 def _ordered_prior_incumbent(
     problem: Problem, sm: SlotModel, mod: BerModel
 ) -> tuple[float, np.ndarray, np.ndarray, int, np.ndarray]:
     """Best ordered-prior candidate per size, solved exactly: (UB, ranks, mods, n, ln lambda).
 
     Candidates: ranks ``0..n-1`` on slots ``0..n-1`` with non-decreasing bits per symbol
-    along the slots, symbol budget met. ``ln lambda[n-1]`` is the multiplier of the best
+    along the slots (every such pattern while there are at most 3000 per size, else the
+    two-level ones), symbol budget met. ``ln lambda[n-1]`` is the multiplier of the best
     candidate of size ``n`` (``-inf``, i.e. ``lambda = 0``, when none or no power is used).
+    Only a heuristic: it seeds the incumbent and the multipliers of the bounds.
     """
     kp = sm.nu.size
     n_mod = sm.symbols.size
@@ -752,32 +780,25 @@ def _ordered_prior_incumbent(
     g = np.zeros(max(kp, 1))
     for n in range(1, kp + 1):
         best_n = np.inf
-        # non-decreasing patterns = multisets of size n over M modulations
-        stack = [[]]
-        while stack:
-            pat = stack.pop()
-            if len(pat) == n:
-                mods = np.array(pat, dtype=np.int64)
-                if sm.symbols[mods].sum() > sm.symbol_budget:
-                    continue
-                v, lev = _candidate_value(
-                    mod, alpha_r[:n].copy(), sm.nu[:n].copy(), mods, n, sm.power_budget, p, g
-                )
-                v += sm.base + e_r[:n].sum()
-                if v < best_n:
-                    best_n = v
-                    loglam[n - 1] = lev if np.isfinite(lev) else -np.inf
-                if v < ub:
-                    ub = v
-                    r = np.zeros(max(kp, 1), np.int64)
-                    r[:n] = np.arange(n)
-                    mm = np.zeros(max(kp, 1), np.int64)
-                    mm[:n] = mods
-                    best = (r, mm, n)
+        a_n = alpha_r[:n].copy()
+        nu_n = sm.nu[:n].copy()
+        fixed = sm.base + e_r[:n].sum()
+        for counts in _count_vectors(n, n_mod):
+            if float(np.dot(counts, sm.symbols)) > sm.symbol_budget:
                 continue
-            start = pat[-1] if pat else 0
-            for m in range(start, n_mod):
-                stack.append(pat + [m])
+            mods = np.repeat(np.arange(n_mod, dtype=np.int64), counts)
+            v, lev = _candidate_value(mod, a_n, nu_n, mods, n, sm.power_budget, p, g)
+            v += fixed
+            if v < best_n:
+                best_n = v
+                loglam[n - 1] = lev if np.isfinite(lev) else -np.inf
+            if v < ub:
+                ub = v
+                r = np.zeros(max(kp, 1), np.int64)
+                r[:n] = np.arange(n)
+                mm = np.zeros(max(kp, 1), np.int64)
+                mm[:n] = mods
+                best = (r, mm, n)
         if not np.isfinite(best_n) and n > 1:
             loglam[n - 1] = loglam[n - 2]
     return ub, best[0], best[1], best[2], loglam
@@ -890,7 +911,16 @@ def solve_exact_result(
     return ExactResult(alloc, value, int(visited), int(solved), time.perf_counter() - start)
 
 
-def solve_exact(problem: Problem, **options: float | str | None) -> Allocation:
+def solve_exact(
+    problem: Problem,
+    *,
+    engine: str = "auto",
+    rtol: float = 1e-9,
+    atol: float = 1e-300,
+    max_candidates: float = 2e8,
+    time_limit: float = 60.0,
+    node_limit: int | None = None,
+) -> Allocation:
     """The optimal allocation of (P0) (within ``rtol``, default 1e-9 relative).
 
     Exhaustive enumeration over subsets x injective matchings x modulation patterns within
@@ -900,4 +930,12 @@ def solve_exact(problem: Problem, **options: float | str | None) -> Allocation:
     :mod:`optim.bnb` (ConfigError if it cannot certify within ``time_limit``, 60 s).
     Options: see :func:`solve_exact_result`.
     """
-    return solve_exact_result(problem, **options).allocation
+    return solve_exact_result(
+        problem,
+        engine=engine,
+        rtol=rtol,
+        atol=atol,
+        max_candidates=max_candidates,
+        time_limit=time_limit,
+        node_limit=node_limit,
+    ).allocation

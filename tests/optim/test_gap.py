@@ -3,9 +3,11 @@
 Gap study: 240 fixed random instances, ordered importance profile, exact BER (the default),
 ``N, K`` uniform in 2..6, average SNR in {-5, ..., 20} dB, eta in {0.25, 0.5, 0.75, 1}: the
 same draws as ``benchmarks/bench_optim.py`` (its ``gap_instance``; BENCHMARKS.md has the
-distribution over 1000 instances per profile). The thresholds asserted are those the
-benchmark supports with margin; the issue's worst-case target (<= 5% for ordered profiles) is
-not met and is recorded as a strict xfail, so it flips to a failure the day it is met.
+distribution over 1000 instances per profile). The thresholds asserted on this unbiased sample
+are those the benchmark supports with margin. The issue's worst-case target (<= 5% for ordered
+profiles) is not met over the benchmark's 1000 instances: its worst instance (i = 487, 155%)
+is kept as a regression case and the target is recorded as a strict xfail over the sample plus
+the regression cases, so it flips to a failure the day it is met.
 
 Properties (hypothesis, small N, K): more power or more symbols never increases the exact
 optimum; the exact optimum is at most every registered heuristic's objective (and every
@@ -26,6 +28,7 @@ from optim.methods import METHODS, available_methods
 from optim.problem import Problem, random_problem
 
 GAP_INSTANCES = 240
+REGRESSION_INSTANCES = (487,)  # the benchmark's worst ordered instance (BENCHMARKS.md)
 SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 ETAS = (0.25, 0.5, 0.75, 1.0)
 EXACT_RTOL = 1e-9  # solve_exact's default tolerance
@@ -71,7 +74,7 @@ def test_gap_median_meets_the_target(ordered_gaps):
 
 
 def test_gap_distribution(ordered_gaps):
-    """Measured over 1000 instances: 97.4% within 0.5%, 98.9% within 5%, p90 ~1e-13."""
+    """Measured over 1000 instances: 97.5-99.4% within 0.5%, 99-99.7% within 5%, p90 ~4e-16."""
     assert np.quantile(ordered_gaps, 0.9) <= 0.005
     assert np.mean(ordered_gaps <= 0.005) >= 0.95
     assert np.mean(ordered_gaps <= 0.05) >= 0.97
@@ -79,11 +82,17 @@ def test_gap_distribution(ordered_gaps):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue target worst-case gap <= 5% is not met: a few instances are 60-160% off "
-    "(BENCHMARKS.md, '## optim: solver time and optimality gap')",
+    reason="issue target worst-case gap <= 5% is not met: instance 487 is 155% off, the "
+    "monotone-modulation prior cannot give the weakest subchannel BPSK (BENCHMARKS.md, "
+    "'## optim: solver time and optimality gap')",
 )
 def test_gap_worst_case_target(ordered_gaps):
-    assert ordered_gaps.max() <= 0.05
+    worst = ordered_gaps.max()
+    for i in REGRESSION_INSTANCES:
+        p = gap_instance(i, "ordered")
+        hier = optim.solve(p, method="hierarchical").objective
+        worst = max(worst, relative_gap(hier, solve_exact_result(p).objective))
+    assert worst <= 0.05
 
 
 # ----------------------------------------------------------------------------- properties
