@@ -92,12 +92,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--channels", nargs="+", default=["awgn", "rayleigh"])
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--sionna-device", default="cpu", help="device of Sionna's chain")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
+    import sionna.phy
+
+    sionna.phy.config.device = args.sionna_device  # Sionna picks a GPU by default when present
 
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__}  # fmt: skip
+            "torch": torch.__version__, "sionna_device": args.sionna_device}  # fmt: skip
     print(json.dumps(info))
     table = []
     for channel in args.channels:
