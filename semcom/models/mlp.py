@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from channels.errors import fail
 from semcom.models import options as opt
 from semcom.models.base import SemanticModel
 
@@ -32,12 +31,7 @@ class MLPAutoencoder(SemanticModel):
     @classmethod
     def resolve(cls, n_features: int, options: dict[str, Any]) -> dict[str, Any]:
         """Validate options; return them with defaults filled in."""
-        options = dict(options)
-        if "L" in options:
-            if "scalars_per_feature" in options:
-                raise fail("L", options["L"], "either L or scalars_per_feature, not both")
-            options["scalars_per_feature"] = options.pop("L")
-        o = {**cls.DEFAULTS, **options}
+        o = {**cls.DEFAULTS, **opt.scalars_per_feature_alias(options)}
         o["scalars_per_feature"] = opt.positive_int(
             "scalars_per_feature", o["scalars_per_feature"], 4096
         )

@@ -23,6 +23,16 @@ def positive_int(field: str, value: Any, high: int | None = None) -> int:
     return int(v)
 
 
+def scalars_per_feature_alias(options: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``options`` with the alias ``L`` renamed to ``scalars_per_feature``."""
+    options = dict(options)
+    if "L" in options:
+        if "scalars_per_feature" in options:
+            raise fail("L", options["L"], "either L or scalars_per_feature, not both")
+        options["scalars_per_feature"] = options.pop("L")
+    return options
+
+
 def int_list(field: str, value: Any, length: int) -> list[int]:
     """``value`` as a list of ``length`` positive ints."""
     allowed = f"a list of {length} positive integers"

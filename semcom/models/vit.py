@@ -54,12 +54,7 @@ class ViTAutoencoder(SemanticModel):
     @classmethod
     def resolve(cls, n_features: int, options: dict[str, Any]) -> dict[str, Any]:
         """Validate options against ``n_features``; fill in defaults and the patch size."""
-        options = dict(options)
-        if "L" in options:
-            if "scalars_per_feature" in options:
-                raise fail("L", options["L"], "either L or scalars_per_feature, not both")
-            options["scalars_per_feature"] = options.pop("L")
-        o = {**cls.DEFAULTS, **options}
+        o = {**cls.DEFAULTS, **opt.scalars_per_feature_alias(options)}
         o["scalars_per_feature"] = opt.positive_int(
             "scalars_per_feature", o["scalars_per_feature"], 4096
         )
