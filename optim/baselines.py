@@ -59,6 +59,8 @@ SOLVER_OPTIONS = (
     "refine_starts",
     "start_margin",
     "local_search_max",
+    "dual_starts",
+    "dual_max",
     "matching_iters",
     "max_patterns",
     "seed",

@@ -796,6 +796,8 @@ def lagrangian_heuristic(problem: Problem) -> Allocation:
     grid (module docstring), each solved with its exact optimal power. About 10 ms for
     ``N, K <= 6``. Over the 1000 ordered / exact-BER gap instances of
     ``benchmarks/bench_optim.py`` it is within 0.5% of the optimum on 94% of them (worst
-    59%); the better of it and the hierarchical solver is within 0.5% on 99.7% (worst 5.1%).
+    59%); the better of it and the (earlier, pre-dual-start) hierarchical solver was within
+    0.5% on 99.7% (worst 5.1%). The hierarchical solver now refines a cheaper version of these
+    candidates itself (:mod:`optim.dual`, without this multiplier search).
     """
     return solve_bnb(problem, node_limit=1, initial=None, heur_depth=0).allocation

@@ -939,3 +939,56 @@ def solve_exact(
         time_limit=time_limit,
         node_limit=node_limit,
     ).allocation
+
+
+@numba.njit(cache=True)
+def _optimal_power_rows(mod, alpha, nu, mods, budget):
+    """Rows of :func:`optimal_power` (``mods < 0``: unused entry): (p [T, n], error [T])."""
+    rows, n = alpha.shape
+    p_out = np.zeros((rows, n))
+    err = np.zeros(rows)
+    a = np.empty(n)
+    v = np.empty(n)
+    mm = np.empty(n, np.int64)
+    idx = np.empty(n, np.int64)
+    p = np.zeros(n)
+    g = np.zeros(n)
+    for r in range(rows):
+        cnt = 0
+        for j in range(n):
+            if mods[r, j] >= 0:
+                a[cnt] = alpha[r, j]
+                v[cnt] = nu[r, j]
+                mm[cnt] = mods[r, j]
+                idx[cnt] = j
+                cnt += 1
+        if cnt == 0:
+            continue
+        val, _ = _candidate_value(mod, a, v, mm, cnt, budget, p, g)
+        err[r] = val
+        for j in range(cnt):
+            p_out[r, idx[j]] = p[j]
+    return p_out, err
+
+
+def optimal_power_batch(
+    problem: Problem,
+    features: np.ndarray,
+    subchannel: np.ndarray,
+    modulation: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`optimal_power` for allocations given as index arrays [T, n] (modulation indices,
+    ``< 0``: unused entry), with decision ``weights`` (default the problem's).
+
+    Returns ``(p [T, n], weighted error [T])``, the error ``sum_j w slope Pb`` at that power.
+    """
+    w = problem.weights if weights is None else np.asarray(weights, dtype=np.float64)
+    f = np.atleast_2d(np.asarray(features, dtype=np.int64))
+    mods = np.atleast_2d(np.asarray(modulation, dtype=np.int64))
+    sub = np.atleast_2d(np.asarray(subchannel, dtype=np.int64))
+    alpha = np.ascontiguousarray((w * feature_terms(problem).slope)[f], dtype=np.float64)
+    nu = np.ascontiguousarray(problem.gains[sub] / problem.noise_power, dtype=np.float64)
+    return _optimal_power_rows(
+        ber_model(problem), alpha, nu, np.ascontiguousarray(mods), float(problem.power_budget)
+    )

@@ -18,12 +18,23 @@ by decreasing weight, the passive baseline). Then:
       ``n <= local_search_max``) over modulation, matching and selection moves with SP4
       re-solved for every neighbour, which leaves the ordered prior's restrictions (prefix,
       monotone patterns, greedy matching) wherever that pays;
-   b. :func:`refine_allocation`: alternate SP4 under the problem's own BER model
-      (:func:`optim.power.refine_power`; the bound-optimal power is not optimal under the
-      exact BER), SP3 at fixed powers (:func:`optim.modulation.assign_modulations`), SP1 by
-      the Hungarian algorithm and SP2 swaps, each step accepted only if it improves.
-   The best result wins. Every accepted step lowers the objective, so the refined answer is
-   never worse than the pipeline's (``refine_steps`` selects the kinds of steps).
+   b. :func:`refine_allocation`: alternate SP4 at its global optimum under the problem's
+      own BER model (:func:`optim.exact.optimal_power_batch`, Lemma 3 of
+      :mod:`optim.exact`; the bound-optimal power is not optimal under the exact BER), SP3
+      at fixed powers (:func:`optim.modulation.assign_modulations`), SP1 by the Hungarian
+      algorithm and SP2 swaps, each step accepted only if it improves.
+   Each start at its optimal power also competes as it is. The best result wins. Every
+   accepted step lowers the objective, so the refined answer is never worse than the
+   pipeline's (``refine_steps`` selects the kinds of steps).
+6. Dual starts (``dual_starts``; default 3 when ``n_max <= 10``, else 1; 0 disables; only
+   while ``min(N, K) <= dual_max`` and the refinement may change selection, matching and
+   modulations): the best distinct Lagrangian dual assignments of :mod:`optim.dual` (both
+   budgets priced, features assigned to subchannels and modulations by the Hungarian
+   algorithm, exact optimal power), which ignore the ordered prior's restrictions, are
+   refined like the pipeline's starts. They reach optima the prior excludes (e.g. BPSK on
+   the weakest subchannel, 16-QAM on the strongest). With a single pipeline start
+   (``n_max > 10``), only the dual start gets the local search and the pipeline's start
+   the polish (b), to keep one local search per solve.
 
 Pattern search (``patterns``): ``"all"`` enumerates ``C(n+M-1, M-1)`` patterns per ``n``;
 ``"fast"`` takes the two-level frontier patterns and the greedy pattern per ``n``, then adds
@@ -43,9 +54,10 @@ Power (``power``): ``"closed-form"``, ``"bisection"``, ``"cvxpy"`` or ``"equal"`
 Candidates are compared with the decision weights (``weights``; the problem's unless a
 baseline passes uniform ones); the caller reports the objective with the problem's own.
 
-Cost (measured, one core, see the report of issue 3): about 1 ms without and 5-8 ms with
-the refinement at ``N = K = 16``; about 0.4 s at ``N = K = 1024``, where the local search is
-skipped (above ``local_search_max`` selected features) and the Hungarian step runs once.
+Cost (measured, one core; BENCHMARKS.md, ``## optim``): about 1 ms without and 7-9 ms with
+the refinement at ``N = K = 16``; about 0.4 s at ``N = K = 1024``, where the local search and
+the dual starts are skipped (above ``local_search_max`` selected features, above
+``dual_max``) and the Hungarian step runs once.
 """
 
 from __future__ import annotations
@@ -58,6 +70,8 @@ import numpy as np
 from channels.errors import ConfigError
 from channels.theory import bound_coefficients
 from optim.distortion import bit_error_rate, feature_terms
+from optim.dual import dual_candidates, log_multiplier
+from optim.exact import optimal_power_batch
 from optim.local_search import MOVES, local_search
 from optim.matching import hungarian_matching, random_matching, subchannel_order
 from optim.modulation import (
@@ -68,9 +82,7 @@ from optim.modulation import (
     monotone_patterns,
 )
 from optim.power import (
-    allocate_power,
     equal_power,
-    refine_power,
     water_filling,
     water_filling_cvxpy,
 )
@@ -155,6 +167,7 @@ class _Engine:
         else:
             self.sub = subchannel_order(problem.gains)[: self.n_max]
         self.power = power
+        self.matching = matching
 
     def score(
         self, n: int, patterns: np.ndarray, sub: np.ndarray | None = None
@@ -280,7 +293,8 @@ def refine_allocation(
     (relative), the ``steps`` in this order, each accepted only if the objective (with
     ``weights``, default the problem's) decreases:
 
-    - ``power`` (SP4): :func:`optim.power.refine_power` under the problem's BER model;
+    - ``power`` (SP4): the optimal power for the fixed choices under the problem's BER
+      model (:func:`optim.exact.optimal_power_batch`);
     - ``modulation`` (SP3): :func:`optim.modulation.assign_modulations` at fixed powers
       (no monotone constraint);
     - ``matching`` (SP1): Hungarian assignment of the selected features (with their
@@ -332,11 +346,8 @@ def refine_allocation(
         n = state.features.size
         if n == 0:
             break
-        if "power" in steps:  # under the bound, the water-filling itself is the optimum
-            if problem.ber_model == "bound":
-                p = allocate_power(problem, state.features, state.sub, state.pattern, weights=w)
-            else:
-                p = refine_power(problem, state.features, state.sub, state.pattern, state.power, w)
+        if "power" in steps:  # the global optimum for the fixed choices (exact.Lemma 3)
+            p = optimal_power_batch(problem, state.features, state.sub, state.pattern, w)[0][0]
             accept(_State(state.features, state.sub, state.pattern, p, 0.0))
         if "modulation" in steps:
             esno = problem.gains[state.sub] * state.power / problem.noise_power
@@ -394,10 +405,13 @@ def refine_candidate(
     iters: int,
     steps: tuple[str, ...] = REFINE_STEPS,
     local_max: int = 64,
+    extra: list[_State] | None = None,
+    polish_only: bool = False,
 ) -> _State:
     """Local search (:func:`optim.local_search.local_search`, for starts of at most
-    ``local_max`` features) from each start, then :func:`refine_allocation` of the best
-    result, with the engine's weights and power rule."""
+    ``local_max`` features) from each start (the pipeline's ``starts``, then the general
+    allocations ``extra``), then :func:`refine_allocation` of each result, with the engine's
+    weights and power rule; the best wins."""
     prob = engine.problem
     weights = np.zeros(prob.n_features)
     weights[engine.order] = engine.w
@@ -406,9 +420,18 @@ def refine_candidate(
     moves = tuple(s for s in steps if s in MOVES)
     rule = engine.power if engine.power in ("bisection", "equal") else "closed-form"
     best: _State | None = None
-    for cand in starts:
-        state = _State(engine.order[: cand.n], cand.sub, cand.pattern, cand.power, cand.value)
-        if moves and cand.n <= local_max:
+    states = [_State(engine.order[: c.n], c.sub, c.pattern, c.power, c.value) for c in starts]
+    first_ls = len(states) if polish_only else 0
+    for q, state in enumerate(states + list(extra or [])):
+        if state.features.size and rule != "equal" and "power" in steps:
+            # the start itself at its optimal power competes too (a descent on bound-power
+            # scores may leave it for a worse allocation under the problem's BER model)
+            p = optimal_power_batch(prob, state.features, state.sub, state.pattern, weights)[0]
+            start = _State(state.features, state.sub, state.pattern, p[0], 0.0)
+            start.value = _value(prob, start, weights)
+            if best is None or start.value < best.value:
+                best = start
+        if moves and state.features.size <= local_max and q >= first_ls:
             found = local_search(
                 prob, *state_arrays(state)[:3], weights, rule, moves, exact_first=engine.n_max <= 8
             )
@@ -421,6 +444,19 @@ def refine_candidate(
             best = state
     assert best is not None
     return best
+
+
+def _dual_applies(engine: _Engine, steps: tuple[str, ...], dual_max: int) -> bool:
+    """Dual starts change selection, matching and modulations and use optimal power: only
+    when the refinement may change all of those (not for the random-matching or equal-power
+    baselines) and ``min(N, K) <= dual_max``."""
+    prob = engine.problem
+    return (
+        engine.power != "equal"
+        and engine.matching != "random"
+        and all(s in steps for s in ("modulation", "matching", "selection"))
+        and min(prob.n_features, prob.n_subchannels) <= dual_max
+    )
 
 
 def _value(problem: Problem, state: _State, weights: np.ndarray) -> float:
@@ -539,6 +575,8 @@ def solve_hierarchical(
     refine_starts: int | None = None,
     start_margin: float | None = None,
     local_search_max: int = 64,
+    dual_starts: int | None = None,
+    dual_max: int = 64,
     matching_iters: int = 5,
     max_patterns: int = 1500,
     seed: int | np.random.Generator | None = None,
@@ -552,7 +590,8 @@ def solve_hierarchical(
     and ``patience`` (SP2's stop rule), ``refine`` (True; None means True),
     ``refine_iters``, ``refine_steps`` (subset of power, modulation, matching, selection),
     ``refine_starts`` (None: automatic), ``start_margin`` (only starts within this relative
-    margin of the best; None: any), ``local_search_max``, ``matching_iters`` (Hungarian
+    margin of the best; None: any), ``local_search_max``, ``dual_starts`` (None:
+    automatic) and ``dual_max`` (step 6), ``matching_iters`` (Hungarian
     rounds of ``matching="hungarian"``), ``seed`` (random matching). Bad values raise
     ConfigError.
 
@@ -588,6 +627,9 @@ def solve_hierarchical(
     if not start_margin >= 0:
         raise ConfigError(f"start_margin: {start_margin!r} is invalid; allowed: a number >= 0")
     local_search_max = _count("local_search_max", local_search_max, 0)
+    if dual_starts is not None:
+        dual_starts = _count("dual_starts", dual_starts, 0)
+    dual_max = _count("dual_max", dual_max, 0)
     max_patterns = _count("max_patterns", max_patterns, 1)
     seed = _seed(seed)
     if weights is None:
@@ -644,8 +686,20 @@ def solve_hierarchical(
     if refine_starts is None:  # more starts where they are cheap (few features)
         refine_starts = 5 if n_max <= 6 else 3 if n_max <= 10 else 1
     starts = [best[n] for n in near[:refine_starts]]
-    if refine and any(c.n > 0 for c in starts):
-        state = refine_candidate(engine, starts, refine_iters, refine_steps, local_search_max)
+    extra: list[_State] = []
+    if dual_starts is None:  # like refine_starts: more where they are cheap
+        dual_starts = 3 if n_max <= 10 else 1
+    if refine and dual_starts and _dual_applies(engine, refine_steps, dual_max) and cand.n:
+        lev = log_multiplier(problem, weights, order[: cand.n], cand.sub, cand.pattern)
+        for f, sub, pat, p, v in dual_candidates(problem, weights, lev)[:dual_starts]:
+            extra.append(_State(f, sub, pat, p, v))
+    # with a single pipeline start (N > 10), only the dual start gets the local search, the
+    # pipeline's answer the cheaper polish (one local search fits the time budget)
+    polish_only = bool(extra) and len(starts) == 1
+    if refine and (extra or any(c.n > 0 for c in starts)):
+        state = refine_candidate(
+            engine, starts, refine_iters, refine_steps, local_search_max, extra, polish_only
+        )
     else:
         state = _State(order[: cand.n], cand.sub, cand.pattern, cand.power, cand.value)
     if state.features.size == 0:

@@ -111,3 +111,42 @@ def warm_up() -> None:
     water_fill_rows(t, np.ones((1, 2)), np.ones(1))
     table = np.zeros((1, 1))
     ber_rows(np.zeros(1, np.int64), np.ones(1), table, table, np.ones(1), np.ones(1), True)
+
+
+@numba.njit(cache=True)
+def lagrangian_rows(
+    cost: np.ndarray,
+    symbols: np.ndarray,
+    s_max: float,
+    lo: float,
+    hi: float,
+    iters: int,
+    fallback: np.ndarray,
+) -> np.ndarray:
+    """Bisection on ``mu`` of :func:`optim.modulation._lagrangian_choice`.
+
+    Per row the first argmin of ``cost[j, m] + mu S[m]``; returns the choice at the smallest
+    ``mu`` tried whose total ``sum_j S`` fits ``s_max`` (``fallback`` if none did).
+    """
+    n, m = cost.shape
+    best = fallback.copy()
+    ch = np.empty(n, np.int64)
+    for _ in range(iters):
+        mu = 0.5 * (lo + hi)
+        total = 0.0
+        for j in range(n):
+            k = 0
+            v = cost[j, 0] + mu * symbols[0]
+            for q in range(1, m):
+                t = cost[j, q] + mu * symbols[q]
+                if t < v:
+                    v = t
+                    k = q
+            ch[j] = k
+            total += symbols[k]
+        if total <= s_max + 1e-9:
+            hi = mu
+            best[:] = ch
+        else:
+            lo = mu
+    return best

@@ -19,7 +19,10 @@ after ``max_iter`` rounds. Neighbourhoods (``steps``):
 - ``selection``: replace one selected feature (keeping its slot) by one of the
   ``swap_candidates`` unselected features with the largest drop cost ``w_u D_drop,u``, drop
   one, or add one of those candidates on the strongest unused subchannel with any modulation
-  that fits: ``n (swap_candidates + 1) + swap_candidates M``.
+  that fits: ``n (swap_candidates + 1) + swap_candidates M``; with ``modulation`` also, add
+  one of them at the lowest order that fits after raising one selected feature's order by a
+  level (when the budget binds, no single move can add a feature), while ``n <= raise_max``
+  (where it is cheap): ``n swap_candidates``.
 
 Each round scores all neighbourhoods in one batch (small batches are dominated by per-call
 overhead), or, with ``vnd=True``, the one-position moves first and the two-position ones only
@@ -38,8 +41,9 @@ import numpy as np
 
 from channels.theory import bound_coefficients
 from optim.distortion import bit_error_rate, feature_terms
+from optim.exact import optimal_power_batch
 from optim.matching import hungarian_matching
-from optim.power import refine_power_batch, water_filling
+from optim.power import water_filling
 from optim.problem import Problem
 
 MOVES = ("modulation", "matching", "selection")
@@ -167,6 +171,7 @@ def _neighbours(
     level: int,
     power: np.ndarray,
     weighted_slope: np.ndarray,
+    raise_max: int = 10,
 ) -> Neighbourhood:
     """Level 1: one-position moves; level 2: two-position and whole moves; level 0: all.
 
@@ -233,6 +238,18 @@ def _neighbours(
             fits = np.flatnonzero(S <= slack)
             u, mm = np.repeat(top, fits.size), np.tile(fits, top.size)
             moves.add(np.full(u.size, n), u, best_free, mm)
+    if "selection" in steps and "modulation" in steps and level in (0, 2) and 0 < n <= raise_max:
+        # add a feature (lowest order that fits) while raising one feature's order a level
+        # to make room: the symbol budget binds, so no single move adds one
+        if top.size and best_free >= 0:
+            up = np.flatnonzero(pattern[:n] < m - 1)
+            room = slack + S[pattern[up]] - S[pattern[up] + 1]  # [U]
+            lowest = np.argmax(S[None, :] <= room[:, None], axis=1)  # first order that fits
+            ok = (S[lowest] <= room) & (S[lowest] > slack)  # only where the raise is needed
+            up, lowest = up[ok], lowest[ok]
+            j, u = np.repeat(up, top.size), np.tile(top, up.size)
+            mm = np.repeat(lowest, top.size)
+            moves.add(j, features[j], sub[j], pattern[j] + 1, np.full(j.size, n), u, best_free, mm)
     return moves.build()
 
 
@@ -312,10 +329,10 @@ def local_search(
     Under the exact BER model the bound's water-filling power can misjudge a neighbour (the
     bound is loose for the QAMs at low SNR). So once the descent on water-filling powers stops,
     a second phase continues it with, each round, the ``exact_top`` best neighbours by that
-    score getting their power refined under the exact model
-    (:func:`optim.power.refine_power_batch`) and compared on that basis (the rest are not
-    taken). ``exact_top = 0`` skips the second phase; ``exact_first`` skips the first (better
-    on small problems, slower on large ones).
+    score getting their globally optimal power under the exact model
+    (:func:`optim.exact.optimal_power_batch`, Lemma 3 there) and compared on that basis
+    (the rest are not taken). ``exact_top = 0`` skips the second phase; ``exact_first``
+    skips the first (better on small problems, slower on large ones).
     """
     w = problem.weights if weights is None else np.asarray(weights, dtype=np.float64)
     terms = feature_terms(problem)
@@ -332,7 +349,7 @@ def local_search(
         if not refine:
             return values, powers
         top = np.argsort(values, kind="stable")[:exact_top]
-        p_top, _ = refine_power_batch(problem, f[top], s[top], pat[top], powers[top], w)
+        p_top, _ = optimal_power_batch(problem, f[top], s[top], pat[top], w)
         out = np.full(values.shape, np.inf)
         out[top] = values_of(problem, f[top], s[top], pat[top], p_top, w)
         powers = powers.copy()

@@ -141,7 +141,7 @@ METHODS.register(
 METHODS.register_lazy(
     "exact",
     "optim.exact:solve_exact",
-    "Reference optimum: exhaustive enumeration / branch and bound",
+    "Reference optimum: enumeration (N <= 8) / certified branch and bound",
     "issue 3 item 4; optim.exact",
 )
 

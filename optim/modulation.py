@@ -185,15 +185,10 @@ def _lagrangian_choice(
     spread = float(np.ptp(cost)) if cost.size else 0.0
     gap = float(np.min(np.diff(np.sort(np.unique(symbols))), initial=1.0))
     lo, hi = 0.0, (spread + 1.0) / max(gap, 1e-12) * 2.0 + 1.0
-    best = np.full(n, int(np.argmin(symbols)))
-    for _ in range(iters):
-        mu = 0.5 * (lo + hi)
-        ch = np.argmin(cost + mu * symbols[None, :], axis=1)
-        if symbols[ch].sum() <= s_max + 1e-9:
-            hi, best = mu, ch
-        else:
-            lo = mu
-    return best
+    from optim.kernels import lagrangian_rows
+
+    best = np.full(n, int(np.argmin(symbols)), dtype=np.int64)
+    return lagrangian_rows(np.ascontiguousarray(cost), symbols, float(s_max), lo, hi, iters, best)
 
 
 def _fill_slack(

@@ -5,9 +5,11 @@ Gap study: 240 fixed random instances, ordered importance profile, exact BER (th
 same draws as ``benchmarks/bench_optim.py`` (its ``gap_instance``; BENCHMARKS.md has the
 distribution over 1000 instances per profile). The thresholds asserted on this unbiased sample
 are those the benchmark supports with margin. The issue's worst-case target (<= 5% for ordered
-profiles) is not met over the benchmark's 1000 instances: its worst instance (i = 487, 155%)
-is kept as a regression case and the target is recorded as a strict xfail over the sample plus
-the regression cases, so it flips to a failure the day it is met.
+profiles) is met over the benchmark's 1000 instances since the refinement also starts from
+Lagrangian dual assignments (:mod:`optim.dual`): worst 0.88% under the exact BER (i = 535),
+below 1e-6 under the bound. The former worst instances (487: 155%, the optimum gives the
+weakest subchannel BPSK; 795: 5.1%, a duality-gap case that needs the second and third dual
+starts) are kept as regression cases.
 
 Properties (hypothesis, small N, K): more power or more symbols never increases the exact
 optimum; the exact optimum is at most every registered heuristic's objective (and every
@@ -28,7 +30,7 @@ from optim.methods import METHODS, available_methods
 from optim.problem import Problem, random_problem
 
 GAP_INSTANCES = 240
-REGRESSION_INSTANCES = (487,)  # the benchmark's worst ordered instance (BENCHMARKS.md)
+REGRESSION_INSTANCES = (487, 795, 535)  # former / current worst ordered instances (BENCHMARKS.md)
 SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 ETAS = (0.25, 0.5, 0.75, 1.0)
 EXACT_RTOL = 1e-9  # solve_exact's default tolerance
@@ -74,25 +76,31 @@ def test_gap_median_meets_the_target(ordered_gaps):
 
 
 def test_gap_distribution(ordered_gaps):
-    """Measured over 1000 instances: 97.5-99.4% within 0.5%, 99-99.7% within 5%, p90 ~4e-16."""
+    """Measured over 1000 instances (exact BER): 99.9% within 0.5%, all within 5%, p99 ~1e-15."""
     assert np.quantile(ordered_gaps, 0.9) <= 0.005
-    assert np.mean(ordered_gaps <= 0.005) >= 0.95
-    assert np.mean(ordered_gaps <= 0.05) >= 0.97
+    assert np.mean(ordered_gaps <= 0.005) >= 0.98
+    assert np.mean(ordered_gaps <= 0.05) >= 0.995
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue target worst-case gap <= 5% is not met: instance 487 is 155% off, the "
-    "monotone-modulation prior cannot give the weakest subchannel BPSK (BENCHMARKS.md, "
-    "'## optim: solver time and optimality gap')",
-)
-def test_gap_worst_case_target(ordered_gaps):
+@pytest.fixture(scope="module")
+def worst_gap(ordered_gaps) -> float:
     worst = ordered_gaps.max()
     for i in REGRESSION_INSTANCES:
         p = gap_instance(i, "ordered")
         hier = optim.solve(p, method="hierarchical").objective
         worst = max(worst, relative_gap(hier, solve_exact_result(p).objective))
-    assert worst <= 0.05
+    return float(worst)
+
+
+def test_gap_worst_case_target(worst_gap):
+    """Issue target: worst gap <= 5% for ordered profiles (sample plus regression cases)."""
+    assert worst_gap <= 0.05
+
+
+def test_gap_worst_case_measured(worst_gap):
+    """The benchmark's worst ordered gap is 0.88% (exact BER, 1000 instances, i = 535);
+    2% is that with a factor ~2 of headroom for platform-dependent rounding."""
+    assert worst_gap <= 0.02
 
 
 # ----------------------------------------------------------------------------- properties

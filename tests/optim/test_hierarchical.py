@@ -224,6 +224,8 @@ def test_power_solvers_agree_inside_the_solver():
         {"refine": "yes"},
         {"seed": -1},
         {"max_patterns": 0},
+        {"dual_starts": -1},
+        {"dual_max": 1.5},
     ],
 )
 def test_bad_options_are_config_errors(options):
