@@ -83,3 +83,16 @@ def test_console_script_exit_status_and_no_traceback() -> None:
     assert proc.stderr.strip() == (
         "semcom ber: error: min_errors: -1.0 is invalid; allowed: an integer >= 1"
     )
+
+
+def test_closed_pipe_is_not_a_traceback() -> None:
+    """`semcom ber ... | head -1`: the reader leaves after one line while 300 more points are
+    still to be printed (each flushed), so the writer must meet the closed pipe."""
+    snrs = " ".join(str(0.01 * i) for i in range(300))
+    proc = subprocess.run(
+        f"{sys.executable} -m semcom.cli ber --modulation bpsk --snr-db {snrs} "
+        "--min-errors 1 --max-bits 1 --json | head -1",
+        shell=True, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.stdout.count("\n") == 1
+    assert proc.stderr == ""
