@@ -16,6 +16,14 @@ features fit in QPSK). The kernel's noise variance per complex symbol is ``no = 
 the allocation's powers are per-symbol powers in the same units, so feature ``i`` on
 subchannel ``k`` sees ``γ = g_k p_i / σ²`` (docs/conventions.md).
 
+**Zero-power features.** A feature that the allocation selects with power ``p_i = 0``
+carries no energy, so it is not transmitted: the receiver, which knows the allocation, zero-fills
+it like a dropped feature, and it counts neither as sent nor in the BER. Decoding the pure noise
+instead would hand the decoder uniformly random codes (bit-error rate 1/2). This case arises when
+``w_i = 0``: the objective is then indifferent to that feature's errors, and the solver can select
+it at zero power. An example is an ISFR model whose tail features have clipped masking weights
+of exactly 0 (docs/isfr_training.md).
+
 **Noiseless link.** ``channel="noiseless"`` or ``snr_db=inf`` is the ideal digital link, the
 quantisation-only reference: every feature is selected (no budgets, no optimiser), each is sent
 over a unit gain at unit power without noise (highest-order modulation of the set, through
@@ -98,7 +106,7 @@ class LinkFrames:
     z_hat: np.ndarray
     """Received features ``[B, N, L]`` float64 (dequantised; dropped features 0)."""
     sent: np.ndarray
-    """bool ``[B, N]``: feature selected by the allocation."""
+    """bool ``[B, N]``: feature transmitted (selected by the allocation, with power > 0)."""
     bits_per_symbol: np.ndarray
     """int64 ``[B, N]``: modulation of each feature (0 if dropped)."""
     bit_errors: np.ndarray
@@ -384,6 +392,10 @@ class SemanticLink:
                 m[j, sel] = [BITS_PER_SYMBOL[name] for name in allocation.modulation]
                 h_feat[j, sel] = h[allocation.subchannel]
                 p_feat[j, sel] = allocation.power
+            # a feature selected at zero power carries no energy: the receiver knows the
+            # allocation and zero-fills it like a dropped feature (module docstring)
+            unpowered = (m > 0) & ~(p_feat > 0.0)
+            m[unpowered], h_feat[unpowered], p_feat[unpowered] = 0, 0.0, 0.0
         no = 0.0 if self.noiseless else NOISE_POWER
         out = transmit_codes(codes, m, h_feat, p_feat, no, q, seed=self.seed, point=point,
                              trials=trials)  # fmt: skip
