@@ -61,6 +61,7 @@ from optim.exact import (
     _ordered_prior_incumbent,
     ber_model,
     dual_bound_terms,
+    next_child,
     slot_model,
 )
 from optim.problem import Allocation, Problem
@@ -311,23 +312,8 @@ def _bnb_walk(
             state[0] = depth
             ub_arr[0] = ub
             return False
-        c = cursor[depth] + 1
-        found = False
-        while c < n_mod * n_feat:
-            m = c // n_feat
-            r = c % n_feat
-            if symu[depth] + sym[m] > smax:
-                c = (m + 1) * n_feat
-                continue
-            if r <= last[m]:
-                c = m * n_feat + last[m] + 1
-                continue
-            if used[r]:
-                c += 1
-                continue
-            found = True
-            break
-        if not found:
+        c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symu[depth], smax, last, used)
+        if c < 0:
             depth -= 1
             if depth >= 0:
                 used[cur_r[depth]] = False

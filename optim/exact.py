@@ -137,6 +137,31 @@ H [M, G]: ``H(mu_k)`` (slightly lowered), both ``[M, 1]`` dummies for the bound 
 # =============================================================================================
 # Scalar kernels of the BER models (Numba)
 # =============================================================================================
+@numba.njit(cache=True, inline="always")
+def next_child(c, n_mod, n_feat, sym, symu_depth, smax, last, used):  # noqa: ANN001, ANN201
+    """The first admissible child code ``>= c`` of a search node, or -1 when there is none.
+
+    A child code ``c = m * n_feat + r`` puts feature rank ``r`` in the next slot with
+    modulation ``m``. It is admissible when the symbol budget still holds
+    (``symu_depth + sym[m] <= smax``), when ``r`` is above the last rank already given ``m``
+    (within one modulation, ranks are taken in increasing order: the same-modulation swap
+    argument of the module docstring), and when ``r`` is unused. A code that breaks the first
+    two rules skips straight to the next candidate that can pass them.
+    """
+    while c < n_mod * n_feat:
+        m = c // n_feat
+        r = c % n_feat
+        if symu_depth + sym[m] > smax:
+            c = (m + 1) * n_feat
+        elif r <= last[m]:
+            c = m * n_feat + last[m] + 1
+        elif used[r]:
+            c += 1
+        else:
+            return c
+    return -1
+
+
 @numba.njit(cache=True)
 def _ber(mod, m: int, gam: float) -> float:
     """``f_m(gamma)`` clipped to [0, 1/2], as :func:`optim.distortion.ber_of`."""
@@ -478,23 +503,8 @@ def _enumerate(
                 used[cur_r[depth]] = False
                 last[cur_m[depth]] = prev_last[depth]
             continue
-        c = cursor[depth] + 1
-        found = False
-        while c < n_mod * n_feat:
-            m = c // n_feat
-            r = c % n_feat
-            if symu[depth] + sym[m] > smax:
-                c = (m + 1) * n_feat
-                continue
-            if r <= last[m]:
-                c = m * n_feat + last[m] + 1
-                continue
-            if used[r]:
-                c += 1
-                continue
-            found = True
-            break
-        if not found:
+        c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symu[depth], smax, last, used)
+        if c < 0:
             depth -= 1
             if depth >= 0:
                 used[cur_r[depth]] = False
