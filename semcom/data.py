@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import operator
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, fail
 
 DATASETS = ("patches", "digits", "cifar10", "mnist", "folder")
 SPLITS = ("train", "test")
@@ -132,19 +131,6 @@ class ImageDataset:
 # options
 
 
-def _int_option(name: str, value: Any, low: int, high: int | None = None) -> int:
-    allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-    if isinstance(value, bool):
-        raise fail(name, value, allowed)
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise fail(name, value, allowed) from None
-    if v < low or (high is not None and v > high):
-        raise fail(name, value, allowed)
-    return int(v)
-
-
 def _float_option(name: str, value: Any, low: float, high: float, closed_high: bool) -> float:
     allowed = f"a number in [{low}, {high}{']' if closed_high else ')'}"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -171,21 +157,21 @@ def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str
         raise fail(f"{name} option", unknown[0], ", ".join(sorted(resolved)) or "none")
     resolved.update(options)
     if resolved["limit"] is not None:
-        resolved["limit"] = _int_option("limit", resolved["limit"], 1)
+        resolved["limit"] = check_int("limit", resolved["limit"], 1)
     if name == "patches":
-        resolved["size"] = _int_option("size", resolved["size"], 4, 128)
-        resolved["stride"] = _int_option("stride", resolved["stride"], 1)
-        resolved["max_per_image"] = _int_option("max_per_image", resolved["max_per_image"], 1)
+        resolved["size"] = check_int("size", resolved["size"], 4, 128)
+        resolved["stride"] = check_int("stride", resolved["stride"], 1)
+        resolved["max_per_image"] = check_int("max_per_image", resolved["max_per_image"], 1)
         resolved["min_std"] = _float_option("min_std", resolved["min_std"], 0.0, 1.0, True)
-        resolved["seed"] = _int_option("seed", resolved["seed"], 0)
+        resolved["seed"] = check_int("seed", resolved["seed"], 0)
     elif name == "digits":
         tf = _float_option("test_fraction", resolved["test_fraction"], 0.0, 1.0, False)
         if tf <= 0.0:
             raise fail("test_fraction", tf, "a number in (0, 1)")
         resolved["test_fraction"] = tf
-        resolved["seed"] = _int_option("seed", resolved["seed"], 0)
+        resolved["seed"] = check_int("seed", resolved["seed"], 0)
     elif name == "folder":
-        resolved["size"] = _int_option("size", resolved["size"], 1, 4096)
+        resolved["size"] = check_int("size", resolved["size"], 1, 4096)
     return resolved
 
 

@@ -45,14 +45,13 @@ Examples:
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from channels.errors import fail
+from channels.errors import check_int, fail
 
 LAWS = ("geometric", "uniform")
 PROFILES = ("log-linear", "uniform", "matched")
@@ -63,19 +62,6 @@ MAX_BITS_PER_SCALAR = 16
 
 # ---------------------------------------------------------------------------------------------
 # validation
-
-
-def _check_int(field: str, value: Any, low: int, high: int) -> int:
-    allowed = f"an integer in {low}..{high}"
-    if isinstance(value, bool):
-        raise fail(field, value, allowed)
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise fail(field, value, allowed) from None
-    if not low <= v <= high:
-        raise fail(field, value, allowed)
-    return int(v)
 
 
 def _check_real(field: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
@@ -91,7 +77,7 @@ def _check_real(field: str, value: Any, low: float, high: float, open_low: bool 
 def _check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
-    return _check_int("seed", seed, 0, 2**63 - 1)
+    return check_int("seed", seed, 0, 2**63 - 1)
 
 
 def derive_seed(*keys: int) -> int:
@@ -147,7 +133,7 @@ def quantize_index(z: torch.Tensor, bits_per_scalar: int = 8) -> torch.Tensor:
     ``i = min(floor((clip(z, -1, 1) + 1) · 2^Q / 2), 2^Q - 1)``, computed in float64 so that it
     equals ``channels.bits.quantize`` exactly for every float input.
     """
-    q = _check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
     levels = 1 << q
     scaled = (z.detach().to(torch.float64).clamp(-1.0, 1.0) + 1.0) * (levels / 2.0)
     return torch.floor(scaled).clamp(max=levels - 1).to(torch.int64)
@@ -155,7 +141,7 @@ def quantize_index(z: torch.Tensor, bits_per_scalar: int = 8) -> torch.Tensor:
 
 def dequantize_index(indices: torch.Tensor, bits_per_scalar: int = 8) -> torch.Tensor:
     """Bin midpoints ``-1 + (i + ½) Δ`` (float32, exact for ``Q <= 16``) of int indices."""
-    q = _check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
     return (-1.0 + (indices.to(torch.float64) + 0.5) * (2.0 / (1 << q))).to(torch.float32)
 
 
@@ -196,14 +182,14 @@ class NestedDropout(_Seeded):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
-        self.n_features = _check_int("n_features", n_features, 1, 1 << 20)
+        self.n_features = check_int("n_features", n_features, 1, 1 << 20)
         if law not in LAWS:
             raise fail("law", law, ", ".join(LAWS))
         self.law = law
         self.rho = _check_real("rho", rho, 0.0, 1.0, open_low=True)
         if law == "geometric" and self.rho >= 1.0:
             raise fail("rho", rho, "a number in (0, 1)")
-        self.n_min = _check_int("n_min", n_min, 0, self.n_features)
+        self.n_min = check_int("n_min", n_min, 0, self.n_features)
         self.p_nd = _check_real("p_nd", p_nd, 0.0, 1.0)
         cdf = torch.cumsum(self.cutoff_pmf(), 0)
         cdf[-1] = 1.0
@@ -314,10 +300,8 @@ class BerMatching(_Seeded):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
-        self.n_features = _check_int("n_features", n_features, 1, 1 << 20)
-        self.bits_per_scalar = _check_int(
-            "bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR
-        )
+        self.n_features = check_int("n_features", n_features, 1, 1 << 20)
+        self.bits_per_scalar = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
         if profile not in PROFILES:
             raise fail("profile", profile, ", ".join(PROFILES))
         if mode not in MODES:

@@ -33,7 +33,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import operator
 import os
 import random
 import time
@@ -46,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, fail
 from semcom import data as data_module
 from semcom.isfr import KINDS, derive_seed, training_channel
 from semcom.models import SemanticModel, build_model, resolve_model_options
@@ -136,19 +135,6 @@ class TrainedModel:
 # config resolution and hash
 
 
-def _int(field_: str, value: Any, low: int, high: int | None = None) -> int:
-    allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-    if isinstance(value, bool):
-        raise fail(field_, value, allowed)
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise fail(field_, value, allowed) from None
-    if v < low or (high is not None and v > high):
-        raise fail(field_, value, allowed)
-    return int(v)
-
-
 def _real(field_: str, value: Any, low: float, high: float, allowed: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise fail(field_, value, allowed)
@@ -190,7 +176,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     if not isinstance(config, TrainConfig):
         raise fail("config", type(config).__name__, "a TrainConfig")
     c = copy.deepcopy(config)
-    c.n_features = _int("n_features", c.n_features, 1, 4096)
+    c.n_features = check_int("n_features", c.n_features, 1, 4096)
     if c.dataset_root is not None:
         if not isinstance(c.dataset_root, str | os.PathLike):
             raise fail("dataset_root", c.dataset_root, "None or a folder path")
@@ -212,8 +198,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     if "seed" in isfr:
         raise fail("isfr.seed", isfr["seed"], "no seed here: the channel's streams follow seed")
     c.isfr = training_channel(c.scheme, c.n_features, **isfr).options
-    c.epochs = _int("epochs", c.epochs, 1)
-    c.batch_size = _int("batch_size", c.batch_size, 1)
+    c.epochs = check_int("epochs", c.epochs, 1)
+    c.batch_size = check_int("batch_size", c.batch_size, 1)
     c.lr = _real("lr", c.lr, 0.0, math.inf, "a positive number")
     if c.lr <= 0 or math.isinf(c.lr):
         raise fail("lr", c.lr, "a positive finite number")
@@ -224,9 +210,9 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     if c.val_fraction >= 1.0:
         raise fail("val_fraction", c.val_fraction, "a number in [0, 1)")
     if c.patience is not None:
-        c.patience = _int("patience", c.patience, 1)
+        c.patience = check_int("patience", c.patience, 1)
     c.min_delta = _real("min_delta", c.min_delta, 0.0, math.inf, "a number >= 0")
-    c.seed = _int("seed", c.seed, 0, 2**63 - 1)
+    c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
     c.device = _resolve_device(c.device)
     if not isinstance(c.amp, bool):
         raise fail("amp", c.amp, "true or false")

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
-from channels.errors import fail
+from channels.errors import check_int, fail
 
 
 def positive_int(field: str, value: Any, high: int | None = None) -> int:
     """``value`` as an int in ``1..high`` (``high=None``: no upper bound)."""
-    allowed = "a positive integer" if high is None else f"an integer in 1..{high}"
-    if isinstance(value, bool):
-        raise fail(field, value, allowed)
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise fail(field, value, allowed) from None
-    if v < 1 or (high is not None and v > high):
-        raise fail(field, value, allowed)
-    return int(v)
+    return check_int(field, value, 1, high)
 
 
 def scalars_per_feature_alias(options: dict[str, Any]) -> dict[str, Any]:
