@@ -59,10 +59,12 @@ from optim.exact import (
     SlotModel,
     _candidate_value,
     _ordered_prior_incumbent,
+    backtrack,
     ber_model,
     dual_bound_terms,
     next_child,
     slot_model,
+    take_child,
 )
 from optim.problem import Allocation, Problem
 
@@ -314,19 +316,9 @@ def _bnb_walk(
             return False
         c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symu[depth], smax, last, used)
         if c < 0:
-            depth -= 1
-            if depth >= 0:
-                used[cur_r[depth]] = False
-                last[cur_m[depth]] = prev_last[depth]
+            depth = backtrack(depth, cur_r, cur_m, prev_last, last, used)
             continue
-        cursor[depth] = c
-        m = c // n_feat
-        r = c % n_feat
-        cur_r[depth] = r
-        cur_m[depth] = m
-        prev_last[depth] = last[m]
-        last[m] = r
-        used[r] = True
+        m, r = take_child(c, depth, n_feat, cursor, cur_r, cur_m, prev_last, last, used)
         n = depth + 1
         symu[n] = symu[depth] + sym[m]
         for q in range(n_pair):

@@ -162,6 +162,34 @@ def next_child(c, n_mod, n_feat, sym, symu_depth, smax, last, used):  # noqa: AN
     return -1
 
 
+@numba.njit(cache=True, inline="always")
+def take_child(c, depth, n_feat, cursor, cur_r, cur_m, prev_last, last, used):  # noqa: ANN001, ANN201
+    """Take child code ``c`` at ``depth``: record it and mark its rank used; returns ``(m, r)``.
+
+    ``prev_last`` keeps the previous last rank of modulation ``m`` so :func:`backtrack` can
+    restore it.
+    """
+    cursor[depth] = c
+    m = c // n_feat
+    r = c % n_feat
+    cur_r[depth] = r
+    cur_m[depth] = m
+    prev_last[depth] = last[m]
+    last[m] = r
+    used[r] = True
+    return m, r
+
+
+@numba.njit(cache=True, inline="always")
+def backtrack(depth, cur_r, cur_m, prev_last, last, used):  # noqa: ANN001, ANN201
+    """Leave ``depth``: undo the choice of the parent slot (inverse of :func:`take_child`)."""
+    depth -= 1
+    if depth >= 0:
+        used[cur_r[depth]] = False
+        last[cur_m[depth]] = prev_last[depth]
+    return depth
+
+
 @numba.njit(cache=True)
 def _ber(mod, m: int, gam: float) -> float:
     """``f_m(gamma)`` clipped to [0, 1/2], as :func:`optim.distortion.ber_of`."""
@@ -498,26 +526,13 @@ def _enumerate(
     depth = 0
     while depth >= 0:
         if depth == kp:
-            depth -= 1
-            if depth >= 0:
-                used[cur_r[depth]] = False
-                last[cur_m[depth]] = prev_last[depth]
+            depth = backtrack(depth, cur_r, cur_m, prev_last, last, used)
             continue
         c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symu[depth], smax, last, used)
         if c < 0:
-            depth -= 1
-            if depth >= 0:
-                used[cur_r[depth]] = False
-                last[cur_m[depth]] = prev_last[depth]
+            depth = backtrack(depth, cur_r, cur_m, prev_last, last, used)
             continue
-        cursor[depth] = c
-        m = c // n_feat
-        r = c % n_feat
-        cur_r[depth] = r
-        cur_m[depth] = m
-        prev_last[depth] = last[m]
-        last[m] = r
-        used[r] = True
+        m, r = take_child(c, depth, n_feat, cursor, cur_r, cur_m, prev_last, last, used)
         symu[depth + 1] = symu[depth] + sym[m]
         for d in range(depth, kp):
             pre[depth + 1, d] = pre[depth, d] + bterm[d, r, m, depth]
