@@ -13,7 +13,7 @@ import sys
 
 from channels.errors import ConfigError
 
-COMMANDS = ("ber", "solve", "methods")
+COMMANDS = ("run", "check", "plot", "ber", "solve", "methods")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ConfigError as err:
-        print(f"{args._prog}: error: {err}", file=sys.stderr)
+        for problem in getattr(err, "problems", None) or [str(err)]:
+            print(f"{args._prog}: error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{args._prog}: interrupted", file=sys.stderr)

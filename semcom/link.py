@@ -48,8 +48,7 @@ image). The BER interval is Wilson's with the effective sample size of correlate
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,10 +59,10 @@ from channels.bits import CODES, dequantize, quantize
 from channels.errors import ConfigError, fail
 from channels.fading import fading_coefficients
 from channels.kernels.link_cpu import transmit_codes
-from channels.montecarlo import block_interval, point_index
+from channels.montecarlo import point_index
 from channels.names import BITS_PER_SYMBOL
 from optim.problem import DEFAULT_MODULATIONS, Problem
-from semcom import metrics
+from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
 from semcom.registry import ALLOCATION
 
@@ -115,48 +114,6 @@ class LinkFrames:
     """float64 ``[B]``: the allocation's objective (NaN for the noiseless link)."""
     gains: np.ndarray
     """float64 ``[B, K]``: subchannel power gains ``|h_k|^2``."""
-
-
-@dataclass(frozen=True)
-class LinkResult:
-    """Metrics of one link configuration over ``n_images`` images × ``n_draws`` draws.
-
-    Each metric comes with its two-sided interval at ``confidence`` (module docstring).
-    ``ber`` is the bit-error rate over the sent bits (NaN when nothing was sent);
-    ``ber_per_feature[i]`` the same for feature ``i`` and ``selection_rate[i]`` the share of
-    frames that sent it. ``accuracy`` is None unless the model has ``classify`` and labels
-    were given.
-    """
-
-    psnr_db: float
-    psnr_ci: tuple[float, float]
-    ssim: float
-    ssim_ci: tuple[float, float]
-    mse: float
-    mse_ci: tuple[float, float]
-    ber: float
-    ber_ci: tuple[float, float]
-    accuracy: float | None
-    accuracy_ci: tuple[float, float] | None
-    ber_per_feature: list[float]
-    selection_rate: list[float]
-    mean_selected: float
-    mean_objective: float
-    bit_errors: int
-    bits_sent: int
-    n_images: int
-    n_draws: int
-    channel: str
-    snr_db: float
-    method: str
-    seed: int
-    confidence: float
-    seconds: float
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return asdict(self)
 
 
 def _finite_number(name: str, value: Any, low: float = -math.inf, allow_inf: bool = False) -> float:
@@ -422,90 +379,23 @@ class SemanticLink:
         labels: Any = None,
         confidence: float = 0.95,
         ci_method: str = "t",
+        compute_ssim: bool = True,
     ) -> LinkResult:
         """Monte Carlo over ``n_draws`` channel draws of every image; metrics with intervals.
 
         ``images`` is a tensor ``[B, C, H, W]`` in [0, 1] or a data set (``.images``, and
         ``.labels`` used for accuracy when ``labels`` is None and the model can ``classify``).
         ``ci_method`` is ``"t"`` (Student-t) or ``"bootstrap"`` (:func:`semcom.metrics.mean_ci`).
+        Draws ``0..n_draws-1`` through a :class:`semcom.evaluation.LinkEvaluation`.
         """
-        dataset_labels = getattr(images, "labels", None)
-        images = as_images(images)
         n_draws = _integer("n_draws", n_draws, 1, 2**31)
-        if not (isinstance(confidence, float | int) and 0 < confidence < 1):
-            raise fail("confidence", confidence, "a number in (0, 1)")
-        if ci_method not in metrics.CI_METHODS:
-            raise fail("ci_method", ci_method, " or ".join(metrics.CI_METHODS))
-        labels = dataset_labels if labels is None else labels
-        classify = getattr(self.model, "classify", None)
-        if labels is not None:
-            labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
-            if labels.shape != (images.shape[0],):
-                raise fail("labels", f"array of shape {labels.shape}", "one label per image")
-            if classify is None or np.any(labels < 0):
-                labels = None
-        start_time = time.perf_counter()
-        n_img, n = images.shape[0], self.n_features
-        lq = self.scalars_per_feature * self.bits_per_scalar
-        shape = (n_draws, n_img)
-        psnr, ssim, mse = np.empty(shape), np.empty(shape), np.empty(shape)
-        correct = np.empty(shape) if labels is not None else None
-        errors_f = np.zeros(n, dtype=np.int64)
-        sent_f = np.zeros(n, dtype=np.int64)
-        squares = 0
-        objective = np.empty(shape)
-        selected = np.empty(shape)
-        reference = images.to(torch.float64).cpu().numpy()
-        for d in range(n_draws):
-            for s in range(0, n_img, self.batch_size):
-                chunk = images[s : s + self.batch_size]
-                fr = self.simulate(chunk, d, first_image=s)
-                x_hat = fr.x_hat.detach().to(torch.float64).cpu().numpy()
-                x = reference[s : s + chunk.shape[0]]
-                sl = slice(s, s + chunk.shape[0])
-                mse[d, sl] = metrics.mse(x, x_hat)
-                psnr[d, sl] = metrics.psnr(x, x_hat)
-                ssim[d, sl] = metrics.ssim(x, x_hat)
-                if correct is not None:
-                    with eval_mode(self.model), torch.no_grad():
-                        logits = classify(fr.x_hat)
-                    correct[d, sl] = metrics.accuracy(logits, labels[sl], reduction="none")
-                errors_f += fr.bit_errors.sum(axis=0)
-                sent_f += fr.sent.sum(axis=0)
-                squares += int((fr.bit_errors[fr.sent] ** 2).sum())
-                objective[d, sl] = fr.objective
-                selected[d, sl] = fr.sent.sum(axis=1)
-
-        def summary(values: np.ndarray) -> metrics.Estimate:
-            per_unit = values.mean(axis=0) if n_img > 1 else values[:, 0]
-            return metrics.mean_ci(per_unit, confidence, ci_method, seed=self.seed)
-
-        blocks, errors = int(sent_f.sum()), int(errors_f.sum())
-        if blocks:
-            ber = errors / (blocks * lq)
-            ber_ci = block_interval(errors, squares, blocks, lq, confidence)
-        else:
-            ber, ber_ci = math.nan, (math.nan, math.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ber_feature = np.where(sent_f > 0, errors_f / np.maximum(sent_f * lq, 1), np.nan)
-        est = {name: summary(v) for name, v in (("psnr", psnr), ("ssim", ssim), ("mse", mse))}
-        acc = summary(correct) if correct is not None else None
-        return LinkResult(
-            psnr_db=est["psnr"].mean, psnr_ci=est["psnr"].interval,
-            ssim=est["ssim"].mean, ssim_ci=est["ssim"].interval,
-            mse=est["mse"].mean, mse_ci=est["mse"].interval,
-            ber=ber, ber_ci=(float(ber_ci[0]), float(ber_ci[1])),
-            accuracy=None if acc is None else acc.mean,
-            accuracy_ci=None if acc is None else acc.interval,
-            ber_per_feature=[float(v) for v in ber_feature],
-            selection_rate=[float(v) for v in sent_f / (n_img * n_draws)],
-            mean_selected=float(selected.mean()),
-            mean_objective=float(np.mean(objective)),
-            bit_errors=errors, bits_sent=blocks * lq, n_images=n_img, n_draws=n_draws,
-            channel=self.channel, snr_db=self.snr_db, method=self.method, seed=self.seed,
-            confidence=float(confidence), seconds=time.perf_counter() - start_time,
-            config=self.config(),
+        evaluation = LinkEvaluation(
+            self, images, labels, confidence=confidence, ci_method=ci_method,
+            compute_ssim=compute_ssim,
         )  # fmt: skip
+        for draw in range(n_draws):
+            evaluation.add_draw(draw)
+        return evaluation.result()
 
 
 __all__ = ["CHANNELS", "LinkFrames", "LinkResult", "SemanticLink", "drop_distortion"]

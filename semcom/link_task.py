@@ -1,0 +1,169 @@
+"""One sweep point of a scenario: build its semantic link, add channel draws until the stop rule
+holds, and return its results row (the :class:`semcom.sweep.PointTask` of ``semcom run``).
+
+**Stop rule** (scenario ``stop``). Every evaluation image is sent through channel draw
+``0, 1, 2, ...`` (:class:`semcom.evaluation.LinkEvaluation`); after each draw, once
+``min_draws`` are done, the point stops when the half-width of the ``confidence`` interval of
+``stop.metric`` (over the images, each image averaged over its draws) is at most
+``half_width``; otherwise it stops at ``max_draws``. ``stop_reason`` records which.
+
+**Reproducibility.** A point's frames draw from streams keyed by (link seed, CRC-32 of the
+link's parameters and the draw, image index) (:mod:`semcom.link`); torch runs with a fixed
+number of threads per worker. So a point's row is the same whichever worker, process or
+executor computes it, and a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from semcom.evaluation import LinkEvaluation, LinkResult
+from semcom.link import SemanticLink
+from semcom.prepare import Calibration, test_split
+from semcom.sweep import Point, PointResult
+from semcom.train import load_checkpoint
+
+AXIS_TYPES: dict[str, type] = {
+    "channel": str,
+    "snr_db": float,
+    "eta": float,
+    "n_subchannels": int,
+    "rician_k": float,
+    "bits_per_scalar": int,
+    "seed": int,
+    "scheme": str,
+}
+"""The Python type of every sweep axis (points carry these types, so keys are canonical)."""
+
+
+def typed_axes(axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``axes`` with every value cast to its axis type (YAML ``0`` on a float axis -> ``0.0``)."""
+    return {name: [AXIS_TYPES[name](v) for v in values] for name, values in axes.items()}
+
+
+@dataclass
+class LinkPointTask:
+    """Evaluates sweep points of one scenario (picklable; heavy state built by :meth:`setup`).
+
+    Args:
+        scenario: the validated :class:`semcom.scenario.Scenario`.
+        calibration: importance weights, drop distortions, checkpoints, image indices.
+        device: torch device of the models (resolved: ``"cpu"``, ``"cuda"``, ``"cuda:K"``).
+        threads: torch threads in each worker.
+    """
+
+    scenario: Any
+    calibration: Calibration
+    device: str = "cpu"
+    threads: int = 1
+    _models: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _images: Any = field(default=None, init=False, repr=False)
+    _labels: Any = field(default=None, init=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_models={}, _images=None, _labels=None)  # rebuilt by setup()
+        return state
+
+    def setup(self) -> None:
+        """Load the models and the evaluation images; fix torch's thread count."""
+        torch.set_num_threads(self.threads)
+        configs = {}
+        for variant, path in self.calibration.checkpoints.items():
+            trained = load_checkpoint(path, self.device)
+            self._models[variant] = trained.model
+            configs[variant] = trained.config
+        test = test_split(next(iter(configs.values())))
+        index = torch.from_numpy(self.calibration.eval_indices)
+        self._images = test.images[index]
+        wants_accuracy = "accuracy" in self.scenario.metrics
+        self._labels = test.labels[index] if wants_accuracy else None
+
+    def link(self, point: Point) -> SemanticLink:
+        """The :class:`SemanticLink` of ``point`` (its condition values and scheme)."""
+        s, values = self.scenario, point.as_dict()
+        scheme = s.scheme(values["scheme"])
+        model = self._models[scheme.model]
+        n = int(model.n_features)
+        weights = (
+            self.calibration.weights[scheme.model]
+            if scheme.weights == "importance"
+            else np.full(n, 1.0 / n)
+        )
+        options = {**s.allocation.options.get(scheme.method, {}), **scheme.options}
+        return SemanticLink(
+            model, weights, self.calibration.drop[scheme.model],
+            bits_per_scalar=values["bits_per_scalar"], channel=values["channel"],
+            n_subchannels=values["n_subchannels"], snr_db=values["snr_db"],
+            eta=values["eta"], method=scheme.method, rician_k=values["rician_k"],
+            seed=values["seed"], modulations=tuple(s.allocation.modulations),
+            ber_model=s.allocation.ber_model, code=s.channel.code, method_options=options,
+        )  # fmt: skip
+
+    def evaluate(self, point: Point) -> tuple[LinkEvaluation, str]:
+        """Draws until the stop rule holds; returns ``(evaluation, stop_reason)``."""
+        stop = self.scenario.stop
+        evaluation = LinkEvaluation(
+            self.link(point), self._images, self._labels, confidence=stop.confidence,
+            compute_ssim="ssim" in self.scenario.metrics,
+        )  # fmt: skip
+        for draw in range(stop.max_draws):
+            evaluation.add_draw(draw)
+            if evaluation.n_draws >= stop.min_draws and (
+                evaluation.half_width(stop.metric) <= stop.half_width
+            ):
+                return evaluation, "converged"
+        return evaluation, "max_draws"
+
+    def __call__(self, point: Point) -> PointResult:
+        """The results row of ``point`` and its ``per_image`` rows (docs/scenarios.md)."""
+        start = time.perf_counter()
+        evaluation, reason = self.evaluate(point)
+        result = evaluation.result()
+        values = point.as_dict()
+        scheme = self.scenario.scheme(values["scheme"])
+        row: dict[str, Any] = {"point": point.index, "key": point.key}
+        row.update({name: values[name] for name in AXIS_TYPES if name != "scheme"})
+        row.update(scheme=values["scheme"], model=scheme.model, weights=scheme.weights,
+                   method=scheme.method)  # fmt: skip
+        row.update(metric_columns(result))
+        row.update(
+            mean_selected=result.mean_selected, bits_sent=result.bits_sent,
+            bit_errors=result.bit_errors, n_images=result.n_images, n_draws=result.n_draws,
+            stop_reason=reason, confidence=result.confidence,
+            seconds=time.perf_counter() - start,
+        )  # fmt: skip
+        per_image = {name: evaluation.per_image(name) for name in ("psnr_db", "mse", "ssim")}
+        images = [
+            {"key": point.key, "scheme": values["scheme"], "image": b,
+             **{name: float(v[b]) for name, v in per_image.items()}}
+            for b in range(evaluation.n_images)
+        ]  # fmt: skip
+        return PointResult(row=row, tables={"per_image": images})
+
+
+def metric_columns(result: LinkResult) -> dict[str, float]:
+    """``psnr_db, psnr_ci_low, psnr_ci_high, ssim, ..., accuracy_ci_high`` of ``result``."""
+    nan = float("nan")
+    accuracy = (nan, (nan, nan)) if result.accuracy is None else (
+        result.accuracy, result.accuracy_ci)  # fmt: skip
+    columns = {}
+    for name, prefix, (mean, ci) in (
+        ("psnr_db", "psnr", (result.psnr_db, result.psnr_ci)),
+        ("ssim", "ssim", (result.ssim, result.ssim_ci)),
+        ("mse", "mse", (result.mse, result.mse_ci)),
+        ("ber", "ber", (result.ber, result.ber_ci)),
+        ("accuracy", "accuracy", accuracy),
+    ):
+        columns[name] = float(mean)
+        columns[f"{prefix}_ci_low"] = float(ci[0])
+        columns[f"{prefix}_ci_high"] = float(ci[1])
+    return columns
+
+
+__all__ = ["AXIS_TYPES", "LinkPointTask", "metric_columns", "typed_axes"]

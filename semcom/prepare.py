@@ -1,0 +1,194 @@
+"""Before a sweep: train or reuse the models, split the test images, measure the importance.
+
+A scenario's schemes use a few *model variants* (:data:`semcom.schemes.MODEL_VARIANTS`). For
+each, :func:`train_models` trains the auto-encoder or reuses its checkpoint (keyed by the
+training config's hash, :mod:`semcom.train`), several variants in parallel processes on the
+CPU. :func:`calibrate` then measures on held-out *calibration* images what the allocation needs
+(ISFR.md §3.3, §4.5):
+
+- the importance weights ``w[N]`` of the scenario's estimator (e.g. masking), normalised to sum
+  to 1, with the raw scores;
+- the per-scalar distortion of dropping a feature, ``d_drop,i = E[z_il²]``;
+- the model's clean PSNR on the evaluation images (quantisation and channel excluded).
+
+**Test split.** A seeded permutation of the test split (seed ``execution.seed``): its first
+``eval_images`` images are the evaluation images of every sweep point, the next
+``calibration_images`` (default: all the rest) the calibration images. Both are held out from
+training; every scheme and point sees the same evaluation images, so schemes can be compared
+image by image (paired differences, :mod:`semcom.report`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semcom import metrics
+from semcom.data import ImageDataset, load_dataset
+from semcom.importance import make_estimator
+from semcom.link import drop_distortion
+from semcom.train import TrainConfig, load_checkpoint, train
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the sweep needs from the trained models (all arrays float64 ``[N]``).
+
+    Attributes:
+        checkpoints: model variant -> checkpoint file (workers load the models from it).
+        weights: variant -> importance ``w`` (>= 0, sums to 1).
+        raw: variant -> raw importance scores.
+        drop: variant -> ``d_drop``.
+        clean_psnr_db: variant -> mean PSNR of ``decode(encode(x))`` on the evaluation images.
+        eval_indices: indices of the evaluation images in the test split ``[B]``.
+        calibration_indices: indices of the calibration images in the test split.
+    """
+
+    checkpoints: dict[str, str]
+    weights: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    drop: dict[str, np.ndarray]
+    clean_psnr_db: dict[str, float]
+    eval_indices: np.ndarray
+    calibration_indices: np.ndarray
+
+    def importance_rows(self) -> list[dict[str, Any]]:
+        """Rows of ``importance.csv``: ``model, feature (1-based), weight, raw, clean_psnr_db``."""
+        return [
+            {
+                "model": variant,
+                "feature": i + 1,
+                "weight": float(w),
+                "raw": float(self.raw[variant][i]),
+                "clean_psnr_db": self.clean_psnr_db[variant],
+            }
+            for variant, weights in self.weights.items()
+            for i, w in enumerate(weights)
+        ]
+
+
+def split_test_set(
+    n_test: int, eval_images: int, calibration_images: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(eval_indices, calibration_indices)`` of a test split of ``n_test`` images.
+
+    A permutation from ``numpy.random.default_rng(seed)``; the first ``eval_images`` are the
+    evaluation images, the next ``calibration_images`` (None: all the rest) the calibration
+    images. The caller has checked that they fit (the scenario schema does).
+    """
+    order = np.random.default_rng(seed).permutation(n_test)
+    stop = n_test if calibration_images is None else eval_images + calibration_images
+    return order[:eval_images], order[eval_images:stop]
+
+
+def test_split(config: TrainConfig) -> ImageDataset:
+    """The test split of the data set a model was trained on."""
+    return load_dataset(config.dataset, "test", root=config.dataset_root, **config.dataset_options)
+
+
+def _train_one(config: TrainConfig, threads: int) -> tuple[str, bool, float, int]:
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    result = train(config, progress=False)
+    return str(result.checkpoint), result.reused, time.perf_counter() - start, result.best_epoch
+
+
+def train_models(
+    configs: dict[str, TrainConfig],
+    workers: int,
+    threads: int,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Train (or reuse) one model per variant; returns variant -> checkpoint path.
+
+    Every config must have a ``checkpoint_dir``. On the CPU, up to ``workers`` variants train
+    at once in spawned processes (each with ``threads`` torch threads and its own RNG state);
+    on CUDA they train one after the other in this process.
+    """
+    for variant, c in configs.items():
+        if c.checkpoint_dir is None:
+            raise ValueError(f"train_models: the {variant} config has no checkpoint_dir")
+    on_cpu = all(c.device == "cpu" for c in configs.values())
+    processes = min(workers, len(configs)) if on_cpu else 1
+    for variant, c in configs.items():
+        log(f"model {variant}: {c.model}, N = {c.n_features}, {c.epochs} epochs on {c.device}")
+    done: dict[str, tuple[str, bool, float, int]] = {}
+    if processes <= 1:
+        for variant, c in configs.items():
+            done[variant] = _train_one(c, threads)
+            _report(variant, done[variant], log)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+            futures = {v: pool.submit(_train_one, c, threads) for v, c in configs.items()}
+            for variant, future in futures.items():
+                done[variant] = future.result()
+                _report(variant, done[variant], log)
+    return {variant: done[variant][0] for variant in configs}
+
+
+def _report(variant: str, outcome: tuple[str, bool, float, int], log: Callable) -> None:
+    path, reused, seconds, best = outcome
+    how = "reused checkpoint" if reused else f"trained in {seconds:.1f} s"
+    log(f"model {variant}: {how}, best epoch {best} ({path})")
+
+
+def clean_psnr(model: Any, images: torch.Tensor) -> float:
+    """Mean over images of ``10 log10(1 / MSE)`` of ``model(x)`` (no quantiser, no channel)."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        x_hat = model(images.to(device)).detach().to(torch.float64).cpu().numpy()
+    return float(np.mean(metrics.psnr(images.to(torch.float64).cpu().numpy(), x_hat)))
+
+
+def calibrate(
+    checkpoints: dict[str, str],
+    configs: dict[str, TrainConfig],
+    eval_images: int,
+    calibration_images: int | None,
+    importance: str,
+    importance_options: dict[str, Any],
+    seed: int,
+    device: str = "cpu",
+) -> Calibration:
+    """Importance weights, drop distortions and clean PSNRs of every variant (module docstring)."""
+    first = next(iter(configs.values()))
+    test = test_split(first)
+    eval_idx, calib_idx = split_test_set(len(test), eval_images, calibration_images, seed)
+    images = test.images[torch.from_numpy(eval_idx)]
+    calibration = test.images[torch.from_numpy(calib_idx)]
+    weights, raw, drop, clean = {}, {}, {}, {}
+    for variant, path in checkpoints.items():
+        model = load_checkpoint(path, device).model
+        estimator = make_estimator(importance, **importance_options).fit(model, calibration)
+        weights[variant] = np.asarray(estimator.importances_, dtype=np.float64)
+        raw[variant] = np.asarray(estimator.raw_importances_, dtype=np.float64)
+        drop[variant] = drop_distortion(model, calibration)
+        clean[variant] = clean_psnr(model, images)
+    return Calibration(dict(checkpoints), weights, raw, drop, clean, eval_idx, calib_idx)
+
+
+def with_checkpoint_dir(config: TrainConfig, fallback: Path) -> TrainConfig:
+    """``config`` with ``checkpoint_dir = fallback`` when it has none (workers load files)."""
+    if config.checkpoint_dir is not None:
+        return config
+    return replace(config, checkpoint_dir=str(fallback))
+
+
+__all__ = [
+    "Calibration",
+    "calibrate",
+    "clean_psnr",
+    "split_test_set",
+    "test_split",
+    "train_models",
+    "with_checkpoint_dir",
+]

@@ -1,0 +1,355 @@
+"""Checks of a scenario that need the code's registries, the data or the hardware.
+
+Each check adds problem lines (:mod:`semcom.scenario.problems`) for its part of the file and
+returns whether it found none. :func:`semantic_problems` runs them all, skipping a check whose
+sections already failed pydantic's validation (their problems are reported already), so one
+mistake is reported once.
+
+- ``data``: data set name, loader options (:func:`semcom.data.resolve_options`).
+- ``model``: name and options (:func:`semcom.models.resolve_model_options`, input shape = data's).
+- ``training.isfr`` / ``training.conventional``: :func:`semcom.isfr.training_channel` options.
+- every model variant the schemes use: :func:`semcom.train.resolve_config` of its TrainConfig.
+- ``importance``: method name (:data:`semcom.importance.IMPORTANCE`) and options.
+- ``allocation``: modulation names (distinct), option mappings keyed by allocation methods.
+- ``schemes``: built-in names, custom scheme fields, distinct names.
+- ``stop.metric`` among the computed ``metrics``.
+- ``data.eval_images + (data.calibration_images or 32)`` within the test split.
+- ``execution``: ``cuda`` needs a GPU, ``ray`` needs Ray installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from channels.errors import ConfigError
+from channels.names import MODULATION_NAMES
+from semcom import data as data_module
+from semcom.importance import IMPORTANCE, make_estimator
+from semcom.isfr import training_channel
+from semcom.models import MODELS
+from semcom.registry import ALLOCATION
+from semcom.scenario.config import Scenario, channel_options, data_options, model_options
+from semcom.scenario.problems import relocate
+from semcom.scenario.schema import STOP_METRICS
+from semcom.scenario.text import invalid, join, unknown_key
+from semcom.schemes import MODEL_VARIANTS, SCHEMES
+
+MIN_CALIBRATION = 32
+"""Calibration images the test split must keep when ``data.calibration_images`` is null."""
+
+TRAIN_FIELDS = {
+    "model": "model.name",
+    "n_features": "model.n_features",
+    "model_options": "model.options",
+    "dataset": "data.dataset",
+    "dataset_options": "data.options",
+    "dataset_root": "data.root",
+    "seed": "execution.seed",
+    "device": "execution.device",
+}
+"""TrainConfig field -> YAML path (``isfr`` and the rest: under ``training``)."""
+
+CHANNEL_OPTIONS = tuple(
+    p.name
+    for p in inspect.signature(training_channel).parameters.values()
+    if p.kind is p.KEYWORD_ONLY and p.name != "seed"
+)
+
+
+def _unknown(path: str, options: dict[str, Any], known: list[str], problems: list[str]) -> bool:
+    """Add an ``unknown key`` line per key of ``options`` not in ``known``."""
+    lines = [unknown_key(join(path, k), known or ["none"]) for k in options if k not in known]
+    problems.extend(lines)
+    return not lines
+
+
+def _under(path: str, renames: dict[str, str] | None = None) -> Callable[[str], str]:
+    """Field -> YAML path: ``renames[field]``, else ``path.field`` (``path`` for no field)."""
+    renames = renames or {}
+    return lambda field: (renames.get(field) or join(path, field)) if field else path
+
+
+def check_data(s: Scenario, problems: list[str]) -> bool:
+    """``data.dataset`` and ``data.options``."""
+    d = s.data
+    if d.dataset not in data_module.DATASETS:
+        problems.append(invalid("data.dataset", d.dataset, ", ".join(data_module.DATASETS)))
+        return False
+    known = sorted({*data_module.DEFAULT_OPTIONS[d.dataset], "limit"})
+    if not _unknown("data.options", d.options, known, problems):
+        return False
+    try:
+        data_options(d.dataset, d.options)
+    except ConfigError as err:
+        problems.append(relocate(err, _under("data.options", {"dataset": "data.dataset"})))
+        return False
+    return True
+
+
+def check_model(s: Scenario, problems: list[str]) -> bool:
+    """``model.name`` and ``model.options`` (with the data set's input shape)."""
+    m = s.model
+    if m.name not in MODELS:
+        problems.append(invalid("model.name", m.name, ", ".join(MODELS)))
+        return False
+    defaults = MODELS[m.name].DEFAULTS
+    known = sorted({*defaults, *(["L"] if "scalars_per_feature" in defaults else [])})
+    if not _unknown("model.options", m.options, known, problems):
+        return False
+    try:
+        model_options(m.name, m.n_features, m.options, s.data.dataset, s.data.options)
+    except ConfigError as err:
+        renames = {"model": "model.name", "n_features": "model.n_features"}
+        problems.append(relocate(err, _under("model.options", renames)))
+        return False
+    return True
+
+
+def check_training_channels(
+    s: Scenario, problems: list[str], kinds: tuple[str, ...] = ("isfr", "conventional")
+) -> bool:
+    """``training.isfr`` and ``training.conventional`` (checked whether used or not)."""
+    ok = True
+    for kind in kinds:
+        path, options = f"training.{kind}", getattr(s.training, kind)
+        if not _unknown(path, options, list(CHANNEL_OPTIONS), problems):
+            ok = False
+            continue
+        try:
+            channel_options(kind, s.model.n_features, options)
+        except ConfigError as err:
+            problems.append(relocate(err, _under(path)))
+            ok = False
+        except (TypeError, ValueError) as err:  # a value of a type the library did not expect
+            problems.append(invalid(path, options, f"training_channel options ({err})"))
+            ok = False
+    return ok
+
+
+def check_train_configs(s: Scenario, problems: list[str]) -> bool:
+    """The resolved TrainConfig of every model variant the schemes use."""
+    found: list[str] = []
+    for variant in s.model_variants():
+        scheme = MODEL_VARIANTS[variant].training_scheme
+        renames = {**TRAIN_FIELDS, "isfr": f"training.{scheme}"}
+        try:
+            s.train_config(variant)
+        except ConfigError as err:
+            line = relocate(err, _under("training", renames))
+            if line not in found:
+                found.append(line)
+    problems.extend(found)
+    return not found
+
+
+def check_importance(s: Scenario, problems: list[str]) -> bool:
+    """``importance.method`` and ``importance.options``."""
+    imp = s.importance
+    if imp.method not in IMPORTANCE.names():
+        problems.append(invalid("importance.method", imp.method, ", ".join(IMPORTANCE.names())))
+        return False
+    signature = inspect.signature(IMPORTANCE.get(imp.method).__init__)
+    known = [p for p in signature.parameters if p != "self"]
+    if not _unknown("importance.options", imp.options, known, problems):
+        return False
+    try:
+        make_estimator(imp.method, **imp.options)
+    except ConfigError as err:
+        problems.append(relocate(err, _under("importance.options")))
+        return False
+    return True
+
+
+def method_options(path: str, method: str, options: dict[str, Any], problems: list[str]) -> bool:
+    """Option names of allocation ``method`` where its signature lists them (no ``**kwargs``)."""
+    from optim.methods import METHODS
+
+    try:
+        params = list(inspect.signature(METHODS[method].func).parameters.values())[1:]
+    except (ConfigError, TypeError, ValueError):  # unavailable or not introspectable
+        return True
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return True
+    return _unknown(path, options, [p.name for p in params], problems)
+
+
+def check_modulations(s: Scenario, problems: list[str]) -> bool:
+    """``allocation.modulations``: known names, each once."""
+    mods, n = s.allocation.modulations, len(problems)
+    for i, name in enumerate(mods):
+        path = f"allocation.modulations[{i}]"
+        if name not in MODULATION_NAMES:
+            problems.append(invalid(path, name, ", ".join(MODULATION_NAMES)))
+        elif name in mods[:i]:
+            problems.append(invalid(path, name, "a modulation not already in the list"))
+    return len(problems) == n
+
+
+def check_allocation_options(s: Scenario, problems: list[str]) -> bool:
+    """``allocation.options``: keyed by allocation methods, with options they accept."""
+    n = len(problems)
+    for method, options in s.allocation.options.items():
+        path = f"allocation.options.{method}"
+        if method not in ALLOCATION.names():
+            problems.append(unknown_key(path, ALLOCATION.names()))
+        else:
+            method_options(path, method, options, problems)
+    return len(problems) == n
+
+
+def check_schemes(entries: list[tuple[int, Any]], problems: list[str]) -> bool:
+    """Scheme names (built-in or custom, distinct) and the fields of custom schemes.
+
+    ``entries`` are ``(index in schemes, entry)`` pairs.
+    """
+    n, built_in, seen = len(problems), SCHEMES.names(), set()
+    for i, entry in entries:
+        path = f"schemes[{i}]"
+        if isinstance(entry, str):
+            name = entry
+            if name not in built_in:
+                allowed = ", ".join(built_in) + ", or a mapping {name, model, weights, method}"
+                problems.append(invalid(path, name, allowed))
+        else:
+            name = entry.name
+            if name in built_in:
+                b = SCHEMES.get(name)
+                if (entry.model, entry.weights, entry.method) != (b.model, b.weights, b.method):
+                    problems.append(
+                        invalid(
+                            f"{path}.name",
+                            name,
+                            "a name that is not a built-in scheme (or the built-in's own "
+                            f"model {b.model}, weights {b.weights} and method {b.method})",
+                        )
+                    )
+            if entry.model not in MODEL_VARIANTS:
+                problems.append(invalid(f"{path}.model", entry.model, ", ".join(MODEL_VARIANTS)))
+            if entry.method not in ALLOCATION.names():
+                allowed = ", ".join(ALLOCATION.names())
+                problems.append(invalid(f"{path}.method", entry.method, allowed))
+            else:
+                method_options(f"{path}.options", entry.method, entry.options, problems)
+        if name in seen:
+            problems.append(invalid(path, name, "a scheme name not already in schemes"))
+        seen.add(name)
+    return len(problems) == n
+
+
+def check_stop_metric(s: Scenario, problems: list[str]) -> bool:
+    """``stop.metric`` must be computed (its entry in ``metrics``)."""
+    if STOP_METRICS[s.stop.metric] in s.metrics:
+        return True
+    computed = [k for k, v in STOP_METRICS.items() if v in s.metrics]
+    allowed = f"{', '.join(computed)} (the metrics computed)"
+    problems.append(invalid("stop.metric", s.stop.metric, allowed))
+    return False
+
+
+@functools.lru_cache(maxsize=32)
+def _test_split_length(dataset: str, root: str | None, options_json: str) -> int:
+    options = json.loads(options_json)
+    return len(data_module.load_dataset(dataset, "test", root=root, **options))
+
+
+def test_split_length(dataset: str, root: str | None, options: dict[str, Any]) -> int:
+    """Images in the test split of ``dataset`` (read once per data set and options)."""
+    return _test_split_length(dataset, root, json.dumps(options, sort_keys=True))
+
+
+def check_test_split(s: Scenario, problems: list[str]) -> bool:
+    """The test split holds the evaluation and the calibration images (reads the split)."""
+    d = s.data
+    try:
+        n = test_split_length(d.dataset, d.root, d.options)
+    except ConfigError as err:
+        problems.append(relocate(err, _under("data.root", {"root": "data.root"})))
+        return False
+    calibration = MIN_CALIBRATION if d.calibration_images is None else d.calibration_images
+    if d.eval_images + calibration <= n:
+        return True
+    taken = (
+        f"{calibration} are kept for calibration"
+        if d.calibration_images is None
+        else f"data.calibration_images takes {calibration}"
+    )
+    if n - calibration >= 1:
+        allowed = f"at most {n - calibration} (the {d.dataset} test split has {n} images; {taken})"
+        problems.append(invalid("data.eval_images", d.eval_images, allowed))
+    else:
+        allowed = (
+            f"at most {n - d.eval_images} (the {d.dataset} test split has {n} images; "
+            f"data.eval_images takes {d.eval_images})"
+        )
+        problems.append(invalid("data.calibration_images", d.calibration_images, allowed))
+    return False
+
+
+def check_execution(s: Scenario, problems: list[str], ok: Callable[..., bool]) -> bool:
+    """``cuda`` needs a GPU here; the ``ray`` executor needs Ray installed."""
+    e, n = s.execution, len(problems)
+    no_gpu = not torch.cuda.is_available()
+    if ok("execution.device") and e.device == "cuda" and no_gpu:
+        problems.append(invalid("execution.device", e.device, "auto, cpu (no CUDA GPU here)"))
+    if ok("execution.executor") and e.executor == "ray" and importlib.util.find_spec("ray") is None:
+        allowed = 'local (Ray is not installed: pip install -e ".[distributed]")'
+        problems.append(invalid("execution.executor", e.executor, allowed))
+    return len(problems) == n
+
+
+def _clear(bad: set[str]) -> Callable[..., bool]:
+    """``ok(*paths)``: no path of ``bad`` is one of ``paths``, inside one, or contains one."""
+
+    def ok(*paths: str) -> bool:
+        return not any(
+            b == p or b.startswith(p + ".") or p.startswith(b + ".") for b in bad for p in paths
+        )
+
+    return ok
+
+
+def semantic_problems(
+    s: Scenario, bad: set[str] = frozenset(), schemes: list[tuple[int, Any]] | None = None
+) -> list[str]:
+    """Every problem the checks find.
+
+    Args:
+        s: the scenario (where pydantic failed: the file without the failed fields).
+        bad: the paths (``"data"``, ``"data.eval_images"``) that failed validation; a check
+            that reads one of them is skipped.
+        schemes: ``(index, entry)`` of the ``schemes`` entries that validated, when the list
+            as a whole did not (default: every entry of ``s.schemes``).
+    """
+    problems: list[str] = []
+    ok = _clear(bad)
+    data_ok = ok("data.dataset", "data.options") and check_data(s, problems)
+    model_ok = data_ok and ok("model") and check_model(s, problems)
+    kinds = tuple(k for k in ("isfr", "conventional") if ok("model.n_features", f"training.{k}"))
+    channels_ok = check_training_channels(s, problems, kinds) and len(kinds) == 2
+    if ok("importance"):
+        check_importance(s, problems)
+    if ok("allocation.modulations"):
+        check_modulations(s, problems)
+    if ok("allocation.options"):
+        check_allocation_options(s, problems)
+    entries = list(enumerate(s.schemes)) if schemes is None else schemes
+    schemes_ok = check_schemes(entries, problems) and ok("schemes")
+    needed = ("data", "model", "training", "execution.seed", "execution.device")
+    if model_ok and channels_ok and schemes_ok and ok(*needed):
+        check_train_configs(s, problems)
+    if ok("stop.metric", "metrics"):
+        check_stop_metric(s, problems)
+    if data_ok and ok("data"):
+        check_test_split(s, problems)
+    check_execution(s, problems, ok)
+    return problems
+
+
+__all__ = ["MIN_CALIBRATION", "semantic_problems", "test_split_length"]

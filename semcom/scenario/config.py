@@ -1,0 +1,229 @@
+""":class:`Scenario`: the validated scenario and what the runner asks of it.
+
+Build it with :func:`semcom.scenario.load_scenario`, which also runs the checks that need the
+registries, the data and the hardware; ``Scenario.model_validate`` alone checks only types,
+ranges and the rules inside one section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from channels.errors import fail
+from semcom import data as data_module
+from semcom.importance import make_estimator
+from semcom.isfr import training_channel
+from semcom.models import resolve_model_options
+from semcom.scenario.schema import SWEEP_AXES, CustomScheme, ScenarioFields
+from semcom.schemes import MODEL_VARIANTS, SCHEMES, Scheme
+from semcom.train import TrainConfig, resolve_config
+
+EXCLUDED_FROM_HASH = (
+    ("execution", "executor"),
+    ("execution", "workers"),
+    ("execution", "ray_address"),
+    ("execution", "threads"),
+    ("output", None),
+    ("training", "checkpoint_dir"),
+    ("description", None),
+)
+"""Fields that do not change the results, left out of :meth:`Scenario.config_hash`."""
+
+
+def data_options(dataset: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The loader options of ``dataset`` with every default filled in (ConfigError if bad)."""
+    return data_module.resolve_options(dataset, "train", **options)
+
+
+def model_options(
+    name: str, n_features: int, options: dict[str, Any], dataset: str, data_opts: dict[str, Any]
+) -> dict[str, Any]:
+    """The options of model ``name`` with defaults filled and ``input_shape`` from the data."""
+    shape = list(data_module.image_shape(dataset, data_options(dataset, data_opts)))
+    if "input_shape" in options and options["input_shape"] != shape:
+        raise fail("input_shape", options["input_shape"], f"{shape} (the data's shape)")
+    return resolve_model_options(name, n_features, **{**options, "input_shape": shape})
+
+
+def channel_options(kind: str, n_features: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Options of :func:`semcom.isfr.training_channel` of ``kind`` with defaults filled in."""
+    return training_channel(kind, n_features, **options).options
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block mappings; lists of scalars on one line (``snr_db: [0.0, 5.0]``)."""
+
+    def represent_list(self, data: list[Any]) -> yaml.Node:
+        flow = all(not isinstance(v, dict | list) for v in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _Dumper.represent_list)
+
+
+class Scenario(ScenarioFields):
+    """A validated scenario file (every section of docs/scenarios.md) and its derived values.
+
+    Examples:
+        >>> s = Scenario.model_validate({"name": "demo", "sweep": {"snr_db": [0, 5]}})
+        >>> s.axes()
+        {'snr_db': [0.0, 5.0], 'scheme': ['isfr-uep', 'ui-ep', 'ui-opt', 'passive-uep']}
+        >>> s.base_point()["n_subchannels"], s.model_variants()
+        (16, ['isfr', 'conventional'])
+    """
+
+    # ---- schemes -----------------------------------------------------------------------------
+
+    def scheme_names(self) -> list[str]:
+        """The names of the scenario's schemes, in file order."""
+        return [s if isinstance(s, str) else s.name for s in self.schemes]
+
+    def scheme(self, name: str) -> Scheme:
+        """The :class:`~semcom.schemes.Scheme` of a custom scheme of this file or a built-in.
+
+        ``options`` are the scheme's own (empty for a built-in named by a string); the runner
+        lays them over ``allocation.options[method]``.
+        """
+        for entry in self.schemes:
+            if isinstance(entry, CustomScheme) and entry.name == name:
+                return Scheme(entry.model, entry.weights, entry.method, dict(entry.options))
+        if name in SCHEMES.names():
+            built_in = SCHEMES.get(name)
+            return dataclasses.replace(built_in, options=dict(built_in.options))
+        raise fail("scheme", name, ", ".join(dict.fromkeys(self.scheme_names() + SCHEMES.names())))
+
+    def model_variants(self) -> list[str]:
+        """The model variants (:data:`semcom.schemes.MODEL_VARIANTS`) the schemes use."""
+        return list(dict.fromkeys(self.scheme(n).model for n in self.scheme_names()))
+
+    # ---- conditions --------------------------------------------------------------------------
+
+    def n_subchannels(self) -> int:
+        """``channel.n_subchannels``, or ``model.n_features`` when it is null."""
+        k = self.channel.n_subchannels
+        return self.model.n_features if k is None else k
+
+    def base_point(self) -> dict[str, Any]:
+        """The condition without sweeping, keyed by :data:`SWEEP_AXES` (the link's seed is
+        ``execution.seed``)."""
+        c = self.channel
+        values = {
+            "channel": c.model,
+            "snr_db": c.snr_db,
+            "eta": self.allocation.eta,
+            "n_subchannels": self.n_subchannels(),
+            "rician_k": c.rician_k,
+            "bits_per_scalar": c.bits_per_scalar,
+            "seed": self.execution.seed,
+        }
+        return {axis: values[axis] for axis in SWEEP_AXES}
+
+    def axes(self) -> dict[str, list[Any]]:
+        """The sweep axes in file order, then ``"scheme"`` (the scheme names) last."""
+        return {**{k: list(v) for k, v in self.sweep.items()}, "scheme": self.scheme_names()}
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def train_config(self, variant: str) -> TrainConfig:
+        """The resolved :class:`~semcom.train.TrainConfig` of model variant ``variant``.
+
+        The training channel is the variant's (``isfr`` or ``conventional``) with the options of
+        ``training.isfr`` or ``training.conventional`` and the variant's overrides on top.
+        """
+        if variant not in MODEL_VARIANTS:
+            raise fail("variant", variant, ", ".join(MODEL_VARIANTS))
+        v = MODEL_VARIANTS[variant]
+        t = self.training
+        section = {"isfr": t.isfr, "conventional": t.conventional}.get(v.training_scheme, {})
+        config = TrainConfig(
+            model=self.model.name,
+            n_features=self.model.n_features,
+            model_options=dict(self.model.options),
+            dataset=self.data.dataset,
+            dataset_root=self.data.root,
+            dataset_options=dict(self.data.options),
+            scheme=v.training_scheme,
+            isfr={**section, **v.isfr_overrides},
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            lr=t.lr,
+            lr_min=t.lr_min,
+            weight_decay=t.weight_decay,
+            classifier_weight=t.classifier_weight,
+            val_fraction=t.val_fraction,
+            patience=t.patience,
+            min_delta=t.min_delta,
+            seed=self.execution.seed,
+            device=self.execution.device,
+            amp=t.amp,
+            checkpoint_dir=t.checkpoint_dir,
+        )
+        return resolve_config(config)
+
+    # ---- output ------------------------------------------------------------------------------
+
+    def output_dir(self) -> Path:
+        """``output.dir``, or ``results/<name>`` when it is null."""
+        return Path(self.output.dir) if self.output.dir is not None else Path("results", self.name)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every field as JSON-ready data with the defaults filled in.
+
+        Besides the schema's defaults this fills the options of the data set, the model, both
+        training channels and the importance estimator with the library's defaults,
+        ``channel.n_subchannels`` and ``output.dir``, and writes each scheme as a mapping
+        ``{name, model, weights, method, options}``. Loading the result gives the same scenario.
+        """
+        out = self.model_dump(mode="json")
+        d, m, t = self.data, self.model, self.training
+        out["data"]["options"] = data_options(d.dataset, d.options)
+        out["model"]["options"] = model_options(
+            m.name, m.n_features, m.options, d.dataset, d.options
+        )
+        out["training"]["isfr"] = channel_options("isfr", m.n_features, t.isfr)
+        out["training"]["conventional"] = channel_options(
+            "conventional", m.n_features, t.conventional
+        )
+        estimator = make_estimator(self.importance.method, **self.importance.options)
+        out["importance"]["options"] = estimator.get_params()
+        out["channel"]["n_subchannels"] = self.n_subchannels()
+        out["schemes"] = []
+        for name in self.scheme_names():
+            s = self.scheme(name)
+            out["schemes"].append(
+                {"name": name, "model": s.model, "weights": s.weights, "method": s.method,
+                 "options": dict(s.options)}
+            )  # fmt: skip
+        out["output"]["dir"] = self.output_dir().as_posix()
+        return json.loads(json.dumps(out, allow_nan=False))
+
+    def config_hash(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`resolved` without the fields of
+        :data:`EXCLUDED_FROM_HASH` (executor, workers, threads, Ray address, ``output``,
+        the checkpoint folder and the description)."""
+        data = self.resolved()
+        for section, key in EXCLUDED_FROM_HASH:
+            if key is None:
+                data.pop(section, None)
+            else:
+                data[section].pop(key, None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def dump(self, path: str | Path) -> Path:
+        """Write :meth:`resolved` to ``path`` as YAML (sections in file order); returns it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = yaml.dump(self.resolved(), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+        header = f"# scenario {self.name}, resolved; config hash {self.config_hash()}\n"
+        path.write_text(header + text, encoding="utf-8")
+        return path
+
+
+__all__ = ["EXCLUDED_FROM_HASH", "Scenario"]

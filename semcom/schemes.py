@@ -1,0 +1,126 @@
+"""Transmission schemes: which trained model, which importance weights, which allocation.
+
+A *scheme* is what one curve of a figure shows (ISFR.md §6.2). It names
+
+- a **model variant** (:data:`MODEL_VARIANTS`): the training channel the auto-encoder was
+  trained with: ``isfr`` (nested dropout + BER matching), ``conventional`` (one uniform BSC
+  flip probability, no nested dropout) or an ISFR ablation with one module switched off;
+- the **weights** ``w`` the allocation sees: ``importance`` (the scenario's importance
+  estimator, e.g. masking, measured on held-out calibration images) or ``uniform``
+  (``w_i = 1/N``);
+- an **allocation method** of :mod:`optim` (:data:`semcom.registry.ALLOCATION`) with options.
+
+The built-in schemes are a :class:`semcom.registry.Registry` family (``semcom methods`` lists
+them); a scenario file may also define its own under another name.
+
+============================  ======================  ==========  ===================
+scheme                        model variant           weights     allocation
+============================  ======================  ==========  ===================
+isfr-uep (proposed)           isfr                    importance  hierarchical
+ui-ep                         conventional            uniform     ui-ep
+ui-opt                        conventional            uniform     ui-opt
+passive-uep                   conventional            importance  passive
+isfr-no-dropout-uep           isfr-no-dropout         importance  hierarchical
+isfr-no-ber-matching-uep      isfr-no-ber-matching    importance  hierarchical
+isfr-equal-power              isfr                    importance  equal-power
+isfr-hungarian                isfr                    importance  hungarian
+isfr-exact                    isfr                    importance  exact
+isfr-ui-opt                   isfr                    uniform     ui-opt
+============================  ======================  ==========  ===================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from semcom.registry import ISFR_PAPER, Registry
+
+WEIGHTS = ("importance", "uniform")
+"""What the allocation is told about feature importance."""
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """How one model variant is trained: the training channel and its option overrides.
+
+    ``isfr_overrides`` are applied on top of the scenario's ``training.isfr`` (for
+    ``scheme="isfr"``) or ``training.conventional`` (for ``scheme="conventional"``) options
+    of :func:`semcom.isfr.training_channel`.
+    """
+
+    training_scheme: str
+    isfr_overrides: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+MODEL_VARIANTS: dict[str, ModelVariant] = {
+    "isfr": ModelVariant("isfr", {}, "ISFR: nested dropout + BER matching (ISFR.md §2)"),
+    "conventional": ModelVariant(
+        "conventional", {}, "one uniform BSC flip probability, no nested dropout (ISFR.md §2.5)"
+    ),
+    "isfr-no-dropout": ModelVariant(
+        "isfr", {"nested_dropout": False}, "ISFR without nested dropout (ablation)"
+    ),
+    "isfr-no-ber-matching": ModelVariant(
+        "isfr", {"distortion": False}, "ISFR without BER matching (ablation)"
+    ),
+}
+"""Model variant name -> how it is trained."""
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One transmission scheme: ``model`` variant, ``weights`` kind, allocation ``method``.
+
+    ``options`` are passed to ``optim.solve`` for this scheme (e.g. ``{"refine": False}``).
+    """
+
+    model: str
+    weights: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+SCHEMES = Registry("scheme")
+"""The built-in schemes (ISFR.md §6.2), by name."""
+
+_BUILT_IN = (
+    ("isfr-uep", Scheme("isfr", "importance", "hierarchical"),
+     "Proposed: ISFR model, importance weights, SI-UEP hierarchical solver"),
+    ("ui-ep", Scheme("conventional", "uniform", "ui-ep"),
+     "Conventional model, uniform weights, equal power, one modulation, random matching"),
+    ("ui-opt", Scheme("conventional", "uniform", "ui-opt"),
+     "Conventional model, uniform weights, the same SP1-SP4 solver"),
+    ("passive-uep", Scheme("conventional", "importance", "passive"),
+     "Conventional model, post-hoc importance, features sorted by weight, SP1-SP4"),
+    ("isfr-no-dropout-uep", Scheme("isfr-no-dropout", "importance", "hierarchical"),
+     "Ablation: ISFR without nested dropout, SI-UEP"),
+    ("isfr-no-ber-matching-uep", Scheme("isfr-no-ber-matching", "importance", "hierarchical"),
+     "Ablation: ISFR without BER matching, SI-UEP"),
+    ("isfr-equal-power", Scheme("isfr", "importance", "equal-power"),
+     "Ablation: ISFR model, SI-UEP with equal power"),
+    ("isfr-hungarian", Scheme("isfr", "importance", "hungarian"),
+     "Ablation: ISFR model, Hungarian instead of greedy matching"),
+    ("isfr-exact", Scheme("isfr", "importance", "exact"),
+     "Ablation: ISFR model, the exact (brute-force / branch-and-bound) optimum"),
+    ("isfr-ui-opt", Scheme("isfr", "uniform", "ui-opt"),
+     "Ablation: ISFR model told nothing about importance (uniform weights, SP1-SP4)"),
+)  # fmt: skip
+for _name, _scheme, _description in _BUILT_IN:
+    SCHEMES.register(_name, _description, f"{ISFR_PAPER}; ISFR.md sec. 6.2")(_scheme)
+
+UNIFORM_IMPORTANCE_BASELINES = ("ui-ep", "ui-opt", "passive-uep")
+"""The conventional-model schemes the proposed ``isfr-uep`` is compared with (ISFR.md §6.1)."""
+
+PROPOSED = "isfr-uep"
+
+__all__ = [
+    "MODEL_VARIANTS",
+    "PROPOSED",
+    "SCHEMES",
+    "UNIFORM_IMPORTANCE_BASELINES",
+    "WEIGHTS",
+    "ModelVariant",
+    "Scheme",
+]

@@ -1,0 +1,1 @@
+"""Cheap tasks and scripts that exercise semcom.sweep (importable by spawned workers)."""
