@@ -124,7 +124,7 @@ class TrainingSection(_Strict):
     isfr: dict[str, Any] = _factory(dict, OPTIONS + " (semcom.isfr.training_channel)")
     conventional: dict[str, Any] = _factory(dict, OPTIONS + " (semcom.isfr.training_channel)")
     checkpoint_dir: str | None = _field(
-        "results/checkpoints", "null (train every time, save nothing) or a folder path"
+        "results/checkpoints", "null (<output dir>/checkpoints) or a folder path"
     )
 
 
