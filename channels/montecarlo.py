@@ -31,6 +31,7 @@ from channels.awgn import esno_db_to_no
 from channels.errors import ConfigError
 from channels.fading import check_fading
 from channels.kernels import philox
+from channels.kernels.backend import BACKENDS, resolve_backend  # noqa: F401 (re-exported)
 from channels.kernels.cpu import FADING_CODES, ber_trials
 from channels.modulation import get_modulation, label_of_position
 from channels.names import check_modulation
@@ -38,7 +39,8 @@ from channels.theory import ber_theory
 
 SYMBOLS_PER_TRIAL = 4096
 MAX_BATCH_TRIALS = 1024
-BACKENDS = ("auto", "cpu")
+MAX_BATCH_TRIALS_CUDA = 1 << 16
+MIN_BATCH_TRIALS_CUDA = 256
 
 
 def wilson_interval(
@@ -161,8 +163,7 @@ def check_ber_arguments(
         raise ConfigError(f"seed: {seed!r} is invalid; allowed: 0 <= seed < 2**64")
     if not 0.0 < confidence < 1.0:
         raise ConfigError(f"confidence: {confidence!r} is invalid; allowed: 0 < confidence < 1")
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    resolve_backend(backend)
 
 
 def simulate_ber(
@@ -194,7 +195,9 @@ def simulate_ber(
         seed: 64-bit seed; ``point``: the point's stream index (default: derived from the
             point's parameters, so a point's result does not depend on which others run).
         confidence: two-sided level of the Wilson interval.
-        backend: "auto" or "cpu" (the Numba kernel).
+        backend: "cpu" (the Numba kernel), "cuda" (its Numba-CUDA twin, the same random
+            numbers: :mod:`channels.kernels.cuda_ber`) or "auto" (CUDA when a GPU is present);
+            see :func:`channels.kernels.backend.resolve_backend`.
         batch_trials: trials per parallel launch (performance only; the result is the same).
 
     Returns:
@@ -223,11 +226,18 @@ def simulate_ber(
     sigma = math.sqrt(float(esno_db_to_no(snr_db)) / 2.0)
     theory = _theory(modulation, channel, snr_db, rician_k) if csi_error_var == 0 else None
 
-    threads = numba.get_num_threads()
+    backend = resolve_backend(backend)
+    if backend == "cuda":
+        from channels.kernels.cuda_ber import ber_trials_cuda as kernel
+
+        low_batch, high_batch = MIN_BATCH_TRIALS_CUDA, MAX_BATCH_TRIALS_CUDA
+    else:
+        kernel = ber_trials
+        low_batch, high_batch = numba.get_num_threads(), MAX_BATCH_TRIALS
     if batch_trials is None:  # aim for a few launches, guided by theory when we have it
         guess = theory if theory else 0.5
         needed = min(min_errors / (guess * bits_per_trial), max_bits / bits_per_trial)
-        batch_trials = int(min(max(needed / 4, threads), MAX_BATCH_TRIALS))
+        batch_trials = int(min(max(needed / 4, low_batch), high_batch))
     batch = max(1, int(batch_trials))
     errors_buf = np.zeros(batch, dtype=np.int64)
     squares_buf = np.zeros(batch, dtype=np.int64)
@@ -241,15 +251,21 @@ def simulate_ber(
     errors = squares = trials = 0
     done = False
     while not done:
-        with numba.parallel_chunksize(1):  # dynamic: a busy core does not stall the launch
-            ber_trials(trials, batch, *constants, errors_buf, squares_buf)
-        for t in range(batch):
-            errors += int(errors_buf[t])
-            squares += int(squares_buf[t])
-            trials += 1
-            if errors >= min_errors or trials * bits_per_trial >= max_bits:
-                done = True
-                break
+        if backend == "cuda":
+            kernel(trials, batch, *constants, errors_buf, squares_buf)
+        else:
+            with numba.parallel_chunksize(1):  # dynamic: a busy core does not stall the launch
+                kernel(trials, batch, *constants, errors_buf, squares_buf)
+        # the sequential stop rule, trial by trial: stop after the first trial t with
+        # errors >= min_errors or bits >= max_bits
+        cum_errors = errors + np.cumsum(errors_buf)
+        cum_bits = (trials + np.arange(1, batch + 1, dtype=np.int64)) * bits_per_trial
+        hit = np.flatnonzero((cum_errors >= min_errors) | (cum_bits >= max_bits))
+        used = int(hit[0]) + 1 if hit.size else batch
+        done = hit.size > 0
+        errors += int(errors_buf[:used].sum())
+        squares += int(squares_buf[:used].sum())
+        trials += used
     seconds = time.perf_counter() - start
 
     bits = trials * bits_per_trial
@@ -258,7 +274,7 @@ def simulate_ber(
     return BerResult(
         modulation=modulation, channel=channel, snr_db=float(snr_db), ber=errors / bits,
         ci_low=low, ci_high=high, errors=errors, bits=bits, theory_ber=theory,
-        backend="cpu", seconds=seconds, rician_k=float(rician_k), coherence=coherence,
+        backend=backend, seconds=seconds, rician_k=float(rician_k), coherence=coherence,
         blocks=blocks, seed=int(seed), point=int(point), confidence=confidence,
     )  # fmt: skip
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from channels.errors import fail
 from channels.kernels import philox as _p
+from channels.kernels.backend import resolve_backend
 from channels.modulation import get_modulation, label_of_position
 from channels.names import BITS_PER_SYMBOL
 
@@ -132,7 +133,8 @@ def link_frames(
             e_re, e_im, inv = g_re, g_im, 1.0 / g2
         side = 1 << (m // 2)
         half_span = 0.5 * (side - 1)
-        grid_scale = math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 1.0
+        # unit-energy square QAM -> odd-integer grid (a = x / grid_scale); position (a+side-1)/2
+        position_scale = 0.5 / math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 0.5
         label_mask = (1 << m) - 1
         n_symbols = (bits_per_feature + m - 1) // m
         first_index = i * bits_per_feature
@@ -169,8 +171,8 @@ def link_frames(
                 decided = 1 if z_re < 0.0 else 0
             else:
                 z_im = (y_im * e_re - y_re * e_im) * inv
-                pi = min(max(round(z_re / grid_scale * 0.5 + half_span), 0.0), side - 1.0)
-                pq = min(max(round(z_im / grid_scale * 0.5 + half_span), 0.0), side - 1.0)
+                pi = min(max(round(z_re * position_scale + half_span), 0.0), side - 1.0)
+                pq = min(max(round(z_im * position_scale + half_span), 0.0), side - 1.0)
                 decided = label_at[m, int(pi), int(pq)]
             valid = bits_per_feature - s * m
             if valid >= m:
@@ -220,6 +222,7 @@ def transmit_codes(
     seed: int = 0,
     point: int = 0,
     trials: Any = None,
+    backend: str = "auto",
 ) -> LinkOutput:
     """Send quantised features over their subchannels and receive them (module docstring).
 
@@ -235,6 +238,9 @@ def transmit_codes(
         seed: 64-bit Philox key; point: stream index in ``0..2^32-1``.
         trials: integer ``[B]`` trial index of each frame in ``0..2^32-1`` (default
             ``0..B-1``).
+        backend: "cpu" (:func:`link_frames`), "cuda" (its Numba-CUDA twin
+            :func:`channels.kernels.cuda_link.link_frames_cuda`, the same noise) or "auto"
+            (CUDA when a GPU is present); :func:`channels.kernels.backend.resolve_backend`.
 
     Returns:
         :class:`LinkOutput` ``(codes_hat [B, N, L], bit_errors [B, N])``.
@@ -302,10 +308,15 @@ def transmit_codes(
             raise fail("trials", int(trials[(trials < 0) | (trials >= 2**32)][0]),
                        "integers in 0..2**32-1")  # fmt: skip
         trials = trials.astype(np.uint64)
+    backend = resolve_backend(backend)
     key0, key1 = _p.seed_key(int(seed))
     codes_out = np.empty(codes.shape, dtype=np.int64)
     errors_out = np.empty(shape, dtype=np.int64)
-    link_frames(
+    if backend == "cuda":
+        from channels.kernels.cuda_link import link_frames_cuda as kernel
+    else:
+        kernel = link_frames
+    kernel(
         np.ascontiguousarray(codes, dtype=np.int64), m,
         np.ascontiguousarray(h.real, dtype=np.float64),
         np.ascontiguousarray(h.imag if np.iscomplexobj(h) else np.zeros(shape), dtype=np.float64),

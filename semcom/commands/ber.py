@@ -13,7 +13,7 @@ import math
 from channels.errors import ConfigError
 
 NAME = "ber"
-HELP = "Simulate the BER of a modulation over AWGN, Rayleigh or Rician fading (Numba kernel)."
+HELP = "Simulate the BER of a modulation over AWGN, Rayleigh or Rician fading (CPU or CUDA)."
 JSON_KEYS = ("modulation", "channel", "snr_db", "ber", "ci_low", "ci_high", "errors", "bits",
              "theory_ber", "backend", "seconds")  # fmt: skip
 
@@ -64,7 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-bits", type=_number, default=1e9, help="or at this many bits")
     parser.add_argument("--seed", type=_number, default=0, help="64-bit seed (default 0)")
     parser.add_argument("--confidence", type=_number, default=0.95, help="interval level")
-    parser.add_argument("--backend", default="auto", help="auto or cpu")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        help="auto (CUDA when a GPU is present), cpu (Numba) or cuda (Numba CUDA)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     # fmt: skip
 

@@ -1,0 +1,268 @@
+"""Numba-CUDA twin of the BER Monte Carlo kernel :func:`channels.kernels.cpu.ber_trials`.
+
+Same model, same random numbers: per fading block the coefficient comes from stream 1
+(counter ``(block, trial, point, 1)``), per symbol the label and the noise from stream 0
+(counter ``(block * coherence + s, trial, point, 0)``), the receiver equalises with ``h_hat``
+and decides for the nearest point; the outputs per trial are the bit errors and the sum of the
+squared per-block error counts.
+
+GPU layout. A trial's ``blocks_per_trial`` blocks are cut into *items* of about
+``symbols_per_thread`` symbols, and one thread computes one item in registers:
+
+- ``coherence <= symbols_per_thread``: an item is ``G = symbols_per_thread // coherence``
+  whole blocks; the thread returns their error count and the sum of their squares.
+- ``coherence > symbols_per_thread``: a block is cut into ``P`` parts of ``ceil(coherence / P)``
+  symbols; the thread returns the part's error count and a second kernel adds the ``P`` parts
+  of a block before squaring.
+
+Noise: by default (``fast=True``) each symbol's Gaussian noise is computed in float32 from the
+same uniforms, with a rigorous error bound (:func:`channels.kernels.cuda.box_muller_fast`); when
+the equalised sample lies closer to a decision boundary than that bound allows, the symbol is
+redone with the float64 Box-Muller of the CPU kernel (about 1 symbol in 1000). The decisions,
+hence the counts, are those of the float64 kernel, at float32 speed.
+
+A second kernel adds the items of each trial in order (one thread per trial). All sums are of
+integers, so the result is identical for every block size, grid size, items size and batch
+split; each item draws only its own counters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from channels.kernels.cuda import (
+    box_muller,
+    box_muller_fast,
+    half_integer_distance,
+    imin,
+    launch_shape,
+    min_float,
+    philox,
+    position,
+    uniform32,
+    uniform52,
+)
+
+SQRT_HALF = math.sqrt(0.5)
+DEFAULT_SYMBOLS_PER_THREAD = 64
+MAX_SYMBOLS_PER_THREAD = 4096  # keeps an item's sum of squared block errors below 2^31
+
+
+@cuda.jit
+def _ber_items(
+    first_trial,
+    n_trials,
+    blocks_per_trial,
+    coherence,
+    blocks_per_item,
+    parts,
+    part_len,
+    items_per_trial,
+    key0,
+    key1,
+    point,
+    bits_per_symbol,
+    level_i,
+    level_q,
+    label_of_position,
+    sigma,
+    fading,
+    los_amplitude,
+    scatter_amplitude,
+    csi_sigma,
+    fast,
+    item_errors,
+    item_squares,
+):  # noqa: ANN001, ANN201 (CUDA kernel)
+    """One thread per item (module docstring); outputs int32 ``[n_trials, items_per_trial]``."""
+    mask = np.uint32((1 << bits_per_symbol) - 1)
+    perfect_csi = csi_sigma == 0.0
+    side = label_of_position.shape[0]
+    half_span = 0.5 * (side - 1)
+    top = side - 1
+    grid_scale = math.sqrt(1.5 / ((1 << bits_per_symbol) - 1)) if bits_per_symbol > 1 else 1.0
+    position_scale = 0.5 / grid_scale
+    n_items = n_trials * items_per_trial
+    for item in range(cuda.grid(1), n_items, cuda.gridsize(1)):
+        t = item // items_per_trial
+        j = item - t * items_per_trial
+        trial = np.uint32(first_trial + t)
+        if parts == 1:
+            b0 = j * blocks_per_item
+            b1 = imin(b0 + blocks_per_item, blocks_per_trial)
+            s0 = 0
+            s1 = coherence
+        else:
+            b0 = j // parts
+            b1 = b0 + 1
+            s0 = (j - b0 * parts) * part_len
+            s1 = imin(s0 + part_len, coherence)
+        total = 0
+        squares = 0
+        for block in range(b0, b1):
+            h_re, h_im, e_re, e_im = 1.0, 0.0, 1.0, 0.0
+            noise_scale = sigma
+            if fading != 0:
+                f0, f1, f2, f3 = philox(np.uint32(block), trial, point, np.uint32(1), key0, key1)
+                if fading == 1 and perfect_csi:
+                    noise_scale = sigma / math.sqrt(-math.log(uniform32(f0)))
+                else:
+                    g_re, g_im = box_muller(uniform32(f0), uniform32(f1))
+                    h_re = los_amplitude + scatter_amplitude * SQRT_HALF * g_re
+                    h_im = scatter_amplitude * SQRT_HALF * g_im
+                    noise_scale = sigma / math.sqrt(h_re * h_re + h_im * h_im)
+                    e_re, e_im = h_re, h_im
+                    if not perfect_csi:
+                        d_re, d_im = box_muller(uniform32(f2), uniform32(f3))
+                        e_re += csi_sigma * SQRT_HALF * d_re
+                        e_im += csi_sigma * SQRT_HALF * d_im
+            inv = 1.0 / (e_re * e_re + e_im * e_im)
+            # |z - z_exact| per unit of noise error: sigma / |h| (perfect CSI), sigma / |h_hat|
+            noise_eff = noise_scale if perfect_csi else sigma * math.sqrt(inv)
+            block_errors = 0
+            first = block * coherence
+            for s in range(s0, s1):
+                w0, w1, w2, w3 = philox(
+                    np.uint32(first + s), trial, point, np.uint32(0), key0, key1
+                )
+                label = w0 & mask
+                x_re = level_i[label]
+                x_im = level_q[label]
+                if fast:  # float32 noise; float64 again if the decision is too close to call
+                    n_re, n_im, err = box_muller_fast(w1, w2, w3)
+                else:
+                    n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
+                    err = -1.0
+                for _ in range(2):
+                    if perfect_csi:
+                        z_re = x_re + noise_scale * n_re
+                        z_im = x_im + noise_scale * n_im
+                    else:
+                        y_re = h_re * x_re - h_im * x_im + sigma * n_re
+                        y_im = h_re * x_im + h_im * x_re + sigma * n_im
+                        z_re = (y_re * e_re + y_im * e_im) * inv
+                        z_im = (y_im * e_re - y_re * e_im) * inv
+                    if bits_per_symbol == 1:
+                        decided = np.uint32(1) if z_re < 0.0 else np.uint32(0)
+                        margin = abs(z_re)
+                    else:
+                        v_re = z_re * position_scale + half_span
+                        v_im = z_im * position_scale + half_span
+                        pi = position(v_re, top)
+                        pq = position(v_im, top)
+                        decided = np.uint32(label_of_position[pi, pq])
+                        margin = 0.0
+                        if err >= 0.0:
+                            d_re = half_integer_distance(v_re)
+                            margin = min_float(d_re, half_integer_distance(v_im)) / position_scale
+                    if err < 0.0 or margin > err * noise_eff:  # |z - z_exact| <= err noise_eff
+                        break
+                    n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
+                    err = -1.0
+                block_errors += cuda.popc(np.uint32(label ^ decided))
+            total += block_errors
+            squares += block_errors * block_errors
+        item_errors[t, j] = total
+        item_squares[t, j] = squares
+
+
+@cuda.jit
+def _ber_reduce(n_trials, items_per_trial, parts, item_errors, item_squares, errors_out,
+                square_out):  # fmt: skip  # noqa: ANN001, ANN201 (CUDA kernel)
+    """One thread per trial: add its items in order (blocks of ``parts`` items first)."""
+    for t in range(cuda.grid(1), n_trials, cuda.gridsize(1)):
+        total = 0
+        squares = 0
+        if parts == 1:
+            for j in range(items_per_trial):
+                total += item_errors[t, j]
+                squares += item_squares[t, j]
+        else:
+            for block in range(items_per_trial // parts):
+                e = 0
+                for p in range(parts):
+                    e += item_errors[t, block * parts + p]
+                total += e
+                squares += e * e
+        errors_out[t] = total
+        square_out[t] = squares
+
+
+def item_layout(blocks_per_trial: int, coherence: int, symbols_per_thread: int) -> tuple:
+    """``(blocks_per_item, parts, part_len, items_per_trial)`` of the module docstring."""
+    per_thread = int(min(max(1, symbols_per_thread), MAX_SYMBOLS_PER_THREAD))
+    if coherence <= per_thread:
+        blocks_per_item = max(1, per_thread // coherence)
+        return blocks_per_item, 1, coherence, -(-blocks_per_trial // blocks_per_item)
+    parts = -(-coherence // per_thread)
+    part_len = -(-coherence // parts)
+    return 1, parts, part_len, blocks_per_trial * parts
+
+
+def ber_trials_cuda(
+    first_trial: int,
+    n_trials: int,
+    blocks_per_trial: int,
+    coherence: int,
+    key0: int,
+    key1: int,
+    point: int,
+    bits_per_symbol: int,
+    level_i: np.ndarray,
+    level_q: np.ndarray,
+    label_of_position: np.ndarray,
+    sigma: float,
+    fading: int,
+    los_amplitude: float,
+    scatter_amplitude: float,
+    csi_sigma: float,
+    errors_out: np.ndarray,
+    square_out: np.ndarray,
+    *,
+    symbols_per_thread: int = DEFAULT_SYMBOLS_PER_THREAD,
+    threads_per_block: int | None = None,
+    max_blocks: int | None = None,
+    fast: bool = True,
+) -> None:
+    """Drop-in twin of :func:`channels.kernels.cpu.ber_trials` (same arguments and outputs).
+
+    Simulates trials ``first_trial .. first_trial + n_trials - 1`` on the GPU and writes the
+    int64 ``[n_trials]`` host arrays ``errors_out`` (bit errors) and ``square_out`` (sum of
+    squared block error counts). ``symbols_per_thread``, ``threads_per_block`` and
+    ``max_blocks`` (grid size cap; grid-stride loops) change the speed only, never the result.
+    ``fast`` draws the noise in float32 with a float64 fallback near decision boundaries
+    (module docstring); it too leaves the result unchanged.
+    """
+    blocks_per_item, parts, part_len, items_per_trial = item_layout(
+        blocks_per_trial, coherence, symbols_per_thread
+    )
+    n_trials = int(n_trials)
+    item_errors = cuda.device_array((n_trials, items_per_trial), dtype=np.int32)
+    item_squares = cuda.device_array((n_trials, items_per_trial), dtype=np.int32)
+    d_errors = cuda.device_array(n_trials, dtype=np.int64)
+    d_squares = cuda.device_array(n_trials, dtype=np.int64)
+    tables = [cuda.to_device(np.ascontiguousarray(a)) for a in
+              (np.asarray(level_i, np.float64), np.asarray(level_q, np.float64),
+               np.asarray(label_of_position, np.int64))]  # fmt: skip
+    blocks, threads = launch_shape(n_trials * items_per_trial, threads_per_block, max_blocks)
+    _ber_items[blocks, threads](
+        np.int64(first_trial), np.int64(n_trials), np.int64(blocks_per_trial),
+        np.int64(coherence), np.int64(blocks_per_item), np.int64(parts), np.int64(part_len),
+        np.int64(items_per_trial), np.uint32(key0), np.uint32(key1), np.uint32(point),
+        np.int64(bits_per_symbol), *tables, np.float64(sigma), np.int64(fading),
+        np.float64(los_amplitude), np.float64(scatter_amplitude), np.float64(csi_sigma),
+        np.int64(bool(fast)), item_errors, item_squares,
+    )  # fmt: skip
+    blocks, threads = launch_shape(n_trials, threads_per_block, max_blocks)
+    _ber_reduce[blocks, threads](
+        np.int64(n_trials), np.int64(items_per_trial), np.int64(parts), item_errors,
+        item_squares, d_errors, d_squares,
+    )  # fmt: skip
+    errors_out[:n_trials] = d_errors.copy_to_host()
+    square_out[:n_trials] = d_squares.copy_to_host()
+
+
+__all__ = ["ber_trials_cuda", "item_layout"]
