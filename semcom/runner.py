@@ -134,12 +134,14 @@ def run_scenario(
         store.add(result)
         computed += 1
 
+    threads_before = torch.get_num_threads()  # an in-process run sets this process's threads
     try:
         if pending:
             run_points(
                 task, pending, executor=ex.executor, workers=max(1, min(workers, len(pending))),
                 ray_address=ex.ray_address, on_result=on_result, progress=progress,
                 description=scenario.name,
+                gpus_per_worker=1.0 / workers if device.startswith("cuda") else 0.0,
             )  # fmt: skip
     except KeyboardInterrupt:
         provenance("interrupted", computed)
@@ -148,6 +150,8 @@ def run_scenario(
             "rerun with --resume to compute the rest"
         )
         raise
+    finally:
+        torch.set_num_threads(threads_before)
     store.finalize(parquet=scenario.output.parquet)
     provenance("complete", computed)
     if scenario.output.plots:

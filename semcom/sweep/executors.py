@@ -267,6 +267,7 @@ def _run_ray(
     ray_address: str | None,
     on_result: Callable[[PointResult], None],
     bar: _Progress,
+    gpus_per_worker: float = 0.0,
 ) -> None:
     ray = _import_ray()
     started = False
@@ -283,7 +284,7 @@ def _run_ray(
         started = True
     actors: list[Any] = []
     try:
-        actor_class = ray.remote(num_cpus=1)(_RayWorker)
+        actor_class = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(_RayWorker)
         task_ref = ray.put(task)
         actors = [actor_class.remote(task_ref) for _ in range(min(workers, len(points)))]
         idle = list(actors)
@@ -326,6 +327,7 @@ def run_points(
     on_result: Callable[[PointResult], None],
     progress: bool = True,
     description: str = "points",
+    gpus_per_worker: float = 0.0,
 ) -> None:
     """Compute ``task(point)`` for every point and pass each result to ``on_result``.
 
@@ -347,6 +349,9 @@ def run_points(
         Show a tqdm bar on stderr.
     description : str
         Label of the progress bar.
+    gpus_per_worker : float
+        GPUs each Ray actor reserves (``ray`` only; e.g. ``1 / workers`` to share one GPU).
+        Ray hides GPUs from actors that reserve none. Local workers see every GPU.
 
     Raises
     ------
@@ -367,7 +372,7 @@ def run_points(
     bar = _Progress(len(points), progress, description)
     try:
         if executor == "ray":
-            _run_ray(task, points, workers, ray_address, on_result, bar)
+            _run_ray(task, points, workers, ray_address, on_result, bar, gpus_per_worker)
         elif workers == 1:
             _run_sequential(task, points, on_result, bar)
         else:
