@@ -1,15 +1,18 @@
 """GPU throughput of the Numba-CUDA twins against Sionna 2.x on the same GPU, in the same run.
 
-(i) BER engine: uncoded 16-QAM, AWGN, Eb/N0 = 6 dB, hard decisions (``ber_trials_cuda``).
+(i) BER engine: uncoded 16-QAM, AWGN, Eb/N0 = 6 dB, hard decisions (the items kernel of
+    ``ber_trials_cuda``, fast float32 and exact float64 modes).
 (ii) Semantic link: 16 features x 512 bits (L = 64 scalars x Q = 8 bits) per frame, each feature
      on one of 16 Rayleigh subchannels (a random permutation per frame, ``h ~ CN(0, 1)``) with a
      random modulation in {BPSK, QPSK, 16-QAM, 64-QAM} per feature and frame, unit power,
-     Es/N0 = 10 dB (``link_frames_device``; plus the distortion reduction).
+     Es/N0 = 10 dB (``link_frames_device``: fast with chunks grouped by modulation or not,
+     and exact; plus the distortion reduction).
 Peers: Sionna's BinarySource -> Mapper -> AWGN -> Demapper(hard) chain on ``cuda:0`` (for (ii)
 one chain per modulation with the per-symbol gain and zero forcing), eager and under
-``torch.compile``. Also: microbenchmarks of Philox alone and Philox + float64 Box-Muller (the
-kernels' ceilings), the end-to-end ``simulate_ber`` and ``transmit_codes`` calls (host arrays,
-transfers included) and the CPU kernels on the same machine.
+``torch.compile``. Also: microbenchmarks of Philox alone, Philox + float64 Box-Muller and
+Philox + float32 fast Box-Muller (the kernels' ceilings), the end-to-end ``simulate_ber`` and
+``transmit_codes`` calls (host arrays, transfers included) and the CPU kernels on the same
+machine.
 
 Rates are information bits per second; each is the median of ``--repeats`` timed runs after a
 warm-up run (compilation), timed with ``cuda.synchronize()`` on both ends.
@@ -35,21 +38,22 @@ from numba import cuda
 from channels.awgn import ebno_db_to_no
 from channels.kernels.cuda import (
     box_muller,
+    gauss_pair_f32,
     launch_shape,
     philox,
     seed_key32,
     uniform32,
     uniform52,
 )
-from channels.kernels.cuda_ber import _ber_items, _ber_reduce, item_layout
+from channels.kernels.cuda_ber import _ber_reduce, item_layout, kernel_for
 from channels.kernels.cuda_link import (
-    chunk_offsets,
+    chunk_plan,
     chunk_symbols,
     code_dtype,
     device_tables,
     link_frames_device,
 )
-from channels.kernels.link_cpu import LABEL_AT, LEVEL_I, LEVEL_Q, transmit_codes
+from channels.kernels.link_cpu import transmit_codes
 from channels.modulation import get_modulation, label_of_position
 from channels.montecarlo import SYMBOLS_PER_TRIAL, simulate_ber
 
@@ -80,30 +84,32 @@ def _sync() -> None:
 # --------------------------------------------------------------------------- (i) BER engine
 
 
-def ber_setup(n_trials: int, symbols_per_thread: int) -> dict:
+def ber_setup(n_trials: int, symbols_per_thread: int, fast: bool) -> dict:
     mod = get_modulation("16qam")
+    kernel, real, integer = kernel_for(fast)
     no = float(ebno_db_to_no(EBNO_DB, 4))
     layout = item_layout(SYMBOLS_PER_TRIAL, 1, symbols_per_thread)
     key0, key1 = seed_key32(1)
     return dict(
         layout=layout, key=(key0, key1), sigma=math.sqrt(no / 2.0), n_trials=n_trials,
-        tables=[cuda.to_device(a) for a in (mod.points.real.copy(), mod.points.imag.copy(),
-                                             label_of_position(4))],
+        kernel=kernel, real=real,
+        tables=[cuda.to_device(a) for a in (mod.points.real.astype(real),
+                                             mod.points.imag.astype(real),
+                                             label_of_position(4).astype(integer))],
         items=[cuda.device_array((n_trials, layout[3]), np.int32) for _ in range(2)],
         out=[cuda.device_array(n_trials, np.int64) for _ in range(2)],
     )  # fmt: skip
 
 
-def ber_launch(s: dict, first_trial: int, threads: int, fast: bool = True) -> None:
+def ber_launch(s: dict, first_trial: int, threads: int) -> None:
     blocks_per_item, parts, part_len, items_per_trial = s["layout"]
-    n = s["n_trials"]
+    n, real = s["n_trials"], s["real"]
     blocks, tpb = launch_shape(n * items_per_trial, threads, None)
-    _ber_items[blocks, tpb](
+    s["kernel"][blocks, tpb](
         np.int64(first_trial), np.int64(n), np.int64(SYMBOLS_PER_TRIAL), np.int64(1),
         np.int64(blocks_per_item), np.int64(parts), np.int64(part_len),
         np.int64(items_per_trial), *s["key"], np.uint32(12345), np.int64(4), *s["tables"],
-        np.float64(s["sigma"]), np.int64(0), np.float64(0.0), np.float64(1.0), np.float64(0.0),
-        np.int64(fast), *s["items"],
+        real(s["sigma"]), np.int64(0), real(0.0), real(1.0), real(0.0), *s["items"],
     )  # fmt: skip
     blocks, tpb = launch_shape(n, threads, None)
     _ber_reduce[blocks, tpb](np.int64(n), np.int64(items_per_trial), np.int64(parts),
@@ -116,12 +122,12 @@ def bench_ber(args: argparse.Namespace) -> dict:
     rows = []
     for fast in (True, False):
         for spt in args.symbols_per_thread:
-            s = ber_setup(n_trials, spt)
+            s = ber_setup(n_trials, spt, fast)
             for threads in args.threads:
 
-                def run(s=s, threads=threads, fast=fast) -> None:  # noqa: ANN001
+                def run(s=s, threads=threads) -> None:  # noqa: ANN001
                     for k in range(args.launches):
-                        ber_launch(s, k * n_trials, threads, fast)
+                        ber_launch(s, k * n_trials, threads)
 
                 sec, _ = median_seconds(run, args.repeats)
                 rate = args.launches * bits_per_launch / sec
@@ -182,32 +188,36 @@ def bench_link(args: argparse.Namespace) -> dict:
         codes_out=cuda.device_array((n_frames, N_FEATURES, N_SCALARS), code_dtype(Q)),
         errors=cuda.device_array((n_frames, N_FEATURES), np.int64),
     )  # fmt: skip
-    tables = device_tables(LEVEL_I, LEVEL_Q, LABEL_AT)
     sigma = math.sqrt(inputs["no"] / 2.0)
     rows = []
-    for fast in (True, False):
+    for fast, grouped in ((True, True), (True, False), (False, True)):
+        tables = device_tables(fast)
         for spt in args.symbols_per_thread:
             chunk = chunk_symbols(Q, spt)
-            offsets = chunk_offsets(inputs["bits_per_symbol"], N_SCALARS, Q, chunk)
-            d_offsets = cuda.to_device(offsets)
+            order, offsets = chunk_plan(inputs["bits_per_symbol"], N_SCALARS, Q, chunk,
+                                        grouped=grouped)  # fmt: skip
+            d_order, d_offsets = cuda.to_device(order), cuda.to_device(offsets)
             for threads in args.threads:
 
-                def run(chunk=chunk, d_offsets=d_offsets, total=int(offsets[-1]),
-                        threads=threads, fast=fast) -> None:  # fmt: skip  # noqa: ANN001
+                def run(chunk=chunk, d_order=d_order, d_offsets=d_offsets,
+                        total=int(offsets[-1]), threads=threads, fast=fast,
+                        tables=tables) -> None:  # fmt: skip  # noqa: ANN001
                     link_frames_device(
                         d["codes"], d["m"], d["h_re"], d["h_im"], d["p"], sigma, Q, key0, key1,
-                        3, d["trials"], d_offsets, total, chunk, tables, d["codes_out"],
-                        d["errors"], threads_per_block=threads, fast=fast,
+                        3, d["trials"], d_order, d_offsets, total, chunk, tables,
+                        d["codes_out"], d["errors"], threads_per_block=threads, fast=fast,
                     )  # fmt: skip
 
                 sec, _ = median_seconds(run, args.repeats)
                 errors = int(d["errors"].copy_to_host().sum())
-                rows.append({"fast": fast, "symbols_per_thread": chunk,
+                rows.append({"fast": fast, "grouped": grouped, "symbols_per_thread": chunk,
                              "threads_per_block": threads, "bit_s": bits / sec,
                              "ber": errors / bits})  # fmt: skip
                 print(json.dumps({"link_kernel": rows[-1]}), flush=True)
     best = max(rows, key=lambda r: r["bit_s"])
     exact = max((r for r in rows if not r["fast"]), key=lambda r: r["bit_s"])
+    ungrouped = max((r for r in rows if r["fast"] and not r["grouped"]),
+                    key=lambda r: r["bit_s"])  # fmt: skip
     # distortion reduction on device arrays
     from channels.kernels.cuda_link import _squared_error, _weighted
 
@@ -236,7 +246,9 @@ def bench_link(args: argparse.Namespace) -> dict:
     cpu_sec, _ = median_seconds(e2e("cpu"), max(1, args.repeats // 2))
     scalars = n_frames * N_FEATURES * N_SCALARS
     return {"kernel": rows, "best_kernel_bit_s": best["bit_s"], "best": best,
-            "best_float64_kernel_bit_s": exact["bit_s"], "distortion_scalars_s": scalars / dist_sec,
+            "best_float64_kernel_bit_s": exact["bit_s"],
+            "best_fast_ungrouped_kernel_bit_s": ungrouped["bit_s"],
+            "distortion_scalars_s": scalars / dist_sec,
             "distortion_gbyte_s": scalars * (8 + 2) / dist_sec / 1e9,
             "transmit_codes_cuda_bit_s": e2e_bits / gpu_sec,
             "transmit_codes_cpu_bit_s": e2e_bits / cpu_sec}  # fmt: skip
@@ -268,16 +280,32 @@ def _philox_box_muller(n_per_thread, out):  # noqa: ANN001, ANN201
     out[i] = acc
 
 
+@cuda.jit(fastmath=True)
+def _philox_gauss_f32(n_per_thread, out):  # noqa: ANN001, ANN201
+    i = cuda.grid(1)
+    acc = np.float32(0.0)
+    for s in range(n_per_thread):
+        w0, w1, w2, w3 = philox(np.uint32(s), np.uint32(i), np.uint32(5), np.uint32(0),
+                                np.uint32(1), np.uint32(2))  # fmt: skip
+        a, b = gauss_pair_f32(w1, w2, w3)
+        acc += a + b + np.float32(w0 & np.uint32(15))
+    out[i] = acc
+
+
 def bench_ceilings(args: argparse.Namespace) -> dict:
     threads, blocks, per_thread = args.ceiling_threads, args.ceiling_blocks, 256
     n = threads * blocks * per_thread
     out_u = cuda.device_array(threads * blocks, np.uint32)
     out_f = cuda.device_array(threads * blocks, np.float64)
+    out_f32 = cuda.device_array(threads * blocks, np.float32)
     sec_p, _ = median_seconds(lambda: _philox_only[blocks, threads](per_thread, out_u),
                               args.repeats)  # fmt: skip
     sec_b, _ = median_seconds(lambda: _philox_box_muller[blocks, threads](per_thread, out_f),
                               args.repeats)  # fmt: skip
-    return {"philox_calls_s": n / sec_p, "philox_box_muller_s": n / sec_b}
+    sec_g, _ = median_seconds(lambda: _philox_gauss_f32[blocks, threads](per_thread, out_f32),
+                              args.repeats)  # fmt: skip
+    return {"philox_calls_s": n / sec_p, "philox_box_muller_s": n / sec_b,
+            "philox_gauss_f32_s": n / sec_g}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- Sionna

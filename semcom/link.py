@@ -6,8 +6,8 @@ Per image (one *frame*)::
       --channel draw: h_k, k = 1..K (channels.fading: awgn | rayleigh | rician), g_k = |h_k|^2
       --optim.solve(Problem(w, d_drop, L, Q, g, sigma^2 = 1, P_tot, S_max), method)
             -> selected features, subchannel, modulation, per-symbol power
-      --link kernel (channels.kernels.link_cpu): bits -> Gray symbols -> h sqrt(p) x + n
-            -> zero forcing -> hard decisions -> received codes
+      --link kernel (channels.kernels.link_cpu, or its CUDA twin): bits -> Gray symbols
+            -> h sqrt(p) x + n -> zero forcing -> hard decisions -> received codes
       --de-quantiser; dropped features zero-filled--> ẑ --decoder--> x̂
 
 Budgets (ISFR.md §4.3, §4.6, σ² = 1): ``P_tot = 10^(snr_db/10) · K`` (so the average SNR
@@ -38,6 +38,16 @@ from the same generator, the noise from the kernel's Philox stream keyed by the 
 counter ``(symbol, trial, point, 0)``. A frame's result does not depend on batch size, thread
 count or which other frames run.
 
+**Backends.** ``backend="cpu"`` runs the link kernel on the CPU (Numba). ``"cuda"`` runs its
+Numba-CUDA twin (:mod:`channels.kernels.cuda_link`, float32 fast mode: the CPU's noise within
+float32 rounding, statistically the CPU's results). When the model is on a CUDA device the
+frames stay there: quantisation (:func:`quantize_torch`, the codes of
+:func:`channels.bits.quantize`), the link kernel on the tensors (zero-copy through
+``__cuda_array_interface__``) and de-quantisation (:func:`dequantize_torch`) run on the GPU,
+and only the per-frame allocation (modulation, gain and power per feature, computed on the CPU
+by ``optim``) and the bit-error counts cross PCIe. ``"auto"`` is ``"cuda"`` when a GPU is
+present (:func:`channels.kernels.backend.resolve_backend`).
+
 **Intervals.** :meth:`SemanticLink.evaluate` sends every image through ``n_draws`` independent
 channel draws. The images are the independent units: each image's metric is averaged over its
 draws, and the Student-t interval is taken over the images (over the draws when there is one
@@ -49,6 +59,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -58,6 +69,7 @@ import optim
 from channels.bits import CODES, dequantize, quantize
 from channels.errors import ConfigError, fail
 from channels.fading import fading_coefficients
+from channels.kernels.backend import resolve_backend
 from channels.kernels.link_cpu import transmit_codes
 from channels.montecarlo import point_index
 from channels.names import BITS_PER_SYMBOL
@@ -93,6 +105,37 @@ def drop_distortion(model: Any, images: Any, batch_size: int = 256) -> np.ndarra
     return total / images.shape[0]
 
 
+def quantize_torch(z: torch.Tensor, bits_per_scalar: int, code: str = "binary") -> torch.Tensor:
+    """:func:`channels.bits.quantize` on a tensor, on its device: the same codes.
+
+    ``i = min(floor((clip(z, -1, 1) + 1) · 2^Q / 2), 2^Q - 1)`` in float64 (exact: the
+    operations are those of the NumPy version, in IEEE float64), Gray-coded for
+    ``code="gray"``. Returns int16 (int32 for ``Q = 16``) ``[..., n]``. NaN is not checked here.
+    """
+    levels = 1 << bits_per_scalar
+    scaled = (z.to(torch.float64).clamp(-1.0, 1.0) + 1.0) * (levels / 2.0)
+    indices = torch.floor(scaled).clamp_max(levels - 1).to(torch.int32)
+    if code == "gray":
+        indices = indices ^ (indices >> 1)
+    return indices.to(torch.int16 if bits_per_scalar <= 15 else torch.int32)
+
+
+def dequantize_torch(
+    codes: torch.Tensor, bits_per_scalar: int, code: str = "binary"
+) -> torch.Tensor:
+    """:func:`channels.bits.dequantize` on a tensor, with ``-1`` (feature not sent) -> 0.
+
+    ``ẑ = -1 + (i + 1/2) · 2 / 2^Q`` in float64 (Gray codes decoded first), ``ẑ = 0`` where
+    ``codes == -1``: the CPU path's ``where(sent, dequantize(max(codes, 0)), 0)``.
+    """
+    c = codes.to(torch.int32).clamp_min(0)
+    if code == "gray":
+        for shift in (1, 2, 4, 8):
+            c = c ^ (c >> shift)
+    z_hat = (c.to(torch.float64) + 0.5) * (2.0 / (1 << bits_per_scalar)) + -1.0
+    return torch.where(codes >= 0, z_hat, torch.zeros_like(z_hat))
+
+
 @dataclass(frozen=True)
 class LinkFrames:
     """Everything one batch of frames produced (:meth:`SemanticLink.simulate`).
@@ -102,8 +145,9 @@ class LinkFrames:
 
     x_hat: torch.Tensor
     """Decoded images ``[B, C, H, W]`` (model dtype and device)."""
-    z_hat: np.ndarray
-    """Received features ``[B, N, L]`` float64 (dequantised; dropped features 0)."""
+    received: np.ndarray | torch.Tensor
+    """Received features ``[B, N, L]`` float64 as computed: a NumPy array, or a tensor on the
+    model's CUDA device (GPU path); :attr:`z_hat` is always NumPy."""
     sent: np.ndarray
     """bool ``[B, N]``: feature transmitted (selected by the allocation, with power > 0)."""
     bits_per_symbol: np.ndarray
@@ -114,6 +158,14 @@ class LinkFrames:
     """float64 ``[B]``: the allocation's objective (NaN for the noiseless link)."""
     gains: np.ndarray
     """float64 ``[B, K]``: subchannel power gains ``|h_k|^2``."""
+
+    @cached_property
+    def z_hat(self) -> np.ndarray:
+        """Received features ``[B, N, L]`` float64 (dequantised; dropped features 0), NumPy
+        (copied from the device on first use on the GPU path)."""
+        if isinstance(self.received, torch.Tensor):
+            return self.received.detach().cpu().numpy()
+        return self.received
 
 
 def _finite_number(name: str, value: Any, low: float = -math.inf, allow_inf: bool = False) -> float:
@@ -136,6 +188,60 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
     if not (integral and low <= value <= high):
         raise fail(name, value, f"an integer in {low}..{high}")
     return int(value)
+
+
+def _transmit_on_device(
+    codes: torch.Tensor,
+    m: np.ndarray,
+    h: np.ndarray,
+    power: np.ndarray,
+    no: float,
+    q: int,
+    seed: int,
+    point: int,
+    trials: np.ndarray,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The link kernel on CUDA tensors: ``codes [B, N, L]`` (``quantize_torch``) -> received
+    codes (a tensor on the same device, ``-1`` for features not sent) and the bit errors
+    ``[B, N]`` (NumPy). Only the per-frame arrays ``m, h, p, trials`` and the chunk plan go to
+    the device and only the bit errors come back. The kernels run on PyTorch's current stream,
+    after the work that produced ``codes`` (hence ``sync=False``: no host wait for it).
+    """
+    from numba import cuda
+
+    from channels.kernels import philox
+    from channels.kernels.cuda_link import (
+        chunk_plan,
+        chunk_symbols,
+        device_tables,
+        link_frames_device,
+    )
+
+    b, n, length = codes.shape
+    codes = codes.contiguous()
+    codes_hat = torch.empty_like(codes)
+    if codes.numel() == 0:
+        return codes_hat, np.zeros((b, n), dtype=np.int64)
+    chunk = chunk_symbols(q)
+    order, offsets = chunk_plan(m, length, q, chunk)
+    key0, key1 = philox.seed_key(seed)
+    with cuda.gpus[codes.device.index or 0]:
+        stream = cuda.external_stream(torch.cuda.current_stream(codes.device).cuda_stream)
+
+        def put(array: np.ndarray, dtype: type) -> Any:
+            return cuda.to_device(np.ascontiguousarray(array, dtype=dtype), stream=stream)
+
+        errors = cuda.device_array((b, n), dtype=np.int64, stream=stream)
+        link_frames_device(
+            cuda.as_cuda_array(codes, sync=False), put(m, np.int8), put(h.real, np.float64),
+            put(h.imag, np.float64), put(power, np.float64), math.sqrt(no / 2.0), q, key0, key1,
+            point, put(trials, np.uint32), put(order, np.int32), put(offsets, np.int64),
+            int(offsets[-1]), chunk, device_tables(),
+            cuda.as_cuda_array(codes_hat, sync=False), errors, stream=stream,
+        )  # fmt: skip
+        bit_errors = errors.copy_to_host(stream=stream)
+        stream.synchronize()
+    return codes_hat, bit_errors
 
 
 class SemanticLink:
@@ -161,6 +267,8 @@ class SemanticLink:
         code: quantiser code, ``"binary"`` (ISFR.md) or ``"gray"``.
         method_options: options passed to ``optim.solve`` (e.g. ``{"refine": False}``).
         batch_size: images per encoder/decoder pass (memory only).
+        backend: where the link kernel runs: ``"auto"``, ``"cpu"`` or ``"cuda"`` (module
+            docstring, *Backends*).
 
     Invalid arguments raise :class:`ConfigError` here, before any work.
 
@@ -189,6 +297,7 @@ class SemanticLink:
         code: str = "binary",
         method_options: dict[str, Any] | None = None,
         batch_size: int = 256,
+        backend: str = "auto",
     ) -> None:
         self.model = check_model(model)
         if not hasattr(model, "scalars_per_feature"):
@@ -211,6 +320,7 @@ class SemanticLink:
             raise fail("code", code, " or ".join(CODES))
         self.code = code
         self.batch_size = _integer("batch_size", batch_size, 1, 2**31)
+        self.backend = resolve_backend(backend)
         self.method_options = dict(method_options or {})
         if self.n_features * self.scalars_per_feature * self.bits_per_scalar >= 2**32:
             raise fail("model", f"N*L*Q = {self.n_features}*{self.scalars_per_feature}*"
@@ -283,6 +393,7 @@ class SemanticLink:
             "bits_per_scalar": self.bits_per_scalar, "code": self.code,
             "modulations": list(self.modulations), "ber_model": self.ber_model,
             "n_features": self.n_features, "scalars_per_feature": self.scalars_per_feature,
+            "backend": self.backend,
         }  # fmt: skip
 
     # ----------------------------------------------------------------------------- frames
@@ -328,7 +439,12 @@ class SemanticLink:
         if tuple(z.shape) != (b, n, length):
             raise ConfigError(f"model: encode returned shape {tuple(z.shape)}; "
                               f"expected [B, N={n}, L={length}]")  # fmt: skip
-        codes = quantize(z.to(torch.float64).cpu().numpy(), q, self.code)
+        on_device = self.backend == "cuda" and z.is_cuda
+        if on_device:  # codes stay on the GPU; the NaN check waits until the allocation is done
+            codes = quantize_torch(z, q, self.code)
+            has_nan = torch.isnan(z).any()
+        else:
+            codes = quantize(z.to(torch.float64).cpu().numpy(), q, self.code)
 
         point = self.draw_point(draw)
         trials = np.arange(first_image, first_image + b, dtype=np.int64)
@@ -354,18 +470,28 @@ class SemanticLink:
             unpowered = (m > 0) & ~(p_feat > 0.0)
             m[unpowered], h_feat[unpowered], p_feat[unpowered] = 0, 0.0, 0.0
         no = 0.0 if self.noiseless else NOISE_POWER
-        out = transmit_codes(codes, m, h_feat, p_feat, no, q, seed=self.seed, point=point,
-                             trials=trials)  # fmt: skip
         sent = m > 0
-        z_hat = np.where(sent[:, :, None], dequantize(np.maximum(out.codes_hat, 0), q, self.code),
-                         0.0)  # fmt: skip
-        z_in = torch.from_numpy(z_hat).to(device=device, dtype=z.dtype)
+        if on_device:
+            if bool(has_nan):
+                raise fail("z", float("nan"), "real values (those outside [-1, 1] are clipped); "
+                           "not NaN")  # fmt: skip
+            codes_hat, bit_errors = _transmit_on_device(
+                codes, m, h_feat, p_feat, no, q, self.seed, point, trials
+            )
+            received = dequantize_torch(codes_hat, q, self.code)
+        else:
+            out = transmit_codes(codes, m, h_feat, p_feat, no, q, seed=self.seed, point=point,
+                                 trials=trials, backend=self.backend)  # fmt: skip
+            bit_errors = out.bit_errors
+            z_hat = dequantize(np.maximum(out.codes_hat, 0), q, self.code)
+            received = np.where(sent[:, :, None], z_hat, 0.0)
+        z_in = torch.as_tensor(received).to(device=device, dtype=z.dtype)
         with eval_mode(self.model), torch.no_grad():
             x_hat = torch.cat([
                 self.model.decode(z_in[s : s + self.batch_size])
                 for s in range(0, b, self.batch_size)
             ])  # fmt: skip
-        return LinkFrames(x_hat, z_hat, sent, m, out.bit_errors, objective, gains)
+        return LinkFrames(x_hat, received, sent, m, bit_errors, objective, gains)
 
     def transmit(self, images: Any, draw: int = 0, *, first_image: int = 0) -> torch.Tensor:
         """Received images ``x̂ [B, C, H, W]``: one channel draw per image (frame)."""
@@ -398,4 +524,12 @@ class SemanticLink:
         return evaluation.result()
 
 
-__all__ = ["CHANNELS", "LinkFrames", "LinkResult", "SemanticLink", "drop_distortion"]
+__all__ = [
+    "CHANNELS",
+    "LinkFrames",
+    "LinkResult",
+    "SemanticLink",
+    "dequantize_torch",
+    "drop_distortion",
+    "quantize_torch",
+]

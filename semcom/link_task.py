@@ -53,7 +53,8 @@ class LinkPointTask:
     Args:
         scenario: the validated :class:`semcom.scenario.Scenario`.
         calibration: importance weights, drop distortions, checkpoints, image indices.
-        device: torch device of the models (resolved: ``"cpu"``, ``"cuda"``, ``"cuda:K"``).
+        device: torch device of the models (resolved: ``"cpu"``, ``"cuda"``, ``"cuda:K"``); on
+            CUDA the link kernels run on the GPU too (``backend="cuda"``), so frames stay there.
         threads: torch threads in each worker.
     """
 
@@ -103,6 +104,7 @@ class LinkPointTask:
             eta=values["eta"], method=scheme.method, rician_k=values["rician_k"],
             seed=values["seed"], modulations=tuple(s.allocation.modulations),
             ber_model=s.allocation.ber_model, code=s.channel.code, method_options=options,
+            backend="cuda" if self.device.startswith("cuda") else "cpu",
         )  # fmt: skip
 
     def evaluate(self, point: Point) -> tuple[LinkEvaluation, str]:

@@ -1,6 +1,6 @@
 """Results directories of ``semcom run``: loading, summary tables and paired gain statistics.
 
-A results directory (docs/contracts.md, "results directory") holds ``results.csv`` (one row per
+A results directory (docs/results.md, "The results files") holds ``results.csv`` (one row per
 sweep point: condition columns, scheme, metrics with intervals, counts), and optionally
 ``per_image.csv`` (per point and evaluation image: ``psnr_db``, ``mse``, ``ssim``),
 ``importance.csv``, ``provenance.json`` and ``scenario.yaml``. This module only reads them.

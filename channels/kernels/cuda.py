@@ -7,15 +7,23 @@ decides when that happens. The twins draw exactly the random numbers of the CPU 
   words, so that each round's products compile to the 32x32->64-bit ``mul.wide.u32`` of the
   GPU instead of a 64x64-bit product. Same counters, same keys, same output words (tested on
   Random123's known-answer vectors).
-- :func:`uniform32`, :func:`uniform52`, :func:`cos_sin_2pi` and :func:`box_muller` are the very
-  source of :mod:`channels.kernels.philox`, compiled as device functions (float64).
+- Two arithmetic modes use these words:
 
-Arithmetic stays in float64 as on the CPU, so both backends decide on the same samples up to the
-last bits of a rounding: NVVM contracts ``a * b + c`` into fused multiply-adds and libdevice's
-``log`` and ``sqrt`` may differ from glibc's by an ulp, which moves a sample by about 1e-16 and
-flips a decision only if it lies that close to a decision boundary (probability ~1e-15 per
-symbol: never seen in the tests). Under the CUDA simulator the device functions are plain
-Python, whose ``math`` is glibc's, and the results equal the CPU kernels' bit for bit.
+  * **fast** (the default of every GPU kernel): float32 throughout, compiled with
+    ``fastmath`` (MUFU ``lg2``/``sqrt``/``sin``/``cos``), :func:`gauss_pair_f32`. The noise
+    equals the CPU's within float32 rounding (about 1e-6 of a sample), so the decisions are
+    the CPU's except for samples that close to a decision boundary (about one symbol in 10^6):
+    the statistics are those of the CPU kernel, not its bits.
+  * **exact**: :func:`uniform32`, :func:`uniform52`, :func:`cos_sin_2pi` and
+    :func:`box_muller`, the very source of :mod:`channels.kernels.philox` compiled as float64
+    device functions. Decisions equal the CPU's up to the last bits of a rounding (NVVM
+    contracts ``a * b + c`` into fused multiply-adds and libdevice's ``log`` and ``sqrt`` may
+    differ from glibc's by an ulp: a flip needs a sample within ~1e-16 of a boundary). Under
+    the CUDA simulator the device functions are plain Python, whose ``math`` is glibc's, and
+    the results equal the CPU kernels' bit for bit.
+
+Each mode is bit-identical with itself across launch shapes and batch splits: every symbol
+is computed from its own counter by the same compiled code, and all sums are of integers.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ W1 = np.uint64(0xBB67AE85)
 MASK32 = np.uint64(0xFFFFFFFF)
 SHIFT32 = np.uint64(32)
 
-DEFAULT_THREADS_PER_BLOCK = 256
+DEFAULT_THREADS_PER_BLOCK = 128  # best of 128 and 256 on the H200 (BENCHMARKS.md)
 
 
 @cuda.jit(device=True)
@@ -71,12 +79,6 @@ def imin(a, b):  # noqa: ANN001, ANN201 (device function)
 
 
 @cuda.jit(device=True)
-def min_float(a, b):  # noqa: ANN001, ANN201 (device function)
-    """``min(a, b)`` of floats (written out, like :func:`imin`)."""
-    return a if a < b else b
-
-
-@cuda.jit(device=True)
 def position(v, top):  # noqa: ANN001, ANN201 (device function)
     """Nearest grid position ``rint(v)`` clamped to ``0..top`` (the CPU kernels' decision)."""
     p = round(v)
@@ -93,39 +95,74 @@ cos_sin_2pi = cuda.jit(device=True)(_p.cos_sin_2pi)
 box_muller = cuda.jit(device=True)(_p.make_box_muller(cos_sin_2pi))
 
 
-TWO_PI_F32 = np.float32(2.0 * math.pi)
-FAST_ERROR_CONSTANT = 5e-4
-FAST_ERROR_SLOPE = 6e-4
+# ---------------------------------------------------------------- float32 (fast) helpers
+F32_ZERO = np.float32(0.0)
+F32_HALF = np.float32(0.5)
+F32_ONE = np.float32(1.0)
+F32_MINUS_TWO = np.float32(-2.0)
+F32_TWO_PI = np.float32(2.0 * math.pi)
+F32_2_POW_M32 = np.float32(2.0**-32)
+F32_2_POW_M33 = np.float32(2.0**-33)
+F32_2_POW_M64 = np.float32(2.0**-64)
+F32_2_POW_M65 = np.float32(2.0**-65)
+F32_SQRT_HALF = np.float32(math.sqrt(0.5))
 
 
 @cuda.jit(device=True)
-def box_muller_fast(w1, w2, w3):  # noqa: ANN001, ANN201 (device function)
-    """Box-Muller in float32 on the uniforms of :func:`box_muller`, with an error bound.
+def clamp_f32(v, top):  # noqa: ANN001, ANN201 (device function)
+    """``min(max(v, 0), top)`` (a NaN gives 0, so the caller's index stays in range)."""
+    v = v if v > F32_ZERO else F32_ZERO
+    return v if v < top else top
 
-    Returns ``(n_re, n_im, err)`` (float64) with ``|n - n_exact| <= err`` per component, where
-    ``n_exact`` is the float64 ``box_muller(uniform52(w1, w3), uniform32(w2))``. The bound
-    ``err = 5e-4 + 6e-4 r`` (``r = sqrt(-2 ln u1)``) is loose on purpose: rounding ``u1`` to
-    float32 moves ``-2 ln u1`` by at most ``1.2e-7`` (``u1`` near 1: ``r`` near 0, where a
-    square root turns it into at most ``3.5e-4``), ``logf`` adds ``2.4e-7 |ln u1|``, which
-    ``sqrt`` turns into at most ``5e-4 r``, and the angle's rounding and ``cosf``/``sinf`` add
-    ``1.5e-6 r``. A caller whose decision lies farther than ``err`` (scaled to its units)
-    from every decision boundary decides as with ``n_exact``; otherwise it recomputes with
-    float64 (:func:`box_muller`), which happens for about 1e-3 of the symbols.
+
+@cuda.jit(device=True)
+def uniform_f32(w):  # noqa: ANN001, ANN201 (device function)
+    """A uint32 word to a float32 in ``(0, 1]``: ``w / 2^32 + 2^-33`` (rounded)."""
+    return np.float32(w) * F32_2_POW_M32 + F32_2_POW_M33
+
+
+@cuda.jit(device=True)
+def angle_f32(w):  # noqa: ANN001, ANN201 (device function)
+    """A uint32 word to an angle in ``[-pi, pi]``: ``2 pi (w / 2^32 - [w / 2^32 > 1/2])``.
+
+    The same angle modulo 2 pi as the CPU kernels' ``2 pi uniform32(w)``, within float32
+    rounding, and inside the range where the fast ``sinf``/``cosf`` are accurate (2^-21.4
+    absolute error)."""
+    t = np.float32(w) * F32_2_POW_M32
+    if t > F32_HALF:
+        t -= F32_ONE
+    return F32_TWO_PI * t
+
+
+@cuda.jit(device=True)
+def gauss_pair_f32(w1, w2, w3):  # noqa: ANN001, ANN201 (device function)
+    """Box-Muller in float32: three uint32 words -> two independent N(0, 1) float32 samples.
+
+    ``r = sqrt(-2 ln u1)``, ``(r cos t, r sin t)`` with ``t = angle_f32(w2)`` and
+    ``u1 = w1 / 2^32`` (``w1 > 0``) or ``(w3 + 1/2) / 2^64`` (``w1 = 0``, probability
+    2^-32), so ``u1 >= 2^-65`` and ``r`` reaches ``sqrt(130 ln 2) = 9.5``: the Gaussian tails
+    are drawn down to probabilities below 1e-19, like the CPU's 52-bit uniform (8.6). Up to
+    float32 rounding this is the CPU kernels' ``box_muller(uniform52(w1, w3), uniform32(w2))``
+    (|difference| below about 1e-6 r), computed with the fast ``logf``, ``sqrtf``, ``sinf``,
+    ``cosf`` of a ``fastmath`` kernel.
     """
-    u1 = np.float32(uniform52(w1, w3))
-    u2 = np.float32(uniform32(w2))
-    r = math.sqrt(np.float32(-2.0) * math.log(u1))
-    angle = TWO_PI_F32 * u2
-    n_re = float(r * math.cos(angle))
-    n_im = float(r * math.sin(angle))
-    return n_re, n_im, FAST_ERROR_CONSTANT + FAST_ERROR_SLOPE * float(r)
+    if w1 != 0:
+        u1 = np.float32(w1) * F32_2_POW_M32
+    else:
+        u1 = np.float32(w3) * F32_2_POW_M64 + F32_2_POW_M65
+    r2 = F32_MINUS_TWO * math.log(u1)
+    r = math.sqrt(r2 if r2 > F32_ZERO else F32_ZERO)
+    t = angle_f32(w2)
+    return r * math.cos(t), r * math.sin(t)
 
 
 @cuda.jit(device=True)
-def half_integer_distance(v):  # noqa: ANN001, ANN201 (device function)
-    """Distance from ``v`` to the nearest half-integer ``k + 1/2`` (a QAM decision boundary
-    in position units); a lower bound on the distance to the boundaries that exist."""
-    return abs(v - math.floor(v) - 0.5)
+def gauss_pair32_f32(w1, w2):  # noqa: ANN001, ANN201 (device function)
+    """Box-Muller in float32 on two words (``u1 = uniform_f32(w1)``): per-block fading draws."""
+    r2 = F32_MINUS_TWO * math.log(uniform_f32(w1))
+    r = math.sqrt(r2 if r2 > F32_ZERO else F32_ZERO)
+    t = angle_f32(w2)
+    return r * math.cos(t), r * math.sin(t)
 
 
 def seed_key32(seed: int) -> tuple[np.uint32, np.uint32]:
@@ -150,16 +187,18 @@ def launch_shape(
 
 
 __all__ = [
+    "angle_f32",
     "box_muller",
-    "box_muller_fast",
+    "clamp_f32",
     "cos_sin_2pi",
-    "half_integer_distance",
+    "gauss_pair32_f32",
+    "gauss_pair_f32",
     "imin",
     "launch_shape",
-    "min_float",
     "philox",
     "position",
     "seed_key32",
     "uniform32",
+    "uniform_f32",
     "uniform52",
 ]

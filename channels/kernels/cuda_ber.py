@@ -15,11 +15,11 @@ GPU layout. A trial's ``blocks_per_trial`` blocks are cut into *items* of about
   symbols; the thread returns the part's error count and a second kernel adds the ``P`` parts
   of a block before squaring.
 
-Noise: by default (``fast=True``) each symbol's Gaussian noise is computed in float32 from the
-same uniforms, with a rigorous error bound (:func:`channels.kernels.cuda.box_muller_fast`); when
-the equalised sample lies closer to a decision boundary than that bound allows, the symbol is
-redone with the float64 Box-Muller of the CPU kernel (about 1 symbol in 1000). The decisions,
-hence the counts, are those of the float64 kernel, at float32 speed.
+Arithmetic: by default (``fast=True``) a float32 kernel compiled with ``fastmath``
+(:func:`channels.kernels.cuda.gauss_pair_f32`, float32 equalisation and decisions): the same
+labels and, within float32 rounding, the same noise as the CPU kernel, so its counts agree with
+the CPU's statistically (and in practice to a handful of flipped decisions per 10^6 symbols).
+``fast=False`` is the float64 kernel, the CPU's decisions to the last ulp.
 
 A second kernel adds the items of each trial in order (one thread per trial). All sums are of
 integers, so the result is identical for every block size, grid size, items size and batch
@@ -34,25 +34,48 @@ import numpy as np
 from numba import cuda
 
 from channels.kernels.cuda import (
+    F32_SQRT_HALF,
+    F32_ZERO,
     box_muller,
-    box_muller_fast,
-    half_integer_distance,
+    clamp_f32,
+    gauss_pair32_f32,
+    gauss_pair_f32,
     imin,
     launch_shape,
-    min_float,
     philox,
     position,
     uniform32,
     uniform52,
+    uniform_f32,
 )
 
 SQRT_HALF = math.sqrt(0.5)
-DEFAULT_SYMBOLS_PER_THREAD = 64
+DEFAULT_SYMBOLS_PER_THREAD = 128  # best of 64 and 128 on the H200 (BENCHMARKS.md)
 MAX_SYMBOLS_PER_THREAD = 4096  # keeps an item's sum of squared block errors below 2^31
+F32_TINY_GAIN = np.float32(2.0**-32)  # |h|^2 floor of the fast Rayleigh draw (CPU: 1.2e-10)
+
+
+@cuda.jit(device=True)
+def item_range(item, items_per_trial, blocks_per_item, blocks_per_trial, parts, part_len,
+               coherence):  # fmt: skip  # noqa: ANN001, ANN201 (device function)
+    """``(t, j, b0, b1, s0, s1)``: trial offset, item index, its blocks and symbol range."""
+    t = item // items_per_trial
+    j = item - t * items_per_trial
+    if parts == 1:
+        b0 = j * blocks_per_item
+        b1 = imin(b0 + blocks_per_item, blocks_per_trial)
+        s0 = 0
+        s1 = coherence
+    else:
+        b0 = j // parts
+        b1 = b0 + 1
+        s0 = (j - b0 * parts) * part_len
+        s1 = imin(s0 + part_len, coherence)
+    return t, j, b0, b1, s0, s1
 
 
 @cuda.jit
-def _ber_items(
+def _ber_items_exact(
     first_trial,
     n_trials,
     blocks_per_trial,
@@ -73,11 +96,10 @@ def _ber_items(
     los_amplitude,
     scatter_amplitude,
     csi_sigma,
-    fast,
     item_errors,
     item_squares,
 ):  # noqa: ANN001, ANN201 (CUDA kernel)
-    """One thread per item (module docstring); outputs int32 ``[n_trials, items_per_trial]``."""
+    """float64 twin of the CPU kernel; one thread per item; outputs int32 ``[n_trials, items]``."""
     mask = np.uint32((1 << bits_per_symbol) - 1)
     perfect_csi = csi_sigma == 0.0
     side = label_of_position.shape[0]
@@ -87,19 +109,9 @@ def _ber_items(
     position_scale = 0.5 / grid_scale
     n_items = n_trials * items_per_trial
     for item in range(cuda.grid(1), n_items, cuda.gridsize(1)):
-        t = item // items_per_trial
-        j = item - t * items_per_trial
+        t, j, b0, b1, s0, s1 = item_range(item, items_per_trial, blocks_per_item,
+                                          blocks_per_trial, parts, part_len, coherence)  # fmt: skip
         trial = np.uint32(first_trial + t)
-        if parts == 1:
-            b0 = j * blocks_per_item
-            b1 = imin(b0 + blocks_per_item, blocks_per_trial)
-            s0 = 0
-            s1 = coherence
-        else:
-            b0 = j // parts
-            b1 = b0 + 1
-            s0 = (j - b0 * parts) * part_len
-            s1 = imin(s0 + part_len, coherence)
         total = 0
         squares = 0
         for block in range(b0, b1):
@@ -120,8 +132,6 @@ def _ber_items(
                         e_re += csi_sigma * SQRT_HALF * d_re
                         e_im += csi_sigma * SQRT_HALF * d_im
             inv = 1.0 / (e_re * e_re + e_im * e_im)
-            # |z - z_exact| per unit of noise error: sigma / |h| (perfect CSI), sigma / |h_hat|
-            noise_eff = noise_scale if perfect_csi else sigma * math.sqrt(inv)
             block_errors = 0
             first = block * coherence
             for s in range(s0, s1):
@@ -131,37 +141,117 @@ def _ber_items(
                 label = w0 & mask
                 x_re = level_i[label]
                 x_im = level_q[label]
-                if fast:  # float32 noise; float64 again if the decision is too close to call
-                    n_re, n_im, err = box_muller_fast(w1, w2, w3)
+                n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
+                if perfect_csi:
+                    z_re = x_re + noise_scale * n_re
+                    z_im = x_im + noise_scale * n_im
                 else:
-                    n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
-                    err = -1.0
-                for _ in range(2):
-                    if perfect_csi:
-                        z_re = x_re + noise_scale * n_re
-                        z_im = x_im + noise_scale * n_im
-                    else:
-                        y_re = h_re * x_re - h_im * x_im + sigma * n_re
-                        y_im = h_re * x_im + h_im * x_re + sigma * n_im
-                        z_re = (y_re * e_re + y_im * e_im) * inv
-                        z_im = (y_im * e_re - y_re * e_im) * inv
-                    if bits_per_symbol == 1:
-                        decided = np.uint32(1) if z_re < 0.0 else np.uint32(0)
-                        margin = abs(z_re)
-                    else:
-                        v_re = z_re * position_scale + half_span
-                        v_im = z_im * position_scale + half_span
-                        pi = position(v_re, top)
-                        pq = position(v_im, top)
-                        decided = np.uint32(label_of_position[pi, pq])
-                        margin = 0.0
-                        if err >= 0.0:
-                            d_re = half_integer_distance(v_re)
-                            margin = min_float(d_re, half_integer_distance(v_im)) / position_scale
-                    if err < 0.0 or margin > err * noise_eff:  # |z - z_exact| <= err noise_eff
-                        break
-                    n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
-                    err = -1.0
+                    y_re = h_re * x_re - h_im * x_im + sigma * n_re
+                    y_im = h_re * x_im + h_im * x_re + sigma * n_im
+                    z_re = (y_re * e_re + y_im * e_im) * inv
+                    z_im = (y_im * e_re - y_re * e_im) * inv
+                if bits_per_symbol == 1:
+                    decided = np.uint32(1) if z_re < 0.0 else np.uint32(0)
+                else:
+                    pi = position(z_re * position_scale + half_span, top)
+                    pq = position(z_im * position_scale + half_span, top)
+                    decided = np.uint32(label_of_position[pi, pq])
+                block_errors += cuda.popc(np.uint32(label ^ decided))
+            total += block_errors
+            squares += block_errors * block_errors
+        item_errors[t, j] = total
+        item_squares[t, j] = squares
+
+
+@cuda.jit(fastmath=True)
+def _ber_items_fast(
+    first_trial,
+    n_trials,
+    blocks_per_trial,
+    coherence,
+    blocks_per_item,
+    parts,
+    part_len,
+    items_per_trial,
+    key0,
+    key1,
+    point,
+    bits_per_symbol,
+    level_i,
+    level_q,
+    label_of_position,
+    sigma,
+    fading,
+    los_amplitude,
+    scatter_amplitude,
+    csi_sigma,
+    item_errors,
+    item_squares,
+):  # noqa: ANN001, ANN201 (CUDA kernel)
+    """float32 kernel (module docstring): tables float32 / int32, scalars float32.
+
+    The decision per axis is ``clamp(z * position_scale + half_span + 1/2, 0, side - 1)``
+    truncated to an integer (nearest grid position; ties, of probability 0, go up).
+    """
+    mask = np.uint32((1 << bits_per_symbol) - 1)
+    perfect_csi = csi_sigma == F32_ZERO
+    side = label_of_position.shape[0]
+    half_span = np.float32(0.5 * (side - 1) + 0.5)  # + 1/2: truncation rounds to nearest
+    top = np.float32(side - 1)
+    grid_scale = math.sqrt(1.5 / ((1 << bits_per_symbol) - 1)) if bits_per_symbol > 1 else 1.0
+    position_scale = np.float32(0.5 / grid_scale)
+    one = np.float32(1.0)
+    n_items = n_trials * items_per_trial
+    for item in range(cuda.grid(1), n_items, cuda.gridsize(1)):
+        t, j, b0, b1, s0, s1 = item_range(item, items_per_trial, blocks_per_item,
+                                          blocks_per_trial, parts, part_len, coherence)  # fmt: skip
+        trial = np.uint32(first_trial + t)
+        total = 0
+        squares = 0
+        for block in range(b0, b1):
+            h_re, h_im, e_re, e_im = one, F32_ZERO, one, F32_ZERO
+            noise_scale = sigma
+            if fading != 0:
+                f0, f1, f2, f3 = philox(np.uint32(block), trial, point, np.uint32(1), key0, key1)
+                if fading == 1 and perfect_csi:
+                    gain = -math.log(uniform_f32(f0))  # |h|^2 ~ Exp(1)
+                    gain = gain if gain > F32_TINY_GAIN else F32_TINY_GAIN
+                    noise_scale = sigma / math.sqrt(gain)
+                else:
+                    g_re, g_im = gauss_pair32_f32(f0, f1)
+                    h_re = los_amplitude + scatter_amplitude * F32_SQRT_HALF * g_re
+                    h_im = scatter_amplitude * F32_SQRT_HALF * g_im
+                    noise_scale = sigma / math.sqrt(h_re * h_re + h_im * h_im)
+                    e_re, e_im = h_re, h_im
+                    if not perfect_csi:
+                        d_re, d_im = gauss_pair32_f32(f2, f3)
+                        e_re += csi_sigma * F32_SQRT_HALF * d_re
+                        e_im += csi_sigma * F32_SQRT_HALF * d_im
+            inv = one / (e_re * e_re + e_im * e_im)
+            block_errors = 0
+            first = block * coherence
+            for s in range(s0, s1):
+                w0, w1, w2, w3 = philox(
+                    np.uint32(first + s), trial, point, np.uint32(0), key0, key1
+                )
+                label = w0 & mask
+                x_re = level_i[label]
+                x_im = level_q[label]
+                n_re, n_im = gauss_pair_f32(w1, w2, w3)
+                if perfect_csi:
+                    z_re = x_re + noise_scale * n_re
+                    z_im = x_im + noise_scale * n_im
+                else:
+                    y_re = h_re * x_re - h_im * x_im + sigma * n_re
+                    y_im = h_re * x_im + h_im * x_re + sigma * n_im
+                    z_re = (y_re * e_re + y_im * e_im) * inv
+                    z_im = (y_im * e_re - y_re * e_im) * inv
+                if bits_per_symbol == 1:
+                    decided = np.uint32(1) if z_re < F32_ZERO else np.uint32(0)
+                else:
+                    pi = np.int32(clamp_f32(z_re * position_scale + half_span, top))
+                    pq = np.int32(clamp_f32(z_im * position_scale + half_span, top))
+                    decided = np.uint32(label_of_position[pi, pq])
                 block_errors += cuda.popc(np.uint32(label ^ decided))
             total += block_errors
             squares += block_errors * block_errors
@@ -189,6 +279,12 @@ def _ber_reduce(n_trials, items_per_trial, parts, item_errors, item_squares, err
                 squares += e * e
         errors_out[t] = total
         square_out[t] = squares
+
+
+def kernel_for(fast: bool) -> tuple:
+    """``(kernel, real dtype, integer dtype)`` of the items kernel of a mode (benchmarks)."""
+    return (_ber_items_fast, np.float32, np.int32) if fast else (
+        _ber_items_exact, np.float64, np.int64)  # fmt: skip
 
 
 def item_layout(blocks_per_trial: int, coherence: int, symbols_per_thread: int) -> tuple:
@@ -233,8 +329,8 @@ def ber_trials_cuda(
     int64 ``[n_trials]`` host arrays ``errors_out`` (bit errors) and ``square_out`` (sum of
     squared block error counts). ``symbols_per_thread``, ``threads_per_block`` and
     ``max_blocks`` (grid size cap; grid-stride loops) change the speed only, never the result.
-    ``fast`` draws the noise in float32 with a float64 fallback near decision boundaries
-    (module docstring); it too leaves the result unchanged.
+    ``fast`` selects the float32 kernel (default; statistically the CPU's counts) or the
+    float64 one (``False``: the CPU's counts); each is independent of the launch shape.
     """
     blocks_per_item, parts, part_len, items_per_trial = item_layout(
         blocks_per_trial, coherence, symbols_per_thread
@@ -244,17 +340,17 @@ def ber_trials_cuda(
     item_squares = cuda.device_array((n_trials, items_per_trial), dtype=np.int32)
     d_errors = cuda.device_array(n_trials, dtype=np.int64)
     d_squares = cuda.device_array(n_trials, dtype=np.int64)
+    kernel, real, integer = kernel_for(fast)
     tables = [cuda.to_device(np.ascontiguousarray(a)) for a in
-              (np.asarray(level_i, np.float64), np.asarray(level_q, np.float64),
-               np.asarray(label_of_position, np.int64))]  # fmt: skip
+              (np.asarray(level_i, real), np.asarray(level_q, real),
+               np.asarray(label_of_position, integer))]  # fmt: skip
     blocks, threads = launch_shape(n_trials * items_per_trial, threads_per_block, max_blocks)
-    _ber_items[blocks, threads](
+    kernel[blocks, threads](
         np.int64(first_trial), np.int64(n_trials), np.int64(blocks_per_trial),
         np.int64(coherence), np.int64(blocks_per_item), np.int64(parts), np.int64(part_len),
         np.int64(items_per_trial), np.uint32(key0), np.uint32(key1), np.uint32(point),
-        np.int64(bits_per_symbol), *tables, np.float64(sigma), np.int64(fading),
-        np.float64(los_amplitude), np.float64(scatter_amplitude), np.float64(csi_sigma),
-        np.int64(bool(fast)), item_errors, item_squares,
+        np.int64(bits_per_symbol), *tables, real(sigma), np.int64(fading),
+        real(los_amplitude), real(scatter_amplitude), real(csi_sigma), item_errors, item_squares,
     )  # fmt: skip
     blocks, threads = launch_shape(n_trials, threads_per_block, max_blocks)
     _ber_reduce[blocks, threads](
@@ -265,4 +361,4 @@ def ber_trials_cuda(
     square_out[:n_trials] = d_squares.copy_to_host()
 
 
-__all__ = ["ber_trials_cuda", "item_layout"]
+__all__ = ["ber_trials_cuda", "item_layout", "kernel_for"]

@@ -1,21 +1,24 @@
 """Numba-CUDA twin of the semantic-link kernel :func:`channels.kernels.link_cpu.link_frames`.
 
 Same link, same noise: symbol ``s`` of feature ``i`` of frame ``b`` takes its noise from the
-Philox counter ``(i·L·Q + s, trial[b], point, 0)``, so both backends send, receive and count
-exactly the same bits (see :mod:`channels.kernels.cuda` for the last-ulp caveat).
+Philox counter ``(i·L·Q + s, trial[b], point, 0)``, so both backends send the same bits and
+add the same noise (within float32 rounding in the fast mode; see :mod:`channels.kernels.cuda`).
 
-GPU layout: balanced chunks of symbols. The CPU kernel walks a feature's ``S = ceil(L·Q / m)``
-symbols in one thread; a feature sent with BPSK has 6 times more symbols than one sent with
-64-QAM, so one thread per feature would leave most lanes of a warp idle. Here each feature's
-symbols are cut into chunks of ``C`` symbols (the last may be shorter) and one thread sends one
-chunk. ``C`` is a multiple of ``U = lcm_m(Q / gcd(m, Q))`` over the modulations, so a chunk
-starts at bit ``c·C·m``, a multiple of ``lcm(m, Q)``: on a code boundary. A chunk therefore
-reads and writes whole codes of its own, and the threads never share a code. Chunk ``g`` of the
-whole batch finds its feature by binary search in the prefix sums ``offsets[B·N + 1]`` of the
-chunk counts (:func:`chunk_offsets`); its bit errors are added to ``errors[b, i]`` with one
-integer atomic add, so the result does not depend on the chunk size or the launch shape.
-The noise is float32 with a float64 fallback near decision boundaries, as in
-:mod:`channels.kernels.cuda_ber`: the decisions are those of the float64 kernel.
+GPU layout: balanced chunks of symbols, grouped by modulation. The CPU kernel walks a feature's
+``S = ceil(L·Q / m)`` symbols in one thread; a feature sent with BPSK has 6 times more symbols
+than one sent with 64-QAM, so one thread per feature would leave most lanes of a warp idle.
+Here each feature's symbols are cut into chunks of ``C`` symbols (the last may be shorter) and
+one thread sends one chunk. ``C`` is a multiple of ``U = lcm_m(Q / gcd(m, Q))`` over the
+modulations, so a chunk starts at bit ``c·C·m``, a multiple of ``lcm(m, Q)``: on a code
+boundary. A chunk therefore reads and writes whole codes of its own, and the threads never
+share a code. The features (jobs ``b·N + i``) are ordered by modulation (:func:`chunk_plan`:
+a stable sort of ``m``), so that the lanes of a warp run the same modulation and branch
+alike; chunk ``g`` finds its job by binary search in the prefix sums ``offsets`` of the chunk
+counts in that order. Its bit errors are added to ``errors[b, i]`` with one integer atomic
+add, so the result does not depend on the chunk size, the order or the launch shape.
+
+Two kernels: the fast float32 one (``fast=True``, the default, compiled with ``fastmath``)
+and the float64 one (``fast=False``), as in :mod:`channels.kernels.cuda_ber`.
 
 :func:`squared_error_cuda` is the twin of :func:`channels.kernels.distortion.distortion_frames`:
 per feature ``sum_l (z - ẑ)^2`` (one thread per feature, scalars in order) and per frame
@@ -31,19 +34,19 @@ import numpy as np
 from numba import cuda
 
 from channels.kernels.cuda import (
+    F32_ZERO,
     box_muller,
-    box_muller_fast,
-    half_integer_distance,
+    clamp_f32,
+    gauss_pair_f32,
     imin,
     launch_shape,
-    min_float,
     philox,
     position,
     uniform32,
     uniform52,
 )
 
-DEFAULT_SYMBOLS_PER_THREAD = 64
+DEFAULT_SYMBOLS_PER_THREAD = 128  # best of 64 and 128 on the H200 (BENCHMARKS.md)
 MODULATION_BITS = (1, 2, 4, 6, 8)
 
 
@@ -55,13 +58,23 @@ def chunk_symbols(q: int, symbols_per_thread: int = DEFAULT_SYMBOLS_PER_THREAD) 
     return unit * max(1, round(int(symbols_per_thread) / unit))
 
 
-def chunk_offsets(bits_per_symbol: np.ndarray, n_scalars: int, q: int, chunk: int) -> np.ndarray:
-    """int64 ``[B·N + 1]``: prefix sums of the chunk counts ``ceil(ceil(L·Q / m) / C)``."""
+def chunk_plan(
+    bits_per_symbol: np.ndarray, n_scalars: int, q: int, chunk: int, *, grouped: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, offsets)``: the jobs in launch order and the prefix sums of their chunks.
+
+    ``order``: int32 ``[B·N]``, jobs ``b·N + i`` sorted by modulation (stable; ``grouped=False``
+    keeps ``0..B·N-1``). ``offsets``: int64 ``[B·N + 1]``, ``offsets[k + 1] - offsets[k] =
+    ceil(ceil(L·Q / m) / C)`` chunks of job ``order[k]`` (0 for ``m = 0``); ``offsets[-1]`` is
+    the number of threads to launch.
+    """
     m = np.asarray(bits_per_symbol, dtype=np.int64).reshape(-1)
+    order = np.argsort(m, kind="stable") if grouped else np.arange(m.size)
+    m = m[order]
     symbols = np.where(m > 0, -(-(n_scalars * q) // np.maximum(m, 1)), 0)
     offsets = np.zeros(m.size + 1, dtype=np.int64)
     np.cumsum(-(-symbols // chunk), out=offsets[1:])
-    return offsets
+    return order.astype(np.int32), offsets
 
 
 @cuda.jit
@@ -77,8 +90,22 @@ def _link_init(bits_per_symbol, codes_out, errors_out):  # noqa: ANN001, ANN201 
                 codes_out[b, i, l] = -1
 
 
+@cuda.jit(device=True)
+def find_job(order, offsets, g):  # noqa: ANN001, ANN201 (device function)
+    """``(job, first chunk of job)`` of chunk ``g``: ``offsets[k] <= g < offsets[k + 1]``."""
+    lo = 0
+    hi = order.shape[0]
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if offsets[mid] <= g:
+            lo = mid
+        else:
+            hi = mid
+    return order[lo], offsets[lo]
+
+
 @cuda.jit
-def _link_chunks(
+def _link_chunks_exact(
     codes,
     bits_per_symbol,
     h_re,
@@ -90,32 +117,24 @@ def _link_chunks(
     key1,
     point,
     trials,
+    order,
     offsets,
     chunk,
-    fast,
     level_i,
     level_q,
     label_at,
     codes_out,
     errors_out,
 ):  # noqa: ANN001, ANN201 (CUDA kernel)
-    """One thread per chunk of symbols (module docstring); arguments as in ``link_frames``."""
+    """float64: one thread per chunk of symbols (module docstring); arguments of ``link_frames``."""
     n_frames, n_features, n_scalars = codes.shape
-    n_jobs = n_frames * n_features
-    total_chunks = offsets[n_jobs]
+    total_chunks = offsets[order.shape[0]]
     bits_per_feature = n_scalars * q
     code_mask = (1 << q) - 1
     for g in range(cuda.grid(1), total_chunks, cuda.gridsize(1)):
-        lo = 0  # offsets[lo] <= g < offsets[hi]
-        hi = n_jobs
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if offsets[mid] <= g:
-                lo = mid
-            else:
-                hi = mid
-        b = lo // n_features
-        i = lo - b * n_features
+        job, first_chunk = find_job(order, offsets, g)
+        b = job // n_features
+        i = job - b * n_features
         m = np.int64(bits_per_symbol[b, i])  # int8 on the device: widen before shifting
         trial = np.uint32(trials[b])
         amplitude = math.sqrt(power[b, i])
@@ -125,7 +144,6 @@ def _link_chunks(
         e_re, e_im, inv = 1.0, 0.0, 1.0  # no signal: decide on y itself
         if g2 > 0.0:
             e_re, e_im, inv = g_re, g_im, 1.0 / g2
-        noise_eff = sigma * math.sqrt(inv)  # |z - z_exact| per unit of noise error
         side = 1 << (m // 2)
         half_span = 0.5 * (side - 1)
         top = side - 1
@@ -133,7 +151,7 @@ def _link_chunks(
         label_mask = (1 << m) - 1
         n_symbols = (bits_per_feature + m - 1) // m
         first_index = i * bits_per_feature
-        s_begin = (g - offsets[lo]) * chunk
+        s_begin = (g - first_chunk) * chunk
         s_end = imin(s_begin + chunk, n_symbols)
         read = (s_begin * m) // q  # the chunk starts on a code boundary
         written = read
@@ -158,39 +176,124 @@ def _link_chunks(
             x_im = level_q[m, label]
             y_re = g_re * x_re - g_im * x_im
             y_im = g_re * x_im + g_im * x_re
-            n_re, n_im, err = 0.0, 0.0, -1.0
-            w1 = w2 = w3 = np.uint32(0)
             if sigma > 0.0:
                 w0, w1, w2, w3 = philox(
                     np.uint32(first_index + s), trial, point, np.uint32(0), key0, key1
                 )
-                if fast:  # float32 noise; float64 again if the decision is too close to call
-                    n_re, n_im, err = box_muller_fast(w1, w2, w3)
-                else:
-                    n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
-            for _ in range(2):
-                yn_re = y_re
-                yn_im = y_im
-                if sigma > 0.0:
-                    yn_re += sigma * n_re
-                    yn_im += sigma * n_im
-                z_re = (yn_re * e_re + yn_im * e_im) * inv  # y conj(g) / |g|^2
-                if m == 1:
-                    decided = 1 if z_re < 0.0 else 0
-                    margin = abs(z_re)
-                else:
-                    z_im = (yn_im * e_re - yn_re * e_im) * inv
-                    v_re = z_re * position_scale + half_span
-                    v_im = z_im * position_scale + half_span
-                    decided = label_at[m, position(v_re, top), position(v_im, top)]
-                    margin = 0.0
-                    if err >= 0.0:
-                        d_re = half_integer_distance(v_re)
-                        margin = min_float(d_re, half_integer_distance(v_im)) / position_scale
-                if err < 0.0 or margin > err * noise_eff:  # |z - z_exact| <= err * noise_eff
-                    break
                 n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
-                err = -1.0
+                y_re += sigma * n_re
+                y_im += sigma * n_im
+            z_re = (y_re * e_re + y_im * e_im) * inv  # y conj(g) / |g|^2
+            if m == 1:
+                decided = 1 if z_re < 0.0 else 0
+            else:
+                z_im = (y_im * e_re - y_re * e_im) * inv
+                pi = position(z_re * position_scale + half_span, top)
+                pq = position(z_im * position_scale + half_span, top)
+                decided = label_at[m, pi, pq]
+            valid = bits_per_feature - s * m
+            if valid >= m:
+                valid = m
+            errors += cuda.popc(np.uint32((label ^ decided) >> (m - valid)))
+            acc_out = (acc_out << valid) | (decided >> (m - valid))
+            n_out += valid
+            while n_out >= q:
+                n_out -= q
+                codes_out[b, i, written] = (acc_out >> n_out) & code_mask
+                written += 1
+                acc_out &= (1 << n_out) - 1
+        cuda.atomic.add(errors_out, (b, i), errors)
+
+
+@cuda.jit(fastmath=True)
+def _link_chunks_fast(
+    codes,
+    bits_per_symbol,
+    h_re,
+    h_im,
+    power,
+    sigma,
+    q,
+    key0,
+    key1,
+    point,
+    trials,
+    order,
+    offsets,
+    chunk,
+    level_i,
+    level_q,
+    label_at,
+    codes_out,
+    errors_out,
+):  # noqa: ANN001, ANN201 (CUDA kernel)
+    """float32 twin of :func:`_link_chunks_exact` (``sigma`` and the tables float32)."""
+    n_frames, n_features, n_scalars = codes.shape
+    total_chunks = offsets[order.shape[0]]
+    bits_per_feature = n_scalars * q
+    code_mask = (1 << q) - 1
+    noisy = sigma > F32_ZERO
+    one = np.float32(1.0)
+    for g in range(cuda.grid(1), total_chunks, cuda.gridsize(1)):
+        job, first_chunk = find_job(order, offsets, g)
+        b = job // n_features
+        i = job - b * n_features
+        m = np.int64(bits_per_symbol[b, i])
+        trial = np.uint32(trials[b])
+        amplitude = math.sqrt(np.float32(power[b, i]))
+        g_re = np.float32(h_re[b, i]) * amplitude
+        g_im = np.float32(h_im[b, i]) * amplitude
+        g2 = g_re * g_re + g_im * g_im
+        e_re, e_im, inv = one, F32_ZERO, one  # no signal: decide on y itself
+        if g2 > F32_ZERO:
+            e_re, e_im, inv = g_re, g_im, one / g2
+        side = 1 << (m // 2)
+        half_span = np.float32(0.5 * (side - 1) + 0.5)  # + 1/2: truncation rounds to nearest
+        top = np.float32(side - 1)
+        position_scale = np.float32(0.5 / math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 0.5)
+        label_mask = (1 << m) - 1
+        n_symbols = (bits_per_feature + m - 1) // m
+        first_index = i * bits_per_feature
+        s_begin = (g - first_chunk) * chunk
+        s_end = imin(s_begin + chunk, n_symbols)
+        read = (s_begin * m) // q  # the chunk starts on a code boundary
+        written = read
+        acc_in = 0
+        n_in = 0
+        acc_out = 0
+        n_out = 0
+        errors = 0
+        for s in range(s_begin, s_end):
+            while n_in < m:
+                if read < n_scalars:
+                    acc_in = (acc_in << q) | (np.int64(codes[b, i, read]) & code_mask)
+                    read += 1
+                    n_in += q
+                else:  # zero padding of the last symbol
+                    acc_in <<= m - n_in
+                    n_in = m
+            n_in -= m
+            label = (acc_in >> n_in) & label_mask
+            acc_in &= (1 << n_in) - 1
+            x_re = level_i[m, label]
+            x_im = level_q[m, label]
+            y_re = g_re * x_re - g_im * x_im
+            y_im = g_re * x_im + g_im * x_re
+            if noisy:
+                w0, w1, w2, w3 = philox(
+                    np.uint32(first_index + s), trial, point, np.uint32(0), key0, key1
+                )
+                n_re, n_im = gauss_pair_f32(w1, w2, w3)
+                y_re += sigma * n_re
+                y_im += sigma * n_im
+            z_re = (y_re * e_re + y_im * e_im) * inv  # y conj(g) / |g|^2
+            if m == 1:
+                decided = 1 if z_re < F32_ZERO else 0
+            else:
+                z_im = (y_im * e_re - y_re * e_im) * inv
+                pi = np.int32(clamp_f32(z_re * position_scale + half_span, top))
+                pq = np.int32(clamp_f32(z_im * position_scale + half_span, top))
+                decided = np.int64(label_at[m, pi, pq])
             valid = bits_per_feature - s * m
             if valid >= m:
                 valid = m
@@ -217,6 +320,7 @@ def link_frames_device(
     key1: int,
     point: int,
     trials: object,
+    order: object,
     offsets: object,
     total_chunks: int,
     chunk: int,
@@ -227,37 +331,50 @@ def link_frames_device(
     threads_per_block: int | None = None,
     max_blocks: int | None = None,
     fast: bool = True,
+    stream: object = 0,
 ) -> None:
-    """Launch the link on device arrays (asynchronous; no copies).
+    """Launch the link on device arrays (asynchronous; no copies) on ``stream``.
 
     Args:
         codes: integer device array ``[B, N, L]``; bits_per_symbol: integer ``[B, N]``.
         h_re, h_im, power: float64 ``[B, N]``; trials: uint32 ``[B]``.
-        offsets, chunk: from :func:`chunk_offsets` (device array) and :func:`chunk_symbols`;
-            total_chunks: ``offsets[-1]`` (host integer: the grid size).
-        tables: device ``(level_i, level_q, label_at)`` of ``link_cpu._tables()``.
+        order, offsets: device arrays of :func:`chunk_plan`; total_chunks: ``offsets[-1]``
+            (host integer: the grid size); chunk: :func:`chunk_symbols`.
+        tables: ``device_tables(fast)``, the constellation tables of the mode.
         codes_out: signed integer ``[B, N, L]``; errors_out: int64 ``[B, N]``.
+        fast: the float32 kernel (default) or the float64 one (module docstring).
+        stream: a Numba stream (default: the default stream), e.g.
+            ``cuda.external_stream(torch.cuda.current_stream().cuda_stream)``.
+
+    Any device arrays do: Numba's, or CuPy / PyTorch tensors through
+    ``numba.cuda.as_cuda_array`` (zero-copy ``__cuda_array_interface__``).
     """
     n_frames, n_features, _ = codes.shape
     blocks, threads = launch_shape(n_frames * n_features, threads_per_block, max_blocks)
-    _link_init[blocks, threads](bits_per_symbol, codes_out, errors_out)
+    _link_init[blocks, threads, stream](bits_per_symbol, codes_out, errors_out)
+    kernel = _link_chunks_fast if fast else _link_chunks_exact
+    real = np.float32 if fast else np.float64
     blocks, threads = launch_shape(max(int(total_chunks), 1), threads_per_block, max_blocks)
-    _link_chunks[blocks, threads](
-        codes, bits_per_symbol, h_re, h_im, power, np.float64(sigma), np.int64(q),
-        np.uint32(key0), np.uint32(key1), np.uint32(point), trials, offsets, np.int64(chunk),
-        np.int64(bool(fast)), *tables, codes_out, errors_out,
+    kernel[blocks, threads, stream](
+        codes, bits_per_symbol, h_re, h_im, power, real(sigma), np.int64(q),
+        np.uint32(key0), np.uint32(key1), np.uint32(point), trials, order, offsets,
+        np.int64(chunk), *tables, codes_out, errors_out,
     )  # fmt: skip
 
 
-_TABLES: dict[int, tuple] = {}
+_TABLES: dict[tuple[int, bool], tuple] = {}
 
 
-def device_tables(level_i: np.ndarray, level_q: np.ndarray, label_at: np.ndarray) -> tuple:
-    """The constellation tables on the current device (copied once per context)."""
-    key = id(cuda.current_context()) if not _simulated() else 0
+def device_tables(fast: bool = True) -> tuple:
+    """``(level_i, level_q, label_at)`` of ``link_cpu`` on the current device (copied once per
+    context and mode): float32 / int32 for the fast kernel, float64 / int64 otherwise."""
+    from channels.kernels.link_cpu import LABEL_AT, LEVEL_I, LEVEL_Q
+
+    key = (0 if _simulated() else id(cuda.current_context()), bool(fast))
     if key not in _TABLES:
-        _TABLES[key] = tuple(cuda.to_device(np.ascontiguousarray(a))
-                             for a in (level_i, level_q, label_at))  # fmt: skip
+        real, integer = (np.float32, np.int32) if fast else (np.float64, np.int64)
+        _TABLES[key] = tuple(cuda.to_device(np.ascontiguousarray(a, dtype=t)) for a, t in
+                             ((LEVEL_I, real), (LEVEL_Q, real), (LABEL_AT, integer)))  # fmt: skip
     return _TABLES[key]
 
 
@@ -294,22 +411,25 @@ def link_frames_cuda(
     threads_per_block: int | None = None,
     max_blocks: int | None = None,
     fast: bool = True,
+    grouped: bool = True,
 ) -> None:
     """Drop-in twin of :func:`channels.kernels.link_cpu.link_frames` on host arrays.
 
     Same arguments and outputs (``codes_out`` int64 ``[B, N, L]``, ``errors_out`` int64
-    ``[B, N]``). The codes travel as int16 (int32 for ``Q = 16``) and the modulations as int8.
-    ``symbols_per_thread``, ``threads_per_block``, ``max_blocks`` and ``fast`` (float32 noise
-    with a float64 fallback, :func:`channels.kernels.cuda.box_muller_fast`) change the speed
-    only.
+    ``[B, N]``); ``level_i``, ``level_q`` and ``label_at`` must be ``link_cpu``'s tables (the
+    device keeps its own copy, :func:`device_tables`). The codes travel as int16 (int32 for
+    ``Q = 16``) and the modulations as int8. ``symbols_per_thread``, ``threads_per_block``,
+    ``max_blocks`` and ``grouped`` (:func:`chunk_plan`) change the speed only; ``fast``
+    selects the float32 kernel (default) or the float64 one.
     """
+    del level_i, level_q, label_at  # the device's copies of the same tables
     n_frames, n_features, n_scalars = codes.shape
     if codes.size == 0:  # nothing to send (B, N or L is 0)
         errors_out[...] = 0
         return
     dtype = code_dtype(q)
     chunk = chunk_symbols(q, symbols_per_thread)
-    offsets = chunk_offsets(bits_per_symbol, n_scalars, q, chunk)
+    order, offsets = chunk_plan(bits_per_symbol, n_scalars, q, chunk, grouped=grouped)
     d_codes_out = cuda.device_array(codes.shape, dtype=dtype)
     d_errors = cuda.device_array((n_frames, n_features), dtype=np.int64)
     link_frames_device(
@@ -320,9 +440,9 @@ def link_frames_cuda(
         cuda.to_device(np.ascontiguousarray(power, dtype=np.float64)),
         sigma, q, key0, key1, point,
         cuda.to_device(np.ascontiguousarray(trials, dtype=np.uint32)),
-        cuda.to_device(offsets), int(offsets[-1]), chunk, device_tables(level_i, level_q, label_at),
-        d_codes_out, d_errors, threads_per_block=threads_per_block, max_blocks=max_blocks,
-        fast=fast,
+        cuda.to_device(order), cuda.to_device(offsets), int(offsets[-1]), chunk,
+        device_tables(fast), d_codes_out, d_errors, threads_per_block=threads_per_block,
+        max_blocks=max_blocks, fast=fast,
     )  # fmt: skip
     codes_out[...] = d_codes_out.copy_to_host()
     errors_out[...] = d_errors.copy_to_host()
@@ -393,8 +513,10 @@ def squared_error_cuda(
 
 
 __all__ = [
-    "chunk_offsets",
+    "chunk_plan",
     "chunk_symbols",
+    "code_dtype",
+    "device_tables",
     "link_frames_cuda",
     "link_frames_device",
     "squared_error_cuda",

@@ -2,11 +2,15 @@
 
 Run as ``NUMBA_ENABLE_CUDASIM=1 python run_cudasim.py`` (the variable must be set before Numba
 is imported, hence a subprocess); ``tests/channels/test_cuda_kernels.py`` compares the output
-with the CPU kernels computed in the test process.
+with the CPU kernels computed in the test process. Both modes run: ``fast`` (float32, the
+default) and the float64 one (``fast=False``, also through the public entry points by
+patching their module attribute, which ``simulate_ber`` and ``transmit_codes`` look up at call
+time).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -17,16 +21,15 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 from numba import config, cuda  # noqa: E402
 
-from channels.kernels import cuda as cuda_module  # noqa: E402
+from channels.kernels import cuda_ber, cuda_link  # noqa: E402
 from channels.kernels.backend import resolve_backend  # noqa: E402
 from channels.kernels.cuda import philox  # noqa: E402
-from channels.kernels.cuda_ber import ber_trials_cuda  # noqa: E402
-from channels.kernels.cuda_link import link_frames_cuda  # noqa: E402
 from channels.kernels.distortion import feature_distortion  # noqa: E402
 from channels.kernels.link_cpu import transmit_codes  # noqa: E402
 from channels.montecarlo import simulate_ber  # noqa: E402
 from tests.channels.cuda_helpers.cases import (  # noqa: E402
     BER_CASES,
+    FAST_THEORY_POINTS,
     KAT,
     LAUNCHES,
     LINK_CASES,
@@ -64,30 +67,37 @@ def main() -> None:
             args = ber_arguments(case)
             errors = np.zeros(args[1], dtype=np.int64)
             squares = np.zeros(args[1], dtype=np.int64)
-            ber_trials_cuda(*args, errors, squares, symbols_per_thread=spt,
+            cuda_ber.ber_trials_cuda(*args, errors, squares, symbols_per_thread=spt,
                             threads_per_block=tpb, max_blocks=max_blocks, fast=fast)  # fmt: skip
             runs.append([errors.tolist(), squares.tolist()])
         result["ber"].append(runs)
 
-    constant = cuda_module.FAST_ERROR_CONSTANT
-    cuda_module.FAST_ERROR_CONSTANT = 1e9  # the simulator reads globals at call time
-    result["ber_fallback"] = []
-    for case in BER_CASES:
-        args = ber_arguments(case)
-        errors = np.zeros(args[1], dtype=np.int64)
-        squares = np.zeros(args[1], dtype=np.int64)
-        ber_trials_cuda(*args, errors, squares, threads_per_block=16, fast=True)
-        result["ber_fallback"].append([errors.tolist(), squares.tolist()])
-    result["link_fallback"] = []
+    # the float64 mode through the public entry points (their default is the fast mode)
+    exact_ber = functools.partial(cuda_ber.ber_trials_cuda, fast=False)
+    exact_link = functools.partial(cuda_link.link_frames_cuda, fast=False)
+    fast_ber, fast_link = cuda_ber.ber_trials_cuda, cuda_link.link_frames_cuda
+    cuda_ber.ber_trials_cuda, cuda_link.link_frames_cuda = exact_ber, exact_link
+    result["link_exact"] = []
     for case in LINK_CASES:
         link = transmit_codes(**link_inputs(case), backend="cuda")
-        result["link_fallback"].append([link.codes_hat.tolist(), link.bit_errors.tolist()])
-    cuda_module.FAST_ERROR_CONSTANT = constant
+        result["link_exact"].append([link.codes_hat.tolist(), link.bit_errors.tolist()])
+    result["simulate_ber_exact"] = [
+        simulate_ber("16qam", "awgn", 8.0, min_errors=40, seed=5, backend="cuda",
+                     batch_trials=batch).to_dict()
+        for batch in (1, 3)
+    ]  # fmt: skip
+    cuda_ber.ber_trials_cuda, cuda_link.link_frames_cuda = fast_ber, fast_link
 
     result["simulate_ber"] = [
         simulate_ber("16qam", "awgn", 8.0, min_errors=40, seed=5, backend="cuda",
                      batch_trials=batch).to_dict()
         for batch in (1, 3)
+    ]  # fmt: skip
+    # the fast mode against theory, small: one 4096-symbol trial per point
+    result["fast_theory"] = [
+        simulate_ber(name, channel, snr, min_errors=1, max_bits=1, seed=11, confidence=0.99,
+                     backend="cuda", batch_trials=1).to_dict()
+        for name, channel, snr in FAST_THEORY_POINTS
     ]  # fmt: skip
 
     result["link"] = []
@@ -95,12 +105,13 @@ def main() -> None:
     for case in LINK_CASES:
         link = transmit_codes(**link_inputs(case), backend="cuda")
         runs = [[link.codes_hat.tolist(), link.bit_errors.tolist()]]
-        for spt, tpb, max_blocks, fast in LAUNCHES:
+        for k, (spt, tpb, max_blocks, fast) in enumerate(LAUNCHES):
             args = link_arguments(link_inputs(case))
             codes_out = np.empty(args[0].shape, dtype=np.int64)
             errors_out = np.empty(args[1].shape, dtype=np.int64)
-            link_frames_cuda(*args, codes_out, errors_out, symbols_per_thread=spt,
-                             threads_per_block=tpb, max_blocks=max_blocks, fast=fast)  # fmt: skip
+            cuda_link.link_frames_cuda(*args, codes_out, errors_out, symbols_per_thread=spt,
+                                       threads_per_block=tpb, max_blocks=max_blocks, fast=fast,
+                                       grouped=k % 2 == 0)  # fmt: skip
             runs.append([codes_out.tolist(), errors_out.tolist()])
         result["link"].append(runs)
         for code in ("binary", "gray"):
