@@ -94,10 +94,32 @@ def test_split(config: TrainConfig) -> ImageDataset:
     return load_dataset(config.dataset, "test", root=config.dataset_root, **config.dataset_options)
 
 
-def _train_one(config: TrainConfig, threads: int) -> tuple[str, bool, float, int]:
+@dataclass(frozen=True)
+class _EpochReport:
+    """Prints one line every ``every`` epochs of a model's training (picklable for workers)."""
+
+    variant: str
+    epochs: int
+    every: int
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        epoch = entry["epoch"]
+        if epoch % self.every and epoch != self.epochs:
+            return
+        val = entry.get("val_loss")
+        print(
+            f"model {self.variant}: epoch {epoch}/{self.epochs}, train loss "
+            f"{entry['train_loss']:.4g}" + ("" if val is None else f", validation {val:.4g}"),
+            flush=True,
+        )
+
+
+def _train_one(
+    config: TrainConfig, threads: int, report: _EpochReport | None = None
+) -> tuple[str, bool, float, int]:
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    result = train(config, progress=False)
+    result = train(config, progress=False, on_epoch_end=report)
     return str(result.checkpoint), result.reused, time.perf_counter() - start, result.best_epoch
 
 
@@ -106,12 +128,14 @@ def train_models(
     workers: int,
     threads: int,
     log: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> dict[str, str]:
     """Train (or reuse) one model per variant; returns variant -> checkpoint path.
 
     Every config must have a ``checkpoint_dir``. On the CPU, up to ``workers`` variants train
     at once in spawned processes (each with ``threads`` torch threads and its own RNG state);
-    on CUDA they train one after the other in this process.
+    on CUDA they train one after the other in this process. With ``progress``, each model
+    prints its loss five times during training.
     """
     for variant, c in configs.items():
         if c.checkpoint_dir is None:
@@ -121,14 +145,20 @@ def train_models(
     for variant, c in configs.items():
         log(f"model {variant}: {c.model}, N = {c.n_features}, {c.epochs} epochs on {c.device}")
     done: dict[str, tuple[str, bool, float, int]] = {}
+    reports = {
+        v: _EpochReport(v, c.epochs, max(1, c.epochs // 5)) if progress else None
+        for v, c in configs.items()
+    }
     if processes <= 1:
         for variant, c in configs.items():
-            done[variant] = _train_one(c, threads)
+            done[variant] = _train_one(c, threads, reports[variant])
             _report(variant, done[variant], log)
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-            futures = {v: pool.submit(_train_one, c, threads) for v, c in configs.items()}
+            futures = {
+                v: pool.submit(_train_one, c, threads, reports[v]) for v, c in configs.items()
+            }
             for variant, future in futures.items():
                 done[variant] = future.result()
                 _report(variant, done[variant], log)

@@ -119,7 +119,9 @@ def run_scenario(
         for v in scenario.model_variants()
     }
     processes = max(1, min(workers, len(configs)))
-    checkpoints = train_models(configs, workers, threads=max(1, cores // processes), log=log)
+    checkpoints = train_models(
+        configs, workers, threads=max(1, cores // processes), log=log, progress=progress
+    )
     calibration = calibrate(
         checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
         scenario.importance.method, scenario.importance.options, ex.seed, device,

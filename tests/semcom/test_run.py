@@ -176,3 +176,15 @@ def test_bad_set_override_exits_2() -> None:
     done = semcom("check", str(QUICKSTART), "--set", "sweep.snr_db=[0, nope]")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("semcom check: error: sweep.snr_db[1]: 'nope' is invalid")
+
+
+@pytest.mark.gpu
+def test_quickstart_smoke_on_cuda(tmp_path: Path, checkpoints: Path) -> None:
+    """Models, link kernels and frames on the GPU (``--device cuda``): same files, sane PSNR."""
+    out = tmp_path / "cuda"
+    status = main(["run", str(QUICKSTART), "--out", str(out), "--workers", "1",
+                   "--device", "cuda", *smoke(checkpoints)])  # fmt: skip
+    assert status == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 8 and frame["psnr_db"].between(5, 60).all()
+    assert "cuda" in (out / "scenario.yaml").read_text()
