@@ -274,7 +274,9 @@ def reference_tables(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = start_sweep(out, "--workers", "2", "--log", str(tmp_path / "first.log"))
+    proc = start_sweep(
+        out, "--workers", "2", "--sleep", "0.25", "--log", str(tmp_path / "first.log")
+    )
     wait_for_rows(proc, out / "results.csv", 5)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole run dies at once, like a power cut
     proc.communicate()
@@ -305,7 +307,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_sigint_exits_130_and_keeps_finished_rows(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = start_sweep(out, "--workers", "2")
+    # 0.25 s per point: the 35 points left take seconds, so the signal lands mid-run even on
+    # a loaded machine
+    proc = start_sweep(out, "--workers", "2", "--sleep", "0.25")
     wait_for_rows(proc, out / "results.csv", 5)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     _, stderr = proc.communicate(timeout=60)
