@@ -46,6 +46,11 @@ def typed_axes(axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {name: [AXIS_TYPES[name](v) for v in values] for name, values in axes.items()}
 
 
+def typed_values(values: dict[str, Any]) -> dict[str, Any]:
+    """One value per axis, cast like :func:`typed_axes`."""
+    return {name: AXIS_TYPES[name](v) for name, v in values.items()}
+
+
 @dataclass
 class LinkPointTask:
     """Evaluates sweep points of one scenario (picklable; heavy state built by :meth:`setup`).
@@ -84,6 +89,10 @@ class LinkPointTask:
         self._images = test.images[index]
         wants_accuracy = "accuracy" in self.scenario.metrics
         self._labels = test.labels[index] if wants_accuracy else None
+
+    def use_models(self, models: dict[str, Any], images: Any, labels: Any = None) -> None:
+        """Evaluate with these in-memory models and images instead of :meth:`setup`'s."""
+        self._models, self._images, self._labels = dict(models), images, labels
 
     def link(self, point: Point) -> SemanticLink:
         """The :class:`SemanticLink` of ``point`` (its condition values and scheme)."""
@@ -168,4 +177,4 @@ def metric_columns(result: LinkResult) -> dict[str, float]:
     return columns
 
 
-__all__ = ["AXIS_TYPES", "LinkPointTask", "metric_columns", "typed_axes"]
+__all__ = ["AXIS_TYPES", "LinkPointTask", "metric_columns", "typed_axes", "typed_values"]

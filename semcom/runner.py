@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from semcom.link_task import LinkPointTask, typed_axes
+from semcom.link_task import LinkPointTask, typed_axes, typed_values
 from semcom.prepare import calibrate, train_models, with_checkpoint_dir
 from semcom.sweep import (
     ResultStore,
@@ -62,8 +62,7 @@ def resolve_device(device: str) -> str:
 
 def grid(scenario: Any) -> list:
     """Every sweep point of ``scenario`` (conditions × schemes, scheme varying fastest)."""
-    base = typed_axes({k: [v] for k, v in scenario.base_point().items()})
-    return expand(typed_axes(scenario.axes()), {k: v[0] for k, v in base.items()})
+    return expand(typed_axes(scenario.axes()), typed_values(scenario.base_point()))
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     calibration = Calibration({}, weights, raw, drop, dict.fromkeys(configs, float("nan")),
                               eval_idx, calib_idx)  # fmt: skip
     task = LinkPointTask(scenario, calibration, device=device)
-    task._models = models
+    task.use_models(models, images)
     links = {}
     for point in points:  # every combination must build
         link = task.link(point)
