@@ -22,6 +22,9 @@ decides when that happens. The twins draw exactly the random numbers of the CPU 
     the CUDA simulator the device functions are plain Python, whose ``math`` is glibc's, and
     the results equal the CPU kernels' bit for bit.
 
+Each mode is an :class:`Arithmetic` (:func:`arithmetic`): its dtypes, constants and device
+functions, over which a kernel factory writes a kernel once for both modes.
+
 Each mode is bit-identical with itself across launch shapes and batch splits: every symbol
 is computed from its own counter by the same compiled code, and all sums are of integers.
 """
@@ -29,18 +32,13 @@ is computed from its own counter by the same compiled code, and all sums are of 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import cuda
 
 from channels.kernels import philox as _p
-
-M0 = np.uint64(0xD2511F53)
-M1 = np.uint64(0xCD9E8D57)
-W0 = np.uint64(0x9E3779B9)
-W1 = np.uint64(0xBB67AE85)
-MASK32 = np.uint64(0xFFFFFFFF)
-SHIFT32 = np.uint64(32)
+from channels.kernels.philox import M0, M1, MASK32, SHIFT32, W0, W1
 
 DEFAULT_THREADS_PER_BLOCK = 128  # best of 128 and 256 on the H200 (BENCHMARKS.md)
 
@@ -93,6 +91,38 @@ uniform32 = cuda.jit(device=True)(_p.uniform32)
 uniform52 = cuda.jit(device=True)(_p.uniform52)
 cos_sin_2pi = cuda.jit(device=True)(_p.cos_sin_2pi)
 box_muller = cuda.jit(device=True)(_p.make_box_muller(cos_sin_2pi))
+
+
+# ---------------------------------------------------------------- float64 (exact) helpers
+@cuda.jit(device=True)
+def gauss_pair_f64(w1, w2, w3):  # noqa: ANN001, ANN201 (device function)
+    """The CPU kernels' noise: ``box_muller(uniform52(w1, w3), uniform32(w2))``."""
+    return box_muller(uniform52(w1, w3), uniform32(w2))
+
+
+@cuda.jit(device=True)
+def gauss_pair32_f64(w1, w2):  # noqa: ANN001, ANN201 (device function)
+    """The CPU kernels' fading draw: ``box_muller(uniform32(w1), uniform32(w2))``."""
+    return box_muller(uniform32(w1), uniform32(w2))
+
+
+@cuda.jit(device=True)
+def exp_gain_f64(w):  # noqa: ANN001, ANN201 (device function)
+    """Rayleigh power gain ``|h|^2 = -ln uniform32(w)``, an Exp(1) draw."""
+    return -math.log(uniform32(w))
+
+
+@cuda.jit(device=True)
+def grid_f64(side, m):  # noqa: ANN001, ANN201 (device function)
+    """``(half_span, top, position_scale)`` of the decision grid of a ``2^m``-point constellation
+    with ``side`` levels per axis (``side = 1`` for BPSK).
+
+    The levels of an axis are ``(2 p - (side - 1)) d`` with ``d = sqrt(1.5 / (2^m - 1))`` (unit
+    energy), so the nearest level of ``v`` is ``position(v * position_scale + half_span, top)``
+    with ``position_scale = 1 / (2 d)``, ``half_span = (side - 1) / 2`` and ``top = side - 1``.
+    """
+    position_scale = 0.5 / math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 0.5
+    return 0.5 * (side - 1), side - 1, position_scale
 
 
 # ---------------------------------------------------------------- float32 (fast) helpers
@@ -165,6 +195,65 @@ def gauss_pair32_f32(w1, w2):  # noqa: ANN001, ANN201 (device function)
     return r * math.cos(t), r * math.sin(t)
 
 
+F32_TINY_GAIN = np.float32(2.0**-32)  # |h|^2 floor of the fast Rayleigh draw (CPU: 1.2e-10)
+
+
+@cuda.jit(device=True, fastmath=True)
+def exp_gain_f32(w):  # noqa: ANN001, ANN201 (device function)
+    """float32 ``|h|^2 = -ln uniform_f32(w)``, floored at ``F32_TINY_GAIN`` (``u`` may be 1)."""
+    gain = -math.log(uniform_f32(w))
+    return gain if gain > F32_TINY_GAIN else F32_TINY_GAIN
+
+
+@cuda.jit(device=True, fastmath=True)
+def grid_f32(side, m):  # noqa: ANN001, ANN201 (device function)
+    """float32 :func:`grid_f64` for :func:`grid_index_f32`: ``half_span`` is ``(side - 1) / 2
+    + 1/2``, so that truncation rounds to the nearest position."""
+    position_scale = np.float32(0.5 / math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 0.5)
+    return np.float32(0.5 * (side - 1) + 0.5), np.float32(side - 1), position_scale
+
+
+@cuda.jit(device=True, fastmath=True)
+def grid_index_f32(v, top):  # noqa: ANN001, ANN201 (device function)
+    """``int(clamp(v, 0, top))``: with :func:`grid_f32`'s ``half_span`` the nearest position
+    (ties, of probability 0, go up)."""
+    return np.int32(clamp_f32(v, top))
+
+
+# ---------------------------------------------------------------- the two modes
+class Arithmetic(NamedTuple):
+    """One arithmetic mode (module docstring): its dtypes, constants and device functions.
+
+    A kernel factory (:func:`channels.kernels.cuda_ber.make_ber_kernel`) writes a kernel once
+    and closes over these. Numba compiles a closure's free variables as compile-time constants
+    and inlines the device functions, so each mode's kernel is the code one would write out for
+    that mode.
+    """
+
+    fast: bool  # float32 and fastmath, or float64
+    real: Any  # dtype of the real scalars and level tables: np.float32 / np.float64
+    integer: Any  # dtype of the label tables: np.int32 / np.int64
+    zero: Any  # 0 and 1 in ``real``
+    one: Any
+    sqrt_half: Any  # sqrt(1/2) in ``real``
+    gauss_pair: Any  # (w1, w2, w3) -> two N(0, 1) samples: the per-symbol noise
+    gauss_pair32: Any  # (w1, w2) -> two N(0, 1) samples: the per-block fading
+    exp_gain: Any  # w -> |h|^2 ~ Exp(1): Rayleigh fading with perfect CSI
+    grid: Any  # (side, m) -> (half_span, top, position_scale) of the decisions
+    grid_index: Any  # (v, top) -> the nearest grid position of v in 0..top
+
+
+EXACT = Arithmetic(False, np.float64, np.int64, 0.0, 1.0, math.sqrt(0.5), gauss_pair_f64,
+                   gauss_pair32_f64, exp_gain_f64, grid_f64, position)  # fmt: skip
+FAST = Arithmetic(True, np.float32, np.int32, F32_ZERO, F32_ONE, F32_SQRT_HALF, gauss_pair_f32,
+                  gauss_pair32_f32, exp_gain_f32, grid_f32, grid_index_f32)  # fmt: skip
+
+
+def arithmetic(fast: bool) -> Arithmetic:
+    """The fast (float32) or the exact (float64) mode."""
+    return FAST if fast else EXACT
+
+
 def seed_key32(seed: int) -> tuple[np.uint32, np.uint32]:
     """The seed's two 32-bit key words as ``uint32`` (see :func:`philox.seed_key`)."""
     k0, k1 = _p.seed_key(seed)
@@ -187,12 +276,23 @@ def launch_shape(
 
 
 __all__ = [
+    "EXACT",
+    "FAST",
+    "Arithmetic",
     "angle_f32",
+    "arithmetic",
     "box_muller",
     "clamp_f32",
     "cos_sin_2pi",
+    "exp_gain_f32",
+    "exp_gain_f64",
     "gauss_pair32_f32",
+    "gauss_pair32_f64",
     "gauss_pair_f32",
+    "gauss_pair_f64",
+    "grid_f32",
+    "grid_f64",
+    "grid_index_f32",
     "imin",
     "launch_shape",
     "philox",

@@ -19,7 +19,8 @@ Arithmetic: by default (``fast=True``) a float32 kernel compiled with ``fastmath
 (:func:`channels.kernels.cuda.gauss_pair_f32`, float32 equalisation and decisions): the same
 labels and, within float32 rounding, the same noise as the CPU kernel, so its counts agree with
 the CPU's statistically (and in practice to a handful of flipped decisions per 10^6 symbols).
-``fast=False`` is the float64 kernel, the CPU's decisions to the last ulp.
+``fast=False`` is the float64 kernel, the CPU's decisions to the last ulp. Both are written
+once, in :func:`make_ber_kernel`, over the mode's :class:`channels.kernels.cuda.Arithmetic`.
 
 A second kernel adds the items of each trial in order (one thread per trial). All sums are of
 integers, so the result is identical for every block size, grid size, items size and batch
@@ -33,26 +34,10 @@ import math
 import numpy as np
 from numba import cuda
 
-from channels.kernels.cuda import (
-    F32_SQRT_HALF,
-    F32_ZERO,
-    box_muller,
-    clamp_f32,
-    gauss_pair32_f32,
-    gauss_pair_f32,
-    imin,
-    launch_shape,
-    philox,
-    position,
-    uniform32,
-    uniform52,
-    uniform_f32,
-)
+from channels.kernels.cuda import Arithmetic, arithmetic, imin, launch_shape, philox
 
-SQRT_HALF = math.sqrt(0.5)
 DEFAULT_SYMBOLS_PER_THREAD = 128  # best of 64 and 128 on the H200 (BENCHMARKS.md)
 MAX_SYMBOLS_PER_THREAD = 4096  # keeps an item's sum of squared block errors below 2^31
-F32_TINY_GAIN = np.float32(2.0**-32)  # |h|^2 floor of the fast Rayleigh draw (CPU: 1.2e-10)
 
 
 @cuda.jit(device=True)
@@ -74,189 +59,87 @@ def item_range(item, items_per_trial, blocks_per_item, blocks_per_trial, parts, 
     return t, j, b0, b1, s0, s1
 
 
-@cuda.jit
-def _ber_items_exact(
-    first_trial,
-    n_trials,
-    blocks_per_trial,
-    coherence,
-    blocks_per_item,
-    parts,
-    part_len,
-    items_per_trial,
-    key0,
-    key1,
-    point,
-    bits_per_symbol,
-    level_i,
-    level_q,
-    label_of_position,
-    sigma,
-    fading,
-    los_amplitude,
-    scatter_amplitude,
-    csi_sigma,
-    item_errors,
-    item_squares,
-):  # noqa: ANN001, ANN201 (CUDA kernel)
-    """float64 twin of the CPU kernel; one thread per item; outputs int32 ``[n_trials, items]``."""
-    mask = np.uint32((1 << bits_per_symbol) - 1)
-    perfect_csi = csi_sigma == 0.0
-    side = label_of_position.shape[0]
-    half_span = 0.5 * (side - 1)
-    top = side - 1
-    grid_scale = math.sqrt(1.5 / ((1 << bits_per_symbol) - 1)) if bits_per_symbol > 1 else 1.0
-    position_scale = 0.5 / grid_scale
-    n_items = n_trials * items_per_trial
-    for item in range(cuda.grid(1), n_items, cuda.gridsize(1)):
-        t, j, b0, b1, s0, s1 = item_range(item, items_per_trial, blocks_per_item,
-                                          blocks_per_trial, parts, part_len, coherence)  # fmt: skip
-        trial = np.uint32(first_trial + t)
-        total = 0
-        squares = 0
-        for block in range(b0, b1):
-            h_re, h_im, e_re, e_im = 1.0, 0.0, 1.0, 0.0
-            noise_scale = sigma
-            if fading != 0:
-                f0, f1, f2, f3 = philox(np.uint32(block), trial, point, np.uint32(1), key0, key1)
-                if fading == 1 and perfect_csi:
-                    noise_scale = sigma / math.sqrt(-math.log(uniform32(f0)))
-                else:
-                    g_re, g_im = box_muller(uniform32(f0), uniform32(f1))
-                    h_re = los_amplitude + scatter_amplitude * SQRT_HALF * g_re
-                    h_im = scatter_amplitude * SQRT_HALF * g_im
-                    noise_scale = sigma / math.sqrt(h_re * h_re + h_im * h_im)
-                    e_re, e_im = h_re, h_im
-                    if not perfect_csi:
-                        d_re, d_im = box_muller(uniform32(f2), uniform32(f3))
-                        e_re += csi_sigma * SQRT_HALF * d_re
-                        e_im += csi_sigma * SQRT_HALF * d_im
-            inv = 1.0 / (e_re * e_re + e_im * e_im)
-            block_errors = 0
-            first = block * coherence
-            for s in range(s0, s1):
-                w0, w1, w2, w3 = philox(
-                    np.uint32(first + s), trial, point, np.uint32(0), key0, key1
-                )
-                label = w0 & mask
-                x_re = level_i[label]
-                x_im = level_q[label]
-                n_re, n_im = box_muller(uniform52(w1, w3), uniform32(w2))
-                if perfect_csi:
-                    z_re = x_re + noise_scale * n_re
-                    z_im = x_im + noise_scale * n_im
-                else:
-                    y_re = h_re * x_re - h_im * x_im + sigma * n_re
-                    y_im = h_re * x_im + h_im * x_re + sigma * n_im
-                    z_re = (y_re * e_re + y_im * e_im) * inv
-                    z_im = (y_im * e_re - y_re * e_im) * inv
-                if bits_per_symbol == 1:
-                    decided = np.uint32(1) if z_re < 0.0 else np.uint32(0)
-                else:
-                    pi = position(z_re * position_scale + half_span, top)
-                    pq = position(z_im * position_scale + half_span, top)
-                    decided = np.uint32(label_of_position[pi, pq])
-                block_errors += cuda.popc(np.uint32(label ^ decided))
-            total += block_errors
-            squares += block_errors * block_errors
-        item_errors[t, j] = total
-        item_squares[t, j] = squares
+def make_ber_kernel(fast: bool) -> object:
+    """The items kernel of a mode (:func:`channels.kernels.cuda.arithmetic`), one thread per item.
 
-
-@cuda.jit(fastmath=True)
-def _ber_items_fast(
-    first_trial,
-    n_trials,
-    blocks_per_trial,
-    coherence,
-    blocks_per_item,
-    parts,
-    part_len,
-    items_per_trial,
-    key0,
-    key1,
-    point,
-    bits_per_symbol,
-    level_i,
-    level_q,
-    label_of_position,
-    sigma,
-    fading,
-    los_amplitude,
-    scatter_amplitude,
-    csi_sigma,
-    item_errors,
-    item_squares,
-):  # noqa: ANN001, ANN201 (CUDA kernel)
-    """float32 kernel (module docstring): tables float32 / int32, scalars float32.
-
-    The decision per axis is ``clamp(z * position_scale + half_span + 1/2, 0, side - 1)``
-    truncated to an integer (nearest grid position; ties, of probability 0, go up).
+    Outputs int32 ``[n_trials, items]``; the tables and the real scalars are in the mode's
+    dtypes. Each axis is decided on the grid of :func:`channels.kernels.cuda.grid_f64` (exact:
+    the CPU's rounding; fast: ``clamp(v + 1/2, 0, side - 1)`` truncated).
     """
-    mask = np.uint32((1 << bits_per_symbol) - 1)
-    perfect_csi = csi_sigma == F32_ZERO
-    side = label_of_position.shape[0]
-    half_span = np.float32(0.5 * (side - 1) + 0.5)  # + 1/2: truncation rounds to nearest
-    top = np.float32(side - 1)
-    grid_scale = math.sqrt(1.5 / ((1 << bits_per_symbol) - 1)) if bits_per_symbol > 1 else 1.0
-    position_scale = np.float32(0.5 / grid_scale)
-    one = np.float32(1.0)
-    n_items = n_trials * items_per_trial
-    for item in range(cuda.grid(1), n_items, cuda.gridsize(1)):
-        t, j, b0, b1, s0, s1 = item_range(item, items_per_trial, blocks_per_item,
-                                          blocks_per_trial, parts, part_len, coherence)  # fmt: skip
-        trial = np.uint32(first_trial + t)
-        total = 0
-        squares = 0
-        for block in range(b0, b1):
-            h_re, h_im, e_re, e_im = one, F32_ZERO, one, F32_ZERO
-            noise_scale = sigma
-            if fading != 0:
-                f0, f1, f2, f3 = philox(np.uint32(block), trial, point, np.uint32(1), key0, key1)
-                if fading == 1 and perfect_csi:
-                    gain = -math.log(uniform_f32(f0))  # |h|^2 ~ Exp(1)
-                    gain = gain if gain > F32_TINY_GAIN else F32_TINY_GAIN
-                    noise_scale = sigma / math.sqrt(gain)
-                else:
-                    g_re, g_im = gauss_pair32_f32(f0, f1)
-                    h_re = los_amplitude + scatter_amplitude * F32_SQRT_HALF * g_re
-                    h_im = scatter_amplitude * F32_SQRT_HALF * g_im
-                    noise_scale = sigma / math.sqrt(h_re * h_re + h_im * h_im)
-                    e_re, e_im = h_re, h_im
-                    if not perfect_csi:
-                        d_re, d_im = gauss_pair32_f32(f2, f3)
-                        e_re += csi_sigma * F32_SQRT_HALF * d_re
-                        e_im += csi_sigma * F32_SQRT_HALF * d_im
-            inv = one / (e_re * e_re + e_im * e_im)
-            block_errors = 0
-            first = block * coherence
-            for s in range(s0, s1):
-                w0, w1, w2, w3 = philox(
-                    np.uint32(first + s), trial, point, np.uint32(0), key0, key1
-                )
-                label = w0 & mask
-                x_re = level_i[label]
-                x_im = level_q[label]
-                n_re, n_im = gauss_pair_f32(w1, w2, w3)
-                if perfect_csi:
-                    z_re = x_re + noise_scale * n_re
-                    z_im = x_im + noise_scale * n_im
-                else:
-                    y_re = h_re * x_re - h_im * x_im + sigma * n_re
-                    y_im = h_re * x_im + h_im * x_re + sigma * n_im
-                    z_re = (y_re * e_re + y_im * e_im) * inv
-                    z_im = (y_im * e_re - y_re * e_im) * inv
-                if bits_per_symbol == 1:
-                    decided = np.uint32(1) if z_re < F32_ZERO else np.uint32(0)
-                else:
-                    pi = np.int32(clamp_f32(z_re * position_scale + half_span, top))
-                    pq = np.int32(clamp_f32(z_im * position_scale + half_span, top))
-                    decided = np.uint32(label_of_position[pi, pq])
-                block_errors += cuda.popc(np.uint32(label ^ decided))
-            total += block_errors
-            squares += block_errors * block_errors
-        item_errors[t, j] = total
-        item_squares[t, j] = squares
+    a: Arithmetic = arithmetic(fast)
+    zero, one, sqrt_half = a.zero, a.one, a.sqrt_half
+    gauss_pair, gauss_pair32, exp_gain = a.gauss_pair, a.gauss_pair32, a.exp_gain
+    grid, grid_index = a.grid, a.grid_index
+
+    def ber_items(first_trial, n_trials, blocks_per_trial, coherence, blocks_per_item, parts,
+                  part_len, items_per_trial, key0, key1, point, bits_per_symbol, level_i,
+                  level_q, label_of_position, sigma, fading, los_amplitude, scatter_amplitude,
+                  csi_sigma, item_errors, item_squares):  # fmt: skip  # noqa: ANN001, ANN202
+        mask = np.uint32((1 << bits_per_symbol) - 1)
+        perfect_csi = csi_sigma == zero
+        half_span, top, position_scale = grid(label_of_position.shape[0], bits_per_symbol)
+        n_items = n_trials * items_per_trial
+        for item in range(cuda.grid(1), n_items, cuda.gridsize(1)):
+            t, j, b0, b1, s0, s1 = item_range(
+                item, items_per_trial, blocks_per_item, blocks_per_trial, parts, part_len, coherence
+            )
+            trial = np.uint32(first_trial + t)
+            total = 0
+            squares = 0
+            for block in range(b0, b1):
+                h_re, h_im, e_re, e_im = one, zero, one, zero
+                noise_scale = sigma
+                if fading != 0:
+                    f0, f1, f2, f3 = philox(np.uint32(block), trial, point, np.uint32(1), key0,
+                                            key1)  # fmt: skip
+                    if fading == 1 and perfect_csi:
+                        noise_scale = sigma / math.sqrt(exp_gain(f0))
+                    else:
+                        g_re, g_im = gauss_pair32(f0, f1)
+                        h_re = los_amplitude + scatter_amplitude * sqrt_half * g_re
+                        h_im = scatter_amplitude * sqrt_half * g_im
+                        noise_scale = sigma / math.sqrt(h_re * h_re + h_im * h_im)
+                        e_re, e_im = h_re, h_im
+                        if not perfect_csi:
+                            d_re, d_im = gauss_pair32(f2, f3)
+                            e_re += csi_sigma * sqrt_half * d_re
+                            e_im += csi_sigma * sqrt_half * d_im
+                inv = one / (e_re * e_re + e_im * e_im)
+                block_errors = 0
+                first = block * coherence
+                for s in range(s0, s1):
+                    w0, w1, w2, w3 = philox(
+                        np.uint32(first + s), trial, point, np.uint32(0), key0, key1
+                    )
+                    label = w0 & mask
+                    x_re = level_i[label]
+                    x_im = level_q[label]
+                    n_re, n_im = gauss_pair(w1, w2, w3)
+                    if perfect_csi:
+                        z_re = x_re + noise_scale * n_re
+                        z_im = x_im + noise_scale * n_im
+                    else:
+                        y_re = h_re * x_re - h_im * x_im + sigma * n_re
+                        y_im = h_re * x_im + h_im * x_re + sigma * n_im
+                        z_re = (y_re * e_re + y_im * e_im) * inv
+                        z_im = (y_im * e_re - y_re * e_im) * inv
+                    if bits_per_symbol == 1:
+                        decided = np.uint32(1) if z_re < zero else np.uint32(0)
+                    else:
+                        pi = grid_index(z_re * position_scale + half_span, top)
+                        pq = grid_index(z_im * position_scale + half_span, top)
+                        decided = np.uint32(label_of_position[pi, pq])
+                    block_errors += cuda.popc(np.uint32(label ^ decided))
+                total += block_errors
+                squares += block_errors * block_errors
+            item_errors[t, j] = total
+            item_squares[t, j] = squares
+
+    return cuda.jit(fastmath=a.fast)(ber_items)
+
+
+_ber_items_fast = make_ber_kernel(True)
+_ber_items_exact = make_ber_kernel(False)
 
 
 @cuda.jit
@@ -283,8 +166,8 @@ def _ber_reduce(n_trials, items_per_trial, parts, item_errors, item_squares, err
 
 def kernel_for(fast: bool) -> tuple:
     """``(kernel, real dtype, integer dtype)`` of the items kernel of a mode (benchmarks)."""
-    return (_ber_items_fast, np.float32, np.int32) if fast else (
-        _ber_items_exact, np.float64, np.int64)  # fmt: skip
+    a = arithmetic(fast)
+    return _ber_items_fast if fast else _ber_items_exact, a.real, a.integer
 
 
 def item_layout(blocks_per_trial: int, coherence: int, symbols_per_thread: int) -> tuple:
@@ -361,4 +244,4 @@ def ber_trials_cuda(
     square_out[:n_trials] = d_squares.copy_to_host()
 
 
-__all__ = ["ber_trials_cuda", "item_layout", "kernel_for"]
+__all__ = ["ber_trials_cuda", "item_layout", "kernel_for", "make_ber_kernel"]

@@ -21,9 +21,10 @@ Two kernels: the fast float32 one (``fast=True``, the default, compiled with ``f
 and the float64 one (``fast=False``), as in :mod:`channels.kernels.cuda_ber`.
 
 :func:`squared_error_cuda` is the twin of :func:`channels.kernels.distortion.distortion_frames`:
-per feature ``sum_l (z - ẑ)^2`` (one thread per feature, scalars in order) and per frame
-``sum_i w_i · sq_i / L`` (one thread per frame, features in order): the same order of float
-operations as the CPU twin, so it too is independent of the launch shape.
+per feature ``sum_l (z - ẑ)^2`` (one thread per feature, scalars in order: the CPU twin's
+:func:`channels.kernels.distortion.feature_squared_error` compiled as a device function) and
+per frame ``sum_i w_i · sq_i / L`` (one thread per frame, features in order): the same order
+of float operations as the CPU twin, so it too is independent of the launch shape.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ import math
 import numpy as np
 from numba import cuda
 
+from channels.kernels import distortion
 from channels.kernels.cuda import (
     F32_ZERO,
+    arithmetic,
     box_muller,
     clamp_f32,
     gauss_pair_f32,
@@ -353,7 +356,7 @@ def link_frames_device(
     blocks, threads = launch_shape(n_frames * n_features, threads_per_block, max_blocks)
     _link_init[blocks, threads, stream](bits_per_symbol, codes_out, errors_out)
     kernel = _link_chunks_fast if fast else _link_chunks_exact
-    real = np.float32 if fast else np.float64
+    real = arithmetic(fast).real
     blocks, threads = launch_shape(max(int(total_chunks), 1), threads_per_block, max_blocks)
     kernel[blocks, threads, stream](
         codes, bits_per_symbol, h_re, h_im, power, real(sigma), np.int64(q),
@@ -372,9 +375,9 @@ def device_tables(fast: bool = True) -> tuple:
 
     key = (0 if _simulated() else id(cuda.current_context()), bool(fast))
     if key not in _TABLES:
-        real, integer = (np.float32, np.int32) if fast else (np.float64, np.int64)
-        _TABLES[key] = tuple(cuda.to_device(np.ascontiguousarray(a, dtype=t)) for a, t in
-                             ((LEVEL_I, real), (LEVEL_Q, real), (LABEL_AT, integer)))  # fmt: skip
+        a = arithmetic(fast)
+        tables = ((LEVEL_I, a.real), (LEVEL_Q, a.real), (LABEL_AT, a.integer))
+        _TABLES[key] = tuple(cuda.to_device(np.ascontiguousarray(t, dtype=d)) for t, d in tables)
     return _TABLES[key]
 
 
@@ -448,28 +451,18 @@ def link_frames_cuda(
     errors_out[...] = d_errors.copy_to_host()
 
 
+feature_squared_error = cuda.jit(device=True)(distortion.feature_squared_error)
+
+
 @cuda.jit
 def _squared_error(z, codes_hat, q, gray, sq_out):  # noqa: ANN001, ANN201 (CUDA kernel)
     """``sq_out[b, i] = sum_l (z[b, i, l] - ẑ[b, i, l])^2``, one thread per feature."""
-    n_frames, n_features, n_scalars = z.shape
+    n_frames, n_features, _ = z.shape
     step = 2.0 / (1 << q)
     for job in range(cuda.grid(1), n_frames * n_features, cuda.gridsize(1)):
         b = job // n_features
         i = job - b * n_features
-        s = 0.0
-        for l in range(n_scalars):
-            c = np.int64(codes_hat[b, i, l])
-            z_hat = 0.0
-            if c >= 0:
-                if gray:
-                    c ^= c >> 1
-                    c ^= c >> 2
-                    c ^= c >> 4
-                    c ^= c >> 8
-                z_hat = -1.0 + (c + 0.5) * step
-            d = z[b, i, l] - z_hat
-            s += d * d
-        sq_out[b, i] = s
+        sq_out[b, i] = feature_squared_error(z, codes_hat, b, i, step, gray)
 
 
 @cuda.jit

@@ -30,6 +30,32 @@ from channels.kernels.backend import resolve_backend
 MAX_Q = 16
 
 
+def feature_squared_error(z, codes_hat, b, i, step, gray):  # noqa: ANN001, ANN201 (compiled)
+    """``sum_l (z[b, i, l] - ẑ[b, i, l])^2`` of one feature, scalars in order (module docstring).
+
+    ``step`` is the bin width ``Δ = 2 / 2^Q``. Plain Python compiled by ``numba.njit`` for
+    :func:`distortion_frames` and by ``cuda.jit(device=True)`` for its CUDA twin
+    (:mod:`channels.kernels.cuda_link`), so both backends compute the same sum.
+    """
+    s = 0.0
+    for l in range(z.shape[2]):
+        c = np.int64(codes_hat[b, i, l])
+        z_hat = 0.0
+        if c >= 0:
+            if gray:
+                c ^= c >> 1
+                c ^= c >> 2
+                c ^= c >> 4
+                c ^= c >> 8
+            z_hat = -1.0 + (c + 0.5) * step
+        d = z[b, i, l] - z_hat
+        s += d * d
+    return s
+
+
+_feature_squared_error = numba.njit(inline="always")(feature_squared_error)
+
+
 @numba.njit(parallel=True, cache=True)
 def distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out):  # noqa: ANN001, ANN201
     """Per-feature squared errors and per-frame weighted distortion (module docstring).
@@ -44,19 +70,7 @@ def distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out):  # 
     for b in numba.prange(n_frames):
         acc = 0.0
         for i in range(n_features):
-            s = 0.0
-            for l in range(n_scalars):
-                c = codes_hat[b, i, l]
-                z_hat = 0.0
-                if c >= 0:
-                    if gray:
-                        c ^= c >> 1
-                        c ^= c >> 2
-                        c ^= c >> 4
-                        c ^= c >> 8
-                    z_hat = -1.0 + (c + 0.5) * step
-                d = z[b, i, l] - z_hat
-                s += d * d
+            s = _feature_squared_error(z, codes_hat, b, i, step, gray)
             sq_out[b, i] = s
             acc += weights[b, i] * (s / n_scalars)
         weighted_out[b] = acc
@@ -139,4 +153,4 @@ def feature_distortion(
     return Distortion(sq, weighted)
 
 
-__all__ = ["Distortion", "distortion_frames", "feature_distortion"]
+__all__ = ["Distortion", "distortion_frames", "feature_distortion", "feature_squared_error"]

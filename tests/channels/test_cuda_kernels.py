@@ -10,12 +10,10 @@ inside pytest breaks its thread pool, so every simulator check runs in one subpr
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,31 +31,20 @@ from tests.channels.cuda_helpers.cases import (
     KAT,
     LAUNCHES,
     LINK_CASES,
-    ber_arguments,
     distortion_inputs,
     link_inputs,
+    run_ber,
+    run_link,
 )
+from tests.channels.cuda_helpers.simulator import ROOT, run_simulated
 
-HELPER = Path(__file__).parent / "cuda_helpers" / "run_cudasim.py"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cpu_ber(case: tuple) -> list[list[int]]:
-    args = ber_arguments(case)
-    errors = np.zeros(args[1], dtype=np.int64)
-    squares = np.zeros(args[1], dtype=np.int64)
-    ber_trials(*args, errors, squares)
-    return [errors.tolist(), squares.tolist()]
+HELPER = ROOT / "tests" / "channels" / "cuda_helpers" / "run_cudasim.py"
 
 
 @pytest.fixture(scope="module")
 def simulated() -> dict:
     """The twins' results under the CUDA simulator (one subprocess for the whole module)."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(HELPER)], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
+    return run_simulated(str(HELPER))
 
 
 # --------------------------------------------------------------------------- backend switch
@@ -123,7 +110,7 @@ def close_counts(run: list, expected: list, tolerance: int = 2) -> bool:
 
 @pytest.mark.parametrize("index", range(len(BER_CASES)))
 def test_ber_twin_matches_cpu_kernel_for_every_launch_shape(simulated: dict, index: int) -> None:
-    expected = cpu_ber(BER_CASES[index])
+    expected = run_ber(ber_trials, BER_CASES[index])
     runs = simulated["ber"][index]
     assert len(runs) == len(LAUNCHES)
     fast_runs = [run for run, launch in zip(runs, LAUNCHES, strict=True) if launch[3]]
@@ -248,17 +235,13 @@ def test_gpu_ber_twin_matches_cpu_at_scale(case: tuple) -> None:
 
     # 64 trials of about 4096 symbols (trial indices stay below 2^32, as simulate_ber's do)
     big = (*case[:4], 4096 // case[2] + 1, 64, min(case[6], 2**32 - 64), case[7])
-    expected = cpu_ber(big)
+    expected = run_ber(ber_trials, big)
     symbols = big[4] * big[2] * big[5]
     fast_runs = []
     for spt, tpb, max_blocks, fast in [(64, 256, None, True), (13, 96, 7, False),
                                        (1000, 32, None, True), (64, 128, None, False)]:  # fmt: skip
-        args = ber_arguments(big)
-        errors = np.zeros(args[1], dtype=np.int64)
-        squares = np.zeros(args[1], dtype=np.int64)
-        ber_trials_cuda(*args, errors, squares, symbols_per_thread=spt, threads_per_block=tpb,
-                        max_blocks=max_blocks, fast=fast)  # fmt: skip
-        run = [errors.tolist(), squares.tolist()]
+        run = run_ber(ber_trials_cuda, big, symbols_per_thread=spt, threads_per_block=tpb,
+                      max_blocks=max_blocks, fast=fast)  # fmt: skip
         if fast:
             fast_runs.append(run)
             # same counters, float32 noise: flips only within ~1e-6 of a boundary
@@ -307,7 +290,6 @@ def test_gpu_fast_ber_against_theory_and_cpu(modulation: str, channel: str, snr:
 @pytest.mark.gpu
 def test_gpu_link_and_distortion_match_cpu_at_scale() -> None:
     from channels.kernels.cuda_link import link_frames_cuda
-    from tests.channels.cuda_helpers.cases import link_arguments
 
     case = (9, 64, 16, 64, 8, 1.0)
     inputs = link_inputs(case)
@@ -316,14 +298,13 @@ def test_gpu_link_and_distortion_match_cpu_at_scale() -> None:
     bits = cpu.codes_hat.size * 8
     assert np.abs(gpu.bit_errors - cpu.bit_errors).sum() <= 3 + bits // 10**5
     assert (gpu.codes_hat != cpu.codes_hat).sum() <= 3 + bits // 10**5
-    args = link_arguments(inputs)
     fast_runs = []
     for spt, tpb, fast, grouped in [(8, 64, False, True), (200, 512, True, False),
                                     (64, 256, True, True), (64, 96, False, False)]:  # fmt: skip
-        codes_out = np.empty(args[0].shape, dtype=np.int64)
-        errors_out = np.empty(args[1].shape, dtype=np.int64)
-        link_frames_cuda(*args, codes_out, errors_out, symbols_per_thread=spt,
-                         threads_per_block=tpb, fast=fast, grouped=grouped)  # fmt: skip
+        codes_out, errors_out = run_link(
+            link_frames_cuda, inputs, symbols_per_thread=spt, threads_per_block=tpb, fast=fast,
+            grouped=grouped,
+        )  # fmt: skip
         if fast:
             fast_runs.append((codes_out, errors_out))
         else:

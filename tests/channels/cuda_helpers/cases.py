@@ -4,6 +4,7 @@ test process and the simulator subprocess rebuild identical arrays)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -95,3 +96,23 @@ def distortion_inputs(case: tuple, codes_hat: np.ndarray) -> dict:
     rng = np.random.default_rng(100 + seed)
     return dict(z=rng.uniform(-1.2, 1.2, (b, n, length)), codes_hat=codes_hat,
                 weights=rng.uniform(0.0, 1.0, n), bits_per_scalar=q)  # fmt: skip
+
+
+def run_ber(kernel: Callable, case: tuple, **launch: object) -> list[list[int]]:
+    """``[errors, squares]`` per trial of ``kernel`` (``ber_trials`` or a twin, with the
+    keyword arguments ``launch``) on a BER case."""
+    args = ber_arguments(case)
+    errors = np.zeros(args[1], dtype=np.int64)
+    squares = np.zeros(args[1], dtype=np.int64)
+    kernel(*args, errors, squares, **launch)
+    return [errors.tolist(), squares.tolist()]
+
+
+def run_link(kernel: Callable, inputs: dict, **launch: object) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes_out, errors_out)`` of ``kernel`` (``link_frames`` or a twin, with the keyword
+    arguments ``launch``) on ``link_inputs``."""
+    args = link_arguments(inputs)
+    codes_out = np.empty(args[0].shape, dtype=np.int64)
+    errors_out = np.empty(args[1].shape, dtype=np.int64)
+    kernel(*args, codes_out, errors_out, **launch)
+    return codes_out, errors_out

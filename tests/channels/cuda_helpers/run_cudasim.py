@@ -27,17 +27,7 @@ from channels.kernels.cuda import philox  # noqa: E402
 from channels.kernels.distortion import feature_distortion  # noqa: E402
 from channels.kernels.link_cpu import transmit_codes  # noqa: E402
 from channels.montecarlo import simulate_ber  # noqa: E402
-from tests.channels.cuda_helpers.cases import (  # noqa: E402
-    BER_CASES,
-    FAST_THEORY_POINTS,
-    KAT,
-    LAUNCHES,
-    LINK_CASES,
-    ber_arguments,
-    distortion_inputs,
-    link_arguments,
-    link_inputs,
-)
+from tests.channels.cuda_helpers import cases  # noqa: E402
 
 
 @cuda.jit
@@ -54,23 +44,18 @@ def main() -> None:
     result: dict = {"simulator": bool(config.ENABLE_CUDASIM)}
     result["resolve"] = {name: resolve_backend(name) for name in ("auto", "cpu", "cuda")}
 
-    counters = np.array([c for c, _, _ in KAT], dtype=np.uint32)
-    keys = np.array([k for _, k, _ in KAT], dtype=np.uint32)
-    out = np.zeros((len(KAT), 4), dtype=np.uint32)
+    counters = np.array([c for c, _, _ in cases.KAT], dtype=np.uint32)
+    keys = np.array([k for _, k, _ in cases.KAT], dtype=np.uint32)
+    out = np.zeros((len(cases.KAT), 4), dtype=np.uint32)
     _philox_kernel[1, 4](counters, keys, out)
     result["kat"] = out.tolist()
 
-    result["ber"] = []
-    for case in BER_CASES:
-        runs = []
-        for spt, tpb, max_blocks, fast in LAUNCHES:
-            args = ber_arguments(case)
-            errors = np.zeros(args[1], dtype=np.int64)
-            squares = np.zeros(args[1], dtype=np.int64)
-            cuda_ber.ber_trials_cuda(*args, errors, squares, symbols_per_thread=spt,
-                            threads_per_block=tpb, max_blocks=max_blocks, fast=fast)  # fmt: skip
-            runs.append([errors.tolist(), squares.tolist()])
-        result["ber"].append(runs)
+    result["ber"] = [
+        [cases.run_ber(cuda_ber.ber_trials_cuda, case, symbols_per_thread=spt,
+                       threads_per_block=tpb, max_blocks=max_blocks, fast=fast)
+         for spt, tpb, max_blocks, fast in cases.LAUNCHES]
+        for case in cases.BER_CASES
+    ]  # fmt: skip
 
     # the float64 mode through the public entry points (their default is the fast mode)
     exact_ber = functools.partial(cuda_ber.ber_trials_cuda, fast=False)
@@ -78,8 +63,8 @@ def main() -> None:
     fast_ber, fast_link = cuda_ber.ber_trials_cuda, cuda_link.link_frames_cuda
     cuda_ber.ber_trials_cuda, cuda_link.link_frames_cuda = exact_ber, exact_link
     result["link_exact"] = []
-    for case in LINK_CASES:
-        link = transmit_codes(**link_inputs(case), backend="cuda")
+    for case in cases.LINK_CASES:
+        link = transmit_codes(**cases.link_inputs(case), backend="cuda")
         result["link_exact"].append([link.codes_hat.tolist(), link.bit_errors.tolist()])
     result["simulate_ber_exact"] = [
         simulate_ber("16qam", "awgn", 8.0, min_errors=40, seed=5, backend="cuda",
@@ -97,25 +82,23 @@ def main() -> None:
     result["fast_theory"] = [
         simulate_ber(name, channel, snr, min_errors=1, max_bits=1, seed=11, confidence=0.99,
                      backend="cuda", batch_trials=1).to_dict()
-        for name, channel, snr in FAST_THEORY_POINTS
+        for name, channel, snr in cases.FAST_THEORY_POINTS
     ]  # fmt: skip
 
     result["link"] = []
     result["distortion"] = []
-    for case in LINK_CASES:
-        link = transmit_codes(**link_inputs(case), backend="cuda")
+    for case in cases.LINK_CASES:
+        link = transmit_codes(**cases.link_inputs(case), backend="cuda")
         runs = [[link.codes_hat.tolist(), link.bit_errors.tolist()]]
-        for k, (spt, tpb, max_blocks, fast) in enumerate(LAUNCHES):
-            args = link_arguments(link_inputs(case))
-            codes_out = np.empty(args[0].shape, dtype=np.int64)
-            errors_out = np.empty(args[1].shape, dtype=np.int64)
-            cuda_link.link_frames_cuda(*args, codes_out, errors_out, symbols_per_thread=spt,
-                                       threads_per_block=tpb, max_blocks=max_blocks, fast=fast,
-                                       grouped=k % 2 == 0)  # fmt: skip
+        for k, (spt, tpb, max_blocks, fast) in enumerate(cases.LAUNCHES):
+            codes_out, errors_out = cases.run_link(
+                cuda_link.link_frames_cuda, cases.link_inputs(case), symbols_per_thread=spt,
+                threads_per_block=tpb, max_blocks=max_blocks, fast=fast, grouped=k % 2 == 0,
+            )  # fmt: skip
             runs.append([codes_out.tolist(), errors_out.tolist()])
         result["link"].append(runs)
         for code in ("binary", "gray"):
-            d = feature_distortion(**distortion_inputs(case, link.codes_hat), code=code,
+            d = feature_distortion(**cases.distortion_inputs(case, link.codes_hat), code=code,
                                    backend="cuda")  # fmt: skip
             result["distortion"].append([d.squared_error.tolist(), d.weighted.tolist()])
     json.dump(result, sys.stdout)
