@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ import torch
 from channels.bits import dequantize, quantize
 from channels.errors import ConfigError
 from semcom.link import dequantize_torch, quantize_torch
+from tests.channels.cuda_helpers.simulator import run_simulated
 from tests.semcom.test_link import TanhModel, flat_link, images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,11 +57,7 @@ def cpu_run(**kwargs: object) -> dict:
 
 @pytest.fixture(scope="module")
 def simulated() -> dict:
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", SIMULATOR_SCRIPT], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_simulated("-c", SIMULATOR_SCRIPT)
 
 
 # ------------------------------------------------------------------------------ cpu path
