@@ -34,10 +34,16 @@ from channels.errors import fail
 _FORBIDDEN_IN_TEXT = ("|", "\n", "\r")
 
 
+def plain_scalar(value: Any) -> Any:
+    """A NumPy or torch scalar (0-d) as the Python scalar it holds; anything else unchanged."""
+    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return value
+
+
 def _normalise(value: Any) -> Any:
     """A plain Python value: NumPy scalars become Python scalars, lists become tuples."""
-    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
-        value = value.item()
+    value = plain_scalar(value)
     if isinstance(value, list | tuple):
         return tuple(_normalise(v) for v in value)
     return value

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channels.errors import ConfigError, fail
+from semcom.sweep.grid import format_value, plain_scalar
 
 if TYPE_CHECKING:  # pandas is imported lazily: worker processes import this module too
     import pandas
@@ -106,20 +107,13 @@ def write_json_atomic(path: Path | str, obj: Any) -> None:
 
 def format_cell(value: Any, column: str) -> str:
     """The CSV text of one value; exact on reading back (see the module docstring)."""
-    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
-        value = value.item()  # NumPy / torch scalar -> Python scalar
+    value = plain_scalar(value)
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(float(value))
-    if isinstance(value, str):
-        if "\n" in value or "\r" in value:
-            raise ValueError(f"column {column!r}: text with a line break cannot be stored")
-        return value
+    if isinstance(value, str) and ("\n" in value or "\r" in value):
+        raise ValueError(f"column {column!r}: text with a line break cannot be stored")
+    if isinstance(value, bool | int | float | str):
+        return format_value(value)  # the same canonical text as a point key's
     raise TypeError(
         f"column {column!r}: value {value!r} of type {type(value).__name__} cannot be stored; "
         "allowed: int, float, str, bool, None"
