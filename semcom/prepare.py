@@ -179,6 +179,18 @@ def clean_psnr(model: Any, images: torch.Tensor) -> float:
     return float(np.mean(metrics.psnr(images.to(torch.float64).cpu().numpy(), x_hat)))
 
 
+def allocation_inputs(
+    model: Any, calibration: torch.Tensor, importance: str, importance_options: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(w, raw, d_drop)`` of ``model`` on the calibration images, float64 ``[N]`` each."""
+    estimator = make_estimator(importance, **importance_options).fit(model, calibration)
+    return (
+        np.asarray(estimator.importances_, dtype=np.float64),
+        np.asarray(estimator.raw_importances_, dtype=np.float64),
+        drop_distortion(model, calibration),
+    )
+
+
 def calibrate(
     checkpoints: dict[str, str],
     configs: dict[str, TrainConfig],
@@ -198,10 +210,9 @@ def calibrate(
     weights, raw, drop, clean = {}, {}, {}, {}
     for variant, path in checkpoints.items():
         model = load_checkpoint(path, device).model
-        estimator = make_estimator(importance, **importance_options).fit(model, calibration)
-        weights[variant] = np.asarray(estimator.importances_, dtype=np.float64)
-        raw[variant] = np.asarray(estimator.raw_importances_, dtype=np.float64)
-        drop[variant] = drop_distortion(model, calibration)
+        weights[variant], raw[variant], drop[variant] = allocation_inputs(
+            model, calibration, importance, importance_options
+        )
         clean[variant] = clean_psnr(model, images)
     return Calibration(dict(checkpoints), weights, raw, drop, clean, eval_idx, calib_idx)
 
@@ -215,6 +226,7 @@ def with_checkpoint_dir(config: TrainConfig, fallback: Path) -> TrainConfig:
 
 __all__ = [
     "Calibration",
+    "allocation_inputs",
     "calibrate",
     "clean_psnr",
     "split_test_set",

@@ -28,15 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, then the tiny trial; prints one summary line per scheme."""
-    import numpy as np
     import torch
 
     from semcom.evaluation import LinkEvaluation
-    from semcom.importance import make_estimator
-    from semcom.link import drop_distortion
     from semcom.link_task import LinkPointTask
     from semcom.models import build_model
-    from semcom.prepare import Calibration, split_test_set, test_split
+    from semcom.prepare import Calibration, allocation_inputs, split_test_set, test_split
     from semcom.runner import grid, resolve_device
 
     start = time.perf_counter()
@@ -58,12 +55,10 @@ def run(args: argparse.Namespace) -> int:
     models, weights, raw, drop = {}, {}, {}, {}
     for variant, c in configs.items():
         model = build_model(c.model, c.n_features, **c.model_options).to(device).eval()
-        estimator = make_estimator(scenario.importance.method, **scenario.importance.options)
-        estimator.fit(model, calibration_images)
         models[variant] = model
-        weights[variant] = np.asarray(estimator.importances_)
-        raw[variant] = np.asarray(estimator.raw_importances_)
-        drop[variant] = drop_distortion(model, calibration_images)
+        weights[variant], raw[variant], drop[variant] = allocation_inputs(
+            model, calibration_images, scenario.importance.method, scenario.importance.options
+        )
     calibration = Calibration({}, weights, raw, drop, dict.fromkeys(configs, float("nan")),
                               eval_idx, calib_idx)  # fmt: skip
     task = LinkPointTask(scenario, calibration, device=device)
