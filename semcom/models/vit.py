@@ -129,15 +129,31 @@ class ViTAutoencoder(SemanticModel):
         return x.reshape(b, c, gh * p, gw * p)
 
     def _encode_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t, stack = self.encoder_trace(x)
+        return t[-1], stack[-1]
+
+    def encoder_trace(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every encoder stage: tokens and attention weights, for white-box importance methods.
+
+        Returns ``(tokens, weights)``: ``tokens[0]`` is the embedded input ``[B, N, d]`` and
+        ``tokens[l]`` the output of block ``l`` (``depth + 1`` entries); ``weights[l]`` is block
+        ``l + 1``'s attention ``[B, heads, N, N]`` (``depth`` entries, rows sum to 1).
+        """
         t = self.embed(self._patchify(x)) + self.pos_enc
-        weights = t.new_empty(0)
+        tokens, weights = [t], []
         for block in self.enc_blocks:
-            t, weights = block(t)
-        return t, weights
+            t, w = block(t)
+            tokens.append(t)
+            weights.append(w)
+        return tokens, weights
+
+    def features_from_tokens(self, t: torch.Tensor) -> torch.Tensor:
+        """Encoder head on final tokens ``[B, N, d]`` -> features ``z`` ``[B, N, L]``."""
+        return self.to_z(self.enc_norm(t))
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         t, _ = self._encode_tokens(x)
-        return self.to_z(self.enc_norm(t))
+        return self.features_from_tokens(t)
 
     def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Attention weights of the last encoder block, ``[B, heads, N, N]`` (rows sum to 1)."""
