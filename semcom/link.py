@@ -273,9 +273,21 @@ class SemanticLink:
     Invalid arguments raise :class:`ConfigError` here, before any work.
 
     Examples:
-        >>> link = SemanticLink(model, w, d, channel="rayleigh", snr_db=5.0)  # doctest: +SKIP
-        >>> x_hat = link.transmit(images, draw=0)                           # doctest: +SKIP
-        >>> result = link.evaluate(images, n_draws=10)                      # doctest: +SKIP
+        An untrained digits model sends 4 features of 2 images over Rayleigh fading:
+
+        >>> import numpy as np, torch
+        >>> from semcom.models.build import build_model
+        >>> _ = torch.manual_seed(0)
+        >>> model = build_model("mlp", n_features=4)
+        >>> images = torch.rand(2, 1, 8, 8)
+        >>> w = np.full(4, 0.25)                      # uniform importance
+        >>> d = drop_distortion(model, images)        # E[z^2] per feature, [4]
+        >>> link = SemanticLink(model, w, d, channel="rayleigh", n_subchannels=4, snr_db=5.0)
+        >>> link.transmit(images, draw=0).shape
+        torch.Size([2, 1, 8, 8])
+        >>> result = link.evaluate(images, n_draws=2)
+        >>> result.n_images, result.n_draws
+        (2, 2)
     """
 
     def __init__(
