@@ -23,7 +23,8 @@ Three parts, each printed as a Markdown table (``--json PATH`` also writes every
 2. Optimality gap ``(J_hier - J*) / J*`` of the hierarchical solver against
    :func:`optim.exact.solve_exact` over ``--gap-instances`` random instances per importance
    profile (ordered, flat, random) and BER model: ``N, K`` uniform in 2..6, average SNR in
-   {-5, 0, 5, 10, 15, 20} dB, eta in {0.25, 0.5, 0.75, 1} (ISFR.md 4.3, 4.6), Rayleigh fading;
+   {-5, 0, 5, 10, 15, 20} dB, eta in {0.25, 0.5, 0.75, 1} (docs/method.md §4.3, §4.6), Rayleigh
+   fading;
    instance ``i`` has the same draws for every profile (:func:`gap_instance`, also used by
    ``tests/optim/test_gap.py``).
 

@@ -9,7 +9,7 @@ The index is sent as ``Q`` bits, most significant first, either as the natural-b
 (``code="binary"``) or as its reflected Gray code ``g = i ^ (i >> 1)`` (``code="gray"``).
 Bit errors are independent flips (a binary symmetric channel, BSC) with a probability that may
 differ per feature; :func:`mse_bit_errors` gives the exact per-scalar mean-squared error of
-quantise -> BSC(p) -> de-quantise for ``z`` uniform on ``[-1, 1]`` (ISFR.md §4.5, §2.4).
+quantise -> BSC(p) -> de-quantise for ``z`` uniform on ``[-1, 1]`` (docs/method.md §4.5, §2.4).
 
 Shapes follow the project's batch-first convention: ``z`` is ``[..., n]`` with any leading
 dimensions (e.g. ``[B, N, L]``: batch, feature, scalar), indices have the shape of ``z`` and the
@@ -359,7 +359,7 @@ def mse_bit_errors(
     For ``j != k`` the bits are independent and ``E[2 b_j - 1] = 0`` (equivalently
     ``E[1 - 2 b_j] = 0``): all cross terms vanish. The diagonal gives ``Σ_j 4^j p``, so exactly
 
-        d(p) = Δ^2/12 + p Δ^2 (4^Q - 1) / 3        (ISFR.md §4.5).
+        d(p) = Δ^2/12 + p Δ^2 (4^Q - 1) / 3        (docs/method.md §4.5).
 
     Gray (``code="gray"``), computed here in closed form as well. The Gray decoder ``G^-1`` is
     linear over GF(2), so the received index is ``i' = G^-1(G(i) XOR f) = i XOR h`` with
@@ -390,7 +390,7 @@ def mse_bit_errors(
 def mse_gaussian_equivalent_variance(
     flip_prob: float | np.ndarray, bits_per_scalar: int = 8, code: str = "binary"
 ) -> np.ndarray:
-    """Variance ``σ^2`` of the analogue alternative of ISFR.md §2.4: the bit-error part of the MSE.
+    """Variance ``σ^2`` of the analogue alternative (docs/method.md §2.4): the bit-error MSE part.
 
     ``σ^2 = p Δ^2 (4^Q - 1) / 3`` for natural binary, i.e. ``mse_bit_errors(p) - Δ^2/12``
     (for ``code="gray"``, the same difference for the Gray code). Float64 of ``flip_prob``'s

@@ -3,7 +3,7 @@
 Subchannel ``k`` carries ``x[..., k, t]`` (unit average energy) scaled by the transmit power
 ``p[..., k]`` per symbol: ``y = h_k sqrt(p_k) x + n``, ``n ~ CN(0, no)``. Its per-symbol SNR is
 ``gamma_k = |h_k|^2 p_k / no = g_k p_k / no`` with power gain ``g_k = |h_k|^2``; this is the
-``gamma`` of ISFR.md sec. 4.4 that the optimizer's BER models take.
+``gamma`` of docs/method.md §4.4 that the optimizer's BER models take.
 """
 
 from __future__ import annotations

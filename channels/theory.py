@@ -207,7 +207,7 @@ def ser_awgn(modulation: str, esno: ArrayLike) -> Array:
 
 
 # --------------------------------------------------------------------------------------------
-# Optimizer bounds and approximations (ISFR.md §4.4)
+# Optimizer bounds and approximations (docs/method.md §4.4)
 # --------------------------------------------------------------------------------------------
 
 
@@ -244,7 +244,7 @@ def ber_bound(modulation: str, esno: ArrayLike) -> Array:
 
 
 def ber_nearest_neighbour(modulation: str, esno: ArrayLike) -> Array:
-    """Nearest-neighbour BER approximation of ISFR.md §4.4.
+    """Nearest-neighbour BER approximation of docs/method.md §4.4.
 
     Square M-QAM: Pb ≈ (4/log2 M)(1 - 1/sqrt M) Q(sqrt(3γ/(M-1))) (the leading term of the
     exact sum; tight at high SNR, slightly low at low SNR).  BPSK and QPSK: their exact forms,

@@ -7,11 +7,11 @@ This is the "Done when" script of issue 4. It
 
    - **ISFR**: nested dropout, where feature ``i`` is kept with probability ``r_i`` decreasing
      in ``i``, plus BER matching, where each feature is Q-bit quantised and its bits are flipped
-     with a probability ``ε_i`` that rises log-linearly with ``i`` (ISFR.md §2.3-§2.4);
+     with a probability ``ε_i`` that rises log-linearly with ``i`` (docs/method.md §2.3-§2.4);
    - **conventional**: the same network with one BSC flip probability ``ε̄ = mean_i ε_i`` for
-     every feature and no nested dropout (ISFR.md §2.5);
+     every feature and no nested dropout (docs/method.md §2.5);
 
-2. prints both masking-importance profiles (ISFR.md §3.3)
+2. prints both masking-importance profiles (docs/method.md §3.3)
 
        w̃_i = E_x[MSE(x, g(z ⊙ m_{-i}))] - E_x[MSE(x, g(z))],   w_i = max(w̃_i, 0) / Σ_j max(w̃_j, 0)
 
@@ -25,7 +25,7 @@ This is the "Done when" script of issue 4. It
    (:class:`semcom.link.SemanticLink`). It prints PSNR with 95% Student-t intervals over the
    images, SSIM, MSE, the mean number of features sent and the BER.
 
-Schemes (ISFR.md §6.2), each a (model, weights, allocation method) triple:
+Schemes (docs/method.md §6.2), each a (model, weights, allocation method) triple:
 
 ============  ============  ===============  =============================================
 scheme        model         weights          allocation
@@ -45,7 +45,7 @@ Data: the first ``--images`` images of a seeded permutation of the test split ar
 evaluation images. The rest of the test split is the calibration set, on which the importance
 weights and ``d_drop,i = E[z_l²]`` are measured. Both sets are held out from training.
 
-Budgets (ISFR.md §4.3, §4.6): average SNR ``P_tot / (K σ²)``, with ``K = N`` subchannels and
+Budgets (docs/method.md §4.3, §4.6): average SNR ``P_tot / (K σ²)``, with ``K = N`` subchannels and
 ``σ² = 1``; symbol budget ``S_max = η N L Q / 2``.
 
 Defaults: the 32x32 RGB patches, the DeepJSCC CNN, N = 16, 15 epochs, Rayleigh at 0 dB,
@@ -95,7 +95,7 @@ SCHEMES: dict[str, tuple[str, str, str]] = {
     "ui-opt": ("conventional", "uniform", "ui-opt"),
     "passive-uep": ("conventional", "masking", "passive"),
 }
-"""Scheme -> (trained model, weights, allocation method), ISFR.md §6.2."""
+"""Scheme -> (trained model, weights, allocation method), docs/method.md §6.2."""
 
 MIN_CALIBRATION = 32
 """Fewest test images left over to measure the importance weights and ``d_drop`` on."""
@@ -335,7 +335,7 @@ def _clean_psnr(model: Any, images: torch.Tensor) -> float:
 
 def _print_profiles(profiles: dict[str, dict[str, Any]], k: int, n_calib: int) -> None:
     n = len(profiles["isfr"]["w"])
-    print(f"\nMasking importance w_i (ISFR.md §3.3), on {n_calib} held-out test images")
+    print(f"\nMasking importance w_i (docs/method.md §3.3), on {n_calib} held-out test images")
     print(f"{'feature':>13} " + " ".join(f"{i:>5d}" for i in range(1, n + 1)))
     for scheme, p in profiles.items():
         print(f"{scheme:>13} " + " ".join(f"{v:5.3f}" for v in p["w"]))

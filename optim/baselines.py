@@ -1,4 +1,4 @@
-"""The proposed solver and the baselines of ISFR.md sec. 6.2, one function per method name.
+"""The proposed solver and the baselines of docs/method.md §6.2, one function per method name.
 
 Every function has the signature ``f(problem, **options) -> Allocation`` and is registered in
 :mod:`optim.methods` under the name in brackets. They decide with their own assumptions; the

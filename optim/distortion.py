@@ -1,4 +1,4 @@
-"""Per-feature distortion models (ISFR.md sec. 4.5) and the objective of (P0).
+"""Per-feature distortion models (docs/method.md §4.5) and the objective of (P0).
 
 Uniform ``Q``-bit quantiser with step ``Delta = span / 2^Q``, natural-binary index, independent
 bit errors of probability ``Pb``; a flip of bit ``j`` (0 = LSB) moves the value by

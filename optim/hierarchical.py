@@ -1,4 +1,4 @@
-"""The hierarchical decoupling solver of (P0): SP1-SP4 composed (ISFR.md sec. 5.4).
+"""The hierarchical decoupling solver of (P0): SP1-SP4 composed (docs/method.md §5.4).
 
 Features are ranked (``ordered_prior=True``: natural index, the ISFR assumption; ``False``:
 by decreasing weight, the passive baseline). Then:

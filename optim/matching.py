@@ -1,4 +1,4 @@
-"""SP1: matching selected features to subchannels (ISFR.md sec. 5.4).
+"""SP1: matching selected features to subchannels (docs/method.md §5.4).
 
 A matching assigns each of the ``n`` selected features (in priority order, most important
 first) a distinct subchannel out of ``K >= n``; it is an int array ``sub[n]``.

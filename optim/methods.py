@@ -108,11 +108,11 @@ class MethodRegistry(Mapping[str, Method]):
 
 
 METHODS = MethodRegistry()
-_SRC = "ISFR.md sec. 6.2; optim.baselines"
+_SRC = "docs/method.md §6.2; optim.baselines"
 METHODS.register(
     "hierarchical",
     "Proposed SP1-SP4 hierarchical decoupling with the ordered prior",
-    "ISFR.md sec. 5.4; optim.hierarchical",
+    "docs/method.md §5.4; optim.hierarchical",
 )(baselines.hierarchical)
 METHODS.register(
     "ui-ep",

@@ -1,4 +1,4 @@
-"""SP3: modulation selection via the ordered prior (ISFR.md sec. 5.4).
+"""SP3: modulation selection via the ordered prior (docs/method.md §5.4).
 
 Modulations are indexed ``0..M-1`` in increasing bits per symbol ``beta`` (a problem's
 ``modulations`` are stored that way), so they need non-increasing symbol counts
@@ -16,7 +16,7 @@ Enumerators and the polynomial variants for large ``n``:
 
 - :func:`monotone_patterns`: all admissible monotone patterns (the paper's SP3);
 - :func:`greedy_pattern`: start all at the lowest order and upgrade the least important
-  feature while the budget is violated (the cheap option of ISFR.md);
+  feature while the budget is violated (the cheap option of docs/method.md §5.4);
 - :func:`two_level_patterns`: for every pair of modulations ``a < b`` the admissible pattern
   ``a...a b...b`` with the longest head at ``a`` (plus the uniform patterns): at most
   ``M (M + 1) / 2`` per ``n``, the extreme points of the budget frontier;

@@ -1,4 +1,4 @@
-"""SP4: power allocation for fixed selection, matching and modulations (ISFR.md sec. 5.4).
+"""SP4: power allocation for fixed selection, matching and modulations (docs/method.md §5.4).
 
 With the exponential BER bound ``Pb <= A_m exp(-B_m gamma)``, ``gamma = g_k p / sigma^2``, the
 part of (P0) that depends on power is::

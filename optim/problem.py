@@ -1,4 +1,4 @@
-"""The SI-UEP allocation problem (P0) and its solutions (ISFR.md sec. 4.3-4.6 and 5.3).
+"""The SI-UEP allocation problem (P0) and its solutions (docs/method.md §4.3-§4.6 and §5.3).
 
 A :class:`Problem` holds everything an allocator needs: per-feature importance ``w[N]`` and
 drop distortion ``d_drop[N]``, the quantiser (``L`` scalars of ``Q`` bits per feature), the
@@ -42,10 +42,10 @@ from channels.errors import ConfigError
 from channels.names import BITS_PER_SYMBOL, MODULATION_NAMES, check_modulation
 
 BER_MODELS = ("exact", "bound")
-"""``exact``: Gray-mapped BER with Q-functions; ``bound``: ``A exp(-B gamma)`` (ISFR.md 4.4)."""
+"""``exact``: exact Gray BER; ``bound``: ``A exp(-B gamma)`` (docs/method.md §4.4)."""
 
 DISTORTION_MODELS = ("absolute", "normalised")
-"""``absolute``: ``D = L d``; ``normalised``: ``D = d / d_drop`` (ISFR.md sec. 4.5)."""
+"""``absolute``: ``D = L d``; ``normalised``: ``D = d / d_drop`` (docs/method.md §4.5)."""
 
 DEFAULT_MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam")
 FADING_TYPES = ("rayleigh", "awgn", "rician")
@@ -135,7 +135,7 @@ class Problem:
     ber_model : "exact" | "bound"
         How :func:`optim.distortion.objective` turns SNR into bit-error probability.
     distortion_model : "absolute" | "normalised"
-        ISFR.md sec. 4.5: ``D_i = L d_err`` / ``L d_drop`` or ``d_err / d_drop`` / ``1``.
+        docs/method.md §4.5: ``D_i = L d_err`` / ``L d_drop`` or ``d_err / d_drop`` / ``1``.
     quantiser_span : float > 0
         Width of the quantiser's input range (default 2 for tanh outputs in [-1, 1]); the
         step is ``Delta = span / 2^Q``. [DEFAULT], a parameter of the distortion model.
@@ -501,12 +501,12 @@ def random_problem(
     rician_k: float = 3.0,
     **overrides: Any,
 ) -> Problem:
-    """A random instance with the ISFR.md defaults.
+    """A random instance of the model of docs/method.md §4.3-§4.6.
 
     Gains ``g_k = |h_k|^2`` from :func:`channels.fading.fading_coefficients` (``awgn``: 1;
     ``rayleigh``: ``h ~ CN(0,1)``; ``rician``: K-factor ``rician_k``), ``sigma^2 = 1``,
-    ``P_tot = SNR * K * sigma^2`` with ``SNR = 10^(snr_db/10)`` (ISFR.md 4.3),
-    ``S_max = eta * N * b / 2`` (all N features in QPSK times ``eta``, ISFR.md 4.6),
+    ``P_tot = SNR * K * sigma^2`` with ``SNR = 10^(snr_db/10)`` (docs/method.md §4.3),
+    ``S_max = eta * N * b / 2`` (all N features in QPSK times ``eta``, docs/method.md §4.6),
     weights from :func:`random_weights`, drop distortion ``d_drop ~ U(0.05, 0.35)`` per scalar
     (``E[z^2]`` of a tanh-bounded feature). ``overrides`` replace any :class:`Problem` field.
     """

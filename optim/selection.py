@@ -1,4 +1,4 @@
-"""SP2: feature selection via the ordered prior (ISFR.md sec. 5.4).
+"""SP2: feature selection via the ordered prior (docs/method.md §5.4).
 
 Features are ranked by importance (ISFR: the natural index; baselines: sorted by ``w_i``).
 Only prefixes of the ranking are candidates: ``{r_0, ..., r_{n-1}}``, ``n in 0..n_max``, with

@@ -5,7 +5,7 @@ in ``[0, 1]`` and ``labels`` int64 ``[B]`` (``-1`` where a set has no labels).
 
 Names (``load_dataset(name, split, root, **options)``):
 
-``"patches"`` (embedded, the default of ISFR.md §1.3)
+``"patches"`` (embedded, the default of docs/method.md §1.3)
     ``size x size`` RGB patches (default 32) cut on a regular grid with stride ``stride`` from
     the colour sample images that ship inside the scikit-image wheel (read offline, never
     downloaded). The split is **by source image**: every patch of a test image is a test patch

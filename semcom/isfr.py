@@ -1,7 +1,7 @@
-"""ISFR training modules: nested dropout, BER matching, straight-through quantiser (ISFR.md §2).
+"""ISFR training: nested dropout, BER matching, straight-through quantiser (docs/method.md §2).
 
 During training the features ``z`` ``[B, N, L]`` (in ``[-1, 1]``, feature index ``i = 1..N``
-along axis 1) pass through a *training channel* before the decoder (ISFR.md §2.5):
+along axis 1) pass through a *training channel* before the decoder (docs/method.md §2.5):
 
     z -> nested-dropout mask m -> Q-bit quantiser -> per-feature BSC(ε_i) -> de-quantiser -> ⊙ m
 
@@ -27,7 +27,7 @@ along axis 1) pass through a *training channel* before the decoder (ISFR.md §2.
        "matched":     ε_i given (``flip_probs`` [N]; or a bank [M, N], one row drawn per sample)
 
    ``mode="gaussian"`` replaces the bit flips by additive noise of the same bit-error MSE
-   (ISFR.md §4.5): ``z~ = q(z) + σ_i n``, ``n ~ N(0, 1)``, ``σ_i² = ε_i Δ² (4^Q - 1)/3``.
+   (docs/method.md §4.5): ``z~ = q(z) + σ_i n``, ``n ~ N(0, 1)``, ``σ_i² = ε_i Δ² (4^Q - 1)/3``.
    The gradient is straight-through: forward the noisy value, backward the identity,
    ``z~ = noisy(z) + (z - sg(z))`` (``sg`` = stop-gradient; the bracket is exactly 0).
 

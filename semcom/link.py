@@ -1,4 +1,4 @@
-"""The end-to-end semantic link (ARCHITECTURE.md data flow; ISFR.md §4-§5).
+"""The end-to-end semantic link (docs/architecture.md data flow; docs/method.md §4-§5).
 
 Per image (one *frame*)::
 
@@ -10,7 +10,7 @@ Per image (one *frame*)::
             -> h sqrt(p) x + n -> zero forcing -> hard decisions -> received codes
       --de-quantiser; dropped features zero-filled--> ẑ --decoder--> x̂
 
-Budgets (ISFR.md §4.3, §4.6, σ² = 1): ``P_tot = 10^(snr_db/10) · K`` (so the average SNR
+Budgets (docs/method.md §4.3, §4.6, σ² = 1): ``P_tot = 10^(snr_db/10) · K`` (so the average SNR
 ``P_tot / (K σ²)`` is ``snr_db``) and ``S_max = η · N · L · Q / 2`` (``η = 1``: all ``N``
 features fit in QPSK). The kernel's noise variance per complex symbol is ``no = σ² = 1`` and
 the allocation's powers are per-symbol powers in the same units, so feature ``i`` on
@@ -82,7 +82,7 @@ CHANNELS = ("awgn", "rayleigh", "rician", "noiseless")
 """Channel models: those of :mod:`channels.fading` and the ideal ``noiseless`` link."""
 
 NOISE_POWER = 1.0
-"""σ², the noise variance per complex symbol (ISFR.md §4.3 normalisation)."""
+"""σ², the noise variance per complex symbol (docs/method.md §4.3 normalisation)."""
 
 MAX_BITS_PER_SCALAR = 16
 _CACHE_SIZE = 4096
@@ -91,8 +91,9 @@ _CACHE_SIZE = 4096
 def drop_distortion(model: Any, images: Any, batch_size: int = 256) -> np.ndarray:
     """Per-scalar distortion of dropping each feature, ``d_drop,i = E[z_l^2]``, float64 ``[N]``.
 
-    The mean of ``z_l^2`` over the images and the ``L`` scalars of feature ``i`` (ISFR.md §4.5:
-    a dropped feature is zero-filled at the receiver), with ``z = model.encode(images)``.
+    The mean of ``z_l^2`` over the images and the ``L`` scalars of feature ``i``
+    (docs/method.md §4.5: a dropped feature is zero-filled at the receiver), with
+    ``z = model.encode(images)``.
     """
     check_model(model)
     images = as_images(images)
@@ -264,7 +265,7 @@ class SemanticLink:
         seed: 64-bit seed of every random draw.
         modulations: the modulation set of the allocation problem.
         ber_model: the allocation problem's BER model, ``"exact"`` or ``"bound"``.
-        code: quantiser code, ``"binary"`` (ISFR.md) or ``"gray"``.
+        code: quantiser code, ``"binary"`` (docs/method.md §4.5) or ``"gray"``.
         method_options: options passed to ``optim.solve`` (e.g. ``{"refine": False}``).
         batch_size: images per encoder/decoder pass (memory only).
         backend: where the link kernel runs: ``"auto"``, ``"cpu"`` or ``"cuda"`` (module

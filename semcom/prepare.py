@@ -4,7 +4,7 @@ A scenario's schemes use a few *model variants* (:data:`semcom.schemes.MODEL_VAR
 each, :func:`train_models` trains the auto-encoder or reuses its checkpoint (keyed by the
 training config's hash, :mod:`semcom.train`), several variants in parallel processes on the
 CPU. :func:`calibrate` then measures on held-out *calibration* images what the allocation needs
-(ISFR.md §3.3, §4.5):
+(docs/method.md §3.3, §4.5):
 
 - the importance weights ``w[N]`` of the scenario's estimator (e.g. masking), normalised to sum
   to 1, with the raw scores;

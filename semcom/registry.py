@@ -16,7 +16,7 @@ and the source paper. A name in a scenario file selects an implementation
 
 Every registry created is listed in a module-level index, so :func:`all_methods` reports the
 methods of all families (``semcom methods``). The ``allocation`` family mirrors
-:data:`optim.methods.METHODS`: ``optim`` may not import ``semcom`` (ARCHITECTURE.md), so this
+:data:`optim.methods.METHODS`: ``optim`` may not import ``semcom`` (docs/architecture.md), so this
 module wraps optim's entries into a semcom :class:`Registry` when it is imported.
 
 Names are case-insensitive and stored lower-case. Registering a name twice in one family is a
@@ -39,7 +39,7 @@ FAMILY_MODULES: tuple[str, ...] = ("semcom.importance", "semcom.schemes")
 """Modules whose import registers a family; :func:`all_methods` imports them first."""
 
 ISFR_PAPER = "arXiv:2604.00595"
-"""Zhan et al., ISFR / SI-UEP: the paper this simulator reproduces (ISFR.md)."""
+"""Zhan et al., ISFR / SI-UEP: the paper this simulator reproduces (docs/method.md)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class MethodInfo:
     """One registered method: its ``family``, ``name``, one-line ``description`` and ``paper``.
 
     ``paper`` is an arXiv id (``"arXiv:2604.00595"``) where one exists, else a short reference
-    (a book, a design note such as ``"ISFR.md sec. 6.2"``) or the empty string.
+    (a book, a design note such as ``"docs/method.md §6.2"``) or the empty string.
     """
 
     family: str
@@ -163,9 +163,9 @@ def all_methods() -> list[MethodInfo]:
 
 
 def _allocation_paper(source: str) -> str:
-    """Paper of an optim method: the ISFR paper for the methods of ISFR.md §5-§6, else optim's
-    own source note (e.g. ``"issue 3 item 4; optim.exact"`` for the reference optimum)."""
-    return ISFR_PAPER if "ISFR.md" in source else source
+    """Paper of an optim method: the ISFR paper for the methods of docs/method.md §5-§6, else
+    optim's own source note (e.g. ``"issue 3 item 4; optim.exact"`` for the reference optimum)."""
+    return ISFR_PAPER if "docs/method.md" in source else source
 
 
 def _mirror_allocation() -> Registry:

@@ -1,6 +1,6 @@
 """``semcom run``: a scenario from validated config to results, plots and a summary.
 
-Steps (ARCHITECTURE.md data flow):
+Steps (docs/architecture.md data flow):
 
 1. open the results directory (:class:`semcom.sweep.ResultStore`): a fresh one, or with
    ``resume`` the one of an interrupted run of the same scenario (same config hash);

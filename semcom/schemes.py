@@ -1,6 +1,6 @@
 """Transmission schemes: which trained model, which importance weights, which allocation.
 
-A *scheme* is what one curve of a figure shows (ISFR.md §6.2). It names
+A *scheme* is what one curve of a figure shows (docs/method.md §6.2). It names
 
 - a **model variant** (:data:`MODEL_VARIANTS`): the training channel the auto-encoder was
   trained with: ``isfr`` (nested dropout + BER matching), ``conventional`` (one uniform BSC
@@ -55,9 +55,9 @@ class ModelVariant:
 
 
 MODEL_VARIANTS: dict[str, ModelVariant] = {
-    "isfr": ModelVariant("isfr", {}, "ISFR: nested dropout + BER matching (ISFR.md §2)"),
+    "isfr": ModelVariant("isfr", {}, "ISFR: nested dropout + BER matching (docs/method.md §2)"),
     "conventional": ModelVariant(
-        "conventional", {}, "one uniform BSC flip probability, no nested dropout (ISFR.md §2.5)"
+        "conventional", {}, "uniform BSC flip probability, no nested dropout (docs/method.md §2.5)"
     ),
     "isfr-no-dropout": ModelVariant(
         "isfr", {"nested_dropout": False}, "ISFR without nested dropout (ablation)"
@@ -83,7 +83,7 @@ class Scheme:
 
 
 SCHEMES = Registry("scheme")
-"""The built-in schemes (ISFR.md §6.2), by name."""
+"""The built-in schemes (docs/method.md §6.2), by name."""
 
 _BUILT_IN = (
     ("isfr-uep", Scheme("isfr", "importance", "hierarchical"),
@@ -108,10 +108,10 @@ _BUILT_IN = (
      "Ablation: ISFR model told nothing about importance (uniform weights, SP1-SP4)"),
 )  # fmt: skip
 for _name, _scheme, _description in _BUILT_IN:
-    SCHEMES.register(_name, _description, f"{ISFR_PAPER}; ISFR.md sec. 6.2")(_scheme)
+    SCHEMES.register(_name, _description, f"{ISFR_PAPER}; docs/method.md §6.2")(_scheme)
 
 UNIFORM_IMPORTANCE_BASELINES = ("ui-ep", "ui-opt", "passive-uep")
-"""The conventional-model schemes the proposed ``isfr-uep`` is compared with (ISFR.md §6.1)."""
+"""The conventional-model schemes that ``isfr-uep`` is compared with (docs/method.md §6.1)."""
 
 PROPOSED = "isfr-uep"
 

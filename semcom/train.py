@@ -1,6 +1,6 @@
 """The trainer: one loop for every model, scheme and data set, with checkpoints keyed by config.
 
-Objective (ISFR.md §2.5): minimise the pixel MSE of the reconstruction through the training
+Objective (docs/method.md §2.5): minimise the pixel MSE of the reconstruction through the training
 channel of the scheme, plus a weighted cross-entropy when the model has a classifier head,
 
     loss = mean_b ||x_b - g(C(f(x_b)))||² / (C·H·W)  +  λ_ce · CE(classify(x_hat), y)
@@ -56,7 +56,7 @@ EXCLUDED_FROM_HASH = ("checkpoint_dir",)
 
 @dataclass
 class TrainConfig:
-    """Everything that determines a trained model (ISFR.md §2.5 defaults).
+    """Everything that determines a trained model (docs/method.md §2.5 defaults).
 
     Attributes:
         model: ``"cnn"``, ``"mlp"`` or ``"vit"`` (:func:`semcom.models.build_model`).

@@ -1,4 +1,4 @@
-"""Dependency direction is one way: channels <- optim <- semcom (ARCHITECTURE.md)."""
+"""Dependency direction is one way: channels <- optim <- semcom (docs/architecture.md)."""
 
 from __future__ import annotations
 

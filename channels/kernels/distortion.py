@@ -9,7 +9,7 @@ codes decoded first), or ``ẑ = 0`` for a feature not sent (the link zero-fills
     D[b]     = sum_i w[b, i] * sq[b, i] / L                             (weighted distortion)
 
 ``D[b]`` is the importance-weighted mean squared error ``sum_i w_i mean_l (z_il - ẑ_il)^2`` of
-the semantic objective (ISFR.md), the quantity the allocation minimises.
+the semantic objective (docs/method.md §5.3), the quantity the allocation minimises.
 
 Both backends add in the same order (scalars in order per feature, then features in order per
 frame), so they agree to the last ulp or two (fused multiply-adds on the GPU) and each is

@@ -29,7 +29,7 @@ IMPORTANCE = Registry("importance")
 
 
 def normalize_importance(raw: np.ndarray) -> np.ndarray:
-    """``w_i = max(w̃_i, 0) / Σ_j max(w̃_j, 0)`` (ISFR.md §3.3); float64 ``[N]``.
+    """``w_i = max(w̃_i, 0) / Σ_j max(w̃_j, 0)`` (docs/method.md §3.3); float64 ``[N]``.
 
     All-zero case: when no feature has a positive score (every ablation leaves the loss
     unchanged or improves it), nothing distinguishes the features and the result is the

@@ -1,4 +1,4 @@
-"""Concentration statistics of an importance profile ``w[N]`` (ISFR.md §3.3).
+"""Concentration statistics of an importance profile ``w[N]`` (docs/method.md §3.3).
 
 All three take a non-negative vector (it need not be normalised) and treat an all-zero vector
 like :func:`semcom.importance.base.normalize_importance` does: as the uniform profile.

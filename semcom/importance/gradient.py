@@ -1,4 +1,4 @@
-"""Gradient × input importance (Shrikumar et al., arXiv:1605.01713), ISFR.md §3.3.
+"""Gradient × input importance (Shrikumar et al., arXiv:1605.01713), docs/method.md §3.3.
 
     w̃_i = E_x Σ_{l∈feature i} | ∂L/∂z_l · z_l |,    then w_i = w̃_i / Σ_j w̃_j.
 

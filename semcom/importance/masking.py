@@ -1,4 +1,4 @@
-"""Masking (ablation) importance, ISFR.md §3.3.
+"""Masking (ablation) importance, docs/method.md §3.3.
 
 For a model with encoder ``f`` and decoder ``g`` and features ``z = f(x)`` of shape ``[N, L]``,
 the score of feature ``i`` is the increase of the reconstruction MSE when that feature alone is

@@ -4,7 +4,7 @@ A semantic model maps an image ``x`` ``[B, C, H, W]`` with pixels in ``[0, 1]`` 
 semantic features of ``L`` scalars each, ``z = tanh(f(x))`` ``[B, N, L]`` in ``[-1, 1]`` (the
 range of the uniform quantiser of ``channels.bits``), and back to a reconstruction
 ``x_hat = g(z)`` ``[B, C, H, W]`` in ``[0, 1]`` (a final sigmoid). Feature ``i`` is the unit that
-the link selects, matches to a subchannel and modulates as a whole (ISFR.md §1.3).
+the link selects, matches to a subchannel and modulates as a whole (docs/method.md §1.3).
 
 ``forward(x, channel)`` is ``decode(channel(encode(x)))``; ``channel`` is any module mapping
 ``z [B, N, L] -> z~ [B, N, L]``, e.g. the ISFR training channel of :mod:`semcom.isfr`.

@@ -1,4 +1,4 @@
-"""DeepJSCC-style convolutional auto-encoder (ISFR.md §1.3).
+"""DeepJSCC-style convolutional auto-encoder (docs/method.md §1.3).
 
 Encoder (defaults: input 3x32x32, widths ``w = (32, 64)``, kernel 5, ``N = 16``)::
 

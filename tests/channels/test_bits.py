@@ -232,7 +232,7 @@ def test_enumeration_equals_closed_form(q, code):
         mse_bit_errors_enumerated(p, q, code), mse_bit_errors(p, q, code), rtol=1e-12
     )
     step = quantization_step(q)
-    if code == "binary":  # the closed form of ISFR.md §4.5, written out
+    if code == "binary":  # the closed form of docs/method.md §4.5, written out
         expected = step**2 / 12 + p * step**2 * (4**q - 1) / 3
         np.testing.assert_allclose(mse_bit_errors(p, q), expected, rtol=1e-13)
     # p = 1/2 makes the received index uniform and independent of the sent one, for any code

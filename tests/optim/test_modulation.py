@@ -138,8 +138,8 @@ def test_assign_modulations_against_brute_force(n):
 
 
 def _greedy_step_by_step(n, symbols, s_max):
-    """ISFR.md's cheap option, literally: all at the lowest order, then upgrade the least
-    important feature that is not yet at the top order, one level at a time."""
+    """The cheap option of docs/method.md §5.4, literally: all at the lowest order, then upgrade
+    the least important feature that is not yet at the top order, one level at a time."""
     if n * symbols[-1] > s_max:
         return None
     pat = [0] * n

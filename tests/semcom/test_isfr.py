@@ -105,7 +105,7 @@ def test_nested_dropout_law_chi_square(law: str, rho: float, n_min: int, p_nd: f
 def test_nested_dropout_retention_formula_matches_spec() -> None:
     r = NestedDropout(16, rho=0.1).retention().numpy()
     assert r[0] == 1.0 and np.all(np.diff(r) < 0)
-    assert abs(r[7] - 0.36) < 0.01 and abs(r[15] - 0.03) < 0.005  # ISFR.md §2.3 examples
+    assert abs(r[7] - 0.36) < 0.01 and abs(r[15] - 0.03) < 0.005  # docs/method.md §2.3 examples
     q = 0.9
     assert np.isclose(r[7], (q**7 - q**16) / (1 - q**16))
     assert np.allclose(

@@ -3,11 +3,11 @@
 Issue 4, item 7 and its "Done when": a short training on scikit-learn's digits (embedded, no
 download) gives
 
-- the **ISFR** model (nested dropout + log-linear BER matching, ISFR.md §2.3-§2.4) a masking
-  importance profile (ISFR.md §3.3) that decreases with the feature index, Spearman
+- the **ISFR** model (nested dropout + log-linear BER matching, docs/method.md §2.3-§2.4) a masking
+  importance profile (docs/method.md §3.3) that decreases with the feature index, Spearman
   ``ρ(w̃, i) <= -0.8``;
-- the **conventional** model (same network, uniform BSC noise, no nested dropout, ISFR.md §2.5) a
-  flatter profile (lower Gini index) that is less ordered (higher ``ρ``);
+- the **conventional** model (same network, uniform BSC noise, no nested dropout,
+  docs/method.md §2.5) a flatter profile (lower Gini index) that is less ordered (higher ``ρ``);
 
 and the trained ISFR model runs end to end through :class:`semcom.link.SemanticLink` on AWGN,
 Rayleigh and Rician subchannels with the proposed ``hierarchical`` allocation and the baselines.
@@ -32,7 +32,7 @@ Which scores ``ρ`` is computed on: the **raw** masking scores
 ``w̃_i = E[MSE(x, g(z ⊙ m_{-i}))] - E[MSE(x, g(z))]`` (``raw_importances_``), not the clipped and
 normalised weights ``w_i = max(w̃_i, 0) / Σ_j max(w̃_j, 0)``. Spearman's ``ρ`` measures an
 ordering, and the ordering is a property of the measured ablation effects. Clipping is the
-normalisation that the optimiser's weights need (ISFR.md §3.3). It ties every feature whose
+normalisation that the optimiser's weights need (docs/method.md §3.3). It ties every feature whose
 removal does not hurt at exactly 0, so ``ρ`` would also depend on how many such features there
 are. Ranks do not change when a constant is added, so ``ρ`` of ``w̃`` is
 ``spearman_vs_index(w̃ - min w̃)``. At this budget at most two features are clipped, and the two
@@ -142,7 +142,7 @@ def test_isfr_profile_is_ordered_conventional_is_flatter_and_less_ordered(
     assert isfr.rho <= RHO_MAX, report
     assert conv.gini < isfr.gini, report
     assert conv.rho > isfr.rho, report
-    for p in (isfr, conv):  # the optimiser's weights: clipped and normalised (ISFR.md §3.3)
+    for p in (isfr, conv):  # the optimiser's weights: clipped and normalised (docs/method.md §3.3)
         assert np.all(p.weights >= 0) and math.isclose(p.weights.sum(), 1.0, rel_tol=1e-12)
 
 
@@ -227,7 +227,7 @@ def test_isfr_uep_beats_the_uniform_baselines_at_low_snr(
 ) -> None:
     """The paper's claim in its regime (harsh channel, tight budget): Rayleigh at 0 dB, η = 0.25.
 
-    The schemes follow ISFR.md §6.2: ISFR-UEP = ISFR model + masking weights + hierarchical;
+    The schemes follow docs/method.md §6.2: ISFR-UEP = ISFR model + masking weights + hierarchical;
     UI-EP and UI-Opt = conventional model + uniform weights; Passive-UEP = conventional model +
     masking weights + features sorted by weight. Measured on 64 images x 2 draws (seed 0):
     ISFR-UEP 18.9 dB [18.4, 19.5], UI-EP 12.2, UI-Opt 14.4, Passive-UEP 14.4 (each ±0.3 dB).
