@@ -25,6 +25,7 @@ from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_im
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.masking import MaskingImportance
+from semcom.importance.zero_tprune import ZeroTPruneImportance
 
 
 def make_estimator(method: str = "masking", **cfg: Any) -> ImportanceEstimator:
@@ -56,6 +57,7 @@ __all__ = [
     "GradientImportance",
     "ImportanceEstimator",
     "MaskingImportance",
+    "ZeroTPruneImportance",
     "estimate",
     "gini",
     "make_estimator",
