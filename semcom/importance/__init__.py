@@ -25,6 +25,7 @@ from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_im
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.masking import MaskingImportance
+from semcom.importance.optiprune import OptiPruneImportance
 from semcom.importance.zero_tprune import ZeroTPruneImportance
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "GradientImportance",
     "ImportanceEstimator",
     "MaskingImportance",
+    "OptiPruneImportance",
     "ZeroTPruneImportance",
     "estimate",
     "gini",
