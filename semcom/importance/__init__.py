@@ -26,6 +26,7 @@ from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.masking import MaskingImportance
 from semcom.importance.optiprune import OptiPruneImportance
+from semcom.importance.vflowopt import VFlowOptImportance
 from semcom.importance.zero_tprune import ZeroTPruneImportance
 
 
@@ -59,6 +60,7 @@ __all__ = [
     "ImportanceEstimator",
     "MaskingImportance",
     "OptiPruneImportance",
+    "VFlowOptImportance",
     "ZeroTPruneImportance",
     "estimate",
     "gini",
