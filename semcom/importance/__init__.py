@@ -5,6 +5,9 @@ Public API::
     estimate(model, images, method="masking", **cfg) -> np.ndarray [N]   (>= 0, sums to 1)
     IMPORTANCE                         the "importance" family of semcom.registry
     MaskingImportance, GradientImportance   the estimators (fit -> importances_)
+    OptiPruneImportance, VFlowOptImportance, ZeroTPruneImportance
+                                       attention-graph (ViT) estimators; also token_scores
+                                       and reduce(model, images, keep) -> Reduction
     normalize_importance(raw)          max(raw, 0) / sum; all-zero -> uniform 1/N
     gini(w), top_k_share(w, k), spearman_vs_index(w)
 

@@ -27,7 +27,8 @@ OptiPrune's noise remapping (LatentMapper) chooses a diffusion seed. It has no c
 deterministic encoder and is not implemented.
 
 Cost: one encoder pass per image; :meth:`~OptiPruneImportance.reduce` adds ``N − keep`` greedy
-steps of ``O(N²)`` each.
+steps of ``O(N²)`` each. Measured ``fit``: about 0.03x masking's CPU time on the default ViT at
+``N = 16`` (``benchmarks/bench_importance.py``).
 """
 
 from __future__ import annotations
