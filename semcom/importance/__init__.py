@@ -5,6 +5,9 @@ Public API::
     estimate(model, images, method="masking", **cfg) -> np.ndarray [N]   (>= 0, sums to 1)
     IMPORTANCE                         the "importance" family of semcom.registry
     MaskingImportance, GradientImportance   the estimators (fit -> importances_)
+    OptiPruneImportance, VFlowOptImportance, ZeroTPruneImportance
+                                       attention-graph (ViT) estimators; also token_scores
+                                       and reduce(model, images, keep) -> Reduction
     normalize_importance(raw)          max(raw, 0) / sum; all-zero -> uniform 1/N
     gini(w), top_k_share(w, k), spearman_vs_index(w)
 
@@ -25,6 +28,9 @@ from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_im
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.masking import MaskingImportance
+from semcom.importance.optiprune import OptiPruneImportance
+from semcom.importance.vflowopt import VFlowOptImportance
+from semcom.importance.zero_tprune import ZeroTPruneImportance
 
 
 def make_estimator(method: str = "masking", **cfg: Any) -> ImportanceEstimator:
@@ -56,6 +62,9 @@ __all__ = [
     "GradientImportance",
     "ImportanceEstimator",
     "MaskingImportance",
+    "OptiPruneImportance",
+    "VFlowOptImportance",
+    "ZeroTPruneImportance",
     "estimate",
     "gini",
     "make_estimator",
