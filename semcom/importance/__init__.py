@@ -25,6 +25,7 @@ from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_im
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.data_shapley import DataShapleyImportance
 from semcom.importance.gradient import GradientImportance
+from semcom.importance.lima import LimaImportance
 from semcom.importance.masking import MaskingImportance
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "DataShapleyImportance",
     "GradientImportance",
     "ImportanceEstimator",
+    "LimaImportance",
     "MaskingImportance",
     "estimate",
     "gini",
