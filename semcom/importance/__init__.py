@@ -27,6 +27,7 @@ from semcom.importance.data_shapley import DataShapleyImportance
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.lima import LimaImportance
 from semcom.importance.masking import MaskingImportance
+from semcom.importance.reagent import ReagentImportance
 
 
 def make_estimator(method: str = "masking", **cfg: Any) -> ImportanceEstimator:
@@ -60,6 +61,7 @@ __all__ = [
     "ImportanceEstimator",
     "LimaImportance",
     "MaskingImportance",
+    "ReagentImportance",
     "estimate",
     "gini",
     "make_estimator",
