@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from channels.errors import ConfigError
-from semcom.importance import MaskingImportance
+from semcom.importance import MaskingImportance, make_estimator
 from semcom.importance.value_function import SubsetValue, check_subsets
 from semcom.models.build import build_model
 
@@ -137,3 +137,20 @@ def test_bad_subsets_and_options_are_config_errors() -> None:
         SubsetValue(model, x, decode_batch=0)
     with pytest.raises(ConfigError, match="model"):
         SubsetValue(object(), x)
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("lima", {"pending": 4, "weights": "rank"}),
+        ("reagent", {"stop_fraction": None, "fill": "other-image"}),
+        ("data-shapley", {"algorithm": "g", "n_permutations": 7}),
+    ],
+)
+def test_game_estimators_round_trip_their_options(name: str, options: dict) -> None:
+    est = make_estimator(name, **options)
+    params = est.get_params()
+    assert {k: params[k] for k in options} == options
+    assert make_estimator(name, **params).get_params() == params
+    with pytest.raises(ConfigError, match="not accepted"):
+        make_estimator(name, nonsense=1)
