@@ -213,10 +213,11 @@ class SubsetValue:
     def contribution_distance(self) -> np.ndarray:
         """Angular distance between the features' lone contributions, float64 ``[N, N]``.
 
-        ``e_i = vec_x(g(z ⊙ m_{{i}}) − g(fill))``, the change of the reconstructions (all images
-        stacked) when feature ``i`` alone is sent; ``d_ij = arccos(cos(e_i, e_j)) / π`` in
-        ``[0, 1]`` (0: same direction). A feature whose contribution is exactly zero is at
-        distance 1/2 from every other. Costs ``N + 1`` decoder passes per image.
+        ``e_i = vec_x(g(z ⊙ m_{i} + fill ⊙ (1 − m_{i})) − g(fill))``, the change of the
+        reconstructions (all images stacked) when feature ``i`` alone is sent;
+        ``d_ij = arccos(cos(e_i, e_j)) / π`` in ``[0, 1]`` (0: same direction). A feature whose
+        contribution is exactly zero is at distance 1/2 from every other. Costs ``N + 1``
+        decoder passes per image.
         """
         n = self.n_features
         eye = torch.eye(n, dtype=self._z.dtype, device=self._z.device)
