@@ -1,16 +1,22 @@
-"""Benchmark of the importance estimators: wall and CPU time of ``fit`` (and ``reduce``) against
-masking's, on the ViT codec at ``N = 16`` (issue 12: attention-based estimators should cost at
-most 3x masking).
+"""Wall time of every registered importance estimator, relative to masking.
 
-Every estimator registered in the ``importance`` family is built with its default options and
-fitted on the same untrained ViT (``--dim``, ``--depth``, ``--heads``; ``N`` features of 32x32 RGB
-images) and the same ``--images`` random images. An estimator that refuses the model (a
-``ConfigError``) is listed as skipped. For those with a ``reduce`` step, ``reduce(keep=N/2)`` is
-timed as well. Times are the median of ``--repeats`` runs after one warm-up run, on one core
-(torch threads and BLAS pinned to 1); the ratio column divides by masking's median wall time.
+Every estimator in :data:`semcom.importance.IMPORTANCE` (whatever is registered when this runs,
+so estimators added later are measured too) is built with its default options
+(``make_estimator(name)``, overridable with ``--options``) and fitted on the same model and
+images: the ViT and the CNN at ``N = --n-features`` (default 16), untrained (weights from
+``torch.manual_seed(0)``), on ``--images`` random 3x32x32 images. A cell is the median of
+``--repeats`` fits after ``--warmup`` untimed fits; a cell whose first timed fit exceeds
+``--cell-budget`` seconds gets no further runs (its run count is printed). On a GPU every fit
+ends with ``torch.cuda.synchronize()``.
 
-Run ``python benchmarks/bench_importance.py --help``; the defaults take well under a minute on
-one core. Weights are untrained: cost does not depend on them.
+An estimator that cannot work on a model (a white-box method on the CNN) raises ConfigError
+in ``fit``; its cell shows ``n/a`` and the message goes to the notes. The ratio column is the
+estimator's median over masking's on the same model. The iterative black-box methods
+(ReAGent's stopping rule, TMC-Shapley's truncation and convergence test) stop on properties of
+the game, so on a trained model their cost can differ from an untrained one's.
+
+The machine (CPU model, core count, torch threads, GPU) is printed above the table;
+``--json PATH`` also writes every number. Run ``python benchmarks/bench_importance.py --help``.
 """
 
 from __future__ import annotations
@@ -20,82 +26,156 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
-if __name__ == "__main__":
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[_var] = "1"
+import torch
 
-import torch  # noqa: E402
+from channels.errors import ConfigError
+from semcom.importance import IMPORTANCE, make_estimator
+from semcom.models.build import build_model
 
-from channels.errors import ConfigError  # noqa: E402
-from semcom.importance import IMPORTANCE, make_estimator  # noqa: E402
-from semcom.models.build import build_model  # noqa: E402
-
-
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """Median wall and process-CPU seconds of ``fn()`` over ``repeats`` runs after a warm-up."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall), statistics.median(cpu)
+MODELS = ("vit", "cnn")
 
 
-def main(argv: list[str] | None = None) -> dict:
+def machine(device: torch.device) -> dict[str, Any]:
+    """CPU model, core count, torch version and threads, and the GPU when one is used."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def time_fit(
+    name: str, options: dict[str, Any], model: Any, images: torch.Tensor, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Median wall time of ``make_estimator(name, **options).fit(model, images)``."""
+    device = images.device
+
+    def fit() -> Any:
+        est = make_estimator(name, **options)
+        start = time.perf_counter()
+        est.fit(model, images)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start, est
+
+    try:
+        for _ in range(args.warmup):
+            fit()
+    except ConfigError as err:
+        return {"median_s": None, "runs": 0, "note": str(err)}
+    times: list[float] = []
+    est = None
+    for _ in range(args.repeats):
+        elapsed, est = fit()
+        times.append(elapsed)
+        if elapsed > args.cell_budget:
+            break
+    cell = {"median_s": statistics.median(times), "runs": len(times), "times_s": times}
+    evaluations = getattr(est, "n_evaluations_", None)
+    if evaluations is not None:
+        cell["subsets_decoded"] = int(evaluations)
+    return cell
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--n-features", type=int, default=16)
-    parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--depth", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--images", type=int, default=64, help="images per fit")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", help="also write every number to this path")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--cell-budget", type=float, default=60.0, help="seconds per fit")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    parser.add_argument("--only", nargs="+", help="estimator names (default: all registered)")
+    parser.add_argument(
+        "--options",
+        default="{}",
+        help='JSON {name: {option: value}}, e.g. \'{"data-shapley": {"n_permutations": 50}}\'',
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = build_model(
-        "vit", args.n_features, dim=args.dim, depth=args.depth, heads=args.heads
-    ).eval()
-    x = torch.rand(args.images, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    keep = max(1, args.n_features // 2)
-    rows = []
-    for name in IMPORTANCE.names():
-        est = make_estimator(name)
-        try:
-            fit_wall, fit_cpu = timed(lambda est=est: est.fit(model, x), args.repeats)
-        except ConfigError as err:
-            rows.append({"method": name, "skipped": str(err)})
-            continue
-        row = {"method": name, "fit_wall_s": fit_wall, "fit_cpu_s": fit_cpu}
-        if hasattr(est, "reduce"):
-            wall, cpu = timed(lambda est=est: est.reduce(model, x, keep), args.repeats)
-            row |= {"reduce_wall_s": wall, "reduce_cpu_s": cpu}
-        rows.append(row)
-    base = next(r["fit_wall_s"] for r in rows if r["method"] == "masking")
-    setup = f"ViT N={args.n_features}, dim={args.dim}, depth={args.depth}, heads={args.heads}"
-    print(f"{setup}, {args.images} images, 1 thread, median of {args.repeats}; keep={keep}")
-    print("| method | fit wall (s) | fit CPU (s) | x masking | reduce wall (s) |")
-    print("|---|---:|---:|---:|---:|")
-    for r in rows:
-        if "skipped" in r:
-            print(f"| {r['method']} | skipped: {r['skipped']} | | | |")
-            continue
-        red = f"{r['reduce_wall_s']:.3f}" if "reduce_wall_s" in r else ""
-        print(
-            f"| {r['method']} | {r['fit_wall_s']:.3f} | {r['fit_cpu_s']:.3f} "
-            f"| {r['fit_wall_s'] / base:.2f} | {red} |"
+    if args.repeats < 1 or args.warmup < 0 or args.images < 1:
+        parser.error("--repeats >= 1, --warmup >= 0 and --images >= 1 are required")
+    try:
+        overrides = json.loads(args.options)
+    except json.JSONDecodeError as err:
+        parser.error(f"--options: not JSON ({err})")
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    names = args.only or IMPORTANCE.names()
+    for name in names:
+        if name not in IMPORTANCE:
+            parser.error(f"--only: {name!r} is not registered ({', '.join(IMPORTANCE.names())})")
+    names = ["masking", *[name for name in names if name != "masking"]]  # the reference first
+
+    info = machine(device)
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    print(
+        f"N = {args.n_features}, {args.images} images 3x32x32, median of {args.repeats} fits "
+        f"after {args.warmup} warm-up, untrained models (torch.manual_seed(0))\n"
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for kind in args.models:
+        torch.manual_seed(0)
+        model = build_model(kind, args.n_features).to(device).eval()
+        images = torch.rand(args.images, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(
+            device
         )
-    result = {"args": vars(args), "machine": platform.processor() or platform.machine()}
-    result["rows"] = rows
+        for name in names:
+            cell = time_fit(name, overrides.get(name, {}), model, images, args)
+            results.setdefault(name, {})[kind] = cell
+            shown = "n/a" if cell["median_s"] is None else f"{cell['median_s']:.4f} s"
+            print(f"  {kind:4s} {name:22s} {shown}", file=sys.stderr)
+
+    header = ["estimator", "paper"]
+    for kind in args.models:
+        header += [f"{kind} (s)", f"{kind} / masking", f"{kind} runs"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] * 2 + ["---:"] * (3 * len(args.models))) + "|")
+    notes = []
+    for name in names:
+        row = [name, IMPORTANCE.info(name).paper]
+        for kind in args.models:
+            cell = results[name][kind]
+            base = results["masking"][kind]["median_s"]
+            if cell["median_s"] is None:
+                row += ["n/a", "", "0"]
+                notes.append(f"{name} on {kind}: {cell['note']}")
+                continue
+            ratio = cell["median_s"] / base if base else float("nan")
+            cell["ratio_to_masking"] = ratio
+            row += [f"{cell['median_s']:.4f}", f"{ratio:.2f}x", str(cell["runs"])]
+        print("| " + " | ".join(row) + " |")
+    for note in notes:
+        print(f"- {note}")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
-    return result
+        payload = {"machine": info, "args": vars(args) | {"json": str(args.json)}}
+        payload["results"] = results
+        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

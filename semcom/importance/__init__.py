@@ -26,9 +26,12 @@ import numpy as np
 from channels.errors import ConfigError
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_importance
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
+from semcom.importance.data_shapley import DataShapleyImportance
 from semcom.importance.gradient import GradientImportance
+from semcom.importance.lima import LimaImportance
 from semcom.importance.masking import MaskingImportance
 from semcom.importance.optiprune import OptiPruneImportance
+from semcom.importance.reagent import ReagentImportance
 from semcom.importance.vflowopt import VFlowOptImportance
 from semcom.importance.zero_tprune import ZeroTPruneImportance
 
@@ -59,11 +62,14 @@ def estimate(model: Any, images: Any, method: str = "masking", **cfg: Any) -> np
 
 __all__ = [
     "IMPORTANCE",
+    "DataShapleyImportance",
     "GradientImportance",
     "ImportanceEstimator",
+    "LimaImportance",
     "MaskingImportance",
     "OptiPruneImportance",
     "VFlowOptImportance",
+    "ReagentImportance",
     "ZeroTPruneImportance",
     "estimate",
     "gini",
