@@ -384,7 +384,7 @@ class ResultStore:
                 n = cells[c]
                 if not _INTEGER.fullmatch(n) or int(n) != counts.get(table, Counter())[cells[k]]:
                     drop.add(cells[k])
-        recompute = drop & keys.keys()
+        recompute = drop | results.damaged_keys
         self._keys = {key: point for key, point in keys.items() if key not in drop}
 
         def keep(scan: TableScan, key_index: int) -> list[str]:
@@ -427,8 +427,8 @@ class ResultStore:
             self.notes.append(f"repaired {self.directory}: dropped " + ", ".join(parts))
         if recompute:
             self.notes.append(
-                f"{_plural(recompute, 'finished point')} with damaged or incomplete rows "
-                "will be recomputed"
+                f"{_plural(recompute, 'point')} with damaged or incomplete rows will be "
+                "recomputed"
             )
         if self.stale_codes:
             from semcom.identity import describe_code

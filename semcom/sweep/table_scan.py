@@ -204,8 +204,9 @@ def scan_table(
             candidates.append((line, cells))
             continue
         scan.damaged += 1
-        if cells is None and line is not None and "\x00" not in line:
-            cells = next(csv.reader([line.rstrip("\n")]), [])  # best effort, for the key
+        if cells is None:  # best effort, for the key: dropping its point is always safe
+            text = raw.decode("utf-8", errors="replace").replace("\x00", "").rstrip("\n")
+            cells = next(csv.reader([text]), [])
         if cells and key is not None and key < len(cells) and cells[key]:
             scan.damaged_keys.add(cells[key])
     scan.kinds = dict(recorded) if recorded else _infer_kinds(header, [c for _, c in candidates])
