@@ -182,6 +182,52 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+def damage_report(directory: Path | str, row_counts: dict[str, str] | None = None) -> str | None:
+    """What is damaged in the store at ``directory``, read only: None when nothing is.
+
+    The checks of :meth:`ResultStore.__init__` with ``resume`` (module docstring), except that
+    a partial last line (a write in progress, or cut by a crash) is not damage here. For
+    readers of a results folder (``semcom plot``) that must not use damaged rows.
+    """
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / STORE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    columns = _valid_columns(meta.get("columns"))
+    tables = [t for t in meta.get("tables", []) if ResultStore._valid_table(t)]
+    tables += [t for t in row_counts or {} if t not in tables]
+    path = directory / f"{RESULTS}.csv"
+    scans = {RESULTS: scan_table(path, ("point", "key"), columns.get(RESULTS), ("point",))}
+    scans.update({t: scan_table(directory / f"{t}.csv", ("key",), columns.get(t)) for t in tables})
+    problems = []
+    for name, scan in scans.items():
+        if scan is None:
+            continue
+        if scan.header_problem or scan.header_replaced:
+            problems.append(f"{name}.csv has a damaged header")
+        elif scan.damaged - scan.partial:
+            problems.append(
+                f"{name}.csv has {_plural(scan.damaged - scan.partial, 'damaged line')}"
+            )
+    results = scans[RESULTS]
+    if problems or results is None or results.header is None:
+        return "; ".join(problems) or None
+    header = results.header
+    for table, column in (row_counts or {}).items():
+        scan = scans.get(table)
+        if column not in header or scan is None or scan.header is None:
+            continue
+        k, c, ks = header.index("key"), header.index(column), scan.header.index("key")
+        counts = Counter(cells[ks] for _, cells in scan.rows)
+        short = sum(cells[c] != str(counts[cells[k]]) for _, cells in results.rows)
+        if short:
+            lack = "lacks" if short == 1 else "lack"
+            problems.append(f"{_plural(short, 'point')} {lack} some of their {table}.csv rows")
+    return "; ".join(problems) or None
+
+
 # ---------------------------------------------------------------------------------------------
 # the store
 
@@ -427,8 +473,7 @@ class ResultStore:
             self.notes.append(f"repaired {self.directory}: dropped " + ", ".join(parts))
         if recompute:
             self.notes.append(
-                f"{_plural(recompute, 'point')} with damaged or incomplete rows will be "
-                "recomputed"
+                f"{_plural(recompute, 'point')} with damaged or incomplete rows will be recomputed"
             )
         if self.stale_codes:
             from semcom.identity import describe_code

@@ -116,6 +116,7 @@ class TableScan:
         kinds: the kind of every column used for the check (recorded or inferred).
         lines: complete data lines in the file (ending with a newline), intact or not; a
             partial last line (a write cut by a crash) is not counted.
+        partial: the file ends with a partial line (counted in ``damaged``).
     """
 
     header: list[str] | None
@@ -126,6 +127,7 @@ class TableScan:
     damaged_keys: set[str] = field(default_factory=set)
     kinds: dict[str, str | None] = field(default_factory=dict)
     lines: int = 0
+    partial: bool = False
 
 
 def _header_problem(
@@ -186,7 +188,7 @@ def scan_table(
     head = parse_line(text) if text is not None else None
     problem = _header_problem(head, required, expected)
     complete = len(chunks)  # lines ending with a newline, the header's included
-    scan = TableScan(header=head, lines=max(0, complete - 1))
+    scan = TableScan(header=head, lines=max(0, complete - 1), partial=bool(partial))
     body = raw_lines[1:]
     if problem is not None:
         if expected is None:

@@ -302,3 +302,40 @@ def test_help_documents_the_checkpoint_folder_and_reuse_stale(
     text = " ".join(capsys.readouterr().out.split())
     assert "results/checkpoints under the current directory, not under --out" in text
     assert "--reuse-stale" in text and "another semcom version or commit" in text
+
+
+@pytest.mark.parametrize("damage", ["header", "point", "nul", "text", "per_image cut", "no store"])
+def test_plot_refuses_a_damaged_folder_in_one_line(
+    damage: str, tiny: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "damaged"
+    shutil.copytree(tiny["ref"], out)
+    path = out / "results.csv"
+    lines = path.read_bytes().split(b"\n")
+    if damage == "header":
+        lines[0] = lines[0].replace(b"scheme", b'sch"eme', 1)
+    elif damage == "point":
+        lines[1] = b"x" + lines[1][1:]
+    elif damage == "nul":
+        lines[1] = lines[1][:20] + b"\x00" + lines[1][20:]
+    else:
+        cells = lines[2].split(b",")
+        cells[13] = b"abc"  # psnr_db
+        lines[2] = b",".join(cells)
+    path.write_bytes(b"\n".join(lines))
+    if damage == "per_image cut":
+        path.write_bytes((tiny["ref"] / "results.csv").read_bytes())
+        cut = out / "per_image.csv"
+        cut.write_bytes(cut.read_bytes()[:-20])
+    if damage == "no store":  # not a store: the numeric columns are still checked
+        (out / "store.json").unlink()
+    assert main(["plot", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    if damage == "no store":
+        assert (
+            err
+            == f"semcom plot: error: {path}: column psnr_db: 'abc' is invalid; allowed: numbers\n"
+        )
+    else:
+        assert f"'{out}' is damaged (" in err and f"--out {out} --resume" in err

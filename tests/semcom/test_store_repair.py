@@ -27,6 +27,7 @@ import pytest
 from channels.errors import ConfigError
 from semcom.sweep import PointResult, ResultStore, write_text_atomic
 from semcom.sweep.recover import rebuild_store_json
+from semcom.sweep.store import damage_report
 
 FP = "f" * 64
 COUNTS = {"per_image": "n_images"}
@@ -128,6 +129,32 @@ def test_damaged_line_recomputes_its_point(case: str, reference: Path, tmp_path:
     assert store.completed() == {key_of(i) for i in range(POINTS)} - {key_of(i) for i in recomputed}
     assert any("will be recomputed" in note for note in store.notes), store.notes
     complete_and_compare(store, reference)
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damage_report_names_the_damage_read_only(
+    case: str, reference: Path, tmp_path: Path
+) -> None:
+    """What readers of a folder (semcom plot) use: every case is reported, nothing written."""
+    assert damage_report(reference, COUNTS) is None
+    table, line, change, _ = DAMAGE[case]
+    work = copy_of(reference, tmp_path)
+    edit_line(work / f"{table}.csv", line, change)
+    if case == "per_image: line lost":
+        (work / "per_image.csv").write_bytes(
+            (work / "per_image.csv").read_bytes().replace(b"\n\n", b"\n")
+        )
+    snapshot = {p.name: p.read_bytes() for p in work.iterdir()}
+    report = damage_report(work, COUNTS)
+    assert report in (
+        f"{table}.csv has 1 damaged line",
+        "1 point lacks some of their per_image.csv rows",
+    ), report
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == snapshot
+    # a last line still being written (or cut by a crash) is not damage for a reader
+    with open(work / "results.csv", "ab") as f:
+        f.write(b"6,channel=awgn|snr_db=6.0|sch")
+    assert damage_report(work, COUNTS) == report
 
 
 def test_truncated_per_image_file_recomputes_the_last_point(
