@@ -87,6 +87,30 @@ def write_scenario(scenario: Any, out: Path, source: str | Path | None = None) -
     return scenario.dump(target)
 
 
+def open_store(
+    scenario: Any, resume: bool, reuse_stale: bool, log: Callable[[str], None]
+) -> tuple[ResultStore, str]:
+    """The result store of ``scenario``'s output folder and the digest of the data it reads.
+
+    With ``resume``, a lost ``store.json`` is rebuilt first; what was rebuilt, repaired or
+    reused stale is logged (see :class:`semcom.sweep.ResultStore`).
+    """
+    out = scenario.output_dir()
+    ex = scenario.execution
+    first = scenario.train_config(scenario.model_variants()[0])
+    data = data_fingerprint(
+        first, scenario.data.eval_images, scenario.data.calibration_images, ex.seed
+    )
+    rebuilt = rebuild_store_json(out) if resume else None
+    store = ResultStore(
+        out, scenario.config_hash(), resume=resume, code=code_identity(), data=data,
+        reuse_stale=reuse_stale, row_counts={"per_image": "n_images"},
+    )  # fmt: skip
+    for line in ([rebuilt] if rebuilt else []) + store.notes:
+        log(line)
+    return store, data
+
+
 def run_scenario(
     scenario: Any,
     *,
@@ -109,21 +133,11 @@ def run_scenario(
     """
     started = time.time()
     out = scenario.output_dir()
-    ex = scenario.execution
-    first = scenario.train_config(scenario.model_variants()[0])
-    data = data_fingerprint(
-        first, scenario.data.eval_images, scenario.data.calibration_images, ex.seed
-    )
-    rebuilt = rebuild_store_json(out) if resume else None
-    store = ResultStore(
-        out, scenario.config_hash(), resume=resume, code=code_identity(), data=data,
-        reuse_stale=reuse_stale, row_counts={"per_image": "n_images"},
-    )  # fmt: skip
-    for line in ([rebuilt] if rebuilt else []) + store.notes:
-        log(line)
+    store, data = open_store(scenario, resume, reuse_stale, log)
     written = write_scenario(scenario, out, source)
     if written.name != "scenario.yaml":
         log(f"{out / 'scenario.yaml'} is the input scenario: the resolved one is in {written}")
+    ex = scenario.execution
     cores = os.cpu_count() or 1
     workers = ex.workers or cores
     device = resolve_device(ex.device)
@@ -148,8 +162,10 @@ def run_scenario(
 
     provenance("running")
     reused = f", {len(points) - len(pending)} reused from results.csv" if resume else ""
-    log(f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute{reused}")
-    log(f"results -> {out}")
+    log(
+        f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute{reused} "
+        f"-> {out}"
+    )
     configs = {
         v: with_checkpoint_dir(scenario.train_config(v), out / "checkpoints")
         for v in scenario.model_variants()
@@ -214,4 +230,7 @@ def summary(directory: Path) -> str:
     return text
 
 
-__all__ = ["RunOutcome", "grid", "resolve_device", "run_scenario", "summary", "write_scenario"]
+__all__ = [
+    "RunOutcome", "grid", "open_store", "resolve_device", "run_scenario", "summary",
+    "write_scenario",
+]  # fmt: skip

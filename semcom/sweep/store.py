@@ -445,6 +445,8 @@ class ResultStore:
         for table, scan in sides.items():
             self._tables.append(table)
             if scan is None or scan.header is None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path(table).unlink()  # no header: nothing to keep, start it afresh
                 continue
             lines = keep(scan, scan.header.index("key"))
             if len(lines) != len(scan.rows) or scan.damaged or scan.header_replaced:

@@ -176,6 +176,17 @@ def test_truncated_per_image_file_recomputes_the_last_point(
     assert key_of(POINTS - 1) not in open_store(work2).completed()
 
 
+@pytest.mark.parametrize("left", [b"", b"key,ima", b"key,image,psnr_db\n"])
+def test_side_table_cut_to_its_header_recomputes_every_point(
+    left: bytes, reference: Path, tmp_path: Path
+) -> None:
+    work = copy_of(reference, tmp_path)
+    (work / "per_image.csv").write_bytes(left)
+    store = open_store(work)
+    assert store.completed() == set()
+    complete_and_compare(store, reference)
+
+
 def test_results_row_without_its_side_rows_and_repeated_row(
     reference: Path, tmp_path: Path
 ) -> None:
