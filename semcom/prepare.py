@@ -166,7 +166,10 @@ def train_models(
     on_cpu = all(c.device == "cpu" for c in configs.values())
     processes = min(workers, len(configs)) if on_cpu else 1
     for variant, c in configs.items():
-        log(f"model {variant}: {c.model}, N = {c.n_features}, {c.epochs} epochs on {c.device}")
+        log(
+            f"model {variant}: {c.model}, N = {c.n_features}, {c.epochs} epochs on {c.device}, "
+            f"checkpoints in {Path(c.checkpoint_dir).resolve()}"
+        )
     done: dict[str, _Trained] = {}
     reports = {
         v: _EpochReport(v, c.epochs, max(1, c.epochs // 5)) if progress else None

@@ -230,6 +230,7 @@ def test_run_never_overwrites_the_input_scenario(
     printed = capsys.readouterr().out
     assert (out / "scenario.yaml").read_bytes() == before
     assert f"the resolved one is in {out / 'scenario.resolved.yaml'}" in printed
+    assert f"1 epochs on cpu, checkpoints in {tiny['ck'].resolve()}" in printed
     resolved = load_scenario(out / "scenario.resolved.yaml")
     assert resolved.config_hash() == load_scenario(out / "scenario.yaml").config_hash()
     pd.testing.assert_frame_equal(rows(out), rows(tiny["ref"]))
