@@ -3,10 +3,14 @@
 Steps (docs/architecture.md data flow):
 
 1. open the results directory (:class:`semcom.sweep.ResultStore`): a fresh one, or with
-   ``resume`` the one of an interrupted run of the same scenario (same config hash);
-   write ``scenario.yaml`` (the resolved config) and ``provenance.json``;
+   ``resume`` the one of an interrupted run of the same scenario (same config hash, data
+   digest and code version; rows of another code version only with ``reuse_stale``), whose
+   damaged rows are dropped and recomputed and whose lost ``store.json`` is rebuilt
+   (:func:`semcom.sweep.recover.rebuild_store_json`); write ``scenario.yaml`` (the resolved
+   config; ``scenario.resolved.yaml`` when ``scenario.yaml`` is the input file itself, which is
+   never overwritten) and ``provenance.json``;
 2. train or reuse one model per variant the schemes use (:func:`semcom.prepare.train_models`;
-   checkpoints keyed by config hash, so a rerun reuses them);
+   checkpoints keyed by config hash, code version and training data, so a rerun reuses them);
 3. measure importance weights, drop distortions and clean PSNRs on held-out calibration images
    (:func:`semcom.prepare.calibrate`) and write ``importance.csv``;
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
@@ -30,8 +34,9 @@ from typing import Any
 
 import torch
 
+from semcom.identity import code_identity
 from semcom.link_task import LinkPointTask, typed_axes, typed_values
-from semcom.prepare import calibrate, train_models, with_checkpoint_dir
+from semcom.prepare import calibrate, data_fingerprint, train_models, with_checkpoint_dir
 from semcom.sweep import (
     ResultStore,
     collect_provenance,
@@ -40,6 +45,7 @@ from semcom.sweep import (
     write_json_atomic,
     write_text_atomic,
 )
+from semcom.sweep.recover import rebuild_store_json
 
 
 @dataclass(frozen=True)
@@ -71,24 +77,66 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return pd.DataFrame(rows).to_csv(index=False)
 
 
+def write_scenario(scenario: Any, out: Path, source: str | Path | None = None) -> Path:
+    """Write the resolved ``scenario`` to ``out/scenario.yaml``, or to
+    ``out/scenario.resolved.yaml`` when ``out/scenario.yaml`` is the input file ``source``
+    itself (it is never overwritten); returns the path written."""
+    target = out / "scenario.yaml"
+    if source is not None and target.exists() and os.path.samefile(source, target):
+        target = out / "scenario.resolved.yaml"
+    return scenario.dump(target)
+
+
+def open_store(
+    scenario: Any, resume: bool, reuse_stale: bool, log: Callable[[str], None]
+) -> tuple[ResultStore, str]:
+    """The result store of ``scenario``'s output folder and the digest of the data it reads.
+
+    With ``resume``, a lost ``store.json`` is rebuilt first; what was rebuilt, repaired or
+    reused stale is logged (see :class:`semcom.sweep.ResultStore`).
+    """
+    out = scenario.output_dir()
+    ex = scenario.execution
+    first = scenario.train_config(scenario.model_variants()[0])
+    data = data_fingerprint(
+        first, scenario.data.eval_images, scenario.data.calibration_images, ex.seed
+    )
+    rebuilt = rebuild_store_json(out) if resume else None
+    store = ResultStore(
+        out, scenario.config_hash(), resume=resume, code=code_identity(), data=data,
+        reuse_stale=reuse_stale, row_counts={"per_image": "n_images"},
+    )  # fmt: skip
+    for line in ([rebuilt] if rebuilt else []) + store.notes:
+        log(line)
+    return store, data
+
+
 def run_scenario(
     scenario: Any,
     *,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    source: str | Path | None = None,
+    reuse_stale: bool = False,
 ) -> RunOutcome:
     """Run ``scenario`` (a validated :class:`semcom.scenario.Scenario`); see the module doc.
 
+    ``source`` is the scenario file it was read from (kept from being overwritten);
+    ``reuse_stale`` keeps rows and checkpoints made by another code version.
+
     Raises:
         ConfigError: the output directory holds other results (without ``resume``), or results
-            of a different scenario (with ``resume``).
+            of a different scenario, of other data or (without ``reuse_stale``) of another code
+            version (with ``resume``).
         KeyboardInterrupt: after saving what was finished (provenance says ``interrupted``).
     """
     started = time.time()
     out = scenario.output_dir()
-    store = ResultStore(out, scenario.config_hash(), resume=resume)
-    scenario.dump(out / "scenario.yaml")
+    store, data = open_store(scenario, resume, reuse_stale, log)
+    written = write_scenario(scenario, out, source)
+    if written.name != "scenario.yaml":
+        log(f"{out / 'scenario.yaml'} is the input scenario: the resolved one is in {written}")
     ex = scenario.execution
     cores = os.cpu_count() or 1
     workers = ex.workers or cores
@@ -103,6 +151,7 @@ def run_scenario(
             "points_done": len(store.completed()), "points_computed_this_run": computed,
             "wall_seconds": time.time() - started, "executor": ex.executor, "workers": workers,
             "threads": ex.threads, "device": device, "output_dir": str(out),
+            "code": code_identity(), "result_codes": store.codes, "data_digest": data,
         }  # fmt: skip
         record = collect_provenance(
             name=scenario.name, config_hash=scenario.config_hash(),
@@ -112,15 +161,20 @@ def run_scenario(
         write_json_atomic(out / "provenance.json", record)
 
     provenance("running")
-    log(f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute -> {out}")
+    reused = f", {len(points) - len(pending)} reused from results.csv" if resume else ""
+    log(
+        f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute{reused} "
+        f"-> {out}"
+    )
     configs = {
         v: with_checkpoint_dir(scenario.train_config(v), out / "checkpoints")
         for v in scenario.model_variants()
     }
     processes = max(1, min(workers, len(configs)))
     checkpoints = train_models(
-        configs, workers, threads=max(1, cores // processes), log=log, progress=progress
-    )
+        configs, workers, threads=max(1, cores // processes), log=log, progress=progress,
+        reuse_stale=reuse_stale,
+    )  # fmt: skip
     calibration = calibrate(
         checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
         scenario.importance.method, scenario.importance.options, ex.seed, device,
@@ -176,4 +230,7 @@ def summary(directory: Path) -> str:
     return text
 
 
-__all__ = ["RunOutcome", "grid", "resolve_device", "run_scenario", "summary"]
+__all__ = [
+    "RunOutcome", "grid", "open_store", "resolve_device", "run_scenario", "summary",
+    "write_scenario",
+]  # fmt: skip

@@ -2,9 +2,13 @@
 
 Writes into the output directory (``output.dir``, ``--out``): ``results.csv`` (a row per point
 as it completes), ``per_image.csv``, ``importance.csv``, ``results.parquet``,
-``provenance.json``, ``scenario.yaml`` (resolved) and ``plots/*.png``; then prints the PSNR
-table and the gain of ``isfr-uep`` over each baseline. ``--resume`` completes an interrupted
-run. docs/scenarios.md describes the file format and the results.
+``provenance.json``, ``scenario.yaml`` (resolved; ``scenario.resolved.yaml`` when
+``scenario.yaml`` there is the input file, which is never overwritten) and ``plots/*.png``;
+then prints the PSNR table and the gain of ``isfr-uep`` over each baseline. ``--resume``
+completes an interrupted run. Trained models go to the checkpoint folder
+(``training.checkpoint_dir``, ``--checkpoint-dir``; default ``results/checkpoints`` under the
+current directory, whatever ``--out`` is), shared by runs. docs/scenarios.md describes the
+file format and the results.
 """
 
 from __future__ import annotations
@@ -24,6 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="complete the interrupted run in the output dir"
     )
+    parser.add_argument(
+        "--checkpoint-dir",
+        help="folder of the trained models, shared and reused by runs (default: "
+        "training.checkpoint_dir, results/checkpoints under the current directory, not under "
+        "--out; null there: OUT/checkpoints)",
+    )
+    parser.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="reuse checkpoints and --resume rows made by another semcom version or commit "
+        "(refused or retrained otherwise)",
+    )
     parser.add_argument("--executor", help="local (process pool) or ray")
     parser.add_argument("--workers", help="worker processes (default: CPU cores)")
     parser.add_argument("--device", help="auto, cpu or cuda (models and kernels)")
@@ -40,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     for path, value in (
         ("output.dir", args.out), ("execution.executor", args.executor),
         ("execution.device", args.device), ("execution.ray_address", args.ray_address),
+        ("training.checkpoint_dir", args.checkpoint_dir),
     ):  # fmt: skip
         if value is not None:
             extra.append(quoted(path, value))
@@ -47,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
         extra.append(f"execution.workers={args.workers}")
     scenario = load(args, extra)
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
-    outcome = run_scenario(scenario, resume=args.resume, progress=not args.no_progress, log=log)
+    outcome = run_scenario(
+        scenario, resume=args.resume, progress=not args.no_progress, log=log,
+        source=args.scenario, reuse_stale=args.reuse_stale,
+    )  # fmt: skip
     log(
         f"done in {outcome.seconds:.1f} s: {outcome.points_computed} points computed, "
         f"{outcome.points_reused} reused -> {outcome.directory}"
