@@ -23,6 +23,7 @@ import numpy as np
 from channels.errors import ConfigError
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_importance
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
+from semcom.importance.elastic_cache import ElasticCacheImportance
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.masking import MaskingImportance
 
@@ -53,6 +54,7 @@ def estimate(model: Any, images: Any, method: str = "masking", **cfg: Any) -> np
 
 __all__ = [
     "IMPORTANCE",
+    "ElasticCacheImportance",
     "GradientImportance",
     "ImportanceEstimator",
     "MaskingImportance",
