@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from channels.errors import ConfigError
+from semcom.importance.adaptive_sparse_vit import AdaptiveSparseViTImportance
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_importance
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.elastic_cache import ElasticCacheImportance
@@ -53,6 +54,7 @@ def estimate(model: Any, images: Any, method: str = "masking", **cfg: Any) -> np
 
 
 __all__ = [
+    "AdaptiveSparseViTImportance",
     "IMPORTANCE",
     "ElasticCacheImportance",
     "GradientImportance",
