@@ -25,6 +25,7 @@ from semcom.importance.adaptive_sparse_vit import AdaptiveSparseViTImportance
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_importance
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.elastic_cache import ElasticCacheImportance
+from semcom.importance.gaam import GaamImportance
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.masking import MaskingImportance
 
@@ -57,6 +58,7 @@ __all__ = [
     "AdaptiveSparseViTImportance",
     "IMPORTANCE",
     "ElasticCacheImportance",
+    "GaamImportance",
     "GradientImportance",
     "ImportanceEstimator",
     "MaskingImportance",
