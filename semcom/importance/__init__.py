@@ -28,6 +28,7 @@ from semcom.importance.elastic_cache import ElasticCacheImportance
 from semcom.importance.gaam import GaamImportance
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.masking import MaskingImportance
+from semcom.importance.var import VarImportance
 
 
 def make_estimator(method: str = "masking", **cfg: Any) -> ImportanceEstimator:
@@ -62,6 +63,7 @@ __all__ = [
     "GradientImportance",
     "ImportanceEstimator",
     "MaskingImportance",
+    "VarImportance",
     "estimate",
     "gini",
     "make_estimator",
