@@ -5,6 +5,8 @@ Public API::
     estimate(model, images, method="masking", **cfg) -> np.ndarray [N]   (>= 0, sums to 1)
     IMPORTANCE                         the "importance" family of semcom.registry
     MaskingImportance, GradientImportance   the estimators (fit -> importances_)
+    ElasticCacheImportance, AdaptiveSparseViTImportance, GaamImportance, VarImportance
+                                       attention/feature white-box estimators (one module each)
     normalize_importance(raw)          max(raw, 0) / sum; all-zero -> uniform 1/N
     gini(w), top_k_share(w, k), spearman_vs_index(w)
 

@@ -17,6 +17,15 @@ from semcom.importance.elastic_cache import (
 from semcom.models import build_model
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_vit(seed: int = 0, depth: int = 2) -> torch.nn.Module:
     torch.manual_seed(seed)
     return build_model("vit", 16, dim=16, heads=2, depth=depth, scalars_per_feature=4).eval()

@@ -13,6 +13,15 @@ from semcom.importance.gaam import EPS, GaussianAdaptiveAttention
 from semcom.models import build_model
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def module(heads: int, gaussians: int, seed: int = 0) -> GaussianAdaptiveAttention:
     gen = torch.Generator().manual_seed(seed)
     gaam = GaussianAdaptiveAttention(heads, gaussians, gen)
