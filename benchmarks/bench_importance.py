@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
         except ConfigError as err:
             rows[method] = {"error": str(err)}
     base = rows["masking"]["wall_s"]
-    device = (
-        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
-    )
+    cpu = platform.processor() or platform.machine()
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu
     print(
         f"N = {args.n_features}, {args.images} images, device {args.device} ({device}), "
         f"{args.threads} CPU thread(s), median of {args.repeats}\n"

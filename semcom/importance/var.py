@@ -22,7 +22,9 @@ Choices where the paper's setting does not carry over (documented stand-ins):
 
 - ``D_sink`` is fixed per language model in the paper. Ours is either given (``sink_dims``) or
   found on the calibration images: the ``n_sink_dims`` hidden dimensions with the largest median
-  over images of ``max_{i, l} |RMSNorm(h_i)_d|`` (massive-activation dimensions).
+  over images of ``max_i |RMSNorm(h_i)_d| − median_i |RMSNorm(h_i)_d|`` (largest over the
+  blocks), i.e. where a few tokens stand far above the rest (massive-activation dimensions).
+  A dimension that is large for every token is an offset, not a sink dimension.
 - The paper's ``τ = 20`` is for LLaMA's ``d = 4096``, where ``|RMSNorm(h)_d| <= sqrt(d) = 64``.
   A small encoder cannot reach 20 (at ``d = 64`` the bound is 8). The default keeps the same
   fraction of the bound, ``20 sqrt(d / 4096)``, floored at 3: ``τ = max(3, 20 sqrt(d / 4096))``
@@ -80,8 +82,17 @@ def default_tau(dim: int) -> float:
 
 
 def dimension_activity(hidden: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``max_{i, l} |RMSNorm(h^{(l)}_i)_d|`` per image and dimension, float64 ``[B, d]``."""
-    return torch.stack([rms_normalize(h).abs().amax(dim=1) for h in hidden]).amax(dim=0)
+    """How far the peak token stands out in each dimension, float64 ``[B, d]``.
+
+    ``max_l (max_i |RMSNorm(h^{(l)}_i)_d| − median_i |RMSNorm(h^{(l)}_i)_d|)`` per image: a
+    massive-activation dimension is near zero for most tokens and huge for a few, whereas a
+    dimension that is large for every token (an offset) is not a sink dimension.
+    """
+    excess = []
+    for h in hidden:
+        mag = rms_normalize(h).abs()
+        excess.append(mag.amax(dim=1) - mag.median(dim=1).values)
+    return torch.stack(excess).amax(dim=0)
 
 
 def sink_dimensions(activity: torch.Tensor, count: int) -> list[int]:
