@@ -77,6 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _options(items: list[str]) -> dict[str, Any]:
     import yaml
 
+    from semcom.scenario.yaml12 import load_yaml
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -84,7 +86,7 @@ def _options(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"option: {item!r} is invalid; allowed: KEY=VALUE")
         try:
-            out[key] = yaml.safe_load(value) if value.strip() else None
+            out[key] = load_yaml(value) if value.strip() else None
         except yaml.YAMLError:
             raise ConfigError(f"option: {item!r} is invalid; allowed: KEY=VALUE") from None
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.errors import fail
+from semcom.limits import MAX_FEATURES
 from semcom.models.base import SemanticModel
 from semcom.models.cnn import ConvAutoencoder
 from semcom.models.mlp import MLPAutoencoder
@@ -16,7 +17,6 @@ MODELS: dict[str, type[SemanticModel]] = {
     "mlp": MLPAutoencoder,
     "vit": ViTAutoencoder,
 }
-MAX_FEATURES = 4096
 
 
 def build_model(name: str, n_features: int = 16, **options: Any) -> SemanticModel:
