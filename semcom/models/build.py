@@ -10,6 +10,7 @@ from semcom.models.base import SemanticModel
 from semcom.models.cnn import ConvAutoencoder
 from semcom.models.mlp import MLPAutoencoder
 from semcom.models.options import positive_int
+from semcom.models.size import check_model_size
 from semcom.models.vit import ViTAutoencoder
 
 MODELS: dict[str, type[SemanticModel]] = {
@@ -45,6 +46,10 @@ def resolve_model_options(name: str, n_features: int = 16, **options: Any) -> di
     """Validate a model's name, ``n_features`` and options and fill in defaults (nothing built).
 
     Returns the options that :func:`build_model` would store in ``model.options``.
+
+    Raises:
+        ConfigError: as :func:`build_model`, and (field ``options``) when the model would hold
+            more parameters than :data:`semcom.models.size.MAX_PARAMETERS`.
     """
     if name not in MODELS:
         raise fail("model", name, ", ".join(MODELS))
@@ -54,4 +59,6 @@ def resolve_model_options(name: str, n_features: int = 16, **options: Any) -> di
     unknown = sorted(set(options) - known)
     if unknown:
         raise fail(f"{name} option", unknown[0], ", ".join(sorted(known)))
-    return cls.resolve(n, options)
+    resolved = cls.resolve(n, options)
+    check_model_size(name, cls.parameter_count(n, resolved), resolved)
+    return resolved
