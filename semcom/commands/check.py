@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     scenario = load(args)
     points = grid(scenario)
-    print(f"scenario {scenario.name}: valid; {len(points)} points "
-          f"({', '.join(f'{k} x{len(v)}' for k, v in scenario.axes().items())})", flush=True)  # fmt: skip
+    axes = ", ".join(f"{k} x{len(v)}" for k, v in scenario.axes().items())
+    print(f"scenario {scenario.name}: valid; {len(points)} points ({axes})", flush=True)
     if args.trial_seconds == 0:
         return 0
     step = ["starting"]

@@ -111,7 +111,7 @@ def _check_random(n: int, k: int, seed: int, snr_db: float, eta: float) -> None:
 
 
 def _load_problem(args: argparse.Namespace):
-    from optim.problem import Problem, random_problem
+    from optim.problem import random_problem
 
     if (args.problem is None) == (args.random is None):
         given = args.problem if args.random is None else [args.problem, *args.random]

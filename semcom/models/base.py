@@ -134,8 +134,10 @@ class SemanticModel(nn.Module):
         """Parameters of ``cls(n_features, **options)`` for resolved ``options``, computed from
         the layer shapes (nothing is built): the architecture's own plus the head's."""
         classes = options.get("num_classes")
-        head = 0 if classes is None else ClassifierHead.parameter_count(
-            options["input_shape"][0], classes
+        head = (
+            0
+            if classes is None
+            else ClassifierHead.parameter_count(options["input_shape"][0], classes)
         )
         return cls._own_parameter_count(n_features, options) + head
 

@@ -11,8 +11,9 @@ beyond any meaningful value, and keeps a typing slip (``epochs: 1e9``) from runn
 overflowing. Folder paths follow :mod:`semcom.scenario.paths`.
 
 Cross-field rules that need nothing but the section itself (sweep values, ``metrics``,
-``stop.max_draws``, the number of sweep points) are validators here; they fail with a :class:`PydanticCustomError` of type
-``scenario_problems`` whose context holds finished problem lines. Rules that need the code's
+``stop.max_draws``, the number of sweep points) are validators here; they fail with a
+:class:`PydanticCustomError` of type ``scenario_problems`` whose context holds finished problem
+lines. Rules that need the code's
 registries, data or hardware are in :mod:`semcom.scenario.checks`.
 """
 
@@ -282,7 +283,9 @@ class ExecutionSection(_Strict):
 class OutputSection(_Strict):
     """``output``: where the results go (does not change the results)."""
 
-    dir: FolderPath | None = _field(None, f"null (= results/<name>) or a folder path: {path_rule()}")
+    dir: FolderPath | None = _field(
+        None, f"null (= results/<name>) or a folder path: {path_rule()}"
+    )
     plots: bool = _field(True, "true or false")
     parquet: bool = _field(True, "true or false")
 

@@ -261,13 +261,14 @@ def yaml_string(text: str) -> str:
 
     Unlike ``json.dumps``, characters outside the Basic Multilingual Plane are kept (JSON
     writes them as two ``\\u`` surrogate escapes, which YAML reads as two lone surrogates).
-    Characters a YAML stream may not hold are escaped (``\\x00``, ``\\uXXXX``).
+    Characters a YAML stream may not hold, and line breaks (which a quoted scalar folds into
+    a space), are escaped (``\\x00``, ``\\x85``, ``\\uXXXX``).
     """
     out = []
     for ch in text:
         if ch in '"\\':
             out.append("\\" + ch)
-        elif ch in "\t\n\r" or not _PRINTABLE.match(ch):
+        elif ch in "\t\n\r\x85\u2028\u2029" or not _PRINTABLE.match(ch):  # breaks fold
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:

@@ -106,8 +106,9 @@ def _text_edit(kind: str, text: str, rng: random.Random) -> str | bytes:
             bomb += f"a{level}: &a{level} [{refs}]\n"
         return text + bomb
     if kind == "tag":
-        tag = rng.choice(["!!python/object/apply:os.system ['true']", "!!binary aGk=",
-                          "!!timestamp 2001-12-14", "!!set {a}", "!custom x", "!!int 1_000"])  # fmt: skip
+        tags = ["!!python/object/apply:os.system ['true']", "!!binary aGk=",
+                "!!timestamp 2001-12-14", "!!set {a}", "!custom x", "!!int 1_000"]  # fmt: skip
+        tag = rng.choice(tags)
         return text + f"description: {tag}\n"
     if kind == "merge":
         return text + "base: &b {epochs: 1}\ntraining2: {<<: *b}\n"
