@@ -70,7 +70,8 @@ def deadline(seconds: float) -> Iterator[None]:
 
     Uses ``SIGALRM`` (a Python handler runs between bytecodes, so a long NumPy, torch or Numba
     call finishes first); where there is none (Windows, or not the main thread) the block runs
-    unbounded. The previous handler and timer are restored.
+    unbounded. The previous handler is restored, and an enclosing deadline's timer resumes with
+    the time it had left.
     """
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
@@ -81,12 +82,15 @@ def deadline(seconds: float) -> Iterator[None]:
         raise TrialTimeout
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = time.monotonic()
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer > 0:  # the enclosing timer, less the time spent here (at least 1 ms)
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -500,3 +500,19 @@ def test_real_processes_exit_2_with_one_line(tmp_path, argv, text):
     )
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and text in _one_error_line(done.stderr, f"semcom {argv[0]}")
+
+
+def test_trial_deadline_fires_and_restores_an_enclosing_one():
+    import signal
+
+    from semcom.commands.check import TrialTimeout, deadline
+
+    start = time.monotonic()
+    with pytest.raises(TrialTimeout):
+        with deadline(0.6):
+            with deadline(0.1):
+                pass  # finished in time: the outer budget resumes
+            while True:
+                time.sleep(0.01)
+    assert 0.5 < time.monotonic() - start < 5
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
