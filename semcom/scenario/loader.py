@@ -54,11 +54,20 @@ class _TooLarge(ValueError):
 
 
 def _plain(value: Any) -> Any:
-    """A deep copy with every Mapping turned into a dict.
+    """A deep copy with every Mapping turned into a dict (of data already within limits)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def _checked_plain(value: Any) -> Any:
+    """:func:`_plain` of a mapping source, with the limits of a file.
 
     Raises:
         _TooLarge: nesting deeper than :data:`MAX_DEPTH`, a collection that contains itself, or
-            more than :data:`MAX_NODES` values (the limits of a file, for mapping sources).
+            more than :data:`MAX_NODES` values.
     """
     count = 0
 
@@ -108,7 +117,7 @@ def read_source(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any],
     """The raw mapping of a file or mapping, and the problems that prevent reading it."""
     if isinstance(source, Mapping):
         try:
-            return _plain(source), []
+            return _checked_plain(source), []
         except _TooLarge as err:
             return {}, [invalid("scenario", "a mapping", str(err))]
     if not isinstance(source, str | Path):

@@ -137,6 +137,13 @@ def test_large_files_deep_set_paths_and_long_integers(tmp_path):
     ]
     (line,) = _problems({"name": "x"}, ["model." + ".".join(["a"] * 40) + "=1"])
     assert line.startswith("--set: ") and line.endswith(f"PATH of at most {MAX_DEPTH} keys")
+    # the longest path with the deepest value, next to a failed field (the partial re-check)
+    deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    path = "data.options." + ".".join(["a"] * (MAX_DEPTH - 2))
+    assert _problems({"name": "x"}, [f"{path}={deep}", "training.epochs=x"]) == [
+        "data.options.a: unknown key; allowed: limit, max_per_image, min_std, seed, size, stride",
+        "training.epochs: 'x' is invalid; allowed: an integer in 1..10000",
+    ]
     (line,) = _problems(_write(tmp_path, "name: x\nexecution: {seed: " + "9" * 5000 + "}\n"))
     assert "an integer of more than 1000 characters" in line
 
