@@ -380,6 +380,28 @@ def test_sweeps_are_limited_in_points():
 # model size
 
 
+PARAMETER_CASES = [
+    *[("cnn", 16, {"norm": norm, "widths": [8, 5], "kernel_size": k, "num_classes": c})
+      for norm in ("gdn", "batch", "none") for k in (1, 3) for c in (None, 3)],
+    ("cnn", 32, {"scalar_features": True, "input_shape": [1, 16, 8], "widths": [4, 6]}),
+    *[("mlp", n, {"L": L, "hidden": h, "input_shape": s, "num_classes": c})
+      for n, L, h, s, c in ((1, 1, [7, 5], [1, 8, 8], None), (9, 4, [16, 32], [3, 4, 6], 10))],
+    *[("vit", n, {"L": L, "dim": d, "depth": depth, "heads": heads, "mlp_ratio": r,
+                  "input_shape": s, "num_classes": c})
+      for n, L, d, depth, heads, r, s, c in ((16, 2, 8, 1, 2, 1, [3, 32, 32], None),
+                                             (8, 16, 12, 3, 4, 3, [1, 8, 16], 4))],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "n", "options"), PARAMETER_CASES)
+def test_parameter_count_is_exactly_what_torch_allocates(name, n, options):
+    from semcom.models import MODELS, build_model, resolve_model_options
+
+    resolved = resolve_model_options(name, n, **options)
+    model = build_model(name, n, **options)
+    assert MODELS[name].parameter_count(n, resolved) == sum(p.numel() for p in model.parameters())
+
+
 @pytest.mark.parametrize(
     ("options", "line"),
     [
