@@ -14,6 +14,9 @@ from channels.errors import ConfigError
 
 NAME = "ber"
 HELP = "Simulate the BER of a modulation over AWGN, Rayleigh or Rician fading (CPU or CUDA)."
+MAX_COHERENCE = 2**31 - 1
+MAX_BITS = 2**53
+"""Largest ``--max-bits`` (the last integer a float holds exactly; months of simulation)."""
 JSON_KEYS = ("modulation", "channel", "snr_db", "ber", "ci_low", "ci_high", "errors", "bits",
              "theory_ber", "backend", "seconds")  # fmt: skip
 
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         min_errors=args.min_errors, max_bits=args.max_bits, seed=args.seed,
         confidence=args.confidence, backend=args.backend,
     )  # fmt: skip
+    _check_limits(args)
     for snr in args.snr_db:  # fail before any work
         check_ber_arguments(args.modulation, channel, snr, **options)
     for name in ("coherence", "min_errors", "max_bits", "seed"):
@@ -101,6 +105,29 @@ def run(args: argparse.Namespace) -> int:
                   f"{result['ci_high']:11.4e} {_fmt(theory):>11} {result['errors']:9d} "
                   f"{result['bits']:12d} {result['seconds']:8.3f}", flush=True)  # fmt: skip
     return 0
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    """The upper limits that :func:`channels.montecarlo.check_ber_arguments` leaves open.
+
+    Raises:
+        ConfigError: an SNR outside ``[-300, 300]`` dB (``10 ** (snr / 10)`` would overflow
+            at ``1e308``), a K-factor above 1e6, ``--coherence`` above 2**31 - 1 or
+            ``--max-bits`` above 2**53.
+    """
+    from semcom.limits import MAX_RICIAN_K, SNR_DB_LIMIT, snr_db_rule
+
+    for snr in args.snr_db:
+        if not -SNR_DB_LIMIT <= snr <= SNR_DB_LIMIT:
+            raise ConfigError(f"snr_db: {snr!r} is invalid; allowed: {snr_db_rule()}")
+    limits = (
+        ("rician_k", args.rician_k, MAX_RICIAN_K),
+        ("coherence", args.coherence, MAX_COHERENCE),
+        ("max_bits", args.max_bits, MAX_BITS),
+    )
+    for name, value, high in limits:
+        if value is not None and value > high:
+            raise ConfigError(f"{name}: {value!r} is invalid; allowed: at most {high:.0f}")
 
 
 def _fmt(value: float | None) -> str:

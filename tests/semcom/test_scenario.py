@@ -160,7 +160,7 @@ def test_strict_types_and_int_for_float():
     problems = _problems({"name": "t", "model": {"n_features": 8.0}, "stop": {"min_draws": "2"}})
     assert sorted(problems) == [
         "model.n_features: 8.0 is invalid; allowed: an integer in 1..4096",
-        "stop.min_draws: '2' is invalid; allowed: an integer >= 1",
+        "stop.min_draws: '2' is invalid; allowed: an integer in 1..10000",
     ]
 
 
