@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_number,
         default=1e9,
         help="or at this many bits (at most 2**32 - 1 trials of 4096 symbols: 1.7e13 for bpsk; "
-        "a CPU core does roughly 1e8 bits/s, so 1e12 takes hours: progress shows on stderr)",
+        "a CPU does roughly 1e7-1e8 bits/s, so 1e12 can take a day: progress shows on stderr)",
     )
     parser.add_argument(
         "--seed", type=_seed, default=0, help="integer seed, 0 <= seed < 2**64 (default 0)"
