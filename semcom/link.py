@@ -437,6 +437,12 @@ class SemanticLink:
         else:
             problem = Problem(gains=gains, **self._template)
             result = optim.solve(problem, self.method, **options)
+            if result.status is not None and not result.status["optimal"]:
+                raise ConfigError(
+                    f"method: {self.method!r} stopped by {result.status['stopped_by']} with gap "
+                    f"{result.status['gap']:.3g}, not proven optimal; raise its time_limit "
+                    "(method_options) or use another method"
+                )
             allocation, value = result.allocation, float(result.objective)
             if cache_key is not None and len(self._cache) < _CACHE_SIZE:
                 self._cache[cache_key] = (allocation, value)

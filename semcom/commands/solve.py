@@ -4,12 +4,15 @@
     semcom solve --random N K SEED --method ui-ep --json
 
 Prints one JSON object (``--json``) with method, objective, selected (feature indices),
-subchannel, modulation, power (per-symbol) and seconds, or a short table. ``objective`` is the
-problem's own importance-weighted distortion (its weights and BER model) of the returned
-allocation, so objectives of different methods compare directly. Degenerate input that can
-still be solved (K = 0, budgets too small for one feature, P_tot = 0) gives the "send nothing"
-solution; invalid input (negative power, non-finite weights, unknown method) exits with
-status 2 and a one-line error.
+subchannel, modulation, power (per-symbol) and seconds, or a short table. ``exact`` adds its
+certificate: optimal, lower_bound, gap and stopped_by (``--option time_limit=SECONDS``, default
+60, bounds its wall time; stopped by it, the answer is the best allocation found, marked
+``optimal: false`` unless the bound proves it optimal; the exit status is 0 either way).
+``objective`` is the problem's own importance-weighted distortion (its weights and BER model)
+of the returned allocation, so objectives of different methods compare directly. Degenerate
+input that can still be solved (K = 0, budgets too small for one feature, P_tot = 0) gives the
+"send nothing" solution; invalid input (negative power, non-finite weights, unknown method)
+exits with status 2 and a one-line error.
 """
 
 from __future__ import annotations
@@ -177,6 +180,13 @@ def _table(problem, result) -> str:
         f"{problem.n_subchannels} subchannels; symbols {alloc.symbols_needed(problem)}/"
         f"{problem.symbol_budget:g}; power {alloc.power_used():.6g}/{problem.power_budget:.6g}",
     ]
+    status = result.status
+    if status is not None:
+        stop = f"; stopped by {status['stopped_by']}" if status["stopped_by"] else ""
+        proven = "proven optimal" if status["optimal"] else "NOT proven optimal"
+        lines.append(
+            f"{proven}: lower bound {status['lower_bound']:.6g}, gap {status['gap']:.3g}{stop}"
+        )
     if alloc.n_selected == 0:
         lines.append("(send nothing)")
         return "\n".join(lines)
@@ -199,9 +209,13 @@ def run(args: argparse.Namespace) -> int:
     from optim.methods import METHODS, solve
 
     problem = _load_problem(args)
-    warm_up()  # JIT / cache load outside the reported ``seconds``
     options = _options(args.option)
     method = METHODS[args.method]
+    warm_up()  # JIT / cache load outside the reported ``seconds`` (and ``time_limit``)
+    if method.name == "exact":
+        from optim.exact import warm_up as warm_up_exact
+
+        warm_up_exact()
     if method.randomised and "seed" not in options:
         options["seed"] = args.seed
     result = solve(problem, method.name, **options)
