@@ -20,10 +20,8 @@ image by image (paired differences, :mod:`semcom.report`).
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from semcom import metrics
 from semcom.data import ImageDataset, load_dataset
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
+from semcom.sweep.pool import spawn_pool, stop_pool
 from semcom.train import TrainConfig, load_checkpoint, train
 
 
@@ -133,9 +132,11 @@ def train_models(
     """Train (or reuse) one model per variant; returns variant -> checkpoint path.
 
     Every config must have a ``checkpoint_dir``. On the CPU, up to ``workers`` variants train
-    at once in spawned processes (each with ``threads`` torch threads and its own RNG state);
-    on CUDA they train one after the other in this process. With ``progress``, each model
-    prints its loss five times during training.
+    at once in spawned processes (each with ``threads`` torch threads and its own RNG state;
+    :func:`semcom.sweep.pool.spawn_pool`: they end with this process, even a killed one);
+    on CUDA they train one after the other in this process. An exception here (Ctrl-C,
+    ``SIGTERM`` as :class:`~semcom.sweep.signals.Interrupted`) ends the running trainings.
+    With ``progress``, each model prints its loss five times during training.
     """
     for variant, c in configs.items():
         if c.checkpoint_dir is None:
@@ -154,14 +155,18 @@ def train_models(
             done[variant] = _train_one(c, threads, reports[variant])
             _report(variant, done[variant], log)
     else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        pool = spawn_pool(processes)
+        try:
             futures = {
                 v: pool.submit(_train_one, c, threads, reports[v]) for v, c in configs.items()
             }
             for variant, future in futures.items():
                 done[variant] = future.result()
                 _report(variant, done[variant], log)
+        except BaseException:  # Ctrl-C, SIGTERM, a failed model: end the other trainings now
+            stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
     return {variant: done[variant][0] for variant in configs}
 
 
