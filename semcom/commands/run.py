@@ -5,6 +5,11 @@ as it completes), ``per_image.csv``, ``importance.csv``, ``results.parquet``,
 ``provenance.json``, ``scenario.yaml`` (resolved) and ``plots/*.png``; then prints the PSNR
 table and the gain of ``isfr-uep`` over each baseline. ``--resume`` completes an interrupted
 run. docs/scenarios.md describes the file format and the results.
+
+The output directory is locked while the run lasts (``run.lock``): a second run or a
+``--resume`` on it exits with status 2 and one line naming the holder's pid and host. Ctrl-C,
+``SIGTERM`` and ``SIGHUP`` end the workers, keep the finished rows, record ``interrupted`` in
+``provenance.json`` and exit with ``128 + signal`` (130, 143, 129).
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scenario_arguments(parser)
     parser.add_argument("--out", help="output directory (default: output.dir, results/NAME)")
     parser.add_argument(
-        "--resume", action="store_true", help="complete the interrupted run in the output dir"
+        "--resume",
+        action="store_true",
+        help="complete the interrupted run in the output dir (refused, like a new run, while "
+        "another run holds the dir's lock)",
     )
     parser.add_argument("--executor", help="local (process pool) or ray")
     parser.add_argument("--workers", help="worker processes (default: CPU cores)")

@@ -37,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 from channels.errors import check_int, fail
 from semcom.sweep.grid import Point
 from semcom.sweep.pool import spawn_pool, stop_pool
+from semcom.sweep.signals import preserve_handlers
 from semcom.sweep.store import PointResult
 
 EXECUTORS = ("local", "ray")
@@ -249,10 +250,11 @@ def _run_ray(
             "logging_level": logging.ERROR,
             "configure_logging": True,
         }
-        if ray_address:
-            ray.init(address=ray_address, **options)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, **options)
+        with preserve_handlers():  # ray.init would make SIGTERM exit at once, skipping cleanup
+            if ray_address:
+                ray.init(address=ray_address, **options)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, **options)
         started = True
     actors: list[Any] = []
     try:

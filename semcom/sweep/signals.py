@@ -116,4 +116,25 @@ def shutdown_on_signals(signals: tuple[int, ...] = SIGNALS) -> Iterator[_Handler
             signal.signal(signum, old if old is not None else signal.SIG_DFL)
 
 
-__all__ = ["SIGNALS", "Interrupted", "exit_status", "shutdown_on_signals"]
+@contextlib.contextmanager
+def preserve_handlers(signals: tuple[int, ...] = SIGNALS) -> Iterator[None]:
+    """Put back, on leaving, the handlers of ``signals`` that were set on entering.
+
+    For calls into libraries that install handlers of their own: ``ray.init`` makes ``SIGTERM``
+    call ``sys.exit`` and adds a native handler that logs a stack dump. Setting the handler
+    again through :func:`signal.signal` restores both the Python handler and Python's native
+    one. A no-op outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.getsignal(signum) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:  # None: set outside Python; nothing to put back
+                signal.signal(signum, handler)
+
+
+__all__ = ["SIGNALS", "Interrupted", "exit_status", "preserve_handlers", "shutdown_on_signals"]
