@@ -147,10 +147,10 @@ def _run_locked(
         store.add(result)
         computed += 1
 
-    provenance("running")
-    log(f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute -> {out}")
     threads_before = torch.get_num_threads()  # an in-process run sets this process's threads
     try:
+        provenance("running")
+        log(f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute -> {out}")
         configs = {
             v: with_checkpoint_dir(scenario.train_config(v), out / "checkpoints")
             for v in scenario.model_variants()
@@ -173,13 +173,13 @@ def _run_locked(
                 description=scenario.name,
                 gpus_per_worker=1.0 / workers if device.startswith("cuda") else 0.0,
             )  # fmt: skip
-        torch.set_num_threads(threads_before)
         store.finalize(parquet=scenario.output.parquet)
         if scenario.output.plots:
             from semcom.plots import plot_all
 
             paths = plot_all(out)
             log(f"{len(paths)} plots in {out / 'plots'}")
+        provenance("complete")
     except KeyboardInterrupt as error:
         name = str(error) or "SIGINT"  # a plain KeyboardInterrupt is Ctrl-C
         provenance("interrupted", signal=name)
@@ -193,7 +193,6 @@ def _run_locked(
         raise
     finally:
         torch.set_num_threads(threads_before)
-    provenance("complete")
     return RunOutcome(out, len(points), computed, len(points) - len(pending),
                       time.time() - started)  # fmt: skip
 
