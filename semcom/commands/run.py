@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
             extra.append(quoted(path, value))
     if args.workers is not None:
         extra.append(f"execution.workers={args.workers}")
+    if args.out is not None:  # refuse a folder in use now, not after loading the scenario
+        from semcom.sweep.lock import OutputLock
+
+        OutputLock(args.out).check_free()
     scenario = load(args, extra)
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     outcome = run_scenario(scenario, resume=args.resume, progress=not args.no_progress, log=log)

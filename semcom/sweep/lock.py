@@ -179,8 +179,8 @@ class OutputLock:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as error:
-            reason = error.strerror or type(error).__name__
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte, an unencodable name
+            reason = getattr(error, "strerror", None) or type(error).__name__
             allowed = f"a writable directory ({reason})"
             raise fail("output.dir", str(self.directory), allowed) from None
         try:
@@ -205,6 +205,37 @@ class OutputLock:
             raise
         self._fd = fd
         return self
+
+    def check_free(self) -> None:
+        """Refuse now if another process holds the lock; takes nothing and creates nothing.
+
+        A cheap early check (``semcom run --out DIR`` makes it before loading the scenario); only
+        :meth:`acquire` keeps other runs out. It looks at the record first and probes the lock
+        (a shared ``flock``, dropped at once) only when a record is there, so a run starting at
+        the same moment in a free folder is never disturbed by the probe. Without a lock file,
+        or without ``flock``, it checks nothing.
+
+        Raises:
+            ConfigError: the folder is in use (the message names the holder's pid and host).
+        """
+        try:
+            import fcntl
+
+            fd = os.open(self.path, os.O_RDONLY)
+        except (ImportError, OSError, ValueError):  # no flock, no lock file, or an odd path
+            return
+        try:
+            if self._read(fd) is None:
+                return  # released or never taken
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise self._refuse(self._busy_record(fd)) from None
+                return
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         """Empty the record and drop the lock (a no-op when not held)."""

@@ -72,7 +72,7 @@ def dead_pid() -> int:
 def semcom_run(out: Path, checkpoints: Path, *extra: str) -> list[str]:
     """A smoke-size ``semcom run``: 1 epoch, 4 points of 1 draw over 4 images, no plots."""
     return [
-        sys.executable, "-m", "semcom.cli", "run", str(QUICKSTART), "--out", str(out),
+        sys.executable, "-m", "semcom.cli", "run", str(QUICKSTART), "--set", f"output.dir={out}",
         "--workers", "1", "--no-progress", "--set", "training.epochs=1",
         "--set", "sweep.snr_db=[0]", "--set", "data.eval_images=4",
         "--set", "stop.min_draws=1", "--set", "stop.max_draws=1",
@@ -101,7 +101,8 @@ def test_two_runs_on_one_out_give_one_clean_result_set_and_one_refusal(tmp_path:
                     stderr=subprocess.PIPE,
                     text=True,
                 )  # fmt: skip
-                for extra in ([], ["--resume"])
+                # output.dir: refused when it locks, after loading the scenario; --out: at once
+                for extra in ([], ["--out", str(out), "--resume"])
             ]
             for other in others:
                 stdout, stderr = other.communicate(timeout=300)
@@ -163,6 +164,24 @@ def test_the_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
         assert lock.stale is None and describe_stale(lock) is None
 
 
+def test_check_free_refuses_a_held_folder_and_changes_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    OutputLock(missing).check_free()  # nothing to check, and nothing created
+    assert not missing.exists()
+    holder = hold(tmp_path)
+    try:
+        with pytest.raises(ConfigError) as info:
+            OutputLock(tmp_path).check_free()
+        assert refusal(tmp_path, holder.pid).fullmatch(str(info.value))
+        assert OutputLock(tmp_path).holder()["pid"] == holder.pid  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    OutputLock(tmp_path).check_free()  # a killed holder's record: free
+    with OutputLock(tmp_path) as lock:
+        assert lock.stale["pid"] == holder.pid
+
+
 def test_one_holder_at_a_time_in_one_process_too(tmp_path: Path) -> None:
     lock = OutputLock(tmp_path).acquire()
     try:
@@ -181,6 +200,8 @@ def test_a_folder_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> No
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match=r"^output\.dir: '.*file' is invalid; allowed: a writ"):
         OutputLock(tmp_path / "file").acquire()
+    with pytest.raises(ConfigError, match=r"^output\.dir: '.*\\x00b' is invalid; allowed: a "):
+        OutputLock(f"{tmp_path}/a\0b").acquire()
 
 
 # ---------------------------------------------------------------------------------------------
