@@ -291,11 +291,15 @@ def test_a_signal_mid_sweep_leaves_no_process_and_keeps_the_rows(
 
 
 @needs_proc
+@pytest.mark.parametrize("busy", ["sleeping", "holding the GIL"])
 def test_sigkill_of_the_main_process_ends_the_workers_within_seconds(
-    tmp_path: Path, commands: list[Command]
+    tmp_path: Path, commands: list[Command], busy: str
 ) -> None:
     out = tmp_path / "out"
-    proc = start_cheap(commands, out, "--sleep", "5")  # workers busy in a point at the kill
+    # the workers are in a point at the kill: in time.sleep, or in a native call that holds
+    # the GIL for 60 s (no watchdog thread can run then)
+    how = ["--sleep", "5"] if busy == "sleeping" else ["--sleep", "0", "--hold-gil", "60"]
+    proc = start_cheap(commands, out, *how)
     wait_for_workers(proc.pid, 2)
     time.sleep(1.0)  # let the workers start their points
     os.kill(proc.pid, signal.SIGKILL)  # only the main process: nothing cleans up

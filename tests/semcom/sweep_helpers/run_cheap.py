@@ -1,10 +1,10 @@
 """Run the cheap 40-point sweep through ResultStore + run_points (the kill-and-resume tests).
 
 Usage: ``python run_cheap.py OUT [--resume] [--workers N] [--executor local|ray]
-[--sleep SECONDS] [--log FILE]``. Prints a JSON report (points skipped as already done,
-computed, done) on stdout; exits 130 on Ctrl-C and 143 on SIGTERM (keeping the finished rows,
-ending the workers), and 2 on a ConfigError (an output folder in use included). Holds the
-folder's :class:`OutputLock` while it runs, as ``semcom run`` does.
+[--sleep SECONDS] [--hold-gil SECONDS] [--log FILE]``. Prints a JSON report (points skipped
+as already done, computed, done) on stdout; exits 130 on Ctrl-C and 143 on SIGTERM (keeping
+the finished rows, ending the workers), and 2 on a ConfigError (an output folder in use
+included). Holds the folder's :class:`OutputLock` while it runs, as ``semcom run`` does.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", default="local")
     parser.add_argument("--sleep", type=float, default=0.05)
     parser.add_argument("--log", default=None)
+    parser.add_argument("--hold-gil", type=int, default=0)
     args = parser.parse_args(argv)
 
     points = expand(AXES, BASE)
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 report = {"skipped": len(points) - len(todo), "computed": len(todo)}
                 try:
                     run_points(
-                        CheapTask(sleep=args.sleep, log=args.log),
+                        CheapTask(sleep=args.sleep, log=args.log, hold_gil=args.hold_gil),
                         todo,
                         executor=args.executor,
                         workers=args.workers,
