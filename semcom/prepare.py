@@ -21,10 +21,8 @@ image by image (paired differences, :mod:`semcom.report`).
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from semcom.data import ImageDataset, load_dataset
 from semcom.identity import data_digest, describe_code
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
+from semcom.sweep.pool import spawn_pool, stop_pool
 from semcom.train import TrainConfig, load_checkpoint, train
 
 
@@ -154,11 +153,13 @@ def train_models(
     """Train (or reuse) one model per variant; returns variant -> checkpoint path.
 
     Every config must have a ``checkpoint_dir``. On the CPU, up to ``workers`` variants train
-    at once in spawned processes (each with ``threads`` torch threads and its own RNG state);
-    on CUDA they train one after the other in this process. With ``progress``, each model
-    prints its loss five times during training. ``reuse_stale`` lets a checkpoint made by
-    another code version be reused (:func:`semcom.train.train`). One line per model says
-    whether it was trained or reused, and from which file.
+    at once in spawned processes (each with ``threads`` torch threads and its own RNG state;
+    :func:`semcom.sweep.pool.spawn_pool`: they end with this process, even a killed one);
+    on CUDA they train one after the other in this process. An exception here (Ctrl-C,
+    ``SIGTERM`` as :class:`~semcom.sweep.signals.Interrupted`) ends the running trainings.
+    With ``progress``, each model prints its loss five times during training. ``reuse_stale``
+    lets a checkpoint made by another code version be reused (:func:`semcom.train.train`). One
+    line per model says whether it was trained or reused, and from which file.
     """
     for variant, c in configs.items():
         if c.checkpoint_dir is None:
@@ -180,8 +181,8 @@ def train_models(
             done[variant] = _train_one(c, threads, reports[variant], reuse_stale)
             _report(variant, done[variant], log)
     else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        pool = spawn_pool(processes)
+        try:
             futures = {
                 v: pool.submit(_train_one, c, threads, reports[v], reuse_stale)
                 for v, c in configs.items()
@@ -189,6 +190,10 @@ def train_models(
             for variant, future in futures.items():
                 done[variant] = future.result()
                 _report(variant, done[variant], log)
+        except BaseException:  # Ctrl-C, SIGTERM, a failed model: end the other trainings now
+            stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
     return {variant: done[variant].path for variant in configs}
 
 

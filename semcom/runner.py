@@ -38,8 +38,10 @@ from semcom.identity import code_identity
 from semcom.link_task import LinkPointTask, typed_axes, typed_values
 from semcom.prepare import calibrate, data_fingerprint, train_models, with_checkpoint_dir
 from semcom.sweep import (
+    OutputLock,
     ResultStore,
     collect_provenance,
+    describe_stale,
     expand,
     run_points,
     write_json_atomic,
@@ -123,16 +125,39 @@ def run_scenario(
     """Run ``scenario`` (a validated :class:`semcom.scenario.Scenario`); see the module doc.
 
     ``source`` is the scenario file it was read from (kept from being overwritten);
-    ``reuse_stale`` keeps rows and checkpoints made by another code version.
+    ``reuse_stale`` keeps rows and checkpoints made by another code version. The output
+    directory is locked (:class:`semcom.sweep.OutputLock`) from before the result store opens
+    until the run ends, however it ends.
 
     Raises:
-        ConfigError: the output directory holds other results (without ``resume``), or results
-            of a different scenario, of other data or (without ``reuse_stale``) of another code
-            version (with ``resume``).
-        KeyboardInterrupt: after saving what was finished (provenance says ``interrupted``).
+        ConfigError: the output directory is in use by another run (the message names its pid
+            and host), holds other results (without ``resume``), or results of a different
+            scenario, of other data or (without ``reuse_stale``) of another code version (with
+            ``resume``).
+        KeyboardInterrupt: in any phase (training, calibration, sweep, writing), after ending
+            the worker processes and saving what was finished; provenance says
+            ``interrupted``. :class:`semcom.sweep.Interrupted` for SIGTERM and SIGHUP inside
+            :func:`semcom.sweep.shutdown_on_signals`.
     """
     started = time.time()
     out = scenario.output_dir()
+    with OutputLock(out, "semcom run") as lock:
+        stale = describe_stale(lock)
+        if stale:
+            log(f"{stale}; taken over")
+        return _run_locked(scenario, out, started, resume, progress, log, source, reuse_stale)
+
+
+def _run_locked(
+    scenario: Any,
+    out: Path,
+    started: float,
+    resume: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    source: str | Path | None,
+    reuse_stale: bool,
+) -> RunOutcome:
     store, data = open_store(scenario, resume, reuse_stale, log)
     written = write_scenario(scenario, out, source)
     if written.name != "scenario.yaml":
@@ -144,14 +169,15 @@ def run_scenario(
     points = grid(scenario)
     done = store.completed()
     pending = [p for p in points if p.key not in done]
+    computed = 0
 
-    def provenance(status: str, computed: int = 0) -> None:
+    def provenance(status: str, **more: Any) -> None:
         extra = {
             "status": status, "points_total": len(points),
             "points_done": len(store.completed()), "points_computed_this_run": computed,
             "wall_seconds": time.time() - started, "executor": ex.executor, "workers": workers,
             "threads": ex.threads, "device": device, "output_dir": str(out),
-            "code": code_identity(), "result_codes": store.codes, "data_digest": data,
+            "code": code_identity(), "result_codes": store.codes, "data_digest": data, **more,
         }  # fmt: skip
         record = collect_provenance(
             name=scenario.name, config_hash=scenario.config_hash(),
@@ -160,30 +186,6 @@ def run_scenario(
         )  # fmt: skip
         write_json_atomic(out / "provenance.json", record)
 
-    provenance("running")
-    reused = f", {len(points) - len(pending)} reused from results.csv" if resume else ""
-    log(
-        f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute{reused} "
-        f"-> {out}"
-    )
-    configs = {
-        v: with_checkpoint_dir(scenario.train_config(v), out / "checkpoints")
-        for v in scenario.model_variants()
-    }
-    processes = max(1, min(workers, len(configs)))
-    checkpoints = train_models(
-        configs, workers, threads=max(1, cores // processes), log=log, progress=progress,
-        reuse_stale=reuse_stale,
-    )  # fmt: skip
-    calibration = calibrate(
-        checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
-        scenario.importance.method, scenario.importance.options, ex.seed, device,
-    )  # fmt: skip
-    write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
-
-    task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
-    computed = 0
-
     def on_result(result: Any) -> None:
         nonlocal computed
         store.add(result)
@@ -191,6 +193,28 @@ def run_scenario(
 
     threads_before = torch.get_num_threads()  # an in-process run sets this process's threads
     try:
+        provenance("running")
+        reused = f", {len(points) - len(pending)} reused from results.csv" if resume else ""
+        log(
+            f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute{reused} "
+            f"-> {out}"
+        )
+        configs = {
+            v: with_checkpoint_dir(scenario.train_config(v), out / "checkpoints")
+            for v in scenario.model_variants()
+        }
+        processes = max(1, min(workers, len(configs)))
+        checkpoints = train_models(
+            configs, workers, threads=max(1, cores // processes), log=log, progress=progress,
+            reuse_stale=reuse_stale,
+        )  # fmt: skip
+        calibration = calibrate(
+            checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
+            scenario.importance.method, scenario.importance.options, ex.seed, device,
+        )  # fmt: skip
+        write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
+
+        task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
         if pending:
             run_points(
                 task, pending, executor=ex.executor, workers=max(1, min(workers, len(pending))),
@@ -198,22 +222,26 @@ def run_scenario(
                 description=scenario.name,
                 gpus_per_worker=1.0 / workers if device.startswith("cuda") else 0.0,
             )  # fmt: skip
-    except KeyboardInterrupt:
-        provenance("interrupted", computed)
+        store.finalize(parquet=scenario.output.parquet)
+        if scenario.output.plots:
+            from semcom.plots import plot_all
+
+            paths = plot_all(out)
+            log(f"{len(paths)} plots in {out / 'plots'}")
+        provenance("complete")
+    except KeyboardInterrupt as error:
+        name = str(error) or "SIGINT"  # a plain KeyboardInterrupt is Ctrl-C
+        provenance("interrupted", signal=name)
         log(
-            f"interrupted: {len(store.completed())} of {len(points)} points are saved in {out}; "
-            "rerun with --resume to compute the rest"
+            f"interrupted ({name}): {len(store.completed())} of {len(points)} points are saved "
+            f"in {out}; rerun with --resume to compute the rest"
         )
+        raise
+    except BaseException as error:
+        provenance("failed", error=f"{type(error).__name__}: {error}")
         raise
     finally:
         torch.set_num_threads(threads_before)
-    store.finalize(parquet=scenario.output.parquet)
-    provenance("complete", computed)
-    if scenario.output.plots:
-        from semcom.plots import plot_all
-
-        paths = plot_all(out)
-        log(f"{len(paths)} plots in {out / 'plots'}")
     return RunOutcome(out, len(points), computed, len(points) - len(pending),
                       time.time() - started)  # fmt: skip
 

@@ -9,6 +9,11 @@ completes an interrupted run. Trained models go to the checkpoint folder
 (``training.checkpoint_dir``, ``--checkpoint-dir``; default ``results/checkpoints`` under the
 current directory, whatever ``--out`` is), shared by runs. docs/scenarios.md describes the
 file format and the results.
+
+The output directory is locked while the run lasts (``run.lock``): a second run or a
+``--resume`` on it exits with status 2 and one line naming the holder's pid and host. Ctrl-C,
+``SIGTERM`` and ``SIGHUP`` end the workers, keep the finished rows, record ``interrupted`` in
+``provenance.json`` and exit with ``128 + signal`` (130, 143, 129).
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scenario_arguments(parser)
     parser.add_argument("--out", help="output directory (default: output.dir, results/NAME)")
     parser.add_argument(
-        "--resume", action="store_true", help="complete the interrupted run in the output dir"
+        "--resume",
+        action="store_true",
+        help="complete the interrupted run in the output dir (refused, like a new run, while "
+        "another run holds the dir's lock)",
     )
     parser.add_argument(
         "--checkpoint-dir",
@@ -62,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
             extra.append(quoted(path, value))
     if args.workers is not None:
         extra.append(f"execution.workers={args.workers}")
+    if args.out is not None:  # refuse a folder in use now, not after loading the scenario
+        from semcom.sweep.lock import OutputLock
+
+        OutputLock(args.out).check_free()
     scenario = load(args, extra)
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     outcome = run_scenario(
