@@ -46,13 +46,12 @@ import torch
 from scipy.optimize import minimize
 from torch import nn
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, fail
 from semcom.importance.base import (
     IMPORTANCE,
     ImportanceEstimator,
     as_images,
     check_model,
-    check_positive_int,
     encode_checked,
     eval_mode,
     model_dtype_device,
@@ -185,11 +184,11 @@ class GaamImportance(ImportanceEstimator):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size)
-        self.heads = check_positive_int("heads", heads)
-        self.gaussians = check_positive_int("gaussians", gaussians)
+        self.heads = check_int("heads", heads, 1)
+        self.gaussians = check_int("gaussians", gaussians, 1)
         self.budget = _fraction("budget", budget)
-        self.steps = check_positive_int("steps", steps)
-        self.fit_batch = check_positive_int("fit_batch", fit_batch)
+        self.steps = check_int("steps", steps, 1)
+        self.fit_batch = check_int("fit_batch", fit_batch, 1)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise fail("seed", seed, "an integer >= 0")
         self.seed = int(seed)

@@ -35,12 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, fail
 from semcom.importance.base import (
     ImportanceEstimator,
     as_images,
     check_model,
-    check_positive_int,
     encode_checked,
     eval_mode,
     model_dtype_device,
@@ -127,8 +126,8 @@ class SubsetValue:
         seed: int = 0,
     ) -> None:
         check_model(model)
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.decode_batch = check_positive_int("decode_batch", decode_batch)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.decode_batch = check_int("decode_batch", decode_batch, 1)
         self.fill = check_fill(fill)
         images = as_images(images)
         if self.fill == "other-image" and images.shape[0] < 2:
@@ -267,7 +266,7 @@ class SubsetGameEstimator(ImportanceEstimator):
 
     def __init__(self, batch_size: int = 256, decode_batch: int = 4096, fill: str = "zero") -> None:
         super().__init__(batch_size)
-        self.decode_batch = check_positive_int("decode_batch", decode_batch)
+        self.decode_batch = check_int("decode_batch", decode_batch, 1)
         self.fill = check_fill(fill)
 
     def _check_players(self, n: int) -> None:
