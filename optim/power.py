@@ -29,12 +29,11 @@ exponential fits matching value and slope at the current point, each solved by w
 accepted only when the objective decreases (so monotone, stopping at a KKT point of the exact
 problem when it converges).
 
-Examples
---------
->>> import numpy as np
->>> p = water_filling(np.array([1.0, 1.0]), np.array([1.0, 1.0]), 2.0)
->>> np.allclose(p, [1.0, 1.0])
-True
+Examples:
+    >>> import numpy as np
+    >>> p = water_filling(np.array([1.0, 1.0]), np.array([1.0, 1.0]), 2.0)
+    >>> np.allclose(p, [1.0, 1.0])
+    True
 """
 
 from __future__ import annotations
@@ -86,19 +85,18 @@ def water_filling(
 ) -> np.ndarray:
     """Minimise ``sum_i alpha_i exp(-c_i p_i)`` s.t. ``sum_i p_i <= budget``, ``p >= 0``.
 
-    Parameters
-    ----------
-    alpha : float array [..., n], >= 0 (or None with ``log_alpha`` given)
-    c : float array [..., n], >= 0 (exponent rates)
-    budget : float or array [...] >= 0 (``P_tot``)
-    method : "closed-form" | "bisection"
-    log_alpha : optional ``ln alpha`` instead of ``alpha`` (avoids overflow in fits)
-    tol, max_iter : bisection stopping rule on ``nu = ln lambda``
+    Args:
+        alpha: float array [..., n], >= 0 (or None with ``log_alpha`` given).
+        c: float array [..., n], >= 0 (exponent rates).
+        budget: float or array [...] >= 0 (``P_tot``).
+        method: "closed-form" | "bisection".
+        log_alpha: optional ``ln alpha`` instead of ``alpha`` (avoids overflow in fits).
+        tol: bisection stopping rule on ``nu = ln lambda`` (with ``max_iter``).
+        max_iter: bisection stopping rule on ``nu = ln lambda`` (with ``tol``).
 
-    Returns
-    -------
-    p : float64 array [..., n] with ``sum p = budget`` whenever some entry has
-        ``alpha c > 0`` and ``budget > 0``, else zeros.
+    Returns:
+        The powers ``p``, float64 array [..., n], with ``sum p = budget`` whenever some entry
+        has ``alpha c > 0`` and ``budget > 0``, else zeros.
     """
     t, c, useful = _prepare(alpha, c, log_alpha)
     budget = np.asarray(budget, dtype=np.float64)

@@ -16,15 +16,14 @@ with which modulation and per-symbol power.
 The distortion terms are in :mod:`optim.distortion`; the solvers in :mod:`optim.hierarchical`,
 :mod:`optim.baselines` and ``optim.exact``.
 
-Examples
---------
->>> p = random_problem(4, 4, seed=0)
->>> p.n_features, p.n_subchannels, p.bits_per_feature
-(4, 4, 512)
->>> Problem.from_dict(p.to_dict()) == p
-True
->>> Allocation.send_nothing().symbols_needed(p)
-0
+Examples:
+    >>> p = random_problem(4, 4, seed=0)
+    >>> p.n_features, p.n_subchannels, p.bits_per_feature
+    (4, 4, 512)
+    >>> Problem.from_dict(p.to_dict()) == p
+    True
+    >>> Allocation.send_nothing().symbols_needed(p)
+    0
 """
 
 from __future__ import annotations
@@ -64,34 +63,31 @@ _MAX_REPR = 80  # longest value shown in an error message
 class Problem:
     """One instance of (P0): importance, quantiser, subchannels, budgets and models.
 
-    Parameters
-    ----------
-    weights : array [N], float >= 0
-        Importance ``w_i`` of each feature (finite; need not sum to 1).
-    drop_distortion : array [N], float >= 0
-        ``d_drop,i``: per-scalar MSE when feature i is not sent (zero-filled at the receiver),
-        i.e. ``E[z_l^2]`` over the feature's scalars. Must be > 0 under the normalised model.
-    gains : array [K], float >= 0
-        Subchannel power gains ``g_k = |h_k|^2`` (perfect CSI). ``K = 0`` is allowed.
-    power_budget : float >= 0
-        ``P_tot``: bound on the sum of per-symbol powers of the selected features.
-    symbol_budget : float >= 0
-        ``S_max``: bound on the total number of channel symbols of the selected features.
-    scalars_per_feature : int >= 1
-        ``L`` (default 64).
-    bits_per_scalar : int in 1..24
-        ``Q`` (default 8): uniform quantiser, natural binary index.
-    noise_power : float > 0
-        ``sigma^2`` (default 1); per-symbol SNR is ``gamma = g p / sigma^2`` (Es/N0).
-    modulations : tuple of names
-        The modulation set (default bpsk, qpsk, 16qam, 64qam); stored sorted by bits/symbol.
-    ber_model : "exact" | "bound"
-        How :func:`optim.distortion.objective` turns SNR into bit-error probability.
-    distortion_model : "absolute" | "normalised"
-        docs/method.md §4.5: ``D_i = L d_err`` / ``L d_drop`` or ``d_err / d_drop`` / ``1``.
-    quantiser_span : float > 0
-        Width of the quantiser's input range (default 2 for tanh outputs in [-1, 1]); the
-        step is ``Delta = span / 2^Q``. [DEFAULT], a parameter of the distortion model.
+    Attributes:
+        weights (array [N], float >= 0): Importance ``w_i`` of each feature (finite; need
+            not sum to 1).
+        drop_distortion (array [N], float >= 0): ``d_drop,i``: per-scalar MSE when feature i is not
+            sent (zero-filled at the receiver), i.e. ``E[z_l^2]`` over the feature's scalars. Must
+            be > 0 under the normalised model.
+        gains (array [K], float >= 0): Subchannel power gains ``g_k = |h_k|^2`` (perfect CSI).
+            ``K = 0`` is allowed.
+        power_budget (float >= 0): ``P_tot``: bound on the sum of per-symbol powers of the selected
+            features.
+        symbol_budget (float >= 0): ``S_max``: bound on the total number of channel symbols of the
+            selected features.
+        scalars_per_feature (int >= 1): ``L`` (default 64).
+        bits_per_scalar (int in 1..24): ``Q`` (default 8): uniform quantiser, natural binary index.
+        noise_power (float > 0): ``sigma^2`` (default 1); per-symbol SNR is
+            ``gamma = g p / sigma^2`` (Es/N0).
+        modulations (tuple of names): The modulation set (default bpsk, qpsk, 16qam, 64qam); stored
+            sorted by bits/symbol.
+        ber_model ("exact" | "bound"): How :func:`optim.distortion.objective` turns SNR into
+            bit-error probability.
+        distortion_model ("absolute" | "normalised"): docs/method.md §4.5: ``D_i = L d_err`` /
+            ``L d_drop`` or ``d_err / d_drop`` / ``1``.
+        quantiser_span (float > 0): Width of the quantiser's input range (default 2 for tanh outputs
+            in [-1, 1]); the step is ``Delta = span / 2^Q``. [DEFAULT], a parameter of the
+            distortion model.
 
     Validation happens once, in ``__post_init__``; any bad field raises
     :class:`channels.errors.ConfigError` with a one-line message. Arrays are stored read-only.
@@ -302,16 +298,13 @@ class Problem:
 class Allocation:
     """One decision for (P0): selected features and, for each, subchannel, modulation, power.
 
-    Parameters
-    ----------
-    selected : int array [n]
-        Indices of the features sent (distinct, in ``0..N-1``); order is the caller's.
-    subchannel : int array [n]
-        Subchannel carrying ``selected[j]`` (distinct, in ``0..K-1``).
-    modulation : tuple of n names
-        Modulation of ``selected[j]``.
-    power : float array [n]
-        Per-symbol transmit power ``p_j >= 0`` of that subchannel (units of ``P_tot``).
+    Attributes:
+        selected (int array [n]): Indices of the features sent (distinct, in ``0..N-1``); order is
+            the caller's.
+        subchannel (int array [n]): Subchannel carrying ``selected[j]`` (distinct, in ``0..K-1``).
+        modulation (tuple of n names): Modulation of ``selected[j]``.
+        power (float array [n]): Per-symbol transmit power ``p_j >= 0`` of that subchannel (units of
+            ``P_tot``).
 
     The shape checks (equal lengths, distinct indices, finite non-negative powers) run in
     ``__post_init__``; checks against a problem (index ranges, budgets) are
