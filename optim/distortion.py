@@ -135,19 +135,6 @@ def _ber_table(
     return weight, scale, np.ascontiguousarray(coef[:, 0]), np.ascontiguousarray(coef[:, 1])
 
 
-def _bit_error_rate_reference(
-    problem: Problem, modulation: np.ndarray, esno: np.ndarray
-) -> np.ndarray:
-    """:func:`bit_error_rate` through :func:`ber_of`, one modulation at a time (test reference)."""
-    modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
-    out = np.zeros(esno.shape)
-    for m, name in enumerate(problem.modulations):
-        mask = modulation == m
-        if mask.any():
-            out[mask] = ber_of(name, problem.ber_model, esno[mask])
-    return out
-
-
 def ber_of(name: str, model: str, esno: np.ndarray) -> np.ndarray:
     """``Pb`` of one modulation under ``model`` ("exact" or "bound"), clipped to [0, 1/2]."""
     if model == "bound":
