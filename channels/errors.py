@@ -238,15 +238,17 @@ def check_choice(field: str, value: Any, options: Sequence[Any], allowed: str | 
     return value
 
 
-def check_name(field: str, value: Any, names: Sequence[str]) -> str:
+def check_name(field: str, value: Any, names: Sequence[str], allowed: str | None = None) -> str:
     """The canonical form of a name (``str(value)``, stripped, lower-case) if it is in ``names``.
 
-    The error reads ``<field>: <repr(value)> is not one of <names>``.
+    The error reads ``<field>: <repr(value)> is not one of <names>``, or with ``allowed`` the
+    message of :func:`fail`.
 
     Args:
         field: name shown in the message.
         value: the name to check, in any case and with surrounding blanks.
         names: the canonical (lower-case) names.
+        allowed: message text; switches to the ``is invalid; allowed: ...`` shape.
 
     Returns:
         The canonical name.
@@ -261,9 +263,15 @@ def check_name(field: str, value: Any, names: Sequence[str]) -> str:
         Traceback (most recent call last):
             ...
         channels.errors.ConfigError: channel: 'ricean' is not one of awgn, rayleigh
+        >>> check_name("mode", "Max", ("mean", "sum"), "mean or sum")
+        Traceback (most recent call last):
+            ...
+        channels.errors.ConfigError: mode: 'Max' is invalid; allowed: mean or sum
     """
     key = str(value).strip().lower()
     if key not in names:
+        if allowed is not None:
+            raise fail(field, value, allowed)
         raise ConfigError(f"{field}: {value!r} is not one of {', '.join(names)}")
     return key
 

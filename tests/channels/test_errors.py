@@ -130,6 +130,9 @@ def test_check_choice_and_name() -> None:
     assert message(check_choice, "c", 3, ("a", "b"), "a or b") == "c: 3 is invalid; allowed: a or b"
     assert check_name("c", "  B ", ("a", "b")) == "b"
     assert message(check_name, "c", "x", ("a", "b")) == "c: 'x' is not one of a, b"
+    assert (
+        message(check_name, "c", "x", ("a", "b"), "a or b") == "c: 'x' is invalid; allowed: a or b"
+    )
 
 
 def test_check_flag() -> None:
