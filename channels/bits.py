@@ -35,34 +35,16 @@ import operator
 
 import numpy as np
 
-from channels.errors import fail
+from channels.errors import check_choice, check_int, fail
 
 CODES = ("binary", "gray")
+_CODE_RULE = " or ".join(repr(c) for c in CODES)
 MAX_BITS_PER_SCALAR = 16
 MAX_ENUMERATION_BITS = 12
 
 
 # ---------------------------------------------------------------------------------------------
 # validation (every public function raises ConfigError naming the argument)
-
-
-def _check_bits_per_scalar(bits_per_scalar: int, field: str = "bits_per_scalar") -> int:
-    allowed = f"an integer in 1..{MAX_BITS_PER_SCALAR}"
-    if isinstance(bits_per_scalar, bool | np.bool_):
-        raise fail(field, bits_per_scalar, allowed)
-    try:
-        q = operator.index(bits_per_scalar)
-    except TypeError:
-        raise fail(field, bits_per_scalar, allowed) from None
-    if not 1 <= q <= MAX_BITS_PER_SCALAR:
-        raise fail(field, bits_per_scalar, allowed)
-    return q
-
-
-def _check_code(code: str) -> str:
-    if code not in CODES:
-        raise fail("code", code, " or ".join(repr(c) for c in CODES))
-    return code
 
 
 def _check_prob(flip_prob: float | np.ndarray, field: str = "flip_prob") -> np.ndarray:
@@ -134,7 +116,7 @@ def _normalize_axis(axis: int, ndim: int) -> int:
 
 def quantization_step(bits_per_scalar: int) -> float:
     """Step ``Δ = 2 / 2^Q`` of the ``Q``-bit uniform quantiser on ``[-1, 1]``."""
-    q = _check_bits_per_scalar(bits_per_scalar)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
     return 2.0 / (1 << q)
 
 
@@ -179,8 +161,8 @@ def quantize(z: np.ndarray | float, bits_per_scalar: int = 8, code: str = "binar
         int64 array of the shape of ``z`` with values in ``0..2^Q - 1`` (int64 rather than
         uint16 so that differences of indices cannot wrap around).
     """
-    q = _check_bits_per_scalar(bits_per_scalar)
-    _check_code(code)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+    check_choice("code", code, CODES, _CODE_RULE)
     z = np.asarray(z, dtype=np.float64)
     nan = np.isnan(z)
     if nan.any():
@@ -202,8 +184,8 @@ def dequantize(indices: np.ndarray, bits_per_scalar: int = 8, code: str = "binar
 
     The midpoints lie inside ``(-1, 1)``, so the value needs no further clipping.
     """
-    q = _check_bits_per_scalar(bits_per_scalar)
-    _check_code(code)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+    check_choice("code", code, CODES, _CODE_RULE)
     indices = _check_indices(indices, q)
     if code == "gray":
         indices = gray_decode(indices)
@@ -220,7 +202,7 @@ def indices_to_bits(indices: np.ndarray, bits_per_scalar: int) -> np.ndarray:
     ``bits[..., k] = (i >> (Q - 1 - k)) & 1``, so ``i = Σ_k bits[..., k] · 2^(Q-1-k)``.
     Indices must be integers in ``0..2^Q - 1``.
     """
-    q = _check_bits_per_scalar(bits_per_scalar)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
     indices = _check_indices(indices, q)
     shifts = np.arange(q - 1, -1, -1, dtype=np.int64)
     return ((indices[..., None] >> shifts) & 1).astype(np.uint8)
@@ -228,7 +210,7 @@ def indices_to_bits(indices: np.ndarray, bits_per_scalar: int) -> np.ndarray:
 
 def bits_to_indices(bits: np.ndarray, bits_per_scalar: int) -> np.ndarray:
     """Inverse of :func:`indices_to_bits`: bits ``[..., Q]`` (0/1, MSB first) -> int64 ``[...]``."""
-    q = _check_bits_per_scalar(bits_per_scalar)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
     bits = _check_bits(bits)
     if bits.ndim == 0 or bits.shape[-1] != q:
         raise fail("bits", f"array of shape {bits.shape}", f"shape [..., {q}] (bits_per_scalar)")
@@ -323,7 +305,7 @@ def transmit_bsc(
     bits of a scalar share its probability), e.g. ``[N, 1]`` for ``z`` of shape ``[B, N, L]``;
     or it is 1-D along ``feature_axis`` of ``z``. Returns float64 of the shape of ``z``.
     """
-    q = _check_bits_per_scalar(bits_per_scalar)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
     indices = quantize(z, q, code)
     bits = indices_to_bits(indices, q)
     if feature_axis is None:
@@ -380,8 +362,8 @@ def mse_bit_errors(
     Returns:
         float64 of the shape of ``flip_prob`` (a NumPy scalar for a scalar input).
     """
-    q = _check_bits_per_scalar(bits_per_scalar)
-    _check_code(code)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+    check_choice("code", code, CODES, _CODE_RULE)
     p = _check_prob(flip_prob)
     step = 2.0 / (1 << q)
     return (step**2 / 12.0 + step**2 * _mean_squared_index_error(p, q, code))[()]
@@ -396,8 +378,8 @@ def mse_gaussian_equivalent_variance(
     (for ``code="gray"``, the same difference for the Gray code). Float64 of ``flip_prob``'s
     shape.
     """
-    q = _check_bits_per_scalar(bits_per_scalar)
-    _check_code(code)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+    check_choice("code", code, CODES, _CODE_RULE)
     p = _check_prob(flip_prob)
     step = 2.0 / (1 << q)
     return (step**2 * _mean_squared_index_error(p, q, code))[()]
@@ -448,10 +430,10 @@ def mse_bit_errors_enumerated(
     quantisation error is uniform and independent of the index) is used. Vectorised over
     ``flip_prob``; float64 of its shape.
     """
-    q = _check_bits_per_scalar(bits_per_scalar)
+    q = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
     if q > MAX_ENUMERATION_BITS:
         raise fail("bits_per_scalar", bits_per_scalar, f"1..{MAX_ENUMERATION_BITS} to enumerate")
-    _check_code(code)
+    check_choice("code", code, CODES, _CODE_RULE)
     p = _check_prob(flip_prob)[..., None]
     w = np.arange(q + 1)
     pattern_prob = p**w * (1.0 - p) ** (q - w)  # probability of one pattern of weight w

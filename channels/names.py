@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels.errors import ConfigError
+from channels.errors import check_name
 
 BITS_PER_SYMBOL: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
 """Modulation name -> bits per symbol beta. BPSK is real; the others are square Gray QAM."""
@@ -12,10 +12,7 @@ MODULATION_NAMES: tuple[str, ...] = tuple(BITS_PER_SYMBOL)
 
 def check_modulation(name: str, field: str = "modulation") -> str:
     """Return the canonical (lower-case) name, or raise ConfigError naming ``field``."""
-    key = str(name).strip().lower()
-    if key not in BITS_PER_SYMBOL:
-        raise ConfigError(f"{field}: {name!r} is not one of {', '.join(MODULATION_NAMES)}")
-    return key
+    return check_name(field, name, MODULATION_NAMES)
 
 
 def bits_per_symbol(name: str) -> int:

@@ -27,13 +27,12 @@ the fading averages term-by-term integrals (closed form for Rayleigh, one quadra
 from __future__ import annotations
 
 from functools import cache
-from math import isfinite
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import integrate, special
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_name, check_real, fail
 from channels.names import bits_per_symbol, check_modulation
 
 __all__ = [
@@ -80,24 +79,6 @@ def _as_snr(value: ArrayLike, field: str = "esno") -> Array:
         first = arr[bad].flat[0]
         raise fail(field, float(first), "linear values >= 0 (not NaN)")
     return arr
-
-
-def _check_k_factor(k_factor: float) -> float:
-    """The Rician K-factor as a float; ConfigError unless it is a finite number >= 0."""
-    try:
-        k = float(k_factor)
-    except (TypeError, ValueError) as exc:
-        raise fail("k_factor", k_factor, "a finite number >= 0") from exc
-    if not isfinite(k) or k < 0:
-        raise fail("k_factor", k_factor, "a finite number >= 0")
-    return k
-
-
-def _check_channel(channel: str) -> str:
-    key = str(channel).strip().lower()
-    if key not in CHANNELS:
-        raise ConfigError(f"channel: {channel!r} is not one of {', '.join(CHANNELS)}")
-    return key
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,7 +347,7 @@ def ber_rician(modulation: str, esno: ArrayLike, k_factor: float) -> Array:
     Shapes as in :func:`ber_awgn`; cost one quadrature per element of ``esno``.
     """
     w, b = ber_terms(check_modulation(modulation))
-    k = _check_k_factor(k_factor)
+    k = check_real("k_factor", k_factor, 0, coerce=True)
     return _rician_average(w, b, _as_snr(esno), k)
 
 
@@ -377,7 +358,7 @@ def ser_rician(modulation: str, esno: ArrayLike, k_factor: float) -> Array:
     with the Craig forms of Q (θ up to π/2) and Q² (θ up to π/4); see :func:`ber_rician`.
     """
     key = check_modulation(modulation)
-    k = _check_k_factor(k_factor)
+    k = check_real("k_factor", k_factor, 0, coerce=True)
     g = _as_snr(esno)
     c, a = _pam_ser_term(key)
     b = np.array([a])
@@ -389,8 +370,8 @@ def ser_rician(modulation: str, esno: ArrayLike, k_factor: float) -> Array:
 
 
 def _dispatch(kind: str, modulation: str, channel: str, esno: ArrayLike, k_factor: float) -> Array:
-    key = _check_channel(channel)
-    k = _check_k_factor(k_factor)
+    key = check_name("channel", channel, CHANNELS)
+    k = check_real("k_factor", k_factor, 0, coerce=True)
     if key != "rician" and k != 0.0:
         raise ConfigError(
             f"k_factor: {k_factor!r} is invalid for channel {key!r}; allowed: 0 "

@@ -20,12 +20,11 @@ with ``Pb_i = Pb(m_i, g_k(i) p_i / sigma^2)`` from the problem's BER model
 (:func:`bit_error_rate`). ``Pb`` lies in ``[0, 1/2]`` and the problem validates that every
 ``w_i D_i`` is finite, so ``J`` is always finite.
 
-Examples
---------
->>> from optim.problem import Allocation, random_problem
->>> p = random_problem(3, 3, seed=1)
->>> objective(p, Allocation.send_nothing()) == dropped_cost(p)
-True
+Examples:
+    >>> from optim.problem import Allocation, random_problem
+    >>> p = random_problem(3, 3, seed=1)
+    >>> objective(p, Allocation.send_nothing()) == dropped_cost(p)
+    True
 """
 
 from __future__ import annotations
@@ -86,19 +85,18 @@ def feature_terms(problem: Problem) -> FeatureTerms:
 def bit_error_rate(problem: Problem, modulation: np.ndarray, esno: np.ndarray) -> np.ndarray:
     """``Pb`` under the problem's BER model, elementwise.
 
-    Parameters
-    ----------
-    modulation : int array [...]
-        Index into ``problem.modulations`` (entries < 0 are ignored and give 0).
-    esno : float array [...]
-        Per-symbol SNR ``gamma = g p / sigma^2`` (linear, >= 0), broadcast with ``modulation``.
-
-    Returns
-    -------
-    float64 array of the broadcast shape, values in ``[0, 1/2]``.
-
     Evaluated by a Numba loop over the Q-function terms of :func:`channels.theory.ber_awgn`
     (or the bound's exponentials); tests check it against :func:`ber_of`.
+
+    Args:
+        problem: the instance; its ``ber_model`` and ``modulations`` are used.
+        modulation: int array [...]. Index into ``problem.modulations`` (entries < 0 are
+            ignored and give 0).
+        esno: float array [...]. Per-symbol SNR ``gamma = g p / sigma^2`` (linear, >= 0),
+            broadcast with ``modulation``.
+
+    Returns:
+        float64 array of the broadcast shape, values in ``[0, 1/2]``.
     """
     from optim.kernels import ber_rows
     from optim.power import _writable
@@ -135,19 +133,6 @@ def _ber_table(
         scale[i, : len(b)] = b
     coef = np.array([bound_coefficients(m) for m in modulations], dtype=np.float64)
     return weight, scale, np.ascontiguousarray(coef[:, 0]), np.ascontiguousarray(coef[:, 1])
-
-
-def _bit_error_rate_reference(
-    problem: Problem, modulation: np.ndarray, esno: np.ndarray
-) -> np.ndarray:
-    """:func:`bit_error_rate` through :func:`ber_of`, one modulation at a time (test reference)."""
-    modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
-    out = np.zeros(esno.shape)
-    for m, name in enumerate(problem.modulations):
-        mask = modulation == m
-        if mask.any():
-            out[mask] = ber_of(name, problem.ber_model, esno[mask])
-    return out
 
 
 def ber_of(name: str, model: str, esno: np.ndarray) -> np.ndarray:

@@ -67,7 +67,7 @@ from math import ceil
 
 import numpy as np
 
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_flag, check_int, check_name, check_real, check_seed
 from channels.theory import bound_coefficients
 from optim.distortion import bit_error_rate, feature_terms
 from optim.dual import dual_candidates, log_multiplier
@@ -93,34 +93,6 @@ MATCHINGS = ("greedy", "hungarian", "random")
 POWERS = ("closed-form", "bisection", "cvxpy", "equal")
 PATTERN_MODES = ("auto", "all", "fast")
 N_SEARCH = ("auto", "all", "coarse")
-
-
-def _option(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    key = str(value).strip().lower()
-    if key not in allowed:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    return key
-
-
-def _count(name: str, value: object, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigError(f"{name}: {value!r} is invalid; allowed: an integer >= {lo}")
-    return int(value)
-
-
-def _flag(name: str, value: object, none_ok: bool = False) -> bool | None:
-    if value is None and none_ok:
-        return None
-    if not isinstance(value, (bool, np.bool_)):
-        allowed = "true, false" + (" or null (auto)" if none_ok else "")
-        raise ConfigError(f"{name}: {value!r} is invalid; allowed: {allowed}")
-    return bool(value)
-
-
-def _seed(value: object) -> int | np.random.Generator | None:
-    if value is None or isinstance(value, np.random.Generator):
-        return value
-    return _count("seed", value, 0)
 
 
 @dataclass
@@ -310,7 +282,7 @@ def refine_allocation(
     from optim.distortion import feature_terms
 
     for step in steps:
-        _option("refine_steps", step, REFINE_STEPS)
+        check_name("refine_steps", step, REFINE_STEPS)
     w = problem.weights if weights is None else np.asarray(weights, dtype=np.float64)
     terms = feature_terms(problem)
     wf, ws, wd = w * terms.floor, w * terms.slope, w * terms.drop
@@ -599,39 +571,36 @@ def solve_hierarchical(
     empty allocation when nothing can be sent (``K = 0``, ``S_max`` below one feature's
     symbols) or when sending does not pay (e.g. ``P_tot = 0``).
     """
-    matching = _option("matching", matching, MATCHINGS)
-    power = _option("power", power, POWERS)
-    patterns = _option("patterns", patterns, PATTERN_MODES)
-    n_search = _option("n_search", n_search, N_SEARCH)
-    early_stop = bool(_flag("early_stop", early_stop))
-    ordered_prior = bool(_flag("ordered_prior", ordered_prior))
-    refine = _flag("refine", refine, none_ok=True)
-    patience = _count("patience", patience, 1)
-    refine_iters = _count("refine_iters", refine_iters, 0)
+    matching = check_name("matching", matching, MATCHINGS)
+    power = check_name("power", power, POWERS)
+    patterns = check_name("patterns", patterns, PATTERN_MODES)
+    n_search = check_name("n_search", n_search, N_SEARCH)
+    early_stop = bool(check_flag("early_stop", early_stop, allowed="true, false"))
+    ordered_prior = bool(check_flag("ordered_prior", ordered_prior, allowed="true, false"))
+    refine = check_flag("refine", refine, none_ok=True, allowed="true, false or null (auto)")
+    patience = check_int("patience", patience, 1)
+    refine_iters = check_int("refine_iters", refine_iters, 0)
     if isinstance(refine_steps, str):
         refine_steps = (refine_steps,)
     try:
-        refine_steps = tuple(_option("refine_steps", s, REFINE_STEPS) for s in refine_steps)
+        refine_steps = tuple(check_name("refine_steps", s, REFINE_STEPS) for s in refine_steps)
     except TypeError:
         allowed = ", ".join(REFINE_STEPS)
         raise ConfigError(
             f"refine_steps: {refine_steps!r} is invalid; allowed: a list of {allowed}"
         ) from None
-    matching_iters = _count("matching_iters", matching_iters, 0)
+    matching_iters = check_int("matching_iters", matching_iters, 0)
     if refine_starts is not None:
-        refine_starts = _count("refine_starts", refine_starts, 1)
+        refine_starts = check_int("refine_starts", refine_starts, 1)
     if start_margin is None:
         start_margin = np.inf
-    if isinstance(start_margin, bool) or not isinstance(start_margin, (int, float)):
-        raise ConfigError(f"start_margin: {start_margin!r} is invalid; allowed: a number >= 0")
-    if not start_margin >= 0:
-        raise ConfigError(f"start_margin: {start_margin!r} is invalid; allowed: a number >= 0")
-    local_search_max = _count("local_search_max", local_search_max, 0)
+    start_margin = check_real("start_margin", start_margin, 0, allow_inf=True)
+    local_search_max = check_int("local_search_max", local_search_max, 0)
     if dual_starts is not None:
-        dual_starts = _count("dual_starts", dual_starts, 0)
-    dual_max = _count("dual_max", dual_max, 0)
-    max_patterns = _count("max_patterns", max_patterns, 1)
-    seed = _seed(seed)
+        dual_starts = check_int("dual_starts", dual_starts, 0)
+    dual_max = check_int("dual_max", dual_max, 0)
+    max_patterns = check_int("max_patterns", max_patterns, 1)
+    seed = check_seed("seed", seed, generator=True)
     if weights is None:
         weights = problem.weights
     weights = np.asarray(weights, dtype=np.float64)

@@ -18,8 +18,9 @@ def water_fill_rows(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.ndar
     """Rows of ``p_i = max(0, (t_i - nu)/c_i)`` with ``sum_i p_i = budget[r]``.
 
     ``t`` [R, n] is ``ln(alpha c)`` (``-inf`` for entries that gain nothing from power),
-    ``c`` [R, n] the rates, ``budget`` [R]. Same algorithm and cancellation-free form as
-    :func:`optim.power._closed_form`: active set = the largest top-``j`` by ``t`` with
+    ``c`` [R, n] the rates, ``budget`` [R]. Same algorithm and cancellation-free form as the
+    NumPy reference ``closed_form`` of ``tests/optim/reference.py``: active set = the largest
+    top-``j`` by ``t`` with
     ``sum_{r<j} (t_r - t_(j)) / c_r < P``; ``p_i = (u_i - ubar)/c_i + P (1/c_i) / sum_A 1/c``
     with ``u = t - t_(1)``.
     """

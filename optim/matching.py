@@ -12,13 +12,12 @@ first) a distinct subchannel out of ``K >= n``; it is an int array ``sub[n]``.
   and ``ui-ep`` baselines).
 - :func:`matching_cost` builds the cost matrix for fixed modulations and powers.
 
-Examples
---------
->>> import numpy as np
->>> greedy_matching(np.array([0.5, 2.0, 1.0]), 2).tolist()
-[1, 2]
->>> hungarian_matching(np.array([[1.0, 0.0], [0.0, 5.0]])).tolist()
-[1, 0]
+Examples:
+    >>> import numpy as np
+    >>> greedy_matching(np.array([0.5, 2.0, 1.0]), 2).tolist()
+    [1, 2]
+    >>> hungarian_matching(np.array([[1.0, 0.0], [0.0, 5.0]])).tolist()
+    [1, 0]
 """
 
 from __future__ import annotations

@@ -29,14 +29,13 @@ Enumerators and the polynomial variants for large ``n``:
 - :func:`assign_modulations`: the same Lagrangian relaxation without the monotone constraint,
   followed by a greedy fill of the remaining slack; used by the SP3 <-> SP4 refinement.
 
-Examples
---------
->>> import numpy as np
->>> S = np.array([512, 256, 128, 86])
->>> monotone_patterns(2, S, 512).tolist()
-[[3, 3], [2, 3], [2, 2], [1, 3], [1, 2], [1, 1]]
->>> greedy_pattern(3, S, 600).tolist()
-[1, 3, 3]
+Examples:
+    >>> import numpy as np
+    >>> S = np.array([512, 256, 128, 86])
+    >>> monotone_patterns(2, S, 512).tolist()
+    [[3, 3], [2, 3], [2, 2], [1, 3], [1, 2], [1, 1]]
+    >>> greedy_pattern(3, S, 600).tolist()
+    [1, 3, 3]
 """
 
 from __future__ import annotations

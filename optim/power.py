@@ -29,12 +29,11 @@ exponential fits matching value and slope at the current point, each solved by w
 accepted only when the objective decreases (so monotone, stopping at a KKT point of the exact
 problem when it converges).
 
-Examples
---------
->>> import numpy as np
->>> p = water_filling(np.array([1.0, 1.0]), np.array([1.0, 1.0]), 2.0)
->>> np.allclose(p, [1.0, 1.0])
-True
+Examples:
+    >>> import numpy as np
+    >>> p = water_filling(np.array([1.0, 1.0]), np.array([1.0, 1.0]), 2.0)
+    >>> np.allclose(p, [1.0, 1.0])
+    True
 """
 
 from __future__ import annotations
@@ -86,19 +85,18 @@ def water_filling(
 ) -> np.ndarray:
     """Minimise ``sum_i alpha_i exp(-c_i p_i)`` s.t. ``sum_i p_i <= budget``, ``p >= 0``.
 
-    Parameters
-    ----------
-    alpha : float array [..., n], >= 0 (or None with ``log_alpha`` given)
-    c : float array [..., n], >= 0 (exponent rates)
-    budget : float or array [...] >= 0 (``P_tot``)
-    method : "closed-form" | "bisection"
-    log_alpha : optional ``ln alpha`` instead of ``alpha`` (avoids overflow in fits)
-    tol, max_iter : bisection stopping rule on ``nu = ln lambda``
+    Args:
+        alpha: float array [..., n], >= 0 (or None with ``log_alpha`` given).
+        c: float array [..., n], >= 0 (exponent rates).
+        budget: float or array [...] >= 0 (``P_tot``).
+        method: "closed-form" | "bisection".
+        log_alpha: optional ``ln alpha`` instead of ``alpha`` (avoids overflow in fits).
+        tol: bisection stopping rule on ``nu = ln lambda`` (with ``max_iter``).
+        max_iter: bisection stopping rule on ``nu = ln lambda`` (with ``tol``).
 
-    Returns
-    -------
-    p : float64 array [..., n] with ``sum p = budget`` whenever some entry has
-        ``alpha c > 0`` and ``budget > 0``, else zeros.
+    Returns:
+        The powers ``p``, float64 array [..., n], with ``sum p = budget`` whenever some entry
+        has ``alpha c > 0`` and ``budget > 0``, else zeros.
     """
     t, c, useful = _prepare(alpha, c, log_alpha)
     budget = np.asarray(budget, dtype=np.float64)
@@ -127,7 +125,11 @@ def _writable(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
 
 
 def _closed_form_fast(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.ndarray:
-    """:func:`_closed_form` through the Numba row kernel (same result to rounding)."""
+    """Exact water-filling through the Numba row kernel :func:`optim.kernels.water_fill_rows`.
+
+    Its NumPy reference (same result to rounding) lives with the tests, in
+    ``tests/optim/reference.py``.
+    """
     from optim.kernels import water_fill_rows
 
     n = t.shape[-1]
@@ -138,41 +140,6 @@ def _closed_form_fast(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.nd
         _writable(b),
     )
     return p.reshape(t.shape)
-
-
-def _closed_form(
-    t: np.ndarray, c: np.ndarray, useful: np.ndarray, budget: np.ndarray
-) -> np.ndarray:
-    """Exact water-filling: the active set is the largest top-``j`` (by ``t``) with
-    ``t_(j) > nu_j``, ``nu_j = (sum_{r<=j} t_r/c_r - P) / sum_{r<=j} 1/c_r``.
-
-    On the active set ``A`` the powers are written as
-    ``p_i = (t_i - tbar)/c_i + P (1/c_i) / sum_A 1/c_r`` with ``tbar`` the ``1/c``-weighted
-    mean of ``t`` over ``A`` (computed from differences to the largest ``t``): they sum to
-    ``P`` without cancellation even when ``P`` is tiny compared with ``|t|``.
-    """
-    order = np.argsort(-t, axis=-1, kind="stable")
-    ts = np.take_along_axis(t, order, axis=-1)
-    cs = np.take_along_axis(c, order, axis=-1)
-    us = np.take_along_axis(useful, order, axis=-1)
-    budget = np.broadcast_to(budget, t.shape[:-1])
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        inv_c = np.where(us, 1.0 / np.where(us, cs, 1.0), 0.0)
-        # work with u = t - t_(1) <= 0: sums of differences, no cancellation against |t|
-        u = np.where(us, ts - np.where(us[..., :1], ts[..., :1], 0.0), 0.0)
-        s1 = np.cumsum(inv_c, axis=-1)
-        s2 = np.cumsum(u * inv_c, axis=-1)
-        # t_(j) > nu_j  <=>  s2_j - u_(j) s1_j < P  (exact for j = 1 even when P is tiny)
-        count = (us & (s2 - u * s1 < budget[..., None])).sum(axis=-1)
-        idx = np.maximum(count - 1, 0)[..., None]
-        s1_a = np.take_along_axis(s1, idx, axis=-1)
-        ubar = np.take_along_axis(s2, idx, axis=-1) / s1_a
-        active = np.arange(t.shape[-1]) < count[..., None]
-        ps = np.where(active, (u - ubar) * inv_c + budget[..., None] * inv_c / s1_a, 0.0)
-    ps = np.where(np.isfinite(ps), np.maximum(ps, 0.0), 0.0)
-    p = np.empty_like(ps)
-    np.put_along_axis(p, order, ps, axis=-1)
-    return p
 
 
 def _level_bisection(

@@ -16,20 +16,18 @@ with which modulation and per-symbol power.
 The distortion terms are in :mod:`optim.distortion`; the solvers in :mod:`optim.hierarchical`,
 :mod:`optim.baselines` and ``optim.exact``.
 
-Examples
---------
->>> p = random_problem(4, 4, seed=0)
->>> p.n_features, p.n_subchannels, p.bits_per_feature
-(4, 4, 512)
->>> Problem.from_dict(p.to_dict()) == p
-True
->>> Allocation.send_nothing().symbols_needed(p)
-0
+Examples:
+    >>> p = random_problem(4, 4, seed=0)
+    >>> p.n_features, p.n_subchannels, p.bits_per_feature
+    (4, 4, 512)
+    >>> Problem.from_dict(p.to_dict()) == p
+    True
+    >>> Allocation.send_nothing().symbols_needed(p)
+    0
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -38,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from channels.errors import ConfigError
+from channels.errors import (
+    ConfigError,
+    check_int,
+    check_name,
+    check_real,
+    check_vector,
+    fail,
+)
 from channels.names import BITS_PER_SYMBOL, MODULATION_NAMES, check_modulation
 
 BER_MODELS = ("exact", "bound")
@@ -51,94 +56,38 @@ DEFAULT_MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam")
 FADING_TYPES = ("rayleigh", "awgn", "rician")
 PROFILES = ("ordered", "flat", "random")
 MAX_BITS_PER_SCALAR = 24
-
-
-def _fail(name: str, value: Any, allowed: str) -> ConfigError:
-    text = repr(value)
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return ConfigError(f"{name}: {text} is invalid; allowed: {allowed}")
-
-
-def _vector(name: str, value: Any, allowed: str = "a list of finite numbers >= 0") -> np.ndarray:
-    """A read-only float64 vector, or ConfigError (finite, >= 0, one-dimensional)."""
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _fail(name, value, allowed) from None
-    if arr.ndim == 0 and np.size(arr) == 1 and not isinstance(value, (list, tuple, np.ndarray)):
-        raise _fail(name, value, allowed)
-    arr = arr.reshape(-1) if arr.ndim == 0 else arr
-    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise _fail(name, value, allowed)
-    arr.setflags(write=False)
-    return arr
-
-
-def _scalar(name: str, value: Any, allowed: str = "a finite number >= 0") -> float:
-    if isinstance(value, bool):
-        raise _fail(name, value, allowed)
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise _fail(name, value, allowed) from None
-    if not math.isfinite(out) or out < 0:
-        raise _fail(name, value, allowed)
-    return out
-
-
-def _integer(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    allowed = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
-    if isinstance(value, bool):
-        raise _fail(name, value, allowed)
-    try:
-        out = int(value)
-    except (TypeError, ValueError):
-        raise _fail(name, value, allowed) from None
-    if out != value or out < lo or (hi is not None and out > hi):
-        raise _fail(name, value, allowed)
-    return out
-
-
-def _choice(name: str, value: Any, options: Sequence[str]) -> str:
-    key = str(value).strip().lower()
-    if key not in options:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(options)}")
-    return key
+_MAX_REPR = 80  # longest value shown in an error message
 
 
 @dataclass(frozen=True, eq=False)
 class Problem:
     """One instance of (P0): importance, quantiser, subchannels, budgets and models.
 
-    Parameters
-    ----------
-    weights : array [N], float >= 0
-        Importance ``w_i`` of each feature (finite; need not sum to 1).
-    drop_distortion : array [N], float >= 0
-        ``d_drop,i``: per-scalar MSE when feature i is not sent (zero-filled at the receiver),
-        i.e. ``E[z_l^2]`` over the feature's scalars. Must be > 0 under the normalised model.
-    gains : array [K], float >= 0
-        Subchannel power gains ``g_k = |h_k|^2`` (perfect CSI). ``K = 0`` is allowed.
-    power_budget : float >= 0
-        ``P_tot``: bound on the sum of per-symbol powers of the selected features.
-    symbol_budget : float >= 0
-        ``S_max``: bound on the total number of channel symbols of the selected features.
-    scalars_per_feature : int >= 1
-        ``L`` (default 64).
-    bits_per_scalar : int in 1..24
-        ``Q`` (default 8): uniform quantiser, natural binary index.
-    noise_power : float > 0
-        ``sigma^2`` (default 1); per-symbol SNR is ``gamma = g p / sigma^2`` (Es/N0).
-    modulations : tuple of names
-        The modulation set (default bpsk, qpsk, 16qam, 64qam); stored sorted by bits/symbol.
-    ber_model : "exact" | "bound"
-        How :func:`optim.distortion.objective` turns SNR into bit-error probability.
-    distortion_model : "absolute" | "normalised"
-        docs/method.md §4.5: ``D_i = L d_err`` / ``L d_drop`` or ``d_err / d_drop`` / ``1``.
-    quantiser_span : float > 0
-        Width of the quantiser's input range (default 2 for tanh outputs in [-1, 1]); the
-        step is ``Delta = span / 2^Q``. [DEFAULT], a parameter of the distortion model.
+    Attributes:
+        weights (array [N], float >= 0): Importance ``w_i`` of each feature (finite; need
+            not sum to 1).
+        drop_distortion (array [N], float >= 0): ``d_drop,i``: per-scalar MSE when feature i is not
+            sent (zero-filled at the receiver), i.e. ``E[z_l^2]`` over the feature's scalars. Must
+            be > 0 under the normalised model.
+        gains (array [K], float >= 0): Subchannel power gains ``g_k = |h_k|^2`` (perfect CSI).
+            ``K = 0`` is allowed.
+        power_budget (float >= 0): ``P_tot``: bound on the sum of per-symbol powers of the selected
+            features.
+        symbol_budget (float >= 0): ``S_max``: bound on the total number of channel symbols of the
+            selected features.
+        scalars_per_feature (int >= 1): ``L`` (default 64).
+        bits_per_scalar (int in 1..24): ``Q`` (default 8): uniform quantiser, natural binary index.
+        noise_power (float > 0): ``sigma^2`` (default 1); per-symbol SNR is
+            ``gamma = g p / sigma^2`` (Es/N0).
+        modulations (tuple of names): The modulation set (default bpsk, qpsk, 16qam, 64qam); stored
+            sorted by bits/symbol.
+        ber_model ("exact" | "bound"): How :func:`optim.distortion.objective` turns SNR into
+            bit-error probability.
+        distortion_model ("absolute" | "normalised"): docs/method.md §4.5: ``D_i = L d_err`` /
+            ``L d_drop`` or ``d_err / d_drop`` / ``1``.
+        quantiser_span (float > 0): Width of the quantiser's input range (default 2 for tanh outputs
+            in [-1, 1]); the step is ``Delta = span / 2^Q``. [DEFAULT], a parameter of the
+            distortion model.
 
     Validation happens once, in ``__post_init__``; any bad field raises
     :class:`channels.errors.ConfigError` with a one-line message. Arrays are stored read-only.
@@ -161,45 +110,46 @@ class Problem:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-        put("weights", _vector("weights", self.weights))
-        put("drop_distortion", _vector("drop_distortion", self.drop_distortion))
+        for name in ("weights", "drop_distortion"):
+            put(name, check_vector(name, getattr(self, name), 0, max_repr=_MAX_REPR))
         if self.drop_distortion.shape != self.weights.shape:
-            raise _fail(
+            raise fail(
                 "drop_distortion",
                 self.drop_distortion.tolist(),
                 f"one value per feature ({self.weights.size} values, like weights)",
+                max_repr=_MAX_REPR,
             )
-        put("gains", _vector("gains", self.gains))
-        put("power_budget", _scalar("power_budget", self.power_budget))
-        put("symbol_budget", _scalar("symbol_budget", self.symbol_budget))
-        put("scalars_per_feature", _integer("scalars_per_feature", self.scalars_per_feature, 1))
-        put(
-            "bits_per_scalar",
-            _integer("bits_per_scalar", self.bits_per_scalar, 1, MAX_BITS_PER_SCALAR),
-        )
-        noise = _scalar("noise_power", self.noise_power, "a finite number > 0")
-        if noise <= 0:
-            raise _fail("noise_power", self.noise_power, "a finite number > 0")
-        put("noise_power", noise)
-        span = _scalar("quantiser_span", self.quantiser_span, "a finite number > 0")
-        if span <= 0:
-            raise _fail("quantiser_span", self.quantiser_span, "a finite number > 0")
-        put("quantiser_span", span)
+        put("gains", check_vector("gains", self.gains, 0, max_repr=_MAX_REPR))
+        for name in ("power_budget", "symbol_budget"):
+            value = getattr(self, name)
+            put(name, check_real(name, value, 0, coerce=True, max_repr=_MAX_REPR))
+        for name, high in (("scalars_per_feature", None), ("bits_per_scalar", MAX_BITS_PER_SCALAR)):
+            value = getattr(self, name)
+            put(name, check_int(name, value, 1, high, coerce=True, max_repr=_MAX_REPR))
+        for name in ("noise_power", "quantiser_span"):
+            value = getattr(self, name)
+            put(name, check_real(name, value, 0, open_low=True, coerce=True, max_repr=_MAX_REPR))
         mods = self.modulations
         if isinstance(mods, str) or not isinstance(mods, Sequence) or len(mods) == 0:
-            raise _fail("modulations", mods, f"a non-empty list of {', '.join(MODULATION_NAMES)}")
+            raise fail(
+                "modulations",
+                mods,
+                f"a non-empty list of {', '.join(MODULATION_NAMES)}",
+                max_repr=_MAX_REPR,
+            )
         names = {check_modulation(m, "modulations") for m in mods}
         put("modulations", tuple(sorted(names, key=BITS_PER_SYMBOL.__getitem__)))
-        put("ber_model", _choice("ber_model", self.ber_model, BER_MODELS))
+        put("ber_model", check_name("ber_model", self.ber_model, BER_MODELS))
         put(
             "distortion_model",
-            _choice("distortion_model", self.distortion_model, DISTORTION_MODELS),
+            check_name("distortion_model", self.distortion_model, DISTORTION_MODELS),
         )
         if self.distortion_model == "normalised" and np.any(self.drop_distortion <= 0):
-            raise _fail(
+            raise fail(
                 "drop_distortion",
                 self.drop_distortion.tolist(),
                 "values > 0 under distortion_model 'normalised'",
+                max_repr=_MAX_REPR,
             )
         # Every cost term must stay finite: w_i * D_i with D_i <= max(D_drop, D_sent(Pb=1/2)).
         from optim.distortion import feature_terms
@@ -209,7 +159,12 @@ class Problem:
             worst = self.weights * np.maximum(terms.drop, terms.floor + 0.5 * terms.slope)
             total = worst.sum()
         if not np.all(np.isfinite(worst)) or not np.isfinite(total):
-            raise _fail("weights", self.weights.tolist(), "values small enough for a finite cost")
+            raise fail(
+                "weights",
+                self.weights.tolist(),
+                "values small enough for a finite cost",
+                max_repr=_MAX_REPR,
+            )
 
     # ----------------------------------------------------------------- derived quantities
     @property
@@ -275,7 +230,7 @@ class Problem:
     def from_dict(cls, data: Mapping[str, Any]) -> Problem:
         """Build from a mapping (unknown keys and missing required keys raise ConfigError)."""
         if not isinstance(data, Mapping):
-            raise _fail("problem", data, "a mapping of Problem fields")
+            raise fail("problem", data, "a mapping of Problem fields", max_repr=_MAX_REPR)
         known = [f.name for f in fields(cls) if f.init]
         for key in data:
             if key not in known:
@@ -343,16 +298,13 @@ class Problem:
 class Allocation:
     """One decision for (P0): selected features and, for each, subchannel, modulation, power.
 
-    Parameters
-    ----------
-    selected : int array [n]
-        Indices of the features sent (distinct, in ``0..N-1``); order is the caller's.
-    subchannel : int array [n]
-        Subchannel carrying ``selected[j]`` (distinct, in ``0..K-1``).
-    modulation : tuple of n names
-        Modulation of ``selected[j]``.
-    power : float array [n]
-        Per-symbol transmit power ``p_j >= 0`` of that subchannel (units of ``P_tot``).
+    Attributes:
+        selected (int array [n]): Indices of the features sent (distinct, in ``0..N-1``); order is
+            the caller's.
+        subchannel (int array [n]): Subchannel carrying ``selected[j]`` (distinct, in ``0..K-1``).
+        modulation (tuple of n names): Modulation of ``selected[j]``.
+        power (float array [n]): Per-symbol transmit power ``p_j >= 0`` of that subchannel (units of
+            ``P_tot``).
 
     The shape checks (equal lengths, distinct indices, finite non-negative powers) run in
     ``__post_init__``; checks against a problem (index ranges, budgets) are
@@ -374,7 +326,9 @@ class Allocation:
         try:
             pw = np.array(self.power, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError):
-            raise _fail("power", self.power, "a list of finite numbers >= 0") from None
+            raise fail(
+                "power", self.power, "a list of finite numbers >= 0", max_repr=_MAX_REPR
+            ) from None
         n = sel.size
         if not (sub.size == n and len(mods) == n and pw.size == n):
             raise ConfigError(
@@ -382,11 +336,15 @@ class Allocation:
                 f"(got {sel.size}, {sub.size}, {len(mods)}, {pw.size})"
             )
         if np.unique(sel).size != n or np.any(sel < 0):
-            raise _fail("selected", sel.tolist(), "distinct feature indices >= 0")
+            raise fail(
+                "selected", sel.tolist(), "distinct feature indices >= 0", max_repr=_MAX_REPR
+            )
         if np.unique(sub).size != n or np.any(sub < 0):
-            raise _fail("subchannel", sub.tolist(), "distinct subchannel indices >= 0")
+            raise fail(
+                "subchannel", sub.tolist(), "distinct subchannel indices >= 0", max_repr=_MAX_REPR
+            )
         if not np.all(np.isfinite(pw)) or np.any(pw < 0):
-            raise _fail("power", pw.tolist(), "finite numbers >= 0")
+            raise fail("power", pw.tolist(), "finite numbers >= 0", max_repr=_MAX_REPR)
         for arr in (sel, sub, pw):
             arr.setflags(write=False)
         object.__setattr__(self, "selected", sel)
@@ -479,7 +437,7 @@ def random_weights(n: int, profile: str, rng: np.random.Generator) -> np.ndarray
     - ``random``: the same draws unsorted (a conventional model's unordered importance);
     - ``flat``: ``1/n`` each.
     """
-    profile = _choice("profile", profile, PROFILES)
+    profile = check_name("profile", profile, PROFILES)
     if n == 0:
         return np.zeros(0)
     if profile == "flat":
@@ -512,13 +470,14 @@ def random_problem(
     """
     from channels.fading import fading_coefficients
 
-    n = _integer("n", n, 0)
-    k = _integer("k", k, 0)
-    if isinstance(snr_db, bool) or not np.isfinite(float(snr_db)):
-        raise _fail("snr_db", snr_db, "a finite number (dB)")
-    eta = _scalar("eta", eta)
+    n = check_int("n", n, 0, coerce=True, max_repr=_MAX_REPR)
+    k = check_int("k", k, 0, coerce=True, max_repr=_MAX_REPR)
+    snr_db = check_real(
+        "snr_db", snr_db, coerce=True, allowed="a finite number (dB)", max_repr=_MAX_REPR
+    )
+    eta = check_real("eta", eta, 0, coerce=True, max_repr=_MAX_REPR)
     rng = np.random.default_rng(seed)
-    fading = _choice("fading", fading, FADING_TYPES)
+    fading = check_name("fading", fading, FADING_TYPES)
     h = fading_coefficients(fading, (k,), rng=rng, k_factor=float(rician_k))
     gains = np.abs(np.asarray(h)) ** 2
     weights = random_weights(n, profile, rng)
@@ -533,8 +492,8 @@ def random_problem(
         "power_budget": 10.0 ** (float(snr_db) / 10.0) * k * noise,
         "symbol_budget": eta
         * n
-        * _integer("scalars_per_feature", L, 1)
-        * _integer("bits_per_scalar", Q, 1, MAX_BITS_PER_SCALAR)
+        * check_int("scalars_per_feature", L, 1, coerce=True, max_repr=_MAX_REPR)
+        * check_int("bits_per_scalar", Q, 1, MAX_BITS_PER_SCALAR, coerce=True, max_repr=_MAX_REPR)
         / 2.0,
         "noise_power": noise,
     }

@@ -9,14 +9,13 @@ modulation), beyond which no modulation pattern fits. This cuts ``2^N`` subsets 
 :func:`select_prefix` searches ``n`` by 1-D enumeration, optionally stopping once the
 objective has risen ``patience`` times in a row (``early_stop``; a heuristic, off by default).
 
-Examples
---------
->>> values = {0: 5.0, 1: 3.0, 2: 2.0, 3: 2.5, 4: 2.7, 5: 1.0}
->>> select_prefix(values.__getitem__, 5).best_n
-5
->>> r = select_prefix(values.__getitem__, 5, early_stop=True)
->>> r.best_n, r.evaluated
-(2, 5)
+Examples:
+    >>> values = {0: 5.0, 1: 3.0, 2: 2.0, 3: 2.5, 4: 2.7, 5: 1.0}
+    >>> select_prefix(values.__getitem__, 5).best_n
+    5
+    >>> r = select_prefix(values.__getitem__, 5, early_stop=True)
+    >>> r.best_n, r.evaluated
+    (2, 5)
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import ConfigError, check_int, fail
+from channels.errors import ConfigError, check_choice, check_int, check_real, fail
 
 DATASETS = ("patches", "digits", "cifar10", "mnist", "folder")
 SPLITS = ("train", "test")
@@ -132,16 +132,6 @@ class ImageDataset:
 # options
 
 
-def _float_option(name: str, value: Any, low: float, high: float, closed_high: bool) -> float:
-    allowed = f"a number in [{low}, {high}{']' if closed_high else ')'}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail(name, value, allowed)
-    v = float(value)
-    if not (low <= v <= high) or (not closed_high and v == high):
-        raise fail(name, value, allowed)
-    return v
-
-
 MAX_STRIDE = 4096
 
 
@@ -150,10 +140,8 @@ def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str
 
     Returns the resolved options, including ``limit`` (``None`` = all samples).
     """
-    if name not in DATASETS:
-        raise fail("dataset", name, ", ".join(DATASETS))
-    if split not in SPLITS:
-        raise fail("split", split, " or ".join(SPLITS))
+    check_choice("dataset", name, DATASETS)
+    check_choice("split", split, SPLITS, " or ".join(SPLITS))
     resolved = dict(DEFAULT_OPTIONS[name])
     resolved["limit"] = None
     unknown = sorted(set(options) - set(resolved))
@@ -169,10 +157,10 @@ def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str
         low = max(1, resolved["size"] // 4)
         resolved["stride"] = check_int("stride", resolved["stride"], low, MAX_STRIDE)
         resolved["max_per_image"] = check_int("max_per_image", resolved["max_per_image"], 1)
-        resolved["min_std"] = _float_option("min_std", resolved["min_std"], 0.0, 1.0, True)
+        resolved["min_std"] = check_real("min_std", resolved["min_std"], 0.0, 1.0)
         resolved["seed"] = check_int("seed", resolved["seed"], 0)
     elif name == "digits":
-        tf = _float_option("test_fraction", resolved["test_fraction"], 0.0, 1.0, False)
+        tf = check_real("test_fraction", resolved["test_fraction"], 0.0, 1.0, open_high=True)
         if tf <= 0.0:
             raise fail("test_fraction", tf, "a number in (0, 1)")
         resolved["test_fraction"] = tf

@@ -51,33 +51,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from channels.errors import check_int, fail
+from channels.errors import check_choice, check_flag, check_int, check_real, check_seed, fail
 
 LAWS = ("geometric", "uniform")
 PROFILES = ("log-linear", "uniform", "matched")
 MODES = ("bsc", "gaussian")
 KINDS = ("isfr", "conventional", "none")
 MAX_BITS_PER_SCALAR = 16
-
-
-# ---------------------------------------------------------------------------------------------
-# validation
-
-
-def _check_real(field: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
-    allowed = f"a number in {'(' if open_low else '['}{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise fail(field, value, allowed)
-    v = float(value)
-    if not (low <= v <= high) or (open_low and v == low):
-        raise fail(field, value, allowed)
-    return v
-
-
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    return check_int("seed", seed, 0, 2**63 - 1)
+MAX_SEED = 2**63 - 1
 
 
 def derive_seed(*keys: int) -> int:
@@ -91,12 +72,12 @@ class _Seeded(nn.Module):
 
     def __init__(self, seed: int | None) -> None:
         super().__init__()
-        self.seed = _check_seed(seed)
+        self.seed = check_seed("seed", seed, MAX_SEED)
         self._generators: dict[str, torch.Generator] = {}
 
     def reseed(self, seed: int | None) -> None:
         """Restart the random stream from ``seed`` (``None``: torch's global generator)."""
-        self.seed = _check_seed(seed)
+        self.seed = check_seed("seed", seed, MAX_SEED)
         self._generators = {}
 
     def generator(self, device: torch.device) -> torch.Generator | None:
@@ -183,14 +164,12 @@ class NestedDropout(_Seeded):
     ) -> None:
         super().__init__(seed)
         self.n_features = check_int("n_features", n_features, 1, 1 << 20)
-        if law not in LAWS:
-            raise fail("law", law, ", ".join(LAWS))
-        self.law = law
-        self.rho = _check_real("rho", rho, 0.0, 1.0, open_low=True)
+        self.law = check_choice("law", law, LAWS)
+        self.rho = check_real("rho", rho, 0.0, 1.0, open_low=True)
         if law == "geometric" and self.rho >= 1.0:
             raise fail("rho", rho, "a number in (0, 1)")
         self.n_min = check_int("n_min", n_min, 0, self.n_features)
-        self.p_nd = _check_real("p_nd", p_nd, 0.0, 1.0)
+        self.p_nd = check_real("p_nd", p_nd, 0.0, 1.0)
         cdf = torch.cumsum(self.cutoff_pmf(), 0)
         cdf[-1] = 1.0
         self.register_buffer("_cdf", cdf, persistent=False)
@@ -302,13 +281,10 @@ class BerMatching(_Seeded):
         super().__init__(seed)
         self.n_features = check_int("n_features", n_features, 1, 1 << 20)
         self.bits_per_scalar = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
-        if profile not in PROFILES:
-            raise fail("profile", profile, ", ".join(PROFILES))
-        if mode not in MODES:
-            raise fail("mode", mode, ", ".join(MODES))
-        self.profile, self.mode = profile, mode
-        self.eps_min = _check_real("eps_min", eps_min, 0.0, 1.0, open_low=True)
-        self.eps_max = _check_real("eps_max", eps_max, 0.0, 1.0, open_low=True)
+        self.profile = check_choice("profile", profile, PROFILES)
+        self.mode = check_choice("mode", mode, MODES)
+        self.eps_min = check_real("eps_min", eps_min, 0.0, 1.0, open_low=True)
+        self.eps_max = check_real("eps_max", eps_max, 0.0, 1.0, open_low=True)
         if self.eps_max < self.eps_min:
             raise fail("eps_max", eps_max, f"a number >= eps_min={self.eps_min}")
         if profile == "matched":
@@ -471,14 +447,16 @@ def training_channel(
     Returns:
         A :class:`TrainingChannel` whose ``options`` hold the resolved options (without seed).
     """
-    if kind not in KINDS:
-        raise fail("kind", kind, ", ".join(KINDS))
+    check_choice("kind", kind, KINDS)
     defaults = {"isfr": (True, True), "conventional": (False, True), "none": (False, False)}[kind]
-    use_nd = defaults[0] if nested_dropout is None else nested_dropout
-    use_dist = defaults[1] if distortion is None else distortion
+    allowed = "true, false or None (the kind's default)"
+    use_nd = check_flag(
+        "nested_dropout", defaults[0] if nested_dropout is None else nested_dropout, allowed=allowed
+    )
+    use_dist = check_flag(
+        "distortion", defaults[1] if distortion is None else distortion, allowed=allowed
+    )
     for field, value in (("nested_dropout", use_nd), ("distortion", use_dist)):
-        if not isinstance(value, bool):
-            raise fail(field, value, "true, false or None (the kind's default)")
         if kind == "none" and value:
             raise fail(field, value, "false or None with kind='none' (it has no modules)")
     if profile is None:
@@ -496,7 +474,7 @@ def training_channel(
     if dist is None:
         BerMatching(n_features, bits_per_scalar, profile, eps_min, eps_max, flip_probs, mode)
     channel = TrainingChannel(nd, dist)
-    channel.reseed(_check_seed(seed))
+    channel.reseed(check_seed("seed", seed, MAX_SEED))
     channel.kind = kind
     channel.options = {
         "nested_dropout": use_nd,

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from channels.errors import fail
+from channels.errors import check_choice, check_int, check_real, fail
 
 REDUCTIONS = ("none", "mean")
 CI_METHODS = ("t", "bootstrap")
@@ -60,17 +60,8 @@ def _pair(x: Any, x_hat: Any, min_ndim: int = 1) -> tuple[np.ndarray, np.ndarray
 
 
 def _reduce(values: np.ndarray, reduction: str) -> np.ndarray | float:
-    if reduction not in REDUCTIONS:
-        raise fail("reduction", reduction, " or ".join(REDUCTIONS))
+    check_choice("reduction", reduction, REDUCTIONS, " or ".join(REDUCTIONS))
     return float(np.mean(values)) if reduction == "mean" else values
-
-
-def _check_range(data_range: float) -> float:
-    if isinstance(data_range, bool) or not (
-        isinstance(data_range, int | float) and math.isfinite(data_range) and data_range > 0
-    ):
-        raise fail("data_range", data_range, "a finite number > 0")
-    return float(data_range)
 
 
 def mse(x: Any, x_hat: Any, reduction: str = "none") -> np.ndarray | float:
@@ -82,7 +73,7 @@ def mse(x: Any, x_hat: Any, reduction: str = "none") -> np.ndarray | float:
 
 def psnr(x: Any, x_hat: Any, data_range: float = 1.0, reduction: str = "none") -> Any:
     """Per-image PSNR in dB ``[B]``: ``10 log10(data_range^2 / MSE_b)``, ``+inf`` if exact."""
-    peak = _check_range(data_range)
+    peak = check_real("data_range", data_range, 0, open_low=True)
     errors = mse(x, x_hat)
     with np.errstate(divide="ignore"):
         per_image = 10.0 * np.log10(peak * peak / errors)
@@ -121,7 +112,7 @@ def ssim(
     a, b = _pair(x, x_hat)
     if a.ndim != 4:
         raise fail("x", f"array of shape {a.shape}", "shape [B, C, H, W]")
-    peak = _check_range(data_range)
+    peak = check_real("data_range", data_range, 0, open_low=True)
     side = min(a.shape[-2:])
     win = min(int(win_size), side if side % 2 else side - 1)
     g = gaussian_window(max(win, 1), sigma)
@@ -191,12 +182,9 @@ def mean_ci(
     arr = _array(values, "values").reshape(-1)
     if arr.size == 0:
         raise fail("values", "an empty array", "at least one value")
-    if not (isinstance(confidence, float | int) and 0.0 < confidence < 1.0):
-        raise fail("confidence", confidence, "a number in (0, 1)")
-    if method not in CI_METHODS:
-        raise fail("method", method, " or ".join(CI_METHODS))
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
-        raise fail("n_boot", n_boot, "an integer >= 1")
+    confidence = check_real("confidence", confidence, 0, 1, open_low=True, open_high=True)
+    check_choice("method", method, CI_METHODS, " or ".join(CI_METHODS))
+    n_boot = check_int("n_boot", n_boot, 1)
     n = int(arr.size)
     with np.errstate(invalid="ignore"):
         mean = float(np.mean(arr))

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from channels.errors import ConfigError, check_int, fail
+from channels.errors import ConfigError, check_choice, check_flag, check_int, check_real, fail
 from semcom import data as data_module
 from semcom.identity import code_identity, code_key, data_digest, describe_code, same_code
 from semcom.isfr import KINDS, derive_seed, training_channel
@@ -153,15 +153,6 @@ class TrainedModel:
 # config resolution and hash
 
 
-def _real(field_: str, value: Any, low: float, high: float, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail(field_, value, allowed)
-    v = float(value)
-    if not (low <= v <= high) or math.isnan(v):
-        raise fail(field_, value, allowed)
-    return v
-
-
 def _dict(field_: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise fail(field_, value, "a mapping of option names to values")
@@ -210,31 +201,30 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         )
     options["input_shape"] = shape
     c.model_options = resolve_model_options(c.model, c.n_features, **options)
-    if c.scheme not in KINDS:
-        raise fail("scheme", c.scheme, ", ".join(KINDS))
+    check_choice("scheme", c.scheme, KINDS)
     isfr = _dict("isfr", c.isfr)
     if "seed" in isfr:
         raise fail("isfr.seed", isfr["seed"], "no seed here: the channel's streams follow seed")
     c.isfr = training_channel(c.scheme, c.n_features, **isfr).options
     c.epochs = check_int("epochs", c.epochs, 1)
     c.batch_size = check_int("batch_size", c.batch_size, 1)
-    c.lr = _real("lr", c.lr, 0.0, math.inf, "a positive number")
+    c.lr = check_real("lr", c.lr, 0.0, allow_inf=True, allowed="a positive number")
     if c.lr <= 0 or math.isinf(c.lr):
         raise fail("lr", c.lr, "a positive finite number")
-    c.lr_min = _real("lr_min", c.lr_min, 0.0, c.lr, f"a number in [0, lr={c.lr}]")
-    c.weight_decay = _real("weight_decay", c.weight_decay, 0.0, 1.0, "a number in [0, 1]")
-    c.classifier_weight = _real("classifier_weight", c.classifier_weight, 0.0, 1e6, "a number >= 0")
-    c.val_fraction = _real("val_fraction", c.val_fraction, 0.0, 1.0, "a number in [0, 1)")
+    c.lr_min = check_real("lr_min", c.lr_min, 0.0, c.lr, allowed=f"a number in [0, lr={c.lr}]")
+    c.weight_decay = check_real("weight_decay", c.weight_decay, 0, 1)
+    c.classifier_weight = check_real(
+        "classifier_weight", c.classifier_weight, 0.0, 1e6, allowed="a number >= 0"
+    )
+    c.val_fraction = check_real("val_fraction", c.val_fraction, 0, 1, allowed="a number in [0, 1)")
     if c.val_fraction >= 1.0:
         raise fail("val_fraction", c.val_fraction, "a number in [0, 1)")
     if c.patience is not None:
         c.patience = check_int("patience", c.patience, 1)
-    c.min_delta = _real("min_delta", c.min_delta, 0.0, math.inf, "a number >= 0")
+    c.min_delta = check_real("min_delta", c.min_delta, 0, allow_inf=True)
     c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
     c.device = _resolve_device(c.device)
-    if not isinstance(c.amp, bool):
-        raise fail("amp", c.amp, "true or false")
-    c.amp = c.amp and c.device.startswith("cuda")
+    c.amp = check_flag("amp", c.amp) and c.device.startswith("cuda")
     if c.checkpoint_dir is not None:
         if not isinstance(c.checkpoint_dir, str | os.PathLike):
             raise fail("checkpoint_dir", c.checkpoint_dir, "None or a folder path")

@@ -43,13 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, fail
 from semcom.importance.base import (
     IMPORTANCE,
     ImportanceEstimator,
     as_images,
     check_model,
-    check_positive_int,
     encode_checked,
     eval_mode,
     model_dtype_device,
@@ -192,7 +191,7 @@ class AdaptiveSparseViTImportance(ImportanceEstimator):
         self.layers = check_layers(layers)
         self.target = _positive_float("target", target, 1.0)
         self.temperature = _positive_float("temperature", temperature)
-        self.steps = check_positive_int("steps", steps)
+        self.steps = check_int("steps", steps, 1)
         self.lr = _positive_float("lr", lr)
 
     def token_scores(self, model: Any, x: torch.Tensor) -> torch.Tensor:

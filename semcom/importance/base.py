@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, fail
 from semcom.registry import Registry
 
 IMPORTANCE = Registry("importance")
@@ -96,13 +96,6 @@ def eval_mode(model: Any) -> Iterator[None]:
             module.training = flag
 
 
-def check_positive_int(field: str, value: Any) -> int:
-    """An integer >= 1 or ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise fail(field, value, "an integer >= 1")
-    return int(value)
-
-
 def per_image_mse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """``MSE_b = mean_{c,h,w} (x - x̂)^2`` in float64, ``[B]``."""
     diff = x.to(torch.float64) - x_hat.to(torch.float64)
@@ -123,7 +116,7 @@ class ImportanceEstimator:
     name = "base"
 
     def __init__(self, batch_size: int = 256) -> None:
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = check_int("batch_size", batch_size, 1)
 
     def _scores(self, model: Any, x: torch.Tensor) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

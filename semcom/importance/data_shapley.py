@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from channels.errors import ConfigError, check_int, fail
-from semcom.importance.base import IMPORTANCE, check_positive_int
+from semcom.importance.base import IMPORTANCE
 from semcom.importance.value_function import (
     SubsetGameEstimator,
     SubsetValue,
@@ -92,7 +92,7 @@ class ShapleyEstimate:
 
 
 def _players(n: Any) -> int:
-    return check_positive_int("n_features", n)
+    return check_int("n_features", n, 1)
 
 
 def all_subsets(n: int) -> np.ndarray:
@@ -221,7 +221,7 @@ def tmc_shapley(
         ``v(V) − v(∅)`` exactly (a telescoping sum).
     """
     n = _players(n)
-    n_permutations = check_positive_int("n_permutations", n_permutations)
+    n_permutations = check_int("n_permutations", n_permutations, 1)
     tolerance = check_nonnegative("tolerance", tolerance)
     patience = check_int("patience", patience, 0)
     convergence = check_nonnegative("convergence", convergence)
@@ -269,7 +269,7 @@ def g_shapley(
         at a 0/1 prefix is exactly the discrete marginal, so the estimate is then unbiased.
     """
     n = _players(n)
-    n_permutations = check_positive_int("n_permutations", n_permutations)
+    n_permutations = check_int("n_permutations", n_permutations, 1)
     if not callable(getattr(value_fn, "continuous", None)):
         raise fail("value_fn", type(value_fn).__name__, "a game with continuous(masks) (G-Shapley)")
     rng = np.random.default_rng(check_seed(seed))
@@ -349,7 +349,7 @@ class DataShapleyImportance(SubsetGameEstimator):
         if key not in ALGORITHMS:
             raise fail("algorithm", algorithm, ", ".join(ALGORITHMS))
         self.algorithm = key
-        self.n_permutations = check_positive_int("n_permutations", n_permutations)
+        self.n_permutations = check_int("n_permutations", n_permutations, 1)
         self.tolerance = check_nonnegative("tolerance", tolerance)
         self.patience = check_int("patience", patience, 0)
         self.convergence = check_nonnegative("convergence", convergence)

@@ -46,13 +46,12 @@ import torch
 from scipy.optimize import minimize
 from torch import nn
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, check_real, fail
 from semcom.importance.base import (
     IMPORTANCE,
     ImportanceEstimator,
     as_images,
     check_model,
-    check_positive_int,
     encode_checked,
     eval_mode,
     model_dtype_device,
@@ -128,14 +127,6 @@ class GaussianAdaptiveAttention(nn.Module):
         return torch.cat([self.offsets.flatten(), self.scales.log().flatten()]).cpu().numpy()
 
 
-def _fraction(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise fail(field, value, "a number in (0, 1)")
-    if not 0.0 < float(value) < 1.0:
-        raise fail(field, value, "a number in (0, 1)")
-    return float(value)
-
-
 @IMPORTANCE.register(
     "gaam",
     description="Gaussian adaptive attention over the features, fitted as the feature selector "
@@ -185,11 +176,11 @@ class GaamImportance(ImportanceEstimator):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size)
-        self.heads = check_positive_int("heads", heads)
-        self.gaussians = check_positive_int("gaussians", gaussians)
-        self.budget = _fraction("budget", budget)
-        self.steps = check_positive_int("steps", steps)
-        self.fit_batch = check_positive_int("fit_batch", fit_batch)
+        self.heads = check_int("heads", heads, 1)
+        self.gaussians = check_int("gaussians", gaussians, 1)
+        self.budget = check_real("budget", budget, 0, 1, open_low=True, open_high=True)
+        self.steps = check_int("steps", steps, 1)
+        self.fit_batch = check_int("fit_batch", fit_batch, 1)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise fail("seed", seed, "an integer >= 0")
         self.seed = int(seed)

@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from channels.errors import fail
-from semcom.importance.base import IMPORTANCE, check_positive_int
+from channels.errors import check_int, fail
+from semcom.importance.base import IMPORTANCE
 from semcom.importance.value_function import (
     SubsetGameEstimator,
     SubsetValue,
@@ -127,7 +127,7 @@ def bidirectional_greedy(
         >>> bidirectional_greedy(lambda s: s @ w, 5, pending=2).ranking
         array([3, 1, 4, 2, 0])
     """
-    n = check_positive_int("n_features", n)
+    n = check_int("n_features", n, 1)
     lam = np.array(
         [
             check_nonnegative("consistency", consistency),
@@ -137,7 +137,7 @@ def bidirectional_greedy(
     )
     if not lam.any():
         raise fail("consistency", consistency, "weights with at least one > 0")
-    pending = check_positive_int("pending", pending)
+    pending = check_int("pending", pending, 1)
     dist = None if distance is None else check_distance(distance, n)
     ends = evaluate(value_fn, np.array([np.zeros(n, bool), np.ones(n, bool)]))
     v_empty, v_full = float(ends[0]), float(ends[1])
@@ -258,7 +258,7 @@ class LimaImportance(SubsetGameEstimator):
         self.effectiveness = check_nonnegative("effectiveness", effectiveness)
         if self.consistency == self.collaboration == self.effectiveness == 0:
             raise fail("consistency", consistency, "weights with at least one > 0")
-        self.pending = check_positive_int("pending", pending)
+        self.pending = check_int("pending", pending, 1)
         key = str(weights).strip().lower()
         if key not in WEIGHTS:
             raise fail("weights", weights, " or ".join(WEIGHTS))

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from channels.errors import check_int
 from semcom.importance.base import (
     IMPORTANCE,
     ImportanceEstimator,
-    check_positive_int,
     encode_checked,
     per_image_mse,
 )
@@ -63,7 +63,7 @@ class MaskingImportance(ImportanceEstimator):
 
     def __init__(self, batch_size: int = 256, decode_batch: int = 4096) -> None:
         super().__init__(batch_size)
-        self.decode_batch = check_positive_int("decode_batch", decode_batch)
+        self.decode_batch = check_int("decode_batch", decode_batch, 1)
 
     @torch.no_grad()
     def _scores(self, model: Any, x: torch.Tensor) -> np.ndarray:

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from channels.errors import fail
-from semcom.importance.base import IMPORTANCE, check_positive_int
+from channels.errors import check_int, fail
+from semcom.importance.base import IMPORTANCE
 from semcom.importance.value_function import (
     SubsetGameEstimator,
     SubsetValue,
@@ -127,12 +127,12 @@ def reagent(
         >>> int(res.importance.argmax()), bool(res.stopped.all()), float(res.importance.sum())
         (2, True, 1.0)
     """
-    n = check_positive_int("n_features", n)
+    n = check_int("n_features", n, 1)
     ratio = _ratio("ratio", ratio)
     top_n_ratio = check_unit("top_n_ratio", top_n_ratio)
     stop_fraction = _stop_fraction(stop_fraction)
-    max_steps = check_positive_int("max_steps", max_steps)
-    n_chains = check_positive_int("n_chains", n_chains)
+    max_steps = check_int("max_steps", max_steps, 1)
+    n_chains = check_int("n_chains", n_chains, 1)
     rng = np.random.default_rng(check_seed(seed))
     logits = rng.random((n_chains, n))
     steps = np.zeros(n_chains, dtype=np.int64)
@@ -223,8 +223,8 @@ class ReagentImportance(SubsetGameEstimator):
         self.ratio = _ratio("ratio", ratio)
         self.top_n_ratio = check_unit("top_n_ratio", top_n_ratio)
         self.stop_fraction = _stop_fraction(stop_fraction)
-        self.max_steps = check_positive_int("max_steps", max_steps)
-        self.n_chains = check_positive_int("n_chains", n_chains)
+        self.max_steps = check_int("max_steps", max_steps, 1)
+        self.n_chains = check_int("n_chains", n_chains, 1)
         self.seed = check_seed(seed)
 
     def _attribute(self, value_fn: SubsetValue, n: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from channels import errors
 from channels.errors import ConfigError, check_int, fail
 from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
 
@@ -54,20 +55,12 @@ def encoder_depth(model: Any) -> int:
 def check_real(field: str, value: Any, low: float, high: float = math.inf) -> float:
     """A finite real number in ``[low, high]`` (bools refused), else ConfigError."""
     allowed = f"a real number in [{low}, {high}]" if math.isfinite(high) else f"a real >= {low}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail(field, value, allowed)
-    number = float(value)
-    if not math.isfinite(number) or not low <= number <= high:
-        raise fail(field, value, allowed)
-    return number
+    return errors.check_real(field, value, low, high, allowed=allowed)
 
 
 def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
     """``value`` lower-cased if it is one of ``choices``, else ConfigError."""
-    key = str(value).strip().lower()
-    if key not in choices:
-        raise fail(field, value, " or ".join(choices))
-    return key
+    return errors.check_name(field, value, choices, " or ".join(choices))
 
 
 def prepare(model: Any, images: Any) -> tuple[Any, torch.Tensor]:

@@ -35,12 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, check_real, fail
 from semcom.importance.base import (
     ImportanceEstimator,
     as_images,
     check_model,
-    check_positive_int,
     encode_checked,
     eval_mode,
     model_dtype_device,
@@ -127,8 +126,8 @@ class SubsetValue:
         seed: int = 0,
     ) -> None:
         check_model(model)
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.decode_batch = check_positive_int("decode_batch", decode_batch)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.decode_batch = check_int("decode_batch", decode_batch, 1)
         self.fill = check_fill(fill)
         images = as_images(images)
         if self.fill == "other-image" and images.shape[0] < 2:
@@ -267,7 +266,7 @@ class SubsetGameEstimator(ImportanceEstimator):
 
     def __init__(self, batch_size: int = 256, decode_batch: int = 4096, fill: str = "zero") -> None:
         super().__init__(batch_size)
-        self.decode_batch = check_positive_int("decode_batch", decode_batch)
+        self.decode_batch = check_int("decode_batch", decode_batch, 1)
         self.fill = check_fill(fill)
 
     def _check_players(self, n: int) -> None:
@@ -300,28 +299,18 @@ class SubsetGameEstimator(ImportanceEstimator):
 
 def check_seed(seed: Any) -> int:
     """An integer seed >= 0 or ConfigError."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise fail("seed", seed, "an integer >= 0")
-    return int(seed)
+    return check_int("seed", seed, 0)
 
 
 def check_unit(field: str, value: Any, low_open: bool = True, high: float = 1.0) -> float:
     """A finite float in ``(0, high]`` (``[0, high]`` when ``low_open`` is False) or ConfigError."""
-    ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
-    number = float(value) if ok else float("nan")
-    if not np.isfinite(number) or number > high or number < 0 or (low_open and number == 0):
-        bracket = "(0" if low_open else "[0"
-        raise fail(field, value, f"a number in {bracket}, {high:g}]")
-    return number
+    allowed = f"a number in {'(' if low_open else '['}0, {high:g}]"
+    return check_real(field, value, 0, high, open_low=low_open, allowed=allowed)
 
 
 def check_nonnegative(field: str, value: Any) -> float:
     """A finite float >= 0 or ConfigError."""
-    ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
-    number = float(value) if ok else float("nan")
-    if not np.isfinite(number) or number < 0:
-        raise fail(field, value, "a finite number >= 0")
-    return number
+    return check_real(field, value, 0)
 
 
 __all__ = [

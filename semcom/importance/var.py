@@ -48,13 +48,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import fail
+from channels.errors import check_int, fail
 from semcom.importance.base import (
     IMPORTANCE,
     ImportanceEstimator,
     as_images,
     check_model,
-    check_positive_int,
     eval_mode,
     model_dtype_device,
 )
@@ -204,7 +203,7 @@ class VarImportance(ImportanceEstimator):
             tau = float(tau)
         self.tau = tau
         self.sink_dims = _check_dims(sink_dims)
-        self.n_sink_dims = check_positive_int("n_sink_dims", n_sink_dims)
+        self.n_sink_dims = check_int("n_sink_dims", n_sink_dims, 1)
 
     def _dims_and_tau(
         self, tokens: list[torch.Tensor], picked: list[int]

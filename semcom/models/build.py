@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.errors import fail
+from channels.errors import check_int, fail
 from semcom.limits import MAX_FEATURES
 from semcom.models.base import SemanticModel
 from semcom.models.cnn import ConvAutoencoder
 from semcom.models.mlp import MLPAutoencoder
-from semcom.models.options import positive_int
 from semcom.models.size import check_model_size
 from semcom.models.vit import ViTAutoencoder
 
@@ -54,7 +53,7 @@ def resolve_model_options(name: str, n_features: int = 16, **options: Any) -> di
     if name not in MODELS:
         raise fail("model", name, ", ".join(MODELS))
     cls = MODELS[name]
-    n = positive_int("n_features", n_features, MAX_FEATURES)
+    n = check_int("n_features", n_features, 1, MAX_FEATURES)
     known = set(cls.DEFAULTS) | ({"L"} if "scalars_per_feature" in cls.DEFAULTS else set())
     unknown = sorted(set(options) - known)
     if unknown:

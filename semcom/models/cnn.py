@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from channels.errors import fail
+from channels.errors import check_choice, check_flag, check_int, fail
 from semcom.models import options as opt
 from semcom.models.base import SemanticModel
 from semcom.models.gdn import GDN
@@ -60,10 +60,10 @@ class ConvAutoencoder(SemanticModel):
     def resolve(cls, n_features: int, options: dict[str, Any]) -> dict[str, Any]:
         """Validate options against ``n_features``; return them with defaults filled in."""
         o = {**cls.DEFAULTS, **options}
-        o["scalar_features"] = opt.flag("scalar_features", o["scalar_features"])
-        o["norm"] = opt.choice("norm", o["norm"], NORMS)
+        o["scalar_features"] = check_flag("scalar_features", o["scalar_features"])
+        o["norm"] = check_choice("norm", o["norm"], NORMS)
         o["widths"] = opt.int_list("widths", o["widths"], 2)
-        o["kernel_size"] = opt.positive_int("kernel_size", o["kernel_size"], 15)
+        o["kernel_size"] = check_int("kernel_size", o["kernel_size"], 1, 15)
         if o["kernel_size"] % 2 == 0:
             raise fail("kernel_size", o["kernel_size"], "an odd integer in 1..15")
         o["input_shape"] = opt.image_shape(o["input_shape"])

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from channels.errors import check_int
 from semcom.models import options as opt
 from semcom.models.base import SemanticModel
 
@@ -32,8 +33,8 @@ class MLPAutoencoder(SemanticModel):
     def resolve(cls, n_features: int, options: dict[str, Any]) -> dict[str, Any]:
         """Validate options; return them with defaults filled in."""
         o = {**cls.DEFAULTS, **opt.scalars_per_feature_alias(options)}
-        o["scalars_per_feature"] = opt.positive_int(
-            "scalars_per_feature", o["scalars_per_feature"], 4096
+        o["scalars_per_feature"] = check_int(
+            "scalars_per_feature", o["scalars_per_feature"], 1, 4096
         )
         o["hidden"] = opt.int_list("hidden", o["hidden"], 2)
         o["input_shape"] = opt.image_shape(o["input_shape"])

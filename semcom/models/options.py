@@ -8,11 +8,6 @@ from typing import Any
 from channels.errors import check_int, fail
 
 
-def positive_int(field: str, value: Any, high: int | None = None) -> int:
-    """``value`` as an int in ``1..high`` (``high=None``: no upper bound)."""
-    return check_int(field, value, 1, high)
-
-
 def scalars_per_feature_alias(options: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``options`` with the alias ``L`` renamed to ``scalars_per_feature``."""
     options = dict(options)
@@ -38,7 +33,7 @@ def int_list(field: str, value: Any, length: int, high: int = MAX_WIDTH) -> list
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != length:
         raise fail(field, value, allowed)
     try:
-        return [positive_int(field, v, high) for v in value]
+        return [check_int(field, v, 1, high) for v in value]
     except ValueError:
         raise fail(field, value, allowed) from None
 
@@ -59,23 +54,9 @@ def num_classes(value: Any) -> int | None:
         return None
     allowed = f"None or an integer in 2..{MAX_CLASSES}"
     try:
-        v = positive_int("num_classes", value, MAX_CLASSES)
+        v = check_int("num_classes", value, 1, MAX_CLASSES)
     except ValueError:
         raise fail("num_classes", value, allowed) from None
     if v < 2:
         raise fail("num_classes", value, allowed)
     return v
-
-
-def choice(field: str, value: Any, allowed: Sequence[str]) -> str:
-    """``value`` if it is one of ``allowed``."""
-    if value not in allowed:
-        raise fail(field, value, ", ".join(allowed))
-    return value
-
-
-def flag(field: str, value: Any) -> bool:
-    """``value`` if it is a bool."""
-    if not isinstance(value, bool):
-        raise fail(field, value, "true or false")
-    return value

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from channels.errors import fail
+from channels.errors import check_int, fail
 from semcom.models import options as opt
 from semcom.models.attention import TransformerBlock
 from semcom.models.base import SemanticModel
@@ -55,13 +55,13 @@ class ViTAutoencoder(SemanticModel):
     def resolve(cls, n_features: int, options: dict[str, Any]) -> dict[str, Any]:
         """Validate options against ``n_features``; fill in defaults and the patch size."""
         o = {**cls.DEFAULTS, **opt.scalars_per_feature_alias(options)}
-        o["scalars_per_feature"] = opt.positive_int(
-            "scalars_per_feature", o["scalars_per_feature"], 4096
+        o["scalars_per_feature"] = check_int(
+            "scalars_per_feature", o["scalars_per_feature"], 1, 4096
         )
-        o["dim"] = opt.positive_int("dim", o["dim"], 4096)
-        o["depth"] = opt.positive_int("depth", o["depth"], 64)
-        o["heads"] = opt.positive_int("heads", o["heads"], 64)
-        o["mlp_ratio"] = opt.positive_int("mlp_ratio", o["mlp_ratio"], 16)
+        o["dim"] = check_int("dim", o["dim"], 1, 4096)
+        o["depth"] = check_int("depth", o["depth"], 1, 64)
+        o["heads"] = check_int("heads", o["heads"], 1, 64)
+        o["mlp_ratio"] = check_int("mlp_ratio", o["mlp_ratio"], 1, 16)
         if o["dim"] % o["heads"]:
             raise fail("dim", o["dim"], f"a multiple of heads={o['heads']}")
         o["input_shape"] = opt.image_shape(o["input_shape"])
@@ -80,7 +80,7 @@ class ViTAutoencoder(SemanticModel):
                 raise fail("n_features", n_features, f"a patch count of {h}x{w} images: {counts}")
             o["patch_size"] = p
         else:
-            p = opt.positive_int("patch_size", o["patch_size"], min(h, w))
+            p = check_int("patch_size", o["patch_size"], 1, min(h, w))
             if h % p or w % p or (h // p) * (w // p) != n_features:
                 raise fail(
                     "patch_size",

@@ -11,13 +11,12 @@ with floats written as ``repr(float(v))`` (shortest round-trip form, the same on
 platform and Python ≥ 3.1), ints with ``str`` and strings as they are, so the key of a point is
 the same in every process, on every machine and in every later run (resume relies on it).
 
-Examples
---------
->>> points = expand({"snr_db": [0.0, 5], "scheme": ["a", "b"]}, base={"channel": "awgn"})
->>> [p.key for p in points][:2]
-['channel=awgn|snr_db=0.0|scheme=a', 'channel=awgn|snr_db=0.0|scheme=b']
->>> points[3]["snr_db"], points[3].index
-(5, 3)
+Examples:
+    >>> points = expand({"snr_db": [0.0, 5], "scheme": ["a", "b"]}, base={"channel": "awgn"})
+    >>> [p.key for p in points][:2]
+    ['channel=awgn|snr_db=0.0|scheme=a', 'channel=awgn|snr_db=0.0|scheme=b']
+    >>> points[3]["snr_db"], points[3].index
+    (5, 3)
 """
 
 from __future__ import annotations
@@ -116,25 +115,20 @@ def _check_value(value: Any, field: str) -> Any:
 def expand(axes: Mapping[str, Sequence[Any]], base: Mapping[str, Any] | None = None) -> list[Point]:
     """All points of the grid ``base × axes[0] × axes[1] × …`` in row-major order.
 
-    Parameters
-    ----------
-    axes : mapping name -> non-empty sequence of distinct values
-        The swept axes, in the order they vary (the last one fastest).
-    base : mapping name -> value, optional
-        Fixed values carried by every point, placed before the axes. An axis with the same name
-        as a base value replaces it in place (the base order is kept for it).
+    Args:
+        axes (mapping name -> non-empty sequence of distinct values): The swept axes, in the order
+            they vary (the last one fastest).
+        base (mapping name -> value, optional): Fixed values carried by every point, placed before
+            the axes. An axis with the same name as a base value replaces it in place (the base
+            order is kept for it).
 
-    Returns
-    -------
-    list of Point
-        ``prod(len(v) for v in axes.values())`` points, ``index`` 0..n-1; one point with the
-        base values when ``axes`` is empty.
+    Returns:
+        list of Point: ``prod(len(v) for v in axes.values())`` points, ``index`` 0..n-1; one
+        point with the base values when ``axes`` is empty.
 
-    Raises
-    ------
-    ConfigError
-        An empty or non-list axis, repeated values on an axis, or a value without canonical
-        text (field ``sweep.<name>``).
+    Raises:
+        ConfigError: An empty or non-list axis, repeated values on an axis, or a value without
+            canonical text (field ``sweep.<name>``).
     """
     base = dict(base or {})
     for name in base:

@@ -235,40 +235,31 @@ def damage_report(directory: Path | str, row_counts: dict[str, str] | None = Non
 class ResultStore:
     """Append-only, crash-safe store of the points finished by a sweep (see module docstring).
 
-    Parameters
-    ----------
-    directory : path
-        The output directory (created with its parents).
-    fingerprint : str
-        Identifies what is computed (the scenario's config hash); kept in ``store.json``.
-    resume : bool
-        Continue a run whose directory already holds results of the same fingerprint.
-    code : dict, optional
-        Identity of the code computing the rows (:func:`semcom.identity.code_identity`);
-        None: not recorded, not checked.
-    data : str, optional
-        Digest of the data the rows are computed from; None: not recorded, not checked.
-    reuse_stale : bool
-        With ``resume``, keep rows written by another or an unrecorded code version (or with
-        unrecorded data) instead of refusing them.
-    row_counts : dict, optional
-        ``{side table: results column}``: a point's rows in that table must number the value
-        of that column of its results row (else the point is recomputed).
+    Args:
+        directory (path): The output directory (created with its parents).
+        fingerprint (str): Identifies what is computed (the scenario's config hash); kept in
+            ``store.json``.
+        resume (bool): Continue a run whose directory already holds results of the same fingerprint.
+        code (dict, optional): Identity of the code computing the rows
+            (:func:`semcom.identity.code_identity`); None: not recorded, not checked.
+        data (str, optional): Digest of the data the rows are computed from; None: not recorded, not
+            checked.
+        reuse_stale (bool): With ``resume``, keep rows written by another or an unrecorded code
+            version (or with unrecorded data) instead of refusing them.
+        row_counts (dict, optional): ``{side table: results column}``: a point's rows in that table
+            must number the value of that column of its results row (else the point is recomputed).
 
-    Attributes
-    ----------
-    notes : list of str
-        What opening found and did: repaired damage, points to recompute, stale rows kept.
-    stale_codes : list
-        With ``reuse_stale``, the other code identities (None: unrecorded) of the kept rows.
+    Attributes:
+        notes (list of str): What opening found and did: repaired damage, points to recompute, stale
+            rows kept.
+        stale_codes (list): With ``reuse_stale``, the other code identities (None: unrecorded) of
+            the kept rows.
 
-    Raises
-    ------
-    ConfigError
-        ``directory`` already holds results and ``resume`` is False; or with ``resume`` the
-        directory belongs to another fingerprint or other data, holds stale rows without
-        ``reuse_stale``, lacks ``store.json``, or has a table whose header is damaged and was
-        not recorded; or it cannot be created. A refused open changes no file.
+    Raises:
+        ConfigError: ``directory`` already holds results and ``resume`` is False; or with ``resume``
+            the directory belongs to another fingerprint or other data, holds stale rows without
+            ``reuse_stale``, lacks ``store.json``, or has a table whose header is damaged and was
+            not recorded; or it cannot be created. A refused open changes no file.
     """
 
     def __init__(
