@@ -25,7 +25,6 @@ _EXPORTS = {
     "bits_per_symbol": "channels.names",
     "check_modulation": "channels.names",
     # channel models
-    "awgn": "channels.awgn",
     "esno_db_to_no": "channels.awgn",
     "ebno_db_to_no": "channels.awgn",
     "fading_coefficients": "channels.fading",

@@ -31,7 +31,7 @@ _EXPORTS = {
     "ImageDataset": "semcom.data",
     "DATASETS": "semcom.data",
     # training
-    "train": "semcom.train",
+    "train_model": "semcom.train",
     "TrainConfig": "semcom.train",
     "TrainedModel": "semcom.train",
     "load_checkpoint": "semcom.train",

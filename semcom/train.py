@@ -615,3 +615,8 @@ def _run(
         code=code_identity(),
         data_hash=data,
     )
+
+
+train_model = train
+"""The package-level name of :func:`train` (``semcom.train_model``): ``semcom.train`` is this
+module, so the function cannot be exported under its own name."""

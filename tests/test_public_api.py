@@ -26,6 +26,17 @@ def test_every_exported_name_resolves_to_its_module(package: str) -> None:
 
 
 @pytest.mark.parametrize("package", PACKAGES)
+def test_no_exported_name_is_also_a_submodule(package: str) -> None:
+    """Importing a submodule sets it as a package attribute, which would replace an export of
+    the same name (``channels.awgn`` the module vs ``awgn`` the function)."""
+    import pkgutil
+
+    module = importlib.import_module(package)
+    submodules = {info.name for info in pkgutil.iter_modules(module.__path__)}
+    assert not submodules & set(module._EXPORTS)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_unknown_name_is_an_attribute_error(package: str) -> None:
     module = importlib.import_module(package)
     with pytest.raises(AttributeError, match="no_such_name"):

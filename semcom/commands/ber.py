@@ -31,7 +31,7 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def _seed(text: str) -> int:
+def _seed_argument(text: str) -> int:
     """Parse a decimal integer seed; a float or text is a usage error (exit 2)."""
     try:
         return int(text, 10)
@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a CPU does roughly 1e7-1e8 bits/s, so 1e12 can take a day: progress shows on stderr)",
     )
     parser.add_argument(
-        "--seed", type=_seed, default=0, help="integer seed, 0 <= seed < 2**64 (default 0)"
+        "--seed", type=_seed_argument, default=0, help="integer seed, 0 <= seed < 2**64 (default 0)"
     )
     parser.add_argument("--confidence", type=_number, default=0.95, help="interval level")
     parser.add_argument(
