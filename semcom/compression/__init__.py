@@ -22,6 +22,7 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.uniform_quant import UniformQuant
 
 __all__ = [
     "COMPRESSION",
@@ -33,4 +34,5 @@ __all__ = [
     "encoder_modules",
     "encoder_parameters",
     "measure_encoder",
+    "UniformQuant",
 ]
