@@ -22,6 +22,7 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.rsq import RSQ
 from semcom.compression.uniform_quant import UniformQuant
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "encoder_modules",
     "encoder_parameters",
     "measure_encoder",
+    "RSQ",
     "UniformQuant",
 ]

@@ -10,7 +10,14 @@ from channels.errors import ConfigError
 from semcom.compression import COMPRESSION, compressible_layers, measure_encoder
 from semcom.compression.quantise import SCALE_BITS, round_to_nearest, symmetric_scale
 from semcom.compression.uniform_quant import UniformQuant
-from tests.semcom.quant_contract import check_contract, images_for, small_model
+from tests.semcom.quant_contract import (
+    check_contract,
+    images_for,
+    one_thread,  # noqa: F401 (fixture)
+    small_model,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registered_with_paper() -> None:
