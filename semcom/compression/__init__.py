@@ -22,6 +22,7 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.layerwise_quant import LayerwiseQuant
 from semcom.compression.rsq import RSQ
 from semcom.compression.uniform_quant import UniformQuant
 
@@ -35,6 +36,7 @@ __all__ = [
     "encoder_modules",
     "encoder_parameters",
     "measure_encoder",
+    "LayerwiseQuant",
     "RSQ",
     "UniformQuant",
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from semcom.compression.calibration import capture, layer_rows
 from semcom.compression.quantise import quantise_with_scale, symmetric_scale
 
 
@@ -108,3 +109,16 @@ def gptq(
             E1[:, i] = err
         W[:, last:] -= E1 @ U[first:last, last:]
     return Q.to(dtype)
+
+
+def layer_hessian(
+    model: torch.nn.Module, layer: torch.nn.Module, images: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    """Plain GPTQ Hessian ``(2/M) Σ_m x_m x_mᵀ`` of ``layer``'s inputs on ``model.encode(images)``
+    (the current weights, so earlier layers already quantised count as such)."""
+    total, count = None, 0
+    for seen in capture(model, images, [layer], batch_size):
+        h, m = weighted_hessian(layer_rows(layer, seen[id(layer)][0]))
+        total = h if total is None else total + h
+        count += m
+    return finish_hessian(total, count)
