@@ -24,6 +24,7 @@ from semcom.compression.base import (
 )
 from semcom.compression.layerwise_quant import LayerwiseQuant
 from semcom.compression.rsq import RSQ
+from semcom.compression.svdquant import SVDQuant
 from semcom.compression.uniform_quant import UniformQuant
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "measure_encoder",
     "LayerwiseQuant",
     "RSQ",
+    "SVDQuant",
     "UniformQuant",
 ]
