@@ -45,7 +45,7 @@ def weighted_hessian(
     x = rows.to(torch.float64)
     if token_weights is None:
         return x.T @ x, x.shape[0]
-    r = token_weights.to(torch.float64).reshape(-1, 1)
+    r = token_weights.to(device=x.device, dtype=torch.float64).reshape(-1, 1)
     return (x * r).T @ x, x.shape[0]
 
 
@@ -92,7 +92,7 @@ def gptq(
         scale = symmetric_scale(W.reshape(1, -1), bits).reshape(1, 1)
     else:
         scale = symmetric_scale(W, bits)
-    H += damp * torch.mean(torch.diag(H)) * torch.eye(cols, dtype=H.dtype)
+    H += damp * torch.mean(torch.diag(H)) * torch.eye(cols, dtype=H.dtype, device=H.device)
     U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     Q = torch.zeros_like(W)
     for first in range(0, cols, block_size):

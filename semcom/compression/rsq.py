@@ -241,9 +241,11 @@ class RSQ(Compressor):
         for name, layer in layers:
             hessian, per_image = self._hessian(model, name, layer, images, mode)
             w = weight_matrix(layer).to(torch.float64)
+            hessian = hessian.to(w.device)
             kind = "none"
             if self.rotate:
                 r, kind = rotation(w.shape[1], generator)
+                r = r.to(w.device)
                 q = gptq(w @ r, r.T @ hessian @ r, self.bits, granularity=self.granularity,
                          damp=self.damp, block_size=self.block_size) @ r.T  # fmt: skip
                 rotation_flops += per_image * online_rotation_flops(w.shape[1], kind)

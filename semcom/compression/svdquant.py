@@ -178,7 +178,7 @@ class SVDQuant(Compressor):
         for name, layer in layers:
             w = weight_matrix(layer).to(torch.float64)
             out, cols = w.shape
-            lam = torch.ones(cols, dtype=torch.float64)
+            lam = torch.ones(cols, dtype=torch.float64, device=w.device)
             if self.alpha is not None:
                 lam = smoothing_factors(self._act_max(model, layer, images), w, self.alpha)
             smoothed = w * lam

@@ -74,6 +74,12 @@ def test_mean_bits_over_layers_equal_the_fractional_target(
     params = result.size.params
     expected = (stored + 32 * (params - quantised)) / params
     assert result.size.weight_bits == pytest.approx(expected)
+    # and the stored weights use no more levels than their bits allow
+    compressed = dict(compressible_layers(result.model))
+    for unit, _, layers in quant_units(model):
+        for name, _ in layers:
+            rows = compressed[name].weight.detach().reshape(compressed[name].weight.shape[0], -1)
+            assert max(row.unique().numel() for row in rows) <= 2 ** bits_of[unit] - 1
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "vit"])
