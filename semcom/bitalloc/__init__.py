@@ -11,5 +11,17 @@ Adding a method is one module with a :class:`BitAllocator` subclass registered w
 """
 
 from semcom.bitalloc.base import BIT_ALLOCATION, MAX_BITS, BitAllocator, check_budget, check_weights
+from semcom.bitalloc.edgeqat import EdgeQATBits
+from semcom.bitalloc.greedy_distortion import GreedyDistortion
+from semcom.bitalloc.uniform import UniformBits
 
-__all__ = ["BIT_ALLOCATION", "MAX_BITS", "BitAllocator", "check_budget", "check_weights"]
+__all__ = [
+    "BIT_ALLOCATION",
+    "MAX_BITS",
+    "BitAllocator",
+    "check_budget",
+    "check_weights",
+    "EdgeQATBits",
+    "GreedyDistortion",
+    "UniformBits",
+]

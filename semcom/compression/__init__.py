@@ -22,6 +22,10 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.layerwise_quant import LayerwiseQuant
+from semcom.compression.rsq import RSQ
+from semcom.compression.svdquant import SVDQuant
+from semcom.compression.uniform_quant import UniformQuant
 
 __all__ = [
     "COMPRESSION",
@@ -33,4 +37,8 @@ __all__ = [
     "encoder_modules",
     "encoder_parameters",
     "measure_encoder",
+    "LayerwiseQuant",
+    "RSQ",
+    "SVDQuant",
+    "UniformQuant",
 ]
