@@ -22,10 +22,12 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.magnitude import MagnitudePruning
 
 __all__ = [
     "COMPRESSION",
     "FLOAT_BITS",
+    "MagnitudePruning",
     "CompressionResult",
     "Compressor",
     "EncoderSize",
