@@ -23,11 +23,13 @@ from semcom.compression.base import (
     measure_encoder,
 )
 from semcom.compression.magnitude import MagnitudePruning
+from semcom.compression.spa import SPAPruning
 
 __all__ = [
     "COMPRESSION",
     "FLOAT_BITS",
     "MagnitudePruning",
+    "SPAPruning",
     "CompressionResult",
     "Compressor",
     "EncoderSize",
