@@ -22,12 +22,14 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.cts import CTSPruning
 from semcom.compression.magnitude import MagnitudePruning
 from semcom.compression.spa import SPAPruning
 
 __all__ = [
     "COMPRESSION",
     "FLOAT_BITS",
+    "CTSPruning",
     "MagnitudePruning",
     "SPAPruning",
     "CompressionResult",

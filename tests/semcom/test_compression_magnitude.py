@@ -14,6 +14,15 @@ from semcom.compression.prunable import prunable_weights, zero_count
 from semcom.models.build import build_model
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if name == "cnn":
