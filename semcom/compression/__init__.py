@@ -23,6 +23,7 @@ from semcom.compression.base import (
     measure_encoder,
 )
 from semcom.compression.cts import CTSPruning
+from semcom.compression.hidenseek import HideNseek
 from semcom.compression.magnitude import MagnitudePruning
 from semcom.compression.spa import SPAPruning
 
@@ -30,6 +31,7 @@ __all__ = [
     "COMPRESSION",
     "FLOAT_BITS",
     "CTSPruning",
+    "HideNseek",
     "MagnitudePruning",
     "SPAPruning",
     "CompressionResult",

@@ -50,6 +50,7 @@ from semcom.compression.prunable import apply_masks, calibration_images, prunabl
 OBJECTIVES = ("kl", "mse")
 
 
+@torch.enable_grad()
 def concrete_ticket_search(
     model: nn.Module,
     x: torch.Tensor,

@@ -202,7 +202,8 @@ class SPAPruning(Compressor):
         grads = None
         if self.criterion == "taylor":
             model.zero_grad(set_to_none=True)
-            reconstruction_loss(model, x).backward()
+            with torch.enable_grad():
+                reconstruction_loss(model, x).backward()
             grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
             model.zero_grad(set_to_none=True)
         scores = group_importance(
