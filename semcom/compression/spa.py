@@ -22,9 +22,10 @@ in forward order. For each, the inputs ``X`` of the consuming layer are collecte
 current (already partly pruned) encoder and the unit groups, the consumer's input-column
 blocks, are removed greedily by group Optimal Brain Surgeon with compensation of the remaining
 columns (:func:`~semcom.compression.obs.group_obs`), so that the consumer reproduces its dense
-outputs as well as it can. The rest of each removed group is then zeroed. ``data="noise"``
-uses uniform-noise images in place of calibration data (the data-free setting of the paper);
-``data="calibration"`` uses the images passed to ``compress``.
+outputs as well as it can. The rest of each removed group is then zeroed.
+``data="calibration"`` (default) uses the images passed to ``compress``; ``data="noise"`` uses
+uniform-noise images instead, the data-free setting of the paper (on digits it is about 6 dB
+worse than calibration images at half the hidden units, so it is not the default).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ CRITERIA = ("obspa", "l1", "l2", "taylor")
 AGGREGATES = ("mean", "sum", "max")
 NORMALIZATIONS = ("mean", "max", "none")
 SCOPES = ("layer", "global")
-DATA = ("noise", "calibration")
+DATA = ("calibration", "noise")
 
 
 def group_importance(
@@ -138,8 +139,8 @@ class SPAPruning(Compressor):
         normalize: per-operator normalisation, ``"mean"`` (default), ``"max"`` or ``"none"``.
         scope: ``"layer"`` (default) or ``"global"`` (not with ``obspa``, whose errors are
             per layer).
-        data: images for ``taylor``/``obspa``: ``"noise"`` (default; data-free) or
-            ``"calibration"`` (the images given to ``compress``).
+        data: images for ``taylor``/``obspa``: ``"calibration"`` (default; the images given to
+            ``compress``) or ``"noise"`` (data-free).
         samples: noise images drawn with ``data="noise"`` (1..4096, default 16).
         damp: OBSPA's relative ridge on ``H`` (default 0.01).
         seed: seed of the noise images.
@@ -147,7 +148,8 @@ class SPAPruning(Compressor):
     Examples:
         >>> from semcom.models.build import build_model
         >>> _ = torch.manual_seed(0)
-        >>> result = SPAPruning(sparsity=0.25, samples=4).compress(build_model("mlp", 8))
+        >>> method = SPAPruning(sparsity=0.25, data="noise", samples=4)
+        >>> result = method.compress(build_model("mlp", 8))
         >>> result.details["pruned"], result.details["prunable"]
         (96, 384)
     """
@@ -161,7 +163,7 @@ class SPAPruning(Compressor):
         aggregate: str = "mean",
         normalize: str = "mean",
         scope: str = "layer",
-        data: str = "noise",
+        data: str = "calibration",
         samples: int = 16,
         damp: float = 0.01,
         seed: int = 0,

@@ -240,7 +240,8 @@ def test_exact_unit_count_and_a_working_codec(name: str, criterion: str, scope: 
     model = tiny(name)
     families = unit_families(model)
     total = sum(f.units for f in families)
-    result = SPAPruning(sparsity=0.6, criterion=criterion, scope=scope, samples=4).compress(model)
+    method = SPAPruning(sparsity=0.6, criterion=criterion, scope=scope, data="noise", samples=4)
+    result = method.compress(model)
     dead = [int((~live_units(result.model, f)).sum()) for f in unit_families(result.model)]
     assert sum(dead) == result.details["pruned"] == prune_count(0.6, total)
     assert all(d < f.units for d, f in zip(dead, families, strict=True))  # one unit survives
@@ -254,7 +255,8 @@ def test_exact_unit_count_and_a_working_codec(name: str, criterion: str, scope: 
 def test_input_unchanged_and_deterministic() -> None:
     model = tiny("vit")
     before = [p.clone() for p in model.parameters()]
-    runs = [SPAPruning(sparsity=0.5, samples=4, seed=7).compress(model) for _ in range(2)]
+    method = SPAPruning(sparsity=0.5, data="noise", samples=4, seed=7)
+    runs = [method.compress(model) for _ in range(2)]
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     pairs = zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
@@ -280,6 +282,6 @@ def test_unmeetable_budget_and_missing_images_are_refused() -> None:
     with pytest.raises(ConfigError, match="^sparsity: 0.99 is invalid; allowed: at most"):
         SPAPruning(sparsity=0.99, criterion="l1").compress(tiny("mlp"))
     with pytest.raises(ConfigError, match="^images: None is invalid; allowed: calibration"):
-        SPAPruning(criterion="taylor", data="calibration").compress(tiny("mlp"))
+        SPAPruning(criterion="taylor").compress(tiny("mlp"))
     with pytest.raises(ConfigError, match="^images:"):
         SPAPruning(data="calibration").compress(tiny("mlp"), torch.rand(2, 3, 8, 8))
