@@ -6,6 +6,9 @@ Public API::
     Compressor, CompressionResult      the method base class and its result
     EncoderSize, measure_encoder       measured params, FLOPs and weight bits of an encoder
     encoder_modules, encoder_parameters, compressible_layers
+    MagnitudePruning, SPAPruning,      pruning methods ("magnitude", "spa", "cts", "hidenseek");
+    CTSPruning, HideNseek              their helpers live in budget, groups, obs, concrete,
+                                       synflow and prunable
 
 Adding a method is one module with a :class:`Compressor` subclass registered with
 ``@COMPRESSION.register(name, description=..., paper=...)`` and one import line below.

@@ -207,7 +207,9 @@ def zero_units(model: nn.Module, family: UnitFamily, units: Sequence[int] | torc
         p.index_fill_(s.dim, s.index[units].reshape(-1).to(p.device), 0.0)
 
 
-def slice_values(model: nn.Module, s: Slice, tensors: dict[str, torch.Tensor] | None = None):
+def slice_values(
+    model: nn.Module, s: Slice, tensors: dict[str, torch.Tensor] | None = None
+) -> torch.Tensor:
     """The values of slice ``s`` as float64 ``[units, m]`` (unit ``u``'s entries in row ``u``),
     read from ``tensors`` (name -> tensor, e.g. gradients) when given, else the parameters."""
     source = tensors if tensors is not None else dict(model.named_parameters())
