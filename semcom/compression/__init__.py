@@ -6,6 +6,9 @@ Public API::
     Compressor, CompressionResult      the method base class and its result
     EncoderSize, measure_encoder       measured params, FLOPs and weight bits of an encoder
     encoder_modules, encoder_parameters, compressible_layers
+    MagnitudePruning, SPAPruning,      pruning methods ("magnitude", "spa", "cts", "hidenseek");
+    CTSPruning, HideNseek              their helpers live in budget, groups, obs, concrete,
+                                       synflow and prunable
 
 Adding a method is one module with a :class:`Compressor` subclass registered with
 ``@COMPRESSION.register(name, description=..., paper=...)`` and one import line below.
@@ -22,23 +25,31 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.cts import CTSPruning
+from semcom.compression.hidenseek import HideNseek
 from semcom.compression.layerwise_quant import LayerwiseQuant
+from semcom.compression.magnitude import MagnitudePruning
 from semcom.compression.rsq import RSQ
+from semcom.compression.spa import SPAPruning
 from semcom.compression.svdquant import SVDQuant
 from semcom.compression.uniform_quant import UniformQuant
 
 __all__ = [
     "COMPRESSION",
     "FLOAT_BITS",
+    "RSQ",
+    "CTSPruning",
     "CompressionResult",
     "Compressor",
     "EncoderSize",
+    "HideNseek",
+    "LayerwiseQuant",
+    "MagnitudePruning",
+    "SPAPruning",
+    "SVDQuant",
+    "UniformQuant",
     "compressible_layers",
     "encoder_modules",
     "encoder_parameters",
     "measure_encoder",
-    "LayerwiseQuant",
-    "RSQ",
-    "SVDQuant",
-    "UniformQuant",
 ]

@@ -1,0 +1,157 @@
+"""Budgets of the pruning methods: option checks, exact prune counts and exact selections.
+
+A pruning budget is a ``sparsity`` ``s`` in ``[0, 1)``: the fraction of the prunable units (weights
+or channels, as each method states) to remove. The count removed is always
+
+    k = floor(s · n + 1/2)            (n prunable units; round half up)
+
+and every selection below removes exactly ``k`` units, so "pruning to a target sparsity hits it
+exactly" holds by construction and is checked by counting zeros in the tests.
+
+Ties are broken by position (the earlier unit goes first) so selections are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from channels.errors import ConfigError, fail
+
+
+def check_real(
+    field: str, value: Any, low: float, high: float, *, high_open: bool = False
+) -> float:
+    """A finite real number in ``[low, high]`` (``[low, high)`` with ``high_open``), else
+    ConfigError; bools and strings are refused.
+
+    Examples:
+        >>> check_real("lr", 0.1, 0.0, 1.0)
+        0.1
+    """
+    bracket = ")" if high_open else "]"
+    allowed = f"a real number in [{low}, {high}{bracket}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(field, value, allowed)
+    number = float(value)
+    above = number >= high if high_open else number > high
+    if not math.isfinite(number) or number < low or above:
+        raise fail(field, value, allowed)
+    return number
+
+
+def check_choice(field: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` (a string, compared lower-case) if it is one of ``choices``, else ConfigError."""
+    key = value.strip().lower() if isinstance(value, str) else None
+    if key not in choices:
+        raise fail(field, value, ", ".join(choices))
+    return key
+
+
+def check_sparsity(value: Any) -> float:
+    """The ``sparsity`` option: a real number in ``[0, 1)``."""
+    return check_real("sparsity", value, 0.0, 1.0, high_open=True)
+
+
+def prune_count(sparsity: float, total: int) -> int:
+    """Units removed out of ``total`` at ``sparsity``: ``floor(s · total + 1/2)``.
+
+    Examples:
+        >>> prune_count(0.5, 7), prune_count(0.25, 10), prune_count(0.0, 10)
+        (4, 3, 0)
+    """
+    return int(math.floor(sparsity * total + 0.5))
+
+
+def check_meetable(sparsity: float, total: int, most: int, unit: str) -> int:
+    """``prune_count(sparsity, total)``, or ConfigError (field ``sparsity``) when it exceeds
+    ``most``, the largest number of ``unit`` the encoder can lose."""
+    count = prune_count(sparsity, total)
+    if count > most:
+        raise fail(
+            "sparsity",
+            sparsity,
+            f"at most {most / total:.4g} for this encoder ({most} of its {total} prunable "
+            f"{unit} can be removed)",
+        )
+    return count
+
+
+def lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices (int64) of the ``count`` lowest entries of the 1-D ``scores``; ties: lower index.
+
+    Examples:
+        >>> lowest(torch.tensor([3.0, 1.0, 2.0, 1.0]), 2).tolist()
+        [1, 3]
+    """
+    if not 0 <= count <= scores.numel():
+        raise ValueError(f"cannot select {count} of {scores.numel()} units")
+    order = torch.argsort(scores.reshape(-1).to(torch.float64), stable=True)
+    return order[:count]
+
+
+def split_count(count: int, sizes: Sequence[int], keep: int = 0) -> list[int]:
+    """Split ``count`` removals over groups of ``sizes`` in proportion (largest remainder).
+
+    Group ``g`` gets ``floor(count · n_g / Σn)`` or one more, never more than ``n_g − keep``;
+    what a full group cannot take goes to the others, so the parts always sum to ``count``.
+
+    Raises:
+        ConfigError: ``count`` exceeds ``Σ (n_g − keep)`` (field ``sparsity``).
+
+    Examples:
+        >>> split_count(5, [4, 4, 2])
+        [2, 2, 1]
+        >>> split_count(7, [8, 2], keep=1)
+        [6, 1]
+    """
+    caps = [max(n - keep, 0) for n in sizes]
+    if count > sum(caps):
+        raise ConfigError(f"sparsity: removes {count} units; at most {sum(caps)} can go")
+    total = sum(sizes)
+    if count == 0 or total == 0:
+        return [0] * len(sizes)
+    exact = [count * n / total for n in sizes]
+    parts = [min(int(math.floor(e)), c) for e, c in zip(exact, caps, strict=True)]
+    # largest fractional part first, earlier group on ties; repeat while caps bind
+    order = sorted(range(len(sizes)), key=lambda g: (-(exact[g] - math.floor(exact[g])), g))
+    while sum(parts) < count:
+        for g in order:
+            if sum(parts) == count:
+                break
+            if parts[g] < caps[g]:
+                parts[g] += 1
+    return parts
+
+
+def lowest_with_caps(
+    scores: Sequence[torch.Tensor], count: int, keep: int = 1
+) -> list[torch.Tensor]:
+    """Global selection: the ``count`` lowest scores over all groups, each group keeping at
+    least ``keep`` units; returns per-group index tensors (ties: earlier group, lower index).
+
+    Examples:
+        >>> [t.tolist() for t in lowest_with_caps([torch.tensor([0.1, 0.2]),
+        ...                                        torch.tensor([0.3, 0.0, 0.5])], 3)]
+        [[0], [1, 0]]
+    """
+    flat = torch.cat([s.reshape(-1).to(torch.float64) for s in scores])
+    owner = torch.cat([torch.full((s.numel(),), g) for g, s in enumerate(scores)])
+    local = torch.cat([torch.arange(s.numel()) for s in scores])
+    left = [s.numel() - keep for s in scores]
+    chosen: list[list[int]] = [[] for _ in scores]
+    taken = 0
+    for i in torch.argsort(flat, stable=True).tolist():
+        if taken == count:
+            break
+        g = int(owner[i])
+        if left[g] > 0:
+            chosen[g].append(int(local[i]))
+            left[g] -= 1
+            taken += 1
+    if taken < count:
+        raise ConfigError(f"sparsity: removes {count} units; at most {taken} can go")
+    return [torch.tensor(c, dtype=torch.int64) for c in chosen]
