@@ -7,14 +7,13 @@ one-line description, source). ``exact`` is registered lazily: its module ``opti
 imported only when the method is first used, so everything else works without it. Adding a
 method is one function and one :meth:`MethodRegistry.register` line.
 
-Examples
---------
->>> from optim.problem import random_problem
->>> result = solve(random_problem(4, 4, seed=0), "lowest-order")
->>> result.method, result.allocation.n_selected
-('lowest-order', 4)
->>> "hierarchical" in available_methods()
-True
+Examples:
+    >>> from optim.problem import random_problem
+    >>> result = solve(random_problem(4, 4, seed=0), "lowest-order")
+    >>> result.method, result.allocation.n_selected
+    ('lowest-order', 4)
+    >>> "hierarchical" in available_methods()
+    True
 """
 
 from __future__ import annotations

@@ -32,13 +32,7 @@ NUMPY_HEADERS = (
 )
 UNDERLINE = re.compile(r"\s*-{3,}\s*")
 
-NUMPY_STYLE_ALLOWED = {
-    "optim/bnb.py",
-    "optim/exact.py",
-    "optim/methods.py",
-    "semcom/sweep/executors.py",
-    "semcom/sweep/provenance.py",
-}
+NUMPY_STYLE_ALLOWED: set[str] = set()
 """Files that still hold NumPy-style sections (to convert, then remove from this set)."""
 
 LOCAL_VALIDATORS = (
