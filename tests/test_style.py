@@ -58,8 +58,6 @@ LOCAL_VALIDATORS = (
 
 LOCAL_VALIDATORS_ALLOWED = {
     ("channels/montecarlo.py", "_check_positive_int"),
-    ("semcom/link.py", "_finite_number"),
-    ("semcom/link.py", "_integer"),
     # two messages (unconvertible input vs. bad content) that check_vector does not reproduce
     ("semcom/importance/ordering_quality.py", "_vector"),
 }
