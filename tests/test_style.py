@@ -57,7 +57,6 @@ LOCAL_VALIDATORS = (
 """Names of the module-level validators that ``channels.errors`` replaced."""
 
 LOCAL_VALIDATORS_ALLOWED = {
-    ("channels/montecarlo.py", "_check_positive_int"),
     # two messages (unconvertible input vs. bad content) that check_vector does not reproduce
     ("semcom/importance/ordering_quality.py", "_vector"),
 }
