@@ -57,8 +57,6 @@ LOCAL_VALIDATORS = (
 """Names of the module-level validators that ``channels.errors`` replaced."""
 
 LOCAL_VALIDATORS_ALLOWED = {
-    # two messages (unconvertible input vs. bad content) that check_vector does not reproduce
-    ("semcom/importance/ordering_quality.py", "_vector"),
 }
 """(file, function) pairs still defining a local validator (to convert, then remove)."""
 
