@@ -106,7 +106,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_name
 from channels.theory import ber_terms, bound_coefficients
 from optim.distortion import feature_terms, objective
 from optim.problem import Allocation, Problem
@@ -927,9 +927,7 @@ def solve_exact_result(
         raise ConfigError(f"rtol/atol: {rtol!r}/{atol!r} is invalid; allowed: numbers >= 0")
     check_limits(time_limit, node_limit)
     deadline = Deadline(time_limit, start)
-    key = str(engine).strip().lower()
-    if key not in ENGINES:
-        raise ConfigError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    key = check_name("engine", engine, ENGINES)
     count = candidate_count(problem.n_features, problem.n_subchannels, len(problem.modulations))
     if key == "bnb" or (key == "auto" and count > max_candidates):
         from optim.bnb import solve_bnb

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_name
 from optim import baselines
 from optim.distortion import objective
 from optim.problem import Allocation, Problem
@@ -102,10 +102,7 @@ class MethodRegistry(Mapping[str, Method]):
         self._methods[method.name] = method
 
     def __getitem__(self, name: str) -> Method:
-        key = str(name).strip().lower()
-        if key not in self._methods:
-            raise ConfigError(f"method: {name!r} is not one of {', '.join(self._methods)}")
-        return self._methods[key]
+        return self._methods[check_name("method", name, tuple(self._methods))]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._methods)
