@@ -149,6 +149,7 @@ def check_real(
     open_low: bool = False,
     open_high: bool = False,
     allow_inf: bool = False,
+    also: Sequence[float] = (),
     coerce: bool = False,
     allowed: str | None = None,
     max_repr: int | None = None,
@@ -156,7 +157,8 @@ def check_real(
     """``value`` as a float in the interval from ``low`` to ``high``, else ConfigError.
 
     The interval is closed unless ``open_low`` / ``open_high``; NaN is always rejected and
-    ``±inf`` unless ``allow_inf`` (and the bounds admit it). Bools are rejected.
+    ``±inf`` unless ``allow_inf`` (and the bounds admit it) or listed in ``also``. Bools are
+    rejected.
 
     Args:
         field: name shown in the message.
@@ -168,6 +170,9 @@ def check_real(
         open_low: exclude ``low`` itself.
         open_high: exclude ``high`` itself.
         allow_inf: accept an infinite value that lies within the bounds.
+        also: values accepted besides the interval, e.g. ``(math.inf,)`` for an SNR in
+            ``[-300, 300]`` dB where ``inf`` means no noise; the generated text ends with
+            ``or <value>`` for each.
         coerce: convert with ``float()`` instead of requiring a real number type.
         allowed: message text instead of the generated one (``a number in [low, high]``,
             ``a finite number >= low``, ``a number > low`` with ``allow_inf``, ...).
@@ -186,6 +191,8 @@ def check_real(
         inf
         >>> check_real("budget", "1e3", 0, coerce=True)
         1000.0
+        >>> check_real("snr_db", float("inf"), -300, 300, also=(math.inf,))
+        inf
         >>> check_real("rho", 0.0, 0.0, 1.0, open_low=True)
         Traceback (most recent call last):
             ...
@@ -197,12 +204,15 @@ def check_real(
     """
     if allowed is None:
         allowed = _real_rule(low, high, open_low, open_high, allow_inf)
+        allowed += "".join(f" or {extra}" for extra in also)
     if isinstance(value, bool | np.bool_) or not (coerce or isinstance(value, numbers.Real)):
         raise fail(field, value, allowed, max_repr=max_repr)
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise fail(field, value, allowed, max_repr=max_repr) from None
+    if number in also and not math.isnan(number):
+        return number
     below = number < low or (open_low and number == low)
     above = number > high or (open_high and number == high)
     if math.isnan(number) or (math.isinf(number) and not allow_inf) or below or above:
@@ -351,27 +361,33 @@ def check_vector(
     value: Any,
     low: float = -math.inf,
     *,
+    min_size: int = 0,
     allowed: str | None = None,
+    unconvertible: str | None = None,
     max_repr: int | None = None,
 ) -> np.ndarray:
     """``value`` as a read-only one-dimensional float64 array of finite numbers ``>= low``.
 
     A list, tuple or array is converted with ``numpy.array``; a 0-d array counts as one
-    element, while a bare number is rejected (it is not a list). Empty vectors are allowed.
+    element, while a bare number is rejected (it is not a list). Empty vectors are allowed
+    unless ``min_size`` says otherwise.
 
     Args:
         field: name shown in the message.
         value: the vector.
         low: smallest element allowed (``-inf``: none).
+        min_size: fewest elements allowed.
         allowed: message text instead of ``a list of finite numbers`` (``>= low``).
+        unconvertible: message text, instead of ``allowed``, for a value that ``numpy.array``
+            cannot convert to float64 at all (a string, a ragged list).
         max_repr: passed to :func:`fail` (vectors can be long).
 
     Returns:
         A new read-only float64 array ``[n]``.
 
     Raises:
-        ConfigError: not convertible, not one-dimensional, or an element is non-finite or
-            below ``low``.
+        ConfigError: not convertible, not one-dimensional, shorter than ``min_size``, or an
+            element is non-finite or below ``low``.
 
     Examples:
         >>> check_vector("gains", [1, 0.5], 0)
@@ -380,17 +396,24 @@ def check_vector(
         Traceback (most recent call last):
             ...
         channels.errors.ConfigError: g: [-2.0] is invalid; allowed: a list of finite numbers >= 0
+        >>> check_vector("w", [], min_size=1, allowed="a non-empty list")
+        Traceback (most recent call last):
+            ...
+        channels.errors.ConfigError: w: [] is invalid; allowed: a non-empty list
     """
     if allowed is None:
         allowed = "a list of finite numbers" + (f" >= {low}" if low > -math.inf else "")
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
-        raise fail(field, value, allowed, max_repr=max_repr) from None
+        text = allowed if unconvertible is None else unconvertible
+        raise fail(field, value, text, max_repr=max_repr) from None
     if arr.ndim == 0 and not isinstance(value, list | tuple | np.ndarray):
         raise fail(field, value, allowed, max_repr=max_repr)
     arr = arr.reshape(-1) if arr.ndim == 0 else arr
-    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < low):
+    if arr.ndim != 1 or arr.size < min_size:
+        raise fail(field, value, allowed, max_repr=max_repr)
+    if not np.all(np.isfinite(arr)) or np.any(arr < low):
         raise fail(field, value, allowed, max_repr=max_repr)
     arr.setflags(write=False)
     return arr

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.stats import norm
 
 from channels.awgn import esno_db_to_no
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_int
 from channels.fading import check_fading
 from channels.kernels import philox
 from channels.kernels.backend import BACKENDS, resolve_backend  # noqa: F401 (re-exported)
@@ -126,16 +126,6 @@ class BerResult:
         return asdict(self)
 
 
-def _check_positive_int(name: str, value: object, low: int = 1) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number != int(number) or number < low:
-        raise ConfigError(f"{name}: {value!r} is invalid; allowed: an integer >= {low}")
-    return int(number)
-
-
 def trial_shape(modulation: str, coherence: int) -> tuple[int, int]:
     """``(blocks, bits)`` of one trial: ``ceil(SYMBOLS_PER_TRIAL / coherence)`` blocks of
     ``coherence`` symbols, ``bits = blocks * coherence * bits_per_symbol``."""
@@ -173,11 +163,11 @@ def check_ber_arguments(
         raise ConfigError(f"rician_k: {rician_k!r} is invalid for channel {channel!r}; allowed: 0")
     if not math.isfinite(snr_db):
         raise ConfigError(f"snr_db: {snr_db!r} is invalid; allowed: a finite number of dB")
-    _check_positive_int("coherence", coherence)
+    check_int("coherence", coherence, 1, coerce=True)
     if not math.isfinite(csi_error_var) or csi_error_var < 0:
         raise ConfigError(f"csi_error_var: {csi_error_var!r} is invalid; allowed: finite >= 0")
-    min_errors = _check_positive_int("min_errors", min_errors)
-    max_bits = _check_positive_int("max_bits", max_bits)
+    min_errors = check_int("min_errors", min_errors, 1, coerce=True)
+    max_bits = check_int("max_bits", max_bits, 1, coerce=True)
     if min_errors > max_bits:
         raise ConfigError(
             f"min_errors: {min_errors} is larger than max_bits={max_bits}; "
@@ -191,7 +181,7 @@ def check_ber_arguments(
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed: {seed!r} is invalid; allowed: an integer, 0 <= seed < 2**64")
-    _check_positive_int("seed", seed, low=0)
+    check_int("seed", seed, 0)
     if int(seed) >= 2**64:
         raise ConfigError(f"seed: {seed!r} is invalid; allowed: 0 <= seed < 2**64")
     if not 0.0 < confidence < 1.0:

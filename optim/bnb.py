@@ -656,32 +656,27 @@ def solve_bnb(
 ) -> BnBResult:
     """Branch and bound on (P0); see the module docstring.
 
-    Parameters
-    ----------
-    time_limit : float
-        Wall-clock seconds for the whole call (``inf``: none), setup included (module
-        docstring, "Time limit"). The search is checked between slices of about 50 ms; what
-        cannot be cut short (one ordered-prior size, the root multiplier grid, the final bound)
-        measured 0.01-0.2 s at ``N = K = 8-16`` and about 2 s at 32 on one core.
-    node_limit : int or None
-        Maximum nodes visited.
-    rtol, atol : float
-        Pruning tolerance: when certified, ``J <= J* + rtol J + atol``.
-    initial : Allocation, method name or None
-        A feasible allocation to start from, returned if never beaten; a string runs that
-        registered method (``optim.solve``) first (default ``"hierarchical"``: a good first
-        incumbent prunes far more; its time counts in ``seconds`` and against
-        ``time_limit``; skipped once the time is up). None: start from the ordered-prior
-        candidates and the root's Lagrangian candidates only.
-    heur_depth : int
-        Nodes with at most this many slots filled also try their Lagrangian completion as a
-        primal candidate (0 disables; the root always does).
+    Args:
+        time_limit: Wall-clock seconds for the whole call (``inf``: none), setup included
+            (module docstring, "Time limit"). The search is checked between slices of about
+            50 ms; what cannot be cut short (one ordered-prior size, the root multiplier grid,
+            the final bound) measured 0.01-0.2 s at ``N = K = 8-16`` and about 2 s at 32 on one
+            core.
+        node_limit: Maximum nodes visited.
+        rtol, atol: Pruning tolerance: when certified, ``J <= J* + rtol J + atol``.
+        initial: An Allocation, a method name or None. A feasible allocation to start from,
+            returned if never beaten; a string runs that registered method (``optim.solve``)
+            first (default ``"hierarchical"``: a good first incumbent prunes far more; its time
+            counts in ``seconds`` and against ``time_limit``; skipped once the time is up).
+            None: start from the ordered-prior candidates and the root's Lagrangian candidates
+            only.
+        heur_depth: Nodes with at most this many slots filled also try their Lagrangian
+            completion as a primal candidate (0 disables; the root always does).
 
-    Returns
-    -------
-    BnBResult
-        Stopped by a limit, the best allocation found with a proven ``lower_bound``;
-        ``certified`` when the search completed or that bound proves optimality.
+    Returns:
+        A :class:`BnBResult`. Stopped by a limit, the best allocation found with a proven
+        ``lower_bound``; ``certified`` when the search completed or that bound proves
+        optimality.
     """
     start = time.perf_counter()
     check_limits(time_limit, node_limit)

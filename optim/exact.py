@@ -106,7 +106,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_name
 from channels.theory import ber_terms, bound_coefficients
 from optim.distortion import feature_terms, objective
 from optim.problem import Allocation, Problem
@@ -896,47 +896,38 @@ def solve_exact_result(
 ) -> ExactResult:
     """The optimum of (P0) with its certificate; see the module docstring for the method.
 
-    Parameters
-    ----------
-    engine : "auto" | "enumerate" | "bnb"
-        ``enumerate``: the enumeration of the module docstring (ConfigError when
-        :func:`candidate_count` exceeds ``max_candidates``); ``bnb``:
-        :func:`optim.bnb.solve_bnb`; ``auto`` (default): enumeration up to
-        ``max_candidates``, B&B above. Both give the optimum within the tolerance when they
-        complete.
-    rtol, atol : float
-        Tolerance: the returned objective ``J`` satisfies ``J <= J* + rtol J + atol``
-        (``J* >= 0`` the optimum) whenever ``optimal`` is True.
-    max_candidates : float
-        Enumeration limit (default 2e8: every ``N <= 8``; about 6 s per 1e8 candidates on one
-        core, far fewer when ``S_max`` binds).
-    time_limit : float
-        Wall-clock seconds for the whole call (default 60; ``inf``: none), both engines. The
-        searches run in slices of about 50 ms with the clock checked between them
-        (:mod:`optim.timebox`), so the call ends within about one slice of the limit plus the
-        final bound (milliseconds for the enumeration; see :func:`optim.bnb.solve_bnb`).
-        Stopped by it, the result is the best allocation found with ``stopped_by =
-        "time_limit"``, a proven ``lower_bound`` and ``optimal`` True only if that bound
-        proves the allocation optimal within the tolerance (a "zero gap" answer is kept, not
-        discarded). Numba compilation on the very first use is not excluded: see
-        :func:`warm_up`.
-    node_limit : int or None
-        Maximum nodes (B&B) or candidates (enumeration) visited; ``stopped_by =
-        "node_limit"`` when it stops the search (then as for ``time_limit``).
+    Args:
+        engine: "auto" | "enumerate" | "bnb". ``enumerate``: the enumeration of the module
+            docstring (ConfigError when :func:`candidate_count` exceeds ``max_candidates``);
+            ``bnb``: :func:`optim.bnb.solve_bnb`; ``auto`` (default): enumeration up to
+            ``max_candidates``, B&B above. Both give the optimum within the tolerance when they
+            complete.
+        rtol, atol: Tolerance: the returned objective ``J`` satisfies
+            ``J <= J* + rtol J + atol`` (``J* >= 0`` the optimum) whenever ``optimal`` is True.
+        max_candidates: Enumeration limit (default 2e8: every ``N <= 8``; about 6 s per 1e8
+            candidates on one core, far fewer when ``S_max`` binds).
+        time_limit: Wall-clock seconds for the whole call (default 60; ``inf``: none), both
+            engines. The searches run in slices of about 50 ms with the clock checked between
+            them (:mod:`optim.timebox`), so the call ends within about one slice of the limit
+            plus the final bound (milliseconds for the enumeration; see
+            :func:`optim.bnb.solve_bnb`). Stopped by it, the result is the best allocation
+            found with ``stopped_by = "time_limit"``, a proven ``lower_bound`` and ``optimal``
+            True only if that bound proves the allocation optimal within the tolerance (a "zero
+            gap" answer is kept, not discarded). Numba compilation on the very first use is not
+            excluded: see :func:`warm_up`.
+        node_limit: Maximum nodes (B&B) or candidates (enumeration) visited; ``stopped_by =
+            "node_limit"`` when it stops the search (then as for ``time_limit``).
 
-    Raises
-    ------
-    ConfigError
-        Invalid tolerance, engine or limits, or too many candidates for ``enumerate``.
+    Raises:
+        ConfigError: Invalid tolerance, engine or limits, or too many candidates for
+            ``enumerate``.
     """
     start = time.perf_counter()
     if not (rtol >= 0 and atol >= 0):
         raise ConfigError(f"rtol/atol: {rtol!r}/{atol!r} is invalid; allowed: numbers >= 0")
     check_limits(time_limit, node_limit)
     deadline = Deadline(time_limit, start)
-    key = str(engine).strip().lower()
-    if key not in ENGINES:
-        raise ConfigError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    key = check_name("engine", engine, ENGINES)
     count = candidate_count(problem.n_features, problem.n_subchannels, len(problem.modulations))
     if key == "bnb" or (key == "auto" and count > max_candidates):
         from optim.bnb import solve_bnb

@@ -7,14 +7,13 @@ one-line description, source). ``exact`` is registered lazily: its module ``opti
 imported only when the method is first used, so everything else works without it. Adding a
 method is one function and one :meth:`MethodRegistry.register` line.
 
-Examples
---------
->>> from optim.problem import random_problem
->>> result = solve(random_problem(4, 4, seed=0), "lowest-order")
->>> result.method, result.allocation.n_selected
-('lowest-order', 4)
->>> "hierarchical" in available_methods()
-True
+Examples:
+    >>> from optim.problem import random_problem
+    >>> result = solve(random_problem(4, 4, seed=0), "lowest-order")
+    >>> result.method, result.allocation.n_selected
+    ('lowest-order', 4)
+    >>> "hierarchical" in available_methods()
+    True
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_name
 from optim import baselines
 from optim.distortion import objective
 from optim.problem import Allocation, Problem
@@ -103,10 +102,7 @@ class MethodRegistry(Mapping[str, Method]):
         self._methods[method.name] = method
 
     def __getitem__(self, name: str) -> Method:
-        key = str(name).strip().lower()
-        if key not in self._methods:
-            raise ConfigError(f"method: {name!r} is not one of {', '.join(self._methods)}")
-        return self._methods[key]
+        return self._methods[check_name("method", name, tuple(self._methods))]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._methods)

@@ -67,7 +67,7 @@ import torch
 
 import optim
 from channels.bits import CODES, dequantize, quantize
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_int, check_real, fail
 from channels.fading import fading_coefficients
 from channels.kernels.backend import resolve_backend
 from channels.kernels.link_cpu import transmit_codes
@@ -168,36 +168,6 @@ class LinkFrames:
         if isinstance(self.received, torch.Tensor):
             return self.received.detach().cpu().numpy()
         return self.received
-
-
-def _finite_number(
-    name: str, value: Any, low: float = -math.inf, allow_inf: bool = False, high: float = math.inf
-) -> float:
-    """``value`` as a float in ``[low, high]`` (``+inf`` too with ``allow_inf``)."""
-    if high < math.inf:
-        allowed = f"a finite number in [{low:g}, {high:g}]"
-    else:
-        allowed = f"a finite number >= {low:g}" if low > -math.inf else "a finite number"
-    if allow_inf:
-        allowed += " or inf"
-    if isinstance(value, bool):
-        raise fail(name, value, allowed)
-    try:
-        out = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise fail(name, value, allowed) from None
-    if math.isinf(out) and allow_inf and out > 0:
-        return out
-    if math.isnan(out) or not low <= out <= high:
-        raise fail(name, value, allowed)
-    return out
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    integral = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    if not (integral and low <= value <= high):
-        raise fail(name, value, f"an integer in {low}..{high}")
-    return int(value)
 
 
 def _transmit_on_device(
@@ -326,24 +296,28 @@ class SemanticLink:
             raise fail("model", type(model).__name__, "a SemanticModel with scalars_per_feature")
         self.n_features = int(model.n_features)
         self.scalars_per_feature = int(model.scalars_per_feature)
-        self.bits_per_scalar = _integer("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+        self.bits_per_scalar = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
         key = str(channel).strip().lower()
         if key not in CHANNELS:
             raise ConfigError(f"channel: {channel!r} is not one of {', '.join(CHANNELS)}")
-        self.snr_db = _finite_number(
-            "snr_db", snr_db, low=-SNR_DB_LIMIT, high=SNR_DB_LIMIT, allow_inf=True
-        )
+        self.snr_db = check_real(
+            "snr_db", snr_db, -SNR_DB_LIMIT, SNR_DB_LIMIT, also=(math.inf,), coerce=True,
+            allowed=f"a finite number in [{-SNR_DB_LIMIT:g}, {SNR_DB_LIMIT:g}] or inf",
+        )  # fmt: skip
         self.noiseless = key == "noiseless" or math.isinf(self.snr_db)
         self.channel = "noiseless" if self.noiseless else key
-        self.n_subchannels = _integer("n_subchannels", n_subchannels, 0, 2**20)
-        self.eta = _finite_number("eta", eta, low=0.0)
-        self.rician_k = _finite_number("rician_k", rician_k, low=0.0, high=MAX_RICIAN_K)
+        self.n_subchannels = check_int("n_subchannels", n_subchannels, 0, 2**20)
+        self.eta = check_real("eta", eta, 0.0, coerce=True, allowed="a finite number >= 0")
+        self.rician_k = check_real(
+            "rician_k", rician_k, 0.0, MAX_RICIAN_K, coerce=True,
+            allowed=f"a finite number in [0, {MAX_RICIAN_K:g}]",
+        )  # fmt: skip
         self.method = ALLOCATION.check(method)
-        self.seed = _integer("seed", seed, 0, 2**64 - 1)
+        self.seed = check_int("seed", seed, 0, 2**64 - 1)
         if code not in CODES:
             raise fail("code", code, " or ".join(CODES))
         self.code = code
-        self.batch_size = _integer("batch_size", batch_size, 1, 2**31)
+        self.batch_size = check_int("batch_size", batch_size, 1, 2**31)
         self.backend = resolve_backend(backend)
         self.method_options = dict(method_options or {})
         if self.n_features * self.scalars_per_feature * self.bits_per_scalar >= 2**32:
@@ -456,8 +430,8 @@ class SemanticLink:
         splitting a data set into batches does not change any frame.
         """
         images = as_images(images)
-        draw = _integer("draw", draw, 0, 2**31)
-        first_image = _integer("first_image", first_image, 0, 2**32 - images.shape[0])
+        draw = check_int("draw", draw, 0, 2**31)
+        first_image = check_int("first_image", first_image, 0, 2**32 - images.shape[0])
         dtype, device = model_dtype_device(self.model, images)
         n, length, q = self.n_features, self.scalars_per_feature, self.bits_per_scalar
         b = images.shape[0]
@@ -544,7 +518,7 @@ class SemanticLink:
         ``ci_method`` is ``"t"`` (Student-t) or ``"bootstrap"`` (:func:`semcom.metrics.mean_ci`).
         Draws ``0..n_draws-1`` through a :class:`semcom.evaluation.LinkEvaluation`.
         """
-        n_draws = _integer("n_draws", n_draws, 1, 2**31)
+        n_draws = check_int("n_draws", n_draws, 1, 2**31)
         evaluation = LinkEvaluation(
             self, images, labels, confidence=confidence, ci_method=ci_method,
             compute_ssim=compute_ssim,

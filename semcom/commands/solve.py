@@ -21,7 +21,7 @@ import argparse
 import json
 from typing import Any
 
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_int, check_real
 
 MAX_ETA = 100.0
 NAME = "solve"
@@ -102,15 +102,11 @@ def _check_random(n: int, k: int, seed: int, snr_db: float, eta: float) -> None:
     and ``eta`` in [0, 100]."""
     from semcom.limits import MAX_FEATURES, MAX_SUBCHANNELS, SNR_DB_LIMIT, snr_db_rule
 
-    for name, value, high in (("N", n, MAX_FEATURES), ("K", k, MAX_SUBCHANNELS)):
-        if not 0 <= value <= high:
-            raise ConfigError(f"{name}: {value!r} is invalid; allowed: an integer in 0..{high}")
-    if not 0 <= seed < 2**64:
-        raise ConfigError(f"seed: {seed!r} is invalid; allowed: an integer in 0..2**64 - 1")
-    if not -SNR_DB_LIMIT <= snr_db <= SNR_DB_LIMIT:
-        raise ConfigError(f"snr_db: {snr_db!r} is invalid; allowed: {snr_db_rule()}")
-    if not 0 <= eta <= MAX_ETA:
-        raise ConfigError(f"eta: {eta!r} is invalid; allowed: a number in [0, {MAX_ETA:g}]")
+    check_int("N", n, 0, MAX_FEATURES)
+    check_int("K", k, 0, MAX_SUBCHANNELS)
+    check_int("seed", seed, 0, 2**64 - 1, allowed="an integer in 0..2**64 - 1")
+    check_real("snr_db", snr_db, -SNR_DB_LIMIT, SNR_DB_LIMIT, allowed=snr_db_rule())
+    check_real("eta", eta, 0, MAX_ETA, allowed=f"a number in [0, {MAX_ETA:g}]")
 
 
 def _load_problem(args: argparse.Namespace):

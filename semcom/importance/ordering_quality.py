@@ -46,24 +46,21 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from channels.errors import ConfigError, fail
+from channels.errors import ConfigError, check_vector, fail
 from semcom.importance.masking import MaskingImportance
 from semcom.importance.value_function import ValueFn, evaluate
 
-
-def _vector(field: str, w: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(w, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise fail(field, w, "a vector of finite numbers") from None
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise fail(field, w, "a non-empty vector of finite numbers")
-    return arr
+_VECTOR: dict[str, Any] = {
+    "min_size": 1,
+    "allowed": "a non-empty vector of finite numbers",
+    "unconvertible": "a vector of finite numbers",
+}
+"""Options of :func:`channels.errors.check_vector` for an importance vector ``w``."""
 
 
 def spearman(w: Any, reference: Any) -> float:
     """Spearman's ρ of ``w`` against ``reference`` (same length ``N``); 0 if either is constant."""
-    a, b = _vector("w", w), _vector("reference", reference)
+    a, b = check_vector("w", w, **_VECTOR), check_vector("reference", reference, **_VECTOR)
     if a.size != b.size:
         raise fail("reference", f"vector of length {b.size}", f"length {a.size} like w")
     if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
@@ -75,7 +72,7 @@ def spearman(w: Any, reference: Any) -> float:
 
 def order_from_importance(w: Any) -> np.ndarray:
     """Feature indices by decreasing ``w`` (ties: the lower index first), int64 ``[N]``."""
-    return np.argsort(-_vector("w", w), kind="stable").astype(np.int64)
+    return np.argsort(-check_vector("w", w, **_VECTOR), kind="stable").astype(np.int64)
 
 
 def check_order(order: Any, n: int | None = None) -> np.ndarray:

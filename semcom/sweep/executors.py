@@ -305,36 +305,24 @@ def run_points(
 ) -> None:
     """Compute ``task(point)`` for every point and pass each result to ``on_result``.
 
-    Parameters
-    ----------
-    task : PointTask
-        Picklable; ``setup()`` is called once per worker before its first point.
-    points : sequence of Point
-        The points to compute (typically those not yet in the result store).
-    executor : {"local", "ray"}
-        See the module docstring.
-    workers : int >= 1
-        Worker processes or Ray actors (never more than ``len(points)``).
-    ray_address : str, optional
-        Address of an existing Ray cluster (``ray`` only); None starts a local instance.
-    on_result : callable
-        Called in this process with each :class:`PointResult`, one at a time.
-    progress : bool
-        Show a tqdm bar on stderr.
-    description : str
-        Label of the progress bar.
-    gpus_per_worker : float
-        GPUs each Ray actor reserves (``ray`` only; e.g. ``1 / workers`` to share one GPU).
-        Ray hides GPUs from actors that reserve none. Local workers see every GPU.
+    Args:
+        task: Picklable; ``setup()`` is called once per worker before its first point.
+        points: The points to compute (typically those not yet in the result store).
+        executor: ``"local"`` or ``"ray"``; see the module docstring.
+        workers: Worker processes or Ray actors, ``>= 1`` (never more than ``len(points)``).
+        ray_address: Address of an existing Ray cluster (``ray`` only); None starts a local
+            instance.
+        on_result: Called in this process with each :class:`PointResult`, one at a time.
+        progress: Show a tqdm bar on stderr.
+        description: Label of the progress bar.
+        gpus_per_worker: GPUs each Ray actor reserves (``ray`` only; e.g. ``1 / workers`` to
+            share one GPU). Ray hides GPUs from actors that reserve none. Local workers see
+            every GPU.
 
-    Raises
-    ------
-    ConfigError
-        Unknown executor, ``workers`` < 1, or ``ray`` without Ray installed.
-    PointError
-        A point raised; the rest are cancelled and the workers ended.
-    KeyboardInterrupt
-        Re-raised after cancelling pending points and ending the workers.
+    Raises:
+        ConfigError: Unknown executor, ``workers`` < 1, or ``ray`` without Ray installed.
+        PointError: A point raised; the rest are cancelled and the workers ended.
+        KeyboardInterrupt: Re-raised after cancelling pending points and ending the workers.
     """
     if executor not in EXECUTORS:
         raise fail("execution.executor", executor, ", ".join(EXECUTORS))

@@ -158,26 +158,18 @@ def collect_provenance(
 ) -> dict[str, Any]:
     """Provenance record of a run (JSON-ready).
 
-    Parameters
-    ----------
-    name : str
-        Scenario name.
-    config_hash : str
-        The scenario's config hash (the result store's fingerprint).
-    seeds : dict
-        The run's seeds, recorded as given.
-    started : float
-        Start time, POSIX seconds (``time.time()``).
-    extra : dict, optional
-        Further fields (e.g. ``finished``, ``wall_seconds``, ``points_done``,
-        ``points_total``), added last; they override the collected ones of the same name.
+    Args:
+        name: Scenario name.
+        config_hash: The scenario's config hash (the result store's fingerprint).
+        seeds: The run's seeds, recorded as given.
+        started: Start time, POSIX seconds (``time.time()``).
+        extra: Further fields (e.g. ``finished``, ``wall_seconds``, ``points_done``,
+            ``points_total``), added last; they override the collected ones of the same name.
 
-    Returns
-    -------
-    dict
-        ``package``, ``version``, ``git_commit``, ``git_dirty``, ``scenario``, ``config_hash``,
-        ``seeds``, ``python``, ``platform``, ``libraries``, ``hardware``, ``started`` (ISO-8601
-        UTC), ``started_timestamp``, then ``extra``.
+    Returns:
+        A dict: ``package``, ``version``, ``git_commit``, ``git_dirty``, ``scenario``,
+        ``config_hash``, ``seeds``, ``python``, ``platform``, ``libraries``, ``hardware``,
+        ``started`` (ISO-8601 UTC), ``started_timestamp``, then ``extra``.
     """
     commit, dirty = git_state()
     record: dict[str, Any] = {

@@ -166,3 +166,32 @@ def test_check_vector() -> None:
     for value in (3.0, [[1.0]], [1.0, math.nan], [math.inf], [-1.0], "ab", [1, "x"]):
         assert message(check_vector, "v", value, 0) == f"v: {value!r} is invalid; allowed: {rule}"
     assert "allowed: a list of finite numbers" in message(check_vector, "v", [math.nan])
+
+
+def test_check_vector_min_size_and_unconvertible_text() -> None:
+    assert check_vector("v", [1.0], min_size=1).tolist() == [1.0]
+    assert message(check_vector, "v", [], min_size=1) == (
+        "v: [] is invalid; allowed: a list of finite numbers"
+    )
+    two = {"allowed": "a non-empty vector", "unconvertible": "a vector"}
+    for value in ("ab", [1, "x"], [[1.0], [1.0, 2.0]], [10**400]):
+        assert (
+            message(check_vector, "v", value, **two)
+            == f"v: {value!r} is invalid; allowed: a vector"
+        )
+    for value in ([], 3.0, [[1.0]], [math.nan]):
+        assert message(check_vector, "v", value, min_size=1, **two) == (
+            f"v: {value!r} is invalid; allowed: a non-empty vector"
+        )
+
+
+def test_check_real_also_accepts_listed_values_outside_the_interval() -> None:
+    assert check_real("s", math.inf, -3, 3, also=(math.inf,)) == math.inf
+    assert check_real("s", "inf", -3, 3, also=(math.inf,), coerce=True) == math.inf
+    assert check_real("s", 2, -3, 3, also=(math.inf,)) == 2.0
+    for value in (-math.inf, 4.0, math.nan):
+        assert message(check_real, "s", value, -3, 3, also=(math.inf,)) == (
+            f"s: {value!r} is invalid; allowed: a number in [-3, 3] or inf"
+        )
+    with pytest.raises(ConfigError):  # NaN never, even when listed
+        check_real("s", math.nan, also=(math.nan,))

@@ -9,7 +9,12 @@ import pytest
 from scipy import optimize, stats
 
 from channels.errors import ConfigError
-from channels.montecarlo import block_interval, simulate_ber, wilson_interval
+from channels.montecarlo import (
+    block_interval,
+    check_ber_arguments,
+    simulate_ber,
+    wilson_interval,
+)
 from channels.names import MODULATION_NAMES
 from channels.theory import ber_theory
 
@@ -128,6 +133,35 @@ def test_invalid_arguments(kwargs: dict, field: str) -> None:
     base = dict(modulation="qpsk", channel="awgn", snr_db=1.0)
     with pytest.raises(ConfigError, match=f"^{field}:"):
         simulate_ber(**{**base, **kwargs})
+
+
+COUNTS = dict(
+    rician_k=0.0, coherence=1, csi_error_var=0.0, min_errors=10, max_bits=1e6, seed=0,
+    confidence=0.95, backend="cpu",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "text"),
+    [
+        ("min_errors", 0, "min_errors: 0 is invalid; allowed: an integer >= 1"),
+        ("coherence", 2.5, "coherence: 2.5 is invalid; allowed: an integer >= 1"),
+        ("max_bits", float("inf"), "max_bits: inf is invalid; allowed: an integer >= 1"),
+        ("max_bits", "1000", "max_bits: '1000' is invalid; allowed: an integer >= 1"),
+        ("min_errors", True, "min_errors: True is invalid; allowed: an integer >= 1"),
+        ("seed", -1, "seed: -1 is invalid; allowed: an integer >= 0"),
+        ("seed", 10**400, f"seed: {10**400!r} is invalid; allowed: 0 <= seed < 2**64"),
+    ],
+)
+def test_count_arguments_are_integers(field: str, value: object, text: str) -> None:
+    """Whole numbers of any numeric type are counts; text, bools and fractions are not."""
+    with pytest.raises(ConfigError) as info:
+        check_ber_arguments("qpsk", "awgn", 1.0, **{**COUNTS, field: value})
+    assert str(info.value) == text
+
+
+def test_whole_floats_are_counts() -> None:
+    check_ber_arguments("qpsk", "awgn", 1.0, **{**COUNTS, "coherence": 2.0, "max_bits": 1e12})
 
 
 def test_imperfect_csi_degrades_and_reports_no_theory() -> None:

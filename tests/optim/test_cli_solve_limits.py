@@ -37,6 +37,26 @@ def test_seed_must_be_an_integer(capsys: pytest.CaptureFixture[str], argv: list[
     assert "Traceback" not in captured.err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["4097", "4", "1"], "N: 4097 is invalid; allowed: an integer in 0..4096"),
+        (["4", "-1", "1"], "K: -1 is invalid; allowed: an integer in 0..4096"),
+        (["4", "4", str(2**64)], f"seed: {2**64} is invalid; allowed: an integer in 0..2**64 - 1"),
+        (
+            ["4", "4", "1", "--snr-db", "nan"],
+            "snr_db: nan is invalid; allowed: a finite number in [-300, 300] (dB)",
+        ),
+        (["4", "4", "1", "--eta", "101"], "eta: 101.0 is invalid; allowed: a number in [0, 100]"),
+    ],
+)
+def test_random_instance_ranges(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["solve", "--random", *argv, "--json"]) == 2
+    assert capsys.readouterr().err.strip().endswith(message)
+
+
 def test_exact_time_limit_returns_the_best_allocation_marked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

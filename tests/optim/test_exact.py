@@ -320,6 +320,13 @@ def test_exact_via_registry_and_tolerance():
     loose = solve_exact_result(p, rtol=1e-3)
     assert r.objective <= loose.objective <= r.objective * (1 + 1e-3)
     assert loose.solved <= r.solved
+    assert solve_exact_result(p, engine=" Enumerate").objective == r.objective
+    with pytest.raises(ConfigError) as info:
+        solve_exact_result(p, engine="dp")
+    assert str(info.value) == "engine: 'dp' is not one of auto, enumerate, bnb"
+    with pytest.raises(ConfigError) as info:
+        solve_exact_result(p, rtol=-1.0)
+    assert str(info.value) == "rtol/atol: -1.0/1e-300 is invalid; allowed: numbers >= 0"
 
 
 def test_edge_cases():

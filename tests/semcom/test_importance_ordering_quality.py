@@ -74,6 +74,24 @@ def test_spearman_matches_scipy_and_handles_constants() -> None:
         spearman([1, np.nan], [1, 2])
 
 
+@pytest.mark.parametrize(
+    ("w", "allowed"),
+    [
+        ("ab", "a vector of finite numbers"),
+        ([[1.0], [1.0, 2.0]], "a vector of finite numbers"),
+        ([], "a non-empty vector of finite numbers"),
+        (0.5, "a non-empty vector of finite numbers"),
+        ([[0.5, 0.5]], "a non-empty vector of finite numbers"),
+        ([0.5, np.inf], "a non-empty vector of finite numbers"),
+    ],
+)
+def test_importance_vector_messages(w, allowed: str) -> None:
+    for call in (order_from_importance, lambda w: spearman(w, [1.0, 2.0])):
+        with pytest.raises(ConfigError) as info:
+            call(w)
+        assert str(info.value) == f"w: {w!r} is invalid; allowed: {allowed}"
+
+
 def test_order_validation_and_a_flat_game() -> None:
     class Game:
         n_features = 3  # the order must then have length 3

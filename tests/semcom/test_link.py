@@ -185,6 +185,31 @@ def test_drop_distortion_and_from_data() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"snr_db": 301}, "snr_db: 301 is invalid; allowed: a finite number in [-300, 300] or inf"),
+        ({"snr_db": "x"}, "snr_db: 'x' is invalid; allowed: a finite number in [-300, 300] or inf"),
+        ({"eta": math.inf}, "eta: inf is invalid; allowed: a finite number >= 0"),
+        (
+            {"rician_k": 2e6},
+            "rician_k: 2000000.0 is invalid; allowed: a finite number in [0, 1e+06]",
+        ),
+        ({"bits_per_scalar": 2.0}, "bits_per_scalar: 2.0 is invalid; allowed: an integer in 1..16"),
+        ({"seed": -1}, "seed: -1 is invalid; allowed: an integer in 0..18446744073709551615"),
+    ],
+)
+def test_argument_messages(kwargs: dict, text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        flat_link(TanhModel(), **kwargs)
+    assert str(info.value) == text
+
+
+def test_numbers_as_text_and_infinite_snr_are_accepted() -> None:
+    link = flat_link(TanhModel(), snr_db="inf", eta="0.25", rician_k="2", channel="rician")
+    assert (link.snr_db, link.eta, link.rician_k, link.noiseless) == (math.inf, 0.25, 2.0, True)
+
+
+@pytest.mark.parametrize(
     ("kwargs", "field"),
     [
         ({"channel": "fiber"}, "channel"),
