@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from channels.errors import ConfigError
+from channels.errors import ConfigError, check_real
 from optim.distortion import objective
 from optim.exact import (
     BerModel,
@@ -681,8 +681,8 @@ def solve_bnb(
     start = time.perf_counter()
     check_limits(time_limit, node_limit)
     deadline = Deadline(time_limit, start)
-    if not (rtol >= 0 and atol >= 0):
-        raise ConfigError(f"rtol/atol: {rtol!r}/{atol!r} is invalid; allowed: numbers >= 0")
+    rtol = check_real("rtol", rtol, 0.0, allowed="a finite number >= 0")
+    atol = check_real("atol", atol, 0.0, allowed="a finite number >= 0")
     sm = slot_model(problem)
     kp = sm.nu.size
     if kp > MAX_SLOTS:

@@ -106,7 +106,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from channels.errors import ConfigError, check_name
+from channels.errors import ConfigError, check_name, check_real
 from channels.theory import ber_terms, bound_coefficients
 from optim.distortion import feature_terms, objective
 from optim.problem import Allocation, Problem
@@ -923,8 +923,8 @@ def solve_exact_result(
             ``enumerate``.
     """
     start = time.perf_counter()
-    if not (rtol >= 0 and atol >= 0):
-        raise ConfigError(f"rtol/atol: {rtol!r}/{atol!r} is invalid; allowed: numbers >= 0")
+    rtol = check_real("rtol", rtol, 0.0, allowed="a finite number >= 0")
+    atol = check_real("atol", atol, 0.0, allowed="a finite number >= 0")
     check_limits(time_limit, node_limit)
     deadline = Deadline(time_limit, start)
     key = check_name("engine", engine, ENGINES)

@@ -86,3 +86,12 @@ def test_exact_table_says_whether_optimality_is_proven(capsys: pytest.CaptureFix
     assert main([*base, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["optimal"] is True and data["stopped_by"] is None and data["gap"] <= 1.01e-9
+
+
+@pytest.mark.parametrize("option", ["rtol=abc", "atol=-1", "rtol=nan"])
+def test_exact_tolerances_are_usage_errors(capsys: pytest.CaptureFixture[str], option: str) -> None:
+    """A bad exact-solver tolerance from the command line: exit 2, one line, no traceback."""
+    status = main(["solve", "--random", "4", "4", "1", "--method", "exact", "--option", option])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option.split("=")[0] in err and "Traceback" not in err

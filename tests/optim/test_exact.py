@@ -326,7 +326,10 @@ def test_exact_via_registry_and_tolerance():
     assert str(info.value) == "engine: 'dp' is not one of auto, enumerate, bnb"
     with pytest.raises(ConfigError) as info:
         solve_exact_result(p, rtol=-1.0)
-    assert str(info.value) == "rtol/atol: -1.0/1e-300 is invalid; allowed: numbers >= 0"
+    assert str(info.value) == "rtol: -1.0 is invalid; allowed: a finite number >= 0"
+    with pytest.raises(ConfigError) as info:
+        solve_exact_result(p, atol="abc")  # a text option from the CLI: one line, no TypeError
+    assert str(info.value) == "atol: 'abc' is invalid; allowed: a finite number >= 0"
 
 
 def test_edge_cases():
