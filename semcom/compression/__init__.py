@@ -11,6 +11,7 @@ Adding a method is one module with a :class:`Compressor` subclass registered wit
 ``@COMPRESSION.register(name, description=..., paper=...)`` and one import line below.
 """
 
+from semcom.compression.amp import AMP
 from semcom.compression.base import (
     COMPRESSION,
     FLOAT_BITS,
@@ -24,6 +25,7 @@ from semcom.compression.base import (
 )
 
 __all__ = [
+    "AMP",
     "COMPRESSION",
     "FLOAT_BITS",
     "CompressionResult",
