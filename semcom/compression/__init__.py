@@ -23,6 +23,7 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.pruning_game import PruningGame
 
 __all__ = [
     "AMP",
@@ -31,6 +32,7 @@ __all__ = [
     "CompressionResult",
     "Compressor",
     "EncoderSize",
+    "PruningGame",
     "compressible_layers",
     "encoder_modules",
     "encoder_parameters",
