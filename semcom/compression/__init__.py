@@ -23,6 +23,7 @@ from semcom.compression.base import (
     encoder_parameters,
     measure_encoder,
 )
+from semcom.compression.maestro import Maestro
 from semcom.compression.pruning_game import PruningGame
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "CompressionResult",
     "Compressor",
     "EncoderSize",
+    "Maestro",
     "PruningGame",
     "compressible_layers",
     "encoder_modules",
