@@ -25,6 +25,7 @@ from semcom.compression.base import (
 )
 from semcom.compression.maestro import Maestro
 from semcom.compression.pruning_game import PruningGame
+from semcom.compression.pst import PST
 
 __all__ = [
     "AMP",
@@ -33,6 +34,7 @@ __all__ = [
     "CompressionResult",
     "Compressor",
     "EncoderSize",
+    "PST",
     "Maestro",
     "PruningGame",
     "compressible_layers",

@@ -94,7 +94,8 @@ class PruningGame(Compressor):
         cost: participation cost ``λ`` (the starting price in budget mode), > 0. Default 0.01.
         competition: redundancy penalty ``γ`` >= 0. Default 0.01.
         steps: rounds of play (default 100).
-        lr: step ``η`` of the participation updates (default 1.0; ``L̃`` is relative).
+        lr: step ``η`` of the participation updates (default 0.2; ``L̃`` is relative; a
+            too large step makes the play cycle instead of settling).
         finetune_lr: Adam step of the encoder weights during play; 0 freezes them.
             Default 1e-4.
         price_rate: ``κ``, how fast the price follows the budget (default 2.0).
@@ -121,7 +122,7 @@ class PruningGame(Compressor):
         cost: float = 0.01,
         competition: float = 0.01,
         steps: int = 100,
-        lr: float = 1.0,
+        lr: float = 0.2,
         finetune_lr: float = 1e-4,
         price_rate: float = 2.0,
         threshold: float = 1e-3,

@@ -142,14 +142,14 @@ def test_budget_is_hit_exactly(sparsity: float) -> None:
     assert result.details["removed_units"] == target
     assert removed_units(result.model) == target
     assert all(w >= 1 for w in result.details["widths"].values())
-    # Encoder Linear 64->32->16->16; r0, r1 units removed from the two hidden layers zero
+    # Encoder Linear 64->32->16->32; r0, r1 units removed from the two hidden layers zero
     # their rows and biases and the next layer's columns (r0·r1 entries are both).
     dense = measure_encoder(model, model.input_shape)
     r0, r1 = (
         32 - result.details["widths"]["encoder.1"],
         16 - result.details["widths"]["encoder.3"],
     )
-    zeroed = (64 + 1) * r0 + (32 + 1) * r1 + 16 * r0 - r0 * r1 + 16 * r1
+    zeroed = (64 + 1) * r0 + (32 + 1) * r1 + 16 * r0 - r0 * r1 + 32 * r1
     assert dense.nonzero_params - result.size.nonzero_params == zeroed
 
 

@@ -65,7 +65,9 @@ def test_unit_without_outgoing_weights_leaves_under_competition_too() -> None:
     model = trained_mlp()
     with torch.no_grad():
         unit_groups(model)[1].consumer.weight[:, 7] = 0.0
-    s, _, _ = PruningGame(**FROZEN, cost=0.02, competition=0.5, steps=60).play(model, digits()[:64])
+    s, _, _ = PruningGame(**FROZEN, cost=0.02, competition=0.5, steps=60, lr=1.0).play(
+        model, digits()[:64]
+    )
     assert float(s[1][7]) == 0.0
 
 
@@ -98,15 +100,22 @@ def test_an_exact_duplicate_is_resolved_by_competition() -> None:
     assert float(s[0][j]) > 0.5 and float(s[0][i]) > 0.5
 
 
-def test_the_end_state_is_a_nash_equilibrium() -> None:
-    """No player gains more than 1e-5 by any unilateral change of its participation on a
-    101-level grid, the utility evaluated by forward passes only (frozen weights)."""
+def test_the_end_state_is_a_local_nash_equilibrium() -> None:
+    """No player gains more than 1e-6 by a unilateral change of its participation within ±0.05
+    (21 levels, clipped to [0, 1]), the utility evaluated by forward passes only (frozen
+    weights). Projected gradient play reaches a first-order (local) equilibrium; a global best
+    response is guaranteed only where ``U_i`` is concave in ``s_i``, which the codec's loss
+    need not be."""
     model = trained_mlp(hidden=(6, 4), steps=400)
     x = digits()[:128]
     cost, competition = 0.02, 0.05
-    game = PruningGame(**FROZEN, cost=cost, competition=competition, steps=1500, lr=0.5)
+    game = PruningGame(**FROZEN, cost=cost, competition=competition, steps=1500, lr=0.1)
     base = mean_loss(model, x, 256)
-    s, _, _ = game.play(model, x)
+    s, du, _ = game.play(model, x)
+    for si, di in zip(s, du, strict=True):  # first-order (KKT) conditions of each player
+        assert bool((di[si == 0] <= 0).all() and (di[si == 1] >= 0).all())
+        interior = di[(si > 0) & (si < 1)]
+        assert interior.numel() == 0 or float(interior.abs().max()) < 1e-3
     groups = unit_groups(model)
     rivals = [redundancy(g) for g in groups]
     assert any(float(si.min()) == 0.0 for si in s)  # someone left
@@ -120,12 +129,12 @@ def test_the_end_state_is_a_nash_equilibrium() -> None:
         mean_rival = float(rivals[layer][k] @ trial[layer]) / (trial[layer].numel() - 1)
         return -loss - cost * value - competition * value * mean_rival
 
-    grid = np.linspace(0.0, 1.0, 101)
     for layer, si in enumerate(s):
         for k in range(si.numel()):
             now = utility(layer, k, float(si[k]))
+            grid = np.clip(float(si[k]) + np.linspace(-0.05, 0.05, 21), 0.0, 1.0)
             best = max(utility(layer, k, float(v)) for v in grid)
-            assert best - now <= 1e-5, (layer, k, float(si[k]))
+            assert best - now <= 1e-6, (layer, k, float(si[k]))
 
 
 def test_compressed_codec_computes_the_equilibrium_network() -> None:
@@ -165,7 +174,7 @@ def test_budget_is_hit_exactly(sparsity: float) -> None:
 
 def test_adaptive_mode_removes_the_units_that_left() -> None:
     model = trained_mlp()
-    result = PruningGame(sparsity=None, cost=0.05, steps=100).compress(model, digits()[:128])
+    result = PruningGame(sparsity=None, cost=0.05, steps=300).compress(model, digits()[:128])
     s = result.details["participation"]
     out = sum(int(np.sum(np.asarray(v) <= 1e-3)) for v in s.values())
     assert 0 < result.details["removed_units"] == removed_units(result.model) == out
