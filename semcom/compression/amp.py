@@ -188,9 +188,9 @@ class AMP(Compressor):
                 gates = {}
                 for g, order, w in zip(groups, orders, ws, strict=True):
                     if w < g.size:
-                        keep = torch.zeros(g.size, dtype=x.dtype, device=x.device)
+                        keep = torch.zeros(g.size, dtype=x.dtype)
                         keep[order[:w]] = 1.0
-                        gates[g] = keep
+                        gates[g] = keep.to(x.device)
                 with gated(gates, both_sides=True):
                     cache[key] = self._compared(model, x)
             return cache[key]
@@ -218,7 +218,7 @@ class AMP(Compressor):
             target = target_count(self.sparsity, total, total - len(groups), "hidden units")
         scores = self.taylor_scores(model, x)
         # Descending score; ties keep the lower index first (stable sort on the negated score).
-        orders = [torch.sort(-s, stable=True).indices.to(x.device) for s in scores]
+        orders = [torch.sort(-s, stable=True).indices for s in scores]  # on the CPU
         cache: dict[tuple[int, ...], float] = {}
         before = self._compared(model, x)
         if target is None:
@@ -228,7 +228,7 @@ class AMP(Compressor):
             tolerance, widths = self._budget_widths(model, x, groups, orders, target, cache)
             widths = _fill(widths, groups, orders, scores, total - target)
         for g, order, w in zip(groups, orders, widths, strict=True):
-            keep = torch.zeros(g.size, dtype=torch.bool, device=order.device)
+            keep = torch.zeros(g.size, dtype=torch.bool)
             keep[order[:w]] = True
             remove_units(g, keep)
         removed = total - sum(widths)

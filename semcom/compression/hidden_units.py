@@ -153,4 +153,4 @@ def scale_units(group: UnitGroup, scale: torch.Tensor) -> None:
     with torch.no_grad():
         w = group.consumer.weight
         shape = (1, -1) + (1,) * (w.ndim - 2)
-        w.mul_(scale.to(w.dtype).reshape(shape))
+        w.mul_(scale.to(device=w.device, dtype=w.dtype).reshape(shape))
