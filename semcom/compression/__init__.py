@@ -14,6 +14,7 @@ Adding a method is one module with a :class:`Compressor` subclass registered wit
 ``@COMPRESSION.register(name, description=..., paper=...)`` and one import line below.
 """
 
+from semcom.compression.amp import AMP
 from semcom.compression.base import (
     COMPRESSION,
     FLOAT_BITS,
@@ -28,15 +29,20 @@ from semcom.compression.base import (
 from semcom.compression.cts import CTSPruning
 from semcom.compression.hidenseek import HideNseek
 from semcom.compression.layerwise_quant import LayerwiseQuant
+from semcom.compression.maestro import Maestro
 from semcom.compression.magnitude import MagnitudePruning
+from semcom.compression.pruning_game import PruningGame
+from semcom.compression.pst import PST
 from semcom.compression.rsq import RSQ
 from semcom.compression.spa import SPAPruning
 from semcom.compression.svdquant import SVDQuant
 from semcom.compression.uniform_quant import UniformQuant
 
 __all__ = [
+    "AMP",
     "COMPRESSION",
     "FLOAT_BITS",
+    "PST",
     "RSQ",
     "CTSPruning",
     "CompressionResult",
@@ -44,7 +50,9 @@ __all__ = [
     "EncoderSize",
     "HideNseek",
     "LayerwiseQuant",
+    "Maestro",
     "MagnitudePruning",
+    "PruningGame",
     "SPAPruning",
     "SVDQuant",
     "UniformQuant",
