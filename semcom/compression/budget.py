@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from channels import errors
 from channels.errors import ConfigError, fail
 
 
@@ -26,29 +27,27 @@ def check_real(
     field: str, value: Any, low: float, high: float, *, high_open: bool = False
 ) -> float:
     """A finite real number in ``[low, high]`` (``[low, high)`` with ``high_open``), else
-    ConfigError; bools and strings are refused.
+    ConfigError; bools and strings are refused (:func:`channels.errors.check_real`).
 
     Examples:
         >>> check_real("lr", 0.1, 0.0, 1.0)
         0.1
     """
     bracket = ")" if high_open else "]"
-    allowed = f"a real number in [{low}, {high}{bracket}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail(field, value, allowed)
-    number = float(value)
-    above = number >= high if high_open else number > high
-    if not math.isfinite(number) or number < low or above:
-        raise fail(field, value, allowed)
-    return number
+    return errors.check_real(
+        field,
+        value,
+        low,
+        high,
+        open_high=high_open,
+        allowed=f"a real number in [{low}, {high}{bracket}",
+    )
 
 
 def check_choice(field: str, value: Any, choices: Sequence[str]) -> str:
     """``value`` (a string, compared lower-case) if it is one of ``choices``, else ConfigError."""
     key = value.strip().lower() if isinstance(value, str) else None
-    if key not in choices:
-        raise fail(field, value, ", ".join(choices))
-    return key
+    return errors.check_choice(field, key, choices, allowed=", ".join(choices)) and key
 
 
 def check_sparsity(value: Any) -> float:

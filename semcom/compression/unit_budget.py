@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from channels import errors
 from channels.errors import fail
 
 
@@ -36,18 +37,20 @@ def check_sparsity(value: Any, *, optional: bool = False) -> float | None:
     return number
 
 
-def check_real(field: str, value: Any, low: float, high: float = math.inf, *,
-               low_open: bool = False) -> float:  # fmt: skip
-    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
+def check_real(
+    field: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False
+) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` when ``low_open``)
+    (:func:`channels.errors.check_real` with this module's message)."""
     bracket = "(" if low_open else "["
-    allowed = f"a number in {bracket}{low:g}, {high:g}]"
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise fail(field, value, allowed)
-    number = float(value)
-    too_low = number <= low if low_open else number < low
-    if not math.isfinite(number) or too_low or number > high:
-        raise fail(field, value, allowed)
-    return number
+    return errors.check_real(
+        field,
+        value,
+        low,
+        high,
+        open_low=low_open,
+        allowed=f"a number in {bracket}{low:g}, {high:g}]",
+    )
 
 
 def check_choice(field: str, value: Any, choices: Sequence[str]) -> str:
