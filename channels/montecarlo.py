@@ -5,7 +5,13 @@ Trial ``t`` of point ``p`` under seed ``s`` always draws the same random numbers
 ``s``, counter ``(symbol, t, p, stream)``), and the stop rule is applied trial by trial in order:
 the simulation stops after the first trial at which ``errors >= min_errors`` or
 ``bits >= max_bits``. Trials are computed in parallel batches, but the result is that of the
-sequential rule, so it is identical whatever the batch size or thread count.
+sequential rule, so it is identical whatever the batch size or thread count. An optional
+``progress`` callback sees the running counts after every batch (it cannot change them).
+
+``max_bits`` is bounded only by the counter: a point may run at most ``2**32 - 1`` trials
+(:func:`max_bits_limit`, between 1.7e13 bits for BPSK and 1.4e14 for 256-QAM). Runs near that
+bound take hours to days on a CPU; callers show progress (``semcom ber`` does) rather than
+refusing them.
 
 Intervals: bit errors within a block of ``coherence`` symbols are correlated (block fading makes
 whole blocks bad; even with ``coherence = 1`` the bits of one QAM symbol err together), so the
@@ -21,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numba
@@ -129,6 +136,24 @@ def _check_positive_int(name: str, value: object, low: int = 1) -> int:
     return int(number)
 
 
+def trial_shape(modulation: str, coherence: int) -> tuple[int, int]:
+    """``(blocks, bits)`` of one trial: ``ceil(SYMBOLS_PER_TRIAL / coherence)`` blocks of
+    ``coherence`` symbols, ``bits = blocks * coherence * bits_per_symbol``."""
+    blocks = max(1, -(-SYMBOLS_PER_TRIAL // int(coherence)))
+    return blocks, blocks * int(coherence) * get_modulation(modulation).bits_per_symbol
+
+
+def max_bits_limit(modulation: str, coherence: int = 1) -> int:
+    """The largest ``max_bits`` a point accepts: ``(2**32 - 1)`` trials (the Philox trial
+    counter is 32-bit) of :func:`trial_shape` bits each.
+
+    Examples:
+        >>> max_bits_limit("bpsk")
+        17592186040320
+    """
+    return (2**32 - 1) * trial_shape(modulation, coherence)[1]
+
+
 def check_ber_arguments(
     modulation: str,
     channel: str,
@@ -158,6 +183,14 @@ def check_ber_arguments(
             f"min_errors: {min_errors} is larger than max_bits={max_bits}; "
             "allowed: min_errors <= max_bits"
         )
+    limit = max_bits_limit(modulation, coherence)
+    if max_bits > limit:
+        raise ConfigError(
+            f"max_bits: {max_bits} is too large; allowed: at most {limit} for {modulation} "
+            f"with coherence {int(coherence)} (2**32 - 1 trials of {limit // (2**32 - 1)} bits)"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed: {seed!r} is invalid; allowed: an integer, 0 <= seed < 2**64")
     _check_positive_int("seed", seed, low=0)
     if int(seed) >= 2**64:
         raise ConfigError(f"seed: {seed!r} is invalid; allowed: 0 <= seed < 2**64")
@@ -181,6 +214,7 @@ def simulate_ber(
     confidence: float = 0.95,
     backend: str = "auto",
     batch_trials: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BerResult:
     """Uncoded BER of ``modulation`` over ``channel`` at Es/N0 = ``snr_db`` dB by Monte Carlo.
 
@@ -199,6 +233,10 @@ def simulate_ber(
             numbers: :mod:`channels.kernels.cuda_ber`) or "auto" (CUDA when a GPU is present);
             see :func:`channels.kernels.backend.resolve_backend`.
         batch_trials: trials per parallel launch (performance only; the result is the same).
+        progress: called as ``progress(errors, bits)`` with the running totals (those of the
+            stop rule, so the last call sees the result's counts) after every launch; for
+            progress displays only, it cannot change the result. A launch is at most
+            ``MAX_BATCH_TRIALS`` trials (4.2 million symbols) on the CPU.
 
     Returns:
         :class:`BerResult` with the estimate, the interval, counts and the closed-form BER of
@@ -216,10 +254,7 @@ def simulate_ber(
         point = point_index(modulation, channel, float(snr_db), float(rician_k), coherence,
                             float(csi_error_var))  # fmt: skip
     key0, key1 = philox.seed_key(seed)
-    blocks_per_trial = max(1, -(-SYMBOLS_PER_TRIAL // coherence))
-    bits_per_trial = blocks_per_trial * coherence * m
-    if max_bits // bits_per_trial + 1 >= 2**32:
-        raise ConfigError(f"max_bits: {max_bits} is too large; allowed: < {bits_per_trial * 2**32}")
+    blocks_per_trial, bits_per_trial = trial_shape(modulation, coherence)
     table = label_of_position(m) if m > 1 else np.zeros((1, 1), dtype=np.int64)
     los = math.sqrt(rician_k / (rician_k + 1.0)) if channel == "rician" else 0.0
     scatter = math.sqrt(1.0 / (rician_k + 1.0)) if channel == "rician" else 1.0
@@ -234,13 +269,14 @@ def simulate_ber(
     else:
         kernel = ber_trials
         low_batch, high_batch = numba.get_num_threads(), MAX_BATCH_TRIALS
-    if batch_trials is None:  # aim for a few launches, guided by theory when we have it
-        guess = theory if theory else 0.5
-        needed = min(min_errors / (guess * bits_per_trial), max_bits / bits_per_trial)
+    adaptive = batch_trials is None
+    if adaptive:  # aim for a few launches, guided by theory when we have it
+        guess = theory if theory is not None else 0.5
+        needed = max_bits / bits_per_trial
+        if guess > 0:  # theory 0 (underflow at high SNR): errors are not expected at all
+            needed = min(min_errors / (guess * bits_per_trial), needed)
         batch_trials = int(min(max(needed / 4, low_batch), high_batch))
     batch = max(1, int(batch_trials))
-    errors_buf = np.zeros(batch, dtype=np.int64)
-    squares_buf = np.zeros(batch, dtype=np.int64)
 
     constants = (
         blocks_per_trial, coherence, key0, key1, np.uint64(point), m,
@@ -251,6 +287,8 @@ def simulate_ber(
     errors = squares = trials = 0
     done = False
     while not done:
+        errors_buf = np.zeros(batch, dtype=np.int64)
+        squares_buf = np.zeros(batch, dtype=np.int64)
         if backend == "cuda":
             kernel(trials, batch, *constants, errors_buf, squares_buf)
         else:
@@ -266,6 +304,11 @@ def simulate_ber(
         errors += int(errors_buf[:used].sum())
         squares += int(squares_buf[:used].sum())
         trials += used
+        if adaptive and not done:
+            batch = _next_batch(batch, errors, trials, min_errors, max_bits, bits_per_trial,
+                                low_batch, high_batch)  # fmt: skip
+        if progress is not None:
+            progress(errors, trials * bits_per_trial)
     seconds = time.perf_counter() - start
 
     bits = trials * bits_per_trial
@@ -277,6 +320,29 @@ def simulate_ber(
         backend=backend, seconds=seconds, rician_k=float(rician_k), coherence=coherence,
         blocks=blocks, seed=int(seed), point=int(point), confidence=confidence,
     )  # fmt: skip
+
+
+def _next_batch(
+    batch: int,
+    errors: int,
+    trials: int,
+    min_errors: int,
+    max_bits: int,
+    bits_per_trial: int,
+    low: int,
+    high: int,
+) -> int:
+    """Trials for the next launch, grown when the first guess was low (speed only: the result
+    does not depend on it).
+
+    Never less than the last launch: with errors seen, half the trials still expected at the
+    observed rate, ``(min_errors - errors) trials / errors / 2``, if larger; with none, twice
+    the last launch (a high-SNR point whose theory underflowed, or imperfect CSI). Clamped to
+    ``[low, high]`` and to the trials left before ``max_bits``.
+    """
+    left = -(-(max_bits - trials * bits_per_trial) // bits_per_trial)
+    want = 0.5 * (min_errors - errors) * trials / errors if errors else 2.0 * batch
+    return max(1, min(int(min(max(want, batch, low), high)), left))
 
 
 def _theory(modulation: str, channel: str, snr_db: float, rician_k: float) -> float | None:

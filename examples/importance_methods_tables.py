@@ -47,8 +47,11 @@ def psnr_table(results: pd.DataFrame) -> str:
                 row = plain[(plain["estimator"] == est) & (plain["model"] == model)
                             & (plain["snr_db"] == snr)]  # fmt: skip
                 cells.append(
-                    "" if row.empty else _cell(*row.iloc[0][["psnr_db", "psnr_ci_low",
-                                                             "psnr_ci_high"]])  # fmt: skip
+                    ""
+                    if row.empty
+                    else _cell(
+                        *row.iloc[0][["psnr_db", "psnr_ci_low", "psnr_ci_high"]]
+                    )  # fmt: skip
                 )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -81,18 +81,27 @@ tolerance), every other one gets its exact optimal power (Lemma 3). So the resul
 ``rtol`` (default 1e-9, relative) of the optimum of (P0), ``J >= 0`` always. The walk is
 compiled with Numba (one core). Above ``max_candidates`` (default 2e8, i.e. ``N >= 9``)
 :func:`solve_exact` switches to the certified branch and bound of :mod:`optim.bnb`, which
-searches the same space with stronger bounds, and raises instead of returning an uncertified
-answer.
+searches the same space with stronger bounds.
+
+Time limit. The walk runs in slices with the clock checked between them
+(:mod:`optim.timebox`). Stopped by ``time_limit`` it returns its incumbent with a proven lower
+bound: the visited candidates are at least ``UB - (rtol UB + atol)``, and the unvisited ones
+(the subtrees of the untried children of the current path) at least the node bounds of the
+branch and bound (:func:`optim.bnb.walk_bound`, eq. 3 there: both budgets dualised, an
+assignment completion). When that bound already proves the incumbent optimal within the
+tolerance, the answer is reported optimal although the walk did not finish.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import namedtuple
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb, factorial
+from typing import Any
 
 import numba
 import numpy as np
@@ -101,11 +110,13 @@ from channels.errors import ConfigError
 from channels.theory import ber_terms, bound_coefficients
 from optim.distortion import feature_terms, objective
 from optim.problem import Allocation, Problem
+from optim.timebox import Deadline, check_limits
 
 __all__ = [
     "ENGINES",
     "BerModel",
     "ExactResult",
+    "NotProvenOptimalWarning",
     "SlotModel",
     "ber_model",
     "candidate_count",
@@ -115,6 +126,7 @@ __all__ = [
     "slot_model",
     "solve_exact",
     "solve_exact_result",
+    "warm_up",
 ]
 
 _SQRT2 = math.sqrt(2.0)
@@ -474,7 +486,7 @@ def _candidate_value(mod, alpha, nu, mods, n, budget, p, gam) -> tuple[float, fl
 # Enumeration (Lemmas 1, 2, 4)
 # =============================================================================================
 @numba.njit(cache=True)
-def _enumerate(
+def _enumerate_walk(
     mod,
     alpha_r,
     e_r,
@@ -485,46 +497,48 @@ def _enumerate(
     base,
     bterm,
     lam,
-    ub0,
-    best_r0,
-    best_m0,
-    best_n0,
     rtol,
     atol,
-    max_slots,
+    state,
+    cursor,
+    cur_r,
+    cur_m,
+    prev_last,
+    last,
+    used,
+    symu,
+    pre,
+    best_r,
+    best_m,
+    ub_arr,
+    max_visits,
 ):
-    """Depth-first walk over all candidates; see the module docstring.
+    """Resume the depth-first walk over all candidates for at most ``max_visits`` of them;
+    True when the walk is complete. See the module docstring.
 
     ``alpha_r``, ``e_r`` [N] are in rank order; ``bterm[d, r, m, s]`` is the slot term of (2)
     at ``lambda_d`` (``d`` = candidate size - 1) for rank ``r``, modulation ``m`` on slot
-    ``s``; ``lam[d]`` the multiplier. Returns (best value, best ranks, mods, n, powers,
-    candidates visited, candidates solved).
+    ``s``; ``lam[d]`` the multiplier. ``state = [depth, best_n, visited, solved]`` (int64)
+    and the other arrays hold the walk's position between calls (start: depth 0, cursors and
+    ``last`` -1, nothing ``used``, ``symu`` and ``pre`` 0, ``visited = 1`` for the empty
+    candidate) and the incumbent (``best_r``, ``best_m``, value ``ub_arr[0]``).
     """
     n_feat = alpha_r.size
     n_mod = sym.size
-    kp = max_slots
-    ub = ub0
-    best_r = best_r0.copy()
-    best_m = best_m0.copy()
-    best_n = best_n0
-    best_p = np.zeros(kp)
-    cur_r = np.zeros(kp, np.int64)
-    cur_m = np.zeros(kp, np.int64)
-    cursor = np.full(kp + 1, -1, np.int64)
-    prev_last = np.zeros(kp, np.int64)
-    last = np.full(n_mod, -1, np.int64)
-    used = np.zeros(n_feat, np.bool_)
-    symu = np.zeros(kp + 1)
-    pre = np.zeros((kp + 1, kp))  # pre[depth, d]: partial sum of (2) at lambda_d
+    kp = nu.size
+    ub = ub_arr[0]
     a_buf = np.empty(kp)
     n_buf = np.empty(kp)
     m_buf = np.empty(kp, np.int64)
     p_buf = np.zeros(kp)
     g_buf = np.zeros(kp)
-    visited = 1  # the empty candidate
-    solved = 0
-    depth = 0
+    depth = state[0]
+    count = 0
     while depth >= 0:
+        if count >= max_visits:
+            state[0] = depth
+            ub_arr[0] = ub
+            return False
         if depth == kp:
             depth = backtrack(depth, cur_r, cur_m, prev_last, last, used)
             continue
@@ -537,7 +551,8 @@ def _enumerate(
         for d in range(depth, kp):
             pre[depth + 1, d] = pre[depth, d] + bterm[d, r, m, depth]
         n = depth + 1
-        visited += 1
+        count += 1
+        state[2] += 1
         lb = base + pre[n, n - 1] - lam[n - 1] * budget
         if lb < ub - (rtol * ub + atol):
             for s in range(n):
@@ -548,17 +563,18 @@ def _enumerate(
             for s in range(n):
                 v += e_r[cur_r[s]]
             v += base
-            solved += 1
+            state[3] += 1
             if v < ub:
                 ub = v
-                best_n = n
+                state[1] = n
                 for s in range(n):
                     best_r[s] = cur_r[s]
                     best_m[s] = cur_m[s]
-                    best_p[s] = p_buf[s]
         depth += 1
         cursor[depth] = -1
-    return ub, best_r, best_m, best_n, best_p, visited, solved
+    state[0] = -1
+    ub_arr[0] = ub
+    return True
 
 
 # =============================================================================================
@@ -743,10 +759,15 @@ def candidate_count(n_features: int, n_subchannels: int, n_modulations: int) -> 
 class ExactResult:
     """Outcome of :func:`solve_exact_result`.
 
-    allocation: the optimum (feature order); objective: ``optim.distortion.objective`` of it;
-    candidates: candidates visited (Lemmas 1-2), or nodes for the B&B engine; solved:
-    candidates given the exact power solve (the rest were pruned by the dual bound (2)), -1
-    for the B&B engine; seconds: wall time; engine: "enumerate" or "bnb".
+    allocation: the best allocation found (feature order); objective:
+    ``optim.distortion.objective`` of it; candidates: candidates visited (Lemmas 1-2), or
+    nodes for the B&B engine; solved: candidates given the exact power solve (the rest were
+    pruned by the dual bound (2)), -1 for the B&B engine; seconds: wall time; engine:
+    "enumerate" or "bnb"; lower_bound: a proven lower bound on the optimum of (P0);
+    optimal: whether ``objective`` is proven optimal within the tolerance
+    (``objective - lower_bound <= rtol objective + atol``); stopped_by: None when the search
+    completed, else the limit that stopped it ("time_limit" or "node_limit": the allocation
+    is then the best incumbent, optimal only if the bound proves it).
     """
 
     allocation: Allocation
@@ -755,6 +776,25 @@ class ExactResult:
     solved: int
     seconds: float
     engine: str = "enumerate"
+    lower_bound: float = 0.0
+    optimal: bool = True
+    stopped_by: str | None = None
+
+    @property
+    def gap(self) -> float:
+        """``(objective - lower_bound) / objective`` (0 when ``objective = 0``)."""
+        if self.objective <= 0:
+            return 0.0
+        return max(0.0, (self.objective - self.lower_bound) / self.objective)
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready certificate: optimal, lower_bound, gap, stopped_by."""
+        return {
+            "optimal": bool(self.optimal),
+            "lower_bound": float(self.lower_bound),
+            "gap": float(self.gap),
+            "stopped_by": self.stopped_by,
+        }
 
 
 def _count_vectors(n: int, n_mod: int, limit: int = 3000) -> list[tuple[int, ...]]:
@@ -784,7 +824,7 @@ def _count_vectors(n: int, n_mod: int, limit: int = 3000) -> list[tuple[int, ...
 
 
 def _ordered_prior_incumbent(
-    problem: Problem, sm: SlotModel, mod: BerModel
+    problem: Problem, sm: SlotModel, mod: BerModel, deadline: Deadline | None = None
 ) -> tuple[float, np.ndarray, np.ndarray, int, np.ndarray]:
     """Best ordered-prior candidate per size, solved exactly: (UB, ranks, mods, n, ln lambda).
 
@@ -792,41 +832,53 @@ def _ordered_prior_incumbent(
     along the slots (every such pattern while there are at most 3000 per size, else the
     two-level ones), symbol budget met. ``ln lambda[n-1]`` is the multiplier of the best
     candidate of size ``n`` (``-inf``, i.e. ``lambda = 0``, when none or no power is used).
-    Only a heuristic: it seeds the incumbent and the multipliers of the bounds.
+    Only a heuristic: it seeds the incumbent and the multipliers of the bounds. The two-level
+    patterns of every size come first (``O(n M^2)`` per size), then the others size by size
+    until the ``deadline``: cut short, the bounds stay valid (any ``lambda >= 0`` is), only
+    looser.
     """
     kp = sm.nu.size
     n_mod = sm.symbols.size
     loglam = np.full(max(kp, 1), -np.inf)
-    ub = sm.base
-    best = (np.zeros(max(kp, 1), np.int64), np.zeros(max(kp, 1), np.int64), 0)
+    best_value = np.full(max(kp, 1), np.inf)
     alpha_r = sm.alpha[sm.order]
     e_r = sm.gain_cost[sm.order]
     p = np.zeros(max(kp, 1))
     g = np.zeros(max(kp, 1))
-    for n in range(1, kp + 1):
-        best_n = np.inf
+    incumbent = [sm.base, np.zeros(max(kp, 1), np.int64), np.zeros(max(kp, 1), np.int64), 0]
+
+    def size_pass(n: int, vectors: list[tuple[int, ...]]) -> None:
         a_n = alpha_r[:n].copy()
         nu_n = sm.nu[:n].copy()
         fixed = sm.base + e_r[:n].sum()
-        for counts in _count_vectors(n, n_mod):
+        for counts in vectors:
             if float(np.dot(counts, sm.symbols)) > sm.symbol_budget:
                 continue
             mods = np.repeat(np.arange(n_mod, dtype=np.int64), counts)
             v, lev = _candidate_value(mod, a_n, nu_n, mods, n, sm.power_budget, p, g)
             v += fixed
-            if v < best_n:
-                best_n = v
+            if v < best_value[n - 1]:
+                best_value[n - 1] = v
                 loglam[n - 1] = lev if np.isfinite(lev) else -np.inf
-            if v < ub:
-                ub = v
+            if v < incumbent[0]:
                 r = np.zeros(max(kp, 1), np.int64)
                 r[:n] = np.arange(n)
                 mm = np.zeros(max(kp, 1), np.int64)
                 mm[:n] = mods
-                best = (r, mm, n)
-        if not np.isfinite(best_n) and n > 1:
+                incumbent[:] = [v, r, mm, n]
+
+    for n in range(1, kp + 1):
+        size_pass(n, _count_vectors(n, n_mod, limit=0))  # the two-level patterns
+    for n in range(1, kp + 1):
+        if deadline is not None and deadline.passed():
+            break
+        more = [v for v in _count_vectors(n, n_mod) if np.count_nonzero(v) > 2]
+        size_pass(n, more)
+    for n in range(2, kp + 1):
+        if not np.isfinite(best_value[n - 1]):
             loglam[n - 1] = loglam[n - 2]
-    return ub, best[0], best[1], best[2], loglam
+    ub, r0, m0, n0 = incumbent
+    return ub, r0, m0, n0, loglam
 
 
 ENGINES = ("auto", "enumerate", "bnb")
@@ -842,27 +894,46 @@ def solve_exact_result(
     time_limit: float = 60.0,
     node_limit: int | None = None,
 ) -> ExactResult:
-    """The optimum of (P0) with statistics; see the module docstring for the method.
+    """The optimum of (P0) with its certificate; see the module docstring for the method.
 
     Parameters
     ----------
     engine : "auto" | "enumerate" | "bnb"
         ``enumerate``: the enumeration of the module docstring (ConfigError when
         :func:`candidate_count` exceeds ``max_candidates``); ``bnb``:
-        :func:`optim.bnb.solve_bnb`, whose result is returned only when certified (else
-        ConfigError with the gap reached); ``auto`` (default): enumeration up to
-        ``max_candidates``, B&B above. Both give the optimum within the tolerance.
+        :func:`optim.bnb.solve_bnb`; ``auto`` (default): enumeration up to
+        ``max_candidates``, B&B above. Both give the optimum within the tolerance when they
+        complete.
     rtol, atol : float
         Tolerance: the returned objective ``J`` satisfies ``J <= J* + rtol J + atol``
-        (``J* >= 0`` the optimum).
+        (``J* >= 0`` the optimum) whenever ``optimal`` is True.
     max_candidates : float
         Enumeration limit (default 2e8: every ``N <= 8``; about 6 s per 1e8 candidates on one
         core, far fewer when ``S_max`` binds).
-    time_limit, node_limit : B&B limits (engine ``bnb`` or ``auto`` above the limit).
+    time_limit : float
+        Wall-clock seconds for the whole call (default 60; ``inf``: none), both engines. The
+        searches run in slices of about 50 ms with the clock checked between them
+        (:mod:`optim.timebox`), so the call ends within about one slice of the limit plus the
+        final bound (milliseconds for the enumeration; see :func:`optim.bnb.solve_bnb`).
+        Stopped by it, the result is the best allocation found with ``stopped_by =
+        "time_limit"``, a proven ``lower_bound`` and ``optimal`` True only if that bound
+        proves the allocation optimal within the tolerance (a "zero gap" answer is kept, not
+        discarded). Numba compilation on the very first use is not excluded: see
+        :func:`warm_up`.
+    node_limit : int or None
+        Maximum nodes (B&B) or candidates (enumeration) visited; ``stopped_by =
+        "node_limit"`` when it stops the search (then as for ``time_limit``).
+
+    Raises
+    ------
+    ConfigError
+        Invalid tolerance, engine or limits, or too many candidates for ``enumerate``.
     """
     start = time.perf_counter()
     if not (rtol >= 0 and atol >= 0):
         raise ConfigError(f"rtol/atol: {rtol!r}/{atol!r} is invalid; allowed: numbers >= 0")
+    check_limits(time_limit, node_limit)
+    deadline = Deadline(time_limit, start)
     key = str(engine).strip().lower()
     if key not in ENGINES:
         raise ConfigError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
@@ -870,16 +941,12 @@ def solve_exact_result(
     if key == "bnb" or (key == "auto" and count > max_candidates):
         from optim.bnb import solve_bnb
 
-        res = solve_bnb(problem, time_limit=time_limit, node_limit=node_limit, rtol=rtol, atol=atol)
-        if not res.certified:
-            raise ConfigError(
-                f"exact: branch and bound stopped at its limit (time_limit = {time_limit:g} s, "
-                f"node_limit = {node_limit}) with gap {res.gap:.3g}, not certified; raise the "
-                "limits, or use optim.bnb.solve_bnb for the allocation and its bound"
-            )
+        left = max(deadline.left(), 1e-9)
+        res = solve_bnb(problem, time_limit=left, node_limit=node_limit, rtol=rtol, atol=atol)
         return ExactResult(
-            res.allocation, res.objective, res.nodes, -1, time.perf_counter() - start, "bnb"
-        )
+            res.allocation, res.objective, res.nodes, -1, time.perf_counter() - start, "bnb",
+            res.lower_bound, res.certified, res.stopped_by,
+        )  # fmt: skip
     if count > max_candidates:
         raise ConfigError(
             f"exact: {count} candidates (N = {problem.n_features}, K = "
@@ -891,49 +958,63 @@ def solve_exact_result(
     kp = sm.nu.size
     if kp == 0:
         alloc = Allocation.send_nothing()
-        return ExactResult(alloc, objective(problem, alloc), 1, 0, time.perf_counter() - start)
-    ub, r0, m0, n0, loglam = _ordered_prior_incumbent(problem, sm, mod)
+        value = objective(problem, alloc)
+        return ExactResult(alloc, value, 1, 0, time.perf_counter() - start, lower_bound=value)
+    ub, r0, m0, n0, loglam = _ordered_prior_incumbent(problem, sm, mod, deadline)
     bterm = dual_bound_terms(problem, sm, loglam)
     lam = np.where(np.isfinite(loglam), np.exp(loglam), 0.0)
     alpha_r = sm.alpha[sm.order].copy()
     e_r = sm.gain_cost[sm.order].copy()
-    ubv, best_r, best_m, best_n, best_p, visited, solved = _enumerate(
-        mod,
-        alpha_r,
-        e_r,
-        sm.nu,
-        sm.symbols,
-        sm.symbol_budget,
-        sm.power_budget,
-        sm.base,
-        bterm,
-        lam,
-        ub,
-        r0,
-        m0,
-        n0,
-        float(rtol),
-        float(atol),
-        kp,
-    )
-    n = int(best_n)
-    if n:  # the optimal powers of the winner (the walk keeps only improvements' powers)
+    n_mod = sm.symbols.size
+    walk = {
+        "state": np.array([0, n0, 1, 0], dtype=np.int64),  # depth, best n, visited, solved
+        "cursor": np.full(kp + 1, -1, np.int64),
+        "cur_r": np.zeros(kp, np.int64),
+        "cur_m": np.zeros(kp, np.int64),
+        "prev_last": np.zeros(kp, np.int64),
+        "last": np.full(n_mod, -1, np.int64),
+        "used": np.zeros(alpha_r.size, np.bool_),
+        "symu": np.zeros(kp + 1),
+        "pre": np.zeros((kp + 1, kp)),  # pre[depth, d]: partial sum of (2) at lambda_d
+    }
+    best_r, best_m = r0.copy(), m0.copy()
+    ub_arr = np.array([ub])
+
+    def step(units: int) -> bool:
+        return _enumerate_walk(
+            mod, alpha_r, e_r, sm.nu, sm.symbols, sm.symbol_budget, sm.power_budget, sm.base,
+            bterm, lam, float(rtol), float(atol), *walk.values(), best_r, best_m, ub_arr,
+            units,
+        )  # fmt: skip
+
+    complete, stopped_by = deadline.run(step, first=1 << 14, limit=node_limit)
+    state = walk["state"]
+    n = int(state[1])
+    if n == 0:
+        alloc = Allocation.send_nothing()
+    else:  # the optimal powers of the winner (the walk keeps no powers)
         p = np.zeros(n)
         g = np.zeros(n)
         a = alpha_r[best_r[:n]].copy()
         _candidate_value(mod, a, sm.nu[:n].copy(), best_m[:n].copy(), n, sm.power_budget, p, g)
-        best_p = p
-    if n == 0:
-        alloc = Allocation.send_nothing()
-    else:
         alloc = Allocation(
             sm.order[best_r[:n]],
             sm.slot_channel[:n],
             tuple(problem.modulations[m] for m in best_m[:n]),
-            np.asarray(best_p[:n], dtype=np.float64),
+            p,
         ).sorted()
     value = objective(problem, alloc)
-    return ExactResult(alloc, value, int(visited), int(solved), time.perf_counter() - start)
+    tol = rtol * value + atol
+    lower = value - tol  # every visited candidate is >= this (solved, or pruned by (2))
+    if not complete:
+        from optim.bnb import walk_bound
+
+        lower = min(lower, walk_bound(problem, sm, mod, loglam, value, walk, deadline))
+    lower = min(max(lower, 0.0), value)
+    return ExactResult(
+        alloc, value, int(state[2]), int(state[3]), time.perf_counter() - start, "enumerate",
+        lower, complete or lower >= value - tol, stopped_by,
+    )  # fmt: skip
 
 
 def solve_exact(
@@ -952,10 +1033,14 @@ def solve_exact(
     ``S_max`` with the optimal power of each candidate, reduced by Lemmas 1-2 and the dual
     bound (2) (module docstring); N = K = 6 takes under 0.1 s, 7 about 0.3 s, 8 up to ~7 s.
     Above ``max_candidates`` (every N >= 9) the certified branch and bound of
-    :mod:`optim.bnb` (ConfigError if it cannot certify within ``time_limit``, 60 s).
-    Options: see :func:`solve_exact_result`.
+    :mod:`optim.bnb`. Options: see :func:`solve_exact_result`.
+
+    When ``time_limit`` (60 s) or ``node_limit`` stops the search before optimality is
+    proven, the best allocation found is returned with a :class:`NotProvenOptimalWarning`
+    giving the proven gap; :func:`solve_exact_result` (and ``optim.solve``, whose result
+    carries it as ``status``) returns that certificate as data.
     """
-    return solve_exact_result(
+    result = solve_exact_result(
         problem,
         engine=engine,
         rtol=rtol,
@@ -963,7 +1048,34 @@ def solve_exact(
         max_candidates=max_candidates,
         time_limit=time_limit,
         node_limit=node_limit,
-    ).allocation
+    )
+    if not result.optimal:
+        warnings.warn(
+            f"exact: stopped by {result.stopped_by} before proving optimality; the allocation "
+            f"is the best found, gap {result.gap:.3g} to the lower bound "
+            f"{result.lower_bound:.6g}",
+            NotProvenOptimalWarning,
+            stacklevel=2,
+        )
+    return result.allocation
+
+
+class NotProvenOptimalWarning(UserWarning):
+    """:func:`solve_exact` returned an allocation whose optimality a limit kept unproven."""
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's on-disk cache) the enumeration and branch-and-bound
+    kernels on a tiny problem, so that a later ``time_limit`` and ``seconds`` exclude it."""
+    from optim.bnb import solve_bnb
+    from optim.problem import random_problem
+
+    for model in ("bound", "exact"):
+        tiny = random_problem(3, 3, seed=0, ber_model=model)
+        solve_exact_result(tiny, engine="enumerate", time_limit=1e-9)  # + the stopped path
+        solve_exact_result(tiny, engine="enumerate")
+        solve_bnb(tiny, node_limit=2)  # its initial (hierarchical) solver and stopped path
+        solve_bnb(tiny)
 
 
 @numba.njit(cache=True)

@@ -1,10 +1,11 @@
 """The registry of allocation methods and :func:`solve`, the one way to run them by name.
 
-A method is ``f(problem, **options) -> Allocation``. :data:`METHODS` maps each name to a
-:class:`Method` (callable, one-line description, source). ``exact`` is registered lazily: its
-module ``optim.exact`` is imported only when the method is first used, so everything else
-works without it. Adding a method is one function and one :meth:`MethodRegistry.register`
-line.
+A method is ``f(problem, **options) -> Allocation``, or a result with an ``allocation`` and a
+``status()`` dict (a certificate, e.g. ``optimal`` and ``gap`` of ``exact``: it becomes
+:attr:`SolveResult.status`). :data:`METHODS` maps each name to a :class:`Method` (callable,
+one-line description, source). ``exact`` is registered lazily: its module ``optim.exact`` is
+imported only when the method is first used, so everything else works without it. Adding a
+method is one function and one :meth:`MethodRegistry.register` line.
 
 Examples
 --------
@@ -50,7 +51,14 @@ class Method:
         return self.loader()
 
     def __call__(self, problem: Problem, **options: Any) -> Allocation:
-        return self.func(problem, **options)
+        return _unpack(self.func(problem, **options))[0]
+
+
+def _unpack(out: Any) -> tuple[Allocation, dict[str, Any] | None]:
+    """A method's return value as ``(allocation, status or None)``."""
+    if isinstance(out, Allocation):
+        return out, None
+    return out.allocation, dict(out.status())
 
 
 class MethodRegistry(Mapping[str, Method]):
@@ -140,7 +148,7 @@ METHODS.register(
 )(baselines.lowest_order)
 METHODS.register_lazy(
     "exact",
-    "optim.exact:solve_exact",
+    "optim.exact:solve_exact_result",
     "Reference optimum: enumeration (N <= 8) / certified branch and bound",
     "issue 3 item 4; optim.exact",
 )
@@ -157,7 +165,12 @@ class SolveResult:
 
     ``objective`` is :func:`optim.distortion.objective` of ``allocation`` (the problem's own
     weights, distortion and BER model), ``seconds`` the wall time of the method alone,
-    ``feasible`` whether the allocation meets every constraint of (P0).
+    ``feasible`` whether the allocation meets every constraint of (P0). ``status``: the
+    method's certificate when it gives one, else None; for ``exact``: ``optimal`` (proven
+    optimal within its tolerance), ``lower_bound`` (proven, on the optimum), ``gap``
+    (``(objective - lower_bound) / objective``) and ``stopped_by`` (None, ``"time_limit"`` or
+    ``"node_limit"``: a limit stopped the search, and ``optimal`` says whether the bound
+    proves the answer anyway).
     """
 
     method: str
@@ -165,12 +178,15 @@ class SolveResult:
     allocation: Allocation
     seconds: float
     feasible: bool
+    status: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: method, objective, selected, subchannel, modulation, power, seconds."""
+        """JSON-ready: method, objective, selected, subchannel, modulation, power, seconds,
+        then the ``status`` entries if any."""
         out: dict[str, Any] = {"method": self.method, "objective": float(self.objective)}
         out.update(self.allocation.to_dict())
         out["seconds"] = float(self.seconds)
+        out.update(self.status or {})
         return out
 
 
@@ -202,9 +218,11 @@ def solve(problem: Problem, method: str = "hierarchical", **options: Any) -> Sol
     except ValueError:
         pass
     start = time.perf_counter()
-    allocation = func(problem, **options)
+    allocation, status = _unpack(func(problem, **options))
     seconds = time.perf_counter() - start
     value = objective(problem, allocation)
     if not math.isfinite(value):  # pragma: no cover - objective() is finite by construction
         raise ConfigError(f"objective: {value!r} is invalid; allowed: finite values")
-    return SolveResult(entry.name, value, allocation, seconds, allocation.is_feasible(problem))
+    return SolveResult(
+        entry.name, value, allocation, seconds, allocation.is_feasible(problem), status
+    )

@@ -1,7 +1,13 @@
 """The ``semcom`` console script: one subcommand per module of :mod:`semcom.commands`.
 
 User mistakes (unknown options, invalid values) end with exit status 2 and one line on stderr,
-never a traceback; :class:`channels.errors.ConfigError` raised by a command counts as such.
+never a traceback; :class:`channels.errors.ConfigError` raised by a command counts as such (so
+does an output folder in use by another run).
+
+Ctrl-C (``SIGINT``), ``SIGTERM`` and ``SIGHUP`` stop a command cleanly
+(:func:`semcom.sweep.signals.shutdown_on_signals`): its worker processes are ended, what was
+finished is kept, one line ``semcom CMD: interrupted (SIGTERM)`` goes to stderr and the exit
+status is ``128 + signal`` (130 for Ctrl-C, 143 for ``SIGTERM``).
 """
 
 from __future__ import annotations
@@ -38,21 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
+    for stream in (sys.stdout, sys.stderr):  # a name the terminal cannot show is escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except ConfigError as err:
-        for problem in getattr(err, "problems", None) or [str(err)]:
-            print(f"{args._prog}: error: {problem}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{args._prog}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, like cat
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    from semcom.sweep.signals import exit_status, shutdown_on_signals
+
+    with shutdown_on_signals():
+        try:
+            return int(args._run(args) or 0)
+        except ConfigError as err:
+            for problem in getattr(err, "problems", None) or [str(err)]:
+                print(f"{args._prog}: error: {problem}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP: cleaned up on the way here
+            print(f"{args._prog}: interrupted ({str(err) or 'SIGINT'})", file=sys.stderr)
+            return exit_status(err)
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, like cat
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
 
 
 if __name__ == "__main__":

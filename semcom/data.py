@@ -6,7 +6,8 @@ in ``[0, 1]`` and ``labels`` int64 ``[B]`` (``-1`` where a set has no labels).
 Names (``load_dataset(name, split, root, **options)``):
 
 ``"patches"`` (embedded, the default of docs/method.md §1.3)
-    ``size x size`` RGB patches (default 32) cut on a regular grid with stride ``stride`` from
+    ``size x size`` RGB patches (default 32) cut on a regular grid with stride ``stride``
+    (``size // 4 .. 4096``, default 32) from
     the colour sample images that ship inside the scikit-image wheel (read offline, never
     downloaded). The split is **by source image**: every patch of a test image is a test patch
     and no test patch comes from a training image. Train sources: astronaut, rocket,
@@ -141,6 +142,9 @@ def _float_option(name: str, value: Any, low: float, high: float, closed_high: b
     return v
 
 
+MAX_STRIDE = 4096
+
+
 def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str, Any]:
     """Validate ``name``, ``split`` and ``options`` and fill in defaults (no data is read).
 
@@ -160,7 +164,10 @@ def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str
         resolved["limit"] = check_int("limit", resolved["limit"], 1)
     if name == "patches":
         resolved["size"] = check_int("size", resolved["size"], 4, 128)
-        resolved["stride"] = check_int("stride", resolved["stride"], 1)
+        # a finer grid would stack (image side / stride)² patches at once: 2.8 GB per image
+        # at stride 1 and size 32, before max_per_image keeps 256 of them
+        low = max(1, resolved["size"] // 4)
+        resolved["stride"] = check_int("stride", resolved["stride"], low, MAX_STRIDE)
         resolved["max_per_image"] = check_int("max_per_image", resolved["max_per_image"], 1)
         resolved["min_std"] = _float_option("min_std", resolved["min_std"], 0.0, 1.0, True)
         resolved["seed"] = check_int("seed", resolved["seed"], 0)

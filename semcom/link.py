@@ -88,6 +88,7 @@ from optim.problem import DEFAULT_MODULATIONS, Problem
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
 from semcom.importance.reduction import check_keep
+from semcom.limits import MAX_RICIAN_K, SNR_DB_LIMIT
 from semcom.registry import ALLOCATION
 
 CHANNELS = ("awgn", "rayleigh", "rician", "noiseless")
@@ -181,17 +182,25 @@ class LinkFrames:
         return self.received
 
 
-def _finite_number(name: str, value: Any, low: float = -math.inf, allow_inf: bool = False) -> float:
-    allowed = f"a finite number >= {low:g}" if low > -math.inf else "a finite number"
+def _finite_number(
+    name: str, value: Any, low: float = -math.inf, allow_inf: bool = False, high: float = math.inf
+) -> float:
+    """``value`` as a float in ``[low, high]`` (``+inf`` too with ``allow_inf``)."""
+    if high < math.inf:
+        allowed = f"a finite number in [{low:g}, {high:g}]"
+    else:
+        allowed = f"a finite number >= {low:g}" if low > -math.inf else "a finite number"
     if allow_inf:
         allowed += " or inf"
     if isinstance(value, bool):
         raise fail(name, value, allowed)
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise fail(name, value, allowed) from None
-    if math.isnan(out) or out < low or (math.isinf(out) and not (allow_inf and out > 0)):
+    if math.isinf(out) and allow_inf and out > 0:
+        return out
+    if math.isnan(out) or not low <= out <= high:
         raise fail(name, value, allowed)
     return out
 
@@ -269,11 +278,11 @@ class SemanticLink:
         bits_per_scalar: ``Q`` in 1..16.
         channel: ``"awgn"``, ``"rayleigh"``, ``"rician"`` or ``"noiseless"``.
         n_subchannels: ``K >= 0``.
-        snr_db: average SNR ``P_tot / (K σ²)`` in dB (Es/N0 per complex symbol);
-            ``inf`` = noiseless link.
+        snr_db: average SNR ``P_tot / (K σ²)`` in dB (Es/N0 per complex symbol), in
+            ``[-300, 300]`` (:data:`semcom.limits.SNR_DB_LIMIT`); ``inf`` = noiseless link.
         eta: symbol budget ``S_max = η N L Q / 2``, ``η >= 0``.
         method: an allocation method of ``optim.available_methods()``.
-        rician_k: Rician K-factor (linear), used by ``channel="rician"``.
+        rician_k: Rician K-factor (linear, ``0..1e6``), used by ``channel="rician"``.
         seed: 64-bit seed of every random draw.
         modulations: the modulation set of the allocation problem.
         ber_model: the allocation problem's BER model, ``"exact"`` or ``"bound"``.
@@ -338,12 +347,14 @@ class SemanticLink:
         key = str(channel).strip().lower()
         if key not in CHANNELS:
             raise ConfigError(f"channel: {channel!r} is not one of {', '.join(CHANNELS)}")
-        self.snr_db = _finite_number("snr_db", snr_db, allow_inf=True)
+        self.snr_db = _finite_number(
+            "snr_db", snr_db, low=-SNR_DB_LIMIT, high=SNR_DB_LIMIT, allow_inf=True
+        )
         self.noiseless = key == "noiseless" or math.isinf(self.snr_db)
         self.channel = "noiseless" if self.noiseless else key
         self.n_subchannels = _integer("n_subchannels", n_subchannels, 0, 2**20)
         self.eta = _finite_number("eta", eta, low=0.0)
-        self.rician_k = _finite_number("rician_k", rician_k, low=0.0)
+        self.rician_k = _finite_number("rician_k", rician_k, low=0.0, high=MAX_RICIAN_K)
         self.method = ALLOCATION.check(method)
         self.seed = _integer("seed", seed, 0, 2**64 - 1)
         if code not in CODES:
@@ -458,14 +469,24 @@ class SemanticLink:
             allocation, value = self._cache[cache_key]
         else:
             if kept is None:
-                problem = Problem(gains=gains, **self._template)
-                result = optim.solve(problem, self.method, **options)
+                result = self._solve(Problem(gains=gains, **self._template), options)
                 allocation, value = result.allocation, float(result.objective)
             else:
                 allocation, value = self._allocate_kept(gains, kept, options)
             if cache_key is not None and len(self._cache) < _CACHE_SIZE:
                 self._cache[cache_key] = (allocation, value)
         return gains, h, allocation, value
+
+    def _solve(self, problem: Problem, options: dict[str, Any]) -> Any:
+        """``optim.solve`` of one frame; an exact allocation must be proven optimal."""
+        result = optim.solve(problem, self.method, **options)
+        if result.status is not None and not result.status["optimal"]:
+            raise ConfigError(
+                f"method: {self.method!r} stopped by {result.status['stopped_by']} with gap "
+                f"{result.status['gap']:.3g}, not proven optimal; raise its time_limit "
+                "(method_options) or use another method"
+            )
+        return result
 
     def _allocate_kept(
         self, gains: np.ndarray, kept: np.ndarray, options: dict[str, Any]
@@ -478,7 +499,7 @@ class SemanticLink:
             **self._template,
             "weights": self.weights[index], "drop_distortion": self.drop_distortion[index],
         })  # fmt: skip
-        chosen = optim.solve(sub, self.method, **options).allocation
+        chosen = self._solve(sub, options).allocation
         allocation = optim.Allocation(index[chosen.selected], chosen.subchannel,
                                       chosen.modulation, chosen.power)  # fmt: skip
         full = Problem(gains=gains, **self._template)

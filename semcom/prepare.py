@@ -2,8 +2,9 @@
 
 A scenario's schemes use a few *model variants* (:data:`semcom.schemes.MODEL_VARIANTS`). For
 each, :func:`train_models` trains the auto-encoder or reuses its checkpoint (keyed by the
-training config's hash, :mod:`semcom.train`), several variants in parallel processes on the
-CPU. :func:`calibrate` then measures on held-out *calibration* images what the allocation needs
+training config's hash, the code version and the training data, :mod:`semcom.train`), several
+variants in parallel processes on the CPU, and logs which checkpoints it reused.
+:func:`calibrate` then measures on held-out *calibration* images what the allocation needs
 (docs/method.md §3.3, §4.5):
 
 - the importance weights ``w[N]`` of the scenario's estimator (e.g. masking), normalised to sum
@@ -22,10 +23,8 @@ image by image (paired differences, :mod:`semcom.report`).
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import torch
 from channels.errors import fail
 from semcom import metrics
 from semcom.data import ImageDataset, load_dataset
+from semcom.identity import data_digest, describe_code
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
 from semcom.scheme_estimators import (
@@ -45,6 +45,7 @@ from semcom.scheme_estimators import (
     ordering_rows,
     resolve_estimator,
 )
+from semcom.sweep.pool import spawn_pool, stop_pool
 from semcom.train import TrainConfig, load_checkpoint, train
 
 
@@ -150,13 +151,31 @@ class _EpochReport:
         )
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """What a training process reports back (picklable)."""
+
+    path: str
+    reused: bool
+    seconds: float
+    best_epoch: int
+    stale_code: str = ""  # describe_code of a stale checkpoint that was reused
+    note: str = ""
+
+
 def _train_one(
-    config: TrainConfig, threads: int, report: _EpochReport | None = None
-) -> tuple[str, bool, float, int]:
+    config: TrainConfig,
+    threads: int,
+    report: _EpochReport | None = None,
+    reuse_stale: bool = False,
+) -> _Trained:
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    result = train(config, progress=False, on_epoch_end=report)
-    return str(result.checkpoint), result.reused, time.perf_counter() - start, result.best_epoch
+    result = train(config, progress=False, on_epoch_end=report, reuse_stale=reuse_stale)
+    return _Trained(
+        str(result.checkpoint), result.reused, time.perf_counter() - start, result.best_epoch,
+        describe_code(result.code) if result.stale else "", result.note,
+    )  # fmt: skip
 
 
 def train_models(
@@ -165,13 +184,18 @@ def train_models(
     threads: int,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    reuse_stale: bool = False,
 ) -> dict[str, str]:
     """Train (or reuse) one model per variant; returns variant -> checkpoint path.
 
     Every config must have a ``checkpoint_dir``. On the CPU, up to ``workers`` variants train
-    at once in spawned processes (each with ``threads`` torch threads and its own RNG state);
-    on CUDA they train one after the other in this process. With ``progress``, each model
-    prints its loss five times during training.
+    at once in spawned processes (each with ``threads`` torch threads and its own RNG state;
+    :func:`semcom.sweep.pool.spawn_pool`: they end with this process, even a killed one);
+    on CUDA they train one after the other in this process. An exception here (Ctrl-C,
+    ``SIGTERM`` as :class:`~semcom.sweep.signals.Interrupted`) ends the running trainings.
+    With ``progress``, each model prints its loss five times during training. ``reuse_stale``
+    lets a checkpoint made by another code version be reused (:func:`semcom.train.train`). One
+    line per model says whether it was trained or reused, and from which file.
     """
     for variant, c in configs.items():
         if c.checkpoint_dir is None:
@@ -179,32 +203,46 @@ def train_models(
     on_cpu = all(c.device == "cpu" for c in configs.values())
     processes = min(workers, len(configs)) if on_cpu else 1
     for variant, c in configs.items():
-        log(f"model {variant}: {c.model}, N = {c.n_features}, {c.epochs} epochs on {c.device}")
-    done: dict[str, tuple[str, bool, float, int]] = {}
+        log(
+            f"model {variant}: {c.model}, N = {c.n_features}, {c.epochs} epochs on {c.device}, "
+            f"checkpoints in {Path(c.checkpoint_dir).resolve()}"
+        )
+    done: dict[str, _Trained] = {}
     reports = {
         v: _EpochReport(v, c.epochs, max(1, c.epochs // 5)) if progress else None
         for v, c in configs.items()
     }
     if processes <= 1:
         for variant, c in configs.items():
-            done[variant] = _train_one(c, threads, reports[variant])
+            done[variant] = _train_one(c, threads, reports[variant], reuse_stale)
             _report(variant, done[variant], log)
     else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        pool = spawn_pool(processes)
+        try:
             futures = {
-                v: pool.submit(_train_one, c, threads, reports[v]) for v, c in configs.items()
+                v: pool.submit(_train_one, c, threads, reports[v], reuse_stale)
+                for v, c in configs.items()
             }
             for variant, future in futures.items():
                 done[variant] = future.result()
                 _report(variant, done[variant], log)
-    return {variant: done[variant][0] for variant in configs}
+        except BaseException:  # Ctrl-C, SIGTERM, a failed model: end the other trainings now
+            stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
+    return {variant: done[variant].path for variant in configs}
 
 
-def _report(variant: str, outcome: tuple[str, bool, float, int], log: Callable) -> None:
-    path, reused, seconds, best = outcome
-    how = "reused checkpoint" if reused else f"trained in {seconds:.1f} s"
-    log(f"model {variant}: {how}, best epoch {best} ({path})")
+def _report(variant: str, outcome: _Trained, log: Callable) -> None:
+    if outcome.stale_code:
+        how = f"reused the stale checkpoint of {outcome.stale_code} (--reuse-stale)"
+    elif outcome.reused:
+        how = "reused checkpoint"
+    else:
+        how = f"trained in {outcome.seconds:.1f} s"
+    log(f"model {variant}: {how}, best epoch {outcome.best_epoch} ({outcome.path})")
+    if outcome.note:
+        log(f"model {variant}: {outcome.note}")
 
 
 def clean_psnr(model: Any, images: torch.Tensor) -> float:
@@ -275,6 +313,24 @@ def calibrate(
                        profiles, rows)  # fmt: skip
 
 
+def data_fingerprint(
+    config: TrainConfig, eval_images: int, calibration_images: int | None, seed: int
+) -> str:
+    """Digest of every image a run reads (:func:`semcom.identity.data_digest`): the training
+    split (images, labels) of ``config`` and the test split's evaluation and calibration
+    images with their labels, chosen as :func:`calibrate` chooses them."""
+    train_split = load_dataset(
+        config.dataset, "train", root=config.dataset_root, **config.dataset_options
+    )
+    test = test_split(config)
+    eval_idx, calib_idx = split_test_set(len(test), eval_images, calibration_images, seed)
+    chosen = [torch.from_numpy(i) for i in (eval_idx, calib_idx)]
+    return data_digest(
+        train_split.images, train_split.labels,
+        *(t for i in chosen for t in (test.images[i], test.labels[i])),
+    )  # fmt: skip
+
+
 def with_checkpoint_dir(config: TrainConfig, fallback: Path) -> TrainConfig:
     """``config`` with ``checkpoint_dir = fallback`` when it has none (workers load files)."""
     if config.checkpoint_dir is not None:
@@ -287,6 +343,7 @@ __all__ = [
     "allocation_inputs",
     "calibrate",
     "clean_psnr",
+    "data_fingerprint",
     "split_test_set",
     "test_split",
     "train_models",

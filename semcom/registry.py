@@ -35,7 +35,12 @@ from channels.errors import ConfigError
 
 T = TypeVar("T")
 
-FAMILY_MODULES: tuple[str, ...] = ("semcom.importance", "semcom.schemes")
+FAMILY_MODULES: tuple[str, ...] = (
+    "semcom.importance",
+    "semcom.schemes",
+    "semcom.compression",
+    "semcom.bitalloc",
+)
 """Modules whose import registers a family; :func:`all_methods` imports them first."""
 
 ISFR_PAPER = "arXiv:2604.00595"

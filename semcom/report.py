@@ -110,6 +110,15 @@ def _require(frame: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
         raise fail(str(path), f"no column {', '.join(missing)}", "the columns of semcom run")
 
 
+def _require_numbers(frame: pd.DataFrame, path: Path) -> None:
+    numeric = [*CONDITION_COLUMNS[1:], *METRICS, *(c for m in METRICS for c in ci_columns(m))]
+    for column in (c for c in numeric if c in frame.columns):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column][values.isna() & frame[column].notna()]
+        if len(bad):
+            raise fail(f"{path}: column {column}", bad.iloc[0], "numbers")
+
+
 def _optional_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame | None:
     if not path.is_file():
         return None
@@ -129,8 +138,18 @@ def load_results(directory: str | Path) -> Results:
     csv = root / "results.csv"
     if not root.is_dir() or not csv.is_file():
         raise fail("results_dir", str(directory), _NOT_A_RESULTS_DIR)
+    if (root / "store.json").is_file():  # written by semcom run: check every line
+        from semcom.sweep.store import damage_report
+
+        damage = damage_report(root, {"per_image": "n_images"})
+        if damage:
+            raise ConfigError(
+                f"results_dir: '{root}' is damaged ({damage}); allowed: semcom run with its "
+                f"scenario and --out {root} --resume, which recomputes the damaged points"
+            )
     results = _read_csv(csv)
     _require(results, csv, ("key", "scheme"))
+    _require_numbers(results, csv)
     results["scheme"] = results["scheme"].astype(str)
     if "point" in results.columns and len(results):
         results = results.sort_values("point", kind="stable").reset_index(drop=True)

@@ -3,10 +3,14 @@
 Steps (docs/architecture.md data flow):
 
 1. open the results directory (:class:`semcom.sweep.ResultStore`): a fresh one, or with
-   ``resume`` the one of an interrupted run of the same scenario (same config hash);
-   write ``scenario.yaml`` (the resolved config) and ``provenance.json``;
+   ``resume`` the one of an interrupted run of the same scenario (same config hash, data
+   digest and code version; rows of another code version only with ``reuse_stale``), whose
+   damaged rows are dropped and recomputed and whose lost ``store.json`` is rebuilt
+   (:func:`semcom.sweep.recover.rebuild_store_json`); write ``scenario.yaml`` (the resolved
+   config; ``scenario.resolved.yaml`` when ``scenario.yaml`` is the input file itself, which is
+   never overwritten) and ``provenance.json``;
 2. train or reuse one model per variant the schemes use (:func:`semcom.prepare.train_models`;
-   checkpoints keyed by config hash, so a rerun reuses them);
+   checkpoints keyed by config hash, code version and training data, so a rerun reuses them);
 3. measure importance weights (every estimator the schemes use, once per model variant), drop
    distortions and clean PSNRs on held-out calibration images (:func:`semcom.prepare.calibrate`)
    and write ``importance.csv`` and ``ordering.csv`` (each estimator's ordering quality);
@@ -31,16 +35,20 @@ from typing import Any
 
 import torch
 
+from semcom.identity import code_identity
 from semcom.link_task import LinkPointTask, typed_axes, typed_values
-from semcom.prepare import calibrate, train_models, with_checkpoint_dir
+from semcom.prepare import calibrate, data_fingerprint, train_models, with_checkpoint_dir
 from semcom.sweep import (
+    OutputLock,
     ResultStore,
     collect_provenance,
+    describe_stale,
     expand,
     run_points,
     write_json_atomic,
     write_text_atomic,
 )
+from semcom.sweep.recover import rebuild_store_json
 
 
 @dataclass(frozen=True)
@@ -72,24 +80,89 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return pd.DataFrame(rows).to_csv(index=False)
 
 
+def write_scenario(scenario: Any, out: Path, source: str | Path | None = None) -> Path:
+    """Write the resolved ``scenario`` to ``out/scenario.yaml``, or to
+    ``out/scenario.resolved.yaml`` when ``out/scenario.yaml`` is the input file ``source``
+    itself (it is never overwritten); returns the path written."""
+    target = out / "scenario.yaml"
+    if source is not None and target.exists() and os.path.samefile(source, target):
+        target = out / "scenario.resolved.yaml"
+    return scenario.dump(target)
+
+
+def open_store(
+    scenario: Any, resume: bool, reuse_stale: bool, log: Callable[[str], None]
+) -> tuple[ResultStore, str]:
+    """The result store of ``scenario``'s output folder and the digest of the data it reads.
+
+    With ``resume``, a lost ``store.json`` is rebuilt first; what was rebuilt, repaired or
+    reused stale is logged (see :class:`semcom.sweep.ResultStore`).
+    """
+    out = scenario.output_dir()
+    ex = scenario.execution
+    first = scenario.train_config(scenario.model_variants()[0])
+    data = data_fingerprint(
+        first, scenario.data.eval_images, scenario.data.calibration_images, ex.seed
+    )
+    rebuilt = rebuild_store_json(out) if resume else None
+    store = ResultStore(
+        out, scenario.config_hash(), resume=resume, code=code_identity(), data=data,
+        reuse_stale=reuse_stale, row_counts={"per_image": "n_images"},
+    )  # fmt: skip
+    for line in ([rebuilt] if rebuilt else []) + store.notes:
+        log(line)
+    return store, data
+
+
 def run_scenario(
     scenario: Any,
     *,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    source: str | Path | None = None,
+    reuse_stale: bool = False,
 ) -> RunOutcome:
     """Run ``scenario`` (a validated :class:`semcom.scenario.Scenario`); see the module doc.
 
+    ``source`` is the scenario file it was read from (kept from being overwritten);
+    ``reuse_stale`` keeps rows and checkpoints made by another code version. The output
+    directory is locked (:class:`semcom.sweep.OutputLock`) from before the result store opens
+    until the run ends, however it ends.
+
     Raises:
-        ConfigError: the output directory holds other results (without ``resume``), or results
-            of a different scenario (with ``resume``).
-        KeyboardInterrupt: after saving what was finished (provenance says ``interrupted``).
+        ConfigError: the output directory is in use by another run (the message names its pid
+            and host), holds other results (without ``resume``), or results of a different
+            scenario, of other data or (without ``reuse_stale``) of another code version (with
+            ``resume``).
+        KeyboardInterrupt: in any phase (training, calibration, sweep, writing), after ending
+            the worker processes and saving what was finished; provenance says
+            ``interrupted``. :class:`semcom.sweep.Interrupted` for SIGTERM and SIGHUP inside
+            :func:`semcom.sweep.shutdown_on_signals`.
     """
     started = time.time()
     out = scenario.output_dir()
-    store = ResultStore(out, scenario.config_hash(), resume=resume)
-    scenario.dump(out / "scenario.yaml")
+    with OutputLock(out, "semcom run") as lock:
+        stale = describe_stale(lock)
+        if stale:
+            log(f"{stale}; taken over")
+        return _run_locked(scenario, out, started, resume, progress, log, source, reuse_stale)
+
+
+def _run_locked(
+    scenario: Any,
+    out: Path,
+    started: float,
+    resume: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    source: str | Path | None,
+    reuse_stale: bool,
+) -> RunOutcome:
+    store, data = open_store(scenario, resume, reuse_stale, log)
+    written = write_scenario(scenario, out, source)
+    if written.name != "scenario.yaml":
+        log(f"{out / 'scenario.yaml'} is the input scenario: the resolved one is in {written}")
     ex = scenario.execution
     cores = os.cpu_count() or 1
     workers = ex.workers or cores
@@ -97,13 +170,15 @@ def run_scenario(
     points = grid(scenario)
     done = store.completed()
     pending = [p for p in points if p.key not in done]
+    computed = 0
 
-    def provenance(status: str, computed: int = 0) -> None:
+    def provenance(status: str, **more: Any) -> None:
         extra = {
             "status": status, "points_total": len(points),
             "points_done": len(store.completed()), "points_computed_this_run": computed,
             "wall_seconds": time.time() - started, "executor": ex.executor, "workers": workers,
             "threads": ex.threads, "device": device, "output_dir": str(out),
+            "code": code_identity(), "result_codes": store.codes, "data_digest": data, **more,
         }  # fmt: skip
         record = collect_provenance(
             name=scenario.name, config_hash=scenario.config_hash(),
@@ -112,27 +187,6 @@ def run_scenario(
         )  # fmt: skip
         write_json_atomic(out / "provenance.json", record)
 
-    provenance("running")
-    log(f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute -> {out}")
-    configs = {
-        v: with_checkpoint_dir(scenario.train_config(v), out / "checkpoints")
-        for v in scenario.model_variants()
-    }
-    processes = max(1, min(workers, len(configs)))
-    checkpoints = train_models(
-        configs, workers, threads=max(1, cores // processes), log=log, progress=progress
-    )
-    calibration = calibrate(
-        checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
-        scenario.importance.method, scenario.importance.options, ex.seed, device,
-        estimators=scenario.estimator_plan(), log=log,
-    )  # fmt: skip
-    write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
-    write_text_atomic(out / "ordering.csv", _csv_text(calibration.ordering))
-
-    task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
-    computed = 0
-
     def on_result(result: Any) -> None:
         nonlocal computed
         store.add(result)
@@ -140,6 +194,30 @@ def run_scenario(
 
     threads_before = torch.get_num_threads()  # an in-process run sets this process's threads
     try:
+        provenance("running")
+        reused = f", {len(points) - len(pending)} reused from results.csv" if resume else ""
+        log(
+            f"scenario {scenario.name}: {len(points)} points, {len(pending)} to compute{reused} "
+            f"-> {out}"
+        )
+        configs = {
+            v: with_checkpoint_dir(scenario.train_config(v), out / "checkpoints")
+            for v in scenario.model_variants()
+        }
+        processes = max(1, min(workers, len(configs)))
+        checkpoints = train_models(
+            configs, workers, threads=max(1, cores // processes), log=log, progress=progress,
+            reuse_stale=reuse_stale,
+        )  # fmt: skip
+        calibration = calibrate(
+            checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
+            scenario.importance.method, scenario.importance.options, ex.seed, device,
+            estimators=scenario.estimator_plan(), log=log,
+        )  # fmt: skip
+        write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
+        write_text_atomic(out / "ordering.csv", _csv_text(calibration.ordering))
+
+        task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
         if pending:
             run_points(
                 task, pending, executor=ex.executor, workers=max(1, min(workers, len(pending))),
@@ -147,22 +225,26 @@ def run_scenario(
                 description=scenario.name,
                 gpus_per_worker=1.0 / workers if device.startswith("cuda") else 0.0,
             )  # fmt: skip
-    except KeyboardInterrupt:
-        provenance("interrupted", computed)
+        store.finalize(parquet=scenario.output.parquet)
+        if scenario.output.plots:
+            from semcom.plots import plot_all
+
+            paths = plot_all(out)
+            log(f"{len(paths)} plots in {out / 'plots'}")
+        provenance("complete")
+    except KeyboardInterrupt as error:
+        name = str(error) or "SIGINT"  # a plain KeyboardInterrupt is Ctrl-C
+        provenance("interrupted", signal=name)
         log(
-            f"interrupted: {len(store.completed())} of {len(points)} points are saved in {out}; "
-            "rerun with --resume to compute the rest"
+            f"interrupted ({name}): {len(store.completed())} of {len(points)} points are saved "
+            f"in {out}; rerun with --resume to compute the rest"
         )
+        raise
+    except BaseException as error:
+        provenance("failed", error=f"{type(error).__name__}: {error}")
         raise
     finally:
         torch.set_num_threads(threads_before)
-    store.finalize(parquet=scenario.output.parquet)
-    provenance("complete", computed)
-    if scenario.output.plots:
-        from semcom.plots import plot_all
-
-        paths = plot_all(out)
-        log(f"{len(paths)} plots in {out / 'plots'}")
     return RunOutcome(out, len(points), computed, len(points) - len(pending),
                       time.time() - started)  # fmt: skip
 
@@ -179,4 +261,7 @@ def summary(directory: Path) -> str:
     return text
 
 
-__all__ = ["RunOutcome", "grid", "resolve_device", "run_scenario", "summary"]
+__all__ = [
+    "RunOutcome", "grid", "open_store", "resolve_device", "run_scenario", "summary",
+    "write_scenario",
+]  # fmt: skip

@@ -19,9 +19,16 @@ training-channel noise from streams derived from ``(seed, epoch)``, so a run res
 checkpoint of epoch ``k`` continues exactly as the uninterrupted run would (CPU, same threads).
 
 Checkpoints: with ``checkpoint_dir`` set, the state (weights, best weights, optimiser, scheduler,
-history) is written after every epoch to one file named by the config hash,
-``<model>-<dataset>-<scheme>-N<n>-<hash16>.pt``. ``train`` finds it again: a finished run with the
-same hash is returned at once (``reused=True``), an unfinished one is resumed.
+history) is written after every epoch to one file named by the config hash and the code version,
+``<model>-<dataset>-<scheme>-N<n>-<hash16>-<code8>.pt`` (``code8``:
+:func:`semcom.identity.code_key` of the package version and git commit). The file also records
+the code identity and ``data_hash``, the :func:`semcom.identity.data_digest` of the training
+split (images and labels) actually read. ``train`` finds it again: a finished run of the same
+config, code and data is returned at once (``reused=True``), an unfinished one is resumed, one of
+other data is retrained. A finished checkpoint of the same config and data made by *another*
+code version (or by one that recorded no version) is *stale*: it is reused only with
+``reuse_stale=True`` (``TrainedModel.stale`` then names its code); otherwise the model is
+trained again into this version's file and ``TrainedModel.note`` says that a stale one exists.
 :func:`config_hash` is the SHA-256 of the canonical JSON (sorted keys, no spaces) of the resolved
 config without ``checkpoint_dir`` (where files go does not change the result).
 """
@@ -47,6 +54,7 @@ import torch.nn.functional as F
 
 from channels.errors import ConfigError, check_int, fail
 from semcom import data as data_module
+from semcom.identity import code_identity, code_key, data_digest, describe_code, same_code
 from semcom.isfr import KINDS, derive_seed, training_channel
 from semcom.models import SemanticModel, build_model, resolve_model_options
 
@@ -119,6 +127,12 @@ class TrainedModel:
         reused: ``True`` when :func:`train` returned an existing finished checkpoint.
         finished: ``False`` for a checkpoint of an interrupted run (last epoch's weights).
         best_epoch: epoch whose weights ``model`` carries.
+        code: identity of the code that trained it (:func:`semcom.identity.code_identity`);
+            None for a checkpoint that did not record it.
+        data_hash: digest of the training split it was trained on (None: not recorded).
+        stale: reused although another (or an unrecorded) code version trained it
+            (``reuse_stale=True``).
+        note: what :func:`train` noticed about reuse, e.g. a stale checkpoint it did not reuse.
     """
 
     model: SemanticModel
@@ -129,6 +143,10 @@ class TrainedModel:
     reused: bool = False
     finished: bool = True
     best_epoch: int = 0
+    code: dict[str, Any] | None = None
+    data_hash: str | None = None
+    stale: bool = False
+    note: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,13 +253,39 @@ def config_hash(config: TrainConfig) -> str:
     return hashlib.sha256(_canonical_json(dataclasses.asdict(resolved)).encode()).hexdigest()
 
 
+def _name_prefix(c: TrainConfig) -> str:
+    return f"{c.model}-{c.dataset}-{c.scheme}-N{c.n_features}-{config_hash(c)[:16]}"
+
+
 def checkpoint_path(config: TrainConfig) -> Path | None:
-    """Where :func:`train` keeps the checkpoint of ``config`` (``None`` without checkpoint_dir)."""
+    """Where :func:`train` keeps the checkpoint of ``config`` made by this code version
+    (``None`` without checkpoint_dir)."""
     c = resolve_config(config)
     if c.checkpoint_dir is None:
         return None
-    name = f"{c.model}-{c.dataset}-{c.scheme}-N{c.n_features}-{config_hash(c)[:16]}.pt"
-    return Path(c.checkpoint_dir) / name
+    return Path(c.checkpoint_dir) / f"{_name_prefix(c)}-{code_key(code_identity())}.pt"
+
+
+def _stale_checkpoints(c: TrainConfig, digest: str, data: str, own: Path) -> list[Path]:
+    """Finished checkpoints of config ``c`` from the training data ``data`` (or with no data
+    recorded) made by another code version, newest first."""
+    assert c.checkpoint_dir is not None
+    found = []
+    for path in Path(c.checkpoint_dir).glob(f"{_name_prefix(c)}*.pt"):
+        if path == own or not path.is_file():
+            continue
+        try:
+            state = _read(path)
+        except ConfigError:
+            continue  # unreadable: not a candidate
+        if (
+            state["config_hash"] == digest
+            and state["finished"]
+            and state.get("data_hash") in (data, None)
+            and not same_code(state.get("code"), code_identity())
+        ):
+            found.append(path)
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,6 +355,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Tra
         reused=False,
         finished=bool(state["finished"]),
         best_epoch=int(state.get("best_epoch", state["epoch"])),
+        code=state.get("code"),
+        data_hash=state.get("data_hash"),
     )
 
 
@@ -360,10 +406,30 @@ def _autocast(c: TrainConfig) -> torch.autocast:
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=c.amp)
 
 
+def _reused(
+    state: dict[str, Any], c: TrainConfig, path: Path, digest: str, stale: bool, note: str = ""
+) -> TrainedModel:
+    return TrainedModel(
+        model=_model_from_state(state, c.device),
+        config=c,
+        history=list(state["history"]),
+        checkpoint=path,
+        config_hash=digest,
+        reused=True,
+        finished=True,
+        best_epoch=int(state["best_epoch"]),
+        code=state.get("code"),
+        data_hash=state.get("data_hash"),
+        stale=stale,
+        note=note,
+    )
+
+
 def train(
     config: TrainConfig,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    reuse_stale: bool = False,
 ) -> TrainedModel:
     """Train (or reuse, or resume) the model described by ``config``.
 
@@ -372,11 +438,13 @@ def train(
         progress: show a tqdm progress bar over epochs.
         on_epoch_end: called with each epoch's history entry after its checkpoint is written
             (an exception raised there interrupts training; the checkpoint stays resumable).
+        reuse_stale: reuse a finished checkpoint of the same config and data made by another
+            code version when this version has none (module docstring).
 
     Returns:
         A :class:`TrainedModel` with the best-validation weights in eval mode. With
-        ``checkpoint_dir`` set and a finished checkpoint of the same hash present, that
-        checkpoint is returned without training (``reused=True``).
+        ``checkpoint_dir`` set and a finished checkpoint of the same config, code and data
+        present, that checkpoint is returned without training (``reused=True``).
 
     Raises:
         ConfigError: invalid config, CUDA asked for but absent, unreadable data.
@@ -386,23 +454,33 @@ def train(
     path = checkpoint_path(c)
     if c.device.startswith("cuda") and not torch.cuda.is_available():
         raise fail("device", c.device, "cpu or auto (CUDA is not available here)")
-    resume = None
+    dataset = data_module.load_dataset(c.dataset, "train", root=c.dataset_root, **c.dataset_options)
+    data = data_digest(dataset.images, dataset.labels)
+    resume, note = None, ""
     if path is not None and path.is_file():
         state = _read(path, map_location=c.device)
-        if state["config_hash"] == digest and state["finished"]:
-            return TrainedModel(
-                model=_model_from_state(state, c.device),
-                config=c,
-                history=list(state["history"]),
-                checkpoint=path,
-                config_hash=digest,
-                reused=True,
-                finished=True,
-                best_epoch=int(state["best_epoch"]),
-            )
-        if state["config_hash"] == digest:
+        same = (
+            state["config_hash"] == digest
+            and state.get("data_hash") == data
+            and same_code(state.get("code"), code_identity())
+        )
+        if same and state["finished"]:
+            return _reused(state, c, path, digest, stale=False)
+        if same:
             resume = state
-    return _run(c, digest, path, resume, progress, on_epoch_end)
+        elif state.get("data_hash") != data:
+            note = f"{path.name} was made from other training data; trained again"
+    if path is not None and resume is None:
+        stale = _stale_checkpoints(c, digest, data, path)
+        if stale and reuse_stale:
+            state = _read(stale[0], map_location=c.device)
+            return _reused(state, c, stale[0], digest, stale=True)
+        if stale:
+            made_by = describe_code(_read(stale[0]).get("code"))
+            note = f"{stale[0].name} of {made_by} is stale; trained again (--reuse-stale reuses it)"
+    trained = _run(c, digest, path, resume, progress, on_epoch_end, dataset, data)
+    trained.note = note
+    return trained
 
 
 def _run(
@@ -412,6 +490,8 @@ def _run(
     resume: dict[str, Any] | None,
     progress: bool,
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
+    dataset: data_module.ImageDataset,
+    data: str,
 ) -> TrainedModel:
     from tqdm.auto import tqdm
 
@@ -419,7 +499,6 @@ def _run(
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-    dataset = data_module.load_dataset(c.dataset, "train", root=c.dataset_root, **c.dataset_options)
     # split train / validation with a seeded permutation
     n_val = int(round(c.val_fraction * len(dataset)))
     if len(dataset) - n_val < 1:
@@ -458,6 +537,8 @@ def _run(
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(c),
             "config_hash": digest,
+            "code": code_identity(),
+            "data_hash": data,
             "epoch": epoch,
             "finished": finished,
             "model_state": model.state_dict(),
@@ -541,4 +622,6 @@ def _run(
         reused=False,
         finished=True,
         best_epoch=best_epoch,
+        code=code_identity(),
+        data_hash=data,
     )

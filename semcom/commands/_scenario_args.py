@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 
@@ -29,5 +28,16 @@ def load(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
 
 
 def quoted(path: str, value: str) -> str:
-    """A ``PATH=VALUE`` override whose VALUE stays a string (JSON quoting is valid YAML)."""
-    return f"{path}={json.dumps(value)}"
+    """A ``PATH=VALUE`` override whose VALUE stays the string ``value``, character for character.
+
+    ``json.dumps`` would not do: it writes an emoji as two ``\\u`` surrogate escapes, which
+    YAML reads as two lone surrogates, so ``--out emoji🚀`` named a folder no file system takes
+    (``UnicodeEncodeError``).
+
+    Examples:
+        >>> quoted("output.dir", "emoji🚀")
+        'output.dir="emoji🚀"'
+    """
+    from semcom.scenario.yaml12 import yaml_string
+
+    return f"{path}={yaml_string(value)}"

@@ -5,12 +5,25 @@ trial then builds every model variant untrained, measures its importance on a fe
 images, builds the link of every sweep point (which validates each combination of condition,
 scheme and allocation options), and sends two evaluation images through one channel draw of
 every scheme. Nothing is trained or written; a scenario that passes runs with ``semcom run``.
+
+The trial is bounded whatever the scenario: it uses :data:`TRIAL_IMAGES` evaluation and
+:data:`CALIBRATION_IMAGES` calibration images, the models are within the size bound of
+:mod:`semcom.models.size`, and it stops at a wall-clock budget (``--trial-seconds``, default
+:data:`TRIAL_SECONDS`). A large scenario (``model.n_features: 4096`` makes the importance and
+every allocation slow) is then reported valid, with the step the trial had reached and exit
+status 0; its steps will be as slow in ``semcom run``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from semcom.commands._scenario_args import add_scenario_arguments, load
 
@@ -19,29 +32,105 @@ HELP = "Validate a scenario file and run one tiny trial of every scheme (no trai
 
 TRIAL_IMAGES = 2
 CALIBRATION_IMAGES = 8
+TRIAL_SECONDS = 30.0
+MAX_TRIAL_SECONDS = 86_400.0
+
+
+class TrialTimeout(Exception):
+    """The trial ran past its budget (raised in the main thread by ``SIGALRM``)."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_TRIAL_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is invalid; allowed: a number of seconds in [0, {MAX_TRIAL_SECONDS:g}]"
+        )
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach the options of ``semcom check``."""
     add_scenario_arguments(parser)
+    parser.add_argument(
+        "--trial-seconds",
+        type=_seconds,
+        default=TRIAL_SECONDS,
+        metavar="S",
+        help=f"wall-clock budget of the tiny trial (default {TRIAL_SECONDS:g}; 0: validate only)",
+    )
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`TrialTimeout` in the block once ``seconds`` of wall time have passed.
+
+    Uses ``SIGALRM`` (a Python handler runs between bytecodes, so a long NumPy, torch or Numba
+    call finishes first); where there is none (Windows, or not the main thread) the block runs
+    unbounded. The previous handler is restored, and an enclosing deadline's timer resumes with
+    the time it had left.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TrialTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    start = time.monotonic()
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer > 0:  # the enclosing timer, less the time spent here (at least 1 ms)
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3))
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate, then the tiny trial; prints one summary line per scheme."""
+    from semcom.runner import grid
+
+    start = time.perf_counter()
+    scenario = load(args)
+    points = grid(scenario)
+    axes = ", ".join(f"{k} x{len(v)}" for k, v in scenario.axes().items())
+    print(f"scenario {scenario.name}: valid; {len(points)} points ({axes})", flush=True)
+    if args.trial_seconds == 0:
+        return 0
+    step = ["starting"]
+    try:
+        with deadline(args.trial_seconds):
+            links, variants = _trial(scenario, points, step)
+    except TrialTimeout:
+        print(f"tiny trial stopped at its {args.trial_seconds:g} s budget while {step[0]} "
+              f"(N = {scenario.model.n_features} features, {len(points)} points): the scenario "
+              "is valid, but each step is slow and will be as slow in semcom run; "
+              "--trial-seconds S gives the trial more time", flush=True)  # fmt: skip
+        return 0
+    print(f"check passed in {time.perf_counter() - start:.1f} s: "
+          f"{links} schemes, {variants} model variants")  # fmt: skip
+    return 0
+
+
+def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
+    """The tiny trial; ``step[0]`` names what it is doing. Returns (schemes, model variants)."""
     import torch
 
     from semcom.evaluation import LinkEvaluation
     from semcom.link_task import LinkPointTask
     from semcom.models import build_model
     from semcom.prepare import Calibration, allocation_inputs, split_test_set, test_split
-    from semcom.runner import grid, resolve_device
+    from semcom.runner import resolve_device
     from semcom.scheme_estimators import fit_profile
 
-    start = time.perf_counter()
-    scenario = load(args)
-    points = grid(scenario)
-    print(f"scenario {scenario.name}: valid; {len(points)} points "
-          f"({', '.join(f'{k} x{len(v)}' for k, v in scenario.axes().items())})")  # fmt: skip
+    step[0] = "reading the test split"
     configs = {v: scenario.train_config(v) for v in scenario.model_variants()}
     first = next(iter(configs.values()))
     test = test_split(first)
@@ -56,8 +145,10 @@ def run(args: argparse.Namespace) -> int:
     models, weights, raw, drop, profiles = {}, {}, {}, {}, {}
     plan, default = scenario.estimator_plan(), scenario.default_estimator()
     for variant, c in configs.items():
+        step[0] = f"building the {variant} model"
         model = build_model(c.model, c.n_features, **c.model_options).to(device).eval()
         models[variant] = model
+        step[0] = f"measuring the importance of the {variant} model"
         weights[variant], raw[variant], drop[variant] = allocation_inputs(
             model, calibration_images, scenario.importance.method, scenario.importance.options
         )
@@ -71,15 +162,15 @@ def run(args: argparse.Namespace) -> int:
     task = LinkPointTask(scenario, calibration, device=device)
     task.use_models(models, images)
     links = {}
-    for point in points:  # every combination must build
+    for i, point in enumerate(points):  # every combination must build
+        step[0] = f"building the link of point {i + 1} of {len(points)}"
         link = task.link(point)
         links.setdefault(point["scheme"], link)
     for name, link in links.items():
+        step[0] = f"sending the trial images with {name}"
         evaluation = LinkEvaluation(link, images, compute_ssim="ssim" in scenario.metrics)
         evaluation.add_draw(0)
         r = evaluation.result()
         print(f"  {name:<26} ok: {r.n_images} images x 1 draw, PSNR {r.psnr_db:6.2f} dB "
-              f"(untrained model), {r.mean_selected:.1f} features sent")  # fmt: skip
-    print(f"check passed in {time.perf_counter() - start:.1f} s: "
-          f"{len(links)} schemes, {len(configs)} model variants")  # fmt: skip
-    return 0
+              f"(untrained model), {r.mean_selected:.1f} features sent", flush=True)  # fmt: skip
+    return len(links), len(configs)

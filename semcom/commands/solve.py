@@ -4,12 +4,15 @@
     semcom solve --random N K SEED --method ui-ep --json
 
 Prints one JSON object (``--json``) with method, objective, selected (feature indices),
-subchannel, modulation, power (per-symbol) and seconds, or a short table. ``objective`` is the
-problem's own importance-weighted distortion (its weights and BER model) of the returned
-allocation, so objectives of different methods compare directly. Degenerate input that can
-still be solved (K = 0, budgets too small for one feature, P_tot = 0) gives the "send nothing"
-solution; invalid input (negative power, non-finite weights, unknown method) exits with
-status 2 and a one-line error.
+subchannel, modulation, power (per-symbol) and seconds, or a short table. ``exact`` adds its
+certificate: optimal, lower_bound, gap and stopped_by (``--option time_limit=SECONDS``, default
+60, bounds its wall time; stopped by it, the answer is the best allocation found, marked
+``optimal: false`` unless the bound proves it optimal; the exit status is 0 either way).
+``objective`` is the problem's own importance-weighted distortion (its weights and BER model)
+of the returned allocation, so objectives of different methods compare directly. Degenerate
+input that can still be solved (K = 0, budgets too small for one feature, P_tot = 0) gives the
+"send nothing" solution; invalid input (negative power, non-finite weights, unknown method)
+exits with status 2 and a one-line error.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from channels.errors import ConfigError
 
+MAX_ETA = 100.0
 NAME = "solve"
 HELP = "Solve an SI-UEP resource-allocation problem (selection, matching, modulation, power)."
 
@@ -77,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _options(items: list[str]) -> dict[str, Any]:
     import yaml
 
+    from semcom.scenario.yaml12 import load_yaml
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -84,14 +90,31 @@ def _options(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"option: {item!r} is invalid; allowed: KEY=VALUE")
         try:
-            out[key] = yaml.safe_load(value) if value.strip() else None
+            out[key] = load_yaml(value) if value.strip() else None
         except yaml.YAMLError:
             raise ConfigError(f"option: {item!r} is invalid; allowed: KEY=VALUE") from None
     return out
 
 
+def _check_random(n: int, k: int, seed: int, snr_db: float, eta: float) -> None:
+    """Ranges of a random instance: ``N`` in 0..4096, ``K`` in 0..4096, a seed in
+    ``0..2**64 - 1``, ``snr_db`` in [-300, 300] (so that ``10 ** (snr_db / 10)`` is finite)
+    and ``eta`` in [0, 100]."""
+    from semcom.limits import MAX_FEATURES, MAX_SUBCHANNELS, SNR_DB_LIMIT, snr_db_rule
+
+    for name, value, high in (("N", n, MAX_FEATURES), ("K", k, MAX_SUBCHANNELS)):
+        if not 0 <= value <= high:
+            raise ConfigError(f"{name}: {value!r} is invalid; allowed: an integer in 0..{high}")
+    if not 0 <= seed < 2**64:
+        raise ConfigError(f"seed: {seed!r} is invalid; allowed: an integer in 0..2**64 - 1")
+    if not -SNR_DB_LIMIT <= snr_db <= SNR_DB_LIMIT:
+        raise ConfigError(f"snr_db: {snr_db!r} is invalid; allowed: {snr_db_rule()}")
+    if not 0 <= eta <= MAX_ETA:
+        raise ConfigError(f"eta: {eta!r} is invalid; allowed: a number in [0, {MAX_ETA:g}]")
+
+
 def _load_problem(args: argparse.Namespace):
-    from optim.problem import Problem, random_problem
+    from optim.problem import random_problem
 
     if (args.problem is None) == (args.random is None):
         given = args.problem if args.random is None else [args.problem, *args.random]
@@ -101,8 +124,7 @@ def _load_problem(args: argparse.Namespace):
     overrides = {} if args.ber_model is None else {"ber_model": args.ber_model}
     if args.random is not None:
         n, k, seed = args.random
-        if seed < 0:
-            raise ConfigError(f"seed: {seed!r} is invalid; allowed: an integer >= 0")
+        _check_random(n, k, seed, args.snr_db, args.eta)
         return random_problem(
             n,
             k,
@@ -113,8 +135,40 @@ def _load_problem(args: argparse.Namespace):
             eta=args.eta,
             **overrides,
         )
-    problem = Problem.from_yaml(args.problem)
+    problem = _read_problem(args.problem)
     return problem.replace(**overrides) if overrides else problem
+
+
+def _read_problem(path: str):
+    """The problem of a YAML file, read like a scenario file (YAML 1.2 core schema, at most
+    1 MiB, limits on nesting and aliases), so that no file ends in a traceback or a hang."""
+    from collections.abc import Mapping
+
+    import yaml
+
+    from optim.problem import Problem
+    from semcom.scenario.yaml12 import MAX_FILE_BYTES, load_yaml
+
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ConfigError(f"problem: {path!r} cannot be read ({reason})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"problem: {path!r} is invalid; allowed: at most {MAX_FILE_BYTES} bytes")
+    try:
+        raw = load_yaml(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"problem: {path!r} is invalid; allowed: a UTF-8 text file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"problem: {path!r} is not valid YAML{line} ({problem})") from None
+    if isinstance(raw, Mapping) and "problem" in raw and len(raw) == 1:
+        raw = raw["problem"]
+    return Problem.from_dict(raw)
 
 
 def _table(problem, result) -> str:
@@ -126,6 +180,13 @@ def _table(problem, result) -> str:
         f"{problem.n_subchannels} subchannels; symbols {alloc.symbols_needed(problem)}/"
         f"{problem.symbol_budget:g}; power {alloc.power_used():.6g}/{problem.power_budget:.6g}",
     ]
+    status = result.status
+    if status is not None:
+        stop = f"; stopped by {status['stopped_by']}" if status["stopped_by"] else ""
+        proven = "proven optimal" if status["optimal"] else "NOT proven optimal"
+        lines.append(
+            f"{proven}: lower bound {status['lower_bound']:.6g}, gap {status['gap']:.3g}{stop}"
+        )
     if alloc.n_selected == 0:
         lines.append("(send nothing)")
         return "\n".join(lines)
@@ -148,9 +209,13 @@ def run(args: argparse.Namespace) -> int:
     from optim.methods import METHODS, solve
 
     problem = _load_problem(args)
-    warm_up()  # JIT / cache load outside the reported ``seconds``
     options = _options(args.option)
     method = METHODS[args.method]
+    warm_up()  # JIT / cache load outside the reported ``seconds`` (and ``time_limit``)
+    if method.name == "exact":
+        from optim.exact import warm_up as warm_up_exact
+
+        warm_up_exact()
     if method.randomised and "seed" not in options:
         options["seed"] = args.seed
     result = solve(problem, method.name, **options)

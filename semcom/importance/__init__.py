@@ -8,6 +8,8 @@ Public API::
     OptiPruneImportance, VFlowOptImportance, ZeroTPruneImportance
                                        attention-graph (ViT) estimators; also token_scores
                                        and reduce(model, images, keep) -> Reduction
+    ElasticCacheImportance, AdaptiveSparseViTImportance, GaamImportance, VarImportance
+                                       attention/feature white-box estimators (one module each)
     normalize_importance(raw)          max(raw, 0) / sum; all-zero -> uniform 1/N
     gini(w), top_k_share(w, k), spearman_vs_index(w)
 
@@ -24,14 +26,18 @@ from typing import Any
 import numpy as np
 
 from channels.errors import ConfigError
+from semcom.importance.adaptive_sparse_vit import AdaptiveSparseViTImportance
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator, normalize_importance
 from semcom.importance.concentration import gini, spearman_vs_index, top_k_share
 from semcom.importance.data_shapley import DataShapleyImportance
+from semcom.importance.elastic_cache import ElasticCacheImportance
+from semcom.importance.gaam import GaamImportance
 from semcom.importance.gradient import GradientImportance
 from semcom.importance.lima import LimaImportance
 from semcom.importance.masking import MaskingImportance
 from semcom.importance.optiprune import OptiPruneImportance
 from semcom.importance.reagent import ReagentImportance
+from semcom.importance.var import VarImportance
 from semcom.importance.vflowopt import VFlowOptImportance
 from semcom.importance.zero_tprune import ZeroTPruneImportance
 
@@ -62,14 +68,18 @@ def estimate(model: Any, images: Any, method: str = "masking", **cfg: Any) -> np
 
 __all__ = [
     "IMPORTANCE",
+    "AdaptiveSparseViTImportance",
     "DataShapleyImportance",
+    "ElasticCacheImportance",
+    "GaamImportance",
     "GradientImportance",
     "ImportanceEstimator",
     "LimaImportance",
     "MaskingImportance",
     "OptiPruneImportance",
-    "VFlowOptImportance",
     "ReagentImportance",
+    "VFlowOptImportance",
+    "VarImportance",
     "ZeroTPruneImportance",
     "estimate",
     "gini",

@@ -45,6 +45,12 @@ class ClassifierHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    @staticmethod
+    def parameter_count(in_channels: int, num_classes: int) -> int:
+        """Parameters of the head (the layers above): ``9·32·C + 32 + 32`` (conv, PReLU),
+        ``9·32·64 + 64 + 64``, ``64·classes + classes``."""
+        return (9 * 32 * in_channels + 64) + (9 * 32 * 64 + 128) + 65 * num_classes
+
 
 class SemanticModel(nn.Module):
     """Base class: subclasses implement ``_features(x)`` (pre-tanh ``[B, N, L]``) and ``decode``.
@@ -122,6 +128,22 @@ class SemanticModel(nn.Module):
                 "num_classes=C to add a classifier head"
             )
         return self.head(x_hat)
+
+    @classmethod
+    def parameter_count(cls, n_features: int, options: dict[str, Any]) -> int:
+        """Parameters of ``cls(n_features, **options)`` for resolved ``options``, computed from
+        the layer shapes (nothing is built): the architecture's own plus the head's."""
+        classes = options.get("num_classes")
+        head = (
+            0
+            if classes is None
+            else ClassifierHead.parameter_count(options["input_shape"][0], classes)
+        )
+        return cls._own_parameter_count(n_features, options) + head
+
+    @classmethod
+    def _own_parameter_count(cls, n_features: int, options: dict[str, Any]) -> int:
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def extra_repr(self) -> str:
         return (

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from channels.errors import fail
+from semcom.limits import MAX_FEATURES
 from semcom.models.base import SemanticModel
 from semcom.models.cnn import ConvAutoencoder
 from semcom.models.mlp import MLPAutoencoder
 from semcom.models.options import positive_int
+from semcom.models.size import check_model_size
 from semcom.models.vit import ViTAutoencoder
 
 MODELS: dict[str, type[SemanticModel]] = {
@@ -16,7 +18,6 @@ MODELS: dict[str, type[SemanticModel]] = {
     "mlp": MLPAutoencoder,
     "vit": ViTAutoencoder,
 }
-MAX_FEATURES = 4096
 
 
 def build_model(name: str, n_features: int = 16, **options: Any) -> SemanticModel:
@@ -45,6 +46,10 @@ def resolve_model_options(name: str, n_features: int = 16, **options: Any) -> di
     """Validate a model's name, ``n_features`` and options and fill in defaults (nothing built).
 
     Returns the options that :func:`build_model` would store in ``model.options``.
+
+    Raises:
+        ConfigError: as :func:`build_model`, and (field ``options``) when the model would hold
+            more parameters than :data:`semcom.models.size.MAX_PARAMETERS`.
     """
     if name not in MODELS:
         raise fail("model", name, ", ".join(MODELS))
@@ -54,4 +59,6 @@ def resolve_model_options(name: str, n_features: int = 16, **options: Any) -> di
     unknown = sorted(set(options) - known)
     if unknown:
         raise fail(f"{name} option", unknown[0], ", ".join(sorted(known)))
-    return cls.resolve(n, options)
+    resolved = cls.resolve(n, options)
+    check_model_size(name, cls.parameter_count(n, resolved), resolved)
+    return resolved

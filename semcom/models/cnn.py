@@ -81,6 +81,29 @@ class ConvAutoencoder(SemanticModel):
             )
         return o
 
+    @classmethod
+    def _own_parameter_count(cls, n_features: int, options: dict[str, Any]) -> int:
+        """Four (transposed) convolutions each way, ``k²·in·out + out`` each, PReLUs of one
+        weight per channel, and the norms: GDN ``C + C²``, batch ``2C``, none 0."""
+        c_in, h, w = options["input_shape"]
+        positions = (h // 4) * (w // 4)
+        latent = n_features // positions if options["scalar_features"] else n_features
+        w0, w1 = options["widths"]
+        k2 = options["kernel_size"] ** 2
+        conv = lambda a, b: k2 * a * b + b  # noqa: E731
+        norm = {"gdn": lambda ch: ch + ch * ch, "batch": lambda ch: 2 * ch, "none": lambda ch: 0}[
+            options["norm"]
+        ]
+        encoder = (
+            conv(c_in, w0) + norm(w0) + w0 + conv(w0, w1) + norm(w1) + w1
+            + conv(w1, w1) + w1 + conv(w1, latent)
+        )  # fmt: skip
+        decoder = (
+            conv(latent, w1) + w1 + conv(w1, w1) + w1 + conv(w1, w0) + norm(w0) + w0
+            + conv(w0, c_in)
+        )  # fmt: skip
+        return encoder + decoder
+
     def __init__(self, n_features: int, **options: Any) -> None:
         o = self.resolve(n_features, options)
         c_in, h, w = o["input_shape"]

@@ -40,6 +40,19 @@ class MLPAutoencoder(SemanticModel):
         o["num_classes"] = opt.num_classes(o["num_classes"])
         return o
 
+    @classmethod
+    def _own_parameter_count(cls, n_features: int, options: dict[str, Any]) -> int:
+        """Linear layers ``P -> h0 -> h1 -> N·L`` and back (weights and biases), four PReLUs."""
+        c, h, w = options["input_shape"]
+        pixels, (h0, h1) = c * h * w, options["hidden"]
+        out = n_features * options["scalars_per_feature"]
+        linear = lambda a, b: a * b + b  # noqa: E731
+        one_way = linear(h0, h1) + 2
+        return (
+            linear(pixels, h0) + one_way + linear(h1, out)
+            + linear(out, h1) + (linear(h1, h0) + 2) + linear(h0, pixels)
+        )  # fmt: skip
+
     def __init__(self, n_features: int, **options: Any) -> None:
         o = self.resolve(n_features, options)
         c, h, w = o["input_shape"]

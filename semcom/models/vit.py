@@ -90,6 +90,19 @@ class ViTAutoencoder(SemanticModel):
             o["patch_size"] = p
         return o
 
+    @classmethod
+    def _own_parameter_count(cls, n_features: int, options: dict[str, Any]) -> int:
+        """Embedding, positions, ``2·depth`` transformer blocks, norms and the heads: a block
+        is two LayerNorms ``2·2d``, attention ``d·3d + 3d + d·d + d`` and the MLP
+        ``d·rd + rd + rd·d + d``."""
+        c = options["input_shape"][0]
+        d, L, r = options["dim"], options["scalars_per_feature"], options["mlp_ratio"]
+        patch = c * options["patch_size"] ** 2
+        linear = lambda a, b: a * b + b  # noqa: E731
+        block = 4 * d + linear(d, 3 * d) + linear(d, d) + linear(d, r * d) + linear(r * d, d)
+        per_side = n_features * d + options["depth"] * block + 2 * d
+        return linear(patch, d) + linear(d, L) + linear(L, d) + linear(d, patch) + 2 * per_side
+
     def __init__(self, n_features: int, **options: Any) -> None:
         o = self.resolve(n_features, options)
         c, h, w = o["input_shape"]

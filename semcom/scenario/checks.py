@@ -109,7 +109,11 @@ def check_model(s: Scenario, problems: list[str]) -> bool:
     try:
         model_options(m.name, m.n_features, m.options, s.data.dataset, s.data.options)
     except ConfigError as err:
-        renames = {"model": "model.name", "n_features": "model.n_features"}
+        renames = {
+            "model": "model.name",
+            "n_features": "model.n_features",
+            "options": "model.options",
+        }
         problems.append(relocate(err, _under("model.options", renames)))
         return False
     return True

@@ -21,6 +21,7 @@ from semcom.importance import make_estimator
 from semcom.isfr import training_channel
 from semcom.models import resolve_model_options
 from semcom.scenario.schema import SWEEP_AXES, CustomScheme, ScenarioFields
+from semcom.scenario.yaml12 import TAG, core_tag
 from semcom.scheme_estimators import EstimatorSpec, keep_count, resolve_estimator
 from semcom.schemes import MODEL_VARIANTS, SCHEMES, Scheme
 from semcom.train import TrainConfig, resolve_config
@@ -35,6 +36,7 @@ EXCLUDED_FROM_HASH = (
     ("description", None),
 )
 """Fields that do not change the results, left out of :meth:`Scenario.config_hash`."""
+STR_TAG = TAG + "str"
 
 
 def data_options(dataset: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +60,18 @@ def channel_options(kind: str, n_features: int, options: dict[str, Any]) -> dict
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block mappings; lists of scalars on one line (``snr_db: [0.0, 5.0]``)."""
+    """Block mappings; lists of scalars on one line (``snr_db: [0.0, 5.0]``).
+
+    A string is written plain only where YAML 1.1 and YAML 1.2 both read it as a string, so
+    ``'yes'`` (a boolean to 1.1) and ``'1e3'`` (a number to 1.2) are quoted: the file reads
+    back the same with :func:`load_scenario` and with any YAML library.
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        tag = super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode and implicit[0] and tag == STR_TAG:
+            return core_tag(value)
+        return tag
 
     def represent_list(self, data: list[Any]) -> yaml.Node:
         flow = all(not isinstance(v, dict | list) for v in data)

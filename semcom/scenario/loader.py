@@ -3,10 +3,11 @@
 :func:`load_scenario` collects every problem (file, ``--set``, pydantic's, the semantic checks)
 and raises one :class:`~semcom.scenario.problems.ScenarioError`, before any work.
 
-YAML is read with :class:`ScenarioLoader`: PyYAML's safe loader, plus two changes that keep a
-file from meaning something else than it says: ``1e-3`` is a number (YAML 1.2; PyYAML's YAML 1.1
-rules read it as a string), and a key given twice in one mapping is an error (PyYAML keeps the
-last silently).
+YAML is read with :class:`~semcom.scenario.yaml12.ScenarioLoader`: the YAML 1.2 core schema
+(``1e-3`` is a number, ``yes`` and ``1:30`` are strings), duplicate keys refused, and limits on
+nesting, alias expansion and file size, so that no file can make the reader crash or hang.
+Every string of the file and of the overrides must be text that can be written back: no NUL
+bytes and no lone surrogates (which no UTF-8 file or path can hold).
 """
 
 from __future__ import annotations
@@ -24,48 +25,20 @@ from semcom.scenario.checks import semantic_problems
 from semcom.scenario.config import Scenario
 from semcom.scenario.problems import ScenarioError, from_validation_error
 from semcom.scenario.schema import SECTIONS, SchemeEntry
-from semcom.scenario.text import invalid
+from semcom.scenario.text import invalid, join, text_problem
+from semcom.scenario.yaml12 import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, ScenarioLoader, load_yaml
 
 SET_FORMAT = "PATH=VALUE (e.g. sweep.snr_db=[0,5])"
 SCHEME_ENTRY = TypeAdapter(SchemeEntry)
 OPTIONAL_SECTIONS = (*SECTIONS, "sweep")
 """Top-level keys whose empty value (``stop:`` with nothing under it) means "the defaults"."""
-
-
-class ScenarioLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2 exponent floats and duplicate keys as errors."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:  # unhashable: the base class reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-ScenarioLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?|[-+]?\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+MAX_TEXT_PROBLEMS = 10
+"""Most lines reported for strings that are not text (the first ones in file order)."""
 
 
 def parse_yaml(text: str) -> Any:
     """``text`` parsed with :class:`ScenarioLoader` (``yaml.YAMLError`` if it is not YAML)."""
-    return yaml.load(text, Loader=ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+    return load_yaml(text)
 
 
 def _yaml_error(err: yaml.YAMLError) -> str:
@@ -76,8 +49,12 @@ def _yaml_error(err: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
+class _TooLarge(ValueError):
+    """A mapping source nested too deeply, containing itself, or too large."""
+
+
 def _plain(value: Any) -> Any:
-    """A deep copy with every Mapping turned into a dict."""
+    """A deep copy with every Mapping turned into a dict (of data already within limits)."""
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -85,17 +62,75 @@ def _plain(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def _checked_plain(value: Any) -> Any:
+    """:func:`_plain` of a mapping source, with the limits of a file.
+
+    Raises:
+        _TooLarge: nesting deeper than :data:`MAX_DEPTH`, a collection that contains itself, or
+            more than :data:`MAX_NODES` values.
+    """
+    count = 0
+
+    def copy_of(item: Any, depth: int, inside: frozenset[int]) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_NODES:
+            raise _TooLarge(f"at most {MAX_NODES} values")
+        if not isinstance(item, Mapping | list | tuple):
+            return copy.deepcopy(item)
+        if id(item) in inside:
+            raise _TooLarge("no collection that contains itself")
+        if depth >= MAX_DEPTH:
+            raise _TooLarge(f"nesting at most {MAX_DEPTH} levels deep")
+        inside = inside | {id(item)}
+        if isinstance(item, Mapping):
+            return {k: copy_of(v, depth + 1, inside) for k, v in item.items()}
+        items = [copy_of(v, depth + 1, inside) for v in item]
+        return items if isinstance(item, list) else tuple(items)
+
+    return copy_of(value, 0, frozenset())
+
+
+def _text_problems(value: Any, path: str = "") -> list[str]:
+    """A line per string key or value of ``value`` that is not writable text (NUL bytes,
+    lone surrogates), at most :data:`MAX_TEXT_PROBLEMS`."""
+    problems: list[str] = []
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack and len(problems) < MAX_TEXT_PROBLEMS:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            reason = text_problem(item)
+            if reason:
+                problems.append(invalid(where or "scenario", item, reason))
+        elif isinstance(item, dict):
+            for key, sub in reversed(list(item.items())):
+                if isinstance(key, str) and text_problem(key):
+                    problems.append(invalid(join(where, repr(key)), key, text_problem(key)))
+                else:
+                    stack.append((join(where, str(key)), sub))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{where}[{i}]", sub) for i, sub in reversed(list(enumerate(item))))
+    return problems[:MAX_TEXT_PROBLEMS]
+
+
 def read_source(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The raw mapping of a file or mapping, and the problems that prevent reading it."""
     if isinstance(source, Mapping):
-        return _plain(source), []
+        try:
+            return _checked_plain(source), []
+        except _TooLarge as err:
+            return {}, [invalid("scenario", "a mapping", str(err))]
     if not isinstance(source, str | Path):
         return {}, [invalid("scenario", source, "a file path or a mapping")]
     path, name = Path(source), str(source)
     if not path.is_file():
         return {}, [invalid("scenario", name, "the path of an existing scenario file")]
     try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return {}, [invalid("scenario", name, f"a file of at most {MAX_FILE_BYTES} bytes")]
+        raw = parse_yaml(data.decode("utf-8"))
     except UnicodeDecodeError:
         return {}, [invalid("scenario", name, "a UTF-8 text file")]
     except OSError as err:
@@ -116,6 +151,9 @@ def _apply(raw: dict[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any
         keys = [k.strip() for k in path.split(".")]
         if not sep or not all(keys):
             problems.append(invalid("--set", item, SET_FORMAT))
+            continue
+        if len(keys) > MAX_DEPTH:
+            problems.append(invalid("--set", item, f"PATH=VALUE, PATH of at most {MAX_DEPTH} keys"))
             continue
         try:
             value = parse_yaml(text)
@@ -227,6 +265,9 @@ def load_scenario(
     if problems:
         raise ScenarioError(problems)
     raw, problems = _apply(raw, overrides)
+    text = _text_problems(raw)
+    if text:  # nothing downstream can use such a string, not even to name a file
+        raise ScenarioError(problems + text)
     raw = {k: v for k, v in raw.items() if not (k in OPTIONAL_SECTIONS and v is None)}
     bad: set[str] = set()
     schemes = None
@@ -236,7 +277,7 @@ def load_scenario(
         problems += from_validation_error(err)
         bad = _failed_paths(err)
         scenario, schemes = _partial(raw, bad)
-        if scenario is None:  # pragma: no cover - every failed key was dropped
+        if scenario is None:  # a rule of the whole file failed (e.g. too many points)
             raise ScenarioError(problems) from None
     problems += semantic_problems(scenario, bad, schemes)
     if problems:

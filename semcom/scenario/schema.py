@@ -6,9 +6,14 @@ stored as a float), and no number may be infinite or NaN. Each field carries the
 description of what it allows (``json_schema_extra["allowed"]``), which the error translator of
 :mod:`semcom.scenario.problems` puts into its messages.
 
+Every number has a finite range (the limits table of docs/scenarios.md): each bound is far
+beyond any meaningful value, and keeps a typing slip (``epochs: 1e9``) from running for ever or
+overflowing. Folder paths follow :mod:`semcom.scenario.paths`.
+
 Cross-field rules that need nothing but the section itself (sweep values, ``metrics``,
-``stop.max_draws``) are validators here; they fail with a :class:`PydanticCustomError` of type
-``scenario_problems`` whose context holds finished problem lines. Rules that need the code's
+``stop.max_draws``, the number of sweep points) are validators here; they fail with a
+:class:`PydanticCustomError` of type ``scenario_problems`` whose context holds finished problem
+lines. Rules that need the code's
 registries, data or hardware are in :mod:`semcom.scenario.checks`.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -33,8 +39,10 @@ from channels.names import MODULATION_NAMES
 from optim.problem import DEFAULT_MODULATIONS
 from semcom.data import DATASETS
 from semcom.importance import IMPORTANCE
+from semcom.limits import MAX_FEATURES, MAX_RICIAN_K, MAX_SUBCHANNELS, SNR_DB_LIMIT, snr_db_rule
 from semcom.models import MODELS
 from semcom.registry import ALLOCATION
+from semcom.scenario.paths import path_problem, path_rule
 from semcom.scenario.text import invalid, unknown_key
 from semcom.schemes import MODEL_VARIANTS, SCHEMES, UNIFORM_IMPORTANCE_BASELINES
 
@@ -49,6 +57,19 @@ STOP_METRICS = {"psnr_db": "psnr", "ssim": "ssim", "mse": "mse"}
 """``stop.metric`` -> the ``metrics`` entry that computes it."""
 
 MAX_SEED = 2**63 - 1
+MAX_NAME_LENGTH = 100
+MAX_IMAGES = 100_000
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_LR = 10.0
+MAX_LOSS_WEIGHT = 1000.0
+MAX_ETA = 100.0
+MAX_HALF_WIDTH = 1_000_000.0
+MAX_DRAWS = 10_000
+MAX_WORKERS = 1024
+MAX_THREADS = 256
+MAX_POINTS = 100_000
+"""Most sweep points (conditions × schemes) of one scenario."""
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit"
 DEFAULT_SCHEMES = ("isfr-uep", *UNIFORM_IMPORTANCE_BASELINES)
@@ -80,23 +101,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
+def _path(value: str) -> str:
+    if path_problem(value):
+        raise ValueError("not a valid path")
+    return value
+
+
 OPTIONS = "a mapping of option names to values"
-PosInt = Annotated[int, Field(ge=1)]
-NonNegative = Annotated[float, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 BitsPerScalar = Annotated[int, Field(ge=1, le=16)]
 ChannelModel = Literal["awgn", "rayleigh", "rician"]
+SnrDb = Annotated[float, Field(ge=-SNR_DB_LIMIT, le=SNR_DB_LIMIT)]
+Eta = Annotated[float, Field(ge=0, le=MAX_ETA)]
+Subchannels = Annotated[int, Field(ge=1, le=MAX_SUBCHANNELS)]
+RicianK = Annotated[float, Field(ge=0, le=MAX_RICIAN_K)]
+FolderPath = Annotated[str, AfterValidator(_path)]
+ETA_RULE = f"a number in [0, {MAX_ETA:g}]"
+SUBCHANNELS_RULE = f"an integer in 1..{MAX_SUBCHANNELS}"
+RICIAN_K_RULE = f"a number in [0, {MAX_RICIAN_K:.0f}] (linear K-factor)"
 
 
 class DataSection(_Strict):
     """``data``: which images; evaluation and calibration images come from the test split."""
 
     dataset: str = _field("patches", ", ".join(DATASETS))
-    root: str | None = _field(None, "null or a local folder (cifar10, mnist, folder)")
+    root: FolderPath | None = _field(
+        None, f"null or a local folder (cifar10, mnist, folder): {path_rule()}"
+    )
     options: dict[str, Any] = _factory(dict, OPTIONS + " (the data set's loader options)")
-    eval_images: PosInt = _field(64, "an integer >= 1")
-    calibration_images: Annotated[int, Field(ge=8)] | None = _field(
-        None, "null (the rest of the test split) or an integer >= 8"
+    eval_images: Annotated[int, Field(ge=1, le=MAX_IMAGES)] = _field(
+        64, f"an integer in 1..{MAX_IMAGES}"
+    )
+    calibration_images: Annotated[int, Field(ge=8, le=MAX_IMAGES)] | None = _field(
+        None, f"null (the rest of the test split) or an integer in 8..{MAX_IMAGES}"
     )
 
 
@@ -104,27 +141,41 @@ class ModelSection(_Strict):
     """``model``: the semantic auto-encoder (:func:`semcom.models.build_model`)."""
 
     name: str = _field("cnn", ", ".join(MODELS))
-    n_features: Annotated[int, Field(ge=1, le=4096)] = _field(16, "an integer in 1..4096")
+    n_features: Annotated[int, Field(ge=1, le=MAX_FEATURES)] = _field(
+        16, f"an integer in 1..{MAX_FEATURES}"
+    )
     options: dict[str, Any] = _factory(dict, OPTIONS + " (the architecture's options)")
 
 
 class TrainingSection(_Strict):
     """``training``: the trainer's settings (:class:`semcom.train.TrainConfig`)."""
 
-    epochs: PosInt = _field(15, "an integer >= 1")
-    batch_size: PosInt = _field(64, "an integer >= 1")
-    lr: Annotated[float, Field(gt=0)] = _field(1e-3, "a finite number > 0")
-    lr_min: NonNegative = _field(1e-5, "a finite number >= 0 and <= training.lr")
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = _field(
+        15, f"an integer in 1..{MAX_EPOCHS}"
+    )
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = _field(
+        64, f"an integer in 1..{MAX_BATCH_SIZE}"
+    )
+    lr: Annotated[float, Field(gt=0, le=MAX_LR)] = _field(1e-3, f"a number in (0, {MAX_LR:g}]")
+    lr_min: Annotated[float, Field(ge=0, le=MAX_LR)] = _field(
+        1e-5, "a number >= 0 and <= training.lr"
+    )
     weight_decay: Annotated[float, Field(ge=0, le=1)] = _field(0.0, "a number in [0, 1]")
-    classifier_weight: NonNegative = _field(0.1, "a finite number >= 0")
+    classifier_weight: Annotated[float, Field(ge=0, le=MAX_LOSS_WEIGHT)] = _field(
+        0.1, f"a number in [0, {MAX_LOSS_WEIGHT:g}]"
+    )
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = _field(0.1, "a number in [0, 1)")
-    patience: PosInt | None = _field(10, "null (no early stopping) or an integer >= 1")
-    min_delta: NonNegative = _field(0.0, "a finite number >= 0")
+    patience: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] | None = _field(
+        10, f"null (no early stopping) or an integer in 1..{MAX_EPOCHS}"
+    )
+    min_delta: Annotated[float, Field(ge=0, le=MAX_LOSS_WEIGHT)] = _field(
+        0.0, f"a number in [0, {MAX_LOSS_WEIGHT:g}]"
+    )
     amp: bool = _field(True, "true or false")
     isfr: dict[str, Any] = _factory(dict, OPTIONS + " (semcom.isfr.training_channel)")
     conventional: dict[str, Any] = _factory(dict, OPTIONS + " (semcom.isfr.training_channel)")
-    checkpoint_dir: str | None = _field(
-        "results/checkpoints", "null (<output dir>/checkpoints) or a folder path"
+    checkpoint_dir: FolderPath | None = _field(
+        "results/checkpoints", f"null (<output dir>/checkpoints) or a folder path: {path_rule()}"
     )
 
 
@@ -139,9 +190,11 @@ class ChannelSection(_Strict):
     """``channel``: the base condition of the physical link (docs/conventions.md)."""
 
     model: ChannelModel = _field("rayleigh", "awgn, rayleigh, rician")
-    rician_k: NonNegative = _field(3.0, "a finite number >= 0 (linear K-factor)")
-    n_subchannels: PosInt | None = _field(None, "null (= model.n_features) or an integer >= 1")
-    snr_db: float = _field(0.0, "a finite number (dB)")
+    rician_k: RicianK = _field(3.0, RICIAN_K_RULE)
+    n_subchannels: Subchannels | None = _field(
+        None, f"null (= model.n_features) or {SUBCHANNELS_RULE}"
+    )
+    snr_db: SnrDb = _field(0.0, snr_db_rule())
     bits_per_scalar: BitsPerScalar = _field(8, "an integer in 1..16")
     code: Literal["binary", "gray"] = _field("binary", "binary, gray")
 
@@ -149,7 +202,7 @@ class ChannelSection(_Strict):
 class AllocationSection(_Strict):
     """``allocation``: budgets and options of the resource allocation (:mod:`optim`)."""
 
-    eta: NonNegative = _field(0.5, "a finite number >= 0")
+    eta: Eta = _field(0.5, ETA_RULE)
     modulations: list[str] = _field(
         list(DEFAULT_MODULATIONS),
         f"a non-empty list of distinct modulations ({', '.join(MODULATION_NAMES)})",
@@ -194,7 +247,11 @@ class CustomScheme(_Strict):
     """A scheme defined in the file: model variant, weights kind and allocation method, and
     optionally its own importance estimator and selection step."""
 
-    name: str = _field(allowed=f"a scheme name of {NAME_RULE}", pattern=NAME_PATTERN)
+    name: str = _field(
+        allowed=f"a scheme name of at most {MAX_NAME_LENGTH} {NAME_RULE}",
+        pattern=NAME_PATTERN,
+        max_length=MAX_NAME_LENGTH,
+    )
     model: str = _field(allowed="a model variant (" + ", ".join(MODEL_VARIANTS) + ")")
     weights: Literal["importance", "uniform"] = _field(allowed="importance, uniform")
     method: str = _field(allowed="an allocation method (" + ", ".join(ALLOCATION.names()) + ")")
@@ -225,15 +282,21 @@ class StopSection(_Strict):
     """``stop``: when a sweep point has enough channel draws."""
 
     metric: Literal["psnr_db", "ssim", "mse"] = _field("psnr_db", "psnr_db, ssim, mse")
-    half_width: Annotated[float, Field(gt=0)] = _field(0.25, "a finite number > 0")
+    half_width: Annotated[float, Field(gt=0, le=MAX_HALF_WIDTH)] = _field(
+        0.25, f"a number in (0, {MAX_HALF_WIDTH:.0f}]"
+    )
     confidence: Annotated[float, Field(gt=0, lt=1)] = _field(0.95, "a number in (0, 1)")
-    min_draws: PosInt = _field(2, "an integer >= 1")
-    max_draws: PosInt = _field(8, "an integer >= stop.min_draws")
+    min_draws: Annotated[int, Field(ge=1, le=MAX_DRAWS)] = _field(
+        2, f"an integer in 1..{MAX_DRAWS}"
+    )
+    max_draws: Annotated[int, Field(ge=1, le=MAX_DRAWS)] = _field(
+        8, f"an integer in stop.min_draws..{MAX_DRAWS}"
+    )
 
     @model_validator(mode="after")
     def _draws(self) -> StopSection:
         if self.max_draws < self.min_draws:
-            allowed = f"an integer >= stop.min_draws ({self.min_draws})"
+            allowed = f"an integer in stop.min_draws..{MAX_DRAWS} ({self.min_draws}..{MAX_DRAWS})"
             raise problems_error([invalid("stop.max_draws", self.max_draws, allowed)])
         return self
 
@@ -242,8 +305,12 @@ class ExecutionSection(_Strict):
     """``execution``: where and how the sweep runs (does not change the results)."""
 
     executor: Literal["local", "ray"] = _field("local", "local, ray")
-    workers: PosInt | None = _field(None, "null (= CPU cores) or an integer >= 1")
-    threads: PosInt = _field(1, "an integer >= 1")
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = _field(
+        None, f"null (= CPU cores) or an integer in 1..{MAX_WORKERS}"
+    )
+    threads: Annotated[int, Field(ge=1, le=MAX_THREADS)] = _field(
+        1, f"an integer in 1..{MAX_THREADS}"
+    )
     device: Literal["auto", "cpu", "cuda"] = _field("cpu", "auto, cpu, cuda")
     seed: Seed = _field(0, f"an integer in 0..{MAX_SEED}")
     ray_address: str | None = _field(None, "null (a local Ray instance) or a Ray address")
@@ -252,7 +319,9 @@ class ExecutionSection(_Strict):
 class OutputSection(_Strict):
     """``output``: where the results go (does not change the results)."""
 
-    dir: str | None = _field(None, "null (= results/<name>) or a folder path")
+    dir: FolderPath | None = _field(
+        None, f"null (= results/<name>) or a folder path: {path_rule()}"
+    )
     plots: bool = _field(True, "true or false")
     parquet: bool = _field(True, "true or false")
 
@@ -263,10 +332,10 @@ AXES: dict[str, tuple[TypeAdapter, str]] = {
     name: (TypeAdapter(kind, config=ConfigDict(strict=True, allow_inf_nan=False)), allowed)
     for name, kind, allowed in (
         ("channel", ChannelModel, "awgn, rayleigh, rician"),
-        ("snr_db", float, "a finite number (dB)"),
-        ("eta", NonNegative, "a finite number >= 0"),
-        ("n_subchannels", PosInt, "an integer >= 1"),
-        ("rician_k", NonNegative, "a finite number >= 0 (linear K-factor)"),
+        ("snr_db", SnrDb, snr_db_rule()),
+        ("eta", Eta, ETA_RULE),
+        ("n_subchannels", Subchannels, SUBCHANNELS_RULE),
+        ("rician_k", RicianK, RICIAN_K_RULE),
         ("bits_per_scalar", BitsPerScalar, "an integer in 1..16"),
         ("seed", Seed, f"an integer in 0..{MAX_SEED}"),
     )
@@ -308,7 +377,11 @@ def check_sweep(sweep: dict[str, Any]) -> tuple[dict[str, list[Any]], list[str]]
 class ScenarioFields(_Strict):
     """Every section of a scenario file; :class:`semcom.scenario.Scenario` adds the methods."""
 
-    name: str = _field(allowed=f"a name of {NAME_RULE}", pattern=NAME_PATTERN)
+    name: str = _field(
+        allowed=f"a name of at most {MAX_NAME_LENGTH} {NAME_RULE}",
+        pattern=NAME_PATTERN,
+        max_length=MAX_NAME_LENGTH,
+    )
     description: str = _field("", "a string")
     data: DataSection = _factory(DataSection, "")
     model: ModelSection = _factory(ModelSection, "")
@@ -340,6 +413,20 @@ class ScenarioFields(_Strict):
         if problems:
             raise problems_error(problems)
         return out
+
+    @model_validator(mode="after")
+    def _points(self) -> ScenarioFields:
+        points = len(self.schemes)
+        for values in self.sweep.values():
+            points *= len(values)
+        if points > MAX_POINTS:
+            counts = " x ".join(
+                [f"{axis} {len(v)}" for axis, v in self.sweep.items()]
+                + [f"schemes {len(self.schemes)}"]
+            )
+            allowed = f"at most {MAX_POINTS} points (conditions x schemes)"
+            raise problems_error([invalid("sweep", f"{points} points: {counts}", allowed)])
+        return self
 
     @field_validator("metrics")
     @classmethod

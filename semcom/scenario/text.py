@@ -35,6 +35,25 @@ def missing(path: str, allowed: str) -> str:
     return f"{path}: required key is missing; allowed: {allowed}"
 
 
+TEXT_RULE = "text without NUL bytes or lone surrogates (characters a UTF-8 file can hold)"
+
+
+def text_problem(text: str) -> str | None:
+    """``None`` if ``text`` can be written to a UTF-8 file and used in a path, else the rule.
+
+    Examples:
+        >>> text_problem("emoji🚀") is None, text_problem("a\\x00b") == TEXT_RULE
+        (True, True)
+    """
+    if "\x00" in text:
+        return TEXT_RULE
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return TEXT_RULE
+    return None
+
+
 def join(path: str, key: str) -> str:
     """``path.key`` (``key`` alone at the top level)."""
     return f"{path}.{key}" if path else key

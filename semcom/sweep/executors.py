@@ -10,7 +10,8 @@ executor      where the points run
 ============  ========================================================================
 ``local``     ``workers == 1``: in this process, in order. ``workers > 1``: a
               ``ProcessPoolExecutor`` with the *spawn* start method (no forked torch or
-              CUDA state), ``min(workers, len(points))`` processes.
+              CUDA state), ``min(workers, len(points))`` processes, each ending itself
+              within a second of its parent's death (:mod:`semcom.sweep.pool`).
 ``ray``       ``min(workers, len(points))`` Ray actors, each holding the task; at most one
               point in flight per actor. A local Ray instance with ``num_cpus=workers``
               unless ``ray_address`` names a cluster (or Ray is already initialised).
@@ -19,28 +20,27 @@ executor      where the points run
 Failure and interruption: a point that raises stops the sweep (pending points are cancelled,
 workers terminated) and a :class:`PointError` naming the point is raised from the original
 exception; an exception of ``setup()`` is raised as it is (a ``ConfigError`` stays one).
-``KeyboardInterrupt`` (Ctrl-C) in the caller does the same cleanup and is re-raised; only the
-results already passed to ``on_result`` exist.
+``KeyboardInterrupt`` (Ctrl-C; also ``SIGTERM`` and ``SIGHUP`` inside
+:func:`semcom.sweep.signals.shutdown_on_signals`) in the caller does the same cleanup and is
+re-raised; only the results already passed to ``on_result`` exist.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Protocol, runtime_checkable
 
 from channels.errors import check_int, fail
 from semcom.sweep.grid import Point
+from semcom.sweep.pool import spawn_pool, stop_pool
+from semcom.sweep.signals import preserve_handlers
 from semcom.sweep.store import PointResult
 
 EXECUTORS = ("local", "ray")
-STOP_TIMEOUT_S = 10.0
-"""Seconds to wait for terminated workers before killing them."""
 KEY_WIDTH = 48
 """Characters of the last finished key shown in the progress bar."""
 
@@ -153,13 +153,13 @@ _WORKER_SETUP_ERROR: BaseException | None = None
 
 
 def _init_worker(task: PointTask) -> None:
-    """Pool initializer: ignore Ctrl-C (the parent handles it), keep the task, set it up.
+    """Pool initializer: keep the task and set it up (after :func:`spawn_pool`'s own setup:
+    Ctrl-C ignored, parent watchdog).
 
     A failing ``setup()`` is kept and raised by the first point, so the parent sees the
     real error rather than a broken pool.
     """
     global _WORKER_TASK, _WORKER_SETUP_ERROR
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_TASK = task
     try:
         task.setup()
@@ -174,28 +174,6 @@ def _run_in_worker(point: Point) -> PointResult:
     return _WORKER_TASK(point)
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Drop the queued points and end the workers now (SIGTERM, then SIGKILL).
-
-    The pool's manager thread cancels the queued futures, notices the dead workers and reaps
-    them. Cancelling futures or reaping workers from this thread at the same time would race
-    with it (on a future's state, on ``waitpid``), so this waits for that thread first.
-    """
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    manager = getattr(pool, "_executor_manager_thread", None)
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    if manager is not None:
-        manager.join(timeout=STOP_TIMEOUT_S)
-        if manager.is_alive():  # a worker survived SIGTERM
-            for process in processes:
-                process.kill()
-            manager.join(timeout=STOP_TIMEOUT_S)
-    for process in processes:
-        process.join(timeout=STOP_TIMEOUT_S)
-
-
 def _run_pool(
     task: PointTask,
     points: Sequence[Point],
@@ -203,12 +181,7 @@ def _run_pool(
     on_result: Callable[[PointResult], None],
     bar: _Progress,
 ) -> None:
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(points)),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(task,),
-    )
+    pool = spawn_pool(min(workers, len(points)), _init_worker, (task,))
     try:
         owner: dict[Future, Point] = {pool.submit(_run_in_worker, p): p for p in points}
         pending = set(owner)
@@ -222,7 +195,7 @@ def _run_pool(
                 on_result(result)
                 bar.done(result)
     except BaseException:
-        _stop_pool(pool)
+        stop_pool(pool)
         raise
     pool.shutdown(wait=True)
 
@@ -277,10 +250,11 @@ def _run_ray(
             "logging_level": logging.ERROR,
             "configure_logging": True,
         }
-        if ray_address:
-            ray.init(address=ray_address, **options)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, **options)
+        with preserve_handlers():  # ray.init would make SIGTERM exit at once, skipping cleanup
+            if ray_address:
+                ray.init(address=ray_address, **options)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, **options)
         started = True
     actors: list[Any] = []
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from channels.theory import ber_awgn, ber_bound, ber_terms
 from optim.bnb import solve_bnb
 from optim.distortion import bit_error_rate, feature_terms, objective
 from optim.exact import (
+    NotProvenOptimalWarning,
     candidate_count,
     h_lower,
     optimal_power,
@@ -351,8 +353,9 @@ def test_engines_above_the_enumeration_limit():
     assert r.engine == "bnb"
     b = solve_bnb(p)
     assert b.certified and r.objective == pytest.approx(b.objective, rel=1e-9)
-    with pytest.raises(ConfigError, match="not certified"):
-        solve_exact(p, engine="bnb", node_limit=1)
+    with pytest.warns(NotProvenOptimalWarning, match="stopped by node_limit"):
+        stopped = solve_exact(p, engine="bnb", node_limit=1)
+    assert stopped.is_feasible(p) and objective(p, stopped) >= r.objective * (1 - 1e-9)
     small = random_problem(5, 5, seed=3)
     assert solve_exact_result(small, engine="bnb").objective == pytest.approx(
         solve_exact_result(small).objective, rel=1e-9
@@ -432,3 +435,110 @@ def test_lagrangian_heuristic_is_feasible_and_not_below_exact():
         a = lagrangian_heuristic(p)
         assert a.is_feasible(p)
         assert objective(p, a) >= solve_exact_result(p).objective * (1 - 1e-9)
+
+
+# ------------------------------------------------------------------------------ limits
+def _check_stopped(p: Problem, r, optimum: float) -> None:
+    """A result stopped by a limit: the incumbent is feasible and its certificate valid."""
+    assert r.allocation.is_feasible(p)
+    assert r.objective == pytest.approx(objective(p, r.allocation), rel=1e-12)
+    assert r.objective >= optimum * (1 - 1e-9) - 1e-15
+    assert 0.0 <= r.lower_bound <= optimum * (1 + 1e-9) + 1e-15
+    assert r.lower_bound <= r.objective
+    if r.objective > 0:
+        assert r.gap == pytest.approx((r.objective - r.lower_bound) / r.objective)
+    if r.optimal:  # proven: within the tolerance of the optimum
+        assert r.objective <= optimum * (1 + 1e-9) + 1e-15
+    else:
+        assert r.gap > 1e-9
+
+
+@pytest.mark.parametrize("engine", ["enumerate", "bnb"])
+def test_stopped_search_returns_incumbent_with_valid_bound(engine):
+    """node_limit stops both engines deterministically at many points of the search; the
+    bound is checked against the optimum of the complete search."""
+    stopped = 0
+    for seed in range(6):
+        p = instance(700 + seed, 7, 7, MODELS[seed % 2])
+        optimum = solve_exact_result(p).objective
+        for limit in (1, 4, 40, 400):
+            r = solve_exact_result(p, engine=engine, node_limit=limit)
+            if r.stopped_by is None:
+                assert r.optimal and r.objective == pytest.approx(optimum, rel=1e-9, abs=1e-15)
+                continue
+            assert r.stopped_by == "node_limit" and r.candidates <= limit + 1
+            _check_stopped(p, r, optimum)
+            stopped += 1
+    assert stopped >= 8  # the limits did bite
+
+
+@pytest.mark.parametrize(
+    ("engine", "seed", "snr_db", "eta", "limit"),
+    [("enumerate", 9, 5.0, 1.0, 3), ("bnb", 8, 0.0, 0.5, 10)],
+)
+def test_zero_gap_answer_is_kept_when_a_limit_stops_the_search(engine, seed, snr_db, eta, limit):
+    """The limit stops the search, but the bound of the unexplored part already proves the
+    incumbent optimal: it is returned as optimal (it used to be discarded with an error)."""
+    p = random_problem(5, 5, seed, snr_db=snr_db, eta=eta)
+    optimum = solve_exact_result(p).objective
+    r = solve_exact_result(p, engine=engine, node_limit=limit)
+    assert r.stopped_by == "node_limit" and r.optimal and r.gap <= 1.01e-9
+    assert r.objective == pytest.approx(optimum, rel=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # proven optimal: no warning
+        alloc = solve_exact(p, engine=engine, node_limit=limit)
+    assert objective(p, alloc) == pytest.approx(optimum, rel=1e-9)
+    status = optim.solve(p, "exact", engine=engine, node_limit=limit).status
+    assert status["optimal"] and status["stopped_by"] == "node_limit"
+
+
+@pytest.mark.parametrize(
+    ("engine", "n", "eta", "limit"),
+    [("enumerate", 8, 2.0, 0.1), ("bnb", 20, 0.5, 0.2)],
+)
+def test_time_limit_bounds_wall_time(engine, n, eta, limit):
+    """Problems needing far longer than the limit (the N = 8 enumeration with every pattern
+    admissible visits 118 million candidates, ~7 s; N = 20 takes the B&B minutes) stop by the
+    limit and report so; the wall time is checked against a generous 20 x the limit (the
+    overshoot is about one 50 ms slice plus the final bound)."""
+    solve_exact_result(random_problem(3, 3, seed=0), time_limit=1.0)  # compile outside
+    p = random_problem(n, n, seed=1, eta=eta)
+    r = solve_exact_result(p, engine=engine, time_limit=limit)
+    assert r.stopped_by == "time_limit" and r.engine == engine
+    assert r.seconds < 20 * limit
+    assert r.allocation.is_feasible(p) and 0.0 < r.lower_bound <= r.objective
+    # optimal or not depends on how far the search got (the bound may prove it early)
+    assert r.optimal == (r.objective - r.lower_bound <= 1e-9 * r.objective + 1e-300)
+
+
+def test_not_proven_optimal_is_marked():
+    """Stopped before the bound proves anything: a warning from solve_exact, the certificate
+    in solve_exact_result and in optim.solve's status."""
+    p = random_problem(7, 7, seed=3, snr_db=5.0)
+    for engine in ("enumerate", "bnb"):
+        r = solve_exact_result(p, engine=engine, node_limit=1)
+        assert r.stopped_by == "node_limit" and not r.optimal and r.gap > 1e-9
+        with pytest.warns(NotProvenOptimalWarning, match="stopped by node_limit"):
+            solve_exact(p, engine=engine, node_limit=1)
+        status = optim.solve(p, "exact", engine=engine, node_limit=1).status
+        assert status == r.status() and not status["optimal"]
+
+
+def test_solved_within_the_limit_is_optimal():
+    for engine in ("enumerate", "bnb"):
+        p = random_problem(6, 6, seed=2)
+        r = solve_exact_result(p, engine=engine, time_limit=30.0)
+        assert r.optimal and r.stopped_by is None and r.gap <= 1.01e-9
+        status = optim.solve(p, "exact", engine=engine, time_limit=30.0).status
+        assert status == {"optimal": True, "lower_bound": pytest.approx(r.lower_bound),
+                          "gap": pytest.approx(r.gap), "stopped_by": None}  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "1", True])
+def test_invalid_time_limit(bad):
+    from channels.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="time_limit"):
+        solve_exact_result(random_problem(3, 3, seed=0), time_limit=bad)
+    with pytest.raises(ConfigError, match="node_limit"):
+        solve_exact_result(random_problem(3, 3, seed=0), node_limit=0)

@@ -101,13 +101,9 @@ def test_exact_is_lazy(monkeypatch):
             _ = METHODS["exact"].func
 
 
-def test_exact_when_available_is_never_worse():
-    if importlib.util.find_spec("optim.exact") is None:
-        pytest.skip("optim.exact not written yet")
+def test_exact_is_never_worse():
+    """optim.exact ships with the package: failing to import it fails this test (no skip)."""
     problem = random_problem(3, 3, seed=1)
-    try:
-        exact = optim.solve(problem, "exact")
-    except (ImportError, AttributeError) as err:  # pragma: no cover - work in progress
-        pytest.skip(f"optim.exact not usable yet: {err}")
+    exact = optim.solve(problem, "exact")
     assert exact.objective <= optim.solve(problem, "hierarchical").objective * (1 + 1e-6)
     assert np.isfinite(exact.objective)

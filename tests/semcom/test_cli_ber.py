@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -53,24 +54,91 @@ def test_rician_coherence_and_table_output(capsys: pytest.CaptureFixture[str]) -
         (["--modulation", "qpsk", "--snr-db", "1", "--backend", "quantum"], "backend"),
         (["--modulation", "qpsk", "--snr-db", "x"], "--snr-db"),
         (["--modulation", "qpsk"], "--snr-db"),
+        (["--modulation", "qpsk", "--snr-db", "1", "--seed", "1.5"], "--seed"),
+        (["--modulation", "qpsk", "--snr-db", "1", "--seed", "1e3"], "--seed"),
+        (["--modulation", "qpsk", "--snr-db", "1", "--seed", "abc"], "--seed"),
+        (["--modulation", "qpsk", "--snr-db", "1", "--seed", "-1"], "seed"),
+        (["--modulation", "qpsk", "--snr-db", "1", "--seed", str(2**64)], "seed"),
+        (["--modulation", "bpsk", "--snr-db", "1", "--max-bits", "1e14"], "max_bits"),
     ],
 )  # fmt: skip
 def test_usage_errors_exit_2_with_one_line(
     args: list[str], field: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) if field.startswith("--") else _no_raise():
+    """Argparse errors (``--field``) exit 2 through SystemExit, ConfigErrors return 2."""
+    if field.startswith("--"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["ber", *args])
+        status = exit_info.value.code
+    else:
         status = main(["ber", *args])
-        assert status == 2
-    err = capsys.readouterr().err.strip()
+    assert status == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert len(err.splitlines()) == 1 and field in err and "Traceback" not in err
+    assert captured.out == ""  # refused before any work (no table header either)
 
 
-class _no_raise:
-    def __enter__(self) -> None:
-        return None
+def test_integer_seed_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["ber", "--modulation", "qpsk", "--snr-db", "3", "--min-errors", "10",
+            "--seed", str(2**64 - 1), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["errors"] >= 10
 
-    def __exit__(self, *exc: object) -> bool:
-        return False
+
+# 30 dB BPSK never errs, so the point runs to max_bits: 3e6 bits in several launches
+LONG = ["ber", "--modulation", "bpsk", "--snr-db", "30", "--min-errors", "10",
+        "--max-bits", "3e6", "--json"]  # fmt: skip
+
+
+def test_long_point_shows_progress_on_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress after ``SEMCOM_PROGRESS_AFTER`` seconds (0 here instead of 2, to stay fast)."""
+    monkeypatch.setenv("SEMCOM_PROGRESS_AFTER", "0")
+    monkeypatch.setenv("SEMCOM_PROGRESS_EVERY", "0")
+    assert main(LONG) == 0
+    captured = capsys.readouterr()
+    row = json.loads(captured.out)  # stdout keeps exactly the result
+    lines = captured.err.splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith("semcom ber: snr_db 30: ") for line in lines)
+    assert all("/10 errors" in line and "% done" in line for line in lines)
+    assert lines[-1].split(": ")[2].startswith(f"{row['bits']:.2g} bits, 0/10 errors, 100% done")
+
+
+def test_progress_is_quiet_for_short_points_and_with_no_progress(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SEMCOM_PROGRESS_AFTER", raising=False)
+    assert main(LONG) == 0  # well under the default 2 s
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("SEMCOM_PROGRESS_AFTER", "0")
+    monkeypatch.setenv("SEMCOM_PROGRESS_EVERY", "0")
+    assert main([*LONG, "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("SEMCOM_PROGRESS_AFTER", "soon")
+    assert main(LONG) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "SEMCOM_PROGRESS_AFTER: 'soon' is invalid" in err
+
+
+def test_progress_line_is_redrawn_in_place_on_a_terminal() -> None:
+    from semcom.commands._progress import PointProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    show = PointProgress("semcom ber: snr_db 1", 100, 10_000, stream=out, after=0, every=0)
+    show(10, 1000)
+    show(50, 2000)
+    show.close()
+    text = out.getvalue()
+    assert "\n" not in text and text.count("\r") == 4 and text.endswith("\r")
+    assert "10/100 errors, 10% done" in text and "50/100 errors, 50% done" in text
+    assert text.split("\r")[-2].strip() == ""  # erased at the end
 
 
 def test_console_script_exit_status_and_no_traceback() -> None:

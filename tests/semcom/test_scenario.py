@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from channels.errors import ConfigError
+from semcom.importance import IMPORTANCE
 from semcom.scenario import (
     CONDITION_COLUMNS,
     SWEEP_AXES,
@@ -27,7 +28,6 @@ from semcom.scenario import (
     apply_overrides,
     load_scenario,
 )
-from semcom.importance import IMPORTANCE
 from semcom.scheme_estimators import reducing_methods
 from semcom.schemes import SCHEMES, Scheme
 
@@ -173,7 +173,7 @@ def test_strict_types_and_int_for_float():
     problems = _problems({"name": "t", "model": {"n_features": 8.0}, "stop": {"min_draws": "2"}})
     assert sorted(problems) == [
         "model.n_features: 8.0 is invalid; allowed: an integer in 1..4096",
-        "stop.min_draws: '2' is invalid; allowed: an integer >= 1",
+        "stop.min_draws: '2' is invalid; allowed: an integer in 1..10000",
     ]
 
 

@@ -65,7 +65,18 @@ def test_append_reopen_and_completed(tmp_path: Path) -> None:
         store.add(result(i))
     assert store.completed() == {key_of(i) for i in (0, 1, 2)}
     meta = json.loads((tmp_path / "run" / "store.json").read_text())
-    assert meta == {"format": 1, "fingerprint": FP, "tables": ["per_image"]}
+    assert meta == {
+        "format": 1,
+        "fingerprint": FP,
+        "tables": ["per_image"],
+        "columns": {
+            "per_image": {"key": "str", "image": "number", "psnr_db": "number"},
+            "results": {
+                "point": "number", "key": "str", "channel": "str", "snr_db": "number",
+                "seed": "number", "psnr_db": "number", "accuracy": None, "stop_reason": "str",
+            },
+        },
+    }  # fmt: skip
 
     again = ResultStore(tmp_path / "run", FP, resume=True)
     assert again.completed() == {key_of(i) for i in (0, 1, 2)}
@@ -128,8 +139,13 @@ def test_unusable_directory(tmp_path: Path) -> None:
 def test_resume_without_store_json_is_refused(tmp_path: Path) -> None:
     ResultStore(tmp_path, FP).add(result(0))
     (tmp_path / "store.json").unlink()
-    with pytest.raises(ConfigError, match=r"config hash unknown != ffffffffffff"):
+    with pytest.raises(ConfigError) as info:
         ResultStore(tmp_path, FP, resume=True)
+    assert str(info.value) == (
+        f"--resume: '{tmp_path}' holds results but its store.json is missing or unreadable, "
+        "so their scenario is unknown; allowed: restore store.json, delete "
+        f"{tmp_path / 'results.csv'} to start over, or another --out"
+    )
 
 
 def test_crash_repair_partial_line_and_orphans(tmp_path: Path) -> None:

@@ -2,13 +2,15 @@
 
 Its result for a point comes only from ``numpy.random.default_rng((seed, point.index))``, so
 every executor and worker count must give the same rows. Options make it sleep (points with
-index >= ``sleep_from``), fail on one key, fail in ``setup()`` and log what it did (one line
-per setup / computed point, with the process id) to a file, so tests can count setups and
-recomputations.
+index >= ``sleep_from``; ``hold_gil`` seconds more in libc's ``sleep`` called with the GIL
+held, as a long native call would), fail on one key, fail in ``setup()`` and log what it did
+(one line per setup / computed point, with the process id) to a file, so tests can count setups
+and recomputations.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import time
@@ -37,6 +39,7 @@ class CheapTask:
     fail_key: str | None = None
     fail_setup: bool = False
     log: str | None = None
+    hold_gil: int = 0
     ready: bool = False
 
     def setup(self) -> None:
@@ -53,6 +56,8 @@ class CheapTask:
         start = time.perf_counter()
         if point.index >= self.sleep_from:
             time.sleep(self.sleep)
+            if self.hold_gil:  # like a long native call (a Numba kernel): no thread can run
+                ctypes.PyDLL(None).sleep(self.hold_gil)
         rng = np.random.default_rng((self.seed, point.index))
         psnr = rng.normal(20.0, 5.0, size=self.n_images)
         mse = 10.0 ** (-psnr / 10.0)
