@@ -87,8 +87,8 @@ class Calibration:
 
     def importance_rows(self) -> list[dict[str, Any]]:
         """Rows of ``importance.csv``: ``model, feature (1-based), weight, raw, clean_psnr_db``,
-        and where the profiles are known ``estimator, options, seconds`` (one block per
-        estimator of each variant)."""
+        and where the profiles are known ``estimator, options, seconds, cpu_seconds`` (one
+        block per estimator of each variant)."""
         if not self.profiles:
             return [
                 {
@@ -105,7 +105,8 @@ class Calibration:
             {
                 "model": p.variant, "estimator": p.spec.method, "options": p.spec.options_json,
                 "feature": i + 1, "weight": float(w), "raw": float(p.raw[i]),
-                "seconds": p.seconds, "clean_psnr_db": self.clean_psnr_db[p.variant],
+                "seconds": p.seconds, "cpu_seconds": p.cpu_seconds,
+                "clean_psnr_db": self.clean_psnr_db[p.variant],
             }
             for p in self.profiles.values()
             for i, w in enumerate(p.weights)

@@ -111,6 +111,8 @@ class Profile:
         raw: ``raw_importances_``, float64 ``[N]``.
         seconds: wall time of ``fit`` (s).
         estimator: the fitted estimator (its ``reduce`` is the selection step).
+        cpu_seconds: CPU time of ``fit`` (s, this process, all its threads): less sensitive
+            than the wall time to other programs sharing the cores.
     """
 
     variant: str
@@ -119,19 +121,20 @@ class Profile:
     raw: np.ndarray
     seconds: float
     estimator: Any
+    cpu_seconds: float = float("nan")
 
 
 def fit_profile(variant: str, model: Any, images: Any, spec: EstimatorSpec) -> Profile:
     """Fit ``spec`` on ``model`` and ``images`` ``[B, C, H, W]``; time the fit."""
     estimator = spec.build()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     estimator.fit(model, images)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return Profile(
         variant, spec,
         np.asarray(estimator.importances_, dtype=np.float64),
         np.asarray(estimator.raw_importances_, dtype=np.float64),
-        seconds, estimator,
+        seconds, estimator, cpu,
     )  # fmt: skip
 
 
@@ -140,7 +143,8 @@ def ordering_rows(
 ) -> list[dict[str, Any]]:
     """Rows of ``ordering.csv`` for one model variant (module docstring).
 
-    Columns: ``model, estimator, options, seconds, spearman, insertion_auc, deletion_auc``; one
+    Columns: ``model, estimator, options, seconds, cpu_seconds, spearman, insertion_auc,
+    deletion_auc``; one
     row per profile, then the ``index-order`` row. The ground truth is masking's raw scores
     with its default options (taken from a profile that is exactly that, else computed). Each
     profile is ranked by its raw scores: the weights are their clipped normalisation, so they
@@ -152,14 +156,15 @@ def ordering_rows(
         truth = masking_ground_truth(model, images)
     value_fn = SubsetValue(model, images)
     n = int(model.n_features)
-    entries = [(p.spec.method, p.spec.options_json, p.seconds, p.raw) for p in profiles]
-    entries.append((INDEX_ORDER, "{}", 0.0, np.arange(n, 0, -1, dtype=np.float64)))
+    entries = [(p.spec.method, p.spec.options_json, p.seconds, p.cpu_seconds, p.raw)
+               for p in profiles]  # fmt: skip
+    entries.append((INDEX_ORDER, "{}", 0.0, 0.0, np.arange(n, 0, -1, dtype=np.float64)))
     rows = []
-    for method, options, seconds, weights in entries:
+    for method, options, seconds, cpu, weights in entries:
         q = ordering_quality(value_fn, weights, truth)
         rows.append({
             "model": variant, "estimator": method, "options": options, "seconds": seconds,
-            "spearman": q.spearman, "insertion_auc": q.insertion_auc,
+            "cpu_seconds": cpu, "spearman": q.spearman, "insertion_auc": q.insertion_auc,
             "deletion_auc": q.deletion_auc,
         })  # fmt: skip
     return rows

@@ -279,8 +279,8 @@ def test_run_writes_estimators_and_keeps_existing_schemes_identical(tmp_path: Pa
     w_grad = conv[conv["estimator"] == "gradient"]["weight"].to_numpy()
     assert not np.allclose(w_grad, conv[conv["estimator"] == "masking"]["weight"].to_numpy())
     ordering = pd.read_csv(out / "ordering.csv")
-    assert list(ordering.columns) == ["model", "estimator", "options", "seconds", "spearman",
-                                      "insertion_auc", "deletion_auc"]  # fmt: skip
+    assert list(ordering.columns) == ["model", "estimator", "options", "seconds", "cpu_seconds",
+                                      "spearman", "insertion_auc", "deletion_auc"]  # fmt: skip
     assert len(ordering) == 2 * 3
     masking = ordering[ordering["estimator"] == "masking"]
     assert np.allclose(masking["spearman"], 1.0)
