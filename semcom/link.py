@@ -24,6 +24,16 @@ instead would hand the decoder uniformly random codes (bit-error rate 1/2). This
 it at zero power. An example is an ISFR model whose tail features have clipped masking weights
 of exactly 0 (docs/isfr_training.md).
 
+**Selection step.** With ``selection`` (a token-reducing importance estimator,
+:mod:`semcom.importance.reduction`) and ``keep``, each image first goes through
+``selection.reduce(model, images, keep)``: its features outside the per-image ``keep`` mask are
+not sent (zero-filled at the receiver, like any unsent feature), the kept ones carry the
+reduction's ``features`` (a merged feature its group's merged value), and the frame's
+allocation is the problem restricted to the kept features (weights ``w ⊙ keep`` with the
+dropped features forced unselected; budgets unchanged). The frame's objective is that of the
+full problem, the dropped features counted at their drop distortion. Without ``selection``
+nothing changes.
+
 **Noiseless link.** ``channel="noiseless"`` or ``snr_db=inf`` is the ideal digital link, the
 quantisation-only reference: every feature is selected (no budgets, no optimiser), each is sent
 over a unit gain at unit power without noise (highest-order modulation of the set, through
@@ -73,9 +83,11 @@ from channels.kernels.backend import resolve_backend
 from channels.kernels.link_cpu import transmit_codes
 from channels.montecarlo import point_index
 from channels.names import BITS_PER_SYMBOL
+from optim.distortion import objective as allocation_objective
 from optim.problem import DEFAULT_MODULATIONS, Problem
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
+from semcom.importance.reduction import check_keep
 from semcom.limits import MAX_RICIAN_K, SNR_DB_LIMIT
 from semcom.registry import ALLOCATION
 
@@ -249,6 +261,9 @@ class SemanticLink:
         batch_size: images per encoder/decoder pass (memory only).
         backend: where the link kernel runs: ``"auto"``, ``"cpu"`` or ``"cuda"`` (module
             docstring, *Backends*).
+        selection: None, or an estimator with ``reduce(model, images, keep) -> Reduction``
+            (fitted where it needs to be): the selection step (module docstring).
+        keep: features kept per image by ``selection``, ``1..N`` (required with it).
 
     Invalid arguments raise :class:`ConfigError` here, before any work.
 
@@ -290,6 +305,8 @@ class SemanticLink:
         method_options: dict[str, Any] | None = None,
         batch_size: int = 256,
         backend: str = "auto",
+        selection: Any = None,
+        keep: int | None = None,
     ) -> None:
         self.model = check_model(model)
         if not hasattr(model, "scalars_per_feature"):
@@ -354,6 +371,14 @@ class SemanticLink:
             self.ber_model,
         )  # fmt: skip
         self._cache: dict[bytes, tuple[optim.Allocation, float]] = {}
+        self.selection, self.keep = None, None
+        if selection is not None:
+            if not callable(getattr(selection, "reduce", None)):
+                raise fail("selection", type(selection).__name__,
+                           "an importance estimator with reduce(model, images, keep)")  # fmt: skip
+            self.selection, self.keep = selection, check_keep(keep, self.n_features)
+        elif keep is not None:
+            raise fail("keep", keep, "None without a selection step")
 
     # ------------------------------------------------------------------------------ setup
     def _check_method_options(self, problem: Problem) -> None:
@@ -395,8 +420,14 @@ class SemanticLink:
         }  # fmt: skip
 
     # ----------------------------------------------------------------------------- frames
-    def _allocate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Any, float]:
-        """One channel draw and its allocation: ``(gains, h, allocation, objective)``."""
+    def _allocate(
+        self, rng: np.random.Generator, kept: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, Any, float]:
+        """One channel draw and its allocation: ``(gains, h, allocation, objective)``.
+
+        ``kept`` (bool ``[N]``, selection step only): the allocation chooses among these
+        features only (module docstring, *Selection step*).
+        """
         h = np.asarray(
             fading_coefficients(self.channel, (self.n_subchannels,), rng=rng,
                                 k_factor=self.rician_k if self.channel == "rician" else 0.0)
@@ -406,21 +437,47 @@ class SemanticLink:
         if self._randomised and "seed" not in options:
             options["seed"] = int(rng.integers(2**63))
         cache_key = None if self._randomised else gains.tobytes()
+        if cache_key is not None and kept is not None:
+            cache_key += np.packbits(kept).tobytes()
         if cache_key is not None and cache_key in self._cache:
             allocation, value = self._cache[cache_key]
         else:
-            problem = Problem(gains=gains, **self._template)
-            result = optim.solve(problem, self.method, **options)
-            if result.status is not None and not result.status["optimal"]:
-                raise ConfigError(
-                    f"method: {self.method!r} stopped by {result.status['stopped_by']} with gap "
-                    f"{result.status['gap']:.3g}, not proven optimal; raise its time_limit "
-                    "(method_options) or use another method"
-                )
-            allocation, value = result.allocation, float(result.objective)
+            if kept is None:
+                result = self._solve(Problem(gains=gains, **self._template), options)
+                allocation, value = result.allocation, float(result.objective)
+            else:
+                allocation, value = self._allocate_kept(gains, kept, options)
             if cache_key is not None and len(self._cache) < _CACHE_SIZE:
                 self._cache[cache_key] = (allocation, value)
         return gains, h, allocation, value
+
+    def _solve(self, problem: Problem, options: dict[str, Any]) -> Any:
+        """``optim.solve`` of one frame; an exact allocation must be proven optimal."""
+        result = optim.solve(problem, self.method, **options)
+        if result.status is not None and not result.status["optimal"]:
+            raise ConfigError(
+                f"method: {self.method!r} stopped by {result.status['stopped_by']} with gap "
+                f"{result.status['gap']:.3g}, not proven optimal; raise its time_limit "
+                "(method_options) or use another method"
+            )
+        return result
+
+    def _allocate_kept(
+        self, gains: np.ndarray, kept: np.ndarray, options: dict[str, Any]
+    ) -> tuple[optim.Allocation, float]:
+        """The allocation among the ``kept`` features: the problem restricted to them (the
+        others cannot be selected), mapped back to feature indices; the objective is the full
+        problem's, with the dropped features at their drop distortion."""
+        index = np.flatnonzero(kept)
+        sub = Problem(gains=gains, **{
+            **self._template,
+            "weights": self.weights[index], "drop_distortion": self.drop_distortion[index],
+        })  # fmt: skip
+        chosen = self._solve(sub, options).allocation
+        allocation = optim.Allocation(index[chosen.selected], chosen.subchannel,
+                                      chosen.modulation, chosen.power)  # fmt: skip
+        full = Problem(gains=gains, **self._template)
+        return allocation, float(allocation_objective(full, allocation))
 
     def simulate(self, images: Any, draw: int = 0, first_image: int = 0) -> LinkFrames:
         """Send each image of ``images [B, C, H, W]`` through its own channel draw.
@@ -435,11 +492,16 @@ class SemanticLink:
         dtype, device = model_dtype_device(self.model, images)
         n, length, q = self.n_features, self.scalars_per_feature, self.bits_per_scalar
         b = images.shape[0]
-        with eval_mode(self.model), torch.no_grad():
-            z = torch.cat([
-                self.model.encode(images[s : s + self.batch_size].to(device=device, dtype=dtype))
-                for s in range(0, b, self.batch_size)
-            ])  # fmt: skip
+        kept = None
+        if self.selection is not None:
+            z, kept = self._reduce(images, device, dtype)
+        else:
+            with eval_mode(self.model), torch.no_grad():
+                z = torch.cat([
+                    self.model.encode(
+                        images[s : s + self.batch_size].to(device=device, dtype=dtype))
+                    for s in range(0, b, self.batch_size)
+                ])  # fmt: skip
         if tuple(z.shape) != (b, n, length):
             raise ConfigError(f"model: encode returned shape {tuple(z.shape)}; "
                               f"expected [B, N={n}, L={length}]")  # fmt: skip
@@ -461,10 +523,13 @@ class SemanticLink:
             m[:] = max(BITS_PER_SYMBOL[name] for name in self.modulations)
             h_feat[:] = 1.0
             p_feat[:] = 1.0
+            if kept is not None:
+                m[~kept], h_feat[~kept], p_feat[~kept] = 0, 0.0, 0.0
         else:
             for j, trial in enumerate(trials):
                 rng = np.random.default_rng((self.seed, point, int(trial)))
-                gains[j], h, allocation, objective[j] = self._allocate(rng)
+                frame_kept = None if kept is None else kept[j]
+                gains[j], h, allocation, objective[j] = self._allocate(rng, frame_kept)
                 sel = allocation.selected
                 m[j, sel] = [BITS_PER_SYMBOL[name] for name in allocation.modulation]
                 h_feat[j, sel] = h[allocation.subchannel]
@@ -496,6 +561,26 @@ class SemanticLink:
                 for s in range(0, b, self.batch_size)
             ])  # fmt: skip
         return LinkFrames(x_hat, received, sent, m, bit_errors, objective, gains)
+
+    def _reduce(
+        self, images: torch.Tensor, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """The selection step on ``images``: ``(z to send [B, N, L], kept bool [B, N])``."""
+        b, n = images.shape[0], self.n_features
+        features, masks = [], []
+        with eval_mode(self.model):
+            for s in range(0, b, self.batch_size):
+                batch = images[s : s + self.batch_size].to(device=device, dtype=dtype)
+                reduction = self.selection.reduce(self.model, batch, self.keep)
+                counts = reduction.keep.sum(dim=1)
+                if reduction.keep.shape != (batch.shape[0], n) or bool((counts != self.keep).any()):
+                    raise ConfigError(f"selection: reduce kept {counts.tolist()} features per "
+                                      f"image; expected exactly keep={self.keep}")  # fmt: skip
+                features.append(reduction.features.detach().to(device=device, dtype=dtype))
+                masks.append(reduction.keep.detach().cpu().numpy())
+        kept = np.concatenate(masks)
+        z = torch.cat(features) * torch.as_tensor(kept, device=device).unsqueeze(-1)
+        return z, kept
 
     def transmit(self, images: Any, draw: int = 0, *, first_image: int = 0) -> torch.Tensor:
         """Received images ``x̂ [B, C, H, W]``: one channel draw per image (frame)."""

@@ -100,11 +100,18 @@ class LinkPointTask:
         scheme = s.scheme(values["scheme"])
         model = self._models[scheme.model]
         n = int(model.n_features)
-        weights = (
-            self.calibration.weights[scheme.model]
-            if scheme.weights == "importance"
-            else np.full(n, 1.0 / n)
-        )
+        spec = s.scheme_estimator(values["scheme"])
+        if spec is None:
+            weights = np.full(n, 1.0 / n)
+        elif scheme.importance is None or spec.key == s.default_estimator().key:
+            weights = self.calibration.weights[scheme.model]
+        else:  # the scheme's own estimator
+            weights = self.calibration.profile(scheme.model, spec).weights
+        selection = s.scheme_selection(values["scheme"])
+        reducer, keep = None, None
+        if selection is not None:
+            reducer = self.calibration.profile(scheme.model, selection[0]).estimator
+            keep = selection[1]
         options = {**s.allocation.options.get(scheme.method, {}), **scheme.options}
         return SemanticLink(
             model, weights, self.calibration.drop[scheme.model],
@@ -114,7 +121,22 @@ class LinkPointTask:
             seed=values["seed"], modulations=tuple(s.allocation.modulations),
             ber_model=s.allocation.ber_model, code=s.channel.code, method_options=options,
             backend="cuda" if self.device.startswith("cuda") else "cpu",
+            selection=reducer, keep=keep,
         )  # fmt: skip
+
+    def estimator_columns(self, name: str) -> dict[str, Any]:
+        """``estimator, selection, keep`` of scheme ``name``: the estimator of its weights
+        (``none`` for uniform weights), its selection step (``none``) and the features that
+        step keeps per image (``N`` without one). The estimators' wall times are in
+        ``importance.csv`` and ``ordering.csv``: a timing here would make rows differ between
+        a run and its resumed or re-executed twin."""
+        s = self.scenario
+        spec, selection = s.scheme_estimator(name), s.scheme_selection(name)
+        return {
+            "estimator": "none" if spec is None else spec.method,
+            "selection": "none" if selection is None else selection[0].method,
+            "keep": s.model.n_features if selection is None else selection[1],
+        }
 
     def evaluate(self, point: Point) -> tuple[LinkEvaluation, str]:
         """Draws until the stop rule holds; returns ``(evaluation, stop_reason)``."""
@@ -142,6 +164,7 @@ class LinkPointTask:
         row.update({name: values[name] for name in AXIS_TYPES if name != "scheme"})
         row.update(scheme=values["scheme"], model=scheme.model, weights=scheme.weights,
                    method=scheme.method)  # fmt: skip
+        row.update(self.estimator_columns(values["scheme"]))
         row.update(metric_columns(result))
         row.update(
             mean_selected=result.mean_selected, bits_sent=result.bits_sent,

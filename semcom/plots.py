@@ -136,7 +136,8 @@ def plot_metric(
 
 
 def plot_importance(res: Results, ax: Axes | None = None) -> Axes:
-    """Importance ``w_i`` against the feature index ``i = 1..N``, one line per model variant.
+    """Importance ``w_i`` against the feature index ``i = 1..N``, one line per model variant
+    (per model variant and estimator when ``importance.csv`` has several estimators).
 
     The legend gives each profile's Gini index (0: uniform, ``(N−1)/N``: one-hot).
     """
@@ -147,9 +148,12 @@ def plot_importance(res: Results, ax: Axes | None = None) -> Axes:
     from matplotlib.ticker import MaxNLocator
 
     ax = _axes(ax)
-    models = list(dict.fromkeys(table["model"].astype(str)))
+    label = table["model"].astype(str)
+    if "estimator" in table and table["estimator"].nunique() > 1:
+        label = label + " / " + table["estimator"].astype(str)
+    models = list(dict.fromkeys(label))
     for index, model in enumerate(models):
-        rows = table[table["model"].astype(str) == model].sort_values("feature")
+        rows = table[label == model].sort_values("feature")
         weights = rows["weight"].to_numpy(np.float64)
         style = _style(index, model, reference="isfr")
         style.pop("capsize")

@@ -8,7 +8,9 @@ variants in parallel processes on the CPU, and logs which checkpoints it reused.
 (docs/method.md §3.3, §4.5):
 
 - the importance weights ``w[N]`` of the scenario's estimator (e.g. masking), normalised to sum
-  to 1, with the raw scores;
+  to 1, with the raw scores; and of every other estimator a scheme names (its own
+  ``importance`` or ``selection``), each fitted once per variant on the same calibration images
+  (:mod:`semcom.scheme_estimators`), with its wall time and ordering quality;
 - the per-scalar distortion of dropping a feature, ``d_drop,i = E[z_il²]``;
 - the model's clean PSNR on the evaluation images (quantisation and channel excluded).
 
@@ -23,18 +25,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from channels.errors import fail
 from semcom import metrics
 from semcom.data import ImageDataset, load_dataset
 from semcom.identity import data_digest, describe_code
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
+from semcom.scheme_estimators import (
+    EstimatorSpec,
+    Profile,
+    fit_profile,
+    ordering_rows,
+    resolve_estimator,
+)
 from semcom.sweep.pool import spawn_pool, stop_pool
 from semcom.train import TrainConfig, load_checkpoint, train
 
@@ -51,6 +61,10 @@ class Calibration:
         clean_psnr_db: variant -> mean PSNR of ``decode(encode(x))`` on the evaluation images.
         eval_indices: indices of the evaluation images in the test split ``[B]``.
         calibration_indices: indices of the calibration images in the test split.
+        profiles: ``(variant, EstimatorSpec.key)`` -> the fitted
+            :class:`~semcom.scheme_estimators.Profile` of every estimator of the plan (the
+            scenario's, whose weights are ``weights[variant]``, included).
+        ordering: rows of ``ordering.csv`` (:func:`semcom.scheme_estimators.ordering_rows`).
     """
 
     checkpoints: dict[str, str]
@@ -60,20 +74,43 @@ class Calibration:
     clean_psnr_db: dict[str, float]
     eval_indices: np.ndarray
     calibration_indices: np.ndarray
+    profiles: dict[tuple[str, str], Profile] = field(default_factory=dict)
+    ordering: list[dict[str, Any]] = field(default_factory=list)
+
+    def profile(self, variant: str, spec: EstimatorSpec) -> Profile:
+        """The fitted profile of ``spec`` on ``variant`` (ConfigError if it was not fitted)."""
+        found = self.profiles.get((variant, spec.key))
+        if found is None:
+            raise fail("estimator", f"{spec.key} on model {variant}",
+                       "an estimator of the calibration plan")  # fmt: skip
+        return found
 
     def importance_rows(self) -> list[dict[str, Any]]:
-        """Rows of ``importance.csv``: ``model, feature (1-based), weight, raw, clean_psnr_db``."""
+        """Rows of ``importance.csv``: ``model, feature (1-based), weight, raw, clean_psnr_db``,
+        and where the profiles are known ``estimator, options, seconds, cpu_seconds`` (one
+        block per estimator of each variant)."""
+        if not self.profiles:
+            return [
+                {
+                    "model": variant,
+                    "feature": i + 1,
+                    "weight": float(w),
+                    "raw": float(self.raw[variant][i]),
+                    "clean_psnr_db": self.clean_psnr_db[variant],
+                }
+                for variant, weights in self.weights.items()
+                for i, w in enumerate(weights)
+            ]
         return [
             {
-                "model": variant,
-                "feature": i + 1,
-                "weight": float(w),
-                "raw": float(self.raw[variant][i]),
-                "clean_psnr_db": self.clean_psnr_db[variant],
+                "model": p.variant, "estimator": p.spec.method, "options": p.spec.options_json,
+                "feature": i + 1, "weight": float(w), "raw": float(p.raw[i]),
+                "seconds": p.seconds, "cpu_seconds": p.cpu_seconds,
+                "clean_psnr_db": self.clean_psnr_db[p.variant],
             }
-            for variant, weights in self.weights.items()
-            for i, w in enumerate(weights)
-        ]
+            for p in self.profiles.values()
+            for i, w in enumerate(p.weights)
+        ]  # fmt: skip
 
 
 def split_test_set(
@@ -217,6 +254,13 @@ def clean_psnr(model: Any, images: torch.Tensor) -> float:
     return float(np.mean(metrics.psnr(images.to(torch.float64).cpu().numpy(), x_hat)))
 
 
+def _warm_up(model: Any, images: torch.Tensor) -> None:
+    """One forward and backward pass, untimed, before the estimators' timed fits."""
+    device = next(model.parameters()).device
+    model(images.to(device)).sum().backward()
+    model.zero_grad(set_to_none=True)
+
+
 def allocation_inputs(
     model: Any, calibration: torch.Tensor, importance: str, importance_options: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -238,21 +282,44 @@ def calibrate(
     importance_options: dict[str, Any],
     seed: int,
     device: str = "cpu",
+    estimators: dict[str, list[EstimatorSpec]] | None = None,
+    ordering: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> Calibration:
-    """Importance weights, drop distortions and clean PSNRs of every variant (module docstring)."""
+    """Importance weights, drop distortions and clean PSNRs of every variant (module docstring).
+
+    ``estimators`` (``Scenario.estimator_plan()``) lists per variant the estimators its schemes
+    use besides ``importance``; each is fitted once. With ``ordering``, the ordering quality of
+    every profile is measured (:func:`semcom.scheme_estimators.ordering_rows`). ``log`` gets one
+    line per fitted estimator.
+    """
     first = next(iter(configs.values()))
     test = test_split(first)
     eval_idx, calib_idx = split_test_set(len(test), eval_images, calibration_images, seed)
     images = test.images[torch.from_numpy(eval_idx)]
     calibration = test.images[torch.from_numpy(calib_idx)]
-    weights, raw, drop, clean = {}, {}, {}, {}
+    default = resolve_estimator(importance, importance_options)
+    weights, raw, drop, clean, profiles, rows = {}, {}, {}, {}, {}, []
     for variant, path in checkpoints.items():
         model = load_checkpoint(path, device).model
-        weights[variant], raw[variant], drop[variant] = allocation_inputs(
-            model, calibration, importance, importance_options
-        )
         clean[variant] = clean_psnr(model, images)
-    return Calibration(dict(checkpoints), weights, raw, drop, clean, eval_idx, calib_idx)
+        _warm_up(model, calibration[:2])  # one-time costs (autograd) are in no estimator's time
+        specs = {default.key: default}
+        specs.update((s.key, s) for s in (estimators or {}).get(variant, []))
+        fitted = []
+        for spec in specs.values():
+            profile = fit_profile(variant, model, calibration, spec)
+            profiles[(variant, spec.key)] = profile
+            fitted.append(profile)
+            if log is not None:
+                log(f"model {variant}: importance {spec.method} in {profile.seconds:.2f} s")
+        weights[variant] = profiles[(variant, default.key)].weights
+        raw[variant] = profiles[(variant, default.key)].raw
+        drop[variant] = drop_distortion(model, calibration)
+        if ordering:
+            rows += ordering_rows(variant, model, calibration, fitted)
+    return Calibration(dict(checkpoints), weights, raw, drop, clean, eval_idx, calib_idx,
+                       profiles, rows)  # fmt: skip
 
 
 def data_fingerprint(

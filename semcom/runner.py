@@ -11,8 +11,9 @@ Steps (docs/architecture.md data flow):
    never overwritten) and ``provenance.json``;
 2. train or reuse one model per variant the schemes use (:func:`semcom.prepare.train_models`;
    checkpoints keyed by config hash, code version and training data, so a rerun reuses them);
-3. measure importance weights, drop distortions and clean PSNRs on held-out calibration images
-   (:func:`semcom.prepare.calibrate`) and write ``importance.csv``;
+3. measure importance weights (every estimator the schemes use, once per model variant), drop
+   distortions and clean PSNRs on held-out calibration images (:func:`semcom.prepare.calibrate`)
+   and write ``importance.csv`` and ``ordering.csv`` (each estimator's ordering quality);
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
    and evaluate the rest with the scenario's executor (:func:`semcom.sweep.run_points`,
    :class:`semcom.link_task.LinkPointTask`), appending each row as its point completes;
@@ -211,8 +212,10 @@ def _run_locked(
         calibration = calibrate(
             checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
             scenario.importance.method, scenario.importance.options, ex.seed, device,
+            estimators=scenario.estimator_plan(), log=log,
         )  # fmt: skip
         write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
+        write_text_atomic(out / "ordering.csv", _csv_text(calibration.ordering))
 
         task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
         if pending:

@@ -8,7 +8,11 @@ A *scheme* is what one curve of a figure shows (docs/method.md §6.2). It names
 - the **weights** ``w`` the allocation sees: ``importance`` (the scenario's importance
   estimator, e.g. masking, measured on held-out calibration images) or ``uniform``
   (``w_i = 1/N``);
-- an **allocation method** of :mod:`optim` (:data:`semcom.registry.ALLOCATION`) with options.
+- an **allocation method** of :mod:`optim` (:data:`semcom.registry.ALLOCATION`) with options;
+- optionally its own **importance estimator** (``importance = {"method", "options"}``), used
+  instead of the scenario's for its ``importance`` weights, and a **selection step**
+  (``selection = {"method", "keep", "options"}``): a token-reducing estimator whose per-image
+  ``keep`` mask decides which features the allocation may choose from (:mod:`semcom.link`).
 
 The built-in schemes are a :class:`semcom.registry.Registry` family (``semcom methods`` lists
 them); a scenario file may also define its own under another name.
@@ -74,12 +78,19 @@ class Scheme:
     """One transmission scheme: ``model`` variant, ``weights`` kind, allocation ``method``.
 
     ``options`` are passed to ``optim.solve`` for this scheme (e.g. ``{"refine": False}``).
+    ``importance`` is ``None`` (the scenario's estimator) or ``{"method": NAME, "options":
+    {...}}``, the estimator of this scheme's ``importance`` weights. ``selection`` is ``None``
+    (every feature may be sent) or ``{"method": NAME, "keep": INT or FRACTION, "options":
+    {...}}``, a registered estimator with ``reduce`` whose per-image mask of ``keep`` features
+    the allocation chooses from.
     """
 
     model: str
     weights: str
     method: str
     options: dict[str, Any] = field(default_factory=dict)
+    importance: dict[str, Any] | None = None
+    selection: dict[str, Any] | None = None
 
 
 SCHEMES = Registry("scheme")

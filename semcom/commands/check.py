@@ -128,6 +128,7 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     from semcom.models import build_model
     from semcom.prepare import Calibration, allocation_inputs, split_test_set, test_split
     from semcom.runner import resolve_device
+    from semcom.scheme_estimators import fit_profile
 
     step[0] = "reading the test split"
     configs = {v: scenario.train_config(v) for v in scenario.model_variants()}
@@ -141,7 +142,8 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     calibration_images = test.images[torch.from_numpy(calib_idx[:CALIBRATION_IMAGES])]
     device = resolve_device(scenario.execution.device)
     torch.manual_seed(scenario.execution.seed)
-    models, weights, raw, drop = {}, {}, {}, {}
+    models, weights, raw, drop, profiles = {}, {}, {}, {}, {}
+    plan, default = scenario.estimator_plan(), scenario.default_estimator()
     for variant, c in configs.items():
         step[0] = f"building the {variant} model"
         model = build_model(c.model, c.n_features, **c.model_options).to(device).eval()
@@ -150,8 +152,13 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
         weights[variant], raw[variant], drop[variant] = allocation_inputs(
             model, calibration_images, scenario.importance.method, scenario.importance.options
         )
+        for spec in plan[variant]:  # the schemes' own estimators and selection steps
+            if spec.key != default.key:
+                profiles[(variant, spec.key)] = fit_profile(
+                    variant, model, calibration_images, spec
+                )
     calibration = Calibration({}, weights, raw, drop, dict.fromkeys(configs, float("nan")),
-                              eval_idx, calib_idx)  # fmt: skip
+                              eval_idx, calib_idx, profiles)  # fmt: skip
     task = LinkPointTask(scenario, calibration, device=device)
     task.use_models(models, images)
     links = {}

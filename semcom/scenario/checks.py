@@ -11,7 +11,9 @@ mistake is reported once.
 - every model variant the schemes use: :func:`semcom.train.resolve_config` of its TrainConfig.
 - ``importance``: method name (:data:`semcom.importance.IMPORTANCE`) and options.
 - ``allocation``: modulation names (distinct), option mappings keyed by allocation methods.
-- ``schemes``: built-in names, custom scheme fields, distinct names.
+- ``schemes``: built-in names, custom scheme fields (a scheme's own ``importance`` estimator
+  and ``selection`` step: names, options, an estimator that reduces, ``keep`` within
+  ``model.n_features``), distinct names.
 - ``stop.metric`` among the computed ``metrics``.
 - ``data.eval_images + (data.calibration_images or 32)`` within the test split.
 - ``execution``: ``cuda`` needs a GPU, ``ray`` needs Ray installed.
@@ -39,6 +41,7 @@ from semcom.scenario.config import Scenario, channel_options, data_options, mode
 from semcom.scenario.problems import relocate
 from semcom.scenario.schema import STOP_METRICS
 from semcom.scenario.text import invalid, join, unknown_key
+from semcom.scheme_estimators import keep_count, reducing_methods
 from semcom.schemes import MODEL_VARIANTS, SCHEMES
 
 MIN_CALIBRATION = 32
@@ -153,22 +156,60 @@ def check_train_configs(s: Scenario, problems: list[str]) -> bool:
     return not found
 
 
-def check_importance(s: Scenario, problems: list[str]) -> bool:
-    """``importance.method`` and ``importance.options``."""
-    imp = s.importance
-    if imp.method not in IMPORTANCE.names():
-        problems.append(invalid("importance.method", imp.method, ", ".join(IMPORTANCE.names())))
+def check_estimator(
+    path: str,
+    method: str,
+    options: dict[str, Any],
+    problems: list[str],
+    methods: list[str] | None = None,
+    allowed: str | None = None,
+) -> bool:
+    """An importance estimator's name (among ``methods``, default: all) and options at ``path``."""
+    methods = IMPORTANCE.names() if methods is None else methods
+    if method not in methods:
+        problems.append(invalid(f"{path}.method", method, allowed or ", ".join(methods)))
         return False
-    signature = inspect.signature(IMPORTANCE.get(imp.method).__init__)
+    signature = inspect.signature(IMPORTANCE.get(method).__init__)
     known = [p for p in signature.parameters if p != "self"]
-    if not _unknown("importance.options", imp.options, known, problems):
+    if not _unknown(f"{path}.options", options, known, problems):
         return False
     try:
-        make_estimator(imp.method, **imp.options)
+        make_estimator(method, **options)
     except ConfigError as err:
-        problems.append(relocate(err, _under("importance.options")))
+        problems.append(relocate(err, _under(f"{path}.options")))
         return False
     return True
+
+
+def check_importance(s: Scenario, problems: list[str]) -> bool:
+    """``importance.method`` and ``importance.options``."""
+    return check_estimator("importance", s.importance.method, s.importance.options, problems)
+
+
+def check_scheme_estimators(
+    path: str, entry: Any, n_features: int | None, problems: list[str]
+) -> None:
+    """A custom scheme's ``importance`` and ``selection`` (``n_features``: None if unknown)."""
+    if entry.importance is not None:
+        if entry.weights != "importance":
+            problems.append(invalid(f"{path}.importance", entry.importance.model_dump(),
+                                    "null (weights: uniform uses no estimator)"))  # fmt: skip
+        else:
+            imp = entry.importance
+            check_estimator(f"{path}.importance", imp.method, imp.options, problems)
+    selection = entry.selection
+    if selection is None:
+        return
+    reducers = reducing_methods()
+    allowed = f"an importance estimator with reduce ({', '.join(reducers)})"
+    check_estimator(f"{path}.selection", selection.method, selection.options, problems, reducers,
+                    allowed)  # fmt: skip
+    if n_features is not None:
+        try:
+            keep_count(selection.keep, n_features)
+        except ConfigError:
+            rule = f"an integer in 1..{n_features} (model.n_features) or a fraction in (0, 1]"
+            problems.append(invalid(f"{path}.selection.keep", selection.keep, rule))
 
 
 def method_options(path: str, method: str, options: dict[str, Any], problems: list[str]) -> bool:
@@ -208,10 +249,13 @@ def check_allocation_options(s: Scenario, problems: list[str]) -> bool:
     return len(problems) == n
 
 
-def check_schemes(entries: list[tuple[int, Any]], problems: list[str]) -> bool:
+def check_schemes(
+    entries: list[tuple[int, Any]], problems: list[str], n_features: int | None = None
+) -> bool:
     """Scheme names (built-in or custom, distinct) and the fields of custom schemes.
 
-    ``entries`` are ``(index in schemes, entry)`` pairs.
+    ``entries`` are ``(index in schemes, entry)`` pairs; ``n_features`` (``model.n_features``,
+    None when it failed validation) bounds a selection step's ``keep``.
     """
     n, built_in, seen = len(problems), SCHEMES.names(), set()
     for i, entry in entries:
@@ -241,6 +285,7 @@ def check_schemes(entries: list[tuple[int, Any]], problems: list[str]) -> bool:
                 problems.append(invalid(f"{path}.method", entry.method, allowed))
             else:
                 method_options(f"{path}.options", entry.method, entry.options, problems)
+            check_scheme_estimators(path, entry, n_features, problems)
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)
@@ -344,7 +389,8 @@ def semantic_problems(
     if ok("allocation.options"):
         check_allocation_options(s, problems)
     entries = list(enumerate(s.schemes)) if schemes is None else schemes
-    schemes_ok = check_schemes(entries, problems) and ok("schemes")
+    n_features = s.model.n_features if ok("model.n_features") else None
+    schemes_ok = check_schemes(entries, problems, n_features) and ok("schemes")
     needed = ("data", "model", "training", "execution.seed", "execution.device")
     if model_ok and channels_ok and schemes_ok and ok(*needed):
         check_train_configs(s, problems)

@@ -22,6 +22,7 @@ from semcom.isfr import training_channel
 from semcom.models import resolve_model_options
 from semcom.scenario.schema import SWEEP_AXES, CustomScheme, ScenarioFields
 from semcom.scenario.yaml12 import TAG, core_tag
+from semcom.scheme_estimators import EstimatorSpec, keep_count, resolve_estimator
 from semcom.schemes import MODEL_VARIANTS, SCHEMES, Scheme
 from semcom.train import TrainConfig, resolve_config
 
@@ -105,7 +106,13 @@ class Scenario(ScenarioFields):
         """
         for entry in self.schemes:
             if isinstance(entry, CustomScheme) and entry.name == name:
-                return Scheme(entry.model, entry.weights, entry.method, dict(entry.options))
+                importance = selection = None
+                if entry.importance is not None:
+                    importance = entry.importance.model_dump()
+                if entry.selection is not None:
+                    selection = entry.selection.model_dump()
+                return Scheme(entry.model, entry.weights, entry.method, dict(entry.options),
+                              importance, selection)  # fmt: skip
         if name in SCHEMES.names():
             built_in = SCHEMES.get(name)
             return dataclasses.replace(built_in, options=dict(built_in.options))
@@ -114,6 +121,44 @@ class Scenario(ScenarioFields):
     def model_variants(self) -> list[str]:
         """The model variants (:data:`semcom.schemes.MODEL_VARIANTS`) the schemes use."""
         return list(dict.fromkeys(self.scheme(n).model for n in self.scheme_names()))
+
+    # ---- importance estimators ---------------------------------------------------------------
+
+    def default_estimator(self) -> EstimatorSpec:
+        """The ``importance`` section as a resolved estimator spec."""
+        return resolve_estimator(self.importance.method, self.importance.options)
+
+    def scheme_estimator(self, name: str) -> EstimatorSpec | None:
+        """The estimator of scheme ``name``'s weights: its own ``importance``, else the
+        scenario's; None for ``weights: uniform``."""
+        scheme = self.scheme(name)
+        if scheme.weights != "importance":
+            return None
+        if scheme.importance is None:
+            return self.default_estimator()
+        return resolve_estimator(scheme.importance["method"], scheme.importance["options"])
+
+    def scheme_selection(self, name: str) -> tuple[EstimatorSpec, int] | None:
+        """``(reducing estimator, features kept per image)`` of scheme ``name``, or None."""
+        selection = self.scheme(name).selection
+        if selection is None:
+            return None
+        spec = resolve_estimator(selection["method"], selection["options"])
+        return spec, keep_count(selection["keep"], self.model.n_features)
+
+    def estimator_plan(self) -> dict[str, list[EstimatorSpec]]:
+        """Per model variant, the estimators to fit on its calibration images (each once): the
+        scenario's ``importance`` first, then the schemes' own estimators and selection steps."""
+        plan = {variant: {} for variant in self.model_variants()}
+        default = self.default_estimator()
+        for specs in plan.values():
+            specs[default.key] = default
+        for name in self.scheme_names():
+            found = [self.scheme_estimator(name), (self.scheme_selection(name) or (None,))[0]]
+            for spec in found:
+                if spec is not None:
+                    plan[self.scheme(name).model].setdefault(spec.key, spec)
+        return {variant: list(specs.values()) for variant, specs in plan.items()}
 
     # ---- conditions --------------------------------------------------------------------------
 
@@ -191,7 +236,9 @@ class Scenario(ScenarioFields):
         Besides the schema's defaults this fills the options of the data set, the model, both
         training channels and the importance estimator with the library's defaults,
         ``channel.n_subchannels`` and ``output.dir``, and writes each scheme as a mapping
-        ``{name, model, weights, method, options}``. Loading the result gives the same scenario.
+        ``{name, model, weights, method, options}``, with ``importance`` and ``selection`` (their
+        estimator options resolved) where the scheme sets them. Loading the result gives the
+        same scenario.
         """
         out = self.model_dump(mode="json")
         d, m, t = self.data, self.model, self.training
@@ -209,10 +256,16 @@ class Scenario(ScenarioFields):
         out["schemes"] = []
         for name in self.scheme_names():
             s = self.scheme(name)
-            out["schemes"].append(
-                {"name": name, "model": s.model, "weights": s.weights, "method": s.method,
-                 "options": dict(s.options)}
-            )  # fmt: skip
+            entry = {"name": name, "model": s.model, "weights": s.weights, "method": s.method,
+                     "options": dict(s.options)}  # fmt: skip
+            if s.importance is not None:  # only when set: other scenarios keep their hash
+                spec = resolve_estimator(s.importance["method"], s.importance["options"])
+                entry["importance"] = {"method": spec.method, "options": spec.options}
+            if s.selection is not None:
+                spec = resolve_estimator(s.selection["method"], s.selection["options"])
+                entry["selection"] = {"method": spec.method, "keep": s.selection["keep"],
+                                      "options": spec.options}  # fmt: skip
+            out["schemes"].append(entry)
         out["output"]["dir"] = self.output_dir().as_posix()
         return json.loads(json.dumps(out, allow_nan=False))
 

@@ -15,7 +15,8 @@ the name of a function argument) at a YAML path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -59,9 +60,13 @@ def _walk(
         path = join(prefix, name)
         text = (field.json_schema_extra or {}).get("allowed", "")
         sub = field.annotation
+        optional = get_origin(sub) in (Union, UnionType)
+        if optional:  # ``Model | None``: walk the model, keep the field's own text
+            sub = next((a for a in get_args(sub) if a is not type(None)), sub)
         if isinstance(sub, type) and issubclass(sub, BaseModel):
             _walk(sub, path, allowed, keys)
-            text = f"a mapping with keys {keys[path]}"
+            if not (optional and text):
+                text = f"a mapping with keys {keys[path]}"
         allowed[path] = text
 
 

@@ -214,8 +214,38 @@ class AllocationSection(_Strict):
     )
 
 
+class SchemeImportance(_Strict):
+    """A scheme's own importance estimator (instead of the scenario's ``importance``)."""
+
+    method: str = _field(allowed="an importance estimator (" + ", ".join(IMPORTANCE.names()) + ")")
+    options: dict[str, Any] = _factory(dict, OPTIONS + " (the estimator's options)")
+
+
+KEEP_RULE = "an integer in 1..model.n_features or a fraction in (0, 1]"
+
+
+class SchemeSelection(_Strict):
+    """A scheme's selection step: a reducing estimator keeps ``keep`` features per image."""
+
+    method: str = _field(allowed="an importance estimator with reduce")
+    keep: Any = _field(allowed=KEEP_RULE)
+    options: dict[str, Any] = _factory(dict, OPTIONS + " (the estimator's options)")
+
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, keep: Any) -> int | float:
+        # one rule, one line: an int (not bool) >= 1 or a finite float in (0, 1]; the upper
+        # bound model.n_features is checked with the model (semcom.scenario.checks)
+        whole = isinstance(keep, int) and not isinstance(keep, bool) and keep >= 1
+        fraction = isinstance(keep, float) and 0.0 < keep <= 1.0
+        if not (whole or fraction):
+            raise PydanticCustomError("keep", "invalid keep")
+        return keep
+
+
 class CustomScheme(_Strict):
-    """A scheme defined in the file: model variant, weights kind and allocation method."""
+    """A scheme defined in the file: model variant, weights kind and allocation method, and
+    optionally its own importance estimator and selection step."""
 
     name: str = _field(
         allowed=f"a scheme name of at most {MAX_NAME_LENGTH} {NAME_RULE}",
@@ -226,6 +256,12 @@ class CustomScheme(_Strict):
     weights: Literal["importance", "uniform"] = _field(allowed="importance, uniform")
     method: str = _field(allowed="an allocation method (" + ", ".join(ALLOCATION.names()) + ")")
     options: dict[str, Any] = _factory(dict, OPTIONS + " (passed to optim.solve)")
+    importance: SchemeImportance | None = _field(
+        None, "null (the scenario's importance) or a mapping {method, options}"
+    )
+    selection: SchemeSelection | None = _field(
+        None, "null (no selection step) or a mapping {method, keep, options}"
+    )
 
 
 def _scheme_tag(value: Any) -> str | None:
