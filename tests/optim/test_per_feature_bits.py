@@ -276,6 +276,8 @@ def test_pipeline_equals_its_search_space_with_per_feature_bits(seed):
     p = varied(200 + seed, n_max=5, k_max=5, ber_model="bound")
     r = optim.solve(p, "hierarchical", refine=False, patterns="all")
     assert r.objective == pytest.approx(_restricted_brute_force(p), rel=1e-12)
+    # the guarantee of optim.baselines: its uniform pattern is one of the pipeline's candidates
+    assert r.objective <= optim.solve(p, "lowest-order").objective * (1 + 1e-12)
 
 
 @pytest.mark.parametrize("seed", range(20))
