@@ -94,6 +94,33 @@ def block_interval(
     return wilson_interval(p * n_eff, n_eff, confidence)
 
 
+def ratio_block_interval(
+    errors: int,
+    square_sum: int,
+    cross_sum: int,
+    size_square_sum: int,
+    blocks: int,
+    bits: int,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """:func:`block_interval` for independent blocks of *unequal* sizes ``n_b`` bits.
+
+    ``errors = sum e_b``, ``square_sum = sum e_b^2``, ``cross_sum = sum e_b n_b``,
+    ``size_square_sum = sum n_b^2``, ``bits = sum n_b``. The BER ``p = errors / bits`` is a
+    ratio estimator; its variance ``sum_b (e_b - p n_b)^2 / (B (B - 1) nbar^2)`` (``nbar =
+    bits / B``) gives ``n_eff = p (1 - p) / Var`` clamped to ``[B, bits]``, and Wilson's interval
+    with it. With equal sizes this is :func:`block_interval` (up to rounding).
+    """
+    if blocks < 2 or errors == 0:
+        return wilson_interval(errors, blocks if errors == 0 else bits, confidence)
+    p = errors / bits
+    residual = max(square_sum - 2.0 * p * cross_sum + p * p * size_square_sum, 0.0)
+    mean_size = bits / blocks
+    var_p = residual / (blocks * (blocks - 1) * mean_size**2)
+    n_eff = bits if var_p <= 0 else min(max(p * (1.0 - p) / var_p, blocks), bits)
+    return wilson_interval(p * n_eff, n_eff, confidence)
+
+
 def point_index(*parts: object) -> int:
     """A stable 32-bit stream index for a point, from its defining parameters (CRC-32)."""
     return zlib.crc32(repr(parts).encode())

@@ -16,7 +16,9 @@ objective is always reported with the problem's own weights and BER model
 - [random-matching] the solver with SP1 replaced by a seeded random injective matching (its
   refinement never re-matches).
 - [lowest-order] send the largest prefix that fits (``n_max``), all at the lowest order that
-  fits ``S_max``, greedy matching, water-filling power; no search.
+  fits ``S_max``, greedy matching, water-filling power; no search (with per-feature ``Q``:
+  the largest prefix in index order whose highest-order symbols fit, and the lowest order
+  whose symbols ``sum_i S_i(m)`` over that prefix fit).
 - [ui-ep] the "traditional uniform" scheme: the ``n_max`` first features, one modulation
   (the lowest order that fits), equal power, seeded random matching; no optimisation.
 
@@ -117,8 +119,13 @@ def random_matching_method(problem: Problem, **options: Any) -> Allocation:
 
 
 def _lowest_fitting(problem: Problem, n: int) -> int:
-    """Index of the lowest-order modulation with ``n S(m) <= S_max`` (``n <= n_max``)."""
-    fits = np.flatnonzero(n * problem.symbols_per_feature <= problem.symbol_budget + 1e-9)
+    """Index of the lowest-order modulation with ``n S(m) <= S_max`` (``n <= n_max``); with
+    per-feature ``Q``, ``sum_{i<n} S_i(m) <= S_max`` for the first ``n`` features."""
+    if problem.uniform_bits:
+        fits = np.flatnonzero(n * problem.symbols_per_feature <= problem.symbol_budget + 1e-9)
+    else:
+        used = problem.symbol_table[:n].sum(axis=0)
+        fits = np.flatnonzero(used <= problem.symbol_budget + 1e-9)
     return int(fits[0])
 
 
@@ -131,7 +138,7 @@ def lowest_order(problem: Problem, *, power: str = "closed-form", seed: Any = No
     power = str(power).strip().lower()
     if power not in ("closed-form", "bisection", "cvxpy", "equal"):
         raise ConfigError(f"power: {power!r} is not one of closed-form, bisection, cvxpy, equal")
-    n = max_selectable(problem)
+    n = max_selectable(problem, np.arange(problem.n_features))
     if n == 0:
         return Allocation.send_nothing()
     m = _lowest_fitting(problem, n)
@@ -151,7 +158,7 @@ def ui_ep(problem: Problem, *, seed: int | np.random.Generator | None = None) ->
     if seed is not None and not isinstance(seed, np.random.Generator):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed: {seed!r} is invalid; allowed: an integer >= 0")
-    n = max_selectable(problem)
+    n = max_selectable(problem, np.arange(problem.n_features))
     if n == 0:
         return Allocation.send_nothing()
     m = _lowest_fitting(problem, n)

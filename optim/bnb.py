@@ -9,19 +9,20 @@ slot ``n``. Depth-first, children in (modulation, rank) order.
 
 Node bound. For multipliers ``lambda >= 0`` (power) and ``kappa >= 0`` (symbols) let::
 
-    C(r, m, s) = e_r + alpha_r H_m(lambda / (alpha_r nu_s)) + kappa S(m)
+    C(r, m, s) = e_r + alpha_r H_m(lambda / (alpha_r nu_s)) + kappa S_r(m)
 
 (``H`` from eq. 2 of :mod:`optim.exact`, replaced there by a valid lower bound). Weak duality
 on both budgets (``alpha f(nu p) >= alpha H(lambda/(alpha nu)) - lambda p``,
-``sum p <= P``, ``sum S(m) <= S_max``) gives, for every candidate with pairs on slots
-``s``::
+``sum p <= P``, ``sum S_r(m) <= S_max``; ``S_r(m)`` the symbols of the feature of rank
+``r``, equal for all ranks unless ``Q`` is per feature) gives, for every candidate with pairs
+on slots ``s``::
 
     J >= base - lambda P - kappa S_max + sum_s C(r_s, m_s, s).                     (3)
 
 At a node with ``n`` slots filled, split the sum into the fixed prefix and the completion.
 Every completion puts distinct unused features on distinct free slots (``>= n``), each with a
-modulation *allowed* at the node (rank above the last rank of that class, ``S(m)`` within the
-symbols left: both hold for any pair a completion adds). So the completion costs at least
+modulation *allowed* at the node (rank above the last rank of that class, ``S_r(m)`` within
+the symbols left: both hold for any pair a completion adds). So the completion costs at least
 ``min`` over partial assignments of features to free slots of
 ``sum c(r, s)``, ``c(r, s) = min(0, min_{m allowed} C(r, m, s))`` (``min(0, .)``: leaving a
 feature out costs 0), an assignment problem solved exactly (Hungarian algorithm with one
@@ -68,6 +69,7 @@ from optim.exact import (
     _ordered_prior_incumbent,
     backtrack,
     ber_model,
+    column_min,
     dual_bound_terms,
     next_child,
     slot_model,
@@ -171,7 +173,7 @@ def _completion(cq, n, kp, used, last, left, sym, work, pick_r, pick_s, pick_m):
     ``pick_*`` (``-1`` padded), a primal completion for heuristics.
     """
     n_feat = used.size
-    n_mod = sym.size
+    n_mod = sym.shape[1]
     pick_r[:] = -1
     pick_s[:] = -1
     pick_m[:] = -1
@@ -190,7 +192,7 @@ def _completion(cq, n, kp, used, last, left, sym, work, pick_r, pick_s, pick_m):
         for j in range(b):
             c = 0.0
             for m in range(n_mod):
-                if r > last[m] and sym[m] <= left:
+                if r > last[m] and sym[r, m] <= left:
                     t = cq[r, m, n + j]
                     if t < c:
                         c = t
@@ -293,7 +295,8 @@ def _bnb_walk(
     meets the symbol budget.
     """
     n_feat = alpha_r.size
-    n_mod = sym.size
+    n_mod = sym.shape[1]
+    symmin = column_min(sym)
     kp = nu.size
     n_pair = const.size
     work = np.empty((n_feat, n_feat + kp))
@@ -324,13 +327,13 @@ def _bnb_walk(
             state[0] = depth
             ub_arr[0] = ub
             return False
-        c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symu[depth], smax, last, used)
+        c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symmin, symu[depth], smax, last, used)
         if c < 0:
             depth = backtrack(depth, cur_r, cur_m, prev_last, last, used)
             continue
         m, r = take_child(c, depth, n_feat, cursor, cur_r, cur_m, prev_last, last, used)
         n = depth + 1
-        symu[n] = symu[depth] + sym[m]
+        symu[n] = symu[depth] + sym[r, m]
         for q in range(n_pair):
             pre[n, q] = pre[depth, q] + cq[q, r, m, depth]
         count += 1
@@ -367,7 +370,7 @@ def _bnb_walk(
                 hr[k] = pr[j]
                 hm[k] = pm[j]
                 hs[k] = ps[j]
-                symbols += sym[pm[j]]
+                symbols += sym[pr[j], pm[j]]
                 k += 1
                 j += 1
             if k > n and symbols <= smax:
@@ -415,7 +418,7 @@ def _open_bound(
 ):
     """Minimum node bound over the unvisited children of the current path, capped by ``ub``."""
     n_feat = used.size
-    n_mod = sym.size
+    n_mod = sym.shape[1]
     kp = nu.size
     n_pair = const.size
     work = np.empty((n_feat, n_feat + kp))
@@ -428,7 +431,7 @@ def _open_bound(
         for c in range(cursor[lev] + 1, n_mod * n_feat):
             m = c // n_feat
             r = c % n_feat
-            if symu[lev] + sym[m] > smax or r <= last2[m] or used2[r]:
+            if symu[lev] + sym[r, m] > smax or r <= last2[m] or used2[r]:
                 continue
             for q in range(n_pair):
                 pre_c[q] = pre[lev, q] + cq[q, r, m, lev]
@@ -446,7 +449,7 @@ def _open_bound(
                     kp,
                     used2,
                     last2,
-                    symu[lev] + sym[m],
+                    symu[lev] + sym[r, m],
                     sym,
                     smax,
                     work,
@@ -474,7 +477,7 @@ def _root_search(mod, alpha_r, e_r, nu, sym, smax, budget, base, cq, const, ub0)
     n_pair = const.size
     work = np.empty((n_feat, n_feat + kp))
     used = np.zeros(n_feat, np.bool_)
-    last = np.full(sym.size, -1, np.int64)
+    last = np.full(sym.shape[1], -1, np.int64)
     pr = np.empty(kp, np.int64)
     ps = np.empty(kp, np.int64)
     pm = np.empty(kp, np.int64)
@@ -492,7 +495,7 @@ def _root_search(mod, alpha_r, e_r, nu, sym, smax, budget, base, cq, const, ub0)
         k = 0
         symbols = 0.0
         while k < kp and pr[k] >= 0:
-            symbols += sym[pm[k]]
+            symbols += sym[pr[k], pm[k]]
             k += 1
         if k == 0 or symbols > smax:
             continue
@@ -513,7 +516,7 @@ def _pair_tables(
     """``C[q, r, m, s]`` of the module docstring and ``const[q] = base - lambda P - kappa S``."""
     t = dual_bound_terms(problem, sm, log_lambda)  # [Q, N, M, Kp]
     kappa = np.asarray(kappa, dtype=np.float64)
-    cq = t + kappa[:, None, None, None] * sm.symbols[None, None, :, None]
+    cq = t + kappa[:, None, None, None] * sm.symbols[None, :, :, None]
     lam = np.where(np.isfinite(log_lambda), np.exp(log_lambda), 0.0)
     const = sm.base - lam * sm.power_budget - kappa * sm.symbol_budget
     return np.ascontiguousarray(cq), const
@@ -727,7 +730,7 @@ def solve_bnb(
         np.concatenate([np.zeros(loglam.size), k_pairs]),
     )
     n_feat = alpha_r.size
-    n_mod = sm.symbols.size
+    n_mod = sm.symbols.shape[1]
     state = np.array([0, n0, 0, 0, 0], dtype=np.int64)
     cursor = np.full(kp + 1, -1, np.int64)
     cur_r = np.zeros(kp, np.int64)

@@ -11,6 +11,12 @@ A dropped feature is zero-filled, costing ``d_drop,i = E[z^2]`` per scalar. Feat
 - ``absolute``:   ``D_i = L d_err(Pb_i)`` if sent, ``L d_drop,i`` if dropped;
 - ``normalised``: ``D_i = d_err(Pb_i) / d_drop,i`` if sent, ``1`` if dropped.
 
+With per-feature bits ``Q_i`` ([OUR CHOICE], :class:`optim.problem.Problem`) each feature has
+its own step ``Delta_i = span / 2^Q_i`` and
+``d_err,i(Pb) = Delta_i^2 / 12 + Pb Delta_i^2 (4^Q_i - 1) / 3``: a finer quantiser lowers the
+floor and raises the cost of a bit error (the top bit moves the value by about half the span
+whatever ``Q_i``).
+
 Both are affine in ``Pb``: ``D_i(sent) = floor_i + slope_i Pb_i``, ``D_i(dropped) = drop_i``
 (:func:`feature_terms`). The objective of an allocation is::
 
@@ -53,18 +59,20 @@ class FeatureTerms:
     drop: np.ndarray
 
 
-def quantisation_mse(problem: Problem) -> float:
-    """Error-free per-scalar MSE ``Delta^2 / 12``."""
+def quantisation_mse(problem: Problem) -> float | np.ndarray:
+    """Error-free per-scalar MSE ``Delta^2 / 12`` (float; [N] with per-feature ``Q``)."""
     return problem.quantiser_step**2 / 12.0
 
 
-def bit_error_mse(problem: Problem) -> float:
-    """Per-scalar MSE per unit bit-error probability ``Delta^2 (4^Q - 1) / 3``."""
+def bit_error_mse(problem: Problem) -> float | np.ndarray:
+    """Per-scalar MSE per unit bit-error probability ``Delta^2 (4^Q - 1) / 3`` (float; [N]
+    with per-feature ``Q``)."""
     return problem.quantiser_step**2 * (4.0**problem.bits_per_scalar - 1.0) / 3.0
 
 
 def scalar_mse(problem: Problem, pb: np.ndarray | float) -> np.ndarray:
-    """``d_err(Pb)`` per scalar, same shape as ``pb``."""
+    """``d_err(Pb)`` per scalar, same shape as ``pb`` (with per-feature ``Q``, ``pb`` [..., N]
+    broadcasts against the features)."""
     return quantisation_mse(problem) + np.asarray(pb, dtype=np.float64) * bit_error_mse(problem)
 
 

@@ -10,10 +10,11 @@ Relax the power budget with a multiplier ``lambda`` and the symbol budget with `
 (weak duality, eq. 2 of :mod:`optim.exact` and eq. 3 of :mod:`optim.bnb`): (P0) separates
 into one term per (feature ``i``, subchannel slot ``s``, modulation ``m``)::
 
-    C(i, m, s) = e_i + alpha_i H_m(lambda / (alpha_i nu_s)) + kappa S(m),
+    C(i, m, s) = e_i + alpha_i H_m(lambda / (alpha_i nu_s)) + kappa S_i(m),
     H_m(mu) = min_gamma f_m(gamma) + mu gamma,
 
-and the relaxed problem is an assignment of features to slots (or to "not sent", cost 0),
+(``S_i(m)``: the feature's own symbols, so per-feature bits ``Q_i`` change nothing else), and
+the relaxed problem is an assignment of features to slots (or to "not sent", cost 0),
 each pair taking its cheapest modulation: solved exactly by the Hungarian algorithm. For a
 fixed ``lambda``, the smallest ``kappa`` whose assignment meets ``S_max`` is found by
 bisection (the symbols used do not increase with ``kappa``); that assignment is a feasible
@@ -49,14 +50,15 @@ WIDE_MAX = 8
 
 @numba.njit(cache=True)
 def _pick(table, d, kappa, sym, work, best_m, n_feat, kp):
-    """Assignment at (``lambda_d``, ``kappa``): column per feature, modulation per feature."""
-    n_mod = sym.size
+    """Assignment at (``lambda_d``, ``kappa``): column per feature, modulation per feature
+    (``sym[i, m]``: symbols of feature ``i`` in modulation ``m``)."""
+    n_mod = sym.shape[1]
     for i in range(n_feat):
         for j in range(kp):
             c = 0.0
             bm = -1
             for m in range(n_mod):
-                t = table[d, i, m, j] + kappa * sym[m]
+                t = table[d, i, m, j] + kappa * sym[i, m]
                 if t < c:
                     c = t
                     bm = m
@@ -71,7 +73,7 @@ def _pick(table, d, kappa, sym, work, best_m, n_feat, kp):
         j = col[i]
         if j < kp and best_m[i, j] >= 0:
             mods[i] = best_m[i, j]
-            used += sym[best_m[i, j]]
+            used += sym[i, best_m[i, j]]
         else:
             col[i] = -1
     return col, mods, used
@@ -174,7 +176,7 @@ def dual_candidates(
         offsets = WIDE_OFFSETS if kp <= WIDE_MAX else DEFAULT_OFFSETS
     loglam = log_lambda + np.asarray(offsets, dtype=np.float64)
     table = _bound_terms(mod, alpha, e, nu, loglam, len(problem.modulations))
-    sym = np.asarray(problem.symbols_per_feature, dtype=np.float64)
+    sym = np.ascontiguousarray(problem.symbol_table, dtype=np.float64)  # [N, M]
     slots, mods = _dual_search(table, sym, float(problem.symbol_budget), iters)
     slots = slots.reshape(-1, n_feat)
     mods = mods.reshape(-1, n_feat)

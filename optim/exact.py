@@ -14,6 +14,14 @@ slot ``s = 0, 1, ...`` has SNR per unit power ``nu_s = g_(s) / sigma^2``,
 with ``f_m`` the problem's BER model: ``A_m exp(-B_m gamma)`` (``bound``) or the exact Gray
 BER ``sum_t w_t Q(b_t sqrt(gamma))`` (``exact``, :func:`channels.theory.ber_awgn`).
 
+Per-feature bits. With per-feature ``Q_i`` (:class:`optim.problem.Problem`) the symbol budget
+reads ``sum_s S_{i_s}(m_s) <= S_max``: a feature's symbols depend on the feature and its
+modulation, not on its slot. The lemmas below hold unchanged (generalised, not a fallback):
+Lemma 1 keeps every feature's modulation and Lemma 2 swaps two features *of the same
+modulation*, each keeping its own ``S_i(m)``, so neither changes the symbols used; the bounds
+(2) and (3) of :mod:`optim.bnb` price ``S_i(m)`` per feature. Only the walk's budget test is
+per pair ``(rank, modulation)`` (:func:`next_child`).
+
 Lemma 1 (strongest slots). Some optimum uses a prefix ``0..n-1`` of the slots.
 *Proof.* Take an optimum using subchannels ``k_1, ..., k_n`` (any order) with SNRs
 ``gamma_j = g_{k_j} p_j / sigma^2``. Move the feature on the ``r``-th strongest used
@@ -150,28 +158,43 @@ H [M, G]: ``H(mu_k)`` (slightly lowered), both ``[M, 1]`` dummies for the bound 
 # Scalar kernels of the BER models (Numba)
 # =============================================================================================
 @numba.njit(cache=True, inline="always")
-def next_child(c, n_mod, n_feat, sym, symu_depth, smax, last, used):  # noqa: ANN001, ANN201
+def next_child(c, n_mod, n_feat, sym, symmin, symu_depth, smax, last, used):  # noqa: ANN001, ANN201
     """The first admissible child code ``>= c`` of a search node, or -1 when there is none.
 
     A child code ``c = m * n_feat + r`` puts feature rank ``r`` in the next slot with
     modulation ``m``. It is admissible when the symbol budget still holds
-    (``symu_depth + sym[m] <= smax``), when ``r`` is above the last rank already given ``m``
-    (within one modulation, ranks are taken in increasing order: the same-modulation swap
-    argument of the module docstring), and when ``r`` is unused. A code that breaks the first
-    two rules skips straight to the next candidate that can pass them.
+    (``symu_depth + sym[r, m] <= smax``, ``sym`` [N, M] the symbols of rank ``r``), when ``r``
+    is above the last rank already given ``m`` (within one modulation, ranks are taken in
+    increasing order: the same-modulation swap argument of the module docstring), and when
+    ``r`` is unused. A code that breaks the second rule, or the first for every rank
+    (``symmin[m] = min_r sym[r, m]``), skips straight to the next candidate that can pass them.
     """
     while c < n_mod * n_feat:
         m = c // n_feat
         r = c % n_feat
-        if symu_depth + sym[m] > smax:
+        if symu_depth + symmin[m] > smax:
             c = (m + 1) * n_feat
         elif r <= last[m]:
             c = m * n_feat + last[m] + 1
-        elif used[r]:
+        elif used[r] or symu_depth + sym[r, m] > smax:
             c += 1
         else:
             return c
     return -1
+
+
+@numba.njit(cache=True)
+def column_min(sym):  # noqa: ANN001, ANN201
+    """``min_r sym[r, m]`` per modulation (the whole-modulation skip of :func:`next_child`)."""
+    n_feat, n_mod = sym.shape
+    out = np.zeros(n_mod, sym.dtype)
+    for m in range(n_mod):
+        v = sym[0, m] if n_feat else 0
+        for r in range(1, n_feat):
+            if sym[r, m] < v:
+                v = sym[r, m]
+        out[m] = v
+    return out
 
 
 @numba.njit(cache=True, inline="always")
@@ -524,7 +547,8 @@ def _enumerate_walk(
     candidate) and the incumbent (``best_r``, ``best_m``, value ``ub_arr[0]``).
     """
     n_feat = alpha_r.size
-    n_mod = sym.size
+    n_mod = sym.shape[1]
+    symmin = column_min(sym)
     kp = nu.size
     ub = ub_arr[0]
     a_buf = np.empty(kp)
@@ -542,12 +566,12 @@ def _enumerate_walk(
         if depth == kp:
             depth = backtrack(depth, cur_r, cur_m, prev_last, last, used)
             continue
-        c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symu[depth], smax, last, used)
+        c = next_child(cursor[depth] + 1, n_mod, n_feat, sym, symmin, symu[depth], smax, last, used)
         if c < 0:
             depth = backtrack(depth, cur_r, cur_m, prev_last, last, used)
             continue
         m, r = take_child(c, depth, n_feat, cursor, cur_r, cur_m, prev_last, last, used)
-        symu[depth + 1] = symu[depth] + sym[m]
+        symu[depth + 1] = symu[depth] + sym[r, m]
         for d in range(depth, kp):
             pre[depth + 1, d] = pre[depth, d] + bterm[d, r, m, depth]
         n = depth + 1
@@ -626,7 +650,8 @@ class SlotModel:
     base: ``sum_i w_i drop_i``. gain_cost [N]: ``e_i``. alpha [N]: ``alpha_i``.
     order [N] int: features by rank ``(-alpha_i, i)``; rank [N] int: its inverse.
     nu [Kp]: ``g/sigma^2`` of the ``Kp = min(N, K)`` strongest subchannels, non-increasing;
-    slot_channel [Kp] int: their subchannel indices. symbols [M] int: ``S(m)``.
+    slot_channel [Kp] int: their subchannel indices. symbols [N, M] int: ``S_r(m)``, the
+    symbols of the feature of rank ``r`` (rows equal unless ``Q`` is per feature).
     """
 
     base: float
@@ -660,7 +685,7 @@ def slot_model(problem: Problem) -> SlotModel:
         rank=rank,
         nu=problem.gains[chan] / problem.noise_power,
         slot_channel=chan,
-        symbols=np.asarray(problem.symbols_per_feature, dtype=np.int64),
+        symbols=np.ascontiguousarray(problem.symbol_table[order], dtype=np.int64),
         symbol_budget=float(problem.symbol_budget),
         power_budget=float(problem.power_budget),
     )
@@ -838,7 +863,7 @@ def _ordered_prior_incumbent(
     looser.
     """
     kp = sm.nu.size
-    n_mod = sm.symbols.size
+    n_mod = sm.symbols.shape[1]
     loglam = np.full(max(kp, 1), -np.inf)
     best_value = np.full(max(kp, 1), np.inf)
     alpha_r = sm.alpha[sm.order]
@@ -852,9 +877,9 @@ def _ordered_prior_incumbent(
         nu_n = sm.nu[:n].copy()
         fixed = sm.base + e_r[:n].sum()
         for counts in vectors:
-            if float(np.dot(counts, sm.symbols)) > sm.symbol_budget:
-                continue
             mods = np.repeat(np.arange(n_mod, dtype=np.int64), counts)
+            if float(sm.symbols[np.arange(n), mods].sum()) > sm.symbol_budget:
+                continue
             v, lev = _candidate_value(mod, a_n, nu_n, mods, n, sm.power_budget, p, g)
             v += fixed
             if v < best_value[n - 1]:
@@ -956,7 +981,7 @@ def solve_exact_result(
     lam = np.where(np.isfinite(loglam), np.exp(loglam), 0.0)
     alpha_r = sm.alpha[sm.order].copy()
     e_r = sm.gain_cost[sm.order].copy()
-    n_mod = sm.symbols.size
+    n_mod = sm.symbols.shape[1]
     walk = {
         "state": np.array([0, n0, 1, 0], dtype=np.int64),  # depth, best n, visited, solved
         "cursor": np.full(kp + 1, -1, np.int64),

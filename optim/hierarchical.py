@@ -51,6 +51,17 @@ fixed powers and SP4, accepting improvements, so never worse than greedy).
 Power (``power``): ``"closed-form"``, ``"bisection"``, ``"cvxpy"`` or ``"equal"``
 (``P_tot / n`` each, the equal-power baseline).
 
+Per-feature bits ``Q_i`` ([OUR CHOICE], :class:`optim.problem.Problem`): symbols depend on the
+feature, so SP2 and SP3 use the ranked features' own counts ``S_r(m)`` (the largest prefix
+whose highest-order symbols fit, :func:`optim.selection.max_selectable`; monotone patterns
+filtered by ``sum_r S_r(m_r) <= S_max``, :mod:`optim.modulation`), and every refinement step
+that puts another feature on a slot checks the budget with that feature's counts. The
+ordered prior stays a heuristic restriction: with unequal ``Q`` a less important feature may
+be cheaper to protect, which the refinement and the dual starts (no monotone or prefix
+restriction) can still reach. A feature that fits in no modulation on its own is ranked last,
+so it cannot block the prefixes behind it (it is in no feasible allocation). With equal
+``Q_i`` (a scalar or a constant vector) nothing changes.
+
 Candidates are compared with the decision weights (``weights``; the problem's unless a
 baseline passes uniform ones); the caller reports the objective with the problem's own.
 
@@ -132,8 +143,9 @@ class _Engine:
         self.tail = np.concatenate([np.cumsum(wdrop[::-1])[::-1], [0.0]])
         coef = np.array([bound_coefficients(m) for m in problem.modulations])
         self.A, self.B = coef[:, 0], coef[:, 1]
-        self.S = problem.symbols_per_feature
-        self.n_max = max_selectable(problem)
+        # S[m] when every feature has the same Q; else per-rank rows S[r, m] (module docstring)
+        self.S = problem.symbols_of(order)
+        self.n_max = max_selectable(problem, order)
         if matching == "random":
             self.sub = random_matching(problem.n_subchannels, self.n_max, seed)
         else:
@@ -286,6 +298,7 @@ def refine_allocation(
     w = problem.weights if weights is None else np.asarray(weights, dtype=np.float64)
     terms = feature_terms(problem)
     wf, ws, wd = w * terms.floor, w * terms.slope, w * terms.drop
+    table = None if problem.uniform_bits else problem.symbol_table
     total_drop = float(wd.sum())
     m_count = len(problem.modulations)
 
@@ -326,7 +339,9 @@ def refine_allocation(
             mods = np.broadcast_to(np.arange(m_count), (n, m_count))
             pb = bit_error_rate(problem, mods, np.broadcast_to(esno[:, None], (n, m_count)))
             new = assign_modulations(
-                ws[state.features, None] * pb, problem.symbols_per_feature, problem.symbol_budget
+                ws[state.features, None] * pb,
+                problem.symbols_of(state.features),
+                problem.symbol_budget,
             )
             if new is not None and not np.array_equal(new, state.pattern):
                 accept(_State(state.features, state.sub, new, state.power, 0.0))
@@ -338,16 +353,28 @@ def refine_allocation(
             if not np.array_equal(sub, state.sub):
                 accept(_State(state.features, sub, state.pattern, state.power, 0.0))
         if "selection" in steps:
-            accept(_swap_features(state, pb_of(state.pattern, state.sub, state.power), wf, ws, wd))
+            pb = pb_of(state.pattern, state.sub, state.power)
+            accept(_swap_features(state, pb, wf, ws, wd, table, problem.symbol_budget))
         if not state.value < start - rtol * abs(start):
             break
     return state.features, state.sub, state.pattern, state.power
 
 
 def _swap_features(
-    state: _State, pb: np.ndarray, wf: np.ndarray, ws: np.ndarray, wd: np.ndarray
+    state: _State,
+    pb: np.ndarray,
+    wf: np.ndarray,
+    ws: np.ndarray,
+    wd: np.ndarray,
+    table: np.ndarray | None = None,
+    s_max: float = np.inf,
 ) -> _State:
-    """Best non-conflicting swaps (selected slot j <- unselected feature u) and drops."""
+    """Best non-conflicting swaps (selected slot j <- unselected feature u) and drops.
+
+    With per-feature symbol counts ``table`` [N, M] (None: every feature has the same, so a
+    swap keeps the symbols), a swap changes the symbols by ``S[u, m_j] - S[f_j, m_j]`` and is
+    taken only while the budget ``s_max`` still holds.
+    """
     n_all = wf.size
     chosen = state.features
     others = np.setdiff1d(np.arange(n_all), chosen)
@@ -358,10 +385,23 @@ def _swap_features(
     delta = options - here[:, None]
     features = chosen.copy()
     keep = np.ones(chosen.size, dtype=bool)
+    if table is not None:  # symbols added by each option (the drop frees the slot's symbols)
+        own = table[chosen, state.pattern]
+        extra = table[others][:, state.pattern].T - own[:, None]
+        extra = np.concatenate([extra, -own[:, None]], axis=1)
+        slack = s_max - own.sum()
     while True:
-        j, u = np.unravel_index(np.argmin(delta), delta.shape)
-        if not delta[j, u] < 0:
-            break
+        if table is not None:
+            j, u = np.unravel_index(
+                np.argmin(np.where(extra <= slack + 1e-9, delta, np.inf)), delta.shape
+            )
+            if not (delta[j, u] < 0 and extra[j, u] <= slack + 1e-9):
+                break
+            slack -= extra[j, u]
+        else:
+            j, u = np.unravel_index(np.argmin(delta), delta.shape)
+            if not delta[j, u] < 0:
+                break
         if u == others.size:
             keep[j] = False
         else:
@@ -450,7 +490,8 @@ def state_arrays(state: _State) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 def _patterns(engine: _Engine, n: int, mode: str, max_patterns: int) -> tuple[np.ndarray, bool]:
     """Patterns to score for prefix ``n`` and whether they are all admissible monotone ones."""
     S, smax = engine.S, engine.problem.symbol_budget
-    if mode == "all" or (mode == "auto" and count_monotone_patterns(n, S.size) <= max_patterns):
+    few = count_monotone_patterns(n, S.shape[-1]) <= max_patterns
+    if mode == "all" or (mode == "auto" and few):
         return monotone_patterns(n, S, smax), True
     return fast_patterns(n, S, smax), False
 
@@ -605,6 +646,9 @@ def solve_hierarchical(
         weights = problem.weights
     weights = np.asarray(weights, dtype=np.float64)
     order = priority_order(weights, ordered_prior)
+    if not problem.uniform_bits:  # a feature that fits in no modulation is never sent: rank it
+        fits = problem.symbol_table[order, -1] <= problem.symbol_budget + 1e-9  # last
+        order = np.concatenate([order[fits], order[~fits]])
     engine = _Engine(problem, order, weights, matching, power, seed)
     if refine is None:
         refine = True

@@ -126,8 +126,9 @@ def lagrangian_rows(
 ) -> np.ndarray:
     """Bisection on ``mu`` of :func:`optim.modulation._lagrangian_choice`.
 
-    Per row the first argmin of ``cost[j, m] + mu S[m]``; returns the choice at the smallest
-    ``mu`` tried whose total ``sum_j S`` fits ``s_max`` (``fallback`` if none did).
+    Per row the first argmin of ``cost[j, m] + mu S[j, m]`` (``symbols`` [n, M], per-feature
+    symbol counts); returns the choice at the smallest ``mu`` tried whose total
+    ``sum_j S[j, m_j]`` fits ``s_max`` (``fallback`` if none did).
     """
     n, m = cost.shape
     best = fallback.copy()
@@ -137,14 +138,14 @@ def lagrangian_rows(
         total = 0.0
         for j in range(n):
             k = 0
-            v = cost[j, 0] + mu * symbols[0]
+            v = cost[j, 0] + mu * symbols[j, 0]
             for q in range(1, m):
-                t = cost[j, q] + mu * symbols[q]
+                t = cost[j, q] + mu * symbols[j, q]
                 if t < v:
                     v = t
                     k = q
             ch[j] = k
-            total += symbols[k]
+            total += symbols[j, k]
         if total <= s_max + 1e-9:
             hi = mu
             best[:] = ch

@@ -24,6 +24,10 @@ after ``max_iter`` rounds. Neighbourhoods (``steps``):
   level (when the budget binds, no single move can add a feature), while ``n <= raise_max``
   (where it is cheap): ``n swap_candidates``.
 
+With per-feature bits ``Q_i`` a feature's symbols depend on the feature, so every move that
+puts a different feature on a slot (replace, exchange of slots, add) is checked against the
+budget with that feature's own counts ``S_i(m)`` (with equal ``Q`` these checks always pass).
+
 Each round scores all neighbourhoods in one batch (small batches are dominated by per-call
 overhead), or, with ``vnd=True``, the one-position moves first and the two-position ones only
 when no one-position move improves (variable neighbourhood descent). After the best move,
@@ -124,7 +128,8 @@ def _combine(
     budget: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Apply several improving moves (best first) that touch disjoint positions and keep the
-    allocation valid (distinct features and subchannels, symbol budget); None if < 2 fit."""
+    allocation valid (distinct features and subchannels, symbol budget with the per-feature
+    counts ``symbols[feature, m]``); None if < 2 fit."""
     f, s, p = features.copy(), sub.copy(), pattern.copy()
     used = np.zeros(f.size, dtype=bool)
     taken = 0
@@ -141,7 +146,7 @@ def _combine(
         if (
             np.unique(trial[0][keep]).size != keep.sum()
             or np.unique(trial[1][keep]).size != keep.sum()
-            or symbols[trial[2][keep]].sum() > budget + 1e-9
+            or symbols[trial[0][keep], trial[2][keep]].sum() > budget + 1e-9
         ):
             continue
         f, s, p = trial
@@ -179,8 +184,8 @@ def _neighbours(
     """
     n = features.size - 1  # active positions 0..n-1
     m = len(problem.modulations)
-    S = problem.symbols_per_feature
-    slack = problem.symbol_budget + 1e-9 - S[pattern[:n]].sum()
+    S = problem.symbol_table  # S[feature, m]: a move that changes a feature changes symbols
+    slack = problem.symbol_budget + 1e-9 - S[features[:n], pattern[:n]].sum()
     moves = _Moves(features, sub, pattern)
     idx = np.arange(n)
     single = level in (0, 1)
@@ -191,7 +196,7 @@ def _neighbours(
             j = np.repeat(idx, m - 1)
             new = (pattern[j] + np.tile(np.arange(1, m), n)) % m
             new = new.astype(np.int64)
-            ok = S[new] - S[pattern[j]] <= slack
+            ok = S[features[j], new] - S[features[j], pattern[j]] <= slack
             moves.add(j[ok], features[j[ok]], sub[j[ok]], new[ok])
         if pairs:  # exchange two modulations, or trade one level between two features
             for da, db in ((None, None), (1, -1), (-1, 1)):
@@ -202,7 +207,8 @@ def _neighbours(
                     ma, mb = pattern[a] + da, pattern[b] + db
                     ok = (ma >= 0) & (ma < m) & (mb >= 0) & (mb < m)
                     ma, mb = np.clip(ma, 0, m - 1), np.clip(mb, 0, m - 1)
-                extra = S[ma] - S[pattern[a]] + S[mb] - S[pattern[b]]
+                fa, fb = features[a], features[b]
+                extra = S[fa, ma] - S[fa, pattern[a]] + S[fb, mb] - S[fb, pattern[b]]
                 ok &= extra <= slack
                 aa, bb = a[ok], b[ok]
                 moves.add(aa, features[aa], sub[aa], ma[ok], bb, features[bb], sub[bb], mb[ok])
@@ -216,7 +222,11 @@ def _neighbours(
         if pairs:  # swap two subchannels
             moves.add(a, features[a], sub[b], pattern[a], b, features[b], sub[a], pattern[b])
             if "modulation" in steps:  # exchange two features' whole slots
-                moves.add(a, features[b], sub[a], pattern[a], b, features[a], sub[b], pattern[b])
+                fa, fb, ma, mb = features[a], features[b], pattern[a], pattern[b]
+                ok = S[fb, ma] + S[fa, mb] - S[fa, ma] - S[fb, mb] <= slack  # per-feature Q
+                aa, bb = a[ok], b[ok]
+                moves.add(aa, features[bb], sub[aa], pattern[aa], bb, features[aa], sub[bb],
+                          pattern[bb])  # fmt: skip
     free_mask = np.ones(problem.n_subchannels, dtype=bool)
     free_mask[sub[:n]] = False
     free = np.flatnonzero(free_mask)
@@ -229,26 +239,31 @@ def _neighbours(
         chosen[features[:n]] = True
         ranked = drop_rank[~chosen[drop_rank]]  # unselected, by decreasing drop cost
         top = ranked[:swap_candidates]
-        if top.size and n:  # replace a feature, keeping its slot
+        if top.size and n:  # replace a feature, keeping its slot (and its symbols, up to Q)
             j = np.repeat(idx, top.size)
-            moves.add(j, np.tile(top, n), sub[j], pattern[j])
+            u = np.tile(top, n)
+            ok = S[u, pattern[j]] - S[features[j], pattern[j]] <= slack
+            moves.add(j[ok], u[ok], sub[j[ok]], pattern[j[ok]])
         if n:
             moves.add(idx, features[:n], sub[:n], -1)  # drop a feature
         if top.size and best_free >= 0:  # add a feature on the strongest free subchannel
-            fits = np.flatnonzero(S <= slack)
-            u, mm = np.repeat(top, fits.size), np.tile(fits, top.size)
+            ui, mm = np.nonzero(S[top] <= slack)  # candidate-major, orders increasing
+            u = top[ui]
             moves.add(np.full(u.size, n), u, best_free, mm)
     if "selection" in steps and "modulation" in steps and level in (0, 2) and 0 < n <= raise_max:
         # add a feature (lowest order that fits) while raising one feature's order a level
         # to make room: the symbol budget binds, so no single move adds one
         if top.size and best_free >= 0:
             up = np.flatnonzero(pattern[:n] < m - 1)
-            room = slack + S[pattern[up]] - S[pattern[up] + 1]  # [U]
-            lowest = np.argmax(S[None, :] <= room[:, None], axis=1)  # first order that fits
-            ok = (S[lowest] <= room) & (S[lowest] > slack)  # only where the raise is needed
-            up, lowest = up[ok], lowest[ok]
-            j, u = np.repeat(up, top.size), np.tile(top, up.size)
-            mm = np.repeat(lowest, top.size)
+            fu = features[up]
+            room = slack + S[fu, pattern[up]] - S[fu, pattern[up] + 1]  # [U]
+            cand = S[top]  # [T, M]
+            fits = cand[None, :, :] <= room[:, None, None]  # [U, T, M]
+            lowest = np.argmax(fits, axis=2)  # first order that fits, per (raise, candidate)
+            s_low = cand[np.arange(top.size)[None, :], lowest]  # [U, T]
+            ok = (s_low <= room[:, None]) & (s_low > slack)  # only where the raise is needed
+            ui, ti = np.nonzero(ok)  # raise-major, as one raise per candidate
+            j, u, mm = up[ui], top[ti], lowest[ui, ti]
             moves.add(j, features[j], sub[j], pattern[j] + 1, np.full(j.size, n), u, best_free, mm)
     return moves.build()
 
@@ -406,7 +421,7 @@ def local_search(
                 features,
                 sub,
                 pattern,
-                problem.symbols_per_feature,
+                problem.symbol_table,
                 problem.symbol_budget,
             )
             if both is not None:

@@ -29,6 +29,19 @@ Enumerators and the polynomial variants for large ``n``:
 - :func:`assign_modulations`: the same Lagrangian relaxation without the monotone constraint,
   followed by a greedy fill of the remaining slack; used by the SP3 <-> SP4 refinement.
 
+Per-feature symbol counts. With per-feature bits ``Q_i`` (:class:`optim.problem.Problem`) the
+symbols depend on the feature: every function takes ``symbols`` either as ``S[m]`` ([M], the
+same for all features) or as a table ``S[j, m]`` ([n, M], row ``j`` for the ``j``-th feature
+of the prefix or of ``cost``; each row non-increasing). The monotone patterns stay a
+restriction of the ordered prior (a heuristic, not a proof: with equal ``Q`` it is the
+paper's SP3; with unequal ``Q`` a less important feature may be cheaper to protect), and only
+the budget check changes: a pattern fits when ``sum_j S[j, m_j] <= S_max``. So
+:func:`monotone_patterns` enumerates every monotone pattern and keeps those that fit (no
+counting shortcut: it is exact for tables too); :func:`greedy_pattern` upgrades from the least
+important feature, each by its own savings; :func:`two_level_patterns` takes the largest head
+whose per-feature total fits (the total is non-decreasing in the head length, so a cumulative
+sum finds it); the Lagrangian functions price ``S[j, m]`` per row.
+
 Examples:
     >>> import numpy as np
     >>> S = np.array([512, 256, 128, 86])
@@ -42,7 +55,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from itertools import combinations_with_replacement
-from math import comb
+from math import comb, inf
 
 import numpy as np
 
@@ -53,8 +66,23 @@ def count_monotone_patterns(n: int, n_modulations: int) -> int:
 
 
 def pattern_symbols(patterns: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    """Total symbols ``sum_j S[m_j]`` of patterns [..., n] -> [...]."""
-    return np.asarray(symbols)[np.asarray(patterns)].sum(axis=-1)
+    """Total symbols ``sum_j S[m_j]`` (or ``sum_j S[j, m_j]`` for a table) of patterns
+    [..., n] -> [...]."""
+    symbols = np.asarray(symbols)
+    patterns = np.asarray(patterns)
+    if symbols.ndim == 2:
+        n = patterns.shape[-1]
+        return symbols[np.arange(n), patterns].sum(axis=-1)
+    return symbols[patterns].sum(axis=-1)
+
+
+def symbol_rows(symbols: np.ndarray, n: int) -> np.ndarray:
+    """``S[j, m]`` for ``j < n`` as float64 [n, M]: a 1-D ``S[m]`` repeated, or a table's
+    first ``n`` rows."""
+    symbols = np.asarray(symbols, dtype=np.float64)
+    if symbols.ndim == 1:
+        return np.broadcast_to(symbols, (n, symbols.size))
+    return symbols[:n]
 
 
 def is_monotone(pattern: np.ndarray) -> bool:
@@ -86,9 +114,17 @@ def _patterns_cached(n: int, symbols: tuple[int, ...], s_max: float) -> np.ndarr
 def monotone_patterns(n: int, symbols: np.ndarray, s_max: float) -> np.ndarray:
     """All admissible monotone patterns for a prefix of ``n``: int64 [P, n] (P may be 0).
 
-    Rows are in lexicographic order of the cut points; the result is read-only and cached.
+    ``symbols``: ``S[m]`` [M], or a table ``S[j, m]`` (at least ``n`` rows; module docstring).
+    Rows are in lexicographic order of the cut points; read-only (cached for ``S[m]``).
     """
-    return _patterns_cached(int(n), tuple(int(s) for s in symbols), float(s_max))
+    symbols = np.asarray(symbols)
+    if symbols.ndim == 1:
+        return _patterns_cached(int(n), tuple(int(s) for s in symbols), float(s_max))
+    every = _patterns_cached(int(n), (0,) * symbols.shape[1], inf)
+    keep = pattern_symbols(every, symbols[:n]) <= s_max + 1e-9
+    out = every[keep]
+    out.setflags(write=False)
+    return out
 
 
 def patterns_from_counts(counts: np.ndarray, n: int) -> np.ndarray:
@@ -124,9 +160,33 @@ def greedy_pattern(n: int, symbols: np.ndarray, s_max: float) -> np.ndarray | No
 
     Returns the monotone pattern [n] (``None`` when even all-highest does not fit). The result
     has a head at the lowest order, at most one feature in between, and a tail at the highest.
+    ``symbols``: ``S[m]`` or a table ``S[j, m]`` (module docstring).
     """
+    if np.ndim(symbols) == 2:
+        return _greedy_table(n, symbol_rows(symbols, n), s_max)
     counts = greedy_counts(n, symbols, s_max)
     return None if counts is None else patterns_from_counts(counts, n)[0]
+
+
+def _greedy_table(n: int, table: np.ndarray, s_max: float) -> np.ndarray | None:
+    """:func:`greedy_pattern` with per-feature symbols ``table`` [n, M]: the tail features go
+    to the highest order one by one (each saving ``S[j, 0] - S[j, M-1]``) until the budget
+    holds; the last one moved takes the lowest order that suffices."""
+    m = table.shape[1]
+    if table[:, -1].sum() > s_max + 1e-9:
+        return None
+    pattern = np.zeros(n, dtype=np.int64)
+    excess = table[:, 0].sum() - s_max
+    if excess <= 1e-9 or n == 0 or m == 1:
+        return pattern
+    for j in range(n - 1, -1, -1):
+        saved = table[j, 0] - table[j]  # [M], non-decreasing
+        if saved[-1] >= excess - 1e-9:
+            pattern[j] = int(np.flatnonzero(saved >= excess - 1e-9)[0])
+            return pattern
+        pattern[j] = m - 1
+        excess -= saved[-1]
+    return pattern  # not reached: all-highest fits
 
 
 def two_level_counts(n: int, symbols: np.ndarray, s_max: float) -> np.ndarray:
@@ -156,13 +216,43 @@ def two_level_patterns(n: int, symbols: np.ndarray, s_max: float) -> np.ndarray:
     """Admissible patterns ``a^h b^(n-h)`` (``a < b``) with the largest head ``h``, plus uniform.
 
     int64 [P, n], ``P <= M (M + 1) / 2``, distinct rows. The budget frontier's extreme points:
-    O(1) candidates per ``n`` for the polynomial search at large ``n``.
+    O(1) candidates per ``n`` for the polynomial search at large ``n``. ``symbols``: ``S[m]``
+    or a table ``S[j, m]`` (module docstring).
     """
+    if np.ndim(symbols) == 2:
+        return _two_level_table(n, symbol_rows(symbols, n), s_max)
     return patterns_from_counts(two_level_counts(n, symbols, s_max), n)
+
+
+def _two_level_table(n: int, table: np.ndarray, s_max: float) -> np.ndarray:
+    """:func:`two_level_patterns` for per-feature symbols ``table`` [n, M]. The total of
+    ``a^h b^(n-h)`` is ``sum_{j<h} S[j, a] + sum_{j>=h} S[j, b]``, non-decreasing in ``h``
+    (``S[j, a] >= S[j, b]``), so the largest admissible ``h`` is a count."""
+    m = table.shape[1]
+    total = table.sum(axis=0)
+    rows: dict[tuple[int, ...], None] = {}
+    for a in range(m):
+        if total[a] <= s_max + 1e-9:
+            rows[(a,) * n] = None
+            continue
+        head = np.concatenate([[0.0], np.cumsum(table[:, a])])  # sum_{j<h} S[j, a]
+        for b in range(a + 1, m):
+            if total[b] > s_max + 1e-9:
+                continue
+            tail = total[b] - np.concatenate([[0.0], np.cumsum(table[:, b])])
+            h = int(np.count_nonzero(head + tail <= s_max + 1e-9)) - 1
+            rows[(a,) * h + (b,) * (n - h)] = None
+    return np.array(list(rows), dtype=np.int64).reshape(len(rows), n)
 
 
 def fast_patterns(n: int, symbols: np.ndarray, s_max: float) -> np.ndarray:
     """The polynomial variant's candidates for ``n``: two-level patterns and the greedy one."""
+    if np.ndim(symbols) == 2:
+        pats = two_level_patterns(n, symbols, s_max)
+        g = greedy_pattern(n, symbols, s_max)
+        if g is not None and not np.any(np.all(pats == g, axis=1)):
+            pats = np.vstack([pats, g[None, :]])
+        return pats
     counts = two_level_counts(n, symbols, s_max)
     g = greedy_counts(n, symbols, s_max)
     if g is not None and not np.any(np.all(counts == g, axis=1)):
@@ -173,39 +263,44 @@ def fast_patterns(n: int, symbols: np.ndarray, s_max: float) -> np.ndarray:
 def _lagrangian_choice(
     cost: np.ndarray, symbols: np.ndarray, s_max: float, iters: int = 60
 ) -> np.ndarray | None:
-    """Per-row argmin of ``cost[j, m] + mu S[m]`` for the smallest ``mu`` that fits."""
+    """Per-row argmin of ``cost[j, m] + mu S[j, m]`` for the smallest ``mu`` that fits
+    (``symbols``: ``S[m]`` or a table ``S[j, m]``)."""
     n, m = cost.shape
-    symbols = np.asarray(symbols, dtype=np.float64)
-    if n * symbols.min() > s_max + 1e-9:
+    table = np.ascontiguousarray(symbol_rows(symbols, n))
+    rows = np.arange(n)
+    if table.min(axis=1, initial=np.inf).sum() > s_max + 1e-9 and n:
         return None
     choice = np.argmin(cost, axis=1)
-    if symbols[choice].sum() <= s_max + 1e-9:
+    if table[rows, choice].sum() <= s_max + 1e-9:
         return choice
     spread = float(np.ptp(cost)) if cost.size else 0.0
-    gap = float(np.min(np.diff(np.sort(np.unique(symbols))), initial=1.0))
+    rows = np.unique(table, axis=0)  # one row unless Q is per feature
+    gap = min((float(np.min(np.diff(np.unique(r)), initial=1.0)) for r in rows), default=1.0)
     lo, hi = 0.0, (spread + 1.0) / max(gap, 1e-12) * 2.0 + 1.0
     from optim.kernels import lagrangian_rows
 
-    best = np.full(n, int(np.argmin(symbols)), dtype=np.int64)
-    return lagrangian_rows(np.ascontiguousarray(cost), symbols, float(s_max), lo, hi, iters, best)
+    best = np.argmin(table, axis=1).astype(np.int64)
+    return lagrangian_rows(np.ascontiguousarray(cost), table, float(s_max), lo, hi, iters, best)
 
 
 def _fill_slack(
     choice: np.ndarray, cost: np.ndarray, symbols: np.ndarray, s_max: float, monotone: bool
 ) -> np.ndarray:
     """Greedy single-feature changes that lower the cost and still fit (best gain first)."""
-    symbols = np.asarray(symbols, dtype=np.float64)
     choice = choice.copy()
     rows = np.arange(choice.size)
-    for _ in range(4 * choice.size * symbols.size + 1):
-        slack = s_max - symbols[choice].sum()
+    table = symbol_rows(symbols, choice.size)
+    m = cost.shape[1]
+    for _ in range(4 * choice.size * m + 1):
+        used = table[rows, choice]
+        slack = s_max - used.sum()
         delta = cost - cost[rows, choice][:, None]  # gain < 0 is an improvement
-        extra = symbols[None, :] - symbols[choice][:, None]
+        extra = table - used[:, None]
         ok = (delta < 0) & (extra <= slack + 1e-9)
         if monotone and choice.size:
             left = np.concatenate([[0], choice[:-1]])
-            right = np.concatenate([choice[1:], [symbols.size - 1]])
-            idx = np.arange(symbols.size)[None, :]
+            right = np.concatenate([choice[1:], [m - 1]])
+            idx = np.arange(m)[None, :]
             ok &= (idx >= left[:, None]) & (idx <= right[:, None])
         if not ok.any():
             break
@@ -220,7 +315,8 @@ def lagrangian_pattern(
     """Cost-aware monotone pattern [n] for estimated ``cost[n, M]`` (``None`` if none fits).
 
     Lagrangian relaxation of the budget, then the running maximum along the ranking (which
-    only raises orders, so the budget still holds), then a monotone greedy fill of the slack.
+    only raises orders, so the budget still holds: every row of ``S`` is non-increasing), then
+    a monotone greedy fill of the slack. ``symbols``: ``S[m]`` or a table ``S[j, m]``.
     """
     cost = np.asarray(cost, dtype=np.float64)
     choice = _lagrangian_choice(cost, symbols, s_max, iters)
@@ -236,7 +332,8 @@ def assign_modulations(
     """Heuristic minimiser of ``sum_j cost[j, m_j]`` s.t. ``sum_j S[m_j] <= S_max`` (any order).
 
     The multiple-choice knapsack behind SP3 with powers fixed: Lagrangian relaxation plus a
-    greedy fill of the slack. ``None`` when nothing fits.
+    greedy fill of the slack. ``None`` when nothing fits. ``symbols``: ``S[m]`` or a table
+    ``S[j, m]`` (row ``j`` for ``cost[j]``).
     """
     cost = np.asarray(cost, dtype=np.float64)
     choice = _lagrangian_choice(cost, symbols, s_max, iters)

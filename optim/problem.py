@@ -7,11 +7,17 @@ symbol budget ``S_max``, the modulation set, and the two model switches (BER mod
 model). An :class:`Allocation` is one decision: which features are sent, on which subchannel,
 with which modulation and per-symbol power.
 
-(P0), with ``b = L Q`` bits per feature and ``S(m) = ceil(b / beta(m))`` symbols::
+(P0), with ``b_i = L Q_i`` bits of feature ``i`` and ``S_i(m) = ceil(b_i / beta(m))`` symbols::
 
     min   sum_i w_i [ x_i D_sent,i(Pb(m_i, g_k(i) p_i / sigma^2)) + (1 - x_i) D_drop,i ]
     s.t.  each selected feature on its own subchannel (injective matching)
-          sum_{i selected} S(m_i) <= S_max,   sum_{i selected} p_i <= P_tot,   p_i >= 0
+          sum_{i selected} S_i(m_i) <= S_max,   sum_{i selected} p_i <= P_tot,   p_i >= 0
+
+Bits per scalar ``Q`` are one number for every feature (``bits_per_scalar=8``, the paper's
+setting: then ``b_i = b`` and ``S_i(m) = S(m)``) or one per feature (``bits_per_scalar=[...]``,
+[OUR CHOICE], docs/method.md §4.5): a feature's ``Q_i`` sets its quantiser step
+``Delta_i = span / 2^Q_i``, its distortion terms and its symbol counts, so it enters the symbol
+budget of every solver (:attr:`Problem.symbol_table`).
 
 The distortion terms are in :mod:`optim.distortion`; the solvers in :mod:`optim.hierarchical`,
 :mod:`optim.baselines` and ``optim.exact``.
@@ -24,6 +30,9 @@ Examples:
     True
     >>> Allocation.send_nothing().symbols_needed(p)
     0
+    >>> q = random_problem(3, 3, seed=0, bits_per_scalar=[4, 8, 8], scalars_per_feature=8)
+    >>> q.bits_per_feature.tolist(), q.symbol_table[:, 0].tolist(), q.symbol_budget
+    ([32, 64, 64], [32, 64, 64], 40.0)
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from channels.errors import (
     check_vector,
     fail,
 )
+from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
 from channels.names import BITS_PER_SYMBOL, MODULATION_NAMES, check_modulation
 
 BER_MODELS = ("exact", "bound")
@@ -74,9 +84,12 @@ class Problem:
         power_budget (float >= 0): ``P_tot``: bound on the sum of per-symbol powers of the selected
             features.
         symbol_budget (float >= 0): ``S_max``: bound on the total number of channel symbols of the
-            selected features.
+            selected features (``sum_i S_i(m_i)``).
         scalars_per_feature (int >= 1): ``L`` (default 64).
-        bits_per_scalar (int in 1..24): ``Q`` (default 8): uniform quantiser, natural binary index.
+        bits_per_scalar (int in 1..24, or int array [N] of such): ``Q`` (default 8), uniform
+            quantiser, natural binary index; or per-feature ``Q_i`` ([OUR CHOICE], module
+            docstring), stored as a read-only int64 array. A vector of equal entries gives
+            the same results as the scalar (every solver treats it alike).
         noise_power (float > 0): ``sigma^2`` (default 1); per-symbol SNR is
             ``gamma = g p / sigma^2`` (Es/N0).
         modulations (tuple of names): The modulation set (default bpsk, qpsk, 16qam, 64qam); stored
@@ -99,7 +112,7 @@ class Problem:
     power_budget: float
     symbol_budget: float
     scalars_per_feature: int = 64
-    bits_per_scalar: int = 8
+    bits_per_scalar: int | np.ndarray = 8
     noise_power: float = 1.0
     modulations: tuple[str, ...] = DEFAULT_MODULATIONS
     ber_model: str = "exact"
@@ -123,9 +136,16 @@ class Problem:
         for name in ("power_budget", "symbol_budget"):
             value = getattr(self, name)
             put(name, check_real(name, value, 0, coerce=True, max_repr=_MAX_REPR))
-        for name, high in (("scalars_per_feature", None), ("bits_per_scalar", MAX_BITS_PER_SCALAR)):
-            value = getattr(self, name)
-            put(name, check_int(name, value, 1, high, coerce=True, max_repr=_MAX_REPR))
+        put(
+            "scalars_per_feature",
+            check_int("scalars_per_feature", self.scalars_per_feature, 1, coerce=True,
+                      max_repr=_MAX_REPR),
+        )  # fmt: skip
+        put(
+            "bits_per_scalar",
+            check_bits_per_scalar("bits_per_scalar", self.bits_per_scalar, self.weights.size,
+                                  MAX_BITS_PER_SCALAR, coerce=True, max_repr=_MAX_REPR),
+        )  # fmt: skip
         for name in ("noise_power", "quantiser_span"):
             value = getattr(self, name)
             put(name, check_real(name, value, 0, open_low=True, coerce=True, max_repr=_MAX_REPR))
@@ -178,13 +198,42 @@ class Problem:
         return int(self.gains.size)
 
     @property
-    def bits_per_feature(self) -> int:
-        """``b = L Q`` bits per feature."""
+    def per_feature_bits(self) -> bool:
+        """True when ``bits_per_scalar`` was given per feature (a vector, even a constant one)."""
+        return isinstance(self.bits_per_scalar, np.ndarray)
+
+    @property
+    def uniform_bits(self) -> bool:
+        """True when every feature has the same ``Q`` (a scalar, or a vector of equal entries):
+        then ``S_i(m) = S(m)`` for all ``i`` (:attr:`symbols_per_feature`)."""
+        return is_uniform(self.bits_per_scalar)
+
+    @property
+    def feature_bits_per_scalar(self) -> np.ndarray:
+        """``Q_i`` of every feature, int64 [N] (a scalar ``Q`` repeated)."""
+        return bits_array(self.bits_per_scalar, self.n_features)
+
+    @property
+    def mean_bits_per_scalar(self) -> float:
+        """``Q`` itself, or the mean of ``Q_i`` (0 for a vector of no features)."""
+        if not self.per_feature_bits:
+            return float(self.bits_per_scalar)
+        n = self.n_features
+        return float(np.sum(self.bits_per_scalar)) / n if n else 0.0
+
+    @property
+    def bits_per_feature(self) -> int | np.ndarray:
+        """``b = L Q`` bits per feature (int), or ``b_i = L Q_i`` (int64 [N]) per feature."""
         return self.scalars_per_feature * self.bits_per_scalar
 
     @property
-    def quantiser_step(self) -> float:
-        """``Delta = span / 2^Q``."""
+    def feature_bits(self) -> np.ndarray:
+        """``b_i = L Q_i`` of every feature, int64 [N]."""
+        return self.scalars_per_feature * self.feature_bits_per_scalar
+
+    @property
+    def quantiser_step(self) -> float | np.ndarray:
+        """``Delta = span / 2^Q`` (float), or ``Delta_i = span / 2^Q_i`` per feature ([N])."""
         return self.quantiser_span / 2.0**self.bits_per_scalar
 
     @cached_property
@@ -196,11 +245,38 @@ class Problem:
 
     @cached_property
     def symbols_per_feature(self) -> np.ndarray:
-        """``S(m) = ceil(b / beta(m))`` for each modulation, int64 [M] (non-increasing)."""
-        b = self.bits_per_feature
-        out = -(-b // self.bits_per_symbol)
+        """``S(m) = ceil(b / beta(m))`` for each modulation, int64 [M] (non-increasing).
+
+        Only when every feature has the same ``Q`` (:attr:`uniform_bits`); otherwise a
+        ConfigError: per-feature counts are :attr:`symbol_table`.
+        """
+        if not self.uniform_bits:
+            raise ConfigError(
+                "bits_per_scalar: per-feature values differ, so symbols per feature depend on "
+                "the feature; use Problem.symbol_table"
+            )
+        q = self.bits_per_scalar
+        if isinstance(q, np.ndarray):
+            q = int(q[0]) if q.size else 1
+        out = -(-(self.scalars_per_feature * q) // self.bits_per_symbol)
         out.setflags(write=False)
         return out
+
+    @cached_property
+    def symbol_table(self) -> np.ndarray:
+        """``S_i(m) = ceil(b_i / beta(m))``, int64 [N, M] (each row non-increasing in ``m``)."""
+        b = self.feature_bits
+        out = -(-b[:, None] // self.bits_per_symbol[None, :])
+        out.setflags(write=False)
+        return out
+
+    def symbols_of(self, features: np.ndarray) -> np.ndarray:
+        """Rows of :attr:`symbol_table` for ``features``, or :attr:`symbols_per_feature` [M]
+        when every feature has the same ``Q``: the form the pattern searches take (a 1-D
+        ``S[m]`` keeps their uniform fast paths; a table ``S[j, m]`` is per position)."""
+        if self.uniform_bits:
+            return self.symbols_per_feature
+        return self.symbol_table[np.asarray(features, dtype=np.int64)]
 
     def modulation_index(self, name: str) -> int:
         """Position of a modulation name in :attr:`modulations` (ConfigError if absent)."""
@@ -219,7 +295,9 @@ class Problem:
             if not f.init:
                 continue
             value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and value.dtype.kind == "i":
+                value = [int(v) for v in value]  # per-feature bits_per_scalar
+            elif isinstance(value, np.ndarray):
                 value = [float(v) for v in value]
             elif isinstance(value, tuple):
                 value = list(value)
@@ -284,8 +362,8 @@ class Problem:
             if not f.compare:
                 continue
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(a, np.ndarray):
-                if a.shape != b.shape or not np.array_equal(a, b):
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if type(a) is not type(b) or a.shape != b.shape or not np.array_equal(a, b):
                     return False
             elif a != b:
                 return False
@@ -363,9 +441,19 @@ class Allocation:
         return int(self.selected.size)
 
     def symbols_needed(self, problem: Problem) -> int:
-        """``sum_j ceil(b / beta(m_j))`` channel symbols."""
-        b = problem.bits_per_feature
-        return int(sum(-(-b // BITS_PER_SYMBOL[m]) for m in self.modulation))
+        """``sum_j ceil(b_j / beta(m_j))`` channel symbols (``b_j`` of feature ``selected[j]``).
+
+        With per-feature ``Q`` an index outside ``0..N-1`` raises ConfigError.
+        """
+        if not problem.per_feature_bits:
+            b = problem.bits_per_feature
+            return int(sum(-(-b // BITS_PER_SYMBOL[m]) for m in self.modulation))
+        if self.n_selected and self.selected.max() >= problem.n_features:
+            raise fail("selected", self.selected.tolist(),
+                       f"indices < N = {problem.n_features}", max_repr=_MAX_REPR)  # fmt: skip
+        bits = problem.feature_bits[self.selected]
+        beta = [BITS_PER_SYMBOL[m] for m in self.modulation]
+        return int(sum(-(-int(b) // k) for b, k in zip(bits, beta, strict=True)))
 
     def power_used(self) -> float:
         """``sum_j p_j``."""
@@ -385,7 +473,8 @@ class Allocation:
         bad = sorted(set(self.modulation) - set(problem.modulations))
         if bad:
             out.append(f"modulation {', '.join(bad)} not in the problem's set")
-        symbols = self.symbols_needed(problem)
+        in_range = not self.n_selected or self.selected.max() < problem.n_features
+        symbols = self.symbols_needed(problem) if in_range or not problem.per_feature_bits else 0
         if symbols > problem.symbol_budget:
             out.append(f"symbols {symbols} > S_max = {problem.symbol_budget:g}")
         used = self.power_used()
@@ -464,7 +553,9 @@ def random_problem(
     Gains ``g_k = |h_k|^2`` from :func:`channels.fading.fading_coefficients` (``awgn``: 1;
     ``rayleigh``: ``h ~ CN(0,1)``; ``rician``: K-factor ``rician_k``), ``sigma^2 = 1``,
     ``P_tot = SNR * K * sigma^2`` with ``SNR = 10^(snr_db/10)`` (docs/method.md §4.3),
-    ``S_max = eta * N * b / 2`` (all N features in QPSK times ``eta``, docs/method.md §4.6),
+    ``S_max = eta * N * L * Q / 2`` (all N features in QPSK times ``eta``, docs/method.md §4.6;
+    with per-feature ``bits_per_scalar`` ``Q`` is the mean of ``Q_i``, so ``eta = 1`` still
+    fits all N features in QPSK up to rounding),
     weights from :func:`random_weights`, drop distortion ``d_drop ~ U(0.05, 0.35)`` per scalar
     (``E[z^2]`` of a tanh-bounded feature). ``overrides`` replace any :class:`Problem` field.
     """
@@ -484,7 +575,10 @@ def random_problem(
     drop = rng.uniform(0.05, 0.35, size=n)
     noise = float(overrides.pop("noise_power", 1.0))
     L = overrides.get("scalars_per_feature", 64)
-    Q = overrides.get("bits_per_scalar", 8)
+    Q = check_bits_per_scalar("bits_per_scalar", overrides.get("bits_per_scalar", 8), n,
+                              MAX_BITS_PER_SCALAR, coerce=True, max_repr=_MAX_REPR)  # fmt: skip
+    if isinstance(Q, np.ndarray):  # the mean Q_i (exactly Q for a constant vector)
+        Q = float(Q.sum()) / n if n else 0.0
     data: dict[str, Any] = {
         "weights": weights,
         "drop_distortion": drop,
@@ -493,7 +587,7 @@ def random_problem(
         "symbol_budget": eta
         * n
         * check_int("scalars_per_feature", L, 1, coerce=True, max_repr=_MAX_REPR)
-        * check_int("bits_per_scalar", Q, 1, MAX_BITS_PER_SCALAR, coerce=True, max_repr=_MAX_REPR)
+        * Q
         / 2.0,
         "noise_power": noise,
     }

@@ -3,7 +3,8 @@
 Features are ranked by importance (ISFR: the natural index; baselines: sorted by ``w_i``).
 Only prefixes of the ranking are candidates: ``{r_0, ..., r_{n-1}}``, ``n in 0..n_max``, with
 ``n_max = min(N, K, floor(S_max / S_min))`` (``S_min`` = symbols of the highest-order
-modulation), beyond which no modulation pattern fits. This cuts ``2^N`` subsets to
+modulation), beyond which no modulation pattern fits (with per-feature ``Q``: the largest
+prefix whose features' ``S_min,i`` sum to at most ``S_max``). This cuts ``2^N`` subsets to
 ``n_max + 1`` and matches nested-dropout training (the decoder has learned "first n present").
 
 :func:`select_prefix` searches ``n`` by 1-D enumeration, optionally stopping once the
@@ -41,16 +42,29 @@ def priority_order(weights: np.ndarray, ordered_prior: bool = True) -> np.ndarra
     return np.lexsort((np.arange(weights.size), -weights)).astype(np.int64)
 
 
-def max_selectable(problem: Problem) -> int:
-    """``n_max = min(N, K, floor(S_max / S_min))``: the largest prefix some pattern fits."""
-    s_min = int(problem.symbols_per_feature.min())
-    fit = int(np.floor(problem.symbol_budget / s_min + 1e-12))
+def max_selectable(problem: Problem, order: np.ndarray | None = None) -> int:
+    """``n_max = min(N, K, floor(S_max / S_min))``: the largest prefix some pattern fits.
+
+    With per-feature ``Q`` (``S_min,i`` = symbols of feature ``i`` at the highest order) it is
+    the largest ``n <= min(N, K)`` with ``sum_{j<n} S_min,order[j] <= S_max`` for the ranking
+    ``order`` (default: the features by increasing ``S_min,i``, i.e. the most features any
+    selection can send).
+    """
+    if problem.uniform_bits:
+        if problem.n_features == 0:
+            return 0
+        s_min = int(problem.symbols_per_feature.min())
+        fit = int(np.floor(problem.symbol_budget / s_min + 1e-12))
+        return max(0, min(problem.n_features, problem.n_subchannels, fit))
+    s_min = problem.symbol_table.min(axis=1)
+    s_min = np.sort(s_min) if order is None else s_min[np.asarray(order, dtype=np.int64)]
+    fit = int(np.count_nonzero(np.cumsum(s_min) <= problem.symbol_budget + 1e-9))
     return max(0, min(problem.n_features, problem.n_subchannels, fit))
 
 
-def prefix_candidates(problem: Problem) -> range:
-    """Candidate prefix lengths ``0..n_max``."""
-    return range(max_selectable(problem) + 1)
+def prefix_candidates(problem: Problem, order: np.ndarray | None = None) -> range:
+    """Candidate prefix lengths ``0..n_max`` (``order`` as in :func:`max_selectable`)."""
+    return range(max_selectable(problem, order) + 1)
 
 
 @dataclass(frozen=True)

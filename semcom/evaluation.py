@@ -10,7 +10,9 @@ the fixed-draw-count case.
 the draws done, and the two-sided interval (Student-t or bootstrap,
 :func:`semcom.metrics.mean_ci`) is taken over the ``B`` images (over the draws when ``B = 1``).
 The bit-error rate's interval is Wilson's with the effective sample size of correlated errors
-(:func:`channels.montecarlo.block_interval`), one block per sent feature of ``L·Q`` bits.
+(:func:`channels.montecarlo.block_interval`), one block per sent feature of ``L·Q`` bits
+(``L·Q_i`` with per-feature bits: blocks of unequal sizes,
+:func:`channels.montecarlo.ratio_block_interval`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 import torch
 
 from channels.errors import check_int, fail
-from channels.montecarlo import block_interval
+from channels.feature_bits import bits_array, is_uniform
+from channels.montecarlo import block_interval, ratio_block_interval
 from semcom import metrics
 from semcom.importance.base import as_images, eval_mode
 
@@ -134,6 +137,8 @@ class LinkEvaluation:
         self._errors_f = np.zeros(link.n_features, dtype=np.int64)
         self._sent_f = np.zeros(link.n_features, dtype=np.int64)
         self._squares = 0
+        self._cross = 0  # sum over sent features of errors * bits (per-feature Q)
+        self._size_squares = 0  # sum over sent features of bits^2 (per-feature Q)
         self._seconds = 0.0
 
     def _labels(self, labels: Any) -> np.ndarray | None:
@@ -184,6 +189,12 @@ class LinkEvaluation:
             self._errors_f += frames.bit_errors.sum(axis=0)
             self._sent_f += frames.sent.sum(axis=0)
             self._squares += int((frames.bit_errors[frames.sent] ** 2).sum())
+            if np.ndim(link.bits_per_scalar):
+                bits_f = link.scalars_per_feature * bits_array(
+                    link.bits_per_scalar, link.n_features
+                )
+                self._cross += int((frames.bit_errors * bits_f)[frames.sent].sum())
+                self._size_squares += int(((bits_f**2) * frames.sent).sum())
             objective[sl] = frames.objective
             selected[sl] = frames.sent.sum(axis=1)
         for name, v in values.items():
@@ -217,9 +228,19 @@ class LinkEvaluation:
     def result(self) -> LinkResult:
         """Every metric with its interval, over the draws added so far."""
         link = self.link
-        lq = link.scalars_per_feature * link.bits_per_scalar
+        q = link.bits_per_scalar
+        if np.ndim(q) and np.size(q) and is_uniform(q):
+            q = int(q[0])  # equal Q_i: blocks of one size, as with a single Q
+        per_feature = bool(np.ndim(q))
+        lq = link.scalars_per_feature * (bits_array(q, link.n_features) if per_feature else q)
         blocks, errors = int(self._sent_f.sum()), int(self._errors_f.sum())
-        if blocks:
+        bits_sent = int((self._sent_f * lq).sum()) if per_feature else blocks * lq
+        if blocks and per_feature:  # blocks of L Q_i bits: unequal sizes
+            ber = errors / bits_sent
+            ber_ci = ratio_block_interval(errors, self._squares, self._cross,
+                                          self._size_squares, blocks, bits_sent,
+                                          self.confidence)  # fmt: skip
+        elif blocks:
             ber = errors / (blocks * lq)
             ber_ci = block_interval(errors, self._squares, blocks, lq, self.confidence)
         else:
@@ -245,7 +266,7 @@ class LinkEvaluation:
             selection_rate=[float(v) for v in self._sent_f / frames],
             mean_selected=float(np.mean(self._selected)),
             mean_objective=float(np.mean(self._objective)),
-            bit_errors=errors, bits_sent=blocks * lq, n_images=self.n_images,
+            bit_errors=errors, bits_sent=bits_sent, n_images=self.n_images,
             n_draws=self.n_draws, channel=link.channel, snr_db=link.snr_db, method=link.method,
             seed=link.seed, confidence=self.confidence, seconds=self._seconds,
             config=link.config(),

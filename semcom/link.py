@@ -2,7 +2,7 @@
 
 Per image (one *frame*)::
 
-    x [C, H, W] --encoder--> z [N, L] in [-1, 1] --quantiser (Q bits, channels.bits)--> codes
+    x [C, H, W] --encoder--> z [N, L] in [-1, 1] --quantiser (Q_i bits, channels.bits)--> codes
       --channel draw: h_k, k = 1..K (channels.fading: awgn | rayleigh | rician), g_k = |h_k|^2
       --optim.solve(Problem(w, d_drop, L, Q, g, sigma^2 = 1, P_tot, S_max), method)
             -> selected features, subchannel, modulation, per-symbol power
@@ -12,7 +12,16 @@ Per image (one *frame*)::
 
 Budgets (docs/method.md §4.3, §4.6, σ² = 1): ``P_tot = 10^(snr_db/10) · K`` (so the average SNR
 ``P_tot / (K σ²)`` is ``snr_db``) and ``S_max = η · N · L · Q / 2`` (``η = 1``: all ``N``
-features fit in QPSK). The kernel's noise variance per complex symbol is ``no = σ² = 1`` and
+features fit in QPSK).
+
+**Bits per feature.** ``bits_per_scalar`` is one ``Q`` for every feature or a sequence of
+``N`` values ``Q_i`` ([OUR CHOICE], docs/method.md §4.5): feature ``i`` is quantised with
+``Q_i`` bits (its codes in ``0..2^Q_i - 1``, :func:`quantize_torch` / :func:`dequantize_torch`
+or :func:`channels.bits.quantize` per feature), the allocation problem gets ``Q[N]`` (so a
+feature's bits set its symbols in the budget) and the kernels carry each feature's
+``L·Q_i`` bits. ``S_max`` then uses the mean ``Q`` (docs/method.md §4.6). A sequence of equal
+values gives exactly the results of the single ``Q`` (same problem, bits, noise and channel
+draws). The kernel's noise variance per complex symbol is ``no = σ² = 1`` and
 the allocation's powers are per-symbol powers in the same units, so feature ``i`` on
 subchannel ``k`` sees ``γ = g_k p_i / σ²`` (docs/conventions.md).
 
@@ -62,7 +71,8 @@ present (:func:`channels.kernels.backend.resolve_backend`).
 channel draws. The images are the independent units: each image's metric is averaged over its
 draws, and the Student-t interval is taken over the images (over the draws when there is one
 image). The BER interval is Wilson's with the effective sample size of correlated errors
-(:func:`channels.montecarlo.block_interval`, one block per sent feature of ``L·Q`` bits).
+(:func:`channels.montecarlo.block_interval`, one block per sent feature of ``L·Q`` bits; with
+per-feature ``Q_i`` the blocks differ in size: :func:`channels.montecarlo.ratio_block_interval`).
 """
 
 from __future__ import annotations
@@ -79,6 +89,7 @@ import optim
 from channels.bits import CODES, dequantize, quantize
 from channels.errors import ConfigError, check_int, check_real, fail
 from channels.fading import fading_coefficients
+from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
 from channels.kernels.backend import resolve_backend
 from channels.kernels.link_cpu import transmit_codes
 from channels.montecarlo import point_index
@@ -119,35 +130,81 @@ def drop_distortion(model: Any, images: Any, batch_size: int = 256) -> np.ndarra
     return total / images.shape[0]
 
 
-def quantize_torch(z: torch.Tensor, bits_per_scalar: int, code: str = "binary") -> torch.Tensor:
+def _per_feature(q: Any, like: torch.Tensor) -> torch.Tensor:
+    """``Q_i`` as a float64 column ``[N, 1]`` of ``2^Q_i`` on ``like``'s device (exact)."""
+    levels = 2.0 ** np.asarray(q, dtype=np.float64).reshape(-1, 1)
+    return torch.as_tensor(levels, dtype=torch.float64, device=like.device)
+
+
+def quantize_torch(z: torch.Tensor, bits_per_scalar: Any, code: str = "binary") -> torch.Tensor:
     """:func:`channels.bits.quantize` on a tensor, on its device: the same codes.
 
     ``i = min(floor((clip(z, -1, 1) + 1) · 2^Q / 2), 2^Q - 1)`` in float64 (exact: the
     operations are those of the NumPy version, in IEEE float64), Gray-coded for
     ``code="gray"``. Returns int16 (int32 for ``Q = 16``) ``[..., n]``. NaN is not checked here.
+    ``bits_per_scalar`` is one ``Q`` or ``Q_i`` per feature (``[N]``, for ``z [..., N, L]``:
+    feature ``i`` gets the codes of ``quantize(z[..., i, :], Q_i)``).
     """
-    levels = 1 << bits_per_scalar
-    scaled = (z.to(torch.float64).clamp(-1.0, 1.0) + 1.0) * (levels / 2.0)
-    indices = torch.floor(scaled).clamp_max(levels - 1).to(torch.int32)
+    if np.ndim(bits_per_scalar) == 0:
+        levels = 1 << int(bits_per_scalar)
+        scaled = (z.to(torch.float64).clamp(-1.0, 1.0) + 1.0) * (levels / 2.0)
+        indices = torch.floor(scaled).clamp_max(levels - 1).to(torch.int32)
+    else:
+        levels = _per_feature(bits_per_scalar, z)
+        scaled = (z.to(torch.float64).clamp(-1.0, 1.0) + 1.0) * (levels / 2.0)
+        indices = torch.minimum(torch.floor(scaled), levels - 1.0).to(torch.int32)
     if code == "gray":
         indices = indices ^ (indices >> 1)
-    return indices.to(torch.int16 if bits_per_scalar <= 15 else torch.int32)
+    return indices.to(torch.int16 if np.max(bits_per_scalar) <= 15 else torch.int32)
 
 
 def dequantize_torch(
-    codes: torch.Tensor, bits_per_scalar: int, code: str = "binary"
+    codes: torch.Tensor, bits_per_scalar: Any, code: str = "binary"
 ) -> torch.Tensor:
     """:func:`channels.bits.dequantize` on a tensor, with ``-1`` (feature not sent) -> 0.
 
     ``ẑ = -1 + (i + 1/2) · 2 / 2^Q`` in float64 (Gray codes decoded first), ``ẑ = 0`` where
-    ``codes == -1``: the CPU path's ``where(sent, dequantize(max(codes, 0)), 0)``.
+    ``codes == -1``: the CPU path's ``where(sent, dequantize(max(codes, 0)), 0)``. With
+    per-feature ``Q_i`` (``[N]``, ``codes [..., N, L]``), feature ``i``'s step is ``2 / 2^Q_i``.
     """
     c = codes.to(torch.int32).clamp_min(0)
     if code == "gray":
         for shift in (1, 2, 4, 8):
             c = c ^ (c >> shift)
-    z_hat = (c.to(torch.float64) + 0.5) * (2.0 / (1 << bits_per_scalar)) + -1.0
+    if np.ndim(bits_per_scalar) == 0:
+        step = 2.0 / (1 << int(bits_per_scalar))
+    else:
+        step = 2.0 / _per_feature(bits_per_scalar, codes)
+    z_hat = (c.to(torch.float64) + 0.5) * step + -1.0
     return torch.where(codes >= 0, z_hat, torch.zeros_like(z_hat))
+
+
+def quantize_features(z: np.ndarray, bits_per_scalar: Any, code: str = "binary") -> np.ndarray:
+    """:func:`channels.bits.quantize` of ``z [..., N, L]`` with one ``Q`` or ``Q_i`` per feature
+    (each feature's codes those of ``quantize(z[..., i, :], Q_i)``), int64."""
+    if np.ndim(bits_per_scalar) == 0:
+        return quantize(z, int(bits_per_scalar), code)
+    q = np.asarray(bits_per_scalar)
+    out = np.empty(z.shape, dtype=np.int64)
+    for value in np.unique(q):
+        idx = np.flatnonzero(q == value)
+        out[..., idx, :] = quantize(z[..., idx, :], int(value), code)
+    return out
+
+
+def dequantize_features(
+    codes: np.ndarray, bits_per_scalar: Any, code: str = "binary"
+) -> np.ndarray:
+    """:func:`channels.bits.dequantize` of ``codes [..., N, L]`` with one ``Q`` or ``Q_i`` per
+    feature, float64."""
+    if np.ndim(bits_per_scalar) == 0:
+        return dequantize(codes, int(bits_per_scalar), code)
+    q = np.asarray(bits_per_scalar)
+    out = np.empty(codes.shape, dtype=np.float64)
+    for value in np.unique(q):
+        idx = np.flatnonzero(q == value)
+        out[..., idx, :] = dequantize(codes[..., idx, :], int(value), code)
+    return out
 
 
 @dataclass(frozen=True)
@@ -188,7 +245,7 @@ def _transmit_on_device(
     h: np.ndarray,
     power: np.ndarray,
     no: float,
-    q: int,
+    q: int | np.ndarray,
     seed: int,
     point: int,
     trials: np.ndarray,
@@ -204,7 +261,7 @@ def _transmit_on_device(
     from channels.kernels import philox
     from channels.kernels.cuda_link import (
         chunk_plan,
-        chunk_symbols,
+        chunk_sizes,
         device_tables,
         link_frames_device,
     )
@@ -214,7 +271,7 @@ def _transmit_on_device(
     codes_hat = torch.empty_like(codes)
     if codes.numel() == 0:
         return codes_hat, np.zeros((b, n), dtype=np.int64)
-    chunk = chunk_symbols(q)
+    chunk = chunk_sizes(q)  # one C, or C_i per feature
     order, offsets = chunk_plan(m, length, q, chunk)
     key0, key1 = philox.seed_key(seed)
     with cuda.gpus[codes.device.index or 0]:
@@ -245,12 +302,13 @@ class SemanticLink:
         weights: importance ``w[N]`` (>= 0; e.g. :func:`semcom.importance.estimate`).
         drop_distortion: ``d_drop[N]``, per-scalar MSE of a dropped feature, ``E[z^2]``
             (:func:`drop_distortion`).
-        bits_per_scalar: ``Q`` in 1..16.
+        bits_per_scalar: ``Q`` in 1..16, or a sequence of ``N`` values ``Q_i`` in 1..16, one per
+            feature (module docstring, *Bits per feature*).
         channel: ``"awgn"``, ``"rayleigh"``, ``"rician"`` or ``"noiseless"``.
         n_subchannels: ``K >= 0``.
         snr_db: average SNR ``P_tot / (K σ²)`` in dB (Es/N0 per complex symbol), in
             ``[-300, 300]`` (:data:`semcom.limits.SNR_DB_LIMIT`); ``inf`` = noiseless link.
-        eta: symbol budget ``S_max = η N L Q / 2``, ``η >= 0``.
+        eta: symbol budget ``S_max = η N L Q / 2``, ``η >= 0`` (``Q``: the mean of ``Q_i``).
         method: an allocation method of ``optim.available_methods()``.
         rician_k: Rician K-factor (linear, ``0..1e6``), used by ``channel="rician"``.
         seed: 64-bit seed of every random draw.
@@ -290,7 +348,7 @@ class SemanticLink:
         model: Any,
         weights: Any,
         drop_distortion: Any,
-        bits_per_scalar: int = 8,
+        bits_per_scalar: int | Any = 8,
         channel: str = "rayleigh",
         n_subchannels: int = 16,
         snr_db: float = 10.0,
@@ -313,7 +371,14 @@ class SemanticLink:
             raise fail("model", type(model).__name__, "a SemanticModel with scalars_per_feature")
         self.n_features = int(model.n_features)
         self.scalars_per_feature = int(model.scalars_per_feature)
-        self.bits_per_scalar = check_int("bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR)
+        if np.ndim(bits_per_scalar) == 0 or isinstance(bits_per_scalar, str):
+            self.bits_per_scalar = check_int(
+                "bits_per_scalar", bits_per_scalar, 1, MAX_BITS_PER_SCALAR
+            )
+        else:
+            self.bits_per_scalar = check_bits_per_scalar(
+                "bits_per_scalar", bits_per_scalar, self.n_features, MAX_BITS_PER_SCALAR
+            )
         key = str(channel).strip().lower()
         if key not in CHANNELS:
             raise ConfigError(f"channel: {channel!r} is not one of {', '.join(CHANNELS)}")
@@ -337,19 +402,24 @@ class SemanticLink:
         self.batch_size = check_int("batch_size", batch_size, 1, 2**31)
         self.backend = resolve_backend(backend)
         self.method_options = dict(method_options or {})
-        if self.n_features * self.scalars_per_feature * self.bits_per_scalar >= 2**32:
-            raise fail("model", f"N*L*Q = {self.n_features}*{self.scalars_per_feature}*"
-                       f"{self.bits_per_scalar}", "fewer than 2**32 bits per frame")  # fmt: skip
+        q_sum = int(np.sum(bits_array(self.bits_per_scalar, self.n_features)))
+        if self.scalars_per_feature * q_sum >= 2**32:
+            q_text = (f"{self.n_features}*{self.scalars_per_feature}*{self.bits_per_scalar}"
+                      if np.ndim(self.bits_per_scalar) == 0
+                      else f"{self.scalars_per_feature}*{q_sum} (L * sum of Q_i)")  # fmt: skip
+            raise fail("model", f"N*L*Q = {q_text}", "fewer than 2**32 bits per frame")
         for name, value in (("weights", weights), ("drop_distortion", drop_distortion)):
             if np.shape(value) != (self.n_features,):
                 raise fail(name, f"array of shape {np.shape(value)}", f"shape ({self.n_features},)")
         # the allocation problem's fields are validated once, by optim, on a template
         power = 1.0 if self.noiseless else 10.0 ** (self.snr_db / 10.0) * self.n_subchannels
+        q_mean = self.bits_per_scalar  # the mean Q_i with per-feature Q (exact for equal ones)
+        if np.ndim(q_mean):
+            q_mean = q_sum / self.n_features if self.n_features else 0.0
         self._template = dict(
             weights=weights, drop_distortion=drop_distortion,
             power_budget=power,
-            symbol_budget=self.eta * self.n_features * self.scalars_per_feature
-            * self.bits_per_scalar / 2.0,
+            symbol_budget=self.eta * self.n_features * self.scalars_per_feature * q_mean / 2.0,
             scalars_per_feature=self.scalars_per_feature, bits_per_scalar=self.bits_per_scalar,
             noise_power=NOISE_POWER, modulations=tuple(modulations), ber_model=ber_model,
         )  # fmt: skip
@@ -364,10 +434,14 @@ class SemanticLink:
         self.ber_model = probe.ber_model
         self._check_method_options(probe)
         self._randomised = bool(getattr(ALLOCATION.get(self.method), "randomised", False))
+        # equal Q_i are the single Q here too, so both give the same streams
+        q_key = self.bits_per_scalar
+        if np.ndim(q_key):
+            q_key = int(q_key[0]) if is_uniform(q_key) and q_key.size else tuple(q_key.tolist())
         self._point = point_index(
             "semcom.link", self.channel, self.snr_db,
             self.rician_k if self.channel == "rician" else 0.0, self.n_subchannels,
-            self.eta, self.method, self.bits_per_scalar, self.code, self.modulations,
+            self.eta, self.method, q_key, self.code, self.modulations,
             self.ber_model,
         )  # fmt: skip
         self._cache: dict[bytes, tuple[optim.Allocation, float]] = {}
@@ -413,7 +487,8 @@ class SemanticLink:
         return {
             "channel": self.channel, "snr_db": self.snr_db, "n_subchannels": self.n_subchannels,
             "eta": self.eta, "method": self.method, "rician_k": self.rician_k, "seed": self.seed,
-            "bits_per_scalar": self.bits_per_scalar, "code": self.code,
+            "bits_per_scalar": (self.bits_per_scalar.tolist() if np.ndim(self.bits_per_scalar)
+                                else self.bits_per_scalar), "code": self.code,
             "modulations": list(self.modulations), "ber_model": self.ber_model,
             "n_features": self.n_features, "scalars_per_feature": self.scalars_per_feature,
             "backend": self.backend,
@@ -510,7 +585,7 @@ class SemanticLink:
             codes = quantize_torch(z, q, self.code)
             has_nan = torch.isnan(z).any()
         else:
-            codes = quantize(z.to(torch.float64).cpu().numpy(), q, self.code)
+            codes = quantize_features(z.to(torch.float64).cpu().numpy(), q, self.code)
 
         point = self.draw_point(draw)
         trials = np.arange(first_image, first_image + b, dtype=np.int64)
@@ -552,7 +627,7 @@ class SemanticLink:
             out = transmit_codes(codes, m, h_feat, p_feat, no, q, seed=self.seed, point=point,
                                  trials=trials, backend=self.backend)  # fmt: skip
             bit_errors = out.bit_errors
-            z_hat = dequantize(np.maximum(out.codes_hat, 0), q, self.code)
+            z_hat = dequantize_features(np.maximum(out.codes_hat, 0), q, self.code)
             received = np.where(sent[:, :, None], z_hat, 0.0)
         z_in = torch.as_tensor(received).to(device=device, dtype=z.dtype)
         with eval_mode(self.model), torch.no_grad():
@@ -618,7 +693,9 @@ __all__ = [
     "LinkFrames",
     "LinkResult",
     "SemanticLink",
+    "dequantize_features",
     "dequantize_torch",
     "drop_distortion",
+    "quantize_features",
     "quantize_torch",
 ]

@@ -1,8 +1,9 @@
 """Numba-CUDA twin of the semantic-link kernel :func:`channels.kernels.link_cpu.link_frames`.
 
 Same link, same noise: symbol ``s`` of feature ``i`` of frame ``b`` takes its noise from the
-Philox counter ``(i·L·Q + s, trial[b], point, 0)``, so both backends send the same bits and
-add the same noise (within float32 rounding in the fast mode; see :mod:`channels.kernels.cuda`).
+Philox counter ``(first_i + s, trial[b], point, 0)`` (``first_i = L·sum_{j<i} Q_j``, ``i·L·Q``
+with one ``Q``), so both backends send the same bits and add the same noise (within float32
+rounding in the fast mode; see :mod:`channels.kernels.cuda`).
 
 GPU layout: balanced chunks of symbols, grouped by modulation. The CPU kernel walks a feature's
 ``S = ceil(L·Q / m)`` symbols in one thread; a feature sent with BPSK has 6 times more symbols
@@ -10,8 +11,9 @@ than one sent with 64-QAM, so one thread per feature would leave most lanes of a
 Here each feature's symbols are cut into chunks of ``C`` symbols (the last may be shorter) and
 one thread sends one chunk. ``C`` is a multiple of ``U = lcm_m(Q / gcd(m, Q))`` over the
 modulations, so a chunk starts at bit ``c·C·m``, a multiple of ``lcm(m, Q)``: on a code
-boundary. A chunk therefore reads and writes whole codes of its own, and the threads never
-share a code. The features (jobs ``b·N + i``) are ordered by modulation (:func:`chunk_plan`:
+boundary (with per-feature ``Q_i``, each feature has its own ``C_i``: :func:`chunk_sizes`).
+A chunk therefore reads and writes whole codes of its own, and the threads never share a
+code. The features (jobs ``b·N + i``) are ordered by modulation (:func:`chunk_plan`:
 a stable sort of ``m``), so that the lanes of a warp run the same modulation and branch
 alike; chunk ``g`` finds its job by binary search in the prefix sums ``offsets`` of the chunk
 counts in that order. Its bit errors are added to ``errors[b, i]`` with one integer atomic
@@ -34,6 +36,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from channels.feature_bits import bit_offsets, bits_array
 from channels.kernels import distortion
 from channels.kernels.cuda import (
     F32_ZERO,
@@ -61,19 +64,39 @@ def chunk_symbols(q: int, symbols_per_thread: int = DEFAULT_SYMBOLS_PER_THREAD) 
     return unit * max(1, round(int(symbols_per_thread) / unit))
 
 
+def chunk_sizes(q: int | np.ndarray, symbols_per_thread: int = DEFAULT_SYMBOLS_PER_THREAD):
+    """:func:`chunk_symbols` of one ``Q`` (an int), or of each ``Q_i`` (int64 ``[N]``)."""
+    if np.ndim(q) == 0:
+        return chunk_symbols(int(q), symbols_per_thread)
+    cache = {int(v): chunk_symbols(int(v), symbols_per_thread) for v in np.unique(q)}
+    return np.array([cache[int(v)] for v in np.asarray(q).reshape(-1)], dtype=np.int64)
+
+
 def chunk_plan(
-    bits_per_symbol: np.ndarray, n_scalars: int, q: int, chunk: int, *, grouped: bool = True
+    bits_per_symbol: np.ndarray,
+    n_scalars: int,
+    q: int | np.ndarray,
+    chunk: int | np.ndarray,
+    *,
+    grouped: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(order, offsets)``: the jobs in launch order and the prefix sums of their chunks.
 
-    ``order``: int32 ``[B·N]``, jobs ``b·N + i`` sorted by modulation (stable; ``grouped=False``
-    keeps ``0..B·N-1``). ``offsets``: int64 ``[B·N + 1]``, ``offsets[k + 1] - offsets[k] =
-    ceil(ceil(L·Q / m) / C)`` chunks of job ``order[k]`` (0 for ``m = 0``); ``offsets[-1]`` is
-    the number of threads to launch.
+    ``bits_per_symbol`` is ``[B, N]``; ``q`` and ``chunk`` are one ``Q`` and ``C`` or one per
+    feature (``[N]``, :func:`chunk_sizes`). ``order``: int32 ``[B·N]``, jobs ``b·N + i`` sorted
+    by modulation (stable; ``grouped=False`` keeps ``0..B·N-1``). ``offsets``: int64
+    ``[B·N + 1]``, ``offsets[k + 1] - offsets[k] = ceil(ceil(L·Q_i / m) / C_i)`` chunks of job
+    ``order[k]`` (0 for ``m = 0``); ``offsets[-1]`` is the number of threads to launch.
     """
-    m = np.asarray(bits_per_symbol, dtype=np.int64).reshape(-1)
+    m = np.asarray(bits_per_symbol, dtype=np.int64)
+    n_features = m.shape[-1] if m.ndim else 1
+    m = m.reshape(-1)
     order = np.argsort(m, kind="stable") if grouped else np.arange(m.size)
     m = m[order]
+    if np.ndim(q) or np.ndim(chunk):  # per feature: feature of job k is order[k] % N
+        feature = order % max(n_features, 1)
+        q = np.broadcast_to(np.asarray(q, dtype=np.int64), (n_features,))[feature]
+        chunk = np.broadcast_to(np.asarray(chunk, dtype=np.int64), (n_features,))[feature]
     symbols = np.where(m > 0, -(-(n_scalars * q) // np.maximum(m, 1)), 0)
     offsets = np.zeros(m.size + 1, dtype=np.int64)
     np.cumsum(-(-symbols // chunk), out=offsets[1:])
@@ -116,6 +139,7 @@ def _link_chunks_exact(
     power,
     sigma,
     q,
+    first,
     key0,
     key1,
     point,
@@ -129,15 +153,18 @@ def _link_chunks_exact(
     codes_out,
     errors_out,
 ):  # noqa: ANN001, ANN201 (CUDA kernel)
-    """float64: one thread per chunk of symbols (module docstring); arguments of ``link_frames``."""
+    """float64: one thread per chunk of symbols (module docstring); the arguments of
+    ``link_frames`` with ``q``, ``first`` (first bit of each feature) and ``chunk`` (``C_i``)
+    int64 device arrays ``[N]``."""
     n_frames, n_features, n_scalars = codes.shape
     total_chunks = offsets[order.shape[0]]
-    bits_per_feature = n_scalars * q
-    code_mask = (1 << q) - 1
     for g in range(cuda.grid(1), total_chunks, cuda.gridsize(1)):
         job, first_chunk = find_job(order, offsets, g)
         b = job // n_features
         i = job - b * n_features
+        qi = q[i]
+        bits_per_feature = n_scalars * qi
+        code_mask = (1 << qi) - 1
         m = np.int64(bits_per_symbol[b, i])  # int8 on the device: widen before shifting
         trial = np.uint32(trials[b])
         amplitude = math.sqrt(power[b, i])
@@ -153,10 +180,10 @@ def _link_chunks_exact(
         position_scale = 0.5 / math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 0.5
         label_mask = (1 << m) - 1
         n_symbols = (bits_per_feature + m - 1) // m
-        first_index = i * bits_per_feature
-        s_begin = (g - first_chunk) * chunk
-        s_end = imin(s_begin + chunk, n_symbols)
-        read = (s_begin * m) // q  # the chunk starts on a code boundary
+        first_index = first[i]
+        s_begin = (g - first_chunk) * chunk[i]
+        s_end = imin(s_begin + chunk[i], n_symbols)
+        read = (s_begin * m) // qi  # the chunk starts on a code boundary
         written = read
         acc_in = 0
         n_in = 0
@@ -166,9 +193,9 @@ def _link_chunks_exact(
         for s in range(s_begin, s_end):
             while n_in < m:
                 if read < n_scalars:
-                    acc_in = (acc_in << q) | (np.int64(codes[b, i, read]) & code_mask)
+                    acc_in = (acc_in << qi) | (np.int64(codes[b, i, read]) & code_mask)
                     read += 1
-                    n_in += q
+                    n_in += qi
                 else:  # zero padding of the last symbol
                     acc_in <<= m - n_in
                     n_in = m
@@ -200,8 +227,8 @@ def _link_chunks_exact(
             errors += cuda.popc(np.uint32((label ^ decided) >> (m - valid)))
             acc_out = (acc_out << valid) | (decided >> (m - valid))
             n_out += valid
-            while n_out >= q:
-                n_out -= q
+            while n_out >= qi:
+                n_out -= qi
                 codes_out[b, i, written] = (acc_out >> n_out) & code_mask
                 written += 1
                 acc_out &= (1 << n_out) - 1
@@ -217,6 +244,7 @@ def _link_chunks_fast(
     power,
     sigma,
     q,
+    first,
     key0,
     key1,
     point,
@@ -233,14 +261,15 @@ def _link_chunks_fast(
     """float32 twin of :func:`_link_chunks_exact` (``sigma`` and the tables float32)."""
     n_frames, n_features, n_scalars = codes.shape
     total_chunks = offsets[order.shape[0]]
-    bits_per_feature = n_scalars * q
-    code_mask = (1 << q) - 1
     noisy = sigma > F32_ZERO
     one = np.float32(1.0)
     for g in range(cuda.grid(1), total_chunks, cuda.gridsize(1)):
         job, first_chunk = find_job(order, offsets, g)
         b = job // n_features
         i = job - b * n_features
+        qi = q[i]
+        bits_per_feature = n_scalars * qi
+        code_mask = (1 << qi) - 1
         m = np.int64(bits_per_symbol[b, i])
         trial = np.uint32(trials[b])
         amplitude = math.sqrt(np.float32(power[b, i]))
@@ -256,10 +285,10 @@ def _link_chunks_fast(
         position_scale = np.float32(0.5 / math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 0.5)
         label_mask = (1 << m) - 1
         n_symbols = (bits_per_feature + m - 1) // m
-        first_index = i * bits_per_feature
-        s_begin = (g - first_chunk) * chunk
-        s_end = imin(s_begin + chunk, n_symbols)
-        read = (s_begin * m) // q  # the chunk starts on a code boundary
+        first_index = first[i]
+        s_begin = (g - first_chunk) * chunk[i]
+        s_end = imin(s_begin + chunk[i], n_symbols)
+        read = (s_begin * m) // qi  # the chunk starts on a code boundary
         written = read
         acc_in = 0
         n_in = 0
@@ -269,9 +298,9 @@ def _link_chunks_fast(
         for s in range(s_begin, s_end):
             while n_in < m:
                 if read < n_scalars:
-                    acc_in = (acc_in << q) | (np.int64(codes[b, i, read]) & code_mask)
+                    acc_in = (acc_in << qi) | (np.int64(codes[b, i, read]) & code_mask)
                     read += 1
-                    n_in += q
+                    n_in += qi
                 else:  # zero padding of the last symbol
                     acc_in <<= m - n_in
                     n_in = m
@@ -303,8 +332,8 @@ def _link_chunks_fast(
             errors += cuda.popc(np.uint32((label ^ decided) >> (m - valid)))
             acc_out = (acc_out << valid) | (decided >> (m - valid))
             n_out += valid
-            while n_out >= q:
-                n_out -= q
+            while n_out >= qi:
+                n_out -= qi
                 codes_out[b, i, written] = (acc_out >> n_out) & code_mask
                 written += 1
                 acc_out &= (1 << n_out) - 1
@@ -318,7 +347,7 @@ def link_frames_device(
     h_im: object,
     power: object,
     sigma: float,
-    q: int,
+    q: int | np.ndarray,
     key0: int,
     key1: int,
     point: int,
@@ -326,7 +355,7 @@ def link_frames_device(
     order: object,
     offsets: object,
     total_chunks: int,
-    chunk: int,
+    chunk: int | np.ndarray,
     tables: tuple,
     codes_out: object,
     errors_out: object,
@@ -341,8 +370,10 @@ def link_frames_device(
     Args:
         codes: integer device array ``[B, N, L]``; bits_per_symbol: integer ``[B, N]``.
         h_re, h_im, power: float64 ``[B, N]``; trials: uint32 ``[B]``.
+        q: bits per scalar, one ``Q`` (int) or ``Q_i`` per feature (host integers ``[N]``).
         order, offsets: device arrays of :func:`chunk_plan`; total_chunks: ``offsets[-1]``
-            (host integer: the grid size); chunk: :func:`chunk_symbols`.
+            (host integer: the grid size); chunk: :func:`chunk_sizes` of ``q`` (int or host
+            ``[N]``), as given to :func:`chunk_plan`.
         tables: ``device_tables(fast)``, the constellation tables of the mode.
         codes_out: signed integer ``[B, N, L]``; errors_out: int64 ``[B, N]``.
         fast: the float32 kernel (default) or the float64 one (module docstring).
@@ -352,16 +383,22 @@ def link_frames_device(
     Any device arrays do: Numba's, or CuPy / PyTorch tensors through
     ``numba.cuda.as_cuda_array`` (zero-copy ``__cuda_array_interface__``).
     """
-    n_frames, n_features, _ = codes.shape
+    n_frames, n_features, n_scalars = codes.shape
+    q_arr = bits_array(q, n_features)
+    layout = np.stack([  # per feature: Q_i, first bit, chunk length (N int64 each)
+        q_arr, bit_offsets(q_arr, n_scalars),
+        np.broadcast_to(np.asarray(chunk, dtype=np.int64), (n_features,)),
+    ]).astype(np.int64)  # fmt: skip
+    d_layout = cuda.to_device(layout, stream=stream)
     blocks, threads = launch_shape(n_frames * n_features, threads_per_block, max_blocks)
     _link_init[blocks, threads, stream](bits_per_symbol, codes_out, errors_out)
     kernel = _link_chunks_fast if fast else _link_chunks_exact
     real = arithmetic(fast).real
     blocks, threads = launch_shape(max(int(total_chunks), 1), threads_per_block, max_blocks)
     kernel[blocks, threads, stream](
-        codes, bits_per_symbol, h_re, h_im, power, real(sigma), np.int64(q),
+        codes, bits_per_symbol, h_re, h_im, power, real(sigma), d_layout[0], d_layout[1],
         np.uint32(key0), np.uint32(key1), np.uint32(point), trials, order, offsets,
-        np.int64(chunk), *tables, codes_out, errors_out,
+        d_layout[2], *tables, codes_out, errors_out,
     )  # fmt: skip
 
 
@@ -387,9 +424,11 @@ def _simulated() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
-def code_dtype(q: int) -> type:
-    """The smallest signed dtype holding ``Q``-bit codes and the ``-1`` of features not sent."""
-    return np.int16 if q <= 15 else np.int32
+def code_dtype(q: int | np.ndarray) -> type:
+    """The smallest signed dtype holding ``Q``-bit codes and the ``-1`` of features not sent
+    (the largest ``Q_i`` when given per feature)."""
+    top = int(np.max(q, initial=1))
+    return np.int16 if top <= 15 else np.int32
 
 
 def link_frames_cuda(
@@ -399,7 +438,7 @@ def link_frames_cuda(
     h_im: np.ndarray,
     power: np.ndarray,
     sigma: float,
-    q: int,
+    q: int | np.ndarray,
     key0: int,
     key1: int,
     point: int,
@@ -423,7 +462,8 @@ def link_frames_cuda(
     device keeps its own copy, :func:`device_tables`). The codes travel as int16 (int32 for
     ``Q = 16``) and the modulations as int8. ``symbols_per_thread``, ``threads_per_block``,
     ``max_blocks`` and ``grouped`` (:func:`chunk_plan`) change the speed only; ``fast``
-    selects the float32 kernel (default) or the float64 one.
+    selects the float32 kernel (default) or the float64 one. ``q`` is one ``Q`` or ``Q_i`` per
+    feature (``[N]``).
     """
     del level_i, level_q, label_at  # the device's copies of the same tables
     n_frames, n_features, n_scalars = codes.shape
@@ -431,7 +471,7 @@ def link_frames_cuda(
         errors_out[...] = 0
         return
     dtype = code_dtype(q)
-    chunk = chunk_symbols(q, symbols_per_thread)
+    chunk = chunk_sizes(q, symbols_per_thread)
     order, offsets = chunk_plan(bits_per_symbol, n_scalars, q, chunk, grouped=grouped)
     d_codes_out = cuda.device_array(codes.shape, dtype=dtype)
     d_errors = cuda.device_array((n_frames, n_features), dtype=np.int64)
@@ -456,12 +496,13 @@ feature_squared_error = cuda.jit(device=True)(distortion.feature_squared_error)
 
 @cuda.jit
 def _squared_error(z, codes_hat, q, gray, sq_out):  # noqa: ANN001, ANN201 (CUDA kernel)
-    """``sq_out[b, i] = sum_l (z[b, i, l] - ẑ[b, i, l])^2``, one thread per feature."""
+    """``sq_out[b, i] = sum_l (z[b, i, l] - ẑ[b, i, l])^2``, one thread per feature
+    (``q``: int64 ``[N]``)."""
     n_frames, n_features, _ = z.shape
-    step = 2.0 / (1 << q)
     for job in range(cuda.grid(1), n_frames * n_features, cuda.gridsize(1)):
         b = job // n_features
         i = job - b * n_features
+        step = 2.0 / (1 << q[i])
         sq_out[b, i] = feature_squared_error(z, codes_hat, b, i, step, gray)
 
 
@@ -480,7 +521,7 @@ def squared_error_cuda(
     z: np.ndarray,
     codes_hat: np.ndarray,
     weights: np.ndarray,
-    q: int,
+    q: int | np.ndarray,
     gray: bool,
     sq_out: np.ndarray,
     weighted_out: np.ndarray,
@@ -496,7 +537,8 @@ def squared_error_cuda(
     _squared_error[blocks, threads](
         cuda.to_device(np.ascontiguousarray(z, dtype=np.float64)),
         cuda.to_device(np.ascontiguousarray(codes_hat, dtype=code_dtype(q))),
-        np.int64(q), bool(gray), d_sq,
+        cuda.to_device(np.ascontiguousarray(bits_array(q, n_features), dtype=np.int64)),
+        bool(gray), d_sq,
     )  # fmt: skip
     blocks, threads = launch_shape(n_frames, threads_per_block, max_blocks)
     d_weights = cuda.to_device(np.ascontiguousarray(weights, dtype=np.float64))
@@ -507,6 +549,7 @@ def squared_error_cuda(
 
 __all__ = [
     "chunk_plan",
+    "chunk_sizes",
     "chunk_symbols",
     "code_dtype",
     "device_tables",

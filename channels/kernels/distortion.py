@@ -2,7 +2,8 @@
 
 For frame ``b``, feature ``i`` and scalar ``l`` with sent value ``z[b, i, l]`` and received
 code ``c = codes_hat[b, i, l]`` (``-1``: feature not sent), the received value is the bin
-midpoint ``ẑ = -1 + (c + 1/2) Δ`` with ``Δ = 2 / 2^Q`` (:func:`channels.bits.dequantize`; Gray
+midpoint ``ẑ = -1 + (c + 1/2) Δ_i`` with ``Δ_i = 2 / 2^Q_i`` (one ``Q`` or per-feature ``Q_i``,
+:mod:`channels.feature_bits`) (:func:`channels.bits.dequantize`; Gray
 codes decoded first), or ``ẑ = 0`` for a feature not sent (the link zero-fills it). Outputs:
 
     sq[b, i] = sum_l (z[b, i, l] - ẑ[b, i, l])^2                       (per-feature squared error)
@@ -25,6 +26,7 @@ import numpy as np
 
 from channels.bits import CODES
 from channels.errors import fail
+from channels.feature_bits import bits_array, check_bits_per_scalar
 from channels.kernels.backend import resolve_backend
 
 MAX_Q = 16
@@ -33,8 +35,8 @@ MAX_Q = 16
 def feature_squared_error(z, codes_hat, b, i, step, gray):  # noqa: ANN001, ANN201 (compiled)
     """``sum_l (z[b, i, l] - ẑ[b, i, l])^2`` of one feature, scalars in order (module docstring).
 
-    ``step`` is the bin width ``Δ = 2 / 2^Q``. Plain Python compiled by ``numba.njit`` for
-    :func:`distortion_frames` and by ``cuda.jit(device=True)`` for its CUDA twin
+    ``step`` is the feature's bin width ``Δ_i = 2 / 2^Q_i``. Plain Python compiled by
+    ``numba.njit`` for :func:`distortion_frames` and by ``cuda.jit(device=True)`` for its CUDA twin
     (:mod:`channels.kernels.cuda_link`), so both backends compute the same sum.
     """
     s = 0.0
@@ -57,23 +59,32 @@ _feature_squared_error = numba.njit(inline="always")(feature_squared_error)
 
 
 @numba.njit(parallel=True, cache=True)
+def _distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out):  # noqa: ANN001, ANN201
+    """The kernel of :func:`distortion_frames`, with ``q`` an int64 array ``[N]``."""
+    n_frames, n_features, n_scalars = z.shape
+    for b in numba.prange(n_frames):
+        acc = 0.0
+        for i in range(n_features):
+            step = 2.0 / (1 << q[i])
+            s = _feature_squared_error(z, codes_hat, b, i, step, gray)
+            sq_out[b, i] = s
+            acc += weights[b, i] * (s / n_scalars)
+        weighted_out[b] = acc
+
+
 def distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out):  # noqa: ANN001, ANN201
     """Per-feature squared errors and per-frame weighted distortion (module docstring).
 
     Args:
         z: float64 ``[B, N, L]``; codes_hat: integer ``[B, N, L]`` (``-1``: not sent).
-        weights: float64 ``[B, N]``; q: bits per scalar; gray: codes are Gray codes.
+        weights: float64 ``[B, N]``; q: bits per scalar, ``Q`` (an int) or ``Q_i`` (integers
+            ``[N]``); gray: codes are Gray codes.
         sq_out: float64 ``[B, N]`` output; weighted_out: float64 ``[B]`` output.
+
+    Unchecked; :func:`feature_distortion` validates.
     """
-    n_frames, n_features, n_scalars = z.shape
-    step = 2.0 / (1 << q)
-    for b in numba.prange(n_frames):
-        acc = 0.0
-        for i in range(n_features):
-            s = _feature_squared_error(z, codes_hat, b, i, step, gray)
-            sq_out[b, i] = s
-            acc += weights[b, i] * (s / n_scalars)
-        weighted_out[b] = acc
+    q = np.ascontiguousarray(bits_array(q, z.shape[1]), dtype=np.int64)
+    _distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out)
 
 
 class Distortion(NamedTuple):
@@ -89,7 +100,7 @@ def feature_distortion(
     z: Any,
     codes_hat: Any,
     weights: Any,
-    bits_per_scalar: int,
+    bits_per_scalar: int | Any,
     *,
     code: str = "binary",
     backend: str = "auto",
@@ -101,7 +112,8 @@ def feature_distortion(
         codes_hat: integer ``[B, N, L]``: received codes in ``0..2^Q - 1``, ``-1`` for features
             not sent (``channels.kernels.link_cpu.transmit_codes(...).codes_hat``).
         weights: importance ``w`` broadcastable to ``[B, N]`` (e.g. ``[N]``), finite.
-        bits_per_scalar: ``Q`` in 1..16; code: ``"binary"`` or ``"gray"``.
+        bits_per_scalar: ``Q`` in 1..16, or ``Q_i`` per feature (integers ``[N]``);
+            code: ``"binary"`` or ``"gray"``.
         backend: "auto", "cpu" or "cuda" (:func:`channels.kernels.backend.resolve_backend`).
 
     Returns:
@@ -113,25 +125,31 @@ def feature_distortion(
         >>> out = feature_distortion(z, codes, [1.0, 2.0], 2, backend="cpu")
         >>> out.squared_error.round(4).tolist(), out.weighted.round(5).tolist()
         ([[0.125, 0.0625]], [0.125])
+        >>> per_feature = feature_distortion(z, [[[3, 1], [5, 4]]], 1.0, [2, 3], backend="cpu")
+        >>> per_feature.squared_error.round(4).tolist()            # Q = 2, then Q = 3
+        [[0.125, 0.0312]]
     """
-    if isinstance(bits_per_scalar, bool) or not isinstance(bits_per_scalar, int | np.integer):
-        raise fail("bits_per_scalar", bits_per_scalar, f"an integer in 1..{MAX_Q}")
-    q = int(bits_per_scalar)
-    if not 1 <= q <= MAX_Q:
+    scalar = isinstance(bits_per_scalar, int | np.integer) and not isinstance(bits_per_scalar, bool)
+    if scalar and not 1 <= bits_per_scalar <= MAX_Q:
         raise fail("bits_per_scalar", bits_per_scalar, f"an integer in 1..{MAX_Q}")
     if code not in CODES:
         raise fail("code", code, " or ".join(CODES))
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 3:
         raise fail("z", f"array of shape {z.shape}", "shape [B, N, L]")
+    q = int(bits_per_scalar) if scalar else check_bits_per_scalar(
+        "bits_per_scalar", bits_per_scalar, z.shape[1], MAX_Q
+    )  # fmt: skip
     codes_hat = np.asarray(codes_hat)
     if not np.issubdtype(codes_hat.dtype, np.integer) or codes_hat.shape != z.shape:
         raise fail("codes_hat", f"{codes_hat.dtype} array of shape {codes_hat.shape}",
                    f"an integer array of the shape of z {z.shape}")  # fmt: skip
-    top = (1 << q) - 1
-    if codes_hat.size and (codes_hat.min() < -1 or codes_hat.max() > top):
-        bad = codes_hat[(codes_hat < -1) | (codes_hat > top)].flat[0]
-        raise fail("codes_hat", int(bad), f"values in 0..{top}, or -1 for a feature not sent")
+    top = (1 << bits_array(q, z.shape[1]))[None, :, None] - 1
+    over = (codes_hat < -1) | (codes_hat > top)
+    if codes_hat.size and over.any():
+        feature = int(np.argwhere(over)[0, 1])
+        bad, top_i = codes_hat[over].flat[0], int(top[0, feature, 0])
+        raise fail("codes_hat", int(bad), f"values in 0..{top_i}, or -1 for a feature not sent")
     shape = z.shape[:2]
     try:
         w = np.ascontiguousarray(np.broadcast_to(np.asarray(weights, np.float64), shape))

@@ -1,14 +1,16 @@
 """Fused Numba CPU kernel of the digital semantic link: bits -> symbols -> channel -> codes.
 
 One *frame* carries the quantised features of one image, ``codes[b, i, l]`` (``Q``-bit codes,
-``b`` frame, ``i`` feature, ``l`` scalar). Feature ``i`` of frame ``b`` is sent with its own
-modulation of ``m = bits_per_symbol[b, i]`` bits per symbol (0: not sent) over its subchannel
-gain ``h[b, i]`` at per-symbol transmit power ``p[b, i]``:
+``b`` frame, ``i`` feature, ``l`` scalar; ``Q`` may be per feature, ``Q_i``, each feature's
+codes in ``0..2^Q_i - 1`` of the one integer array, :mod:`channels.feature_bits`). Feature
+``i`` of frame ``b`` is sent with its own modulation of ``m = bits_per_symbol[b, i]`` bits per
+symbol (0: not sent) over its subchannel gain ``h[b, i]`` at per-symbol transmit power
+``p[b, i]``:
 
-1. Bits: the ``L·Q`` bits of the feature, each code most significant bit first, scalars in
-   order (``channels.bits.indices_to_bits(codes[b, i], Q).reshape(-1)``).
+1. Bits: the ``L·Q_i`` bits of the feature, each code most significant bit first, scalars in
+   order (``channels.bits.indices_to_bits(codes[b, i], Q_i).reshape(-1)``).
 2. Symbols: consecutive groups of ``m`` bits, the first bit most significant in the label, the
-   last group zero-padded; ``S = ceil(L·Q / m)`` symbols mapped with the Gray labels of
+   last group zero-padded; ``S = ceil(L·Q_i / m)`` symbols mapped with the Gray labels of
    ``channels.get_modulation`` (unit energy; BPSK real).
 3. Channel: ``y = h sqrt(p) x + n``, ``n ~ CN(0, no)`` (docs/conventions.md: ``no / 2`` per real
    dimension, per-symbol SNR ``gamma = |h|^2 p / no``).
@@ -17,11 +19,14 @@ gain ``h[b, i]`` at per-symbol transmit power ``p[b, i]``:
    A feature sent with ``g = 0`` (zero power or gain) leaves ``y = n``; the receiver then
    decides on ``y`` itself, so its decisions carry no information about the data.
 5. Output: received codes ``codes_hat[b, i, l]`` (``-1`` for features not sent) and the bit
-   errors per feature ``errors[b, i]`` (over the ``L·Q`` data bits, padding excluded).
+   errors per feature ``errors[b, i]`` (over the ``L·Q_i`` data bits, padding excluded).
 
 Random numbers (noise only; the data are given): Philox4x32-10 keyed by the 64-bit seed, with
-the counter ``(i·L·Q + s, trial[b], point, 0)`` for symbol ``s`` of feature ``i`` of frame
-``b`` (stream 0 as in :mod:`channels.kernels.cpu`). A frame's result therefore depends only on
+the counter ``(first_i + s, trial[b], point, 0)`` for symbol ``s`` of feature ``i`` of frame
+``b`` (stream 0 as in :mod:`channels.kernels.cpu`), ``first_i = L·sum_{j<i} Q_j`` the feature's
+first bit in the frame (``i·L·Q`` with one ``Q``; :func:`channels.feature_bits.bit_offsets`).
+Feature ``i`` with ``Q_i`` therefore gets exactly the noise it gets in a frame of one ``Q = Q_i``
+at a position ``i'`` with ``i'·L·Q_i = first_i``. A frame's result therefore depends only on
 ``(seed, point, trial[b])`` and its inputs, not on batch size, thread count or which other
 frames run. The Gaussian noise is Box-Muller on a 52-bit and a 32-bit uniform, as in the BER
 kernel. With ``no = 0`` no noise is drawn and the link is exact.
@@ -36,6 +41,7 @@ import numba
 import numpy as np
 
 from channels.errors import fail
+from channels.feature_bits import bits_array, check_bits_per_scalar
 from channels.kernels import philox as _p
 from channels.kernels.backend import resolve_backend
 from channels.modulation import get_modulation, label_of_position
@@ -79,7 +85,7 @@ LEVEL_I, LEVEL_Q, LABEL_AT = _tables()
 
 
 @numba.njit(parallel=True, cache=True)
-def link_frames(
+def _link_frames(
     codes,
     bits_per_symbol,
     h_re,
@@ -97,26 +103,20 @@ def link_frames(
     codes_out,
     errors_out,
 ):  # noqa: ANN001, ANN201 (Numba-compiled)
-    """Transmit every feature of every frame (see the module docstring); parallel over both.
-
-    Args:
-        codes: int64 ``[B, N, L]``, values in ``0..2^q - 1``.
-        bits_per_symbol: int64 ``[B, N]`` in {0, 1, 2, 4, 6, 8}.
-        h_re, h_im, power: float64 ``[B, N]``: gain ``h`` and per-symbol power ``p >= 0``.
-        sigma: noise standard deviation per real dimension, ``sqrt(no / 2)``.
-        q: bits per scalar ``Q``; key0, key1: seed key words; point: uint64 point index;
-        trials: uint64 ``[B]`` trial index of each frame.
-        level_i, level_q, label_at: the tables of :func:`_tables`.
-        codes_out: int64 ``[B, N, L]`` output (``-1`` where not sent).
-        errors_out: int64 ``[B, N]`` output bit errors.
-    """
+    """The kernel of :func:`link_frames`, with ``q`` an int64 array ``[N]``."""
     n_frames, n_features, n_scalars = codes.shape
-    bits_per_feature = n_scalars * q
-    code_mask = (1 << q) - 1
+    first = np.empty(n_features, np.int64)  # first bit of each feature in its frame
+    acc = 0
+    for i in range(n_features):
+        first[i] = acc
+        acc += n_scalars * q[i]
     zero = np.uint64(0)
     for job in numba.prange(n_frames * n_features):
         b = job // n_features
         i = job - b * n_features
+        qi = q[i]
+        bits_per_feature = n_scalars * qi
+        code_mask = (1 << qi) - 1
         m = bits_per_symbol[b, i]
         if m == 0:
             for l in range(n_scalars):
@@ -137,7 +137,7 @@ def link_frames(
         position_scale = 0.5 / math.sqrt(1.5 / ((1 << m) - 1)) if m > 1 else 0.5
         label_mask = (1 << m) - 1
         n_symbols = (bits_per_feature + m - 1) // m
-        first_index = i * bits_per_feature
+        first_index = first[i]
         acc_in = 0  # transmitter bit reservoir: n_in pending bits, MSB first
         n_in = 0
         read = 0
@@ -148,9 +148,9 @@ def link_frames(
         for s in range(n_symbols):
             while n_in < m:
                 if read < n_scalars:
-                    acc_in = (acc_in << q) | (codes[b, i, read] & code_mask)
+                    acc_in = (acc_in << qi) | (codes[b, i, read] & code_mask)
                     read += 1
-                    n_in += q
+                    n_in += qi
                 else:  # zero padding of the last symbol
                     acc_in <<= m - n_in
                     n_in = m
@@ -181,12 +181,50 @@ def link_frames(
             errors += POPCOUNT[diff]
             acc_out = (acc_out << valid) | (decided >> (m - valid))
             n_out += valid
-            while n_out >= q:
-                n_out -= q
+            while n_out >= qi:
+                n_out -= qi
                 codes_out[b, i, written] = (acc_out >> n_out) & code_mask
                 written += 1
                 acc_out &= (1 << n_out) - 1
         errors_out[b, i] = errors
+
+
+def link_frames(
+    codes,
+    bits_per_symbol,
+    h_re,
+    h_im,
+    power,
+    sigma,
+    q,
+    key0,
+    key1,
+    point,
+    trials,
+    level_i,
+    level_q,
+    label_at,
+    codes_out,
+    errors_out,
+):  # noqa: ANN001, ANN201 (arguments of the compiled kernel)
+    """Transmit every feature of every frame (see the module docstring); parallel over both.
+
+    Args:
+        codes: int64 ``[B, N, L]``, values of feature ``i`` in ``0..2^Q_i - 1``.
+        bits_per_symbol: int64 ``[B, N]`` in {0, 1, 2, 4, 6, 8}.
+        h_re, h_im, power: float64 ``[B, N]``: gain ``h`` and per-symbol power ``p >= 0``.
+        sigma: noise standard deviation per real dimension, ``sqrt(no / 2)``.
+        q: bits per scalar, ``Q`` (an int) or ``Q_i`` (integers ``[N]``); key0, key1: seed key
+            words; point: uint64 point index; trials: uint64 ``[B]`` trial index of each frame.
+        level_i, level_q, label_at: the tables of :func:`_tables`.
+        codes_out: int64 ``[B, N, L]`` output (``-1`` where not sent).
+        errors_out: int64 ``[B, N]`` output bit errors.
+
+    Unchecked (the Numba kernel runs on what it gets); :func:`transmit_codes` validates.
+    """
+    q = np.ascontiguousarray(bits_array(q, codes.shape[1]), dtype=np.int64)
+    _link_frames(codes, bits_per_symbol, h_re, h_im, power, sigma, q, key0, key1, point, trials,
+                 level_i, level_q, label_at, codes_out, errors_out)  # fmt: skip
 
 
 class LinkOutput(NamedTuple):
@@ -217,7 +255,7 @@ def transmit_codes(
     h: Any,
     power: Any,
     no: float,
-    bits_per_scalar: int,
+    bits_per_scalar: int | Any,
     *,
     seed: int = 0,
     point: int = 0,
@@ -234,7 +272,9 @@ def transmit_codes(
             ``|h|^2 p`` matters to detection); finite.
         power: ``[B, N]`` (broadcast) per-symbol transmit power, finite and ``>= 0``.
         no: noise variance per complex symbol, finite and ``>= 0`` (0: noiseless).
-        bits_per_scalar: ``Q`` in 1..16.
+        bits_per_scalar: ``Q`` in 1..16, or ``Q_i`` per feature (integers ``[N]`` in 1..16;
+            feature ``i``'s codes in ``0..2^Q_i - 1``). One ``Q`` gives the same bits and noise
+            as a vector of equal entries.
         seed: 64-bit Philox key; point: stream index in ``0..2^32-1``.
         trials: integer ``[B]`` trial index of each frame in ``0..2^32-1`` (default
             ``0..B-1``).
@@ -250,21 +290,29 @@ def transmit_codes(
         >>> out = transmit_codes(codes, [[4]], [[1.0]], [[1.0]], no=0.0, bits_per_scalar=8)
         >>> out.codes_hat.tolist(), out.bit_errors.tolist()
         ([[[165, 60]]], [[0]])
+        >>> two = transmit_codes([[[5], [0x3C]]], 2, 1.0, 1.0, 0.0, [3, 8])  # Q = 3 and 8
+        >>> two.codes_hat.tolist()
+        [[[5], [60]]]
     """
-    if isinstance(bits_per_scalar, bool) or not isinstance(bits_per_scalar, int | np.integer):
-        raise fail("bits_per_scalar", bits_per_scalar, f"an integer in 1..{MAX_Q}")
-    q = int(bits_per_scalar)
-    if not 1 <= q <= MAX_Q:
+    scalar = isinstance(bits_per_scalar, int | np.integer) and not isinstance(bits_per_scalar, bool)
+    if scalar and not 1 <= bits_per_scalar <= MAX_Q:
         raise fail("bits_per_scalar", bits_per_scalar, f"an integer in 1..{MAX_Q}")
     codes = _integer_array(codes, "codes", "an integer array [B, N, L]")
     if codes.ndim != 3:
         raise fail("codes", f"array of shape {codes.shape}", "shape [B, N, L]")
-    top = (1 << q) - 1
-    if codes.size and (codes.min() < 0 or codes.max() > top):
-        bad = codes[(codes < 0) | (codes > top)].flat[0]
-        raise fail("codes", int(bad), f"values in 0..{top} for {q} bits")
     n_frames, n_features, n_scalars = codes.shape
-    if n_features * n_scalars * q >= 2**32:
+    if scalar:
+        q_all = int(bits_per_scalar)
+    else:
+        q_all = check_bits_per_scalar("bits_per_scalar", bits_per_scalar, n_features, MAX_Q)
+    q_arr = bits_array(q_all, n_features)
+    top = (1 << q_arr) - 1  # [N]
+    if codes.size and (codes.min() < 0 or np.any(codes.max(axis=(0, 2)) > top)):
+        over = (codes < 0) | (codes > top[None, :, None])
+        feature = int(np.argwhere(over)[0, 1])
+        bad, qi = codes[over].flat[0], int(q_arr[feature])
+        raise fail("codes", int(bad), f"values in 0..{(1 << qi) - 1} for {qi} bits")
+    if n_scalars * int(q_arr.sum()) >= 2**32:
         raise fail("codes", f"array of shape {codes.shape}", "N * L * Q < 2**32 bits per frame")
     shape = (n_frames, n_features)
 
@@ -320,7 +368,7 @@ def transmit_codes(
         np.ascontiguousarray(codes, dtype=np.int64), m,
         np.ascontiguousarray(h.real, dtype=np.float64),
         np.ascontiguousarray(h.imag if np.iscomplexobj(h) else np.zeros(shape), dtype=np.float64),
-        p, math.sqrt(float(no) / 2.0), q, key0, key1, np.uint64(point), trials,
+        p, math.sqrt(float(no) / 2.0), q_all, key0, key1, np.uint64(point), trials,
         LEVEL_I, LEVEL_Q, LABEL_AT, codes_out, errors_out,
     )  # fmt: skip
     return LinkOutput(codes_out, errors_out)

@@ -53,12 +53,14 @@ def ber_arguments(case: tuple, seed: int = 2**40 + 3, point: int = 4242) -> tupl
             csi)  # fmt: skip
 
 
-# link cases: (seed of the inputs, B, N, L, Q, no)
+# link cases: (seed of the inputs, B, N, L, Q, no); Q one int or a tuple, one per feature
 LINK_CASES = [
     (0, 3, 6, 3, 5, 1.0),
     (1, 2, 5, 4, 8, 0.5),
     (2, 2, 3, 2, 16, 2.0),
     (3, 2, 4, 3, 8, 0.0),
+    (4, 2, 5, 3, (3, 8, 5, 16, 1), 1.0),
+    (5, 2, 4, 2, (2, 7, 6, 4), 0.0),
 ]
 
 
@@ -70,8 +72,13 @@ def link_inputs(case: tuple) -> dict:
     m[0, :5] = [0, 1, 4, 6, 8][:n]
     power = rng.uniform(2.0, 200.0, (b, n))
     power[-1, -1] = 0.0  # sent on pure noise
+    if isinstance(q, int):
+        top = 2**q
+    else:  # per feature: codes of feature i below 2^Q_i
+        q = np.array(q)
+        top = (2**q)[None, :, None]
     return dict(
-        codes=rng.integers(0, 2**q, (b, n, length)), bits_per_symbol=m,
+        codes=rng.integers(0, top, (b, n, length)), bits_per_symbol=m,
         h=(rng.standard_normal((b, n)) + 1j * rng.standard_normal((b, n))) / math.sqrt(2),
         power=power, no=no, bits_per_scalar=q, seed=2**63 + seed, point=77 + seed,
         trials=rng.integers(0, 2**32, b),
