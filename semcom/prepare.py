@@ -37,11 +37,11 @@ import torch
 
 from channels.errors import fail
 from semcom import metrics
+from semcom.compression import EncoderSize
 from semcom.data import ImageDataset, load_dataset
 from semcom.identity import data_digest, describe_code
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
-from semcom.compression import EncoderSize
 from semcom.scheme_compression import CompressedCodec, CompressionSpec, compress_codec, dense_size
 from semcom.scheme_estimators import (
     EstimatorSpec,

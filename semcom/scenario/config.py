@@ -267,8 +267,8 @@ class Scenario(ScenarioFields):
         training channels and the importance estimator with the library's defaults,
         ``channel.n_subchannels`` and ``output.dir``, and writes each scheme as a mapping
         ``{name, model, weights, method, options}``, with ``importance``, ``selection`` and
-        ``compression`` (their options resolved) where the scheme sets them. Loading the result gives the
-        same scenario.
+        ``compression`` (their options resolved) where the scheme sets them. Loading the result
+        gives the same scenario.
         """
         out = self.model_dump(mode="json")
         d, m, t = self.data, self.model, self.training

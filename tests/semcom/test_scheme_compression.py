@@ -60,8 +60,11 @@ def test_plan_one_codec_per_variant_method_and_resolved_options():
     assert s.scheme_codec("a") == s.scheme_codec("b") == codec_name("isfr", mag)
     assert s.scheme_codec("isfr-uep") == "isfr" and s.scheme_compression("ui-opt") is None
     plan = s.compression_plan()
-    assert list(plan) == [codec_name("isfr", mag), codec_name("conventional", mag),
-                          codec_name("isfr", resolve_compression("uniform-quant", {"bits": 4}))]
+    assert list(plan) == [
+        codec_name("isfr", mag),
+        codec_name("conventional", mag),
+        codec_name("isfr", resolve_compression("uniform-quant", {"bits": 4})),
+    ]
     assert plan[codec_name("conventional", mag)] == ("conventional", mag)
     # every codec gets the scenario's estimator fitted on it
     estimators = s.estimator_plan()
@@ -111,8 +114,9 @@ def test_compress_codec_round_trips_and_leaves_the_rng_alone():
     model = build_model("mlp", 16, input_shape=(1, 8, 8)).eval()
     images = torch.rand(8, 1, 8, 8)
     state = torch.random.get_rng_state()
-    codec = compress_codec("isfr", model, images, resolve_compression("magnitude",
-                                                                      {"sparsity": 0.75}))
+    codec = compress_codec(
+        "isfr", model, images, resolve_compression("magnitude", {"sparsity": 0.75})
+    )
     assert torch.equal(torch.random.get_rng_state(), state)
     loaded = codec.load()
     weights = [p for n, p in loaded.named_parameters() if n.startswith("encoder.")]
