@@ -25,7 +25,7 @@ import torch
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.link import SemanticLink
 from semcom.prepare import Calibration, test_split
-from semcom.scheme_compression import NONE, size_columns
+from semcom.scheme_compression import NONE, dense_size, size_columns
 from semcom.sweep import Point, PointResult
 from semcom.train import load_checkpoint
 
@@ -146,9 +146,13 @@ class LinkPointTask:
     def compression_columns(self, name: str) -> dict[str, Any]:
         """``compression`` (the method, ``none`` without one) and the measured encoder size
         of scheme ``name``'s codec (:data:`semcom.scheme_compression.SIZE_COLUMNS`; the dense
-        codec's for an uncompressed scheme)."""
+        codec's for an uncompressed scheme, measured here when the calibration has none, as
+        with :meth:`use_models`)."""
         spec = self.scenario.scheme_compression(name)
-        size = self.calibration.sizes[self.scenario.scheme_codec(name)]
+        codec = self.scenario.scheme_codec(name)
+        size = self.calibration.sizes.get(codec)
+        if size is None:
+            size = dense_size(self._models[codec])
         return {"compression": NONE if spec is None else spec.method, **size_columns(size)}
 
     def evaluate(self, point: Point) -> tuple[LinkEvaluation, str]:
