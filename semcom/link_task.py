@@ -25,6 +25,7 @@ import torch
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.link import SemanticLink
 from semcom.prepare import Calibration, test_split
+from semcom.scheme_compression import NONE, dense_size, size_columns
 from semcom.sweep import Point, PointResult
 from semcom.train import load_checkpoint
 
@@ -84,6 +85,8 @@ class LinkPointTask:
             trained = load_checkpoint(path, self.device)
             self._models[variant] = trained.model
             configs[variant] = trained.config
+        for name, codec in self.calibration.codecs.items():
+            self._models[name] = codec.load(self.device)
         test = test_split(next(iter(configs.values())))
         index = torch.from_numpy(self.calibration.eval_indices)
         self._images = test.images[index]
@@ -91,30 +94,32 @@ class LinkPointTask:
         self._labels = test.labels[index] if wants_accuracy else None
 
     def use_models(self, models: dict[str, Any], images: Any, labels: Any = None) -> None:
-        """Evaluate with these in-memory models and images instead of :meth:`setup`'s."""
+        """Evaluate with these in-memory models (by codec: model variant or compressed codec
+        name) and images instead of :meth:`setup`'s."""
         self._models, self._images, self._labels = dict(models), images, labels
 
     def link(self, point: Point) -> SemanticLink:
         """The :class:`SemanticLink` of ``point`` (its condition values and scheme)."""
         s, values = self.scenario, point.as_dict()
         scheme = s.scheme(values["scheme"])
-        model = self._models[scheme.model]
+        codec = s.scheme_codec(values["scheme"])  # the model variant, or its compressed codec
+        model = self._models[codec]
         n = int(model.n_features)
         spec = s.scheme_estimator(values["scheme"])
         if spec is None:
             weights = np.full(n, 1.0 / n)
         elif scheme.importance is None or spec.key == s.default_estimator().key:
-            weights = self.calibration.weights[scheme.model]
+            weights = self.calibration.weights[codec]
         else:  # the scheme's own estimator
-            weights = self.calibration.profile(scheme.model, spec).weights
+            weights = self.calibration.profile(codec, spec).weights
         selection = s.scheme_selection(values["scheme"])
         reducer, keep = None, None
         if selection is not None:
-            reducer = self.calibration.profile(scheme.model, selection[0]).estimator
+            reducer = self.calibration.profile(codec, selection[0]).estimator
             keep = selection[1]
         options = {**s.allocation.options.get(scheme.method, {}), **scheme.options}
         return SemanticLink(
-            model, weights, self.calibration.drop[scheme.model],
+            model, weights, self.calibration.drop[codec],
             bits_per_scalar=values["bits_per_scalar"], channel=values["channel"],
             n_subchannels=values["n_subchannels"], snr_db=values["snr_db"],
             eta=values["eta"], method=scheme.method, rician_k=values["rician_k"],
@@ -137,6 +142,18 @@ class LinkPointTask:
             "selection": "none" if selection is None else selection[0].method,
             "keep": s.model.n_features if selection is None else selection[1],
         }
+
+    def compression_columns(self, name: str) -> dict[str, Any]:
+        """``compression`` (the method, ``none`` without one) and the measured encoder size
+        of scheme ``name``'s codec (:data:`semcom.scheme_compression.SIZE_COLUMNS`; the dense
+        codec's for an uncompressed scheme, measured here when the calibration has none, as
+        with :meth:`use_models`)."""
+        spec = self.scenario.scheme_compression(name)
+        codec = self.scenario.scheme_codec(name)
+        size = self.calibration.sizes.get(codec)
+        if size is None:
+            size = dense_size(self._models[codec])
+        return {"compression": NONE if spec is None else spec.method, **size_columns(size)}
 
     def evaluate(self, point: Point) -> tuple[LinkEvaluation, str]:
         """Draws until the stop rule holds; returns ``(evaluation, stop_reason)``."""
@@ -165,6 +182,7 @@ class LinkPointTask:
         row.update(scheme=values["scheme"], model=scheme.model, weights=scheme.weights,
                    method=scheme.method)  # fmt: skip
         row.update(self.estimator_columns(values["scheme"]))
+        row.update(self.compression_columns(values["scheme"]))
         row.update(metric_columns(result))
         row.update(
             mean_selected=result.mean_selected, bits_sent=result.bits_sent,

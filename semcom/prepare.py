@@ -12,7 +12,10 @@ variants in parallel processes on the CPU, and logs which checkpoints it reused.
   ``importance`` or ``selection``), each fitted once per variant on the same calibration images
   (:mod:`semcom.scheme_estimators`), with its wall time and ordering quality;
 - the per-scalar distortion of dropping a feature, ``d_drop,i = E[z_il²]``;
-- the model's clean PSNR on the evaluation images (quantisation and channel excluded).
+- the model's clean PSNR on the evaluation images (quantisation and channel excluded);
+- the measured size of its encoder; and, for every compression step a scheme names, the
+  compressed codec (compressed once per ``(variant, method, options)`` on the calibration
+  images, :mod:`semcom.scheme_compression`) with all of the above measured on it.
 
 **Test split.** A seeded permutation of the test split (seed ``execution.seed``): its first
 ``eval_images`` images are the evaluation images of every sweep point, the next
@@ -34,10 +37,12 @@ import torch
 
 from channels.errors import fail
 from semcom import metrics
+from semcom.compression import EncoderSize
 from semcom.data import ImageDataset, load_dataset
 from semcom.identity import data_digest, describe_code
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
+from semcom.scheme_compression import CompressedCodec, CompressionSpec, compress_codec, dense_size
 from semcom.scheme_estimators import (
     EstimatorSpec,
     Profile,
@@ -65,6 +70,10 @@ class Calibration:
             :class:`~semcom.scheme_estimators.Profile` of every estimator of the plan (the
             scenario's, whose weights are ``weights[variant]``, included).
         ordering: rows of ``ordering.csv`` (:func:`semcom.scheme_estimators.ordering_rows`).
+        codecs: compressed codec name -> its
+            :class:`~semcom.scheme_compression.CompressedCodec` (the weights, drop distortions,
+            clean PSNRs and profiles above are keyed by codec: a model variant or one of these).
+        sizes: codec -> its measured :class:`~semcom.compression.EncoderSize`.
     """
 
     checkpoints: dict[str, str]
@@ -76,6 +85,14 @@ class Calibration:
     calibration_indices: np.ndarray
     profiles: dict[tuple[str, str], Profile] = field(default_factory=dict)
     ordering: list[dict[str, Any]] = field(default_factory=list)
+    codecs: dict[str, CompressedCodec] = field(default_factory=dict)
+    sizes: dict[str, EncoderSize] = field(default_factory=dict)
+
+    def compression_rows(self) -> list[dict[str, Any]]:
+        """Rows of ``compression.csv``: one per compressed codec
+        (:meth:`~semcom.scheme_compression.CompressedCodec.row`) with its clean PSNR."""
+        return [{**c.row(), "clean_psnr_db": self.clean_psnr_db.get(name, float("nan"))}
+                for name, c in self.codecs.items()]  # fmt: skip
 
     def profile(self, variant: str, spec: EstimatorSpec) -> Profile:
         """The fitted profile of ``spec`` on ``variant`` (ConfigError if it was not fitted)."""
@@ -285,13 +302,18 @@ def calibrate(
     estimators: dict[str, list[EstimatorSpec]] | None = None,
     ordering: bool = True,
     log: Callable[[str], None] | None = None,
+    compressions: dict[str, tuple[str, CompressionSpec]] | None = None,
 ) -> Calibration:
-    """Importance weights, drop distortions and clean PSNRs of every variant (module docstring).
+    """Importance weights, drop distortions and clean PSNRs of every codec (module docstring).
 
-    ``estimators`` (``Scenario.estimator_plan()``) lists per variant the estimators its schemes
-    use besides ``importance``; each is fitted once. With ``ordering``, the ordering quality of
-    every profile is measured (:func:`semcom.scheme_estimators.ordering_rows`). ``log`` gets one
-    line per fitted estimator.
+    ``estimators`` (``Scenario.estimator_plan()``) lists per codec the estimators its schemes
+    use besides ``importance``; each is fitted once. ``compressions``
+    (``Scenario.compression_plan()``) maps each compressed codec to its model variant and
+    compression: after every variant is measured, each is compressed once on the calibration
+    images (:func:`semcom.scheme_compression.compress_codec`) and measured the same way. With
+    ``ordering``, the ordering quality of every profile of the model variants is measured
+    (:func:`semcom.scheme_estimators.ordering_rows`; not of the compressed codecs). ``log``
+    gets one line per fitted estimator and per compression.
     """
     first = next(iter(configs.values()))
     test = test_split(first)
@@ -299,27 +321,50 @@ def calibrate(
     images = test.images[torch.from_numpy(eval_idx)]
     calibration = test.images[torch.from_numpy(calib_idx)]
     default = resolve_estimator(importance, importance_options)
-    weights, raw, drop, clean, profiles, rows = {}, {}, {}, {}, {}, []
+    out = Calibration(dict(checkpoints), {}, {}, {}, {}, eval_idx, calib_idx)
+    models = {}
     for variant, path in checkpoints.items():
-        model = load_checkpoint(path, device).model
-        clean[variant] = clean_psnr(model, images)
-        _warm_up(model, calibration[:2])  # one-time costs (autograd) are in no estimator's time
-        specs = {default.key: default}
-        specs.update((s.key, s) for s in (estimators or {}).get(variant, []))
-        fitted = []
-        for spec in specs.values():
-            profile = fit_profile(variant, model, calibration, spec)
-            profiles[(variant, spec.key)] = profile
-            fitted.append(profile)
-            if log is not None:
-                log(f"model {variant}: importance {spec.method} in {profile.seconds:.2f} s")
-        weights[variant] = profiles[(variant, default.key)].weights
-        raw[variant] = profiles[(variant, default.key)].raw
-        drop[variant] = drop_distortion(model, calibration)
+        models[variant] = load_checkpoint(path, device).model
+        _measure(out, variant, models[variant], images, calibration, default, estimators, log)
         if ordering:
-            rows += ordering_rows(variant, model, calibration, fitted)
-    return Calibration(dict(checkpoints), weights, raw, drop, clean, eval_idx, calib_idx,
-                       profiles, rows)  # fmt: skip
+            fitted = [p for (codec, _), p in out.profiles.items() if codec == variant]
+            out.ordering.extend(ordering_rows(variant, models[variant], calibration, fitted))
+        out.sizes[variant] = dense_size(models[variant])
+    for name, (variant, spec) in (compressions or {}).items():
+        codec = compress_codec(variant, models[variant], calibration, spec)
+        out.codecs[name] = codec
+        out.sizes[name] = codec.size
+        if log is not None:
+            log(f"model {variant}: compression {spec.method} in {codec.seconds:.2f} s")
+        model = codec.load(device)
+        _measure(out, name, model, images, calibration, default, estimators, log)
+    return out
+
+
+def _measure(
+    out: Calibration,
+    codec: str,
+    model: Any,
+    images: torch.Tensor,
+    calibration: torch.Tensor,
+    default: EstimatorSpec,
+    estimators: dict[str, list[EstimatorSpec]] | None,
+    log: Callable[[str], None] | None,
+) -> None:
+    """Clean PSNR, every estimator's profile, the weights and the drop distortion of one codec,
+    into ``out``."""
+    out.clean_psnr_db[codec] = clean_psnr(model, images)
+    _warm_up(model, calibration[:2])  # one-time costs (autograd) are in no estimator's time
+    specs = {default.key: default}
+    specs.update((s.key, s) for s in (estimators or {}).get(codec, []))
+    for spec in specs.values():
+        profile = fit_profile(codec, model, calibration, spec)
+        out.profiles[(codec, spec.key)] = profile
+        if log is not None:
+            log(f"model {codec}: importance {spec.method} in {profile.seconds:.2f} s")
+    out.weights[codec] = out.profiles[(codec, default.key)].weights
+    out.raw[codec] = out.profiles[(codec, default.key)].raw
+    out.drop[codec] = drop_distortion(model, calibration)
 
 
 def data_fingerprint(

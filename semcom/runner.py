@@ -14,6 +14,8 @@ Steps (docs/architecture.md data flow):
 3. measure importance weights (every estimator the schemes use, once per model variant), drop
    distortions and clean PSNRs on held-out calibration images (:func:`semcom.prepare.calibrate`)
    and write ``importance.csv`` and ``ordering.csv`` (each estimator's ordering quality);
+   compress the codec of every scheme with a ``compression`` step (once per variant, method
+   and options), measure the same on it, and write ``compression.csv``;
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
    and evaluate the rest with the scenario's executor (:func:`semcom.sweep.run_points`,
    :class:`semcom.link_task.LinkPointTask`), appending each row as its point completes;
@@ -213,9 +215,12 @@ def _run_locked(
             checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
             scenario.importance.method, scenario.importance.options, ex.seed, device,
             estimators=scenario.estimator_plan(), log=log,
+            compressions=scenario.compression_plan(),
         )  # fmt: skip
         write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
         write_text_atomic(out / "ordering.csv", _csv_text(calibration.ordering))
+        if calibration.codecs:
+            write_text_atomic(out / "compression.csv", _csv_text(calibration.compression_rows()))
 
         task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
         if pending:

@@ -82,7 +82,9 @@ class Scheme:
     {...}}``, the estimator of this scheme's ``importance`` weights. ``selection`` is ``None``
     (every feature may be sent) or ``{"method": NAME, "keep": INT or FRACTION, "options":
     {...}}``, a registered estimator with ``reduce`` whose per-image mask of ``keep`` features
-    the allocation chooses from.
+    the allocation chooses from. ``compression`` is ``None`` (the trained codec as it is) or
+    ``{"method": NAME, "options": {...}}``, a :data:`semcom.compression.COMPRESSION` method
+    applied to the codec before evaluation.
     """
 
     model: str
@@ -91,6 +93,7 @@ class Scheme:
     options: dict[str, Any] = field(default_factory=dict)
     importance: dict[str, Any] | None = None
     selection: dict[str, Any] | None = None
+    compression: dict[str, Any] | None = None
 
 
 SCHEMES = Registry("scheme")

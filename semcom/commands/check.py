@@ -128,6 +128,7 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     from semcom.models import build_model
     from semcom.prepare import Calibration, allocation_inputs, split_test_set, test_split
     from semcom.runner import resolve_device
+    from semcom.scheme_compression import compress_codec, dense_size
     from semcom.scheme_estimators import fit_profile
 
     step[0] = "reading the test split"
@@ -157,8 +158,22 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
                 profiles[(variant, spec.key)] = fit_profile(
                     variant, model, calibration_images, spec
                 )
-    calibration = Calibration({}, weights, raw, drop, dict.fromkeys(configs, float("nan")),
-                              eval_idx, calib_idx, profiles)  # fmt: skip
+    codecs, sizes = {}, {v: dense_size(m) for v, m in models.items()}
+    for name, (variant, spec) in scenario.compression_plan().items():
+        step[0] = f"compressing the {variant} model with {spec.method}"
+        codecs[name] = compress_codec(variant, models[variant], calibration_images, spec)
+        models[name], sizes[name] = codecs[name].load(device), codecs[name].size
+        weights[name], raw[name], drop[name] = allocation_inputs(
+            models[name], calibration_images, scenario.importance.method,
+            scenario.importance.options,
+        )  # fmt: skip
+        for est in plan[name]:
+            if est.key != default.key:
+                profiles[(name, est.key)] = fit_profile(name, models[name], calibration_images,
+                                                        est)  # fmt: skip
+    calibration = Calibration({}, weights, raw, drop, dict.fromkeys(models, float("nan")),
+                              eval_idx, calib_idx, profiles, codecs=codecs,
+                              sizes=sizes)  # fmt: skip
     task = LinkPointTask(scenario, calibration, device=device)
     task.use_models(models, images)
     links = {}

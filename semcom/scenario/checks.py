@@ -13,7 +13,8 @@ mistake is reported once.
 - ``allocation``: modulation names (distinct), option mappings keyed by allocation methods.
 - ``schemes``: built-in names, custom scheme fields (a scheme's own ``importance`` estimator
   and ``selection`` step: names, options, an estimator that reduces, ``keep`` within
-  ``model.n_features``), distinct names.
+  ``model.n_features``; a ``compression`` method and options its constructor accepts),
+  distinct names.
 - ``stop.metric`` among the computed ``metrics``.
 - ``data.eval_images + (data.calibration_images or 32)`` within the test split.
 - ``execution``: ``cuda`` needs a GPU, ``ray`` needs Ray installed.
@@ -33,6 +34,7 @@ import torch
 from channels.errors import ConfigError
 from channels.names import MODULATION_NAMES
 from semcom import data as data_module
+from semcom.compression import COMPRESSION
 from semcom.importance import IMPORTANCE, make_estimator
 from semcom.isfr import training_channel
 from semcom.models import MODELS
@@ -41,6 +43,7 @@ from semcom.scenario.config import Scenario, channel_options, data_options, mode
 from semcom.scenario.problems import relocate
 from semcom.scenario.schema import STOP_METRICS
 from semcom.scenario.text import invalid, join, unknown_key
+from semcom.scheme_compression import resolve_compression
 from semcom.scheme_estimators import keep_count, reducing_methods
 from semcom.schemes import MODEL_VARIANTS, SCHEMES
 
@@ -212,6 +215,32 @@ def check_scheme_estimators(
             problems.append(invalid(f"{path}.selection.keep", selection.keep, rule))
 
 
+def check_scheme_compression(path: str, entry: Any, problems: list[str]) -> bool:
+    """A custom scheme's ``compression``: a registered method, options its constructor takes.
+
+    A budget that only the trained codec can refuse (e.g. more units than a layer has) fails
+    when the codec is compressed, before the sweep.
+    """
+    compression = entry.compression
+    if compression is None:
+        return True
+    path = f"{path}.compression"
+    if compression.method not in COMPRESSION.names():
+        problems.append(invalid(f"{path}.method", compression.method,
+                                ", ".join(COMPRESSION.names())))  # fmt: skip
+        return False
+    signature = inspect.signature(COMPRESSION.get(compression.method).__init__)
+    known = [p for p in signature.parameters if p != "self"]
+    if not _unknown(f"{path}.options", compression.options, known, problems):
+        return False
+    try:
+        resolve_compression(compression.method, compression.options)
+    except ConfigError as err:
+        problems.append(relocate(err, _under(f"{path}.options")))
+        return False
+    return True
+
+
 def method_options(path: str, method: str, options: dict[str, Any], problems: list[str]) -> bool:
     """Option names of allocation ``method`` where its signature lists them (no ``**kwargs``)."""
     from optim.methods import METHODS
@@ -286,6 +315,7 @@ def check_schemes(
             else:
                 method_options(f"{path}.options", entry.method, entry.options, problems)
             check_scheme_estimators(path, entry, n_features, problems)
+            check_scheme_compression(path, entry, problems)
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)

@@ -22,6 +22,7 @@ from semcom.isfr import training_channel
 from semcom.models import resolve_model_options
 from semcom.scenario.schema import SWEEP_AXES, CustomScheme, ScenarioFields
 from semcom.scenario.yaml12 import TAG, core_tag
+from semcom.scheme_compression import CompressionSpec, codec_name, resolve_compression
 from semcom.scheme_estimators import EstimatorSpec, keep_count, resolve_estimator
 from semcom.schemes import MODEL_VARIANTS, SCHEMES, Scheme
 from semcom.train import TrainConfig, resolve_config
@@ -106,13 +107,15 @@ class Scenario(ScenarioFields):
         """
         for entry in self.schemes:
             if isinstance(entry, CustomScheme) and entry.name == name:
-                importance = selection = None
+                importance = selection = compression = None
                 if entry.importance is not None:
                     importance = entry.importance.model_dump()
                 if entry.selection is not None:
                     selection = entry.selection.model_dump()
+                if entry.compression is not None:
+                    compression = entry.compression.model_dump()
                 return Scheme(entry.model, entry.weights, entry.method, dict(entry.options),
-                              importance, selection)  # fmt: skip
+                              importance, selection, compression)  # fmt: skip
         if name in SCHEMES.names():
             built_in = SCHEMES.get(name)
             return dataclasses.replace(built_in, options=dict(built_in.options))
@@ -147,9 +150,11 @@ class Scenario(ScenarioFields):
         return spec, keep_count(selection["keep"], self.model.n_features)
 
     def estimator_plan(self) -> dict[str, list[EstimatorSpec]]:
-        """Per model variant, the estimators to fit on its calibration images (each once): the
-        scenario's ``importance`` first, then the schemes' own estimators and selection steps."""
-        plan = {variant: {} for variant in self.model_variants()}
+        """Per codec (a model variant, or a compressed one: :meth:`scheme_codec`), the
+        estimators to fit on its calibration images (each once): the scenario's
+        ``importance`` first, then the schemes' own estimators and selection steps."""
+        codecs = [*self.model_variants(), *self.compression_plan()]
+        plan: dict[str, dict[str, EstimatorSpec]] = {codec: {} for codec in codecs}
         default = self.default_estimator()
         for specs in plan.values():
             specs[default.key] = default
@@ -157,8 +162,33 @@ class Scenario(ScenarioFields):
             found = [self.scheme_estimator(name), (self.scheme_selection(name) or (None,))[0]]
             for spec in found:
                 if spec is not None:
-                    plan[self.scheme(name).model].setdefault(spec.key, spec)
-        return {variant: list(specs.values()) for variant, specs in plan.items()}
+                    plan[self.scheme_codec(name)].setdefault(spec.key, spec)
+        return {codec: list(specs.values()) for codec, specs in plan.items()}
+
+    # ---- compression -------------------------------------------------------------------------
+
+    def scheme_compression(self, name: str) -> CompressionSpec | None:
+        """The compression step of scheme ``name`` (options resolved), or None."""
+        compression = self.scheme(name).compression
+        if compression is None:
+            return None
+        return resolve_compression(compression["method"], compression["options"])
+
+    def scheme_codec(self, name: str) -> str:
+        """The codec scheme ``name`` is evaluated on: its model variant, or the compressed
+        variant (:func:`semcom.scheme_compression.codec_name`)."""
+        return codec_name(self.scheme(name).model, self.scheme_compression(name))
+
+    def compression_plan(self) -> dict[str, tuple[str, CompressionSpec]]:
+        """Compressed codec name -> ``(model variant, compression)``, each once, in file
+        order."""
+        plan: dict[str, tuple[str, CompressionSpec]] = {}
+        for name in self.scheme_names():
+            spec = self.scheme_compression(name)
+            if spec is not None:
+                variant = self.scheme(name).model
+                plan.setdefault(codec_name(variant, spec), (variant, spec))
+        return plan
 
     # ---- conditions --------------------------------------------------------------------------
 
@@ -236,9 +266,9 @@ class Scenario(ScenarioFields):
         Besides the schema's defaults this fills the options of the data set, the model, both
         training channels and the importance estimator with the library's defaults,
         ``channel.n_subchannels`` and ``output.dir``, and writes each scheme as a mapping
-        ``{name, model, weights, method, options}``, with ``importance`` and ``selection`` (their
-        estimator options resolved) where the scheme sets them. Loading the result gives the
-        same scenario.
+        ``{name, model, weights, method, options}``, with ``importance``, ``selection`` and
+        ``compression`` (their options resolved) where the scheme sets them. Loading the result
+        gives the same scenario.
         """
         out = self.model_dump(mode="json")
         d, m, t = self.data, self.model, self.training
@@ -265,6 +295,10 @@ class Scenario(ScenarioFields):
                 spec = resolve_estimator(s.selection["method"], s.selection["options"])
                 entry["selection"] = {"method": spec.method, "keep": s.selection["keep"],
                                       "options": spec.options}  # fmt: skip
+            if s.compression is not None:
+                compression = self.scheme_compression(name)
+                entry["compression"] = {"method": compression.method,
+                                        "options": compression.options}  # fmt: skip
             out["schemes"].append(entry)
         out["output"]["dir"] = self.output_dir().as_posix()
         return json.loads(json.dumps(out, allow_nan=False))

@@ -37,6 +37,7 @@ from pydantic_core import PydanticCustomError
 
 from channels.names import MODULATION_NAMES
 from optim.problem import DEFAULT_MODULATIONS
+from semcom.compression import COMPRESSION
 from semcom.data import DATASETS
 from semcom.importance import IMPORTANCE
 from semcom.limits import MAX_FEATURES, MAX_RICIAN_K, MAX_SUBCHANNELS, SNR_DB_LIMIT, snr_db_rule
@@ -243,9 +244,16 @@ class SchemeSelection(_Strict):
         return keep
 
 
+class SchemeCompression(_Strict):
+    """A scheme's compression step: the trained codec is compressed before evaluation."""
+
+    method: str = _field(allowed="a compression method (" + ", ".join(COMPRESSION.names()) + ")")
+    options: dict[str, Any] = _factory(dict, OPTIONS + " (the compression method's options)")
+
+
 class CustomScheme(_Strict):
     """A scheme defined in the file: model variant, weights kind and allocation method, and
-    optionally its own importance estimator and selection step."""
+    optionally its own importance estimator, selection step and compression step."""
 
     name: str = _field(
         allowed=f"a scheme name of at most {MAX_NAME_LENGTH} {NAME_RULE}",
@@ -261,6 +269,9 @@ class CustomScheme(_Strict):
     )
     selection: SchemeSelection | None = _field(
         None, "null (no selection step) or a mapping {method, keep, options}"
+    )
+    compression: SchemeCompression | None = _field(
+        None, "null (the trained codec as it is) or a mapping {method, options}"
     )
 
 

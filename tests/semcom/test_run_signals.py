@@ -156,6 +156,9 @@ class SignallingTask(CheapTask):
 
 
 class FakeCalibration:
+    ordering: tuple = ()
+    codecs: tuple = ()  # no compressed codecs
+
     def importance_rows(self) -> list[dict]:
         return [{"model": "isfr", "feature": 1, "weight": 1.0}]
 
