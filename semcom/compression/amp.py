@@ -40,8 +40,7 @@ from torch import nn
 
 from channels.errors import check_int, fail
 from semcom.compression.base import COMPRESSION, Compressor
-from semcom.compression.hidden_units import UnitGroup, gated, remove_units, unit_groups
-from semcom.compression.unit_budget import (
+from semcom.compression.budget import (
     batches,
     calibration_images,
     check_choice,
@@ -49,6 +48,7 @@ from semcom.compression.unit_budget import (
     check_sparsity,
     target_count,
 )
+from semcom.compression.hidden_units import UnitGroup, gated, remove_units, unit_groups
 
 OBJECTIVES = ("mse", "entropy")
 

@@ -47,8 +47,7 @@ from semcom.compression.base import (
     compressible_layers,
     encoder_parameters,
 )
-from semcom.compression.low_rank import OrderedLowRank, replace_module
-from semcom.compression.unit_budget import (
+from semcom.compression.budget import (
     calibration_images,
     check_choice,
     check_real,
@@ -57,6 +56,7 @@ from semcom.compression.unit_budget import (
     reconstruction_loss,
     target_count,
 )
+from semcom.compression.low_rank import OrderedLowRank, replace_module
 
 SAMPLING = ("layer", "all")
 

@@ -40,20 +40,20 @@ from torch import nn
 
 from channels.errors import check_int
 from semcom.compression.base import COMPRESSION, Compressor, encoder_parameters
-from semcom.compression.hidden_units import (
-    UnitGroup,
-    gated,
-    remove_units,
-    scale_units,
-    unit_groups,
-)
-from semcom.compression.unit_budget import (
+from semcom.compression.budget import (
     calibration_images,
     check_real,
     check_sparsity,
     mean_loss,
     reconstruction_loss,
     target_count,
+)
+from semcom.compression.hidden_units import (
+    UnitGroup,
+    gated,
+    remove_units,
+    scale_units,
+    unit_groups,
 )
 
 

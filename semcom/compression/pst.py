@@ -35,16 +35,16 @@ from torch import nn
 
 from channels.errors import check_int
 from semcom.compression.base import COMPRESSION, Compressor, compressible_layers
-from semcom.compression.low_rank import replace_module
-from semcom.compression.unit_budget import (
-    apportion,
+from semcom.compression.budget import (
     calibration_images,
     check_real,
     check_sparsity,
     mean_loss,
     reconstruction_loss,
+    split_count,
     target_count,
 )
+from semcom.compression.low_rank import replace_module
 
 
 def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -208,8 +208,8 @@ class PST(Compressor):
         sizes = [layer.weight.numel() for _, layer in named]
         total = sum(sizes)
         target = target_count(self.sparsity, total, total - len(sizes), "weights")
-        removed = apportion(sizes, target)
-        # apportion never takes a whole layer unless the target forces it; keep one per layer.
+        removed = split_count(target, sizes)
+        # split_count never takes a whole layer unless the target forces it; keep one per layer.
         removed = _keep_one_each(removed, sizes)
         generator = torch.Generator().manual_seed(self.seed)
         base = max(mean_loss(model, x, self.batch_size), 1e-300)

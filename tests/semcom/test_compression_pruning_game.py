@@ -12,9 +12,9 @@ import torch
 
 from channels.errors import ConfigError
 from semcom.compression import COMPRESSION, PruningGame, measure_encoder
+from semcom.compression.budget import mean_loss, reconstruction_loss
 from semcom.compression.hidden_units import gated, unit_groups
 from semcom.compression.pruning_game import redundancy
-from semcom.compression.unit_budget import mean_loss, reconstruction_loss
 from tests.semcom.compression_helpers import (
     codec_round_trip,
     digits,

@@ -14,8 +14,8 @@ from torch import nn
 
 from channels.errors import ConfigError
 from semcom.compression import COMPRESSION, PST, compressible_layers, measure_encoder
+from semcom.compression.budget import split_count
 from semcom.compression.pst import PSTLayer, cubic_keep
-from semcom.compression.unit_budget import apportion
 from tests.semcom.compression_helpers import (
     codec_round_trip,
     digits,
@@ -41,7 +41,7 @@ def test_untrained_scores_give_the_magnitude_mask(sparsity: float) -> None:
     model = trained_mlp()
     result = PST(sparsity=sparsity, steps=0).compress(model, digits()[:32])
     layers = [m.weight.detach().numpy() for _, m in compressible_layers(model)]
-    cuts = apportion([w.size for w in layers], round(sparsity * sum(w.size for w in layers)))
+    cuts = split_count(round(sparsity * sum(w.size for w in layers)), [w.size for w in layers])
     for (name, _), w, cut in zip(compressible_layers(model), layers, cuts, strict=True):
         expected = np.zeros(w.size, dtype=w.dtype)
         keep = np.argsort(-np.abs(w).reshape(-1), kind="stable")[: w.size - cut]
