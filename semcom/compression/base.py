@@ -66,6 +66,17 @@ def compressible_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+def conv_args(layer: nn.Conv2d) -> dict[str, Any]:
+    """The geometry of ``layer`` (``stride``, ``padding``, ``dilation``, ``groups``) as keyword
+    arguments of ``F.conv2d`` / ``nn.Conv2d``, for a module that re-implements its convolution."""
+    return {
+        "stride": layer.stride,
+        "padding": layer.padding,
+        "dilation": layer.dilation,
+        "groups": layer.groups,
+    }
+
+
 @dataclass(frozen=True)
 class EncoderSize:
     """Measured size of an encoder.

@@ -16,8 +16,9 @@ Ties are broken by position (the earlier unit goes first) so selections are dete
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -237,8 +238,36 @@ def mean_loss(model: nn.Module, x: torch.Tensor, batch_size: int) -> float:
     return total / x.shape[0]
 
 
-def freeze_all_but(model: nn.Module, trainable: Sequence[nn.Parameter]) -> None:
-    """Set ``requires_grad`` on exactly the parameters in ``trainable``."""
+def random_batch(x: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch_size`` rows of ``x`` drawn without replacement by ``generator`` (all of ``x``,
+    in order, when it has no more rows than that)."""
+    n = x.shape[0]
+    if n <= batch_size:
+        return x
+    return x[torch.randperm(n, generator=generator)[:batch_size].to(x.device)]
+
+
+@contextlib.contextmanager
+def trainable_only(
+    params: Iterable[nn.Parameter], trainable: Iterable[nn.Parameter] = ()
+) -> Iterator[None]:
+    """Within the block, ``requires_grad`` is True on the ``params`` that are in ``trainable``
+    and False on the others; each one's own flag comes back on exit, error or not.
+
+    Examples:
+        >>> a, b = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+        >>> with trainable_only([a, b], [b]):
+        ...     print(a.requires_grad, b.requires_grad)
+        False True
+        >>> a.requires_grad, b.requires_grad
+        (True, True)
+    """
+    flags = [(p, p.requires_grad) for p in params]
     keep = {id(p) for p in trainable}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in keep)
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in keep)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
