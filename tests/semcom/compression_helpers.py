@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 
-import pytest
 import torch
 from torch import nn
 
@@ -75,15 +73,6 @@ def removed_units(model: nn.Module) -> int:
         dead &= (col == 0).all(dim=1)
         count += int(dead.sum())
     return count
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Run a test on one torch thread (the shared CI machine is small; results do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def same_state(a: nn.Module, b: nn.Module) -> bool:

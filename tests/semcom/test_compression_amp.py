@@ -17,7 +17,6 @@ from semcom.compression.hidden_units import remove_units, unit_groups
 from tests.semcom.compression_helpers import (
     codec_round_trip,
     digits,
-    one_thread,
     removed_units,
     same_state,
     small_models,
@@ -25,7 +24,6 @@ from tests.semcom.compression_helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-__all__ = ["one_thread"]
 
 
 def test_registered_with_its_paper() -> None:

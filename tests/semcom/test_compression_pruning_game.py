@@ -18,7 +18,6 @@ from semcom.compression.pruning_game import redundancy
 from tests.semcom.compression_helpers import (
     codec_round_trip,
     digits,
-    one_thread,
     removed_units,
     same_state,
     small_models,
@@ -26,7 +25,6 @@ from tests.semcom.compression_helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-__all__ = ["one_thread"]
 
 FROZEN = {"sparsity": None, "finetune_lr": 0.0, "batch_size": 256}  # full batch: deterministic play
 

@@ -19,14 +19,12 @@ from semcom.compression.pst import PSTLayer, cubic_keep
 from tests.semcom.compression_helpers import (
     codec_round_trip,
     digits,
-    one_thread,
     same_state,
     small_models,
     trained_mlp,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-__all__ = ["one_thread"]
 
 
 def test_registered_with_its_paper() -> None:
