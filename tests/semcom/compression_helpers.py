@@ -7,7 +7,9 @@ import functools
 import torch
 from torch import nn
 
+from semcom.compression.budget import prune_count
 from semcom.compression.hidden_units import unit_groups
+from semcom.compression.prunable import prunable_weights, zero_count
 from semcom.data import load_dataset
 from semcom.models.build import build_model
 
@@ -59,6 +61,34 @@ def small_models() -> list[nn.Module]:
             build_model("cnn", 4, widths=[6, 8], input_shape=[3, 8, 8]).eval(),
             build_model("vit", 4, dim=8, depth=1, heads=2, input_shape=[3, 8, 8]).eval(),
         ]
+
+
+def tiny_codec(name: str = "mlp", **options: object) -> nn.Module:
+    """A tiny untrained ``mlp`` (default), ``cnn`` or ``vit`` codec with N = 4 (seeded with 0,
+    eval mode); ``options`` go to the ``mlp`` and ``cnn`` builders."""
+    torch.manual_seed(0)
+    if name == "cnn":
+        return build_model("cnn", 4, widths=[6, 8], input_shape=[3, 8, 8], **options).eval()
+    if name == "vit":
+        return build_model("vit", 4, dim=16, heads=2, depth=1, input_shape=[1, 8, 8]).eval()
+    return build_model("mlp", 4, hidden=[32, 16], **options).eval()
+
+
+def check_exact_weight_pruning(
+    model: nn.Module,
+    before: list[torch.Tensor],
+    pruned: nn.Module,
+    x: torch.Tensor,
+    sparsity: float,
+) -> None:
+    """The weight-pruning contract: ``pruned`` has exactly ``prune_count(sparsity, total)`` zero
+    prunable weights, ``model`` still holds the parameters ``before``, and the pruned codec
+    keeps the shapes of ``encode`` and ``decode`` on ``x``."""
+    total = sum(w.numel() for _, w in prunable_weights(model))
+    assert zero_count(pruned) == (prune_count(sparsity, total), total)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    z = pruned.encode(x)
+    assert z.shape == model.encode(x).shape and pruned.decode(z).shape == x.shape
 
 
 def removed_units(model: nn.Module) -> int:
