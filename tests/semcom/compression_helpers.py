@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,8 +49,6 @@ def trained_mlp(
 
     Returns a fresh deep copy each call, so a test may modify it.
     """
-    import copy
-
     return copy.deepcopy(_trained_mlp(tuple(hidden), steps)).to(dtype)
 
 
@@ -109,6 +109,25 @@ def same_state(a: nn.Module, b: nn.Module) -> bool:
     """Bitwise-equal state dicts."""
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def check_untouched_and_deterministic(method: Any, model: nn.Module, x: torch.Tensor) -> Any:
+    """Compress ``model`` twice with ``method`` on ``x``: the input codec must be unchanged and
+    both runs bitwise equal (state and details). Returns the first result."""
+    before = copy.deepcopy(model)
+    a = method.compress(model, x)
+    b = method.compress(model, x)
+    assert same_state(model, before)
+    assert same_state(a.model, b.model) and a.details == b.details
+    return a
+
+
+def compress_small(method: Any, index: int) -> tuple[nn.Module, Any]:
+    """``(model, method.compress(model, x))`` for ``small_models()[index]`` on 8 seeded
+    random images."""
+    model = small_models()[index]
+    x = torch.rand(8, *model.input_shape, generator=torch.Generator().manual_seed(2))
+    return model, method.compress(model, x)
 
 
 def codec_round_trip(model: nn.Module, batch: int = 3) -> tuple[tuple[int, ...], tuple[int, ...]]:

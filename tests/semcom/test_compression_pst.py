@@ -4,8 +4,6 @@ compression family contract."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -17,9 +15,10 @@ from semcom.compression import COMPRESSION, PST, compressible_layers, measure_en
 from semcom.compression.budget import split_count
 from semcom.compression.pst import PSTLayer, cubic_keep
 from tests.semcom.compression_helpers import (
+    check_untouched_and_deterministic,
     codec_round_trip,
+    compress_small,
     digits,
-    same_state,
     small_models,
     trained_mlp,
 )
@@ -123,21 +122,15 @@ def test_training_beats_magnitude_and_learns_a_different_mask() -> None:
 
 def test_input_unchanged_and_deterministic() -> None:
     model = trained_mlp()
-    before = copy.deepcopy(model)
-    x = digits()[:150]
-    a = PST(sparsity=0.6, steps=10, batch_size=50, seed=4).compress(model, x)
-    b = PST(sparsity=0.6, steps=10, batch_size=50, seed=4).compress(model, x)
-    assert same_state(model, before)
+    method = PST(sparsity=0.6, steps=10, batch_size=50, seed=4)
+    a = check_untouched_and_deterministic(method, model, digits()[:150])
     assert all(p.requires_grad for p in model.parameters())
-    assert same_state(a.model, b.model) and a.details == b.details
     assert a.model.state_dict().keys() == model.state_dict().keys()
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_compressed_codec_keeps_its_shapes(index: int) -> None:
-    model = small_models()[index]
-    x = torch.rand(8, *model.input_shape, generator=torch.Generator().manual_seed(2))
-    result = PST(sparsity=0.7, steps=3).compress(model, x)
+    model, result = compress_small(PST(sparsity=0.7, steps=3), index)
     total = sum(m.weight.numel() for _, m in compressible_layers(model))
     zeros = sum(int((m.weight == 0).sum()) for _, m in compressible_layers(result.model))
     assert zeros == round(0.7 * total)
