@@ -40,14 +40,19 @@ from torch import nn
 
 from channels.errors import check_int, fail
 from semcom.compression.base import COMPRESSION, Compressor
-from semcom.compression.hidden_units import UnitGroup, gated, remove_units, unit_groups
-from semcom.compression.unit_budget import (
+from semcom.compression.budget import (
     batches,
     calibration_images,
     check_choice,
     check_real,
     check_sparsity,
-    target_count,
+)
+from semcom.compression.hidden_units import (
+    UnitGroup,
+    gated,
+    remove_units,
+    unit_groups,
+    unit_target,
 )
 
 OBJECTIVES = ("mse", "entropy")
@@ -212,10 +217,7 @@ class AMP(Compressor):
     ) -> tuple[dict[str, Any], dict[str, float]]:
         x = calibration_images(model, images)
         groups = unit_groups(model)
-        total = sum(g.size for g in groups)
-        target = None
-        if self.sparsity is not None:
-            target = target_count(self.sparsity, total, total - len(groups), "hidden units")
+        total, target = unit_target(groups, self.sparsity)
         scores = self.taylor_scores(model, x)
         # Descending score; ties keep the lower index first (stable sort on the negated score).
         orders = [torch.sort(-s, stable=True).indices for s in scores]  # on the CPU

@@ -16,7 +16,6 @@ The decoder is left as it is: the receiver is not the constrained side. Sizes ar
 from __future__ import annotations
 
 import copy
-import inspect
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from channels.errors import fail
+from semcom.params import Configurable
 from semcom.registry import Registry
 
 COMPRESSION = Registry("compression")
@@ -64,6 +64,17 @@ def compressible_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         for name, m in model.named_modules()
         if id(m) in inside and isinstance(m, nn.Linear | nn.Conv2d)
     ]
+
+
+def conv_args(layer: nn.Conv2d) -> dict[str, Any]:
+    """The geometry of ``layer`` (``stride``, ``padding``, ``dilation``, ``groups``) as keyword
+    arguments of ``F.conv2d`` / ``nn.Conv2d``, for a module that re-implements its convolution."""
+    return {
+        "stride": layer.stride,
+        "padding": layer.padding,
+        "dilation": layer.dilation,
+        "groups": layer.groups,
+    }
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,7 @@ class CompressionResult:
     details: dict[str, Any]
 
 
-class Compressor:
+class Compressor(Configurable):
     """Base class of the ``compression`` family.
 
     Subclasses take their options (budgets, hyper-parameters) in ``__init__``, validate them
@@ -192,12 +203,3 @@ class Compressor:
     ) -> tuple[dict[str, Any], dict[str, float]]:  # pragma: no cover - abstract
         """Compress ``model`` in place; return ``(details, bits per quantised parameter)``."""
         raise NotImplementedError
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor options (scikit-learn style)."""
-        names = inspect.signature(type(self).__init__).parameters
-        return {k: getattr(self, k) for k in names if k != "self"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"

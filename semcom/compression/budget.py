@@ -1,58 +1,86 @@
 """Budgets of the pruning methods: option checks, exact prune counts and exact selections.
 
-A pruning budget is a ``sparsity`` ``s`` in ``[0, 1)``: the fraction of the prunable units (weights
-or channels, as each method states) to remove. The count removed is always
+A pruning budget is a ``sparsity`` ``s`` in ``[0, 1)``: the fraction of the prunable items
+(weights, channels, hidden units or rank components, as each method states) to remove. The
+weight and channel pruners remove
 
-    k = floor(s · n + 1/2)            (n prunable units; round half up)
+    k = floor(s · n + 1/2)            (n prunable items; round half up; :func:`prune_count`)
 
-and every selection below removes exactly ``k`` units, so "pruning to a target sparsity hits it
-exactly" holds by construction and is checked by counting zeros in the tests.
+and the unit pruners (amp, pruning-game, maestro, pst) ``round(s · n)`` (:func:`target_count`).
+Every selection below removes exactly ``k`` items, so "pruning to a target sparsity hits it
+exactly" holds by construction and is checked by counting zeros in the tests; per-group counts
+come from :func:`split_count`.
 
 Ties are broken by position (the earlier unit goes first) so selections are deterministic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
 from channels import errors
 from channels.errors import ConfigError, fail
 
 
 def check_real(
-    field: str, value: Any, low: float, high: float, *, high_open: bool = False
+    field: str,
+    value: Any,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
 ) -> float:
-    """A finite real number in ``[low, high]`` (``[low, high)`` with ``high_open``), else
-    ConfigError; bools and strings are refused (:func:`channels.errors.check_real`).
+    """A finite real number in ``[low, high]`` (``(low`` with ``low_open``, ``high)`` with
+    ``high_open``), else ConfigError; bools and strings are refused
+    (:func:`channels.errors.check_real`).
 
     Examples:
         >>> check_real("lr", 0.1, 0.0, 1.0)
         0.1
     """
-    bracket = ")" if high_open else "]"
+    lb, rb = "(" if low_open else "[", ")" if high_open else "]"
     return errors.check_real(
         field,
         value,
         low,
         high,
+        open_low=low_open,
         open_high=high_open,
-        allowed=f"a real number in [{low}, {high}{bracket}",
+        allowed=f"a real number in {lb}{low:g}, {high:g}{rb}",
     )
 
 
 def check_choice(field: str, value: Any, choices: Sequence[str]) -> str:
     """``value`` (a string, compared lower-case) if it is one of ``choices``, else ConfigError."""
     key = value.strip().lower() if isinstance(value, str) else None
-    return errors.check_choice(field, key, choices, allowed=", ".join(choices)) and key
+    if key not in choices:
+        raise fail(field, value, ", ".join(choices))
+    return key
 
 
-def check_sparsity(value: Any) -> float:
-    """The ``sparsity`` option: a real number in ``[0, 1)``."""
-    return check_real("sparsity", value, 0.0, 1.0, high_open=True)
+def check_sparsity(value: Any, *, optional: bool = False) -> float | None:
+    """The ``sparsity`` option: a fraction in ``[0, 1)`` (``None`` allowed when ``optional``).
+
+    Raises:
+        ConfigError: (field ``sparsity``) a bool, a non-number, NaN or a value outside [0, 1).
+    """
+    allowed = "a fraction in [0, 1)" + (" or null" if optional else "")
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise fail("sparsity", value, allowed)
+    number = float(value)
+    if not (0.0 <= number < 1.0):
+        raise fail("sparsity", value, allowed)
+    return number
 
 
 def prune_count(sparsity: float, total: int) -> int:
@@ -154,3 +182,92 @@ def lowest_with_caps(
     if taken < count:
         raise ConfigError(f"sparsity: removes {count} units; at most {taken} can go")
     return [torch.tensor(c, dtype=torch.int64) for c in chosen]
+
+
+def calibration_images(model: nn.Module, images: Any) -> torch.Tensor:
+    """The calibration ``images`` ``[B, C, H, W]`` on ``model``'s dtype and device.
+
+    Raises:
+        ConfigError: (field ``images``) no images, a wrong rank or shape, or non-finite values.
+    """
+    from semcom.importance.base import as_images
+
+    if images is None:
+        raise fail("images", None, "calibration images [B, C, H, W] (this method needs data)")
+    x = as_images(images)
+    shape = tuple(getattr(model, "input_shape", x.shape[1:]))
+    if tuple(x.shape[1:]) != shape:
+        raise fail(
+            "images", f"tensor of shape {tuple(x.shape)}", f"[B, {', '.join(map(str, shape))}]"
+        )
+    param = next(model.parameters())
+    return x.to(device=param.device, dtype=param.dtype)
+
+
+def target_count(sparsity: float, total: int, removable: int, what: str) -> int:
+    """``round(sparsity · total)``: how many of ``total`` items to remove.
+
+    Raises:
+        ConfigError: (field ``sparsity``) when that exceeds ``removable``, the most the model
+            can lose (e.g. every layer keeps one unit); the message gives the largest fraction.
+    """
+    count = int(round(sparsity * total))
+    if count > removable:
+        top = removable / total if total else 0.0
+        raise fail("sparsity", sparsity, f"a fraction in [0, {top:.4g}] for this model "
+                   f"({removable} of its {total} {what} can be removed)")  # fmt: skip
+    return count
+
+
+def reconstruction_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The label-free task loss ``MSE(x, decode(encode(x)))`` (a scalar tensor)."""
+    return torch.mean((model.decode(model.encode(x)) - x) ** 2)
+
+
+def batches(n: int, batch_size: int) -> list[slice]:
+    """Consecutive slices of ``range(n)`` of at most ``batch_size`` items."""
+    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+def mean_loss(model: nn.Module, x: torch.Tensor, batch_size: int) -> float:
+    """Image-weighted mean of :func:`reconstruction_loss` over ``x`` in batches (no grad)."""
+    total = 0.0
+    with torch.no_grad():
+        for part in batches(x.shape[0], batch_size):
+            total += float(reconstruction_loss(model, x[part])) * (part.stop - part.start)
+    return total / x.shape[0]
+
+
+def random_batch(x: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch_size`` rows of ``x`` drawn without replacement by ``generator`` (all of ``x``,
+    in order, when it has no more rows than that)."""
+    n = x.shape[0]
+    if n <= batch_size:
+        return x
+    return x[torch.randperm(n, generator=generator)[:batch_size].to(x.device)]
+
+
+@contextlib.contextmanager
+def trainable_only(
+    params: Iterable[nn.Parameter], trainable: Iterable[nn.Parameter] = ()
+) -> Iterator[None]:
+    """Within the block, ``requires_grad`` is True on the ``params`` that are in ``trainable``
+    and False on the others; each one's own flag comes back on exit, error or not.
+
+    Examples:
+        >>> a, b = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+        >>> with trainable_only([a, b], [b]):
+        ...     print(a.requires_grad, b.requires_grad)
+        False True
+        >>> a.requires_grad, b.requires_grad
+        (True, True)
+    """
+    flags = [(p, p.requires_grad) for p in params]
+    keep = {id(p) for p in trainable}
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in keep)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)

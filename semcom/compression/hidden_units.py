@@ -26,6 +26,7 @@ from torch import nn
 
 from channels.errors import fail
 from semcom.compression.base import compressible_layers
+from semcom.compression.budget import target_count
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +126,20 @@ def gated(gates: Mapping[UnitGroup, torch.Tensor], *, both_sides: bool = False) 
     finally:
         for handle in handles:
             handle.remove()
+
+
+def unit_target(groups: list[UnitGroup], sparsity: float | None) -> tuple[int, int | None]:
+    """``(total, target)``: the hidden units of ``groups`` and how many to remove at
+    ``sparsity`` (:func:`~semcom.compression.budget.target_count`, every group keeping one unit;
+    ``None`` when ``sparsity`` is ``None``, the methods' adaptive mode).
+
+    Raises:
+        ConfigError: (field ``sparsity``) a target the groups cannot meet.
+    """
+    total = sum(g.size for g in groups)
+    if sparsity is None:
+        return total, None
+    return total, target_count(sparsity, total, total - len(groups), "hidden units")
 
 
 def remove_units(group: UnitGroup, keep: torch.Tensor) -> int:

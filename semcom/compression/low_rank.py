@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semcom.compression.base import conv_args
+
 
 class OrderedLowRank(nn.Module):
     """``W = U Vᵀ`` of a ``Linear`` or ``Conv2d`` with a selectable active rank.
@@ -43,11 +45,7 @@ class OrderedLowRank(nn.Module):
         self.conv = isinstance(layer, nn.Conv2d)
         self.weight_shape = tuple(w.shape)
         if self.conv:
-            self.conv_args = {
-                "stride": layer.stride,
-                "padding": layer.padding,
-                "dilation": layer.dilation,
-            }
+            self.conv_args = conv_args(layer)
             if layer.padding_mode != "zeros":
                 raise TypeError("only zero-padded convolutions can be factorised")
         matrix = w.reshape(w.shape[0], -1).to(torch.float64)

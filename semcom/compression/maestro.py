@@ -47,16 +47,18 @@ from semcom.compression.base import (
     compressible_layers,
     encoder_parameters,
 )
-from semcom.compression.low_rank import OrderedLowRank, replace_module
-from semcom.compression.unit_budget import (
+from semcom.compression.budget import (
     calibration_images,
     check_choice,
     check_real,
     check_sparsity,
     mean_loss,
+    random_batch,
     reconstruction_loss,
     target_count,
+    trainable_only,
 )
+from semcom.compression.low_rank import OrderedLowRank, replace_module
 
 SAMPLING = ("layer", "all")
 
@@ -210,31 +212,18 @@ class Maestro(Compressor):
             olr = OrderedLowRank(layer)
             replace_module(model, name, olr)
             ordered.append(olr)
-        flags = [(p, p.requires_grad) for p in model.parameters()]
-        for p, _ in flags:
-            p.requires_grad_(False)
         params = [p for _, p in encoder_parameters(model)]
-        for p in params:
-            p.requires_grad_(True)
-        n = x.shape[0]
 
         def loss_fn() -> torch.Tensor:
-            if n > self.batch_size:
-                xb = x[torch.randperm(n, generator=generator)[: self.batch_size].to(x.device)]
-            else:
-                xb = x
-            return reconstruction_loss(model, xb) / base
+            return reconstruction_loss(model, random_batch(x, self.batch_size, generator)) / base
 
         history: list[float] = []
-        try:
+        with trainable_only(model.parameters(), params):
             if self.steps:
                 history = train_ordered(
                     ordered, loss_fn, params, steps=self.steps, lr=self.lr,
                     group_lasso=self.group_lasso, sampling=self.sampling, generator=generator,
                 )  # fmt: skip
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
         with torch.no_grad():
             norms = [olr.hierarchical_norms().detach().cpu() for olr in ordered]
             if self.ranking == "relative":

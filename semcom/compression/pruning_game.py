@@ -40,20 +40,22 @@ from torch import nn
 
 from channels.errors import check_int
 from semcom.compression.base import COMPRESSION, Compressor, encoder_parameters
+from semcom.compression.budget import (
+    calibration_images,
+    check_real,
+    check_sparsity,
+    mean_loss,
+    random_batch,
+    reconstruction_loss,
+    trainable_only,
+)
 from semcom.compression.hidden_units import (
     UnitGroup,
     gated,
     remove_units,
     scale_units,
     unit_groups,
-)
-from semcom.compression.unit_budget import (
-    calibration_images,
-    check_real,
-    check_sparsity,
-    mean_loss,
-    reconstruction_loss,
-    target_count,
+    unit_target,
 )
 
 
@@ -155,14 +157,11 @@ class PruningGame(Compressor):
         du = [torch.zeros(g.size, dtype=torch.float64) for g in groups]
         theta = [p for _, p in encoder_parameters(model)] if self.finetune_lr > 0 else []
         optimizer = torch.optim.Adam(theta, lr=self.finetune_lr) if theta else None
-        n, total = x.shape[0], sum(g.size for g in groups)
+        total = sum(g.size for g in groups)
         base = max(mean_loss(model, x, self.batch_size), 1e-300)
         price = self.cost
         for _ in range(self.steps):
-            if n > self.batch_size:
-                xb = x[torch.randperm(n, generator=generator)[: self.batch_size].to(x.device)]
-            else:
-                xb = x
+            xb = random_batch(x, self.batch_size, generator)
             gates = {
                 g: si.to(device=x.device, dtype=x.dtype).requires_grad_(True)
                 for g, si in zip(groups, s, strict=True)
@@ -189,20 +188,10 @@ class PruningGame(Compressor):
     ) -> tuple[dict[str, Any], dict[str, float]]:
         x = calibration_images(model, images)
         groups = unit_groups(model)
-        total = sum(g.size for g in groups)
-        target = None
-        if self.sparsity is not None:
-            target = target_count(self.sparsity, total, total - len(groups), "hidden units")
-        flags = [(p, p.requires_grad) for p in model.parameters()]
-        for p, _ in flags:
-            p.requires_grad_(False)
-        for _, p in encoder_parameters(model):
-            p.requires_grad_(self.finetune_lr > 0)
-        try:
+        total, target = unit_target(groups, self.sparsity)
+        tuned = [p for _, p in encoder_parameters(model)] if self.finetune_lr > 0 else []
+        with trainable_only(model.parameters(), tuned):
             s, du, price = self.play(model, x, target)
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
         keep = _choose(s, du, self.threshold, target)
         removed = 0
         for g, si, ki in zip(groups, s, keep, strict=True):

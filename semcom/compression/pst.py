@@ -34,17 +34,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from channels.errors import check_int
-from semcom.compression.base import COMPRESSION, Compressor, compressible_layers
-from semcom.compression.low_rank import replace_module
-from semcom.compression.unit_budget import (
-    apportion,
+from semcom.compression.base import COMPRESSION, Compressor, compressible_layers, conv_args
+from semcom.compression.budget import (
     calibration_images,
     check_real,
     check_sparsity,
     mean_loss,
+    random_batch,
     reconstruction_loss,
+    split_count,
     target_count,
+    trainable_only,
 )
+from semcom.compression.low_rank import replace_module
 
 
 def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -92,12 +94,7 @@ class PSTLayer(nn.Module):
         self.conv = isinstance(layer, nn.Conv2d)
         self.weight_shape = tuple(w.shape)
         if self.conv:
-            self.conv_args = {
-                "stride": layer.stride,
-                "padding": layer.padding,
-                "dilation": layer.dilation,
-                "groups": layer.groups,
-            }
+            self.conv_args = conv_args(layer)
         matrix = w.reshape(w.shape[0], -1)
         m, n = matrix.shape
         dtype, device = w.dtype, w.device
@@ -208,39 +205,32 @@ class PST(Compressor):
         sizes = [layer.weight.numel() for _, layer in named]
         total = sum(sizes)
         target = target_count(self.sparsity, total, total - len(sizes), "weights")
-        removed = apportion(sizes, target)
-        # apportion never takes a whole layer unless the target forces it; keep one per layer.
+        removed = split_count(target, sizes)
+        # split_count never takes a whole layer unless the target forces it; keep one per layer.
         removed = _keep_one_each(removed, sizes)
         generator = torch.Generator().manual_seed(self.seed)
         base = max(mean_loss(model, x, self.batch_size), 1e-300)
-        flags = [(p, p.requires_grad) for p in model.parameters()]
+        # the model's own parameters are frozen; the PST layers' new ones are what trains
+        originals = list(model.parameters())
         wrapped = []
         for name, layer in named:
             pst = PSTLayer(layer, self.score_rank, self.lora_rank, generator)
             replace_module(model, name, pst)
             wrapped.append(pst)
-        for p, _ in flags:
-            p.requires_grad_(False)
         lora = [p for w in wrapped for p in (w.U, w.V)]
         score = [p for w in wrapped for p in (w.A, w.B, w.R, w.C)]
         optimizer = torch.optim.Adam(
             [{"params": lora, "lr": self.lr}, {"params": score, "lr": self.score_lr}]
         )
-        n = x.shape[0]
-        try:
+        with trainable_only(originals):
             for step in range(self.steps):
                 for w, size, cut in zip(wrapped, sizes, removed, strict=True):
                     w.keep = cubic_keep(step, self.steps, size, size - cut, self.ramp)
-                xb = x
-                if n > self.batch_size:
-                    xb = x[torch.randperm(n, generator=generator)[: self.batch_size].to(x.device)]
+                xb = random_batch(x, self.batch_size, generator)
                 loss = reconstruction_loss(model, xb) / base
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
         for (name, layer), w, size, cut in zip(named, wrapped, sizes, removed, strict=True):
             w.keep = size - cut
             with torch.no_grad():

@@ -54,7 +54,7 @@ from semcom.importance.base import (
     model_dtype_device,
     normalize_importance,
 )
-from semcom.importance.reduction import Reduction, check_keep, top_k_mask
+from semcom.importance.reduction import Reduction, reduce_in_batches, top_k_mask
 from semcom.importance.vit_trace import (
     check_layers,
     head_outputs,
@@ -236,16 +236,10 @@ class AdaptiveSparseViTImportance(ImportanceEstimator):
     @torch.no_grad()
     def reduce(self, model: Any, images: Any, keep: int) -> Reduction:
         """Drop all but the ``keep`` highest-scoring features of each image (zero the rest)."""
-        check_model(model)
-        require_attention(model)
-        keep = check_keep(keep, int(model.n_features))
-        images = as_images(images)
-        dtype, device = model_dtype_device(model, images)
-        keeps, feats = [], []
-        with eval_mode(model):
-            for start in range(0, images.shape[0], self.batch_size):
-                x = images[start : start + self.batch_size].to(device=device, dtype=dtype)
-                mask = top_k_mask(self.token_scores(model, x), keep)
-                keeps.append(mask)
-                feats.append(encode_checked(model, x) * mask.unsqueeze(-1))
-        return Reduction(keep=torch.cat(keeps), features=torch.cat(feats))
+        require_attention(check_model(model))
+
+        def step(x: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+            mask = top_k_mask(self.token_scores(model, x), keep)
+            return mask, encode_checked(model, x) * mask.unsqueeze(-1)
+
+        return reduce_in_batches(model, images, keep, self.batch_size, step)

@@ -14,7 +14,6 @@ and is registered in :data:`IMPORTANCE` (the ``importance`` family of :mod:`semc
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from channels.errors import ConfigError, check_int, fail
+from semcom.params import Configurable
 from semcom.registry import Registry
 
 IMPORTANCE = Registry("importance")
@@ -102,7 +102,7 @@ def per_image_mse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return diff.pow(2).flatten(1).mean(dim=1)
 
 
-class ImportanceEstimator:
+class ImportanceEstimator(Configurable):
     """Base class: ``fit(model, images)`` sets ``raw_importances_`` and ``importances_``.
 
     Args:
@@ -136,15 +136,6 @@ class ImportanceEstimator:
         self.importances_ = normalize_importance(self.raw_importances_)
         self.n_images_ = int(images.shape[0])
         return self
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor options (scikit-learn style)."""
-        names = inspect.signature(type(self).__init__).parameters
-        return {k: getattr(self, k) for k in names if k != "self"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
 
 def encode_checked(model: Any, x: torch.Tensor) -> torch.Tensor:

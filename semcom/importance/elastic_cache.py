@@ -42,13 +42,10 @@ from channels.errors import fail
 from semcom.importance.base import (
     IMPORTANCE,
     ImportanceEstimator,
-    as_images,
     check_model,
     encode_checked,
-    eval_mode,
-    model_dtype_device,
 )
-from semcom.importance.reduction import Reduction, check_keep, top_k_mask
+from semcom.importance.reduction import Reduction, reduce_in_batches, top_k_mask
 from semcom.importance.vit_trace import (
     check_layers,
     received_attention,
@@ -180,22 +177,16 @@ class ElasticCacheImportance(ImportanceEstimator):
         Returns a :class:`~semcom.importance.reduction.Reduction` whose ``features`` hold the
         anchors' group means (see the module docstring) and zeros elsewhere.
         """
-        check_model(model)
-        require_attention(model)
-        keep = check_keep(keep, int(model.n_features))
-        images = as_images(images)
-        dtype, device = model_dtype_device(model, images)
-        keeps, feats = [], []
-        with eval_mode(model):
-            for start in range(0, images.shape[0], self.batch_size):
-                x = images[start : start + self.batch_size].to(device=device, dtype=dtype)
-                z = encode_checked(model, x)
-                anchors = top_k_mask(self.token_scores(model, x), keep)
-                if self.assign == "similarity":
-                    target = assign_by_similarity(z, anchors)
-                else:
-                    grid = tuple(getattr(model, "grid", (1, z.shape[1])))
-                    target = assign_by_position(anchors, grid)
-                keeps.append(anchors)
-                feats.append(merge_into_anchors(z, anchors, target))
-        return Reduction(keep=torch.cat(keeps), features=torch.cat(feats))
+        require_attention(check_model(model))
+
+        def step(x: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+            z = encode_checked(model, x)
+            anchors = top_k_mask(self.token_scores(model, x), keep)
+            if self.assign == "similarity":
+                target = assign_by_similarity(z, anchors)
+            else:
+                grid = tuple(getattr(model, "grid", (1, z.shape[1])))
+                target = assign_by_position(anchors, grid)
+            return anchors, merge_into_anchors(z, anchors, target)
+
+        return reduce_in_batches(model, images, keep, self.batch_size, step)

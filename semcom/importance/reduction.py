@@ -16,12 +16,14 @@ A reducing estimator implements :class:`TokenReducer`::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from channels.errors import fail
+from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,46 @@ def top_k_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
     mask = torch.zeros_like(scores, dtype=torch.bool)
     mask.scatter_(1, order[:, :keep], True)
     return mask
+
+
+def reduce_in_batches(
+    model: Any,
+    images: Any,
+    keep: Any,
+    batch_size: int,
+    step: Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]],
+) -> Reduction:
+    """Run a per-batch reduction ``step(x, keep) -> (mask, features)`` over ``images``.
+
+    Checks ``model`` and ``keep`` (an integer in ``[1, N]``), casts each batch of at most
+    ``batch_size`` images to the model's dtype and device, runs ``step`` with the model in
+    eval mode and concatenates the per-batch bool ``[b, N]`` masks and ``[b, N, L]`` features.
+
+    Args:
+        model: a semantic model (``encode``, ``decode``, ``n_features``).
+        images: ``[B, C, H, W]`` (a Tensor, an array or a data set with ``.images``).
+        keep: features kept per image.
+        batch_size: images per call of ``step``.
+        step: ``(x [b, C, H, W], keep) -> (keep mask [b, N], features [b, N, L])``.
+
+    Returns:
+        The :class:`Reduction` of all ``B`` images.
+
+    Raises:
+        ConfigError: a bad model, images or ``keep``.
+    """
+    check_model(model)
+    keep = check_keep(keep, int(model.n_features))
+    images = as_images(images)
+    dtype, device = model_dtype_device(model, images)
+    keeps, feats = [], []
+    with eval_mode(model):
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size].to(device=device, dtype=dtype)
+            mask, features = step(x, keep)
+            keeps.append(mask)
+            feats.append(features)
+    return Reduction(keep=torch.cat(keeps), features=torch.cat(feats))
 
 
 @runtime_checkable

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Iterator
+from typing import Any
 
-import pytest
 import torch
 from torch import nn
 
+from semcom.compression.budget import prune_count
 from semcom.compression.hidden_units import unit_groups
+from semcom.compression.prunable import prunable_weights, zero_count
 from semcom.data import load_dataset
 from semcom.models.build import build_model
 
@@ -47,8 +49,6 @@ def trained_mlp(
 
     Returns a fresh deep copy each call, so a test may modify it.
     """
-    import copy
-
     return copy.deepcopy(_trained_mlp(tuple(hidden), steps)).to(dtype)
 
 
@@ -61,6 +61,34 @@ def small_models() -> list[nn.Module]:
             build_model("cnn", 4, widths=[6, 8], input_shape=[3, 8, 8]).eval(),
             build_model("vit", 4, dim=8, depth=1, heads=2, input_shape=[3, 8, 8]).eval(),
         ]
+
+
+def tiny_codec(name: str = "mlp", **options: object) -> nn.Module:
+    """A tiny untrained ``mlp`` (default), ``cnn`` or ``vit`` codec with N = 4 (seeded with 0,
+    eval mode); ``options`` go to the ``mlp`` and ``cnn`` builders."""
+    torch.manual_seed(0)
+    if name == "cnn":
+        return build_model("cnn", 4, widths=[6, 8], input_shape=[3, 8, 8], **options).eval()
+    if name == "vit":
+        return build_model("vit", 4, dim=16, heads=2, depth=1, input_shape=[1, 8, 8]).eval()
+    return build_model("mlp", 4, hidden=[32, 16], **options).eval()
+
+
+def check_exact_weight_pruning(
+    model: nn.Module,
+    before: list[torch.Tensor],
+    pruned: nn.Module,
+    x: torch.Tensor,
+    sparsity: float,
+) -> None:
+    """The weight-pruning contract: ``pruned`` has exactly ``prune_count(sparsity, total)`` zero
+    prunable weights, ``model`` still holds the parameters ``before``, and the pruned codec
+    keeps the shapes of ``encode`` and ``decode`` on ``x``."""
+    total = sum(w.numel() for _, w in prunable_weights(model))
+    assert zero_count(pruned) == (prune_count(sparsity, total), total)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    z = pruned.encode(x)
+    assert z.shape == model.encode(x).shape and pruned.decode(z).shape == x.shape
 
 
 def removed_units(model: nn.Module) -> int:
@@ -77,19 +105,29 @@ def removed_units(model: nn.Module) -> int:
     return count
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Run a test on one torch thread (the shared CI machine is small; results do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def same_state(a: nn.Module, b: nn.Module) -> bool:
     """Bitwise-equal state dicts."""
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def check_untouched_and_deterministic(method: Any, model: nn.Module, x: torch.Tensor) -> Any:
+    """Compress ``model`` twice with ``method`` on ``x``: the input codec must be unchanged and
+    both runs bitwise equal (state and details). Returns the first result."""
+    before = copy.deepcopy(model)
+    a = method.compress(model, x)
+    b = method.compress(model, x)
+    assert same_state(model, before)
+    assert same_state(a.model, b.model) and a.details == b.details
+    return a
+
+
+def compress_small(method: Any, index: int) -> tuple[nn.Module, Any]:
+    """``(model, method.compress(model, x))`` for ``small_models()[index]`` on 8 seeded
+    random images."""
+    model = small_models()[index]
+    x = torch.rand(8, *model.input_shape, generator=torch.Generator().manual_seed(2))
+    return model, method.compress(model, x)
 
 
 def codec_round_trip(model: nn.Module, batch: int = 3) -> tuple[tuple[int, ...], tuple[int, ...]]:

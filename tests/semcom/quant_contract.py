@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import torch
 
 from semcom.compression import Compressor, encoder_parameters
@@ -52,12 +49,3 @@ def check_contract(method: Compressor, kind: str) -> None:
         assert z.shape == model.encode(x).shape
         assert first.model.decode(z).shape == x.shape
         assert bool(torch.isfinite(z).all())
-
-
-@pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -15,17 +15,16 @@ from semcom.compression import AMP, COMPRESSION, measure_encoder
 from semcom.compression.amp import binary_search_width, entropy_objective
 from semcom.compression.hidden_units import remove_units, unit_groups
 from tests.semcom.compression_helpers import (
+    check_untouched_and_deterministic,
     codec_round_trip,
+    compress_small,
     digits,
-    one_thread,
     removed_units,
-    same_state,
     small_models,
     trained_mlp,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-__all__ = ["one_thread"]
 
 
 def test_registered_with_its_paper() -> None:
@@ -175,19 +174,13 @@ def test_more_sparsity_costs_more_loss_and_beats_random_units() -> None:
 
 
 def test_input_unchanged_and_deterministic() -> None:
-    model = trained_mlp()
-    before = copy.deepcopy(model)
-    a = AMP(sparsity=0.4, objective="entropy", batch_size=50).compress(model, digits()[:128])
-    b = AMP(sparsity=0.4, objective="entropy", batch_size=50).compress(model, digits()[:128])
-    assert same_state(model, before)
-    assert same_state(a.model, b.model) and a.details == b.details
+    method = AMP(sparsity=0.4, objective="entropy", batch_size=50)
+    check_untouched_and_deterministic(method, trained_mlp(), digits()[:128])
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_compressed_codec_keeps_its_shapes(index: int) -> None:
-    model = small_models()[index]
-    x = torch.rand(8, *model.input_shape, generator=torch.Generator().manual_seed(2))
-    result = AMP(sparsity=0.3).compress(model, x)
+    model, result = compress_small(AMP(sparsity=0.3), index)
     total = sum(g.size for g in unit_groups(model))
     assert removed_units(result.model) == result.details["removed_units"] == round(0.3 * total)
     assert codec_round_trip(result.model) == codec_round_trip(model)

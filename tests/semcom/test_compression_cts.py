@@ -15,25 +15,9 @@ from semcom.compression.budget import prune_count
 from semcom.compression.concrete import binary_concrete, gradbalance, reverse_kl_bernoulli
 from semcom.compression.cts import concrete_ticket_search
 from semcom.compression.prunable import prunable_weights, zero_count
-from semcom.models.build import build_model
+from tests.semcom.compression_helpers import check_exact_weight_pruning, tiny_codec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny(name: str = "mlp") -> torch.nn.Module:
-    torch.manual_seed(0)
-    if name == "cnn":
-        return build_model("cnn", 4, widths=[6, 8], input_shape=[3, 8, 8]).eval()
-    if name == "vit":
-        return build_model("vit", 4, dim=16, heads=2, depth=1, input_shape=[1, 8, 8]).eval()
-    return build_model("mlp", 4, hidden=[32, 16]).eval()
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def images(model: torch.nn.Module, n: int = 8) -> torch.Tensor:
@@ -87,7 +71,7 @@ def test_reverse_kl_equals_torch_bernoulli_kl_and_vanishes_for_the_dense_mask() 
         torch.distributions.Bernoulli(probs=p), torch.distributions.Bernoulli(probs=q)
     ).mean()
     assert float(ours) == pytest.approx(float(reference), rel=1e-9)
-    model = tiny()
+    model = tiny_codec()
     x = images(model)
     with torch.no_grad():
         ones = {n: w * torch.ones_like(w) for n, w in prunable_weights(model)}
@@ -100,7 +84,7 @@ def test_reverse_kl_equals_torch_bernoulli_kl_and_vanishes_for_the_dense_mask() 
 
 @pytest.mark.parametrize(("target", "init"), [(0.3, 0.9), (0.7, 0.2)])
 def test_concrete_masks_converge_to_the_target_density(target: float, init: float) -> None:
-    model = tiny()
+    model = tiny_codec()
     _, trace = concrete_ticket_search(model, images(model), target, steps=120, init_keep=init)
     assert trace[0] == pytest.approx(init, abs=1e-6)
     tail = np.array(trace[-30:])
@@ -109,7 +93,7 @@ def test_concrete_masks_converge_to_the_target_density(target: float, init: floa
 
 
 def test_final_mask_keeps_exactly_the_top_logits() -> None:
-    model = tiny("cnn")
+    model = tiny_codec("cnn")
     x = images(model)
     result = CTSPruning(sparsity=0.7, steps=15, seed=4).compress(model, x)
     weights = prunable_weights(model)
@@ -123,7 +107,7 @@ def test_final_mask_keeps_exactly_the_top_logits() -> None:
 
 
 def test_cts_kl_beats_a_random_mask_of_the_same_size() -> None:
-    model = tiny()
+    model = tiny_codec()
     x = images(model, 16)
     result = CTSPruning(sparsity=0.8, steps=100).compress(model, x)
     with torch.no_grad():
@@ -147,19 +131,15 @@ def test_cts_kl_beats_a_random_mask_of_the_same_size() -> None:
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "vit"])
 def test_exact_target_working_codec_and_untouched_input(name: str) -> None:
-    model = tiny(name)
+    model = tiny_codec(name)
     before = [p.clone() for p in model.parameters()]
     x = images(model, 4)
     result = CTSPruning(sparsity=0.45, objective="mse", steps=5).compress(model, x)
-    total = sum(w.numel() for _, w in prunable_weights(model))
-    assert zero_count(result.model) == (prune_count(0.45, total), total)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    z = result.model.encode(x)
-    assert z.shape == model.encode(x).shape and result.model.decode(z).shape == x.shape
+    check_exact_weight_pruning(model, before, result.model, x, 0.45)
 
 
 def test_decoder_is_not_touched_and_runs_are_deterministic() -> None:
-    model = tiny("cnn")
+    model = tiny_codec("cnn")
     x = images(model, 4)
     a = CTSPruning(sparsity=0.5, steps=10, seed=1).compress(model, x)
     b = CTSPruning(sparsity=0.5, steps=10, seed=1).compress(model, x)
@@ -189,4 +169,4 @@ def test_bad_options_are_refused(options: dict, field: str) -> None:
 
 def test_missing_images_are_refused() -> None:
     with pytest.raises(ConfigError, match="^images: None is invalid; allowed: calibration"):
-        CTSPruning().compress(tiny())
+        CTSPruning().compress(tiny_codec())

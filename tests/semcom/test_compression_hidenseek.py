@@ -11,27 +11,11 @@ from channels.errors import ConfigError
 from semcom.compression import COMPRESSION, HideNseek
 from semcom.compression.budget import lowest, prune_count
 from semcom.compression.hidenseek import hard_sign
-from semcom.compression.prunable import prunable_weights, zero_count
+from semcom.compression.prunable import prunable_weights
 from semcom.compression.synflow import synflow_prune, synflow_scores
-from semcom.models.build import build_model
+from tests.semcom.compression_helpers import check_exact_weight_pruning, tiny_codec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny(name: str = "mlp", **options) -> torch.nn.Module:
-    torch.manual_seed(0)
-    if name == "cnn":
-        return build_model("cnn", 4, widths=[6, 8], input_shape=[3, 8, 8], **options).eval()
-    if name == "vit":
-        return build_model("vit", 4, dim=16, heads=2, depth=1, input_shape=[1, 8, 8]).eval()
-    return build_model("mlp", 4, hidden=[32, 16], **options).eval()
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def numpy_synflow(model: torch.nn.Module) -> tuple[dict[str, np.ndarray], float]:
@@ -57,7 +41,7 @@ def numpy_synflow(model: torch.nn.Module) -> tuple[dict[str, np.ndarray], float]
 
 
 def test_synflow_scores_equal_the_closed_form() -> None:
-    model = tiny()
+    model = tiny_codec()
     scores, r = synflow_scores(model)
     reference, r_ref = numpy_synflow(model)
     assert r == pytest.approx(r_ref, rel=1e-12)
@@ -81,7 +65,7 @@ def test_synflow_scores_equal_the_closed_form() -> None:
 
 @pytest.mark.parametrize(("name", "zero_bias"), [("mlp", True), ("mlp", False), ("cnn", False)])
 def test_synaptic_flow_is_conserved_layer_by_layer(name: str, zero_bias: bool) -> None:
-    model = tiny(name, **({"norm": "none"} if name == "cnn" else {}))
+    model = tiny_codec(name, **({"norm": "none"} if name == "cnn" else {}))
     if zero_bias:
         with torch.no_grad():
             for n, p in model.named_parameters():
@@ -99,7 +83,7 @@ def test_synaptic_flow_is_conserved_layer_by_layer(name: str, zero_bias: bool) -
 
 
 def test_one_round_is_top_k_of_the_scores_and_rounds_hit_the_target() -> None:
-    model = tiny("cnn")
+    model = tiny_codec("cnn")
     weights = prunable_weights(model)
     total = sum(w.numel() for _, w in weights)
     count = prune_count(0.6, total)
@@ -115,7 +99,7 @@ def test_one_round_is_top_k_of_the_scores_and_rounds_hit_the_target() -> None:
 
 
 def test_iterative_synflow_keeps_every_layer_at_high_sparsity() -> None:
-    model = tiny("mlp")
+    model = tiny_codec("mlp")
     total = sum(w.numel() for _, w in prunable_weights(model))
     masks = synflow_prune(model, prune_count(0.995, total), 50)
     assert all(int(m.sum()) > 0 for m in masks.values())  # no layer collapse
@@ -130,7 +114,7 @@ def test_hard_sign_is_plus_or_minus_one_with_a_straight_through_gradient() -> No
 
 
 def test_sign_supermask_keeps_magnitudes_and_never_raises_the_loss() -> None:
-    model = tiny("mlp")
+    model = tiny_codec("mlp")
     x = torch.rand(16, *model.input_shape, generator=torch.Generator().manual_seed(0))
     before = {n: w.detach().clone() for n, w in prunable_weights(model)}
     result = HideNseek(sparsity=0.7, iterations=10, steps=40, lr=0.02).compress(model, x)
@@ -149,19 +133,15 @@ def test_sign_supermask_keeps_magnitudes_and_never_raises_the_loss() -> None:
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "vit"])
 def test_exact_target_working_codec_and_untouched_input(name: str) -> None:
-    model = tiny(name)
+    model = tiny_codec(name)
     before = [p.clone() for p in model.parameters()]
     x = torch.rand(4, *model.input_shape)
     result = HideNseek(sparsity=0.8, iterations=5, steps=3).compress(model, x)
-    total = sum(w.numel() for _, w in prunable_weights(model))
-    assert zero_count(result.model) == (prune_count(0.8, total), total)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    z = result.model.encode(x)
-    assert z.shape == model.encode(x).shape and result.model.decode(z).shape == x.shape
+    check_exact_weight_pruning(model, before, result.model, x, 0.8)
 
 
 def test_data_free_pruning_needs_no_images_and_is_deterministic() -> None:
-    model = tiny("cnn")
+    model = tiny_codec("cnn")
     a = HideNseek(sparsity=0.5, iterations=4, steps=0).compress(model)
     b = HideNseek(sparsity=0.5, iterations=4, steps=0).compress(model)
     pairs = zip(a.model.parameters(), b.model.parameters(), strict=True)
@@ -185,4 +165,4 @@ def test_bad_options_are_refused(options: dict, field: str) -> None:
 
 def test_missing_images_are_refused_when_signs_are_trained() -> None:
     with pytest.raises(ConfigError, match="^images: None is invalid; allowed: calibration"):
-        HideNseek(steps=5).compress(tiny())
+        HideNseek(steps=5).compress(tiny_codec())

@@ -4,7 +4,6 @@ brute force, and the compression family contract."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 
 import numpy as np
@@ -17,16 +16,15 @@ from semcom.compression import COMPRESSION, Maestro, compressible_layers, measur
 from semcom.compression.low_rank import OrderedLowRank
 from semcom.compression.maestro import train_ordered, truncation_ranks
 from tests.semcom.compression_helpers import (
+    check_untouched_and_deterministic,
     codec_round_trip,
+    compress_small,
     digits,
-    one_thread,
-    same_state,
     small_models,
     trained_mlp,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-__all__ = ["one_thread"]
 
 
 def test_registered_with_its_paper() -> None:
@@ -201,13 +199,8 @@ def test_training_improves_on_plain_svd_truncation() -> None:
 
 
 def test_input_unchanged_and_deterministic() -> None:
-    model = trained_mlp()
-    before = copy.deepcopy(model)
-    x = digits()[:150]
-    a = Maestro(sparsity=0.4, steps=15, batch_size=50, sampling="layer").compress(model, x)
-    b = Maestro(sparsity=0.4, steps=15, batch_size=50, sampling="layer").compress(model, x)
-    assert same_state(model, before)
-    assert same_state(a.model, b.model) and a.details == b.details
+    method = Maestro(sparsity=0.4, steps=15, batch_size=50, sampling="layer")
+    check_untouched_and_deterministic(method, trained_mlp(), digits()[:150])
 
 
 def test_global_random_state_is_not_consumed() -> None:
@@ -219,9 +212,7 @@ def test_global_random_state_is_not_consumed() -> None:
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_compressed_codec_keeps_its_shapes(index: int) -> None:
-    model = small_models()[index]
-    x = torch.rand(8, *model.input_shape, generator=torch.Generator().manual_seed(2))
-    result = Maestro(sparsity=0.6, steps=3).compress(model, x)
+    model, result = compress_small(Maestro(sparsity=0.6, steps=3), index)
     assert codec_round_trip(result.model) == codec_round_trip(model)
     full = sum(min(m.weight.shape[0], m.weight[0].numel()) for _, m in compressible_layers(model))
     assert sum(result.details["ranks"].values()) == full - round(0.6 * full)

@@ -13,14 +13,7 @@ from semcom.compression.groups import slice_values, unit_families
 from semcom.compression.prunable import prunable_weights, zero_count
 from semcom.models.build import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def tiny(name: str) -> torch.nn.Module:

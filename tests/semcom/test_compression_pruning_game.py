@@ -12,21 +12,20 @@ import torch
 
 from channels.errors import ConfigError
 from semcom.compression import COMPRESSION, PruningGame, measure_encoder
+from semcom.compression.budget import mean_loss, reconstruction_loss
 from semcom.compression.hidden_units import gated, unit_groups
 from semcom.compression.pruning_game import redundancy
-from semcom.compression.unit_budget import mean_loss, reconstruction_loss
 from tests.semcom.compression_helpers import (
+    check_untouched_and_deterministic,
     codec_round_trip,
+    compress_small,
     digits,
-    one_thread,
     removed_units,
-    same_state,
     small_models,
     trained_mlp,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-__all__ = ["one_thread"]
 
 FROZEN = {"sparsity": None, "finetune_lr": 0.0, "batch_size": 256}  # full batch: deterministic play
 
@@ -182,20 +181,14 @@ def test_adaptive_mode_removes_the_units_that_left() -> None:
 
 def test_input_unchanged_and_deterministic() -> None:
     model = trained_mlp()
-    before = copy.deepcopy(model)
-    x = digits()[:150]
-    a = PruningGame(sparsity=0.3, steps=30, batch_size=50, seed=3).compress(model, x)
-    b = PruningGame(sparsity=0.3, steps=30, batch_size=50, seed=3).compress(model, x)
-    assert same_state(model, before)
+    method = PruningGame(sparsity=0.3, steps=30, batch_size=50, seed=3)
+    check_untouched_and_deterministic(method, model, digits()[:150])
     assert all(p.requires_grad for p in model.parameters())
-    assert same_state(a.model, b.model) and a.details == b.details
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_compressed_codec_keeps_its_shapes(index: int) -> None:
-    model = small_models()[index]
-    x = torch.rand(8, *model.input_shape, generator=torch.Generator().manual_seed(2))
-    result = PruningGame(sparsity=0.3, steps=10).compress(model, x)
+    model, result = compress_small(PruningGame(sparsity=0.3, steps=10), index)
     total = sum(g.size for g in unit_groups(model))
     assert removed_units(result.model) == result.details["removed_units"] == round(0.3 * total)
     assert codec_round_trip(result.model) == codec_round_trip(model)

@@ -4,8 +4,6 @@ compression family contract."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -14,19 +12,18 @@ from torch import nn
 
 from channels.errors import ConfigError
 from semcom.compression import COMPRESSION, PST, compressible_layers, measure_encoder
+from semcom.compression.budget import split_count
 from semcom.compression.pst import PSTLayer, cubic_keep
-from semcom.compression.unit_budget import apportion
 from tests.semcom.compression_helpers import (
+    check_untouched_and_deterministic,
     codec_round_trip,
+    compress_small,
     digits,
-    one_thread,
-    same_state,
     small_models,
     trained_mlp,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-__all__ = ["one_thread"]
 
 
 def test_registered_with_its_paper() -> None:
@@ -41,7 +38,7 @@ def test_untrained_scores_give_the_magnitude_mask(sparsity: float) -> None:
     model = trained_mlp()
     result = PST(sparsity=sparsity, steps=0).compress(model, digits()[:32])
     layers = [m.weight.detach().numpy() for _, m in compressible_layers(model)]
-    cuts = apportion([w.size for w in layers], round(sparsity * sum(w.size for w in layers)))
+    cuts = split_count(round(sparsity * sum(w.size for w in layers)), [w.size for w in layers])
     for (name, _), w, cut in zip(compressible_layers(model), layers, cuts, strict=True):
         expected = np.zeros(w.size, dtype=w.dtype)
         keep = np.argsort(-np.abs(w).reshape(-1), kind="stable")[: w.size - cut]
@@ -125,21 +122,15 @@ def test_training_beats_magnitude_and_learns_a_different_mask() -> None:
 
 def test_input_unchanged_and_deterministic() -> None:
     model = trained_mlp()
-    before = copy.deepcopy(model)
-    x = digits()[:150]
-    a = PST(sparsity=0.6, steps=10, batch_size=50, seed=4).compress(model, x)
-    b = PST(sparsity=0.6, steps=10, batch_size=50, seed=4).compress(model, x)
-    assert same_state(model, before)
+    method = PST(sparsity=0.6, steps=10, batch_size=50, seed=4)
+    a = check_untouched_and_deterministic(method, model, digits()[:150])
     assert all(p.requires_grad for p in model.parameters())
-    assert same_state(a.model, b.model) and a.details == b.details
     assert a.model.state_dict().keys() == model.state_dict().keys()
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_compressed_codec_keeps_its_shapes(index: int) -> None:
-    model = small_models()[index]
-    x = torch.rand(8, *model.input_shape, generator=torch.Generator().manual_seed(2))
-    result = PST(sparsity=0.7, steps=3).compress(model, x)
+    model, result = compress_small(PST(sparsity=0.7, steps=3), index)
     total = sum(m.weight.numel() for _, m in compressible_layers(model))
     zeros = sum(int((m.weight == 0).sum()) for _, m in compressible_layers(result.model))
     assert zeros == round(0.7 * total)

@@ -18,14 +18,7 @@ from semcom.compression.obs import group_obs
 from semcom.models.build import build_model
 from semcom.models.gdn import GDN
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def tiny(name: str, **options) -> nn.Module:

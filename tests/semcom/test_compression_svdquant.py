@@ -22,11 +22,10 @@ from semcom.compression.svdquant import (
 from tests.semcom.quant_contract import (
     check_contract,
     images_for,
-    one_thread,  # noqa: F401 (fixture)
     small_model,
 )
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def planted_outliers(seed: int) -> np.ndarray:

@@ -13,11 +13,10 @@ from semcom.compression.uniform_quant import UniformQuant
 from tests.semcom.quant_contract import (
     check_contract,
     images_for,
-    one_thread,  # noqa: F401 (fixture)
     small_model,
 )
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def test_registered_with_paper() -> None:

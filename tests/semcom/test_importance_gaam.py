@@ -15,14 +15,7 @@ from semcom.importance.base import per_image_mse
 from semcom.importance.gaam import EPS, GaussianAdaptiveAttention
 from semcom.models import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def module(heads: int, gaussians: int, seed: int = 0) -> GaussianAdaptiveAttention:

@@ -7,13 +7,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from channels.errors import ConfigError
 from semcom.importance import IMPORTANCE, LimaImportance, make_estimator
 from semcom.importance.lima import bidirectional_greedy, effectiveness, ranking_gains
 from semcom.importance.value_function import SubsetValue
-from semcom.models.build import build_model
+from tests.semcom.vit_helpers import small_images, small_vit
 
 
 @pytest.mark.parametrize("n, pending", [(10, 3), (10, 8), (12, 1), (7, 20)])
@@ -74,17 +73,8 @@ def test_tail_takes_the_least_valuable_candidate() -> None:
     assert result.ranking[-1] == 4
 
 
-def tiny_vit(n: int = 16) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model("vit", n, input_shape=[3, 16, 16], dim=16, heads=2, depth=1, L=4)
-
-
-def images(b: int = 4) -> torch.Tensor:
-    return torch.rand(b, 3, 16, 16, generator=torch.Generator().manual_seed(3))
-
-
 def test_family_contract_on_a_vit() -> None:
-    model, x = tiny_vit(), images()
+    model, x = small_vit(), small_images()
     assert "lima" in IMPORTANCE and IMPORTANCE.info("lima").paper == "arXiv:2504.00470"
     est = make_estimator("lima").fit(model, x)
     w = est.importances_

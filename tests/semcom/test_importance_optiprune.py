@@ -13,16 +13,7 @@ from channels.errors import ConfigError
 from semcom.importance import IMPORTANCE, OptiPruneImportance, make_estimator
 from semcom.importance.optiprune import attention_overlap, peak_attention, sim_prune
 from semcom.models.build import build_model
-
-
-def tiny_vit(seed: int = 0, **options):
-    torch.manual_seed(seed)
-    return build_model("vit", 16, **{"dim": 16, "heads": 2, "depth": 2, **options}).eval()
-
-
-def images(batch: int, seed: int = 1) -> torch.Tensor:
-    return torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
-
+from tests.semcom.vit_helpers import images, tiny_vit
 
 # --- property: the entanglement overlap ---------------------------------------------------------
 

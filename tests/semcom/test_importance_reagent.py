@@ -10,7 +10,7 @@ from scipy import special, stats
 from channels.errors import ConfigError
 from semcom.importance import IMPORTANCE, ReagentImportance, make_estimator
 from semcom.importance.reagent import reagent
-from semcom.models.build import build_model
+from tests.semcom.vit_helpers import small_images, small_vit
 
 
 def test_ranks_a_planted_linear_model() -> None:
@@ -50,17 +50,8 @@ def test_one_step_follows_the_paper_update_rule() -> None:
     np.testing.assert_allclose(res.logits[0], start + special.logit(0.5 + 0.5 * delta) * sign)
 
 
-def tiny_vit(n: int = 16) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model("vit", n, input_shape=[3, 16, 16], dim=16, heads=2, depth=1, L=4)
-
-
-def images(b: int = 4) -> torch.Tensor:
-    return torch.rand(b, 3, 16, 16, generator=torch.Generator().manual_seed(3))
-
-
 def test_family_contract_on_a_vit() -> None:
-    model, x = tiny_vit(), images()
+    model, x = small_vit(), small_images()
     assert "reagent" in IMPORTANCE and IMPORTANCE.info("reagent").paper == "arXiv:2402.00794"
     est = make_estimator("reagent", max_steps=40, seed=2).fit(model, x)
     w = est.importances_

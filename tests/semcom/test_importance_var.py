@@ -23,24 +23,14 @@ from semcom.importance.var import (
     sink_dimensions,
 )
 from semcom.models import build_model
+from tests.semcom import vit_helpers
+from tests.semcom.vit_helpers import images
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and unaffected by other load on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def tiny_vit(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model("vit", 16, dim=16, heads=2, depth=2, scalars_per_feature=4).eval()
-
-
-def images(n: int = 6, seed: int = 1) -> torch.Tensor:
-    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    return vit_helpers.tiny_vit(seed, scalars_per_feature=4)
 
 
 def test_registered_with_its_paper() -> None:

@@ -17,16 +17,7 @@ from semcom.importance.base import per_image_mse
 from semcom.importance.recycling import cell_index, prune_and_recycle, stage_budgets
 from semcom.importance.vflowopt import patch_entropy, vflow_importance
 from semcom.models.build import build_model
-
-
-def tiny_vit(seed: int = 0, **options):
-    torch.manual_seed(seed)
-    return build_model("vit", 16, **{"dim": 16, "heads": 2, "depth": 2, **options}).eval()
-
-
-def images(batch: int, seed: int = 1) -> torch.Tensor:
-    return torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
-
+from tests.semcom.vit_helpers import images, tiny_vit
 
 # --- property: patch entropy ------------------------------------------------------------------
 

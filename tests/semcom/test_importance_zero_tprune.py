@@ -11,15 +11,7 @@ from channels.errors import ConfigError
 from semcom.importance import IMPORTANCE, ZeroTPruneImportance, make_estimator
 from semcom.importance.zero_tprune import s_stage, weighted_pagerank
 from semcom.models.build import build_model
-
-
-def tiny_vit(seed: int = 0, **options):
-    torch.manual_seed(seed)
-    return build_model("vit", 16, **{"dim": 16, "heads": 2, "depth": 2, **options}).eval()
-
-
-def images(batch: int, seed: int = 1) -> torch.Tensor:
-    return torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+from tests.semcom.vit_helpers import images, tiny_vit
 
 
 def head_mean(model, x: torch.Tensor, layer: int) -> np.ndarray:
