@@ -13,7 +13,8 @@ Steps (docs/architecture.md data flow):
    checkpoints keyed by config hash, code version and training data, so a rerun reuses them);
 3. measure importance weights (every estimator the schemes use, once per model variant), drop
    distortions and clean PSNRs on held-out calibration images (:func:`semcom.prepare.calibrate`)
-   and write ``importance.csv`` and ``ordering.csv`` (each estimator's ordering quality);
+   and write ``importance.csv``, ``ordering.csv`` (each estimator's ordering quality) and,
+   when a scheme has ``bits``, ``bits.csv`` (its per-feature quantiser bits);
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
    and evaluate the rest with the scenario's executor (:func:`semcom.sweep.run_points`,
    :class:`semcom.link_task.LinkPointTask`), appending each row as its point completes;
@@ -218,6 +219,9 @@ def _run_locked(
         write_text_atomic(out / "ordering.csv", _csv_text(calibration.ordering))
 
         task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
+        bits_rows = task.bits_rows()
+        if bits_rows:  # the schemes' per-feature quantiser bits Q[N]
+            write_text_atomic(out / "bits.csv", _csv_text(bits_rows))
         if pending:
             run_points(
                 task, pending, executor=ex.executor, workers=max(1, min(workers, len(pending))),

@@ -82,7 +82,10 @@ class Scheme:
     {...}}``, the estimator of this scheme's ``importance`` weights. ``selection`` is ``None``
     (every feature may be sent) or ``{"method": NAME, "keep": INT or FRACTION, "options":
     {...}}``, a registered estimator with ``reduce`` whose per-image mask of ``keep`` features
-    the allocation chooses from.
+    the allocation chooses from. ``bits`` is ``None`` (the condition's one ``bits_per_scalar``
+    for every feature) or ``{"method", "average_bits", "q_min", "q_max", "options"}``, a
+    registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's weights into
+    per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`).
     """
 
     model: str
@@ -91,6 +94,7 @@ class Scheme:
     options: dict[str, Any] = field(default_factory=dict)
     importance: dict[str, Any] | None = None
     selection: dict[str, Any] | None = None
+    bits: dict[str, Any] | None = None
 
 
 SCHEMES = Registry("scheme")
