@@ -159,8 +159,10 @@ def test_link_gets_the_allocators_bits(task):
 
 def test_uniform_integer_average_equals_the_single_q_scheme(task):
     t, points = task
-    same = ["channel", "snr_db", "eta", "n_subchannels", "rician_k", "bits_per_scalar", "seed",
-            "model", "weights", "method", "estimator", "selection", "keep", "average_bits"]
+    same = (
+        "channel snr_db eta n_subchannels rician_k bits_per_scalar seed model weights "
+        "method estimator selection keep average_bits"
+    ).split()
     rows = {name: t(points[name]).row for name in ("conv-q4", "conv-uniform-b4",
                                                     "conv-greedy-b4")}  # fmt: skip
     reference, uniform = rows["conv-q4"], rows["conv-uniform-b4"]
