@@ -25,6 +25,7 @@ import torch
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.link import SemanticLink
 from semcom.prepare import Calibration, test_split
+from semcom.scheme_bits import scheme_bits
 from semcom.scheme_compression import NONE, dense_size, size_columns
 from semcom.sweep import Point, PointResult
 from semcom.train import load_checkpoint
@@ -104,14 +105,9 @@ class LinkPointTask:
         scheme = s.scheme(values["scheme"])
         codec = s.scheme_codec(values["scheme"])  # the model variant, or its compressed codec
         model = self._models[codec]
-        n = int(model.n_features)
-        spec = s.scheme_estimator(values["scheme"])
-        if spec is None:
-            weights = np.full(n, 1.0 / n)
-        elif scheme.importance is None or spec.key == s.default_estimator().key:
-            weights = self.calibration.weights[codec]
-        else:  # the scheme's own estimator
-            weights = self.calibration.profile(codec, spec).weights
+        weights = self.scheme_weights(values["scheme"], int(model.n_features))
+        q = self.scheme_q(values["scheme"], weights)
+        bits_per_scalar = values["bits_per_scalar"] if q is None else q
         selection = s.scheme_selection(values["scheme"])
         reducer, keep = None, None
         if selection is not None:
@@ -120,7 +116,7 @@ class LinkPointTask:
         options = {**s.allocation.options.get(scheme.method, {}), **scheme.options}
         return SemanticLink(
             model, weights, self.calibration.drop[codec],
-            bits_per_scalar=values["bits_per_scalar"], channel=values["channel"],
+            bits_per_scalar=bits_per_scalar, channel=values["channel"],
             n_subchannels=values["n_subchannels"], snr_db=values["snr_db"],
             eta=values["eta"], method=scheme.method, rician_k=values["rician_k"],
             seed=values["seed"], modulations=tuple(s.allocation.modulations),
@@ -128,6 +124,54 @@ class LinkPointTask:
             backend="cuda" if self.device.startswith("cuda") else "cpu",
             selection=reducer, keep=keep,
         )  # fmt: skip
+
+    def scheme_weights(self, name: str, n: int | None = None) -> np.ndarray:
+        """The importance ``w[N]`` scheme ``name``'s allocation sees: ``1/N`` for uniform
+        weights, else its estimator's calibrated weights (``n``: ``N``, default
+        ``model.n_features``)."""
+        s = self.scenario
+        scheme, spec = s.scheme(name), s.scheme_estimator(name)
+        codec = s.scheme_codec(name)  # the model variant, or its compressed codec
+        if spec is None:
+            n = s.model.n_features if n is None else n
+            return np.full(n, 1.0 / n)
+        if scheme.importance is None or spec.key == s.default_estimator().key:
+            return self.calibration.weights[codec]
+        return self.calibration.profile(codec, spec).weights  # its own estimator
+
+    def scheme_q(self, name: str, weights: np.ndarray | None = None) -> np.ndarray | None:
+        """Per-feature bits ``Q[N]`` of scheme ``name`` (its ``bits`` allocator on its weights,
+        :mod:`semcom.scheme_bits`), or None when it has no ``bits`` (the condition's Q)."""
+        bits = self.scenario.scheme(name).bits
+        if bits is None:
+            return None
+        return scheme_bits(bits, self.scheme_weights(name) if weights is None else weights)
+
+    def bits_rows(self) -> list[dict[str, Any]]:
+        """Rows of ``bits.csv``: ``scheme, model, bit_allocation, average_bits, feature
+        (1-based), weight, bits`` for every scheme with ``bits``."""
+        rows = []
+        for name in self.scenario.scheme_names():
+            bits = self.scenario.scheme(name).bits
+            if bits is None:
+                continue
+            weights = self.scheme_weights(name)
+            q = self.scheme_q(name, weights)
+            rows += [
+                {"scheme": name, "model": self.scenario.scheme(name).model,
+                 "bit_allocation": bits["method"], "average_bits": float(bits["average_bits"]),
+                 "feature": i + 1, "weight": float(weights[i]), "bits": int(q[i])}
+                for i in range(q.size)
+            ]  # fmt: skip
+        return rows
+
+    def bits_columns(self, name: str, bits_per_scalar: int) -> dict[str, Any]:
+        """``bit_allocation, average_bits`` of scheme ``name``: its bit allocator and average
+        bits per scalar, or ``none`` and the condition's ``bits_per_scalar``."""
+        bits = self.scenario.scheme(name).bits
+        if bits is None:
+            return {"bit_allocation": "none", "average_bits": float(bits_per_scalar)}
+        return {"bit_allocation": bits["method"], "average_bits": float(bits["average_bits"])}
 
     def estimator_columns(self, name: str) -> dict[str, Any]:
         """``estimator, selection, keep`` of scheme ``name``: the estimator of its weights
@@ -183,6 +227,7 @@ class LinkPointTask:
                    method=scheme.method)  # fmt: skip
         row.update(self.estimator_columns(values["scheme"]))
         row.update(self.compression_columns(values["scheme"]))
+        row.update(self.bits_columns(values["scheme"], values["bits_per_scalar"]))
         row.update(metric_columns(result))
         row.update(
             mean_selected=result.mean_selected, bits_sent=result.bits_sent,

@@ -15,7 +15,8 @@ Steps (docs/architecture.md data flow):
    distortions and clean PSNRs on held-out calibration images (:func:`semcom.prepare.calibrate`)
    and write ``importance.csv`` and ``ordering.csv`` (each estimator's ordering quality);
    compress the codec of every scheme with a ``compression`` step (once per variant, method
-   and options), measure the same on it, and write ``compression.csv``;
+   and options), measure the same on it, and write ``compression.csv``; when a scheme has
+   ``bits``, write ``bits.csv`` (its per-feature quantiser bits);
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
    and evaluate the rest with the scenario's executor (:func:`semcom.sweep.run_points`,
    :class:`semcom.link_task.LinkPointTask`), appending each row as its point completes;
@@ -223,6 +224,9 @@ def _run_locked(
             write_text_atomic(out / "compression.csv", _csv_text(calibration.compression_rows()))
 
         task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
+        bits_rows = task.bits_rows()
+        if bits_rows:  # the schemes' per-feature quantiser bits Q[N]
+            write_text_atomic(out / "bits.csv", _csv_text(bits_rows))
         if pending:
             run_points(
                 task, pending, executor=ex.executor, workers=max(1, min(workers, len(pending))),

@@ -84,7 +84,10 @@ class Scheme:
     {...}}``, a registered estimator with ``reduce`` whose per-image mask of ``keep`` features
     the allocation chooses from. ``compression`` is ``None`` (the trained codec as it is) or
     ``{"method": NAME, "options": {...}}``, a :data:`semcom.compression.COMPRESSION` method
-    applied to the codec before evaluation.
+    applied to the codec before evaluation. ``bits`` is ``None`` (the condition's one
+    ``bits_per_scalar`` for every feature) or ``{"method", "average_bits", "q_min", "q_max",
+    "options"}``, a registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's weights into
+    per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`).
     """
 
     model: str
@@ -94,6 +97,7 @@ class Scheme:
     importance: dict[str, Any] | None = None
     selection: dict[str, Any] | None = None
     compression: dict[str, Any] | None = None
+    bits: dict[str, Any] | None = None
 
 
 SCHEMES = Registry("scheme")

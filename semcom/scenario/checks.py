@@ -15,6 +15,8 @@ mistake is reported once.
   and ``selection`` step: names, options, an estimator that reduces, ``keep`` within
   ``model.n_features``; a ``compression`` method and options its constructor accepts),
   distinct names.
+  ``model.n_features``; its ``bits``: allocator name, options, the budget rules of
+  :func:`semcom.bitalloc.check_budget` with ``model.n_features``), distinct names.
 - ``stop.metric`` among the computed ``metrics``.
 - ``data.eval_images + (data.calibration_images or 32)`` within the test split.
 - ``execution``: ``cuda`` needs a GPU, ``ray`` needs Ray installed.
@@ -34,6 +36,7 @@ import torch
 from channels.errors import ConfigError
 from channels.names import MODULATION_NAMES
 from semcom import data as data_module
+from semcom.bitalloc import BIT_ALLOCATION
 from semcom.compression import COMPRESSION
 from semcom.importance import IMPORTANCE, make_estimator
 from semcom.isfr import training_channel
@@ -43,6 +46,7 @@ from semcom.scenario.config import Scenario, channel_options, data_options, mode
 from semcom.scenario.problems import relocate
 from semcom.scenario.schema import STOP_METRICS
 from semcom.scenario.text import invalid, join, unknown_key
+from semcom.scheme_bits import make_bit_allocator, scheme_bits
 from semcom.scheme_compression import resolve_compression
 from semcom.scheme_estimators import keep_count, reducing_methods
 from semcom.schemes import MODEL_VARIANTS, SCHEMES
@@ -241,6 +245,36 @@ def check_scheme_compression(path: str, entry: Any, problems: list[str]) -> bool
     return True
 
 
+BUDGET_FIELDS = ("average_bits", "q_min", "q_max")
+
+
+def check_scheme_bits(path: str, bits: Any, n_features: int | None, problems: list[str]) -> bool:
+    """A custom scheme's ``bits``: allocator name and options, and (``n_features`` known) a
+    trial allocation on uniform weights, which meets the budget rules exactly when the
+    scheme's weights will (they depend on ``N``, the budget and the options, not on ``w``)."""
+    path, n = f"{path}.bits", len(problems)
+    if bits.method not in BIT_ALLOCATION.names():
+        problems.append(invalid(f"{path}.method", bits.method, ", ".join(BIT_ALLOCATION.names())))
+        return False
+    signature = inspect.signature(BIT_ALLOCATION.get(bits.method).__init__)
+    known = [p for p in signature.parameters if p != "self"]
+    if not _unknown(f"{path}.options", bits.options, known, problems):
+        return False
+    spec = bits.model_dump()
+    try:
+        make_bit_allocator(spec)
+    except ConfigError as err:
+        problems.append(relocate(err, _under(f"{path}.options")))
+        return False
+    if n_features is not None:
+        try:
+            scheme_bits(spec, [1.0] * n_features)
+        except ConfigError as err:
+            where = _under(f"{path}.options", {f: f"{path}.{f}" for f in BUDGET_FIELDS})
+            problems.append(relocate(err, where))
+    return len(problems) == n
+
+
 def method_options(path: str, method: str, options: dict[str, Any], problems: list[str]) -> bool:
     """Option names of allocation ``method`` where its signature lists them (no ``**kwargs``)."""
     from optim.methods import METHODS
@@ -316,6 +350,8 @@ def check_schemes(
                 method_options(f"{path}.options", entry.method, entry.options, problems)
             check_scheme_estimators(path, entry, n_features, problems)
             check_scheme_compression(path, entry, problems)
+            if entry.bits is not None:
+                check_scheme_bits(path, entry.bits, n_features, problems)
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)

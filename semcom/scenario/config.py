@@ -22,6 +22,7 @@ from semcom.isfr import training_channel
 from semcom.models import resolve_model_options
 from semcom.scenario.schema import SWEEP_AXES, CustomScheme, ScenarioFields
 from semcom.scenario.yaml12 import TAG, core_tag
+from semcom.scheme_bits import bit_allocator_params
 from semcom.scheme_compression import CompressionSpec, codec_name, resolve_compression
 from semcom.scheme_estimators import EstimatorSpec, keep_count, resolve_estimator
 from semcom.schemes import MODEL_VARIANTS, SCHEMES, Scheme
@@ -114,8 +115,9 @@ class Scenario(ScenarioFields):
                     selection = entry.selection.model_dump()
                 if entry.compression is not None:
                     compression = entry.compression.model_dump()
+                bits = None if entry.bits is None else entry.bits.model_dump()
                 return Scheme(entry.model, entry.weights, entry.method, dict(entry.options),
-                              importance, selection, compression)  # fmt: skip
+                              importance, selection, compression, bits)  # fmt: skip
         if name in SCHEMES.names():
             built_in = SCHEMES.get(name)
             return dataclasses.replace(built_in, options=dict(built_in.options))
@@ -299,6 +301,8 @@ class Scenario(ScenarioFields):
                 compression = self.scheme_compression(name)
                 entry["compression"] = {"method": compression.method,
                                         "options": compression.options}  # fmt: skip
+            if s.bits is not None:  # only when set: other scenarios keep their hash
+                entry["bits"] = {**s.bits, "options": bit_allocator_params(s.bits)}
             out["schemes"].append(entry)
         out["output"]["dir"] = self.output_dir().as_posix()
         return json.loads(json.dumps(out, allow_nan=False))

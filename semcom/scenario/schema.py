@@ -37,6 +37,7 @@ from pydantic_core import PydanticCustomError
 
 from channels.names import MODULATION_NAMES
 from optim.problem import DEFAULT_MODULATIONS
+from semcom.bitalloc import BIT_ALLOCATION
 from semcom.compression import COMPRESSION
 from semcom.data import DATASETS
 from semcom.importance import IMPORTANCE
@@ -251,6 +252,21 @@ class SchemeCompression(_Strict):
     options: dict[str, Any] = _factory(dict, OPTIONS + " (the compression method's options)")
 
 
+class SchemeBits(_Strict):
+    """A scheme's quantiser bits per feature: a bit allocator (:mod:`semcom.bitalloc`) turns the
+    scheme's importance weights into ``Q[N]`` with mean ``average_bits``, each in
+    ``q_min..q_max``; the budget rules are checked with the model (:mod:`semcom.scenario.checks`).
+    """
+
+    method: str = _field(allowed="a bit allocator (" + ", ".join(BIT_ALLOCATION.names()) + ")")
+    average_bits: Annotated[float, Field(ge=1, le=16)] = _field(
+        allowed="a number in [bits.q_min, bits.q_max] whose product with model.n_features is whole"
+    )
+    q_min: BitsPerScalar = _field(1, "an integer in 1..16")
+    q_max: BitsPerScalar = _field(16, "an integer in bits.q_min..16")
+    options: dict[str, Any] = _factory(dict, OPTIONS + " (the bit allocator's options)")
+
+
 class CustomScheme(_Strict):
     """A scheme defined in the file: model variant, weights kind and allocation method, and
     optionally its own importance estimator, selection step and compression step."""
@@ -272,6 +288,11 @@ class CustomScheme(_Strict):
     )
     compression: SchemeCompression | None = _field(
         None, "null (the trained codec as it is) or a mapping {method, options}"
+    )
+    bits: SchemeBits | None = _field(
+        None,
+        "null (channel.bits_per_scalar for every feature) or a mapping "
+        "{method, average_bits, q_min, q_max, options}",
     )
 
 

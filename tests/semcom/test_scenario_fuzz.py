@@ -22,7 +22,8 @@ from tests.semcom.scenario_mutations import SCENARIOS, TEXT_EDITS, mutants
 CORPUS = mutants()
 PREFIX = "semcom check: error: "
 HANG_SECONDS = 30.0  # a case still running then has hung; it is stopped and fails
-CASE_SECONDS = 5.0  # what every case must stay under (validation takes milliseconds)
+CASE_SECONDS = 20.0  # every case must stay under this (validation takes milliseconds; the
+# margin is for a loaded 2-core CI machine, where one case was seen at 7.6 s)
 
 
 def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
