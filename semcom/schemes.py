@@ -86,8 +86,8 @@ class Scheme:
     ``{"method": NAME, "options": {...}}``, a :data:`semcom.compression.COMPRESSION` method
     applied to the codec before evaluation. ``bits`` is ``None`` (the condition's one
     ``bits_per_scalar`` for every feature) or ``{"method", "average_bits", "q_min", "q_max",
-    "options"}``, a registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's weights into
-    per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`).
+    "options"}``, a registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's
+    weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`).
     """
 
     model: str
