@@ -31,7 +31,8 @@ BAD = ROOT / "tests" / "semcom" / "scenario_corpus" / "bad"
 CONTRACT_COLUMNS = [
     "point", "key", "channel", "snr_db", "eta", "n_subchannels", "rician_k", "bits_per_scalar",
     "seed", "scheme", "model", "weights", "method", "estimator", "selection", "keep",
-    "bit_allocation", "average_bits",
+    "compression", "encoder_params", "encoder_nonzero_params", "encoder_flops",
+    "encoder_effective_flops", "encoder_weight_bits", "bit_allocation", "average_bits",
     "psnr_db", "psnr_ci_low", "psnr_ci_high",
     "ssim", "ssim_ci_low", "ssim_ci_high", "mse", "mse_ci_low", "mse_ci_high", "ber",
     "ber_ci_low", "ber_ci_high", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
