@@ -177,6 +177,7 @@ class AdaptiveSparseViTImportance(ImportanceEstimator):
     """
 
     name = "adaptive-sparse-vit"
+    models = ("vit",)  # reads the encoder's attention
 
     def __init__(
         self,

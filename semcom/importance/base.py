@@ -114,6 +114,9 @@ class ImportanceEstimator(Configurable):
     """
 
     name = "base"
+    models: tuple[str, ...] | None = None
+    """Model names (``model.name``) the estimator works on; None: any semantic codec. Scenario
+    checks use it to refuse, at load, an estimator the scenario's model cannot serve."""
 
     def __init__(self, batch_size: int = 256) -> None:
         self.batch_size = check_int("batch_size", batch_size, 1)

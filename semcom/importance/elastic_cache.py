@@ -143,6 +143,7 @@ class ElasticCacheImportance(ImportanceEstimator):
     """
 
     name = "elastic-cache"
+    models = ("vit",)  # reads the encoder's attention
 
     def __init__(
         self, batch_size: int = 256, layers: str | int = "all", assign: str = "similarity"

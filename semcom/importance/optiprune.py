@@ -194,6 +194,7 @@ class OptiPruneImportance(ImportanceEstimator):
     """
 
     name = "optiprune"
+    models = ("vit",)  # reads the encoder's attention
 
     def __init__(
         self,

@@ -181,6 +181,7 @@ class VarImportance(ImportanceEstimator):
     """
 
     name = "var"
+    models = ("vit",)  # reads the encoder's attention
 
     def __init__(
         self,

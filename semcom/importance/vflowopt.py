@@ -158,6 +158,7 @@ class VFlowOptImportance(ImportanceEstimator):
     """
 
     name = "vflowopt"
+    models = ("vit",)  # reads the encoder's attention
     T_GRID = (0.5, 1.0, 2.0, 4.0)
     ALPHA_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
 

@@ -155,6 +155,7 @@ class ZeroTPruneImportance(ImportanceEstimator):
     """
 
     name = "zero-tprune"
+    models = ("vit",)  # reads the encoder's attention
 
     def __init__(
         self,

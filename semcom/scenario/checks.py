@@ -170,11 +170,22 @@ def check_estimator(
     problems: list[str],
     methods: list[str] | None = None,
     allowed: str | None = None,
+    model_name: str | None = None,
 ) -> bool:
-    """An importance estimator's name (among ``methods``, default: all) and options at ``path``."""
+    """An importance estimator's name (among ``methods``, default: all) and options at ``path``;
+    with ``model_name``, also that the estimator works on that model (its ``models``)."""
     methods = IMPORTANCE.names() if methods is None else methods
     if method not in methods:
         problems.append(invalid(f"{path}.method", method, allowed or ", ".join(methods)))
+        return False
+    models = IMPORTANCE.get(method).models
+    if model_name is not None and models is not None and model_name not in models:
+        fits = [m for m in methods if model_name in (IMPORTANCE.get(m).models or (model_name,))]
+        problems.append(invalid(
+            f"{path}.method", method,
+            f"an estimator for model.name {model_name!r} ({', '.join(fits)}); {method} needs "
+            f"model.name {' or '.join(models)}",
+        ))  # fmt: skip
         return False
     signature = inspect.signature(IMPORTANCE.get(method).__init__)
     known = [p for p in signature.parameters if p != "self"]
@@ -188,14 +199,16 @@ def check_estimator(
     return True
 
 
-def check_importance(s: Scenario, problems: list[str]) -> bool:
-    """``importance.method`` and ``importance.options``."""
-    return check_estimator("importance", s.importance.method, s.importance.options, problems)
+def check_importance(s: Scenario, problems: list[str], model_name: str | None = None) -> bool:
+    """``importance.method`` and ``importance.options`` (for ``model_name`` when known)."""
+    return check_estimator("importance", s.importance.method, s.importance.options, problems,
+                           model_name=model_name)  # fmt: skip
 
 
 def check_scheme_estimators(
-    path: str, entry: Any, n_features: int | None, problems: list[str]
-) -> None:
+    path: str, entry: Any, n_features: int | None, problems: list[str],
+    model_name: str | None = None,
+) -> None:  # fmt: skip
     """A custom scheme's ``importance`` and ``selection`` (``n_features``: None if unknown)."""
     if entry.importance is not None:
         if entry.weights != "importance":
@@ -203,14 +216,15 @@ def check_scheme_estimators(
                                     "null (weights: uniform uses no estimator)"))  # fmt: skip
         else:
             imp = entry.importance
-            check_estimator(f"{path}.importance", imp.method, imp.options, problems)
+            check_estimator(f"{path}.importance", imp.method, imp.options, problems,
+                            model_name=model_name)  # fmt: skip
     selection = entry.selection
     if selection is None:
         return
     reducers = reducing_methods()
     allowed = f"an importance estimator with reduce ({', '.join(reducers)})"
     check_estimator(f"{path}.selection", selection.method, selection.options, problems, reducers,
-                    allowed)  # fmt: skip
+                    allowed, model_name)  # fmt: skip
     if n_features is not None:
         try:
             keep_count(selection.keep, n_features)
@@ -313,12 +327,14 @@ def check_allocation_options(s: Scenario, problems: list[str]) -> bool:
 
 
 def check_schemes(
-    entries: list[tuple[int, Any]], problems: list[str], n_features: int | None = None
-) -> bool:
+    entries: list[tuple[int, Any]], problems: list[str], n_features: int | None = None,
+    model_name: str | None = None,
+) -> bool:  # fmt: skip
     """Scheme names (built-in or custom, distinct) and the fields of custom schemes.
 
     ``entries`` are ``(index in schemes, entry)`` pairs; ``n_features`` (``model.n_features``,
-    None when it failed validation) bounds a selection step's ``keep``.
+    None when it failed validation) bounds a selection step's ``keep``; ``model_name``
+    (``model.name``, None when unknown) must suit the schemes' estimators.
     """
     n, built_in, seen = len(problems), SCHEMES.names(), set()
     for i, entry in entries:
@@ -348,7 +364,7 @@ def check_schemes(
                 problems.append(invalid(f"{path}.method", entry.method, allowed))
             else:
                 method_options(f"{path}.options", entry.method, entry.options, problems)
-            check_scheme_estimators(path, entry, n_features, problems)
+            check_scheme_estimators(path, entry, n_features, problems, model_name)
             check_scheme_compression(path, entry, problems)
             if entry.bits is not None:
                 check_scheme_bits(path, entry.bits, n_features, problems)
@@ -448,15 +464,16 @@ def semantic_problems(
     model_ok = data_ok and ok("model") and check_model(s, problems)
     kinds = tuple(k for k in ("isfr", "conventional") if ok("model.n_features", f"training.{k}"))
     channels_ok = check_training_channels(s, problems, kinds) and len(kinds) == 2
+    model_name = s.model.name if model_ok else None
     if ok("importance"):
-        check_importance(s, problems)
+        check_importance(s, problems, model_name)
     if ok("allocation.modulations"):
         check_modulations(s, problems)
     if ok("allocation.options"):
         check_allocation_options(s, problems)
     entries = list(enumerate(s.schemes)) if schemes is None else schemes
     n_features = s.model.n_features if ok("model.n_features") else None
-    schemes_ok = check_schemes(entries, problems, n_features) and ok("schemes")
+    schemes_ok = check_schemes(entries, problems, n_features, model_name) and ok("schemes")
     needed = ("data", "model", "training", "execution.seed", "execution.device")
     if model_ok and channels_ok and schemes_ok and ok(*needed):
         check_train_configs(s, problems)

@@ -297,3 +297,22 @@ def test_run_writes_estimators_and_keeps_existing_schemes_identical(tmp_path: Pa
     from semcom.plots import plot_importance
 
     assert len(plot_importance(load_results(out)).get_lines()) == 4
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp"])
+def test_attention_estimator_on_a_model_without_attention_is_refused_at_load(model: str) -> None:
+    """A white-box estimator that reads attention is refused when the scenario loads (one line
+    naming the field), for the scenario's importance and for a scheme's own estimator."""
+    attention = [m for m in IMPORTANCE.names() if IMPORTANCE.get(m).models == ("vit",)]
+    assert {"elastic-cache", "zero-tprune", "optiprune", "vflowopt", "var"} <= set(attention)
+    for method in attention:
+        with pytest.raises(ScenarioError) as err:
+            load_scenario({"name": "x", "model": {"name": model}, "importance": {"method": method}})
+        (line,) = err.value.problems
+        assert line.startswith(f"importance.method: '{method}' is invalid") and "vit" in line
+    scheme = {"name": "own", "model": "isfr", "weights": "importance", "method": "hierarchical",
+              "importance": {"method": "zero-tprune"}}  # fmt: skip
+    with pytest.raises(ScenarioError) as err:
+        load_scenario({"name": "x", "model": {"name": model}, "schemes": [scheme]})
+    assert err.value.problems[0].startswith("schemes[0].importance.method: 'zero-tprune'")
+    load_scenario({"name": "x", "model": {"name": "vit"}, "schemes": [scheme]})  # fine on a ViT
