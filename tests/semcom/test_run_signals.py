@@ -149,6 +149,9 @@ class SignallingTask(CheapTask):
     signal_at: int | None = None
     signum: int = signal.SIGTERM
 
+    def bits_rows(self) -> list[dict]:  # no scheme has per-feature bits
+        return []
+
     def __call__(self, point):  # noqa: ANN001, ANN204
         if point.index == self.signal_at:
             SelfSignal(self.signum)()

@@ -69,13 +69,15 @@ def test_check_ends_cleanly_on_every_mutant(tmp_path, capsys, name, text):
 
 VALID = []
 for _name, _text in CORPUS:
-    if isinstance(_text, str) and "cifar10" not in _name and len(VALID) < 40:
+    if isinstance(_text, str) and "cifar10" not in _name:
         VALID.append((_name, _text))
 
 
 def test_trial_runs_on_valid_mutants(tmp_path, capsys):
     tried = 0
-    for name, text in VALID:
+    for name, text in VALID:  # until three valid mutants have run their trial
+        if tried >= 3:
+            break
         path = _write(tmp_path, name, text)
         code, _, _, _ = _check(["check", str(path), "--trial-seconds", "0"], capsys)
         if code != 0 or tried >= 3:
