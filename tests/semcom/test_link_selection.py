@@ -153,3 +153,26 @@ def test_bad_selection_arguments(model, images):
     link = _link(model, images, selection=MiscountReducer(), keep=4)
     with pytest.raises(ConfigError, match=r"^selection: reduce kept \[3, 3"):
         link.simulate(images, 0)
+
+
+class CountingReducer(EnergyReducer):
+    calls = 0
+
+    def reduce(self, model, images, keep):  # noqa: ANN001, ANN201
+        type(self).calls += 1
+        return super().reduce(model, images, keep)
+
+
+def test_reduce_runs_once_per_image_batch_across_draws(model, images):
+    """The step depends on the images only: three draws of one batch call ``reduce`` once, and
+    give the frames of links that each ran it afresh; other images run it again."""
+    reducer = CountingReducer()
+    link = _link(model, images, selection=reducer, keep=KEEP)
+    frames = [link.simulate(images, draw) for draw in range(3)]
+    assert CountingReducer.calls == 1
+    for draw, cached in enumerate(frames):
+        fresh = _link(model, images, selection=EnergyReducer(), keep=KEEP).simulate(images, draw)
+        np.testing.assert_array_equal(cached.z_hat, fresh.z_hat)
+        np.testing.assert_array_equal(cached.sent, fresh.sent)
+    link.simulate(images.flip(0), 0)
+    assert CountingReducer.calls == 2
