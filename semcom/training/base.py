@@ -45,6 +45,9 @@ class TrainingHook(Configurable):
         [0, 1, 2, 3]
     """
 
+    def __init__(self) -> None:
+        """A hook without options (subclasses take theirs as keyword arguments)."""
+
     def setup(self, n: int, epochs: int) -> None:
         """Called once before training: ``n`` training samples, at most ``epochs`` epochs."""
 
