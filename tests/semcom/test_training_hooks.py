@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,27 @@ def test_each_method_trains_and_changes_the_run(
     assert all(math.isfinite(h["train_loss"]) for h in run.history)
     assert not _same(_weights(run), plain)
     assert run.config.method == method and run.config.method_options
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resumed_pada_run_equals_the_uninterrupted_one(tmp_path: Path) -> None:
+    """The hook's state (PA&DA's gradient norms) and the step count travel in the checkpoint."""
+    full = train(_config(method="pada", epochs=3, checkpoint_dir=str(tmp_path / "a")), False)
+
+    def stop(entry: dict[str, Any]) -> None:
+        if entry["epoch"] == 2:
+            raise _Interrupt
+
+    config = _config(method="pada", epochs=3, checkpoint_dir=str(tmp_path / "b"))
+    with pytest.raises(_Interrupt):
+        train(config, progress=False, on_epoch_end=stop)
+    resumed = train(config, progress=False)
+    assert not resumed.reused and [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert _same(_weights(resumed), _weights(full))
+    assert resumed.config_hash == full.config_hash != config_hash(_config(epochs=3))
 
 
 class _DecoderOnly(TrainingHook):
