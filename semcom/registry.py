@@ -40,6 +40,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "semcom.schemes",
     "semcom.compression",
     "semcom.bitalloc",
+    "semcom.training",
 )
 """Modules whose import registers a family; :func:`all_methods` imports them first."""
 

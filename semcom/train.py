@@ -57,6 +57,7 @@ from semcom import data as data_module
 from semcom.identity import code_identity, code_key, data_digest, describe_code, same_code
 from semcom.isfr import KINDS, derive_seed, training_channel
 from semcom.models import SemanticModel, build_model, resolve_model_options
+from semcom.training import TRAINING, TrainingHook, build_hook
 
 CHECKPOINT_FORMAT = 1
 EXCLUDED_FROM_HASH = ("checkpoint_dir",)
@@ -88,6 +89,9 @@ class TrainConfig:
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
         amp: bfloat16 autocast on CUDA (ignored on CPU; resolved to false there).
         checkpoint_dir: folder for the checkpoint (``None``: no checkpoint, nothing reused).
+        method: a training method of the ``training`` family (:mod:`semcom.training`) that
+            reweights, resamples, masks or regularises the loop's steps (``None``: plain).
+        method_options: options of ``method`` (empty without one); filled with its defaults.
     """
 
     model: str = "cnn"
@@ -111,6 +115,8 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     checkpoint_dir: str | None = None
+    method: str | None = None
+    method_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -229,11 +235,24 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         if not isinstance(c.checkpoint_dir, str | os.PathLike):
             raise fail("checkpoint_dir", c.checkpoint_dir, "None or a folder path")
         c.checkpoint_dir = str(c.checkpoint_dir)
+    method_options = _dict("method_options", c.method_options)
+    if c.method is None:
+        if method_options:
+            raise fail("method_options", method_options, "{} without a method")
+    else:
+        if not isinstance(c.method, str):
+            raise fail("method", c.method, f"None or one of {', '.join(TRAINING.names())}")
+        c.method = TRAINING.check(c.method)
+        method_options = build_hook(c.method, method_options).get_params()
+    c.method_options = method_options
     return c
 
 
 def _canonical_json(config_dict: dict[str, Any]) -> str:
     hashed = {k: v for k, v in config_dict.items() if k not in EXCLUDED_FROM_HASH}
+    if hashed.get("method") is None:  # plain runs keep the hash they had before methods existed
+        hashed.pop("method", None)
+        hashed.pop("method_options", None)
     return json.dumps(hashed, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -368,14 +387,93 @@ def _objective(
     classifier_weight: float,
 ) -> torch.Tensor:
     """Per-sample loss ``[B]``: pixel MSE (+ weighted cross-entropy of labelled samples)."""
-    x_hat = model(x, channel)
+    return _objective_parts(model, x, y, channel, classifier_weight)[0]
+
+
+def _objective_parts(
+    model: SemanticModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    channel: torch.nn.Module | None,
+    classifier_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(per-sample loss [B], x_hat, z)``, with ``x_hat = decode(channel(encode(x)))``, the
+    same computation as ``model(x, channel)``."""
+    z = model.encode(x)
+    x_hat = model.decode(z if channel is None else channel(z))
     loss = ((x_hat.float() - x) ** 2).flatten(1).mean(1)
     if model.head is not None and classifier_weight > 0:
         logits = model.classify(x_hat).float()
         labelled = y >= 0
         ce = F.cross_entropy(logits, y.clamp(min=0), reduction="none")
         loss = loss + classifier_weight * torch.where(labelled, ce, torch.zeros_like(ce))
-    return loss
+    return loss, x_hat, z
+
+
+def _hooked_loss(
+    hook: TrainingHook,
+    step: int,
+    model: SemanticModel,
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    z: torch.Tensor,
+    loss: torch.Tensor,
+) -> torch.Tensor:
+    """The step's scalar loss with the hook's sample weights and extra term."""
+    weights = hook.sample_weights(step, x, loss.detach())
+    if weights is None:
+        total = loss.mean()
+    else:
+        w = torch.as_tensor(weights).detach().to(device=loss.device, dtype=torch.float32)
+        if w.shape != loss.shape or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise RuntimeError(
+                f"training method {type(hook).__name__}: sample_weights gave {tuple(w.shape)} "
+                f"weights; expected {tuple(loss.shape)} finite non-negative ones"
+            )
+        if float(w.sum()) <= 0.0:
+            raise RuntimeError(
+                f"training method {type(hook).__name__}: sample weights sum to 0 at step {step}"
+            )
+        total = (w * loss.float()).sum() / w.sum()
+    extra = hook.extra_loss(model, x, x_hat, z)
+    return total if extra is None else total + extra
+
+
+def _apply_layer_mask(hook: TrainingHook, step: int, model: SemanticModel) -> None:
+    """Drop the gradient of every parameter outside the hook's mask: the optimiser then skips
+    it entirely (a zero gradient would still move it through Adam's momentum and weight decay)."""
+    mask = hook.layer_mask(step, model)
+    if mask is None:
+        return
+    names = dict(model.named_parameters())
+    unknown = set(mask) - set(names)
+    if unknown:
+        raise RuntimeError(
+            f"training method {type(hook).__name__}: layer_mask names unknown parameters "
+            f"{sorted(unknown)[:3]}"
+        )
+    for name, p in names.items():
+        if name not in mask:
+            p.grad = None
+
+
+def _epoch_order(
+    hook: TrainingHook | None, epoch: int, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    if hook is None:
+        return torch.randperm(n, generator=generator)
+    order = torch.as_tensor(hook.sampler(epoch, n, generator))
+    if (
+        order.ndim != 1
+        or len(order) == 0
+        or order.dtype != torch.int64
+        or bool((order < 0).any() or (order >= n).any())
+    ):
+        raise RuntimeError(
+            f"training method {type(hook).__name__}: sampler gave an invalid index tensor; "
+            f"expected a non-empty int64 vector with values in [0, {n})"
+        )
+    return order
 
 
 def _evaluate(
@@ -513,6 +611,10 @@ def _run(
     history: list[dict[str, Any]] = []
     best_val, best_state, best_epoch, bad_epochs, start = math.inf, None, 0, 0, 0
     stopped = False
+    hook = None if c.method is None else build_hook(c.method, c.method_options)
+    step = 0
+    if hook is not None:
+        hook.setup(len(x_train), c.epochs)
     if resume is not None:
         model.load_state_dict(resume["model_state"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -521,9 +623,13 @@ def _run(
         best_val = resume["best_val"]
         best_state = resume["best_state"]
         best_epoch, bad_epochs, start = resume["best_epoch"], resume["bad_epochs"], resume["epoch"]
+        if hook is not None:
+            hook.load_state_dict(resume.get("hook_state", {}))
+            step = int(resume.get("step", 0))
 
     def state(epoch: int, finished: bool) -> dict[str, Any]:
-        return {
+        extra = {} if hook is None else {"hook_state": hook.state_dict(), "step": step}
+        return extra | {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(c),
             "config_hash": digest,
@@ -553,21 +659,30 @@ def _run(
             torch.manual_seed(derive_seed(c.seed, epoch, 2))
             channel.reseed(derive_seed(c.seed, epoch, 1))
             shuffle = torch.Generator().manual_seed(derive_seed(c.seed, epoch, 0))
-            perm = torch.randperm(len(x_train), generator=shuffle).to(device)
+            perm = _epoch_order(hook, epoch, len(x_train), shuffle).to(device)
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             channel.train()
             total = 0.0
             for start_b in range(0, len(perm), c.batch_size):
                 idx = perm[start_b : start_b + c.batch_size]
+                x_b = x_train[idx]
                 with _autocast(c):
-                    loss = _objective(
-                        model, x_train[idx], y_train[idx], channel, c.classifier_weight
+                    loss, x_hat, z = _objective_parts(
+                        model, x_b, y_train[idx], channel, c.classifier_weight
                     )
-                    mean = loss.mean()
+                    if hook is None:
+                        mean = loss.mean()
+                    else:
+                        mean = _hooked_loss(hook, step, model, x_b, x_hat, z, loss)
                 optimizer.zero_grad(set_to_none=True)
                 mean.backward()
+                if hook is not None:
+                    _apply_layer_mask(hook, step, model)
                 optimizer.step()
+                if hook is not None:
+                    hook.observe(epoch, idx, x_b, x_hat.detach(), loss.detach())
+                step += 1
                 total += float(loss.detach().sum())
             scheduler.step()
             val = _evaluate(model, x_val, y_val, c)

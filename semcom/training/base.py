@@ -1,0 +1,113 @@
+"""The ``training`` family: hooks that change how the one training loop of :mod:`semcom.train`
+weights, orders and updates.
+
+A training method is a :class:`TrainingHook` subclass selected by ``TrainConfig.method`` (its
+options in ``TrainConfig.method_options``). The loop asks the hook, at fixed points of every
+epoch and step, for:
+
+- ``sampler(epoch, n, generator)``: the epoch's sample indices (default: the permutation the
+  loop uses without a hook);
+- ``sample_weights(step, x, per_sample_loss)``: weights ``w`` ``[B]``; the step's loss becomes
+  ``Σ_b w_b ℓ_b / Σ_b w_b`` instead of ``mean_b ℓ_b``;
+- ``extra_loss(model, x, x_hat, z)``: a scalar added to the step's loss;
+- ``layer_mask(step, model)``: the names of the parameters updated this step (the others get no
+  gradient, hence no optimiser update: not even Adam's momentum or weight decay moves them);
+- ``observe(epoch, indices, x, x_hat, per_sample_loss)``: what the step saw (after the update).
+
+Every optional method returns ``None`` by default, meaning "no change": a run with the base hook
+trains exactly as a run without one. ``setup(n, epochs)`` is called once before the first epoch
+and ``state_dict`` / ``load_state_dict`` carry the hook's own state through checkpoints.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from channels.errors import ConfigError, fail
+from semcom.params import Configurable
+from semcom.registry import Registry
+
+TRAINING = Registry("training")
+"""The ``training`` method family: name -> :class:`TrainingHook` subclass."""
+
+
+class TrainingHook(Configurable):
+    """Base class of a training method; every hook method is optional (``None``: no change).
+
+    Examples:
+        >>> hook = TrainingHook()
+        >>> hook.sample_weights(0, torch.zeros(2, 1, 8, 8), torch.ones(2)) is None
+        True
+        >>> hook.sampler(1, 4, torch.Generator().manual_seed(0)).sort().values.tolist()
+        [0, 1, 2, 3]
+    """
+
+    def __init__(self) -> None:
+        """A hook without options (subclasses take theirs as keyword arguments)."""
+
+    def setup(self, n: int, epochs: int) -> None:
+        """Called once before training: ``n`` training samples, at most ``epochs`` epochs."""
+
+    def sampler(self, epoch: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Indices (int64 ``[M]``, values in ``[0, n)``) visited in ``epoch`` (1-based), in order.
+
+        The default is the loop's own ``torch.randperm(n, generator=generator)``.
+        """
+        return torch.randperm(n, generator=generator)
+
+    def sample_weights(
+        self, step: int, x: torch.Tensor, per_sample_loss: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Non-negative weights ``[B]`` of the batch's samples (detached losses ``[B]``)."""
+        return None
+
+    def extra_loss(
+        self, model: torch.nn.Module, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor
+    ) -> torch.Tensor | None:
+        """A scalar added to the step's loss (``x`` ``[B,C,H,W]``, ``z`` ``[B,N,L]``)."""
+        return None
+
+    def layer_mask(self, step: int, model: torch.nn.Module) -> set[str] | None:
+        """Names (``model.named_parameters()``) of the parameters updated at ``step``."""
+        return None
+
+    def observe(
+        self,
+        epoch: int,
+        indices: torch.Tensor,
+        x: torch.Tensor,
+        x_hat: torch.Tensor,
+        per_sample_loss: torch.Tensor,
+    ) -> None:
+        """The step's sample indices, inputs, detached reconstructions and losses."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The hook's own state (tensors and plain values), saved in checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+def build_hook(method: str, options: dict[str, Any]) -> TrainingHook:
+    """The hook registered as ``method``, built from ``options`` (validated by its constructor).
+
+    Raises:
+        ConfigError: unknown method, an option it does not take, or a bad option value.
+    """
+    cls = TRAINING.get(method)
+    accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+    for key in options:
+        if key not in accepted:
+            raise fail(
+                f"method_options.{key}",
+                options[key],
+                f"options of {TRAINING.check(method)}: {', '.join(accepted) or 'none'}",
+            )
+    try:
+        return cls(**options)
+    except ConfigError as exc:
+        raise ConfigError(f"method_options.{exc}") from None
