@@ -3,7 +3,7 @@ arXiv:2401.11143).
 
 GAAM replaces query-key attention by a learnable product of Gaussians over the normalised
 values along one axis. We put it on the **feature axis** of the bottleneck ``z`` [B, N, L]
-(the card's "channel axis of an auto-encoder bottleneck"), so it works with every codec
+(the channel axis of an auto-encoder bottleneck), so it works with every codec
 (``cnn``, ``mlp``, ``vit``). The features are split into ``heads`` contiguous chunks, each with
 its own parameters. For a chunk ``c`` of ``n_c`` features, a column ``l`` and one image:
 

@@ -23,7 +23,7 @@ Reduction to ``keep`` tokens, ``r = N − keep`` removals split into two stages:
   (features ``z``); the ``r₂`` most redundant B tokens are dropped.
 
 ``r₂ = min(round(similarity_share · r), keep)`` (at most the size of group B) and ``r₁ = r − r₂``.
-Head aggregation is the plain mean of the card; the paper's refinements that re-weight heads
+Head aggregation is a plain mean (our stand-in); the paper's refinements that re-weight heads
 (emphasising informative regions, filtering heads by variance) are not implemented.
 
 Cost: one encoder pass per image plus ``iterations`` products of ``[N, N]`` by ``[N]``. Measured

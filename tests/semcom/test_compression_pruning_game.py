@@ -1,4 +1,4 @@
-"""Pruning as a game: the card's properties (a unit with no outgoing weights leaves on the
+"""Pruning as a game: the method's properties (a unit with no outgoing weights leaves on the
 closed-form path; a duplicate pair is resolved by competition), a brute-force Nash check of the
 equilibrium, and the compression family contract."""
 

@@ -1,5 +1,5 @@
 """semcom.training and the trainer's hooks: one loop, bit-identical without a method, each
-method's card property against an independent reference, and the family contract.
+method's defining property against an independent reference, and the family contract.
 
 Training runs are a few steps of the small MLP on scikit-learn's digits (CPU, one thread).
 """
