@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator
-from semcom.importance.reduction import Reduction, check_keep, top_k_mask
+from semcom.importance.reduction import Reduction, reduce_in_batches, top_k_mask
 from semcom.importance.token_graph import (
     check_choice,
     check_layer,
@@ -226,11 +226,10 @@ class OptiPruneImportance(ImportanceEstimator):
 
     def reduce(self, model: Any, images: Any, keep: int) -> Reduction:
         """SimPrune to exactly ``keep`` features per image (merged in feature space ``z``)."""
-        model, x = prepare(model, images)
-        keep = check_keep(keep, int(model.n_features))
-        masks, sent = [], []
-        for start in range(0, x.shape[0], self.batch_size):
-            z, attn = self._pass(model, x[start : start + self.batch_size])
+        model, x = prepare(model, images)  # model and images are checked first, then keep
+
+        def step(batch: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+            z, attn = self._pass(model, batch)
             mask, values, _ = sim_prune(
                 z,
                 peak_attention(attn),
@@ -240,6 +239,6 @@ class OptiPruneImportance(ImportanceEstimator):
                 basis=attn if self.similarity == "overlap" else None,
                 similarity=self.similarity,
             )
-            masks.append(mask)
-            sent.append(values)
-        return Reduction(keep=torch.cat(masks), features=torch.cat(sent))
+            return mask, values
+
+        return reduce_in_batches(model, x, keep, self.batch_size, step)

@@ -49,7 +49,7 @@ import torch
 from channels.errors import check_int, fail
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator, eval_mode, per_image_mse
 from semcom.importance.recycling import cell_index, prune_and_recycle, stage_budgets
-from semcom.importance.reduction import Reduction, check_keep
+from semcom.importance.reduction import Reduction, check_keep, reduce_in_batches
 from semcom.importance.token_graph import (
     check_layer,
     check_real,
@@ -234,15 +234,13 @@ class VFlowOptImportance(ImportanceEstimator):
 
     def _reduce(self, model: Any, images: Any, keep: int, t: float, alpha: float) -> Reduction:
         model, x = prepare(model, images)
-        keep = check_keep(keep, int(model.n_features))
+        check_keep(keep, int(model.n_features))
         self._blocks(model)  # layer errors before any work
-        masks, sent = [], []
-        for start in range(0, x.shape[0], self.batch_size):
-            batch = x[start : start + self.batch_size]
-            mask, values = self._reduce_batch(model, batch, keep, t, alpha)
-            masks.append(mask)
-            sent.append(values)
-        return Reduction(keep=torch.cat(masks), features=torch.cat(sent))
+
+        def step(batch: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return self._reduce_batch(model, batch, keep, t, alpha)
+
+        return reduce_in_batches(model, x, keep, self.batch_size, step)
 
     @torch.no_grad()
     def discrepancy(self, model: Any, images: Any, reduction: Reduction) -> float:

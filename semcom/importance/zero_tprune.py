@@ -40,7 +40,7 @@ import torch
 
 from channels.errors import check_int
 from semcom.importance.base import IMPORTANCE, ImportanceEstimator
-from semcom.importance.reduction import Reduction, check_keep, top_k_mask
+from semcom.importance.reduction import Reduction, reduce_in_batches, top_k_mask
 from semcom.importance.token_graph import (
     check_layer,
     check_real,
@@ -187,16 +187,15 @@ class ZeroTPruneImportance(ImportanceEstimator):
 
     def reduce(self, model: Any, images: Any, keep: int) -> Reduction:
         """I-stage then S-stage down to exactly ``keep`` features per image (dropped ones zero)."""
-        model, x = prepare(model, images)
+        model, x = prepare(model, images)  # model and images are checked first, then keep
         n = int(model.n_features)
-        keep = check_keep(keep, n)
-        removals = n - keep
-        n_similar = min(round(self.similarity_share * removals), keep)
-        masks, feats = [], []
-        for start in range(0, x.shape[0], self.batch_size):
-            z, s = self._graph(model, x[start : start + self.batch_size])
+
+        def step(batch: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+            removals = n - keep
+            n_similar = min(round(self.similarity_share * removals), keep)
+            z, s = self._graph(model, batch)
             alive = i_stage(s, n - (removals - n_similar))
             mask = s_stage(z, s, alive, n_similar)
-            masks.append(mask)
-            feats.append(z * mask[:, :, None].to(z.dtype))
-        return Reduction(keep=torch.cat(masks), features=torch.cat(feats))
+            return mask, z * mask[:, :, None].to(z.dtype)
+
+        return reduce_in_batches(model, x, keep, self.batch_size, step)
