@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from semcom.compression import COMPRESSION, EncoderSize, measure_encoder
+from semcom.params import MethodSpec
 
 NONE = "none"
 """The ``compression`` column of an uncompressed scheme."""
@@ -47,16 +48,8 @@ SIZE_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class CompressionSpec:
+class CompressionSpec(MethodSpec):
     """A compression method with its resolved options (every default filled in)."""
-
-    method: str
-    options: dict[str, Any]
-
-    @property
-    def options_json(self) -> str:
-        """The options as canonical JSON (sorted keys, no spaces)."""
-        return json.dumps(self.options, sort_keys=True, separators=(",", ":"))
 
     @property
     def key(self) -> str:
@@ -72,8 +65,7 @@ def resolve_compression(method: str, options: dict[str, Any]) -> CompressionSpec
         TypeError: an option name the constructor does not take (the scenario checks name it
             first).
     """
-    params = COMPRESSION.get(method)(**options).get_params()
-    return CompressionSpec(method, json.loads(json.dumps(params)))
+    return CompressionSpec.of(method, COMPRESSION.get(method)(**options))
 
 
 def codec_name(variant: str, spec: CompressionSpec | None) -> str:

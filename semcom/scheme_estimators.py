@@ -27,7 +27,6 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -39,26 +38,19 @@ from channels.errors import fail
 from semcom.importance import IMPORTANCE, ImportanceEstimator, make_estimator
 from semcom.importance.ordering_quality import masking_ground_truth, ordering_quality
 from semcom.importance.value_function import SubsetValue
+from semcom.params import MethodSpec
 
 INDEX_ORDER = "index-order"
 """The ``estimator`` label of the ordering row of the fixed order ``1, ..., N``."""
 
 
 @dataclass(frozen=True)
-class EstimatorSpec:
+class EstimatorSpec(MethodSpec):
     """An importance estimator with its resolved options (every default filled in).
 
     Two specs with the same method and resolved options are the same estimator (:attr:`key`),
     so they are fitted once per model variant.
     """
-
-    method: str
-    options: dict[str, Any]
-
-    @property
-    def options_json(self) -> str:
-        """The options as canonical JSON (sorted keys, no spaces)."""
-        return json.dumps(self.options, sort_keys=True, separators=(",", ":"))
 
     @property
     def key(self) -> str:
@@ -72,8 +64,7 @@ class EstimatorSpec:
 
 def resolve_estimator(method: str, options: dict[str, Any]) -> EstimatorSpec:
     """The :class:`EstimatorSpec` of ``method`` with ``options`` (ConfigError if invalid)."""
-    params = make_estimator(method, **options).get_params()
-    return EstimatorSpec(method, json.loads(json.dumps(params)))
+    return EstimatorSpec.of(method, make_estimator(method, **options))
 
 
 def reducing_methods() -> list[str]:
