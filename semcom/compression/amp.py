@@ -215,7 +215,7 @@ class AMP(Compressor):
     def _compress(
         self, model: nn.Module, images: torch.Tensor | None
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        x = calibration_images(model, images)
+        x = calibration_images(model, images, "amp")
         groups = unit_groups(model)
         total, target = unit_target(groups, self.sparsity)
         scores = self.taylor_scores(model, x)

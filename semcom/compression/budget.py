@@ -27,6 +27,7 @@ from torch import nn
 
 from channels import errors
 from channels.errors import ConfigError, fail
+from semcom.compression.calibration import calibration_images as check_calibration_images
 
 
 def check_real(
@@ -184,24 +185,19 @@ def lowest_with_caps(
     return [torch.tensor(c, dtype=torch.int64) for c in chosen]
 
 
-def calibration_images(model: nn.Module, images: Any) -> torch.Tensor:
+def calibration_images(model: nn.Module, images: Any, why: str = "this method") -> torch.Tensor:
     """The calibration ``images`` ``[B, C, H, W]`` on ``model``'s dtype and device.
+
+    An array or a data set (``.images``) is first taken as its tensor
+    (:func:`semcom.importance.base.as_images`); then
+    :func:`semcom.compression.calibration.calibration_images` checks it.
 
     Raises:
         ConfigError: (field ``images``) no images, a wrong rank or shape, or non-finite values.
     """
     from semcom.importance.base import as_images
 
-    if images is None:
-        raise fail("images", None, "calibration images [B, C, H, W] (this method needs data)")
-    x = as_images(images)
-    shape = tuple(getattr(model, "input_shape", x.shape[1:]))
-    if tuple(x.shape[1:]) != shape:
-        raise fail(
-            "images", f"tensor of shape {tuple(x.shape)}", f"[B, {', '.join(map(str, shape))}]"
-        )
-    param = next(model.parameters())
-    return x.to(device=param.device, dtype=param.dtype)
+    return check_calibration_images(model, None if images is None else as_images(images), why)
 
 
 def target_count(sparsity: float, total: int, removable: int, what: str) -> int:

@@ -22,25 +22,32 @@ from torch import nn
 from channels.errors import check_int, fail
 
 
-def check_images(images: Any, model: nn.Module) -> torch.Tensor:
-    """Calibration images ``[B, C, H, W]`` of ``model``'s input shape, on its device and dtype.
+def calibration_images(model: nn.Module, images: Any, why: str = "this method") -> torch.Tensor:
+    """Check calibration ``images`` ``[B, C, H, W]`` for ``model``; moved to its dtype/device.
+
+    Args:
+        model: the codec (its ``input_shape`` ``(C, H, W)`` fixes the image shape).
+        images: a floating-point tensor of finite values, ``B >= 1``, of the model's input shape.
+        why: what needs the images, for the error message (e.g. ``"cts"``).
 
     Raises:
-        ConfigError: ``images`` missing, not a finite float tensor, or of the wrong shape.
+        ConfigError: (field ``images``) missing, of another shape or dtype, or not finite.
     """
-    if images is None:
-        raise fail("images", None, "calibration images [B, C, H, W] (this method needs data)")
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise fail("images", shape, "a tensor [B, C, H, W] with B >= 1")
-    if not torch.is_floating_point(images) or not bool(torch.isfinite(images).all()):
-        raise fail("images", f"tensor of dtype {images.dtype}", "finite floating-point values")
-    expected = tuple(getattr(model, "input_shape", images.shape[1:]))
-    if tuple(images.shape[1:]) != expected:
-        shape = ", ".join(str(d) for d in expected)
-        raise fail("images", tuple(images.shape), f"[B, {shape}] for this codec")
-    first = next(model.parameters())
-    return images.to(device=first.device, dtype=first.dtype)
+    expected = tuple(getattr(model, "input_shape", ()))
+    shape = ", ".join(str(s) for s in expected) if expected else "C, H, W"
+    allowed = f"calibration images, a float tensor [B, {shape}] with B >= 1 ({why} needs data)"
+    if not isinstance(images, torch.Tensor):
+        raise fail("images", None if images is None else type(images).__name__, allowed)
+    if (
+        images.ndim != 4
+        or images.shape[0] == 0
+        or (expected and tuple(images.shape[1:]) != expected)
+        or not torch.is_floating_point(images)
+        or not bool(torch.isfinite(images).all())
+    ):
+        raise fail("images", f"tensor of shape {tuple(images.shape)}, {images.dtype}", allowed)
+    p = next(model.parameters())
+    return images.detach().to(device=p.device, dtype=p.dtype)
 
 
 def check_batch_size(batch_size: Any) -> int:

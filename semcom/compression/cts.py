@@ -44,8 +44,9 @@ from semcom.compression.budget import (
     check_sparsity,
     lowest,
 )
+from semcom.compression.calibration import calibration_images
 from semcom.compression.concrete import binary_concrete, gradbalance, reverse_kl_bernoulli
-from semcom.compression.prunable import apply_masks, calibration_images, prunable_weights
+from semcom.compression.prunable import apply_masks, prunable_weights
 
 OBJECTIVES = ("kl", "mse")
 

@@ -34,12 +34,8 @@ from torch import nn
 from channels.errors import check_int
 from semcom.compression.base import COMPRESSION, Compressor
 from semcom.compression.budget import check_meetable, check_real, check_sparsity
-from semcom.compression.prunable import (
-    apply_masks,
-    calibration_images,
-    prunable_weights,
-    reconstruction_loss,
-)
+from semcom.compression.calibration import calibration_images
+from semcom.compression.prunable import apply_masks, prunable_weights, reconstruction_loss
 from semcom.compression.synflow import synflow_prune
 
 

@@ -35,7 +35,7 @@ from torch import nn
 
 from channels.errors import ConfigError, check_int, fail
 from semcom.compression.base import COMPRESSION, Compressor, compressible_layers
-from semcom.compression.calibration import check_batch_size, check_images, check_layer
+from semcom.compression.calibration import calibration_images, check_batch_size, check_layer
 from semcom.compression.gptq import gptq, layer_hessian
 from semcom.compression.quantise import (
     round_to_nearest,
@@ -197,7 +197,7 @@ class LayerwiseQuant(Compressor):
         units = quant_units(model)
         low, n_high = self.split(len(units))
         if images is not None or self.importance == "lim" or self.quantiser == "gptq":
-            images = check_images(images, model)
+            images = calibration_images(model, images, "layerwise-quant")
         for _, _, layers in units:
             for _, layer in layers:
                 check_layer(layer)

@@ -200,7 +200,7 @@ class Maestro(Compressor):
     def _compress(
         self, model: nn.Module, images: torch.Tensor | None
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        x = calibration_images(model, images)
+        x = calibration_images(model, images, "maestro")
         named = compressible_layers(model)
         full = [min(layer.weight.shape[0], layer.weight[0].numel()) for _, layer in named]
         total = sum(full)

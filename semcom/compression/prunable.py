@@ -11,13 +11,10 @@ The label-free task loss is the reconstruction error of the whole codec,
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from channels.errors import fail
 from semcom.compression.base import compressible_layers
 
 
@@ -39,33 +36,6 @@ def zero_count(model: nn.Module) -> tuple[int, int]:
     weights = [w for _, w in prunable_weights(model)]
     zeros = sum(int((w == 0).sum().item()) for w in weights)
     return zeros, sum(w.numel() for w in weights)
-
-
-def calibration_images(model: nn.Module, images: Any, why: str) -> torch.Tensor:
-    """Check calibration ``images`` ``[B, C, H, W]`` for ``model``; moved to its dtype/device.
-
-    Args:
-        model: the codec.
-        images: a floating-point tensor of finite values, ``B >= 1``, shape of the model input.
-        why: what needs the images, for the error message (e.g. ``"cts"``).
-
-    Raises:
-        ConfigError: (field ``images``) missing, of another shape or dtype, or not finite.
-    """
-    shape = ", ".join(str(s) for s in model.input_shape)
-    allowed = f"calibration images, a float tensor [B, {shape}] with B >= 1 ({why} needs data)"
-    if not isinstance(images, torch.Tensor):
-        raise fail("images", None if images is None else type(images).__name__, allowed)
-    if (
-        images.ndim != 4
-        or images.shape[0] == 0
-        or tuple(images.shape[1:]) != tuple(model.input_shape)
-        or not torch.is_floating_point(images)
-        or not bool(torch.isfinite(images).all())
-    ):
-        raise fail("images", f"tensor of shape {tuple(images.shape)}, {images.dtype}", allowed)
-    p = next(model.parameters())
-    return images.detach().to(device=p.device, dtype=p.dtype)
 
 
 def noise_images(model: nn.Module, count: int, seed: int) -> torch.Tensor:

@@ -186,7 +186,7 @@ class PruningGame(Compressor):
     def _compress(
         self, model: nn.Module, images: torch.Tensor | None
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        x = calibration_images(model, images)
+        x = calibration_images(model, images, "pruning-game")
         groups = unit_groups(model)
         total, target = unit_target(groups, self.sparsity)
         tuned = [p for _, p in encoder_parameters(model)] if self.finetune_lr > 0 else []

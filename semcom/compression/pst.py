@@ -200,7 +200,7 @@ class PST(Compressor):
     def _compress(
         self, model: nn.Module, images: torch.Tensor | None
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        x = calibration_images(model, images)
+        x = calibration_images(model, images, "pst")
         named = compressible_layers(model)
         sizes = [layer.weight.numel() for _, layer in named]
         total = sum(sizes)

@@ -34,9 +34,9 @@ from torch import nn
 from channels.errors import check_int, fail
 from semcom.compression.base import COMPRESSION, Compressor, compressible_layers
 from semcom.compression.calibration import (
+    calibration_images,
     capture,
     check_batch_size,
-    check_images,
     check_layer,
     layer_rows,
 )
@@ -229,7 +229,7 @@ class RSQ(Compressor):
     def _compress(
         self, model: nn.Module, images: torch.Tensor | None
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        images = check_images(images, model)
+        images = calibration_images(model, images, "rsq")
         mode = self._mode(model)
         layers = compressible_layers(model)
         for _, layer in layers:

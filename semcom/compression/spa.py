@@ -47,9 +47,10 @@ from semcom.compression.budget import (
     lowest_with_caps,
     split_count,
 )
+from semcom.compression.calibration import calibration_images
 from semcom.compression.groups import UnitFamily, slice_values, unit_families, zero_units
 from semcom.compression.obs import group_obs
-from semcom.compression.prunable import calibration_images, noise_images, reconstruction_loss
+from semcom.compression.prunable import noise_images, reconstruction_loss
 
 CRITERIA = ("obspa", "l1", "l2", "taylor")
 AGGREGATES = ("mean", "sum", "max")

@@ -34,9 +34,9 @@ from torch import nn
 from channels.errors import check_int, fail
 from semcom.compression.base import COMPRESSION, Compressor, compressible_layers
 from semcom.compression.calibration import (
+    calibration_images,
     capture,
     check_batch_size,
-    check_images,
     check_layer,
     layer_rows,
 )
@@ -168,7 +168,7 @@ class SVDQuant(Compressor):
         self, model: nn.Module, images: torch.Tensor | None
     ) -> tuple[dict[str, Any], dict[str, float]]:
         if self.alpha is not None:
-            images = check_images(images, model)
+            images = calibration_images(model, images, "svdquant")
         layers = compressible_layers(model)
         for _, layer in layers:
             check_layer(layer)
