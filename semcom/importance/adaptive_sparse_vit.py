@@ -55,10 +55,10 @@ from semcom.importance.base import (
     normalize_importance,
 )
 from semcom.importance.reduction import Reduction, reduce_in_batches, top_k_mask
+from semcom.importance.token_graph import require_attention_model
 from semcom.importance.vit_trace import (
     check_layers,
     head_outputs,
-    require_attention,
     resolve_layers,
     trace,
 )
@@ -204,7 +204,7 @@ class AdaptiveSparseViTImportance(ImportanceEstimator):
 
     def _all_scores(self, model: Any, images: Any) -> torch.Tensor:
         check_model(model)
-        require_attention(model)
+        require_attention_model(model)
         images = as_images(images)
         dtype, device = model_dtype_device(model, images)
         with eval_mode(model):
@@ -237,7 +237,7 @@ class AdaptiveSparseViTImportance(ImportanceEstimator):
     @torch.no_grad()
     def reduce(self, model: Any, images: Any, keep: int) -> Reduction:
         """Drop all but the ``keep`` highest-scoring features of each image (zero the rest)."""
-        require_attention(check_model(model))
+        require_attention_model(model)
 
         def step(x: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
             mask = top_k_mask(self.token_scores(model, x), keep)

@@ -46,10 +46,10 @@ from semcom.importance.base import (
     encode_checked,
 )
 from semcom.importance.reduction import Reduction, reduce_in_batches, top_k_mask
+from semcom.importance.token_graph import require_attention_model
 from semcom.importance.vit_trace import (
     check_layers,
     received_attention,
-    require_attention,
     resolve_layers,
     trace,
 )
@@ -162,13 +162,13 @@ class ElasticCacheImportance(ImportanceEstimator):
         return sum(received_attention(weights[l]) for l in picked)
 
     def _scores(self, model: Any, x: torch.Tensor) -> np.ndarray:
-        require_attention(model)
+        require_attention_model(model)
         return self.token_scores(model, x).sum(dim=0).cpu().numpy()
 
     def fit(self, model: Any, images: Any) -> ElasticCacheImportance:
         """Estimate ``w̃`` on ``images`` [B, C, H, W]; ConfigError for a model without attention."""
         check_model(model)
-        require_attention(model)
+        require_attention_model(model)
         return super().fit(model, images)
 
     @torch.no_grad()
@@ -178,7 +178,7 @@ class ElasticCacheImportance(ImportanceEstimator):
         Returns a :class:`~semcom.importance.reduction.Reduction` whose ``features`` hold the
         anchors' group means (see the module docstring) and zeros elsewhere.
         """
-        require_attention(check_model(model))
+        require_attention_model(model)
 
         def step(x: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
             z = encode_checked(model, x)

@@ -57,10 +57,10 @@ from semcom.importance.base import (
     eval_mode,
     model_dtype_device,
 )
+from semcom.importance.token_graph import require_attention_model
 from semcom.importance.vit_trace import (
     check_layers,
     received_attention,
-    require_attention,
     resolve_layers,
     trace,
 )
@@ -258,7 +258,7 @@ class VarImportance(ImportanceEstimator):
     def fit(self, model: Any, images: Any) -> VarImportance:
         """Detect the sink dimensions (unless given), then score ``images`` [B, C, H, W]."""
         check_model(model)
-        require_attention(model)
+        require_attention_model(model)
         images = as_images(images)
         dtype, device = model_dtype_device(model, images)
         self.__dict__.pop("sink_dims_", None)

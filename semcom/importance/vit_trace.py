@@ -6,7 +6,8 @@ patches, ``tokens[-1]`` the final tokens) and ``weights[l]`` ``[B, heads, N, N]`
 ``l + 1``'s attention (row ``i``: how query token ``i`` attends to every key token ``j``; rows
 sum to 1). Token ``i`` is feature ``i``. This module holds what several estimators share:
 
-- :func:`require_attention`: a one-line ConfigError for a model without attention (CNN, MLP);
+- :func:`~semcom.importance.token_graph.require_attention_model` (re-used): a one-line
+  ConfigError for a model without attention (CNN, MLP);
 - :func:`check_layers` / :func:`resolve_layers`: the ``layers`` option (``"last"``, ``"all"``
   or a block number ``1..depth``);
 - :func:`trace`: the encoder trace of a batch, without gradients;
@@ -22,15 +23,9 @@ from typing import Any
 import torch
 
 from channels.errors import fail
+from semcom.importance.token_graph import require_attention_model
 
 LAYER_WORDS = ("last", "all")
-
-
-def require_attention(model: Any) -> None:
-    """Raise ConfigError unless ``model`` exposes ``encoder_trace`` (an attention encoder)."""
-    if not callable(getattr(model, "encoder_trace", None)):
-        name = getattr(model, "name", "") or type(model).__name__
-        raise fail("model", name, "a model with attention (vit)")
 
 
 def check_layers(layers: Any) -> str | int:
@@ -56,7 +51,7 @@ def resolve_layers(layers: str | int, depth: int) -> list[int]:
 @torch.no_grad()
 def trace(model: Any, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """``model.encoder_trace(x)`` after the model's input check; no autograd graph."""
-    require_attention(model)
+    require_attention_model(model)
     if hasattr(model, "check_input"):
         model.check_input(x)
     tokens, weights = model.encoder_trace(x)
