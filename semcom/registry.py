@@ -41,6 +41,8 @@ FAMILY_MODULES: tuple[str, ...] = (
     "semcom.compression",
     "semcom.bitalloc",
     "semcom.training",
+    "semcom.adapters",
+    "semcom.routing",
 )
 """Modules whose import registers a family; :func:`all_methods` imports them first."""
 

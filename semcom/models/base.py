@@ -6,8 +6,12 @@ range of the uniform quantiser of ``channels.bits``), and back to a reconstructi
 ``x_hat = g(z)`` ``[B, C, H, W]`` in ``[0, 1]`` (a final sigmoid). Feature ``i`` is the unit that
 the link selects, matches to a subchannel and modulates as a whole (docs/method.md §1.3).
 
-``forward(x, channel)`` is ``decode(channel(encode(x)))``; ``channel`` is any module mapping
-``z [B, N, L] -> z~ [B, N, L]``, e.g. the ISFR training channel of :mod:`semcom.isfr`.
+``forward(x, channel, state)`` is ``decode(channel(encode(x, state)), state)``; ``channel`` is
+any module mapping ``z [B, N, L] -> z~ [B, N, L]``, e.g. the ISFR training channel of
+:mod:`semcom.isfr`. ``state`` is the frames' channel state
+(:class:`semcom.channel_state.ChannelState`: SNR, fading gain, channel class); only a
+``conditioned`` model (channel-conditioned experts, :mod:`semcom.models.experts`) uses it,
+the others accept and ignore it.
 
 An optional classifier head (``num_classes``) classifies reconstructions,
 ``classify(x_hat) -> logits [B, num_classes]``, for the task-oriented metric (accuracy).
@@ -21,6 +25,7 @@ import torch
 from torch import nn
 
 from channels.errors import ConfigError
+from semcom.channel_state import ChannelState
 
 
 class ClassifierHead(nn.Module):
@@ -66,6 +71,8 @@ class SemanticModel(nn.Module):
     """
 
     name: str = ""
+    conditioned: bool = False
+    """Whether ``encode``/``decode`` use the channel state (channel-conditioned experts)."""
 
     def __init__(
         self,
@@ -87,8 +94,13 @@ class SemanticModel(nn.Module):
     def _features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        """Features ``z`` ``[B, N, L]`` -> reconstruction ``x_hat`` ``[B, C, H, W]`` in [0, 1]."""
+    def decode(
+        self, z: torch.Tensor, state: ChannelState | None = None
+    ) -> torch.Tensor:  # pragma: no cover - abstract
+        """Features ``z`` ``[B, N, L]`` -> reconstruction ``x_hat`` ``[B, C, H, W]`` in [0, 1].
+
+        ``state`` is the frames' :class:`~semcom.channel_state.ChannelState`; a model that is
+        not ``conditioned`` ignores it."""
         raise NotImplementedError
 
     # public -----------------------------------------------------------------------------------
@@ -100,9 +112,14 @@ class SemanticModel(nn.Module):
                 f"[B, {', '.join(map(str, self.input_shape))}] for this {self.name} model"
             )
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Image ``x`` ``[B, C, H, W]`` in [0, 1] -> features ``z = tanh(f(x))`` ``[B, N, L]``."""
+    def encode(self, x: torch.Tensor, state: ChannelState | None = None) -> torch.Tensor:
+        """Image ``x`` ``[B, C, H, W]`` in [0, 1] -> features ``z = tanh(f(x))`` ``[B, N, L]``.
+
+        ``state`` (the frames' channel state) reaches ``_features`` only in a ``conditioned``
+        model, whose ``_features(x, state)`` takes it."""
         self.check_input(x)
+        if self.conditioned:
+            return torch.tanh(self._features(x, state))
         return torch.tanh(self._features(x))
 
     def check_features(self, z: torch.Tensor) -> None:
@@ -113,12 +130,17 @@ class SemanticModel(nn.Module):
                 f"[B, {self.n_features}, {self.scalars_per_feature}] (batch, N, L)"
             )
 
-    def forward(self, x: torch.Tensor, channel: nn.Module | None = None) -> torch.Tensor:
-        """``decode(channel(encode(x)))``; ``channel=None`` is the identity."""
-        z = self.encode(x)
+    def forward(
+        self,
+        x: torch.Tensor,
+        channel: nn.Module | None = None,
+        state: ChannelState | None = None,
+    ) -> torch.Tensor:
+        """``decode(channel(encode(x, state)), state)``; ``channel=None`` is the identity."""
+        z = self.encode(x, state)
         if channel is not None:
             z = channel(z)
-        return self.decode(z)
+        return self.decode(z, state)
 
     def classify(self, x_hat: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_classes]`` of the classifier head on images ``[B, C, H, W]``."""

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from channels.errors import check_choice, check_flag, check_int, fail
+from semcom.channel_state import ChannelState
 from semcom.models import options as opt
 from semcom.models.base import SemanticModel
 from semcom.models.gdn import GDN
@@ -142,7 +143,7 @@ class ConvAutoencoder(SemanticModel):
         latent = self.encoder(x)  # [B, c, H/4, W/4]
         return latent.reshape(x.shape[0], self.n_features, self.scalars_per_feature)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, state: ChannelState | None = None) -> torch.Tensor:
         """Features ``z`` ``[B, N, L]`` -> reconstruction ``x_hat`` ``[B, C, H, W]`` in [0, 1]."""
         self.check_features(z)
         return self.decoder(z.reshape(z.shape[0], *self.latent_shape))

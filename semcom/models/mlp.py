@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from channels.errors import check_int
+from semcom.channel_state import ChannelState
 from semcom.models import options as opt
 from semcom.models.base import SemanticModel
 
@@ -82,7 +83,7 @@ class MLPAutoencoder(SemanticModel):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).reshape(x.shape[0], self.n_features, self.scalars_per_feature)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, state: ChannelState | None = None) -> torch.Tensor:
         """Features ``z`` ``[B, N, L]`` -> reconstruction ``x_hat`` ``[B, C, H, W]`` in [0, 1]."""
         self.check_features(z)
         return self.decoder(z).reshape(z.shape[0], *self.input_shape)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from channels.errors import check_int, fail
+from semcom.channel_state import ChannelState
 from semcom.models import options as opt
 from semcom.models.attention import TransformerBlock
 from semcom.models.base import SemanticModel
@@ -174,7 +175,7 @@ class ViTAutoencoder(SemanticModel):
         _, weights = self._encode_tokens(x)
         return weights
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, state: ChannelState | None = None) -> torch.Tensor:
         """Features ``z`` ``[B, N, L]`` -> reconstruction ``x_hat`` ``[B, C, H, W]`` in [0, 1]."""
         self.check_features(z)
         u = self.from_z(z) + self.pos_dec

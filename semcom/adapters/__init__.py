@@ -1,0 +1,13 @@
+"""Adapters: parameter-efficient tuning of a trained codec (the ``adapter`` family).
+
+Public API::
+
+    ADAPTER, Adapter, build_adapter, trainable_parameter_count
+
+Adding a method is one module with an :class:`Adapter` subclass registered with
+``@ADAPTER.register(name, description=..., paper=...)`` and one import line below.
+"""
+
+from semcom.adapters.base import ADAPTER, Adapter, build_adapter, trainable_parameter_count
+
+__all__ = ["ADAPTER", "Adapter", "build_adapter", "trainable_parameter_count"]
