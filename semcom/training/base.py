@@ -9,7 +9,12 @@ epoch and step, for:
   loop uses without a hook);
 - ``sample_weights(step, x, per_sample_loss)``: weights ``w`` ``[B]``; the step's loss becomes
   ``Σ_b w_b ℓ_b / Σ_b w_b`` instead of ``mean_b ℓ_b``;
-- ``extra_loss(model, x, x_hat, z)``: a scalar added to the step's loss;
+- ``extra_loss(model, x, x_hat, z, state)``: a scalar added to the step's loss (``state``: the
+  batch's :class:`~semcom.channel_state.ChannelState`, ``None`` without a channel-state
+  training channel);
+- ``probe(step, model, evaluate)``: before the step's update, ``evaluate()`` returns the step
+  batch's mean loss (no gradient, the step's channel noise replayed identically on every call)
+  for the model as it is at that moment, so a hook can score changes to it (IST's probes);
 - ``layer_mask(step, model)``: the names of the parameters updated this step (the others get no
   gradient, hence no optimiser update: not even Adam's momentum or weight decay moves them);
 - ``observe(epoch, indices, x, x_hat, per_sample_loss)``: what the step saw (after the update).
@@ -22,11 +27,13 @@ and ``state_dict`` / ``load_state_dict`` carry the hook's own state through chec
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from channels.errors import ConfigError, fail
+from semcom.channel_state import ChannelState
 from semcom.params import Configurable
 from semcom.registry import Registry
 
@@ -65,10 +72,18 @@ class TrainingHook(Configurable):
         return None
 
     def extra_loss(
-        self, model: torch.nn.Module, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        x_hat: torch.Tensor,
+        z: torch.Tensor,
+        state: ChannelState | None = None,
     ) -> torch.Tensor | None:
         """A scalar added to the step's loss (``x`` ``[B,C,H,W]``, ``z`` ``[B,N,L]``)."""
         return None
+
+    def probe(self, step: int, model: torch.nn.Module, evaluate: Callable[[], float]) -> None:
+        """Score the model before the step's update (``evaluate()``: the batch's mean loss)."""
 
     def layer_mask(self, step: int, model: torch.nn.Module) -> set[str] | None:
         """Names (``model.named_parameters()``) of the parameters updated at ``step``."""
