@@ -29,6 +29,7 @@ partition reads its training labels from them; it is never used at evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -116,7 +117,9 @@ class ChannelExperts(SemanticModel):
         base: base architecture name (``"mlp"``, ``"cnn"``, ``"vit"``).
         n_features: ``N``.
         experts: ``E`` in 1..64.
-        router: the :class:`ExpertRouter` (default: :class:`StateRouter`).
+        router: the :class:`ExpertRouter` (default: :class:`StateRouter`), or a factory
+            called with the first expert codec (for its ``N``, ``L``, input shape) that
+            returns one.
         shared_encoder: expert 0's encoder encodes every frame (required when the router reads
             the received features).
         top_k: evaluation keeps each frame's ``top_k`` weights (``None``: soft mixture).
@@ -142,25 +145,30 @@ class ChannelExperts(SemanticModel):
         base: str,
         n_features: int,
         experts: int = 4,
-        router: ExpertRouter | None = None,
+        router: ExpertRouter | Callable[[SemanticModel], ExpertRouter] | None = None,
         shared_encoder: bool = False,
         top_k: int | None = None,
         **options: Any,
     ) -> None:
-        from semcom.models.build import build_model, resolve_model_options
+        from semcom.models.build import MODELS, build_model, resolve_model_options
 
         e = check_int("experts", experts, 1, 64)
         shared = check_flag("shared_encoder", shared_encoder)
         k = None if top_k is None else check_int("top_k", top_k, 1, e)
-        router = StateRouter(e) if router is None else router
+        classes = options.pop("num_classes", None)
+        resolved = resolve_model_options(base, n_features, **options)
+        size = e * MODELS[base].parameter_count(n_features, resolved)
+        check_model_size(f"{e} x {base}", size, resolved)  # before anything is built
+        members = [build_model(base, n_features, **resolved) for _ in range(e)]
+        first = members[0]
+        if router is None:
+            router = StateRouter(e)
+        elif not isinstance(router, nn.Module):
+            router = router(first)
         if router.experts != e:
             raise fail("router", f"a router over {router.experts} experts", f"{e} experts")
         if router.uses_received and not shared:
             raise fail("shared_encoder", shared, "True for a router reading received features")
-        classes = options.pop("num_classes", None)
-        resolved = resolve_model_options(base, n_features, **options)
-        members = [build_model(base, n_features, **resolved) for _ in range(e)]
-        first = members[0]
         router_count = sum(p.numel() for p in router.parameters())
         own = {
             "base": base,
@@ -172,10 +180,7 @@ class ChannelExperts(SemanticModel):
             "num_classes": classes,
             "input_shape": list(first.input_shape),
         }
-        check_model_size(base, self.parameter_count(n_features, own), own)
-        super().__init__(
-            n_features, first.scalars_per_feature, first.input_shape, classes, own
-        )
+        super().__init__(n_features, first.scalars_per_feature, first.input_shape, classes, own)
         self.experts = nn.ModuleList(members)
         self.router = router
         self.shared_encoder = shared
