@@ -70,12 +70,9 @@ def test_partition_mask_trains_each_expert_on_its_cluster_only() -> None:
     low = ChannelState.constant(SNRS[0], "awgn", 8)
     high = ChannelState.constant(SNRS[1], "awgn", 8)
     both = ChannelState(
-        *(
-            torch.cat([a, b])
-            for a, b in zip(
-                (low.snr_db, low.gain_db, low.channel), (high.snr_db, high.gain_db, high.channel)
-            )
-        )
+        torch.cat([low.snr_db, high.snr_db]),
+        torch.zeros(16),
+        torch.zeros(16, dtype=torch.int64),
     )
     model(x, None, both).mean().backward()  # fits the partition: the two SNRs split
     model.zero_grad()
@@ -98,7 +95,7 @@ def test_router_learns_the_partition_and_routes_by_state() -> None:
     weights = [model.combine_weights(s, None, 1)[0].detach() for s in states]
     clusters = [int(model.router.labels(s.features())[0]) for s in states]
     assert clusters[0] != clusters[1]
-    for w, k in zip(weights, clusters):
+    for w, k in zip(weights, clusters, strict=True):
         assert float(w[k]) > 0.8  # the router's posterior on the frame's own cluster
     x = images[:4]
     z = model.encode(x, ChannelState.constant(5.0, "awgn", 4))
