@@ -8,8 +8,10 @@ Adding a method is one module with a :class:`RoutingMethod` subclass registered 
 ``@ROUTING.register(name, description=..., paper=...)`` and one import line below.
 """
 
+from semcom.routing.adaptdhm import AdaptDHM
 from semcom.routing.base import ROUTING, RoutingMethod, build_routing, check_architecture
 from semcom.routing.ddm import DDM
 
 __all__ = ["ROUTING", "RoutingMethod", "build_routing", "check_architecture"]
+__all__ += ["AdaptDHM"]
 __all__ += ["DDM"]
