@@ -11,7 +11,9 @@ Adding a method is one module with a :class:`RoutingMethod` subclass registered 
 from semcom.routing.adaptdhm import AdaptDHM
 from semcom.routing.base import ROUTING, RoutingMethod, build_routing, check_architecture
 from semcom.routing.ddm import DDM
+from semcom.routing.ec_dlm import ECDLM
 
 __all__ = ["ROUTING", "RoutingMethod", "build_routing", "check_architecture"]
 __all__ += ["AdaptDHM"]
 __all__ += ["DDM"]
+__all__ += ["ECDLM"]
