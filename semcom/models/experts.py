@@ -103,8 +103,9 @@ def encoder_parameter_names(model: SemanticModel) -> set[str]:
     """Names of the parameters ``model._features`` depends on (found by one backward pass of
     a zero image, so it works for every architecture)."""
     model.zero_grad(set_to_none=True)
-    x = torch.zeros(1, *model.input_shape)
-    model._features(x).sum().backward()
+    device = next(model.parameters()).device
+    with torch.enable_grad():
+        model._features(torch.zeros(1, *model.input_shape, device=device)).sum().backward()
     names = {n for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
     return names

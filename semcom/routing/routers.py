@@ -175,8 +175,8 @@ def kmeans(
         seed: seed of the k-means++ draws.
 
     Returns:
-        ``(centroids [k, D], labels [M] int64)``, labels the nearest centroid (lowest index on
-        ties). An empty cluster keeps its centroid.
+        ``(centroids [k, D], labels [M] int64)`` on the CPU in ``points``' dtype, labels the
+        nearest centroid (lowest index on ties). An empty cluster keeps its centroid.
 
     Examples:
         >>> pts = torch.tensor([[0.0], [0.1], [10.0], [10.2]])
@@ -186,7 +186,7 @@ def kmeans(
     """
     kk = check_int("k", k, 1)
     check_int("iters", iters, 0)
-    x = points.detach().to(torch.float64)
+    x = points.detach().to("cpu", torch.float64)  # the seeded draws run on the CPU
     if x.ndim != 2 or x.shape[0] == 0:
         raise fail("points", tuple(points.shape), "a non-empty [M, D] tensor")
     gen = torch.Generator().manual_seed(int(seed))
