@@ -32,6 +32,7 @@ order the forward pass reaches them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -173,8 +174,9 @@ def _probe_input(model: nn.Module) -> tuple[torch.Tensor, Any]:
     return torch.zeros(1, *shape, device=device), state
 
 
-def traced_modules(model: nn.Module, kinds: tuple[type, ...]) -> dict[str, list[str]]:
-    """Names of the ``kinds`` modules that ``encode`` and ``decode`` run, in call order.
+def traced_modules(model: nn.Module, select: Callable[[nn.Module], bool]) -> dict[str, list[str]]:
+    """Names of the modules ``m`` with ``select(m)`` that ``encode`` and ``decode`` run, in
+    call order.
 
     Returns:
         ``{"encoder": [...], "decoder": [...]}`` (a module run by both counts as encoder).
@@ -189,7 +191,7 @@ def traced_modules(model: nn.Module, kinds: tuple[type, ...]) -> dict[str, list[
         if name not in seen["encoder"] and name not in seen["decoder"]:
             seen[phase[0]].append(name)
 
-    handles = [m.register_forward_pre_hook(pre_hook) for m in model.modules() if isinstance(m, kinds)]
+    handles = [m.register_forward_pre_hook(pre_hook) for m in model.modules() if select(m)]
     was_training = model.training
     try:
         model.eval()
@@ -206,7 +208,7 @@ def traced_modules(model: nn.Module, kinds: tuple[type, ...]) -> dict[str, list[
 
 def target_modules(model: nn.Module, targets: str) -> list[str]:
     """Names of the layers to wrap for ``targets`` (forward order)."""
-    seen = traced_modules(model, ADAPTABLE)
+    seen = traced_modules(model, lambda m: isinstance(m, ADAPTABLE))
     if targets == "encoder":
         return seen["encoder"]
     if targets == "decoder":

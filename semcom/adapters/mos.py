@@ -85,7 +85,9 @@ def private_slots(rank: int, l: int, private_fraction: float) -> int:  # noqa: E
     return int(round(private_fraction * rank * l))
 
 
-def slot_indices(n_pool: int, shared: int, private: int, generator: torch.Generator) -> torch.Tensor:
+def slot_indices(
+    n_pool: int, shared: int, private: int, generator: torch.Generator
+) -> torch.Tensor:
     """Index ``[shared + private]`` of each slot into ``pool ‖ private`` (``n_pool + private``).
 
     Shared slots take successive random permutations of ``0..n_pool-1``; the private shards
@@ -129,11 +131,15 @@ class MoSLayer(LowRankAdapted):
             std = 1.0 / math.sqrt(l * self.s_a)
             a = std * torch.randn(private, self.s_a, generator=generator)
             self.private_A = nn.Parameter(a.to(w.device, w.dtype))
-            self.private_B = nn.Parameter(torch.zeros(private, self.s_b, device=w.device, dtype=w.dtype))
+            self.private_B = nn.Parameter(
+                torch.zeros(private, self.s_b, device=w.device, dtype=w.dtype)
+            )
         else:
             self.private_A = self.private_B = None
 
-    def _side(self, key: str, private: nn.Parameter | None, index: torch.Tensor, s: int) -> torch.Tensor:
+    def _side(
+        self, key: str, private: nn.Parameter | None, index: torch.Tensor, s: int
+    ) -> torch.Tensor:
         parts = [self._pools[key]] if key in self._pools else []
         if private is not None:
             parts.append(private)
@@ -174,7 +180,7 @@ class MoS(Adapter):
         >>> model = MoS(rank=1, shards_per_vector=1, private_fraction=1.0).attach(
         ...     build_model("mlp", 4))
         >>> trainable_parameter_count(model)  # LoRA rank 1: Σ (in + out)
-        1202
+        1696
     """
 
     def __init__(
