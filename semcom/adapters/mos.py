@@ -29,8 +29,9 @@ shards zero, so attaching changes no output. Trainable parameters (closed form):
     Σ_pools n·s  +  Σ_i q (s^A_i + s^B_i).
 
 With ``l = 1`` and ``f = 1`` every vector is one private shard and MoS is LoRA of rank ``r``
-(same ``ΔW`` for the same values); the paper's headline setting is about 8x fewer parameters
-than LoRA of the same rank (for example ``l = 4``, ``f = 0.125``, ``ρ = 0.05`` below).
+(same ``ΔW`` for the same values). The paper's headline is about 8x fewer parameters than
+LoRA of the same rank; ``r = 8, l = 4, f = 0.0625, ρ = 0.05`` gives 9x fewer on the MLP and CNN
+codecs.
 
 On the semantic link: many condition-specific adapters (one per SNR or channel class) for one
 frozen codec, each costing a fraction of LoRA's memory. Parameter names: the base layer at path
