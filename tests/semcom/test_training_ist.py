@@ -13,7 +13,7 @@ import torch
 from scipy import stats
 
 from channels.errors import ConfigError
-from semcom.adapters import LoRA
+from semcom.adapters import LoRA, MoS
 from semcom.adapters.lowrank import adapted_units
 from semcom.models import build_model
 from semcom.train import TrainConfig, _seed_everything, resolve_config, train
@@ -117,6 +117,21 @@ def test_plain_units_suppress_the_weight_change_since_binding() -> None:
             assert torch.equal(now[k], moved[k])
     units.restore(model, saved)
     assert all(torch.equal(model.state_dict()[k], moved[k]) for k in moved)
+
+
+def test_units_of_a_mos_adapter_and_of_a_plain_cnn() -> None:
+    """Masks name real parameters: MoS units carry their private shards and the pools they read;
+    a plain CNN's units are its conv, GDN and PReLU modules in forward order."""
+    torch.manual_seed(0)
+    model = MoS(rank=4).attach(build_model("mlp", 4), seed=0)
+    hook = IST(update_fraction=0.5)
+    mask = hook.layer_mask(0, model)
+    params = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert mask <= params and any(n.startswith("mos_pools.") for n in mask)
+    cnn = build_model("cnn", 4, input_shape=[1, 8, 8])
+    units = plain_units(cnn)
+    assert list(units)[0] == "encoder.0" and list(units)[-1].startswith("decoder.")
+    assert {p for ps in units.values() for p in ps} == {n for n, _ in cnn.named_parameters()}
 
 
 def _config(**changes: Any) -> TrainConfig:
