@@ -31,6 +31,7 @@ from semcom.adapters.lowrank import (
     LowRankAdapted,
     adapted_units,
     check_targets,
+    check_unadapted,
     freeze,
     replace_module,
     set_unit_scales,
@@ -85,6 +86,7 @@ class LoRA(Adapter):
         self.targets = check_targets(targets)
 
     def attach(self, model: nn.Module, seed: int = 0) -> nn.Module:
+        check_unadapted(model)
         names = target_modules(model, self.targets)
         freeze(model)
         generator = torch.Generator().manual_seed(int(seed))

@@ -216,6 +216,13 @@ def target_modules(model: nn.Module, targets: str) -> list[str]:
     return seen["encoder"] + seen["decoder"]
 
 
+def check_unadapted(model: nn.Module) -> None:
+    """ConfigError if ``model`` already carries an adapter (adapters do not stack)."""
+    attached = getattr(model, ADAPTER_ATTRIBUTE, None)
+    if attached is not None:
+        raise fail("model", type(attached).__name__, "a codec without an adapter attached")
+
+
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
     """Put ``new`` at dotted path ``name`` of ``model``."""
     parent_name, _, child = name.rpartition(".")

@@ -54,6 +54,7 @@ from semcom.adapters.lowrank import (
     LowRankAdapted,
     adapted_units,
     check_targets,
+    check_unadapted,
     fan_dims,
     freeze,
     replace_module,
@@ -226,6 +227,7 @@ class MoS(Adapter):
 
     # contract ---------------------------------------------------------------------------------
     def attach(self, model: nn.Module, seed: int = 0) -> nn.Module:
+        check_unadapted(model)
         names = target_modules(model, self.targets)
         freeze(model)
         r, l = self.rank, self.shards_per_vector  # noqa: E741

@@ -204,6 +204,12 @@ def test_tuning_the_adapter_changes_the_codec_and_lowers_its_loss() -> None:
         assert torch.equal(after[wrapped] if wrapped in after else after[k], v), k
 
 
+def test_attaching_twice_is_refused() -> None:
+    model = LoRA().attach(_model("mlp"))
+    with pytest.raises(ConfigError, match="model"):
+        LoRA().attach(model)
+
+
 def test_registered_with_the_paper() -> None:
     assert ADAPTER.info("lora").paper == "arXiv:2106.09685"
 
