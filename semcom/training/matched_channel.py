@@ -123,7 +123,9 @@ def resolve_channel_options(options: Any, n_features: int, scheme: str) -> dict[
     resolved = dict(CHANNEL_DEFAULTS) | {"n_subchannels": n_features}
     resolved["prior"] = "isfr" if scheme == "isfr" else "uniform"
     resolved |= {k: v for k, v in options.items() if k not in ("fading", "snr_db")}
-    resolved["n_subchannels"] = check_int("channel.n_subchannels", resolved["n_subchannels"], 1, 4096)
+    resolved["n_subchannels"] = check_int(
+        "channel.n_subchannels", resolved["n_subchannels"], 1, 4096
+    )
     resolved["eta"] = check_real("channel.eta", resolved["eta"], 0.0, 1e6, coerce=True)
     resolved["rician_k"] = check_real(
         "channel.rician_k", resolved["rician_k"], 0.0, MAX_RICIAN_K, coerce=True
@@ -260,8 +262,11 @@ class MatchedChannel(_Seeded):
         if z.ndim != 3 or z.shape[1] != self.n_features:
             raise fail("z", f"tensor of shape {tuple(z.shape)}", f"[B, {self.n_features}, L]")
         if state is None or len(state) != z.shape[0]:
-            raise fail("state", None if state is None else f"{len(state)} states",
-                       f"a ChannelState of {z.shape[0]} samples (channel-state training)")  # fmt: skip
+            raise fail(
+                "state",
+                None if state is None else f"{len(state)} states",
+                f"a ChannelState of {z.shape[0]} samples (channel-state training)",
+            )
         eps, sent = self.rows_of(state)
         eps, sent = eps.to(z.device), sent.to(z.device)
         if self.mode == "gaussian":
