@@ -599,7 +599,12 @@ def _hooked_loss(
                 f"training method {type(hook).__name__}: sample weights sum to 0 at step {step}"
             )
         total = (w * loss.float()).sum() / w.sum()
-    extra = hook.extra_loss(model, x, x_hat, z, state)
+    # without a channel state the hook is called as before states existed (4 arguments)
+    extra = (
+        hook.extra_loss(model, x, x_hat, z)
+        if state is None
+        else (hook.extra_loss(model, x, x_hat, z, state))
+    )
     return total if extra is None else total + extra
 
 

@@ -190,7 +190,11 @@ class HookChain(TrainingHook):
     ) -> torch.Tensor | None:
         total = None
         for h in self.hooks:
-            term = h.extra_loss(model, x, x_hat, z, state)
+            term = (
+                h.extra_loss(model, x, x_hat, z)
+                if state is None
+                else h.extra_loss(model, x, x_hat, z, state)
+            )
             if term is not None:
                 total = term if total is None else total + term
         return total
