@@ -124,6 +124,7 @@ def channel_bank(
     draws: int = 64,
     seed: int = 0,
     dropout: tuple[str, float, int, float] = ("geometric", 0.1, 1, 1.0),
+    modulations: tuple[str, ...] = DEFAULT_MODULATIONS,
 ) -> ChannelBank:
     """The bank of one condition (module docstring); cached, read-only arrays.
 
@@ -140,6 +141,7 @@ def channel_bank(
         draws: ``M >= 1`` rows.
         seed: seed of the draws.
         dropout: nested-dropout options of the ``"isfr"`` prior (:func:`prior_weights`).
+        modulations: the allocation's modulation set (the link's default set).
 
     Returns:
         A :class:`ChannelBank`.
@@ -162,7 +164,7 @@ def channel_bank(
     seed = check_int("seed", seed, 0, 2**63 - 1)
     law, rho, n_min, p_nd = dropout
     key = (fading, snr, n, length, q, k, float(eta), float(rician_k), prior, m, seed)
-    return _bank(*key, (str(law), float(rho), int(n_min), float(p_nd)))
+    return _bank(*key, (str(law), float(rho), int(n_min), float(p_nd)), tuple(modulations))
 
 
 @lru_cache(maxsize=BANK_CACHE)
@@ -179,12 +181,13 @@ def _bank(
     m: int,
     seed: int,
     dropout: tuple[str, float, int, float],
+    modulations: tuple[str, ...],
 ) -> ChannelBank:
     weights = prior_weights(prior, n, dropout)
     template = dict(
         weights=weights, drop_distortion=np.ones(n), power_budget=10.0 ** (snr / 10.0) * k,
         symbol_budget=eta * n * length * q / 2.0, scalars_per_feature=length,
-        bits_per_scalar=q, noise_power=1.0, modulations=DEFAULT_MODULATIONS, ber_model="exact",
+        bits_per_scalar=q, noise_power=1.0, modulations=modulations, ber_model="exact",
     )  # fmt: skip
     eps = np.zeros((m, n))
     sent = np.zeros((m, n), dtype=bool)
@@ -204,7 +207,7 @@ def _bank(
         eps[j], sent[j] = solved[cache_key]
     for array in (eps, sent, gain_db):
         array.setflags(write=False)
-    condition = (fading, snr, n, length, q, k, eta, rician_k, prior, m, seed, dropout)
+    condition = (fading, snr, n, length, q, k, eta, rician_k, prior, m, seed, dropout, modulations)
     return ChannelBank(eps, sent, gain_db, condition)
 
 
