@@ -92,6 +92,19 @@ class _Seeded(nn.Module):
             self._generators[key] = gen
         return gen
 
+    def get_rng_state(self) -> dict[str, torch.Tensor]:
+        """The states of the module's generators (``{device: state}``), to replay its noise."""
+        return {key: gen.get_state() for key, gen in self._generators.items()}
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`get_rng_state` returned: the next draws repeat those after it."""
+        generators = {}
+        for key, value in state.items():
+            gen = torch.Generator(device=key)
+            gen.set_state(value)
+            generators[key] = gen
+        self._generators = generators
+
     def _rand(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator(device), device=device)
 
@@ -252,6 +265,39 @@ def log_linear_profile(n_features: int, eps_min: float, eps_max: float) -> torch
     return torch.exp(math.log(eps_min) + t * (math.log(eps_max) - math.log(eps_min)))
 
 
+def bsc_bit_flips(
+    z: torch.Tensor, eps: torch.Tensor, bits_per_scalar: int, rand: Any
+) -> torch.Tensor:
+    """Quantise ``z`` ``[B, N, L]``, flip each of the ``Q`` bits of every scalar of feature ``i``
+    of sample ``b`` with probability ``eps[b, i]`` (``eps`` ``[1 or B, N]``), de-quantise.
+
+    ``rand(shape, device)`` gives the uniforms (a module's seeded stream). Returns float32
+    ``[B, N, L]``, no gradient.
+    """
+    b, n, length = z.shape
+    q = bits_per_scalar
+    indices = quantize_index(z, q)
+    flips = rand((b, n, length, q), z.device) < eps[:, :, None, None].float()
+    weights = 2 ** torch.arange(q - 1, -1, -1, device=z.device)  # MSB first
+    error = (flips.long() * weights).sum(-1)
+    return dequantize_index(indices ^ error, q)
+
+
+def gaussian_bit_noise(
+    z: torch.Tensor, sigma: torch.Tensor, bits_per_scalar: int, randn: Any
+) -> torch.Tensor:
+    """``q(z) + σ n`` (``σ`` float ``[1 or B, N]``, ``n ~ N(0, 1)`` from ``randn(shape, device)``):
+    the Gaussian stand-in of the bit flips, float32 ``[B, N, L]``, no gradient."""
+    zq = dequantize_index(quantize_index(z, bits_per_scalar), bits_per_scalar)
+    return zq + sigma[..., None] * randn(tuple(z.shape), z.device)
+
+
+def bit_error_variance(eps: torch.Tensor, bits_per_scalar: int) -> torch.Tensor:
+    """Gaussian-mode variance ``σ² = ε Δ² (4^Q - 1)/3`` with ``Δ = 2/2^Q`` (shape of ``eps``)."""
+    step = 2.0 / (1 << bits_per_scalar)
+    return eps * step**2 * (4.0**bits_per_scalar - 1.0) / 3.0
+
+
 class BerMatching(_Seeded):
     """Index-dependent quantise -> BSC(ε_i) -> de-quantise (or Gaussian) with a straight-through
     gradient, on features ``[B, N, L]`` (module docstring).
@@ -336,18 +382,12 @@ class BerMatching(_Seeded):
 
     def noisy(self, z: torch.Tensor) -> torch.Tensor:
         """The forward value (no gradient): quantise -> BSC or Gaussian -> de-quantise."""
-        b, n, length = z.shape
-        q = self.bits_per_scalar
-        eps = self._per_sample(self.probs, b, z.device)  # [1 or B, N], float64
+        b = z.shape[0]
         if self.mode == "gaussian":
             sigma = torch.sqrt(self._per_sample(self.noise_variance(), b, z.device)).float()
-            zq = dequantize_index(quantize_index(z, q), q)
-            return zq + sigma[..., None] * self._randn((b, n, length), z.device)
-        indices = quantize_index(z, q)
-        flips = self._rand((b, n, length, q), z.device) < eps[:, :, None, None].float()
-        weights = 2 ** torch.arange(q - 1, -1, -1, device=z.device)  # MSB first
-        error = (flips.long() * weights).sum(-1)
-        return dequantize_index(indices ^ error, q)
+            return gaussian_bit_noise(z, sigma, self.bits_per_scalar, self._randn)
+        eps = self._per_sample(self.probs, b, z.device)  # [1 or B, N], float64
+        return bsc_bit_flips(z, eps, self.bits_per_scalar, self._rand)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` ``[B, N, L]`` -> ``noisy(z) + (z - sg(z))`` in training; ``z`` in eval mode."""
@@ -381,7 +421,7 @@ class TrainingChannel(nn.Module):
     """
 
     def __init__(
-        self, nested_dropout: NestedDropout | None = None, distortion: BerMatching | None = None
+        self, nested_dropout: NestedDropout | None = None, distortion: nn.Module | None = None
     ) -> None:
         super().__init__()
         self.nested_dropout = nested_dropout
@@ -395,8 +435,25 @@ class TrainingChannel(nn.Module):
             if module is not None:
                 module.reseed(None if seed is None else derive_seed(seed, k))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``z`` ``[B, N, L]`` -> ``z~`` ``[B, N, L]``."""
+    def get_rng_state(self) -> list[dict[str, torch.Tensor] | None]:
+        """Both modules' generator states (:meth:`set_rng_state` replays the noise after it)."""
+        return [
+            None if module is None else module.get_rng_state()
+            for module in (self.nested_dropout, self.distortion)
+        ]
+
+    def set_rng_state(self, state: list[dict[str, torch.Tensor] | None]) -> None:
+        """Restore what :meth:`get_rng_state` returned."""
+        for module, value in zip((self.nested_dropout, self.distortion), state, strict=True):
+            if module is not None and value is not None:
+                module.set_rng_state(value)
+
+    def forward(self, z: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """``z`` ``[B, N, L]`` -> ``z~`` ``[B, N, L]``.
+
+        ``state`` (a :class:`~semcom.channel_state.ChannelState`) goes to a state-aware
+        distortion (:mod:`semcom.training.matched_channel`); ``None`` keeps ``distortion(z)``.
+        """
         if not self.training:
             return z
         mask = None
@@ -405,7 +462,7 @@ class TrainingChannel(nn.Module):
             mask = self.nested_dropout.sample_mask(z.shape[0], z.device)[..., None].to(z.dtype)
             z = z * mask
         if self.distortion is not None:
-            z = self.distortion(z)
+            z = self.distortion(z) if state is None else self.distortion(z, state)
             if mask is not None:
                 z = z * mask
         return z

@@ -43,6 +43,13 @@ dropped features forced unselected; budgets unchanged). The frame's objective is
 full problem, the dropped features counted at their drop distortion. Without ``selection``
 nothing changes.
 
+**Channel state.** Every frame gets a :class:`~semcom.channel_state.ChannelState`: the link's
+``snr_db`` and channel class and ``gain_db = 10 log10(mean_k g_k)`` of its drawn gains (the
+noiseless link: AWGN at its SNR, 300 dB when infinite, gain 0). All frames' gains are drawn
+before encoding, so a ``conditioned`` model (channel-conditioned experts) encodes and decodes
+each frame with its state; models without a true ``conditioned`` attribute are called without
+one. The selection step's ``reduce`` sees no state. :attr:`LinkFrames.state` holds the states.
+
 **Noiseless link.** ``channel="noiseless"`` or ``snr_db=inf`` is the ideal digital link, the
 quantisation-only reference: every feature is selected (no budgets, no optimiser), each is sent
 over a unit gain at unit power without noise (highest-order modulation of the set, through
@@ -98,6 +105,7 @@ from channels.montecarlo import point_index
 from channels.names import BITS_PER_SYMBOL
 from optim.distortion import objective as allocation_objective
 from optim.problem import DEFAULT_MODULATIONS, Problem
+from semcom.channel_state import CHANNEL_CLASSES, ChannelState
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
 from semcom.importance.reduction import check_keep
@@ -233,6 +241,9 @@ class LinkFrames:
     """float64 ``[B]``: the allocation's objective (NaN for the noiseless link)."""
     gains: np.ndarray
     """float64 ``[B, K]``: subchannel power gains ``|h_k|^2``."""
+    state: ChannelState | None = None
+    """The frames' channel states (:meth:`SemanticLink.frame_states`), given to the encoder
+    and decoder of a ``conditioned`` model."""
 
     @cached_property
     def z_hat(self) -> np.ndarray:
@@ -502,18 +513,25 @@ class SemanticLink:
         }  # fmt: skip
 
     # ----------------------------------------------------------------------------- frames
+    def _draw_fading(self, rng: np.random.Generator) -> np.ndarray:
+        """One frame's subchannel coefficients ``h [K]`` (complex128), the first draw of its
+        generator (the allocation's draws, if any, follow on the same generator)."""
+        return np.asarray(
+            fading_coefficients(self.channel, (self.n_subchannels,), rng=rng,
+                                k_factor=self.rician_k if self.channel == "rician" else 0.0)
+        )  # fmt: skip
+
     def _allocate(
-        self, rng: np.random.Generator, kept: np.ndarray | None = None
+        self, rng: np.random.Generator, kept: np.ndarray | None = None, h: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, Any, float]:
         """One channel draw and its allocation: ``(gains, h, allocation, objective)``.
 
         ``kept`` (bool ``[N]``, selection step only): the allocation chooses among these
-        features only (module docstring, *Selection step*).
+        features only (module docstring, *Selection step*). ``h``: the frame's coefficients
+        already drawn from ``rng`` by :meth:`_draw_fading` (``None``: drawn here).
         """
-        h = np.asarray(
-            fading_coefficients(self.channel, (self.n_subchannels,), rng=rng,
-                                k_factor=self.rician_k if self.channel == "rician" else 0.0)
-        )  # fmt: skip
+        if h is None:
+            h = self._draw_fading(rng)
         gains = np.abs(h) ** 2
         options = dict(self.method_options)
         if self._randomised and "seed" not in options:
@@ -574,6 +592,22 @@ class SemanticLink:
         dtype, device = model_dtype_device(self.model, images)
         n, length, q = self.n_features, self.scalars_per_feature, self.bits_per_scalar
         b = images.shape[0]
+        point = self.draw_point(draw)
+        trials = np.arange(first_image, first_image + b, dtype=np.int64)
+        # every frame's channel is drawn before encoding: a conditioned model encodes with it
+        rngs, fading = [], []
+        gains = np.ones((b, self.n_subchannels))
+        if not self.noiseless:
+            for j, trial in enumerate(trials):
+                rngs.append(np.random.default_rng((self.seed, point, int(trial))))
+                fading.append(self._draw_fading(rngs[-1]))
+                gains[j] = np.abs(fading[-1]) ** 2
+        state = self.frame_states(gains, device)
+        conditioned = bool(getattr(self.model, "conditioned", False))
+
+        def chunk_state(s: int) -> tuple[Any, ...]:
+            return (state[s : s + self.batch_size],) if conditioned else ()
+
         kept = None
         if self.selection is not None:
             z, kept = self._reduce(images, device, dtype)
@@ -581,7 +615,8 @@ class SemanticLink:
             with eval_mode(self.model), torch.no_grad():
                 z = torch.cat([
                     self.model.encode(
-                        images[s : s + self.batch_size].to(device=device, dtype=dtype))
+                        images[s : s + self.batch_size].to(device=device, dtype=dtype),
+                        *chunk_state(s))
                     for s in range(0, b, self.batch_size)
                 ])  # fmt: skip
         if tuple(z.shape) != (b, n, length):
@@ -594,13 +629,10 @@ class SemanticLink:
         else:
             codes = quantize_features(z.to(torch.float64).cpu().numpy(), q, self.code)
 
-        point = self.draw_point(draw)
-        trials = np.arange(first_image, first_image + b, dtype=np.int64)
         m = np.zeros((b, n), dtype=np.int64)
         h_feat = np.zeros((b, n), dtype=np.complex128)
         p_feat = np.zeros((b, n))
         objective = np.full(b, math.nan)
-        gains = np.ones((b, self.n_subchannels))
         if self.noiseless:
             m[:] = max(BITS_PER_SYMBOL[name] for name in self.modulations)
             h_feat[:] = 1.0
@@ -608,10 +640,11 @@ class SemanticLink:
             if kept is not None:
                 m[~kept], h_feat[~kept], p_feat[~kept] = 0, 0.0, 0.0
         else:
-            for j, trial in enumerate(trials):
-                rng = np.random.default_rng((self.seed, point, int(trial)))
+            for j in range(b):
                 frame_kept = None if kept is None else kept[j]
-                gains[j], h, allocation, objective[j] = self._allocate(rng, frame_kept)
+                gains[j], h, allocation, objective[j] = self._allocate(
+                    rngs[j], frame_kept, fading[j]
+                )
                 sel = allocation.selected
                 m[j, sel] = [BITS_PER_SYMBOL[name] for name in allocation.modulation]
                 h_feat[j, sel] = h[allocation.subchannel]
@@ -639,10 +672,31 @@ class SemanticLink:
         z_in = torch.as_tensor(received).to(device=device, dtype=z.dtype)
         with eval_mode(self.model), torch.no_grad():
             x_hat = torch.cat([
-                self.model.decode(z_in[s : s + self.batch_size])
+                self.model.decode(z_in[s : s + self.batch_size], *chunk_state(s))
                 for s in range(0, b, self.batch_size)
             ])  # fmt: skip
-        return LinkFrames(x_hat, received, sent, m, bit_errors, objective, gains)
+        return LinkFrames(x_hat, received, sent, m, bit_errors, objective, gains, state)
+
+    def frame_states(self, gains: np.ndarray, device: Any = "cpu") -> ChannelState:
+        """The frames' channel states from their subchannel gains ``[B, K]``.
+
+        ``snr_db`` = the link's, ``gain_db = 10 log10(mean_k g_k)`` (0 without subchannels),
+        ``channel`` = the link's class. The noiseless link reports AWGN at its SNR (300 dB when
+        it is infinite) and gain 0.
+        """
+        b = gains.shape[0]
+        if self.noiseless:
+            snr = self.snr_db if math.isfinite(self.snr_db) else SNR_DB_LIMIT
+            return ChannelState.constant(snr, "awgn", b, device)
+        mean = gains.mean(axis=1) if gains.shape[1] else np.ones(b)
+        with np.errstate(divide="ignore"):
+            gain_db = np.maximum(10.0 * np.log10(mean), -SNR_DB_LIMIT)
+        return ChannelState(
+            torch.full((b,), self.snr_db, dtype=torch.float32, device=device),
+            torch.as_tensor(gain_db, dtype=torch.float32, device=device),
+            torch.full((b,), CHANNEL_CLASSES.index(self.channel), dtype=torch.int64,
+                       device=device),
+        )  # fmt: skip
 
     def _reduce(
         self, images: torch.Tensor, device: torch.device, dtype: torch.dtype

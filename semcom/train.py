@@ -54,13 +54,38 @@ import torch.nn.functional as F
 
 from channels.errors import ConfigError, check_choice, check_flag, check_int, check_real, fail
 from semcom import data as data_module
+from semcom.adapters import ADAPTER, build_adapter, trainable_parameter_count
+from semcom.channel_state import ChannelState
 from semcom.identity import code_identity, code_key, data_digest, describe_code, same_code
-from semcom.isfr import KINDS, derive_seed, training_channel
+from semcom.isfr import KINDS, TrainingChannel, derive_seed, training_channel
 from semcom.models import SemanticModel, build_model, resolve_model_options
+from semcom.routing import ROUTING, RoutingMethod, build_routing, check_architecture
 from semcom.training import TRAINING, TrainingHook, build_hook
+from semcom.training.base import chain_hooks
+from semcom.training.matched_channel import (
+    MatchedChannel,
+    matched_training_channel,
+    resolve_channel_options,
+)
 
 CHECKPOINT_FORMAT = 1
 EXCLUDED_FROM_HASH = ("checkpoint_dir",)
+UNSET_FIELDS: dict[str, Any] = {
+    "method": None,
+    "method_options": {},
+    "channel": {},
+    "init_from": None,
+    "adapter": None,
+    "adapter_options": {},
+    "routing": None,
+    "routing_options": {},
+}
+"""Fields added after the first checkpoints: left out of the hash while unset, so a config that
+does not use them keeps the hash (and the checkpoint) it had before they existed."""
+PARENT_FIELDS = ("model", "n_features", "model_options", "dataset", "dataset_options")
+"""Fields an ``init_from`` parent shares with its child (copied when the parent omits them)."""
+FINALIZE_IMAGES = 1024
+"""Training images a routing method's ``finalize`` sees (the first of the training split)."""
 
 
 @dataclass
@@ -92,6 +117,22 @@ class TrainConfig:
         method: a training method of the ``training`` family (:mod:`semcom.training`) that
             reweights, resamples, masks or regularises the loop's steps (``None``: plain).
         method_options: options of ``method`` (empty without one); filled with its defaults.
+        channel: channel-state training (:mod:`semcom.training.matched_channel`): ``{}`` keeps
+            the scheme's fixed ``ε`` profile; else ``{fading: class or [classes], snr_db: number
+            or [lo, hi], n_subchannels: N, eta: 0.5, rician_k: 3.0, draws: 64, prior: "isfr"
+            (isfr scheme) or "uniform"}``: every sample passes through the bit errors of its
+            drawn channel state, from the matched BER banks.
+        init_from: the fields of a parent config (same model, N, model options and data; those
+            omitted are copied from this one, and ``checkpoint_dir`` is this one's): the parent
+            is trained (or reused) first and this run starts from its best weights (fine-tuning,
+            adaptation). Its :func:`config_hash` enters this config's hash.
+        adapter: an ``adapter`` method (:mod:`semcom.adapters`) attached after the initial
+            weights are loaded: only its parameters train (``None``: every parameter).
+        adapter_options: options of ``adapter``; filled with its defaults.
+        routing: a ``routing`` method (:mod:`semcom.routing`): it builds the model, adds its
+            training hook, is finalised on training images after training and gives the
+            deployed model (``apply``).
+        routing_options: options of ``routing``; filled with its defaults.
     """
 
     model: str = "cnn"
@@ -117,6 +158,12 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     method: str | None = None
     method_options: dict[str, Any] = field(default_factory=dict)
+    channel: dict[str, Any] = field(default_factory=dict)
+    init_from: dict[str, Any] | None = None
+    adapter: str | None = None
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+    routing: str | None = None
+    routing_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,7 +174,7 @@ class TrainedModel:
         model: the trained model in eval mode (best validation weights).
         config: the resolved :class:`TrainConfig`.
         history: one dict per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (``None``
-            without validation), ``lr`` and ``seconds``.
+            without validation), ``lr``, ``seconds`` and ``step`` (optimiser steps so far).
         checkpoint: path of the checkpoint file, or ``None``.
         config_hash: :func:`config_hash` of ``config``.
         reused: ``True`` when :func:`train` returned an existing finished checkpoint.
@@ -139,6 +186,10 @@ class TrainedModel:
         stale: reused although another (or an unrecorded) code version trained it
             (``reuse_stale=True``).
         note: what :func:`train` noticed about reuse, e.g. a stale checkpoint it did not reuse.
+        trainable_parameters: scalars in the parameters that training updated (all of them
+            without an adapter; :func:`semcom.adapters.trainable_parameter_count`).
+        trained_state: the trained weights (``state_dict``) before a routing method's
+            ``apply``: what an ``init_from`` child starts from.
     """
 
     model: SemanticModel
@@ -153,6 +204,8 @@ class TrainedModel:
     data_hash: str | None = None
     stale: bool = False
     note: str = ""
+    trainable_parameters: int = 0
+    trained_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +298,71 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         c.method = TRAINING.check(c.method)
         method_options = build_hook(c.method, method_options).get_params()
     c.method_options = method_options
+    c.channel = resolve_channel_options(c.channel, c.n_features, c.scheme)
+    c.adapter, c.adapter_options = _resolve_family(
+        "adapter", c.adapter, c.adapter_options, ADAPTER, build_adapter
+    )
+    c.routing, c.routing_options = _resolve_family(
+        "routing", c.routing, c.routing_options, ROUTING, build_routing
+    )
+    if c.routing is not None:
+        check_architecture(build_routing(c.routing, c.routing_options), c.routing, c.model)
+    if c.init_from is not None:
+        c.init_from = _resolve_parent(c)
     return c
+
+
+def _resolve_family(
+    name: str, method: Any, options: Any, registry: Any, build: Callable[..., Any]
+) -> tuple[str | None, dict[str, Any]]:
+    """``(method, options filled with its defaults)`` of an optional method family field."""
+    options = _dict(f"{name}_options", options)
+    if method is None:
+        if options:
+            raise fail(f"{name}_options", options, f"{{}} without {name}")
+        return None, {}
+    if not isinstance(method, str):
+        raise fail(name, method, f"None or one of {', '.join(registry.names())}")
+    method = registry.check(method)
+    return method, build(method, options).get_params()
+
+
+def _resolve_parent(c: TrainConfig) -> dict[str, Any]:
+    """The resolved fields of ``c.init_from`` (without ``checkpoint_dir``)."""
+    parent = _dict("init_from", c.init_from)
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in parent:
+        if key not in names:
+            raise fail(f"init_from.{key}", parent[key], "fields of a TrainConfig")
+    if parent.get("checkpoint_dir") is not None:
+        raise fail(
+            "init_from.checkpoint_dir",
+            parent["checkpoint_dir"],
+            "None (the parent's checkpoint goes to this config's checkpoint_dir)",
+        )
+    parent.pop("checkpoint_dir", None)
+    for key in (*PARENT_FIELDS, "device", "dataset_root", "routing", "routing_options"):
+        parent.setdefault(key, copy.deepcopy(getattr(c, key)))
+    try:
+        p = resolve_config(TrainConfig(**parent))
+    except ConfigError as exc:
+        raise ConfigError(f"init_from.{exc}") from None
+    for key in (*PARENT_FIELDS, "routing", "routing_options"):
+        if getattr(p, key) != getattr(c, key):
+            raise fail(
+                f"init_from.{key}",
+                getattr(p, key),
+                f"{getattr(c, key)!r}, this config's (the weights must fit its model)",
+            )
+    if p.adapter is not None:
+        raise fail(
+            "init_from.adapter",
+            p.adapter,
+            "None (the parent's weights initialise the model the adapter attaches to)",
+        )
+    out = dataclasses.asdict(p)
+    del out["checkpoint_dir"]
+    return out
 
 
 def _canonical_json(config_dict: dict[str, Any]) -> str:
@@ -253,6 +370,11 @@ def _canonical_json(config_dict: dict[str, Any]) -> str:
     if hashed.get("method") is None:  # plain runs keep the hash they had before methods existed
         hashed.pop("method", None)
         hashed.pop("method_options", None)
+    for key, unset in UNSET_FIELDS.items():
+        if key in hashed and hashed[key] == unset:
+            del hashed[key]
+    if hashed.get("init_from") is not None:  # the parent enters by its own hash
+        hashed["init_from"] = config_hash(TrainConfig(**hashed["init_from"]))
     return json.dumps(hashed, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -336,12 +458,43 @@ def _read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any
     return state
 
 
-def _model_from_state(state: dict[str, Any], device: str | torch.device) -> SemanticModel:
+def _routing_of(cfg: dict[str, Any]) -> RoutingMethod | None:
+    name = cfg.get("routing")
+    return None if name is None else build_routing(name, cfg.get("routing_options") or {})
+
+
+def _build(cfg: dict[str, Any], routing: RoutingMethod | None) -> SemanticModel:
+    """The model of a (resolved) config: the routing method's architecture or the plain one."""
+    if routing is None:
+        return build_model(cfg["model"], cfg["n_features"], **cfg["model_options"])
+    return routing.build(cfg["model"], cfg["n_features"], cfg["model_options"], seed=cfg["seed"])
+
+
+def _attach(cfg: dict[str, Any], model: SemanticModel) -> SemanticModel:
+    """Attach the config's adapter (if any), seeded from the config's seed."""
+    if cfg.get("adapter") is None:
+        return model
+    adapter = build_adapter(cfg["adapter"], cfg.get("adapter_options") or {})
+    return adapter.attach(model, seed=derive_seed(cfg["seed"], 4))
+
+
+def _model_from_state(
+    state: dict[str, Any], device: str | torch.device
+) -> tuple[SemanticModel, int, dict[str, torch.Tensor]]:
+    """``(deployed model in eval mode, trainable parameters, trained weights)`` of a checkpoint:
+    build -> attach the adapter -> load the weights -> load the routing state -> ``apply``."""
     cfg = state["config"]
-    model = build_model(cfg["model"], cfg["n_features"], **cfg["model_options"])
+    routing = _routing_of(cfg)
+    model = _attach(cfg, _build(cfg, routing))
     best = state.get("best_state")
-    model.load_state_dict(best if state["finished"] and best is not None else state["model_state"])
-    return model.to(device).eval()
+    weights = best if state["finished"] and best is not None else state["model_state"]
+    model.load_state_dict(weights)
+    trainable = trainable_parameter_count(model)
+    model = model.to(device)
+    if routing is not None and "routing_state" in state:
+        routing.load_state_dict(state["routing_state"])
+        model = routing.apply(model).to(device)
+    return model.eval(), trainable, weights
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
@@ -355,8 +508,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Tra
     """
     path = Path(path)
     state = _read(path, map_location=device)
+    model, trainable, weights = _model_from_state(state, device)
     return TrainedModel(
-        model=_model_from_state(state, device),
+        model=model,
         config=TrainConfig(**state["config"]),
         history=list(state["history"]),
         checkpoint=path,
@@ -366,6 +520,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Tra
         best_epoch=int(state.get("best_epoch", state["epoch"])),
         code=state.get("code"),
         data_hash=state.get("data_hash"),
+        trainable_parameters=trainable,
+        trained_state=weights,
     )
 
 
@@ -385,9 +541,10 @@ def _objective(
     y: torch.Tensor,
     channel: torch.nn.Module | None,
     classifier_weight: float,
+    state: ChannelState | None = None,
 ) -> torch.Tensor:
     """Per-sample loss ``[B]``: pixel MSE (+ weighted cross-entropy of labelled samples)."""
-    return _objective_parts(model, x, y, channel, classifier_weight)[0]
+    return _objective_parts(model, x, y, channel, classifier_weight, state)[0]
 
 
 def _objective_parts(
@@ -396,11 +553,17 @@ def _objective_parts(
     y: torch.Tensor,
     channel: torch.nn.Module | None,
     classifier_weight: float,
+    state: ChannelState | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(per-sample loss [B], x_hat, z)``, with ``x_hat = decode(channel(encode(x)))``, the
-    same computation as ``model(x, channel)``."""
-    z = model.encode(x)
-    x_hat = model.decode(z if channel is None else channel(z))
+    """``(per-sample loss [B], x_hat, z)``, with ``x_hat = decode(channel(encode(x, s), s), s)``
+    (``s`` the batch's channel state; without one, ``decode(channel(encode(x)))``), the same
+    computation as ``model(x, channel, s)``."""
+    if state is None:
+        z = model.encode(x)
+        x_hat = model.decode(z if channel is None else channel(z))
+    else:
+        z = model.encode(x, state)
+        x_hat = model.decode(z if channel is None else channel(z, state), state)
     loss = ((x_hat.float() - x) ** 2).flatten(1).mean(1)
     if model.head is not None and classifier_weight > 0:
         logits = model.classify(x_hat).float()
@@ -418,6 +581,7 @@ def _hooked_loss(
     x_hat: torch.Tensor,
     z: torch.Tensor,
     loss: torch.Tensor,
+    state: ChannelState | None = None,
 ) -> torch.Tensor:
     """The step's scalar loss with the hook's sample weights and extra term."""
     weights = hook.sample_weights(step, x, loss.detach())
@@ -435,7 +599,12 @@ def _hooked_loss(
                 f"training method {type(hook).__name__}: sample weights sum to 0 at step {step}"
             )
         total = (w * loss.float()).sum() / w.sum()
-    extra = hook.extra_loss(model, x, x_hat, z)
+    # without a channel state the hook is called as before states existed (4 arguments)
+    extra = (
+        hook.extra_loss(model, x, x_hat, z)
+        if state is None
+        else (hook.extra_loss(model, x, x_hat, z, state))
+    )
     return total if extra is None else total + extra
 
 
@@ -477,8 +646,14 @@ def _epoch_order(
 
 
 def _evaluate(
-    model: SemanticModel, x: torch.Tensor, y: torch.Tensor, c: TrainConfig
+    model: SemanticModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    c: TrainConfig,
+    matched: MatchedChannel | None = None,
 ) -> float | None:
+    """Clean validation loss; with channel-state training every sample gets the state of the
+    channel's middle SNR and first class (no fading gain), so a conditioned model has one."""
     if len(x) == 0:
         return None
     model.eval()
@@ -486,8 +661,25 @@ def _evaluate(
     with torch.no_grad(), _autocast(c):
         for start in range(0, len(x), 4 * c.batch_size):
             sl = slice(start, start + 4 * c.batch_size)
-            total += float(_objective(model, x[sl], y[sl], None, c.classifier_weight).sum())
+            state = None
+            if matched is not None:
+                n = len(x[sl])
+                state = ChannelState.constant(matched.mid_snr_db, matched.fading[0], n, x.device)
+            total += float(_objective(model, x[sl], y[sl], None, c.classifier_weight, state).sum())
     return total / len(x)
+
+
+def _rng_snapshot(channel: TrainingChannel) -> tuple[Any, ...]:
+    """The channel's and torch's generator states: restoring them replays the step's noise."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return channel.get_rng_state(), torch.get_rng_state(), cuda
+
+
+def _rng_restore(channel: TrainingChannel, snapshot: tuple[Any, ...]) -> None:
+    channel.set_rng_state(snapshot[0])
+    torch.set_rng_state(snapshot[1])
+    if snapshot[2] is not None:
+        torch.cuda.set_rng_state_all(snapshot[2])
 
 
 def _autocast(c: TrainConfig) -> torch.autocast:
@@ -497,8 +689,9 @@ def _autocast(c: TrainConfig) -> torch.autocast:
 def _reused(
     state: dict[str, Any], c: TrainConfig, path: Path, digest: str, stale: bool, note: str = ""
 ) -> TrainedModel:
+    model, trainable, weights = _model_from_state(state, c.device)
     return TrainedModel(
-        model=_model_from_state(state, c.device),
+        model=model,
         config=c,
         history=list(state["history"]),
         checkpoint=path,
@@ -510,6 +703,8 @@ def _reused(
         data_hash=state.get("data_hash"),
         stale=stale,
         note=note,
+        trainable_parameters=trainable,
+        trained_state=weights,
     )
 
 
@@ -566,7 +761,15 @@ def train(
         if stale:
             made_by = describe_code(_read(stale[0]).get("code"))
             note = f"{stale[0].name} of {made_by} is stale; trained again (--reuse-stale reuses it)"
-    trained = _run(c, digest, path, resume, progress, on_epoch_end, dataset, data)
+    init_state = None
+    if resume is None and c.init_from is not None:  # train or reuse the parent first
+        parent = train(
+            TrainConfig(**c.init_from, checkpoint_dir=c.checkpoint_dir),
+            progress=progress,
+            reuse_stale=reuse_stale,
+        )
+        init_state = parent.trained_state
+    trained = _run(c, digest, path, resume, progress, on_epoch_end, dataset, data, init_state)
     trained.note = note
     return trained
 
@@ -580,6 +783,7 @@ def _run(
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
     dataset: data_module.ImageDataset,
     data: str,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainedModel:
     from tqdm.auto import tqdm
 
@@ -602,16 +806,33 @@ def _run(
     x_train, y_train = images[train_idx], labels[train_idx]
 
     _seed_everything(c.seed)
-    model = build_model(c.model, c.n_features, **c.model_options).to(device)
-    channel = training_channel(c.scheme, c.n_features, **c.isfr).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    cfg = dataclasses.asdict(c)
+    routing = _routing_of(cfg)
+    model = _build(cfg, routing)
+    if init_state is not None:  # init_from: the parent's trained weights
+        model.load_state_dict(init_state)
+    model = _attach(cfg, model).to(device)
+    matched = None
+    if c.channel:
+        channel = matched_training_channel(
+            c.scheme, c.n_features, model.scalars_per_feature, c.isfr, c.channel,
+            bank_seed=derive_seed(c.seed, 6),
+        ).to(device)  # fmt: skip
+        matched = channel.distortion
+    else:
+        channel = training_channel(c.scheme, c.n_features, **c.isfr).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=c.lr, weight_decay=c.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=c.epochs, eta_min=c.lr_min
     )
     history: list[dict[str, Any]] = []
     best_val, best_state, best_epoch, bad_epochs, start = math.inf, None, 0, 0, 0
     stopped = False
-    hook = None if c.method is None else build_hook(c.method, c.method_options)
+    hook = chain_hooks([
+        None if c.method is None else build_hook(c.method, c.method_options),
+        None if routing is None else routing.hook(),
+    ])  # fmt: skip
     step = 0
     if hook is not None:
         hook.setup(len(x_train), c.epochs)
@@ -623,12 +844,15 @@ def _run(
         best_val = resume["best_val"]
         best_state = resume["best_state"]
         best_epoch, bad_epochs, start = resume["best_epoch"], resume["bad_epochs"], resume["epoch"]
+        last = history[-1].get("step", 0) if history else 0
+        step = int(resume.get("step", last))
         if hook is not None:
             hook.load_state_dict(resume.get("hook_state", {}))
-            step = int(resume.get("step", 0))
 
     def state(epoch: int, finished: bool) -> dict[str, Any]:
-        extra = {} if hook is None else {"hook_state": hook.state_dict(), "step": step}
+        extra = {"step": step} if hook is None else {"hook_state": hook.state_dict(), "step": step}
+        if routing is not None and finished:
+            extra["routing_state"] = routing.state_dict()
         return extra | {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(c),
@@ -660,21 +884,27 @@ def _run(
             channel.reseed(derive_seed(c.seed, epoch, 1))
             shuffle = torch.Generator().manual_seed(derive_seed(c.seed, epoch, 0))
             perm = _epoch_order(hook, epoch, len(x_train), shuffle).to(device)
+            states = None
+            if matched is not None:
+                states = torch.Generator().manual_seed(derive_seed(c.seed, epoch, 3))
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             channel.train()
             total = 0.0
             for start_b in range(0, len(perm), c.batch_size):
                 idx = perm[start_b : start_b + c.batch_size]
-                x_b = x_train[idx]
+                x_b, y_b = x_train[idx], y_train[idx]
+                s_b = None if states is None else matched.draw_states(len(idx), states, device)
+                if hook is not None:
+                    _probe(hook, step, model, channel, x_b, y_b, s_b, c)
                 with _autocast(c):
                     loss, x_hat, z = _objective_parts(
-                        model, x_b, y_train[idx], channel, c.classifier_weight
+                        model, x_b, y_b, channel, c.classifier_weight, s_b
                     )
                     if hook is None:
                         mean = loss.mean()
                     else:
-                        mean = _hooked_loss(hook, step, model, x_b, x_hat, z, loss)
+                        mean = _hooked_loss(hook, step, model, x_b, x_hat, z, loss, s_b)
                 optimizer.zero_grad(set_to_none=True)
                 mean.backward()
                 if hook is not None:
@@ -685,13 +915,14 @@ def _run(
                 step += 1
                 total += float(loss.detach().sum())
             scheduler.step()
-            val = _evaluate(model, x_val, y_val, c)
+            val = _evaluate(model, x_val, y_val, c, matched)
             entry = {
                 "epoch": epoch,
                 "train_loss": total / len(perm),
                 "val_loss": val,
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
+                "step": step,
             }
             history.append(entry)
             if val is None:
@@ -716,8 +947,20 @@ def _run(
         bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
+    if routing is not None:
+        images = x_train[:FINALIZE_IMAGES]
+        image_states = None
+        if matched is not None:
+            gen = torch.Generator().manual_seed(derive_seed(c.seed, 5))
+            image_states = matched.draw_states(len(images), gen, device)
+        routing.finalize(model, images, image_states)
     if path is not None:
         _save(path, state(epoch, finished=True))
+    trained_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    n_trainable = trainable_parameter_count(model)
+    if routing is not None:
+        model = routing.apply(model)
     return TrainedModel(
         model=model.eval(),
         config=c,
@@ -729,7 +972,34 @@ def _run(
         best_epoch=best_epoch,
         code=code_identity(),
         data_hash=data,
+        trainable_parameters=n_trainable,
+        trained_state=trained_state,
     )
+
+
+def _probe(
+    hook: TrainingHook,
+    step: int,
+    model: SemanticModel,
+    channel: TrainingChannel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    state: ChannelState | None,
+    c: TrainConfig,
+) -> None:
+    """``hook.probe(step, model, evaluate)``; ``evaluate()`` is the batch's mean loss without
+    gradient, every call with the channel noise (and torch's global stream) the step's real
+    forward then uses: the generators are restored before each evaluation and after the probe,
+    so probing changes nothing else."""
+    snapshot = _rng_snapshot(channel)
+
+    def evaluate() -> float:
+        _rng_restore(channel, snapshot)
+        with torch.no_grad(), _autocast(c):
+            return float(_objective(model, x, y, channel, c.classifier_weight, state).mean())
+
+    hook.probe(step, model, evaluate)
+    _rng_restore(channel, snapshot)
 
 
 train_model = train
