@@ -9,5 +9,12 @@ Adding a method is one module with a :class:`RoutingMethod` subclass registered 
 """
 
 from semcom.routing.base import ROUTING, RoutingMethod, build_routing, check_architecture
+from semcom.routing.merging import ExpertMerging
 
-__all__ = ["ROUTING", "RoutingMethod", "build_routing", "check_architecture"]
+__all__ = [
+    "ROUTING",
+    "RoutingMethod",
+    "build_routing",
+    "check_architecture",
+    "ExpertMerging",
+]
