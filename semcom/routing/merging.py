@@ -295,7 +295,9 @@ class ExpertMerging(RoutingMethod):
             raise fail("snr_edges_db", edges, "a non-empty strictly ascending list of finite dB")
         self.snr_edges_db = [float(v) for v in edges]
         self.tie_epochs = check_int("tie_epochs", tie_epochs, 0)
-        self.chunk_budget = None if chunk_budget is None else check_int("chunk_budget", chunk_budget, 1)
+        self.chunk_budget = (
+            None if chunk_budget is None else check_int("chunk_budget", chunk_budget, 1)
+        )
         self.steps = check_int("steps", steps, 0)
         self.lr = check_real("lr", lr, 0.0, 10.0, open_low=True)
         self.gamma = check_real("gamma", gamma, 0.0)
