@@ -125,7 +125,8 @@ def merge_models(
 
     Examples:
         >>> base, e1, e2 = (torch.nn.Linear(2, 1) for _ in range(3))
-        >>> one_hot = {n: torch.tensor([[-math.inf], [math.inf]]) for n, _ in base.named_parameters()}
+        >>> names = [n for n, _ in base.named_parameters()]
+        >>> one_hot = {n: torch.tensor([[-math.inf], [math.inf]]) for n in names}
         >>> merged = merge_models(base, [e1, e2], one_hot)
         >>> bool(torch.equal(merged.weight, e2.weight))
         True

@@ -50,7 +50,9 @@ def test_one_hot_coefficients_reproduce_each_expert_exactly() -> None:
             for n, _ in base.named_parameters()
         }
         merged = merge_models(base, experts, coeffs)
-        for (_, p), (_, q) in zip(merged.named_parameters(), experts[j].named_parameters()):
+        for (_, p), (_, q) in zip(
+            merged.named_parameters(), experts[j].named_parameters(), strict=True
+        ):
             assert torch.equal(p, q)
         assert torch.equal(merged(x), experts[j](x))
 
@@ -102,9 +104,11 @@ def test_chunk_allocation_sums_to_budget_and_follows_importance() -> None:
         sizes = torch.randint(1, 30, (layers,), generator=gen).tolist()
         names = [f"l{i}" for i in range(layers)]
         budget = int(torch.randint(layers, sum(sizes) + 1, (1,), generator=gen))
-        counts = allocate_chunks(dict(zip(names, imp)), dict(zip(names, sizes)), budget)
+        counts = allocate_chunks(
+            dict(zip(names, imp, strict=True)), dict(zip(names, sizes, strict=True)), budget
+        )
         assert sum(counts.values()) == budget
-        assert all(1 <= counts[n] <= s for n, s in zip(names, sizes))
+        assert all(1 <= counts[n] <= s for n, s in zip(names, sizes, strict=True))
     # uncapped: largest-remainder apportionment of the 9 extra chunks (textbook Hamilton)
     counts = allocate_chunks({"a": 0.5, "b": 0.3, "c": 0.2}, dict.fromkeys("abc", 99), 12)
     # shares 4.5, 2.7, 1.8: floors 4, 2, 1; the 2 left go to the largest remainders (c, b)
