@@ -9,6 +9,7 @@ Adding a method is one module with a :class:`RoutingMethod` subclass registered 
 """
 
 from semcom.routing.base import ROUTING, RoutingMethod, build_routing, check_architecture
+from semcom.routing.informed import InformedRouting
 from semcom.routing.merging import ExpertMerging
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "build_routing",
     "check_architecture",
     "ExpertMerging",
+    "InformedRouting",
 ]
