@@ -6,10 +6,10 @@ linear network
 
     f̂(u) = W₂ (W₁ u + b₁) + b₂,   W₁ ∈ R^{h×d}, W₂ ∈ R^{d×h},
 
-fitted by MSE to ``f(u)`` on calibration tokens in closed form: the optimal rank-``h`` linear
-map is reduced-rank regression (ordinary least squares ``A`` on ``[u, 1]``, then the fitted
-values ``Y = [u, 1] A`` projected onto their top-``h`` right singular vectors ``V_h``:
-``[W₁ b₁] = (A V_h)ᵀ``, ``W₂ = V_h``, ``b₂ = 0``).
+fitted by MSE to ``f(u)`` on calibration tokens in closed form: the optimal rank-``h`` affine
+map is reduced-rank regression (least squares ``A`` on centred data ``u - ū → y - ȳ``, then the
+fitted values projected onto their top-``h`` right singular vectors ``V_h``: ``W₁ = (A V_h)ᵀ``,
+``b₁ = -W₁ ū``, ``W₂ = V_h``, ``b₂ = ȳ``).
 
 **Router.** Per token it scores the two quantities the paper names: *importance*
 ``i = ‖f̂(u)‖₂`` (the forecast size of the block's update to the residual stream) and
@@ -64,7 +64,7 @@ def _design(u: torch.Tensor) -> torch.Tensor:
 
 
 def fit_lff(u: torch.Tensor, y: torch.Tensor, h: int, ridge: float = 1e-6) -> LFF:
-    """The rank-``h`` least-squares LFF for targets ``y = f(u)`` (``[M, d]`` each).
+    """The rank-``h`` least-squares LFF for targets ``y = f(u)`` (``[M, d]`` each, any dtype).
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -74,19 +74,21 @@ def fit_lff(u: torch.Tensor, y: torch.Tensor, h: int, ridge: float = 1e-6) -> LF
         >>> bool(torch.allclose(lff(u), u @ a.T + 1.0, atol=1e-4))
         True
     """
-    x = _design(u)
+    uu = u.reshape(-1, u.shape[-1]).double()
     yy = y.reshape(-1, y.shape[-1]).double()
-    gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype)
-    a = torch.linalg.solve(gram, x.T @ yy)  # [d+1, d]
-    _, _, vh = torch.linalg.svd(x @ a, full_matrices=False)
-    v = vh[:h].T  # [d, h]
-    first = a @ v  # [d+1, h]
+    u_mean, y_mean = uu.mean(0), yy.mean(0)
+    uc, yc = uu - u_mean, yy - y_mean
+    gram = uc.T @ uc + ridge * torch.eye(uc.shape[1], dtype=uc.dtype)
+    a = torch.linalg.solve(gram, uc.T @ yc)  # [d, d]: centred least squares
+    _, _, vh = torch.linalg.svd(uc @ a, full_matrices=False)
+    v = vh[:h].T  # [d, h]: top-h directions of the fitted values
+    w1 = (a @ v).T  # [h, d]
     lff = LFF(u.shape[-1], h).to(u.dtype)
     with torch.no_grad():
-        lff.fc1.weight.copy_(first[:-1].T)
-        lff.fc1.bias.copy_(first[-1])
+        lff.fc1.weight.copy_(w1)
+        lff.fc1.bias.copy_(-(w1 @ u_mean))
         lff.fc2.weight.copy_(v)
-        lff.fc2.bias.zero_()
+        lff.fc2.bias.copy_(y_mean)
     return lff
 
 
