@@ -11,6 +11,7 @@ Adding a method is one module with a :class:`RoutingMethod` subclass registered 
 from semcom.routing.base import ROUTING, RoutingMethod, build_routing, check_architecture
 from semcom.routing.informed import InformedRouting
 from semcom.routing.merging import ExpertMerging
+from semcom.routing.redundancy import DiTRedundancy
 
 __all__ = [
     "ROUTING",
@@ -19,4 +20,5 @@ __all__ = [
     "check_architecture",
     "ExpertMerging",
     "InformedRouting",
+    "DiTRedundancy",
 ]
