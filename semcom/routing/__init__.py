@@ -9,6 +9,7 @@ Adding a method is one module with a :class:`RoutingMethod` subclass registered 
 """
 
 from semcom.routing.base import ROUTING, RoutingMethod, build_routing, check_architecture
+from semcom.routing.doit import DOIT
 from semcom.routing.informed import InformedRouting
 from semcom.routing.merging import ExpertMerging
 from semcom.routing.redundancy import DiTRedundancy
@@ -21,4 +22,5 @@ __all__ = [
     "ExpertMerging",
     "InformedRouting",
     "DiTRedundancy",
+    "DOIT",
 ]
