@@ -3,6 +3,11 @@
 Public API::
 
     ROUTING, RoutingMethod, build_routing, check_architecture
+    DDM (ddm), AdaptDHM (adaptdhm), ECDLM (ec-dlm)      channel-conditioned experts
+    ExpertMerging (expert-merging)                       merged SNR-bin experts
+    InformedRouting (informed-routing)                   execute or forecast (vit)
+    DiTRedundancy (dit-redundancy)                       cached layers across frames
+    DOIT (doit)                                          Doob h-transform refinement
 
 Adding a method is one module with a :class:`RoutingMethod` subclass registered with
 ``@ROUTING.register(name, description=..., paper=...)`` and one import line below.
@@ -11,9 +16,22 @@ Adding a method is one module with a :class:`RoutingMethod` subclass registered 
 from semcom.routing.adaptdhm import AdaptDHM
 from semcom.routing.base import ROUTING, RoutingMethod, build_routing, check_architecture
 from semcom.routing.ddm import DDM
+from semcom.routing.doit import DOIT
 from semcom.routing.ec_dlm import ECDLM
+from semcom.routing.informed import InformedRouting
+from semcom.routing.merging import ExpertMerging
+from semcom.routing.redundancy import DiTRedundancy
 
-__all__ = ["ROUTING", "RoutingMethod", "build_routing", "check_architecture"]
-__all__ += ["AdaptDHM"]
-__all__ += ["DDM"]
-__all__ += ["ECDLM"]
+__all__ = [
+    "DDM",
+    "DOIT",
+    "ECDLM",
+    "ROUTING",
+    "AdaptDHM",
+    "DiTRedundancy",
+    "ExpertMerging",
+    "InformedRouting",
+    "RoutingMethod",
+    "build_routing",
+    "check_architecture",
+]
