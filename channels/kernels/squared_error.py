@@ -8,7 +8,7 @@ formula: :mod:`channels.kernels.distortion`.
 Examples:
     >>> import numpy as np
     >>> z = np.array([[[0.5, -0.5]]])
-    >>> feature_squared_error(z, np.array([[[3, 1]]]), 0, 0, 0.5, False)   # Q = 2
+    >>> float(feature_squared_error(z, np.array([[[3, 1]]]), 0, 0, 0.5, False))   # Q = 2
     0.125
 """
 
