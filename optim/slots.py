@@ -19,8 +19,8 @@ reads ``sum_s S_{i_s}(m_s) <= S_max``: a feature's symbols depend on the feature
 modulation, not on its slot. The lemmas below hold unchanged (generalised, not a fallback):
 Lemma 1 keeps every feature's modulation and Lemma 2 swaps two features *of the same
 modulation*, each keeping its own ``S_i(m)``, so neither changes the symbols used; the bounds
-(2) here and (3) of :mod:`optim.bnb_search` price ``S_i(m)`` per feature. Only the walk's budget test is
-per pair ``(rank, modulation)`` (:func:`next_child`).
+(2) here and (3) of :mod:`optim.bnb_search` price ``S_i(m)`` per feature. Only the walk's
+budget test is per pair ``(rank, modulation)`` (:func:`next_child`).
 
 Lemma 1 (strongest slots). Some optimum uses a prefix ``0..n-1`` of the slots.
 *Proof.* Take an optimum using subchannels ``k_1, ..., k_n`` (any order) with SNRs
@@ -40,8 +40,9 @@ to ``b`` keeping the SNRs: the cost is unchanged and the power changes by
 ``(gamma_i - gamma_j)(1/nu_a - 1/nu_b) <= 0``. If ``gamma_i < gamma_j``, swap slots and SNRs
 (``i`` gets ``gamma_j`` on ``a``, ``j`` gets ``gamma_i`` on ``b``): the power is unchanged and
 the cost changes by ``(alpha_i - alpha_j)(f(gamma_j) - f(gamma_i)) <= 0`` because ``f`` is
-non-increasing (both models: Lemma 3, :mod:`optim.optimal_power`). Each swap sorts one inverted pair of a class, keeping
-the selection, modulations and budgets, so finitely many swaps reach the stated order. []
+non-increasing (both models: Lemma 3, :mod:`optim.optimal_power`). Each swap sorts one
+inverted pair of a class, keeping the selection, modulations and budgets, so finitely many
+swaps reach the stated order. []
 
 Together: a candidate is a sequence of ``(feature, modulation)`` pairs for slots ``0..n-1``
 with the symbol budget met and, per modulation, ranks increasing along the slots. For

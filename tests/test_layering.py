@@ -273,7 +273,9 @@ def test_private_crossing_finder_sees_a_planted_one(tmp_path: Path) -> None:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "a.py").write_text("_secret = 1\npublic = 2\n")
-    (pkg / "b.py").write_text("from pkg.a import _secret, public\nfrom pkg import a\ny = a._secret\n")
+    (pkg / "b.py").write_text(
+        "from pkg.a import _secret, public\nfrom pkg import a\ny = a._secret\n"
+    )
     crossings = private_crossings("pkg", tmp_path)
     assert crossings == ["pkg/b.py:1 imports pkg.a._secret", "pkg/b.py:3 uses pkg.a._secret"]
 
