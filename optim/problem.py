@@ -55,6 +55,7 @@ from channels.errors import (
 )
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
 from channels.names import BITS_PER_SYMBOL, MODULATION_NAMES, check_modulation
+from optim.feature_terms import feature_terms
 
 BER_MODELS = ("exact", "bound")
 """``exact``: exact Gray BER; ``bound``: ``A exp(-B gamma)`` (docs/method.md §4.4)."""
@@ -172,8 +173,6 @@ class Problem:
                 max_repr=_MAX_REPR,
             )
         # Every cost term must stay finite: w_i * D_i with D_i <= max(D_drop, D_sent(Pb=1/2)).
-        from optim.distortion import feature_terms
-
         terms = feature_terms(self)
         with np.errstate(over="ignore", invalid="ignore"):
             worst = self.weights * np.maximum(terms.drop, terms.floor + 0.5 * terms.slope)
