@@ -6,6 +6,7 @@ Public API::
     DoublyRobust (doubly-robust)          KL-DRO sample weights
     SatImp (satimp)                       saturation x importance loss weights
     PADA (pada)                           gradient-norm importance sampling of the data
+    EntropyAttention (entropy-attention)  attention-entropy regulariser with learnable targets
 
 Adding a method is one module with a :class:`TrainingHook` subclass registered with
 ``@TRAINING.register(name, description=..., paper=...)`` and one import line below.
@@ -13,6 +14,11 @@ Adding a method is one module with a :class:`TrainingHook` subclass registered w
 
 from semcom.training.base import TRAINING, TrainingHook, build_hook
 from semcom.training.doubly_robust import DoublyRobust, dro_weights
+from semcom.training.entropy_attention import (
+    EntropyAttention,
+    attention_entropy,
+    entropy_penalty,
+)
 from semcom.training.pada import PADA, grad_norm_proxy, mix_probs
 from semcom.training.satimp import SatImp, satimp_weights
 
@@ -20,10 +26,13 @@ __all__ = [
     "PADA",
     "TRAINING",
     "DoublyRobust",
+    "EntropyAttention",
     "SatImp",
     "TrainingHook",
+    "attention_entropy",
     "build_hook",
     "dro_weights",
+    "entropy_penalty",
     "grad_norm_proxy",
     "mix_probs",
     "satimp_weights",
