@@ -211,6 +211,8 @@ class EntropyAttention(TrainingHook):
         x_hat: torch.Tensor,
         per_sample_loss: torch.Tensor,
     ) -> None:
+        for m in self._layers or []:
+            m.last_weights = None  # nothing of this step stays on the model
         if self._optimizer is not None and self.theta is not None and self.theta.grad is not None:
             self._optimizer.step()
             self._optimizer.zero_grad(set_to_none=True)
