@@ -8,6 +8,8 @@ Public API::
     InformedRouting (informed-routing)                   execute or forecast (vit)
     DiTRedundancy (dit-redundancy)                       cached layers across frames
     DOIT (doit)                                          Doob h-transform refinement
+    OASIS (oasis)                                        local heads become window heads (vit)
+    SHRP (shrp)                                          heads as top-1 experts, pruned (vit)
 
 Adding a method is one module with a :class:`RoutingMethod` subclass registered with
 ``@ROUTING.register(name, description=..., paper=...)`` and one import line below.
@@ -20,13 +22,17 @@ from semcom.routing.doit import DOIT
 from semcom.routing.ec_dlm import ECDLM
 from semcom.routing.informed import InformedRouting
 from semcom.routing.merging import ExpertMerging
+from semcom.routing.oasis import OASIS
 from semcom.routing.redundancy import DiTRedundancy
+from semcom.routing.shrp import SHRP
 
 __all__ = [
     "DDM",
     "DOIT",
     "ECDLM",
+    "OASIS",
     "ROUTING",
+    "SHRP",
     "AdaptDHM",
     "DiTRedundancy",
     "ExpertMerging",
