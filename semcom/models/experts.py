@@ -194,6 +194,10 @@ class ChannelExperts(SemanticModel):
                     if pname in unused:
                         p.requires_grad_(False)
 
+    def encoder_parts(self) -> list[nn.Module]:
+        """The codecs whose encoders encode frames: expert 0 with a shared encoder, else all."""
+        return [self.experts[0]] if self.shared_encoder else list(self.experts)
+
     @classmethod
     def parameter_count(cls, n_features: int, options: dict[str, Any]) -> int:
         """``E`` times the base codec's parameters, plus the router's and the head's (the

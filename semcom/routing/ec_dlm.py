@@ -61,7 +61,7 @@ class ExpertChoiceCodec(SemanticModel):
         base: base architecture name.
         n_features: ``N``.
         experts: ``E``.
-        hidden: width of each expert's FFN.
+        expert_hidden: width of each expert's FFN (named apart from the base's ``hidden``).
         kmin, kmax: the capacity schedule's range of experts per token.
         schedule: a kind of :func:`~semcom.routing.routers.capacity_schedule`.
         signal: ``"erasure"`` or ``"snr"`` (module docstring).
@@ -81,7 +81,7 @@ class ExpertChoiceCodec(SemanticModel):
         base: str,
         n_features: int,
         experts: int = 4,
-        hidden: int = 32,
+        expert_hidden: int = 32,
         kmin: int = 1,
         kmax: int = 2,
         schedule: str = "linear-reverse",
@@ -99,7 +99,7 @@ class ExpertChoiceCodec(SemanticModel):
             "base": base,
             "base_options": resolved,
             "experts": experts,
-            "hidden": hidden,
+            "expert_hidden": expert_hidden,
             "kmin": kmin,
             "kmax": kmax,
             "schedule": schedule,
@@ -113,17 +113,20 @@ class ExpertChoiceCodec(SemanticModel):
         super().__init__(n_features, L, codec.input_shape, classes, own)
         self.codec = codec
         self.router = nn.Linear(L, experts)
-        bound_in, bound_hidden = 1.0 / math.sqrt(L), 1.0 / math.sqrt(hidden)
-        self.w1 = nn.Parameter(torch.empty(experts, L, hidden).uniform_(-bound_in, bound_in))
-        self.b1 = nn.Parameter(torch.empty(experts, hidden).uniform_(-bound_in, bound_in))
-        self.w2 = nn.Parameter(
-            torch.empty(experts, hidden, L).uniform_(-bound_hidden, bound_hidden)
-        )
+        h = expert_hidden
+        bound_in, bound_hidden = 1.0 / math.sqrt(L), 1.0 / math.sqrt(h)
+        self.w1 = nn.Parameter(torch.empty(experts, L, h).uniform_(-bound_in, bound_in))
+        self.b1 = nn.Parameter(torch.empty(experts, h).uniform_(-bound_in, bound_in))
+        self.w2 = nn.Parameter(torch.empty(experts, h, L).uniform_(-bound_hidden, bound_hidden))
         self.b2 = nn.Parameter(torch.empty(experts, L).uniform_(-bound_hidden, bound_hidden))
         self.kmin, self.kmax, self.schedule, self.signal = kmin, kmax, schedule, signal
         self.snr_range = (float(snr_range[0]), float(snr_range[1]))
         self.last_dispatch: torch.Tensor | None = None
         self.last_capacity: torch.Tensor | None = None
+
+    def encoder_parts(self) -> list[nn.Module]:
+        """The base codec: its encoder encodes every frame (the MoE layer is at the receiver)."""
+        return [self.codec]
 
     @classmethod
     def parameter_count(cls, n_features: int, options: dict[str, Any]) -> int:
@@ -132,7 +135,7 @@ class ExpertChoiceCodec(SemanticModel):
         from semcom.models.build import MODELS
 
         base = MODELS[options["base"]].parameter_count(n_features, options["base_options"])
-        L, e, h = options["scalars_per_feature"], options["experts"], options["hidden"]
+        L, e, h = options["scalars_per_feature"], options["experts"], options["expert_hidden"]
         classes = options.get("num_classes")
         head = (
             0
@@ -222,7 +225,7 @@ class ECDLM(RoutingMethod):
             model,
             n_features,
             experts=self.experts,
-            hidden=self.hidden,
+            expert_hidden=self.hidden,
             kmin=self.kmin,
             kmax=self.kmax,
             schedule=self.schedule,

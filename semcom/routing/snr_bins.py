@@ -68,6 +68,10 @@ class SNRBinExperts(SemanticModel):
         for i, (_, p) in enumerate(base.named_parameters()):
             self.base_state.register_buffer(f"p{i}", p.detach().clone())
 
+    def encoder_parts(self) -> list[nn.Module]:
+        """The codecs whose encoders encode frames: every expert (one per SNR bin)."""
+        return list(self.experts)
+
     @property
     def tied(self) -> bool:
         """Whether every frame still goes to expert 0."""
