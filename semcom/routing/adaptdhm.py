@@ -3,7 +3,7 @@
 The paper (Li et al., 2022, multi-domain CTR) replaces hand-made domain groups by a
 distribution-adaptation module: a shared bottom feeds a dynamic-routing module that gives each
 sample "distribution coefficients" over ``K`` clusters; each cluster has its own tower, and
-clustering and prediction are trained end to end. The card (and this module) uses the textbook
+clustering and prediction are trained end to end. This module uses the textbook
 capsule routing rather than the paper's customised variant:
 
     h_i = PReLU(W_b [z̃_i; s])                     shared bottom, per received feature i
