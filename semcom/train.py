@@ -293,7 +293,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         if method_options:
             raise fail("method_options", method_options, "{} without a method")
     else:
-        if not isinstance(c.method, str):
+        if not isinstance(c.method, str) or c.method not in TRAINING:
             raise fail("method", c.method, f"None or one of {', '.join(TRAINING.names())}")
         c.method = TRAINING.check(c.method)
         method_options = build_hook(c.method, method_options).get_params()
@@ -321,7 +321,7 @@ def _resolve_family(
         if options:
             raise fail(f"{name}_options", options, f"{{}} without {name}")
         return None, {}
-    if not isinstance(method, str):
+    if not isinstance(method, str) or method not in registry:
         raise fail(name, method, f"None or one of {', '.join(registry.names())}")
     method = registry.check(method)
     return method, build(method, options).get_params()

@@ -167,12 +167,38 @@ def check_variants(s: Scenario, problems: list[str]) -> bool:
     return len(problems) == n
 
 
+def _variant_fields(s: Scenario, variant: str) -> dict[str, str]:
+    """TrainConfig field -> YAML path of the fields that ``variant`` of the file sets (the
+    others come from ``training`` and ``model``)."""
+    fields = {"routing": "model.routing.method", "routing_options": "model.routing.options"}
+    own = s.variants.get(variant)
+    if own is None:
+        return fields
+    path = f"variants.{variant}"
+    if own.method is not None:
+        fields.update(method=f"{path}.method", method_options=f"{path}.method_options")
+    if own.method_options is not None:
+        fields["method_options"] = f"{path}.method_options"
+    if own.channel is not None:
+        fields["channel"] = f"{path}.channel"
+    if own.routing is not None:
+        fields.update(routing=f"{path}.routing.method", routing_options=f"{path}.routing.options")
+    if own.adapter is not None:
+        fields.update(adapter=f"{path}.adapter.method", adapter_options=f"{path}.adapter.options")
+    for name in ("epochs", "lr"):
+        if getattr(own, name) is not None:
+            fields[name] = f"{path}.{name}"
+    if own.init_from is not None:
+        fields["init_from"] = f"{path}.init_from"
+    return fields
+
+
 def check_train_configs(s: Scenario, problems: list[str]) -> bool:
     """The resolved TrainConfig of every model variant the schemes use."""
     found: list[str] = []
     for variant in s.model_variants():
         scheme = MODEL_VARIANTS[s.base_variant(variant)].training_scheme
-        renames = {**TRAIN_FIELDS, "isfr": f"training.{scheme}"}
+        renames = {**TRAIN_FIELDS, **_variant_fields(s, variant), "isfr": f"training.{scheme}"}
         try:
             s.train_config(variant)
         except ConfigError as err:

@@ -262,9 +262,9 @@ class Scenario(ScenarioFields):
                 if own.init_from in (*_seen, variant):
                     chain = " -> ".join((*_seen, variant, own.init_from))
                     allowed = f"a variant that does not start from this one ({chain})"
-                    raise fail(f"variants.{variant}.init_from", own.init_from, allowed)
+                    raise fail("init_from", own.init_from, allowed)
                 if own.init_from not in self.variant_names():
-                    raise fail(f"variants.{variant}.init_from", own.init_from,
+                    raise fail("init_from", own.init_from,
                                ", ".join(self.variant_names()))  # fmt: skip
                 parent_config = self.train_config(own.init_from, (*_seen, variant))
                 parent = {k: val for k, val in dataclasses.asdict(parent_config).items()
