@@ -74,9 +74,9 @@ def test_unset_new_fields_keep_the_hash_computed_on_main() -> None:
     [
         ({"channel": {"fading": "awgn", "snr_db": "x"}}, "channel.snr_db: 'x'"),
         ({"channel": {"fading": "awgn", "snr_db": 0}, "scheme": "none"}, "scheme: 'none'"),
-        ({"adapter": "nope"}, "adapter method: 'nope'"),
+        ({"adapter": "nope"}, "adapter: 'nope' is invalid; allowed: None or one of lora"),
         ({"adapter_options": {"r": 2}}, "adapter_options: {'r': 2}"),
-        ({"routing": "nope"}, "routing method: 'nope'"),
+        ({"routing": "nope"}, "routing: 'nope' is invalid; allowed: None or one of"),
         ({"init_from": {"n_features": 8}}, "init_from.n_features: 8"),
         ({"init_from": {"lr": -1}}, "init_from.lr: -1"),
         ({"init_from": {"colour": 1}}, "init_from.colour: 1"),

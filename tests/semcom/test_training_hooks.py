@@ -300,7 +300,7 @@ def test_family_lists_the_methods_with_arxiv_ids() -> None:
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"method": "nope"}, "training method: 'nope' is not one of"),
+        ({"method": "nope"}, "method: 'nope' is invalid; allowed: None or one of"),
         ({"method": 3}, "method: 3"),
         ({"method_options": {"b1": 1.0}}, "method_options: {'b1': 1.0}"),
         ({"method": "satimp", "method_options": {"tau": 1}}, "method_options.tau: 1"),
