@@ -31,20 +31,20 @@ code version (or by one that recorded no version) is *stale*: it is reused only 
 trained again into this version's file and ``TrainedModel.note`` says that a stale one exists.
 :func:`config_hash` is the SHA-256 of the canonical JSON (sorted keys, no spaces) of the resolved
 config without ``checkpoint_dir`` (where files go does not change the result).
+
+The config and its hash live in :mod:`semcom.train_config`, the checkpoint files in
+:mod:`semcom.checkpoints`; this module re-exports their public names (``TrainConfig``,
+``resolve_config``, ``config_hash``, ``TrainedModel``, ``checkpoint_path``,
+``load_checkpoint``), the names the rest of semcom imports from here.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
-import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,477 +52,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from channels.errors import ConfigError, check_choice, check_flag, check_int, check_real, fail
+from channels.errors import fail
 from semcom import data as data_module
-from semcom.adapters import ADAPTER, build_adapter, trainable_parameter_count
+from semcom.adapters import trainable_parameter_count
 from semcom.channel_state import ChannelState
-from semcom.identity import code_identity, code_key, data_digest, describe_code, same_code
-from semcom.isfr import KINDS, TrainingChannel, derive_seed, training_channel
-from semcom.models import SemanticModel, build_model, resolve_model_options
-from semcom.routing import ROUTING, RoutingMethod, build_routing, check_architecture
-from semcom.training import TRAINING, TrainingHook, build_hook
+from semcom.checkpoints import (
+    CHECKPOINT_FORMAT,
+    TrainedModel,
+    attach_adapter,
+    build_architecture,
+    checkpoint_path,
+    load_checkpoint,
+    model_from_state,
+    read_state,
+    routing_of,
+    save_state,
+    stale_checkpoints,
+)
+from semcom.identity import code_identity, data_digest, describe_code, same_code
+from semcom.isfr import TrainingChannel, derive_seed, training_channel
+from semcom.models import SemanticModel
+from semcom.train_config import TrainConfig, config_hash, resolve_config
+from semcom.training import TrainingHook, build_hook
 from semcom.training.base import chain_hooks
 from semcom.training.matched_channel import (
     MatchedChannel,
     matched_training_channel,
-    resolve_channel_options,
 )
 
-CHECKPOINT_FORMAT = 1
-EXCLUDED_FROM_HASH = ("checkpoint_dir",)
-UNSET_FIELDS: dict[str, Any] = {
-    "method": None,
-    "method_options": {},
-    "channel": {},
-    "init_from": None,
-    "adapter": None,
-    "adapter_options": {},
-    "routing": None,
-    "routing_options": {},
-}
-"""Fields added after the first checkpoints: left out of the hash while unset, so a config that
-does not use them keeps the hash (and the checkpoint) it had before they existed."""
-PARENT_FIELDS = ("model", "n_features", "model_options", "dataset", "dataset_options")
-"""Fields an ``init_from`` parent shares with its child (copied when the parent omits them)."""
 FINALIZE_IMAGES = 1024
 """Training images a routing method's ``finalize`` sees (the first of the training split)."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a trained model (docs/method.md §2.5 defaults).
-
-    Attributes:
-        model: ``"cnn"``, ``"mlp"`` or ``"vit"`` (:func:`semcom.models.build_model`).
-        n_features: ``N``.
-        model_options: options of the architecture (``input_shape`` defaults to the data's).
-        dataset: a name of :func:`semcom.data.load_dataset`.
-        dataset_root: local folder of the on-disk data sets.
-        dataset_options: loader options (``limit``, ``size``, ...).
-        scheme: training channel, ``"isfr"``, ``"conventional"`` or ``"none"``.
-        isfr: options of :func:`semcom.isfr.training_channel` (all but ``seed``).
-        epochs: maximum number of epochs.
-        batch_size: samples per step.
-        lr, lr_min: Adam learning rate, cosine-decayed to ``lr_min`` over ``epochs``.
-        weight_decay: Adam's L2 weight decay.
-        classifier_weight: ``λ_ce`` of the cross-entropy term (models with a classifier head).
-        val_fraction: held-out fraction of the training split, in ``[0, 1)`` (0: no validation,
-            no early stopping, the last weights are kept).
-        patience: epochs without improvement before stopping (``None``: never stop early).
-        min_delta: improvement of the validation loss that resets the patience.
-        seed: seed of the weights, the split, the batch order and the channel noise.
-        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
-        amp: bfloat16 autocast on CUDA (ignored on CPU; resolved to false there).
-        checkpoint_dir: folder for the checkpoint (``None``: no checkpoint, nothing reused).
-        method: a training method of the ``training`` family (:mod:`semcom.training`) that
-            reweights, resamples, masks or regularises the loop's steps (``None``: plain).
-        method_options: options of ``method`` (empty without one); filled with its defaults.
-        channel: channel-state training (:mod:`semcom.training.matched_channel`): ``{}`` keeps
-            the scheme's fixed ``ε`` profile; else ``{fading: class or [classes], snr_db: number
-            or [lo, hi], n_subchannels: N, eta: 0.5, rician_k: 3.0, draws: 64, prior: "isfr"
-            (isfr scheme) or "uniform"}``: every sample passes through the bit errors of its
-            drawn channel state, from the matched BER banks.
-        init_from: the fields of a parent config (same model, N, model options and data; those
-            omitted are copied from this one, and ``checkpoint_dir`` is this one's): the parent
-            is trained (or reused) first and this run starts from its best weights (fine-tuning,
-            adaptation). Its :func:`config_hash` enters this config's hash.
-        adapter: an ``adapter`` method (:mod:`semcom.adapters`) attached after the initial
-            weights are loaded: only its parameters train (``None``: every parameter).
-        adapter_options: options of ``adapter``; filled with its defaults.
-        routing: a ``routing`` method (:mod:`semcom.routing`): it builds the model, adds its
-            training hook, is finalised on training images after training and gives the
-            deployed model (``apply``).
-        routing_options: options of ``routing``; filled with its defaults.
-    """
-
-    model: str = "cnn"
-    n_features: int = 16
-    model_options: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "patches"
-    dataset_root: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    scheme: str = "isfr"
-    isfr: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_min: float = 1e-5
-    weight_decay: float = 0.0
-    classifier_weight: float = 0.1
-    val_fraction: float = 0.1
-    patience: int | None = 10
-    min_delta: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    checkpoint_dir: str | None = None
-    method: str | None = None
-    method_options: dict[str, Any] = field(default_factory=dict)
-    channel: dict[str, Any] = field(default_factory=dict)
-    init_from: dict[str, Any] | None = None
-    adapter: str | None = None
-    adapter_options: dict[str, Any] = field(default_factory=dict)
-    routing: str | None = None
-    routing_options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrainedModel:
-    """Result of :func:`train` or :func:`load_checkpoint`.
-
-    Attributes:
-        model: the trained model in eval mode (best validation weights).
-        config: the resolved :class:`TrainConfig`.
-        history: one dict per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (``None``
-            without validation), ``lr``, ``seconds`` and ``step`` (optimiser steps so far).
-        checkpoint: path of the checkpoint file, or ``None``.
-        config_hash: :func:`config_hash` of ``config``.
-        reused: ``True`` when :func:`train` returned an existing finished checkpoint.
-        finished: ``False`` for a checkpoint of an interrupted run (last epoch's weights).
-        best_epoch: epoch whose weights ``model`` carries.
-        code: identity of the code that trained it (:func:`semcom.identity.code_identity`);
-            None for a checkpoint that did not record it.
-        data_hash: digest of the training split it was trained on (None: not recorded).
-        stale: reused although another (or an unrecorded) code version trained it
-            (``reuse_stale=True``).
-        note: what :func:`train` noticed about reuse, e.g. a stale checkpoint it did not reuse.
-        trainable_parameters: scalars in the parameters that training updated (all of them
-            without an adapter; :func:`semcom.adapters.trainable_parameter_count`).
-        trained_state: the trained weights (``state_dict``) before a routing method's
-            ``apply``: what an ``init_from`` child starts from.
-    """
-
-    model: SemanticModel
-    config: TrainConfig
-    history: list[dict[str, Any]]
-    checkpoint: Path | None
-    config_hash: str = ""
-    reused: bool = False
-    finished: bool = True
-    best_epoch: int = 0
-    code: dict[str, Any] | None = None
-    data_hash: str | None = None
-    stale: bool = False
-    note: str = ""
-    trainable_parameters: int = 0
-    trained_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# config resolution and hash
-
-
-def _dict(field_: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise fail(field_, value, "a mapping of option names to values")
-    return dict(value)
-
-
-def _resolve_device(device: Any) -> str:
-    allowed = "auto, cpu, cuda or cuda:K"
-    if not isinstance(device, str):
-        raise fail("device", device, allowed)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device in ("cpu", "cuda"):
-        return device
-    if device.startswith("cuda:") and device[5:].isdigit():
-        return device
-    raise fail("device", device, allowed)
-
-
-def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Validate every field and fill in every default; no data is read, nothing is built.
-
-    The result is what the run will do: model, data set and training-channel options with their
-    defaults, the model's ``input_shape`` taken from the data set, the device resolved
-    (``"auto"`` -> ``"cuda"``/``"cpu"``) and ``amp`` false off CUDA. Resolving twice is a no-op.
-
-    Raises:
-        ConfigError: the first invalid field, as a one-line message.
-    """
-    if not isinstance(config, TrainConfig):
-        raise fail("config", type(config).__name__, "a TrainConfig")
-    c = copy.deepcopy(config)
-    c.n_features = check_int("n_features", c.n_features, 1, 4096)
-    if c.dataset_root is not None:
-        if not isinstance(c.dataset_root, str | os.PathLike):
-            raise fail("dataset_root", c.dataset_root, "None or a folder path")
-        c.dataset_root = str(c.dataset_root)
-    c.dataset_options = data_module.resolve_options(
-        c.dataset, "train", **_dict("dataset_options", c.dataset_options)
-    )
-    shape = list(data_module.image_shape(c.dataset, c.dataset_options))
-    options = _dict("model_options", c.model_options)
-    if "input_shape" in options and list(options["input_shape"]) != shape:
-        raise fail(
-            "model_options.input_shape", options["input_shape"], f"{shape} (the data's shape)"
-        )
-    options["input_shape"] = shape
-    c.model_options = resolve_model_options(c.model, c.n_features, **options)
-    check_choice("scheme", c.scheme, KINDS)
-    isfr = _dict("isfr", c.isfr)
-    if "seed" in isfr:
-        raise fail("isfr.seed", isfr["seed"], "no seed here: the channel's streams follow seed")
-    c.isfr = training_channel(c.scheme, c.n_features, **isfr).options
-    c.epochs = check_int("epochs", c.epochs, 1)
-    c.batch_size = check_int("batch_size", c.batch_size, 1)
-    c.lr = check_real("lr", c.lr, 0.0, allow_inf=True, allowed="a positive number")
-    if c.lr <= 0 or math.isinf(c.lr):
-        raise fail("lr", c.lr, "a positive finite number")
-    c.lr_min = check_real("lr_min", c.lr_min, 0.0, c.lr, allowed=f"a number in [0, lr={c.lr}]")
-    c.weight_decay = check_real("weight_decay", c.weight_decay, 0, 1)
-    c.classifier_weight = check_real(
-        "classifier_weight", c.classifier_weight, 0.0, 1e6, allowed="a number >= 0"
-    )
-    c.val_fraction = check_real("val_fraction", c.val_fraction, 0, 1, allowed="a number in [0, 1)")
-    if c.val_fraction >= 1.0:
-        raise fail("val_fraction", c.val_fraction, "a number in [0, 1)")
-    if c.patience is not None:
-        c.patience = check_int("patience", c.patience, 1)
-    c.min_delta = check_real("min_delta", c.min_delta, 0, allow_inf=True)
-    c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
-    c.device = _resolve_device(c.device)
-    c.amp = check_flag("amp", c.amp) and c.device.startswith("cuda")
-    if c.checkpoint_dir is not None:
-        if not isinstance(c.checkpoint_dir, str | os.PathLike):
-            raise fail("checkpoint_dir", c.checkpoint_dir, "None or a folder path")
-        c.checkpoint_dir = str(c.checkpoint_dir)
-    method_options = _dict("method_options", c.method_options)
-    if c.method is None:
-        if method_options:
-            raise fail("method_options", method_options, "{} without a method")
-    else:
-        if not isinstance(c.method, str) or c.method not in TRAINING:
-            raise fail("method", c.method, f"None or one of {', '.join(TRAINING.names())}")
-        c.method = TRAINING.check(c.method)
-        method_options = build_hook(c.method, method_options).get_params()
-    c.method_options = method_options
-    c.channel = resolve_channel_options(c.channel, c.n_features, c.scheme)
-    c.adapter, c.adapter_options = _resolve_family(
-        "adapter", c.adapter, c.adapter_options, ADAPTER, build_adapter
-    )
-    c.routing, c.routing_options = _resolve_family(
-        "routing", c.routing, c.routing_options, ROUTING, build_routing
-    )
-    if c.routing is not None:
-        check_architecture(build_routing(c.routing, c.routing_options), c.routing, c.model)
-    if c.init_from is not None:
-        c.init_from = _resolve_parent(c)
-    return c
-
-
-def _resolve_family(
-    name: str, method: Any, options: Any, registry: Any, build: Callable[..., Any]
-) -> tuple[str | None, dict[str, Any]]:
-    """``(method, options filled with its defaults)`` of an optional method family field."""
-    options = _dict(f"{name}_options", options)
-    if method is None:
-        if options:
-            raise fail(f"{name}_options", options, f"{{}} without {name}")
-        return None, {}
-    if not isinstance(method, str) or method not in registry:
-        raise fail(name, method, f"None or one of {', '.join(registry.names())}")
-    method = registry.check(method)
-    return method, build(method, options).get_params()
-
-
-def _resolve_parent(c: TrainConfig) -> dict[str, Any]:
-    """The resolved fields of ``c.init_from`` (without ``checkpoint_dir``)."""
-    parent = _dict("init_from", c.init_from)
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
-    for key in parent:
-        if key not in names:
-            raise fail(f"init_from.{key}", parent[key], "fields of a TrainConfig")
-    if parent.get("checkpoint_dir") is not None:
-        raise fail(
-            "init_from.checkpoint_dir",
-            parent["checkpoint_dir"],
-            "None (the parent's checkpoint goes to this config's checkpoint_dir)",
-        )
-    parent.pop("checkpoint_dir", None)
-    for key in (*PARENT_FIELDS, "device", "dataset_root", "routing", "routing_options"):
-        parent.setdefault(key, copy.deepcopy(getattr(c, key)))
-    try:
-        p = resolve_config(TrainConfig(**parent))
-    except ConfigError as exc:
-        raise ConfigError(f"init_from.{exc}") from None
-    for key in (*PARENT_FIELDS, "routing", "routing_options"):
-        if getattr(p, key) != getattr(c, key):
-            raise fail(
-                f"init_from.{key}",
-                getattr(p, key),
-                f"{getattr(c, key)!r}, this config's (the weights must fit its model)",
-            )
-    if p.adapter is not None:
-        raise fail(
-            "init_from.adapter",
-            p.adapter,
-            "None (the parent's weights initialise the model the adapter attaches to)",
-        )
-    out = dataclasses.asdict(p)
-    del out["checkpoint_dir"]
-    return out
-
-
-def _canonical_json(config_dict: dict[str, Any]) -> str:
-    hashed = {k: v for k, v in config_dict.items() if k not in EXCLUDED_FROM_HASH}
-    if hashed.get("method") is None:  # plain runs keep the hash they had before methods existed
-        hashed.pop("method", None)
-        hashed.pop("method_options", None)
-    for key, unset in UNSET_FIELDS.items():
-        if key in hashed and hashed[key] == unset:
-            del hashed[key]
-    if hashed.get("init_from") is not None:  # the parent enters by its own hash
-        hashed["init_from"] = config_hash(TrainConfig(**hashed["init_from"]))
-    return json.dumps(hashed, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def config_hash(config: TrainConfig) -> str:
-    """SHA-256 (hex) of the canonical JSON of the resolved config, without ``checkpoint_dir``."""
-    resolved = resolve_config(config)
-    return hashlib.sha256(_canonical_json(dataclasses.asdict(resolved)).encode()).hexdigest()
-
-
-def _name_prefix(c: TrainConfig) -> str:
-    return f"{c.model}-{c.dataset}-{c.scheme}-N{c.n_features}-{config_hash(c)[:16]}"
-
-
-def checkpoint_path(config: TrainConfig) -> Path | None:
-    """Where :func:`train` keeps the checkpoint of ``config`` made by this code version
-    (``None`` without checkpoint_dir)."""
-    c = resolve_config(config)
-    if c.checkpoint_dir is None:
-        return None
-    return Path(c.checkpoint_dir) / f"{_name_prefix(c)}-{code_key(code_identity())}.pt"
-
-
-def _stale_checkpoints(c: TrainConfig, digest: str, data: str, own: Path) -> list[Path]:
-    """Finished checkpoints of config ``c`` from the training data ``data`` (or with no data
-    recorded) made by another code version, newest first."""
-    assert c.checkpoint_dir is not None
-    found = []
-    for path in Path(c.checkpoint_dir).glob(f"{_name_prefix(c)}*.pt"):
-        if path == own or not path.is_file():
-            continue
-        try:
-            state = _read(path)
-        except ConfigError:
-            continue  # unreadable: not a candidate
-        if (
-            state["config_hash"] == digest
-            and state["finished"]
-            and state.get("data_hash") in (data, None)
-            and not same_code(state.get("code"), code_identity())
-        ):
-            found.append(path)
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    expected = "a semcom training checkpoint (.pt written by semcom.train)"
-    if not path.is_file():
-        raise ConfigError(f"checkpoint: {str(path)!r} does not exist; expected {expected}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
-        raise ConfigError(
-            f"checkpoint: {str(path)!r} could not be read ({type(exc).__name__}); "
-            f"expected {expected}"
-        ) from None
-    keys = {"format", "config", "config_hash", "model_state", "epoch", "finished", "history"}
-    if (
-        not isinstance(state, dict)
-        or not keys <= set(state)
-        or state["format"] != CHECKPOINT_FORMAT
-    ):
-        raise ConfigError(f"checkpoint: {str(path)!r} lacks semcom fields; expected {expected}")
-    digest = hashlib.sha256(_canonical_json(state["config"]).encode()).hexdigest()
-    if digest != state["config_hash"]:
-        raise ConfigError(
-            f"checkpoint: {str(path)!r} has a config that does not match its hash; "
-            f"expected {expected}"
-        )
-    return state
-
-
-def _routing_of(cfg: dict[str, Any]) -> RoutingMethod | None:
-    name = cfg.get("routing")
-    return None if name is None else build_routing(name, cfg.get("routing_options") or {})
-
-
-def _build(cfg: dict[str, Any], routing: RoutingMethod | None) -> SemanticModel:
-    """The model of a (resolved) config: the routing method's architecture or the plain one."""
-    if routing is None:
-        return build_model(cfg["model"], cfg["n_features"], **cfg["model_options"])
-    return routing.build(cfg["model"], cfg["n_features"], cfg["model_options"], seed=cfg["seed"])
-
-
-def _attach(cfg: dict[str, Any], model: SemanticModel) -> SemanticModel:
-    """Attach the config's adapter (if any), seeded from the config's seed."""
-    if cfg.get("adapter") is None:
-        return model
-    adapter = build_adapter(cfg["adapter"], cfg.get("adapter_options") or {})
-    return adapter.attach(model, seed=derive_seed(cfg["seed"], 4))
-
-
-def _model_from_state(
-    state: dict[str, Any], device: str | torch.device
-) -> tuple[SemanticModel, int, dict[str, torch.Tensor]]:
-    """``(deployed model in eval mode, trainable parameters, trained weights)`` of a checkpoint:
-    build -> attach the adapter -> load the weights -> load the routing state -> ``apply``."""
-    cfg = state["config"]
-    routing = _routing_of(cfg)
-    model = _attach(cfg, _build(cfg, routing))
-    best = state.get("best_state")
-    weights = best if state["finished"] and best is not None else state["model_state"]
-    model.load_state_dict(weights)
-    trainable = trainable_parameter_count(model)
-    model = model.to(device)
-    if routing is not None and "routing_state" in state:
-        routing.load_state_dict(state["routing_state"])
-        model = routing.apply(model).to(device)
-    return model.eval(), trainable, weights
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Load a checkpoint written by :func:`train` (model in eval mode on ``device``).
-
-    A finished run gives its final (best-validation) weights; an interrupted one the weights of
-    its last completed epoch (``finished=False``).
-
-    Raises:
-        ConfigError: missing file, unreadable file, or a config that does not match its hash.
-    """
-    path = Path(path)
-    state = _read(path, map_location=device)
-    model, trainable, weights = _model_from_state(state, device)
-    return TrainedModel(
-        model=model,
-        config=TrainConfig(**state["config"]),
-        history=list(state["history"]),
-        checkpoint=path,
-        config_hash=state["config_hash"],
-        reused=False,
-        finished=bool(state["finished"]),
-        best_epoch=int(state.get("best_epoch", state["epoch"])),
-        code=state.get("code"),
-        data_hash=state.get("data_hash"),
-        trainable_parameters=trainable,
-        trained_state=weights,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -689,7 +248,7 @@ def _autocast(c: TrainConfig) -> torch.autocast:
 def _reused(
     state: dict[str, Any], c: TrainConfig, path: Path, digest: str, stale: bool, note: str = ""
 ) -> TrainedModel:
-    model, trainable, weights = _model_from_state(state, c.device)
+    model, trainable, weights = model_from_state(state, c.device)
     return TrainedModel(
         model=model,
         config=c,
@@ -741,7 +300,7 @@ def train(
     data = data_digest(dataset.images, dataset.labels)
     resume, note = None, ""
     if path is not None and path.is_file():
-        state = _read(path, map_location=c.device)
+        state = read_state(path, map_location=c.device)
         same = (
             state["config_hash"] == digest
             and state.get("data_hash") == data
@@ -754,12 +313,12 @@ def train(
         elif state.get("data_hash") != data:
             note = f"{path.name} was made from other training data; trained again"
     if path is not None and resume is None:
-        stale = _stale_checkpoints(c, digest, data, path)
+        stale = stale_checkpoints(c, digest, data, path)
         if stale and reuse_stale:
-            state = _read(stale[0], map_location=c.device)
+            state = read_state(stale[0], map_location=c.device)
             return _reused(state, c, stale[0], digest, stale=True)
         if stale:
-            made_by = describe_code(_read(stale[0]).get("code"))
+            made_by = describe_code(read_state(stale[0]).get("code"))
             note = f"{stale[0].name} of {made_by} is stale; trained again (--reuse-stale reuses it)"
     init_state = None
     if resume is None and c.init_from is not None:  # train or reuse the parent first
@@ -807,11 +366,11 @@ def _run(
 
     _seed_everything(c.seed)
     cfg = dataclasses.asdict(c)
-    routing = _routing_of(cfg)
-    model = _build(cfg, routing)
+    routing = routing_of(cfg)
+    model = build_architecture(cfg, routing)
     if init_state is not None:  # init_from: the parent's trained weights
         model.load_state_dict(init_state)
-    model = _attach(cfg, model).to(device)
+    model = attach_adapter(cfg, model).to(device)
     matched = None
     if c.channel:
         channel = matched_training_channel(
@@ -934,7 +493,7 @@ def _run(
                 bad_epochs += 1
             stopped = val is not None and c.patience is not None and bad_epochs >= c.patience
             if path is not None:
-                _save(path, state(epoch, finished=False))
+                save_state(path, state(epoch, finished=False))
             bar.update(1)
             bar.set_postfix(
                 train=f"{entry['train_loss']:.4g}", val="-" if val is None else f"{val:.4g}"
@@ -956,7 +515,7 @@ def _run(
             image_states = matched.draw_states(len(images), gen, device)
         routing.finalize(model, images, image_states)
     if path is not None:
-        _save(path, state(epoch, finished=True))
+        save_state(path, state(epoch, finished=True))
     trained_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     n_trainable = trainable_parameter_count(model)
     if routing is not None:
@@ -1005,3 +564,16 @@ def _probe(
 train_model = train
 """The package-level name of :func:`train` (``semcom.train_model``): ``semcom.train`` is this
 module, so the function cannot be exported under its own name."""
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "FINALIZE_IMAGES",
+    "TrainConfig",
+    "TrainedModel",
+    "checkpoint_path",
+    "config_hash",
+    "load_checkpoint",
+    "resolve_config",
+    "train",
+    "train_model",
+]
