@@ -102,6 +102,7 @@ def merged_parameters(
 def _merge_flat(b64: torch.Tensor, tau: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """``b + Σ_k σ(c_k,chunk(i)) τ_k,i`` for flat float64 ``b`` ``[n]``, ``τ`` ``[K, n]``."""
     n, chunks = b64.numel(), c.shape[1]
+    c = c.to(b64.device)  # coefficients live on the CPU; the codec may be on a GPU
     # tensor_split sizes: the first n % C chunks hold one element more
     sizes = torch.full((chunks,), n // chunks, dtype=torch.int64)
     sizes[: n % chunks] += 1

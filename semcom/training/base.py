@@ -26,13 +26,12 @@ and ``state_dict`` / ``load_state_dict`` carry the hook's own state through chec
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import fail
 from semcom.channel_state import ChannelState
 from semcom.params import Configurable
 from semcom.registry import Registry
@@ -113,19 +112,7 @@ def build_hook(method: str, options: dict[str, Any]) -> TrainingHook:
     Raises:
         ConfigError: unknown method, an option it does not take, or a bad option value.
     """
-    cls = TRAINING.get(method)
-    accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-    for key in options:
-        if key not in accepted:
-            raise fail(
-                f"method_options.{key}",
-                options[key],
-                f"options of {TRAINING.check(method)}: {', '.join(accepted) or 'none'}",
-            )
-    try:
-        return cls(**options)
-    except ConfigError as exc:
-        raise ConfigError(f"method_options.{exc}") from None
+    return TRAINING.build(method, options, "method_options")
 
 
 class HookChain(TrainingHook):
