@@ -31,8 +31,10 @@ the step's loss by the method's hook (``router_weight`` × CE). The partition is
 k-means (``kmeans_iters`` Lloyd iterations from a k-means++ start seeded by the build seed) on
 the first training batch, before that batch's forward, and then stays fixed (buffers of the
 router, saved with the weights). At evaluation the model is the ensemble
-``Σ_k r(k|·) expert_k`` (``top_k=None``) or its top-``k`` sparsification (``top_k=1``: one
-expert per frame). A frame without a channel state is not routed (uniform weights, every
+``Σ_k r(k|·) expert_k`` or its top-``k`` sparsification: by default the ensemble of decoders for
+the content partition and one expert per frame (``top_k=1``) for the state partition, whose
+experts are whole codecs (mixing the latents of independently trained encoders gives a latent
+no decoder was trained on). A frame without a channel state is not routed (uniform weights, every
 expert sees it), so the state partition needs a channel-state training channel.
 """
 
@@ -186,7 +188,10 @@ class DDM(RoutingMethod):
         router_hidden: width of the router's classifier, 1..1024.
         router_weight: weight of the router's cross-entropy in the step's loss, ``[0, 100]``.
         kmeans_iters: Lloyd iterations of the partition, 0..1000.
-        top_k: experts kept per frame at evaluation (``None``: the full ensemble).
+        top_k: experts kept per frame at evaluation; ``None``: one (its encoder and decoder)
+            for the state partition, whose experts are whole codecs (a mixture of independently
+            trained encoders is no latent any decoder was trained on), and the full ensemble of
+            decoders for the content partition (the paper's ensemble).
 
     Raises:
         ConfigError: an option outside its range.
@@ -208,6 +213,12 @@ class DDM(RoutingMethod):
         self.kmeans_iters = check_int("kmeans_iters", kmeans_iters, 0, 1000)
         self.top_k = None if top_k is None else check_int("top_k", top_k, 1, self.experts)
 
+    def deployed_top_k(self) -> int | None:
+        """Experts kept per frame at evaluation (``top_k``, or its partition's default)."""
+        if self.top_k is not None:
+            return self.top_k
+        return 1 if self.partition == "state" else None
+
     def build(
         self, model: str, n_features: int, model_options: dict[str, Any], seed: int = 0
     ) -> ChannelExperts:
@@ -228,7 +239,7 @@ class DDM(RoutingMethod):
             experts=self.experts,
             router=router,
             shared_encoder=self.partition == "content",
-            top_k=self.top_k,
+            top_k=self.deployed_top_k(),
             **model_options,
         )
 
