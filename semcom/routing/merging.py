@@ -159,7 +159,7 @@ def layer_importance(
         ``I_l`` by layer, summing to 1 (uniform when every task vector is zero).
     """
     s = {
-        n: float((torch.sigmoid(c.double()).mean(1) * tau_norms[n].double()).mean())
+        n: float((torch.sigmoid(c.double().cpu()).mean(1) * tau_norms[n].double().cpu()).mean())
         for n, c in coeffs.items()
     }
     total = sum(s.values())
