@@ -17,8 +17,10 @@ decoder towers, their encoders stored but unused and frozen).
 
 Weights: the router's soft mixture while training; at evaluation (``model.eval()``) the soft
 mixture, or with ``top_k`` the ``top_k`` largest weights renormalised (top-1: one expert per
-frame). Without a state (``state=None``) a router that needs the state is not consulted and
-the weights are uniform, ``w_e = 1/E`` (the documented default).
+frame). Without a state (``state=None``: importance estimation, a clean pass) a router that
+needs the state routes the frames as at the *average training state*: the running mean of the
+state features of every training frame (buffers ``state_mean``, ``state_count``, saved with the
+weights); an untrained model, which has seen none, uses uniform weights ``w_e = 1/E``.
 
 The router is any :class:`ExpertRouter`; the routing method that builds the model chooses it
 (DDM's partition classifier, AdaptDHM's capsule routing, ...); the model stays generic. While
@@ -184,6 +186,8 @@ class ChannelExperts(SemanticModel):
         super().__init__(n_features, first.scalars_per_feature, first.input_shape, classes, own)
         self.experts = nn.ModuleList(members)
         self.router = router
+        self.register_buffer("state_mean", torch.zeros(STATE_FEATURES))
+        self.register_buffer("state_count", torch.zeros((), dtype=torch.float64))
         self.shared_encoder = shared
         self.top_k = k
         self._source: torch.Tensor | None = None
@@ -221,9 +225,15 @@ class ChannelExperts(SemanticModel):
         """Combine weights ``[B, E]`` for the frames' state (module docstring)."""
         e = len(self.experts)
         device = next(self.parameters()).device
-        if state is None and self.router.uses_state:
-            return torch.full((batch, e), 1.0 / e, device=device)
         features = None if state is None else state.to(device).features()
+        if features is not None and self.training:
+            self._record_state(features)
+        if features is None and self.router.uses_state:
+            if float(self.state_count) == 0.0:
+                return torch.full((batch, e), 1.0 / e, device=device)
+            # no state given (importance estimation, a clean pass): the frames are routed as at
+            # the average channel state seen in training
+            features = self.state_mean.to(device).expand(batch, -1)
         source = self._source if self.training else None
         if source is not None and source.shape[0] != batch:
             source = None
@@ -233,6 +243,15 @@ class ChannelExperts(SemanticModel):
 
             w = sparsify(w, self.top_k)
         return w
+
+    def _record_state(self, features: torch.Tensor) -> None:
+        """Running mean of the training frames' state features (the default state)."""
+        with torch.no_grad():
+            n = float(self.state_count)
+            b = features.shape[0]
+            mean = features.detach().mean(0).to(self.state_mean)
+            self.state_mean.mul_(n / (n + b)).add_(mean * (b / (n + b)))
+            self.state_count.add_(b)
 
     def _mix(self, w: torch.Tensor, outputs: Any) -> torch.Tensor:
         """``Σ_e w[:, e] out_e`` over the experts with a non-zero weight in the batch."""

@@ -30,7 +30,7 @@ def test_mixture_equals_weighted_sum_of_experts() -> None:
     assert torch.allclose(model.decode(z, state), (w.T[:, :, None, None, None] * outs).sum(0))
 
 
-def test_no_state_is_uniform_and_top1_picks_one_expert() -> None:
+def test_no_state_is_uniform_before_training_and_top1_picks_one_expert() -> None:
     torch.manual_seed(0)
     model = ChannelExperts("mlp", 4, experts=2, top_k=1)
     x = torch.rand(3, 1, 8, 8)
@@ -43,6 +43,27 @@ def test_no_state_is_uniform_and_top1_picks_one_expert() -> None:
     e = int(w[0].argmax())
     assert torch.equal(w, torch.nn.functional.one_hot(torch.full((3,), e), 2).float())
     assert torch.allclose(model.decode(z, state), model.experts[e].decode(z))
+
+
+def test_without_a_state_a_trained_model_routes_as_its_average_training_state() -> None:
+    """Training frames' state features are averaged (running mean over every frame); a frame
+    without a state is then routed exactly as one at that mean state."""
+    torch.manual_seed(0)
+    model = ChannelExperts("mlp", 4, experts=3)
+    x = torch.rand(5, 1, 8, 8)
+    states = [
+        ChannelState(torch.linspace(-5, 20, 5), torch.randn(5), torch.arange(5) % 3),
+        ChannelState(torch.full((3,), 7.0), torch.zeros(3), torch.ones(3, dtype=torch.int64)),
+    ]
+    model.train()
+    for state in states:
+        model.encode(x[: len(state)], state)
+    every = torch.cat([s.features() for s in states])
+    assert float(model.state_count) == 8
+    assert torch.allclose(model.state_mean, every.mean(0), atol=1e-6)
+    model.eval()
+    at_mean = model.router(every.mean(0).expand(4, -1), None, None)
+    assert torch.allclose(model.combine_weights(None, None, 4), at_mean, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from semcom.channel_state import ChannelState
 from semcom.models.experts import ChannelExperts
 from semcom.routing import ROUTING, build_routing
 from semcom.routing.ddm import PartitionRouter
-from semcom.routing.routers import bayes_router, ensemble, kmeans
+from semcom.routing.routers import bayes_router, ensemble, kmeans, sparsify
 from tests.semcom.routing_helpers import SNRS, digits, mixed_states, train_steps
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
@@ -116,11 +116,16 @@ def test_content_partition_decoder_experts() -> None:
 
 
 def test_contract_state_none_apply_and_reload() -> None:
-    """Conditioned model; no state -> uniform weights; apply is deterministic; a checkpoint
-    (weights incl. the fitted partition) reloads into a fresh build with identical outputs."""
+    """Conditioned model; no state -> routed as the average training state (the running mean
+    of the training frames' state features); apply is deterministic; a checkpoint (weights incl.
+    the fitted partition and the mean state) reloads into a fresh build with identical outputs."""
     routing, model, images = train_steps("ddm", {"experts": 2, "top_k": 1}, steps=5)
     assert isinstance(model, ChannelExperts) and model.conditioned
-    assert torch.allclose(model.combine_weights(None, None, 3), torch.full((3, 2), 0.5))
+    assert float(model.state_count) > 0
+    model.eval()
+    mean = model.state_mean
+    as_mean = model.router(mean.expand(3, -1), None, None)
+    assert torch.allclose(model.combine_weights(None, None, 3), sparsify(as_mean, 1))
     state = mixed_states(8, torch.Generator().manual_seed(1))
     x = images[:8]
     first = routing.apply(model)(x, None, state)
