@@ -4,8 +4,15 @@ subchannels, and the capacity-idealised bound (:mod:`semcom.separate.link`)."""
 
 from semcom.separate.capacity import capacity_bits, waterfilling
 from semcom.separate.image_codecs import CODECS, fit_quality
-from semcom.separate.link import CAPACITY, SeparateLink
 from semcom.separate.ldpc import block_plan
+from semcom.separate.link import CAPACITY, SeparateLink
 
-__all__ = ["CAPACITY", "CODECS", "SeparateLink", "block_plan", "capacity_bits", "fit_quality",
-           "waterfilling"]
+__all__ = [
+    "CAPACITY",
+    "CODECS",
+    "SeparateLink",
+    "block_plan",
+    "capacity_bits",
+    "fit_quality",
+    "waterfilling",
+]

@@ -64,8 +64,10 @@ class BlockPlan:
 
 def check_rate(rate: float) -> float:
     """``rate`` if it is a number in [0.2, 0.95], else a one-line ConfigError."""
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not (
-        RATE_MIN <= float(rate) <= RATE_MAX
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not (RATE_MIN <= float(rate) <= RATE_MAX)
     ):
         raise fail("rate", rate, f"a code rate in [{RATE_MIN}, {RATE_MAX}]")
     return float(rate)

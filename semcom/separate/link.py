@@ -208,8 +208,11 @@ class SeparateLink:
         draw = check_int("draw", draw, 0, 2**31)
         first_image = check_int("first_image", first_image, 0, 2**32 - images.shape[0])
         if tuple(images.shape[1:]) != self.mean_image.shape:
-            raise fail("images", f"shape {tuple(images.shape)}",
-                       f"[B, {', '.join(map(str, self.mean_image.shape))}] (the mean image's)")
+            raise fail(
+                "images",
+                f"shape {tuple(images.shape)}",
+                f"[B, {', '.join(map(str, self.mean_image.shape))}] (the mean image's)",
+            )
         b, k = images.shape[0], self.n_subchannels
         point = self.draw_point(draw)
         h = np.ones((b, k), dtype=np.complex128)
@@ -221,8 +224,10 @@ class SeparateLink:
                 h[j] = fading_coefficients(self.channel, (k,), rng=rng, k_factor=self.rician_k
                                            if self.channel == "rician" else 0.0)  # fmt: skip
                 noise_rng = np.random.default_rng((self.seed, point, trial, 1))
-                noise[j] = (noise_rng.standard_normal(self.n_symbols)
-                            + 1j * noise_rng.standard_normal(self.n_symbols)) / math.sqrt(2.0)
+                noise[j] = (
+                    noise_rng.standard_normal(self.n_symbols)
+                    + 1j * noise_rng.standard_normal(self.n_symbols)
+                ) / math.sqrt(2.0)
         pixels = [to_uint8(images[j]) for j in range(b)]
         keys = [hashlib.blake2b(p.tobytes(), digest_size=16).digest() for p in pixels]
         if self.codec == CAPACITY:
@@ -243,8 +248,11 @@ class SeparateLink:
         out, failed = [], np.zeros(b, dtype=bool)
         gains = np.abs(h) ** 2
         for j in range(b):
-            bits = (math.inf if self.noiseless
-                    else capacity_bits(gains[j], self.total_power, self.n_symbols, self.power))
+            bits = (
+                math.inf
+                if self.noiseless
+                else capacity_bits(gains[j], self.total_power, self.n_symbols, self.power)
+            )
             x = images[j].detach().cpu().to(torch.float64).numpy()
             best, best_mse = None, math.inf
             for codec in self.capacity_codecs:
@@ -282,8 +290,9 @@ class SeparateLink:
         failed = ~sent
         if sent.any():
             idx = np.flatnonzero(sent)
-            rx, ok = transmit_payload(payload[idx], h[idx], None if noise is None else noise[idx],
-                                      self.snr_db, self.modulation, plan, self.num_iter)  # fmt: skip
+            frame_noise = None if noise is None else noise[idx]
+            rx, ok = transmit_payload(payload[idx], h[idx], frame_noise, self.snr_db,
+                                      self.modulation, plan, self.num_iter)  # fmt: skip
             for i, j in enumerate(idx):
                 errors[j] = int(np.count_nonzero(rx[i] != payload[j]))
                 image = self._receive(rx[i]) if bool(ok[i].all()) else None
