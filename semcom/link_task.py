@@ -287,6 +287,12 @@ class LinkPointTask:
             row.update(self.compression_columns(values["scheme"]))
         row.update(self.bits_columns(values["scheme"], values["bits_per_scalar"]))
         row.update(metric_columns(result))
+        row.update(
+            mean_selected=result.mean_selected, bits_sent=result.bits_sent,
+            bit_errors=result.bit_errors, n_images=result.n_images, n_draws=result.n_draws,
+            stop_reason=reason, confidence=result.confidence,
+            seconds=time.perf_counter() - start,
+        )  # fmt: skip
         budget = self.symbol_budget(values)
         row["bandwidth_ratio"] = separate_task.bandwidth_ratio(budget, self._images.shape[1:])
         link = evaluation.link
@@ -295,12 +301,6 @@ class LinkPointTask:
             sep_modulation=self._separate["columns"]["sep_modulation"] if separate else NONE,
             sep_failures=link.failures if separate else 0,
             sep_failure_rate=link.failures / link.frames if separate else float("nan"),
-        )  # fmt: skip
-        row.update(
-            mean_selected=result.mean_selected, bits_sent=result.bits_sent,
-            bit_errors=result.bit_errors, n_images=result.n_images, n_draws=result.n_draws,
-            stop_reason=reason, confidence=result.confidence,
-            seconds=time.perf_counter() - start,
         )  # fmt: skip
         per_image = {name: evaluation.per_image(name) for name in ("psnr_db", "mse", "ssim")}
         images = [
