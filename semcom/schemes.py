@@ -31,6 +31,12 @@ isfr-hungarian                isfr                    importance  hungarian
 isfr-exact                    isfr                    importance  exact
 isfr-ui-opt                   isfr                    uniform     ui-opt
 ============================  ======================  ==========  ===================
+
+The **separate** schemes (``separate`` set: an image codec, 5G LDPC and Gray QAM, or the
+capacity bound; :mod:`semcom.separate`) use no trained model and ignore importance; their
+``model`` and ``method`` are ``none``: ``sep-jpeg2000-ldpc``, ``sep-webp-ldpc``,
+``sep-avif-ldpc`` and ``sep-capacity``. A scenario evaluates them next to its semantic schemes
+on the same conditions and budgets (:mod:`semcom.link_task`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ from typing import Any
 from semcom.registry import ISFR_PAPER, Registry
 
 WEIGHTS = ("importance", "uniform")
+NO_MODEL = "none"
+"""The ``model`` and ``method`` of the separate schemes (they use neither)."""
+SEPARATE_SCHEMES = ("sep-jpeg2000-ldpc", "sep-webp-ldpc", "sep-avif-ldpc", "sep-capacity")
+"""The built-in separate source-channel coding schemes (:mod:`semcom.separate`)."""
 """What the allocation is told about feature importance."""
 
 
@@ -87,7 +97,9 @@ class Scheme:
     applied to the codec before evaluation. ``bits`` is ``None`` (the condition's one
     ``bits_per_scalar`` for every feature) or ``{"method", "average_bits", "q_min", "q_max",
     "options"}``, a registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's
-    weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`).
+    weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`). ``separate`` is None
+    (a semantic scheme) or the codec of a separate scheme (``"jpeg2000"``, ``"webp"``,
+    ``"avif"``, or ``"capacity"`` for the capacity bound; :mod:`semcom.separate`).
     """
 
     model: str
@@ -98,6 +110,7 @@ class Scheme:
     selection: dict[str, Any] | None = None
     compression: dict[str, Any] | None = None
     bits: dict[str, Any] | None = None
+    separate: str | None = None
 
 
 SCHEMES = Registry("scheme")
@@ -125,6 +138,18 @@ _BUILT_IN = (
     ("isfr-ui-opt", Scheme("isfr", "uniform", "ui-opt"),
      "Ablation: ISFR model told nothing about importance (uniform weights, SP1-SP4)"),
 )  # fmt: skip
+_SEPARATE = (
+    ("sep-jpeg2000-ldpc", "jpeg2000",
+     "Separate: JPEG 2000 + 5G LDPC + Gray QAM, best (rate, modulation) per condition"),
+    ("sep-webp-ldpc", "webp", "Separate: WebP + 5G LDPC + Gray QAM, best (rate, modulation)"),
+    ("sep-avif-ldpc", "avif", "Separate: AVIF + 5G LDPC + Gray QAM, best (rate, modulation)"),
+    ("sep-capacity", "capacity",
+     "Separate bound: the best codec at the frame's instantaneous capacity, all or nothing"),
+)  # fmt: skip
+_BUILT_IN += tuple(
+    (name, Scheme(NO_MODEL, "uniform", NO_MODEL, separate=codec), description)
+    for name, codec, description in _SEPARATE
+)
 for _name, _scheme, _description in _BUILT_IN:
     SCHEMES.register(_name, _description, f"{ISFR_PAPER}; docs/method.md §6.2")(_scheme)
 
@@ -135,8 +160,10 @@ PROPOSED = "isfr-uep"
 
 __all__ = [
     "MODEL_VARIANTS",
+    "NO_MODEL",
     "PROPOSED",
     "SCHEMES",
+    "SEPARATE_SCHEMES",
     "UNIFORM_IMPORTANCE_BASELINES",
     "WEIGHTS",
     "ModelVariant",

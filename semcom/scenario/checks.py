@@ -50,7 +50,7 @@ from semcom.scenario.text import invalid, join, unknown_key
 from semcom.scheme_bits import make_bit_allocator, scheme_bits
 from semcom.scheme_compression import resolve_compression
 from semcom.scheme_estimators import keep_count, reducing_methods
-from semcom.schemes import MODEL_VARIANTS, SCHEMES
+from semcom.schemes import MODEL_VARIANTS, SCHEMES, SEPARATE_SCHEMES
 
 MIN_CALIBRATION = 32
 """Calibration images the test split must keep when ``data.calibration_images`` is null."""
@@ -419,6 +419,16 @@ def check_schemes(
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)
+    names = [e if isinstance(e, str) else e.name for _, e in entries]
+    if names and all(name in SEPARATE_SCHEMES for name in names):
+        problems.append(
+            invalid(
+                "schemes",
+                names,
+                "at least one semantic scheme next to the "
+                "separate ones (its model sets the budget and the data split)",
+            )
+        )
     return len(problems) == n
 
 

@@ -125,8 +125,10 @@ class Scenario(ScenarioFields):
 
     def model_variants(self) -> list[str]:
         """The model variants the schemes use (built-in, :data:`semcom.schemes.MODEL_VARIANTS`,
-        or defined in ``variants``)."""
-        return list(dict.fromkeys(self.scheme(n).model for n in self.scheme_names()))
+        or defined in ``variants``); the separate schemes use none."""
+        return list(dict.fromkeys(
+            self.scheme(n).model for n in self.scheme_names() if self.scheme(n).separate is None
+        ))  # fmt: skip
 
     def variant_names(self) -> list[str]:
         """Every model variant a scheme may name: the built-in ones, then the file's."""
