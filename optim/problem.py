@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from channels.coded import check_entry, entry_bits_per_symbol, entry_symbols, is_coded
 from channels.errors import (
     ConfigError,
     check_int,
@@ -54,7 +55,6 @@ from channels.errors import (
     fail,
 )
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
-from channels.coded import check_entry, entry_bits_per_symbol, entry_symbols, is_coded
 from channels.names import MODULATION_NAMES
 from optim.feature_terms import feature_terms
 
@@ -472,7 +472,9 @@ class Allocation:
             raise fail("selected", self.selected.tolist(),
                        f"indices < N = {problem.n_features}", max_repr=_MAX_REPR)  # fmt: skip
         bits = problem.feature_bits[self.selected]
-        return int(sum(entry_symbols(int(b), m) for b, m in zip(bits, self.modulation, strict=True)))
+        return int(
+            sum(entry_symbols(int(b), m) for b, m in zip(bits, self.modulation, strict=True))
+        )
 
     def power_used(self) -> float:
         """``sum_j p_j``."""

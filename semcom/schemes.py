@@ -30,6 +30,7 @@ isfr-equal-power              isfr                    importance  equal-power
 isfr-hungarian                isfr                    importance  hungarian
 isfr-exact                    isfr                    importance  exact
 isfr-ui-opt                   isfr                    uniform     ui-opt
+isfr-uep-ldpc                 isfr                    importance  hierarchical (LDPC)
 ============================  ======================  ==========  ===================
 """
 
@@ -88,6 +89,10 @@ class Scheme:
     ``bits_per_scalar`` for every feature) or ``{"method", "average_bits", "q_min", "q_max",
     "options"}``, a registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's
     weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`).
+    ``link`` is ``None`` (the scenario's modulation set, uncoded) or ``{"modulations": [...],
+    "rates": [...], "ber_model": ...}``: the allocation's entries are every (modulation, 5G
+    LDPC code rate) pair (:func:`channels.coded.coded_entries`; rate ``"1"`` = uncoded), each
+    coded feature LDPC-encoded on the link (:mod:`channels.coded_link`).
     """
 
     model: str
@@ -98,6 +103,17 @@ class Scheme:
     selection: dict[str, Any] | None = None
     compression: dict[str, Any] | None = None
     bits: dict[str, Any] | None = None
+    link: dict[str, Any] | None = None
+
+
+LDPC_LINK: dict[str, Any] = {
+    "modulations": ["qpsk", "16qam", "64qam"],
+    "rates": ["1/3", "1/2", "2/3", "5/6", "1"],
+    "ber_model": "bound",
+}
+"""The link overrides of ``isfr-uep-ldpc``: the allocation's entries are every (modulation,
+5G LDPC rate) pair (rate 1: uncoded), with the bound BER model (coded entries use the
+exponential fit of their measured curve, :mod:`channels.coded_table`)."""
 
 
 SCHEMES = Registry("scheme")
@@ -124,6 +140,8 @@ _BUILT_IN = (
      "Ablation: ISFR model, the exact (brute-force / branch-and-bound) optimum"),
     ("isfr-ui-opt", Scheme("isfr", "uniform", "ui-opt"),
      "Ablation: ISFR model told nothing about importance (uniform weights, SP1-SP4)"),
+    ("isfr-uep-ldpc", Scheme("isfr", "importance", "hierarchical", link=LDPC_LINK),
+     "ISFR model, SI-UEP over (modulation, 5G LDPC rate) pairs: each feature LDPC-coded"),
 )  # fmt: skip
 for _name, _scheme, _description in _BUILT_IN:
     SCHEMES.register(_name, _description, f"{ISFR_PAPER}; docs/method.md §6.2")(_scheme)
