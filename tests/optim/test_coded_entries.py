@@ -38,7 +38,7 @@ def _brute_force(p) -> float:
                     if alloc.symbols_needed(p) > p.symbol_budget:
                         continue
 
-                    def cost(split: float) -> float:
+                    def cost(split: float, sel=sel, sub=sub, mods=mods, size=size) -> float:
                         power = np.array([split, 1 - split])[:size] * p.power_budget
                         a = Allocation(np.array(sel), np.array(sub), mods, power)
                         return optim.distortion.objective(p, a)
