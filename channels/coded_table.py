@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(eq=False)
 class CodedBerTable:
     """Measured points, grouped by entry.
 
@@ -264,11 +264,11 @@ def exponential_fit(entry: str, table: CodedBerTable | None = None) -> tuple[flo
     last point above ``FIT_RANGE[1]`` and the first below it are used.
     """
     table = default_table() if table is None else table
-    return _fit(check_entry(entry), id(table), table)
+    return _fit(check_entry(entry), table)  # tables hash by identity (eq=False)
 
 
 @lru_cache(maxsize=256)
-def _fit(entry: str, _key: int, table: CodedBerTable) -> tuple[float, float]:
+def _fit(entry: str, table: CodedBerTable) -> tuple[float, float]:
     db, ber = table.curve(entry)
     gam = 10.0 ** (db / 10.0)
     use = (ber >= FIT_RANGE[0]) & (ber <= FIT_RANGE[1])
@@ -282,7 +282,3 @@ def _fit(entry: str, _key: int, table: CodedBerTable) -> tuple[float, float]:
     x, y = gam[use], np.log(np.maximum(ber[use], PB_FLOOR))
     slope, intercept = np.polyfit(x, y, 1)
     return float(np.exp(intercept)), float(-slope)
-
-
-_CODED_HASH = _fit.__hash__  # keep lru_cache happy with an unhashable table: hash by id
-CodedBerTable.__hash__ = lambda self: id(self)  # type: ignore[assignment,method-assign]
