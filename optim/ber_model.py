@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
+from channels.coded import is_coded
 from channels.theory import ber_terms, bound_coefficients
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ def _ber_model(kind: str, modulations: tuple[str, ...]) -> BerModel:
     """The :data:`BerModel` for a modulation set; exact-model tables built once per set."""
     mcount = len(modulations)
     coef = np.array([bound_coefficients(m) for m in modulations], dtype=np.float64)
-    terms = [ber_terms(m) for m in modulations]
+    terms = [_terms(m) for m in modulations]
     tmax = max(len(w) for w, _ in terms)
     qw = np.zeros((mcount, tmax))
     qb = np.zeros((mcount, tmax))
@@ -242,3 +243,8 @@ def ber_model(problem: Problem) -> BerModel:
 def h_lower(problem: Problem, modulation: int, ln_mu: float) -> float:
     """Lower bound on ``H_m(mu) = min_gamma f_m(gamma) + mu gamma`` (eq. 2) at ``ln mu``."""
     return float(h_bound(ber_model(problem), int(modulation), float(ln_mu)))
+
+
+def _terms(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact-BER Q-terms of a modulation; a coded entry (bound model only) gets a null term."""
+    return (np.zeros(1), np.ones(1)) if is_coded(name) else ber_terms(name)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from channels.coded import is_coded
 from channels.theory import ber_awgn, ber_terms, bound_coefficients
 from optim.feature_terms import (
     FeatureTerms,
@@ -107,7 +108,7 @@ def _ber_table(
 
     Uses the exact-BER term table of :mod:`channels.theory` (``Pb = sum w Q(b sqrt(gamma))``).
     """
-    terms = [ber_terms(m) for m in modulations]
+    terms = [_terms(m) for m in modulations]
     width = max(len(w) for w, _ in terms)
     weight = np.zeros((len(modulations), width))
     scale = np.zeros((len(modulations), width))
@@ -171,3 +172,8 @@ def objective(problem: Problem, allocation: Allocation) -> float:
                 f"< K = {problem.n_subchannels}"
             )
     return float(feature_costs(problem, allocation).sum())
+
+
+def _terms(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact-BER Q-terms of a modulation; a coded entry (bound model only) gets a null term."""
+    return (np.zeros(1), np.ones(1)) if is_coded(name) else ber_terms(name)

@@ -96,6 +96,8 @@ import torch
 
 import optim
 from channels.bits import CODES, dequantize, quantize
+from channels.coded import is_coded, parse_entry
+from channels.coded_link import transmit_coded
 from channels.errors import ConfigError, check_int, check_real, fail
 from channels.fading import fading_coefficients
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
@@ -633,8 +635,10 @@ class SemanticLink:
         h_feat = np.zeros((b, n), dtype=np.complex128)
         p_feat = np.zeros((b, n))
         objective = np.full(b, math.nan)
+        coded = np.zeros((b, n), dtype=bool)  # features sent with a coded entry (LDPC)
+        entries: list[list[str | None]] = [[None] * n for _ in range(b)]
         if self.noiseless:
-            m[:] = max(BITS_PER_SYMBOL[name] for name in self.modulations)
+            m[:] = max(BITS_PER_SYMBOL[parse_entry(name)[0]] for name in self.modulations)
             h_feat[:] = 1.0
             p_feat[:] = 1.0
             if kept is not None:
@@ -646,13 +650,22 @@ class SemanticLink:
                     rngs[j], frame_kept, fading[j]
                 )
                 sel = allocation.selected
-                m[j, sel] = [BITS_PER_SYMBOL[name] for name in allocation.modulation]
+                names = allocation.modulation
+                m[j, sel] = [BITS_PER_SYMBOL[parse_entry(name)[0]] for name in names]
+                for i, name in zip(sel, allocation.modulation, strict=True):
+                    if is_coded(name):
+                        coded[j, i], entries[j][i] = True, name
                 h_feat[j, sel] = h[allocation.subchannel]
                 p_feat[j, sel] = allocation.power
             # a feature selected at zero power carries no energy: the receiver knows the
             # allocation and zero-fills it like a dropped feature (module docstring)
             unpowered = (m > 0) & ~(p_feat > 0.0)
             m[unpowered], h_feat[unpowered], p_feat[unpowered] = 0, 0.0, 0.0
+            coded &= ~unpowered
+        if coded.any():  # coded features go through LDPC on the CPU (channels.coded_link)
+            on_device = False
+            if torch.is_tensor(codes):
+                codes = codes.cpu().numpy()
         no = 0.0 if self.noiseless else NOISE_POWER
         sent = m > 0
         if on_device:
@@ -664,10 +677,16 @@ class SemanticLink:
             )
             received = dequantize_torch(codes_hat, q, self.code)
         else:
-            out = transmit_codes(codes, m, h_feat, p_feat, no, q, seed=self.seed, point=point,
-                                 trials=trials, backend=self.backend)  # fmt: skip
-            bit_errors = out.bit_errors
-            z_hat = dequantize_features(np.maximum(out.codes_hat, 0), q, self.code)
+            out = transmit_codes(codes, np.where(coded, 0, m), h_feat, p_feat, no, q,
+                                 seed=self.seed, point=point, trials=trials,
+                                 backend=self.backend)  # fmt: skip
+            bit_errors, codes_hat = out.bit_errors, out.codes_hat
+            if coded.any():
+                ldpc = transmit_coded(codes, entries, h_feat, p_feat, no, q, seed=self.seed,
+                                      point=point, trials=trials)  # fmt: skip
+                codes_hat = np.where(coded[:, :, None], ldpc.codes_hat, codes_hat)
+                bit_errors = np.where(coded, ldpc.bit_errors, bit_errors)
+            z_hat = dequantize_features(np.maximum(codes_hat, 0), q, self.code)
             received = np.where(sent[:, :, None], z_hat, 0.0)
         z_in = torch.as_tensor(received).to(device=device, dtype=z.dtype)
         with eval_mode(self.model), torch.no_grad():

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from channels.coded import coded_entries
 from semcom.data import load_dataset
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.link import SemanticLink
@@ -160,13 +161,17 @@ class LinkPointTask:
             reducer = self.calibration.profile(codec, selection[0]).estimator
             keep = selection[1]
         options = {**s.allocation.options.get(scheme.method, {}), **scheme.options}
+        modulations, ber_model = tuple(s.allocation.modulations), s.allocation.ber_model
+        if scheme.link is not None:  # (modulation, LDPC rate) entries (isfr-uep-ldpc)
+            modulations = coded_entries(scheme.link["modulations"], scheme.link["rates"])
+            ber_model = scheme.link.get("ber_model", "bound")
         return SemanticLink(
             model, weights, self.calibration.drop[codec],
             bits_per_scalar=bits_per_scalar, channel=values["channel"],
             n_subchannels=values["n_subchannels"], snr_db=values["snr_db"],
             eta=values["eta"], method=scheme.method, rician_k=values["rician_k"],
-            seed=values["seed"], modulations=tuple(s.allocation.modulations),
-            ber_model=s.allocation.ber_model, code=s.channel.code, method_options=options,
+            seed=values["seed"], modulations=modulations,
+            ber_model=ber_model, code=s.channel.code, method_options=options,
             backend="cuda" if self.device.startswith("cuda") else "cpu",
             selection=reducer, keep=keep,
         )  # fmt: skip

@@ -30,6 +30,7 @@ isfr-equal-power              isfr                    importance  equal-power
 isfr-hungarian                isfr                    importance  hungarian
 isfr-exact                    isfr                    importance  exact
 isfr-ui-opt                   isfr                    uniform     ui-opt
+isfr-uep-ldpc                 isfr                    importance  hierarchical (LDPC)
 ============================  ======================  ==========  ===================
 
 The **separate** schemes (``separate`` set: an image codec, 5G LDPC and Gray QAM, or the
@@ -100,6 +101,10 @@ class Scheme:
     weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`). ``separate`` is None
     (a semantic scheme) or the codec of a separate scheme (``"jpeg2000"``, ``"webp"``,
     ``"avif"``, or ``"capacity"`` for the capacity bound; :mod:`semcom.separate`).
+    ``link`` is ``None`` (the scenario's modulation set, uncoded) or ``{"modulations": [...],
+    "rates": [...], "ber_model": ...}``: the allocation's entries are every (modulation, 5G
+    LDPC code rate) pair (:func:`channels.coded.coded_entries`; rate ``"1"`` = uncoded), each
+    coded feature LDPC-encoded on the link (:mod:`channels.coded_link`).
     """
 
     model: str
@@ -111,6 +116,17 @@ class Scheme:
     compression: dict[str, Any] | None = None
     bits: dict[str, Any] | None = None
     separate: str | None = None
+    link: dict[str, Any] | None = None
+
+
+LDPC_LINK: dict[str, Any] = {
+    "modulations": ["qpsk", "16qam", "64qam"],
+    "rates": ["1/3", "1/2", "2/3", "5/6", "1"],
+    "ber_model": "bound",
+}
+"""The link overrides of ``isfr-uep-ldpc``: the allocation's entries are every (modulation,
+5G LDPC rate) pair (rate 1: uncoded), with the bound BER model (coded entries use the
+exponential fit of their measured curve, :mod:`channels.coded_table`)."""
 
 
 SCHEMES = Registry("scheme")
@@ -137,6 +153,8 @@ _BUILT_IN = (
      "Ablation: ISFR model, the exact (brute-force / branch-and-bound) optimum"),
     ("isfr-ui-opt", Scheme("isfr", "uniform", "ui-opt"),
      "Ablation: ISFR model told nothing about importance (uniform weights, SP1-SP4)"),
+    ("isfr-uep-ldpc", Scheme("isfr", "importance", "hierarchical", link=LDPC_LINK),
+     "ISFR model, SI-UEP over (modulation, 5G LDPC rate) pairs: each feature LDPC-coded"),
 )  # fmt: skip
 _SEPARATE = (
     ("sep-jpeg2000-ldpc", "jpeg2000",
