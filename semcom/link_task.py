@@ -205,6 +205,7 @@ class LinkPointTask:
         evaluation = LinkEvaluation(
             self.link(point), self._images, self._labels, confidence=stop.confidence,
             compute_ssim="ssim" in self.scenario.metrics,
+            compute_ms_ssim="ms_ssim" in self.scenario.metrics,
         )  # fmt: skip
         for draw in range(stop.max_draws):
             evaluation.add_draw(draw)
@@ -228,14 +229,15 @@ class LinkPointTask:
         row.update(self.estimator_columns(values["scheme"]))
         row.update(self.compression_columns(values["scheme"]))
         row.update(self.bits_columns(values["scheme"], values["bits_per_scalar"]))
-        row.update(metric_columns(result))
+        row.update(metric_columns(result, ms_ssim=evaluation.compute_ms_ssim))
         row.update(
             mean_selected=result.mean_selected, bits_sent=result.bits_sent,
             bit_errors=result.bit_errors, n_images=result.n_images, n_draws=result.n_draws,
             stop_reason=reason, confidence=result.confidence,
             seconds=time.perf_counter() - start,
         )  # fmt: skip
-        per_image = {name: evaluation.per_image(name) for name in ("psnr_db", "mse", "ssim")}
+        names = ("psnr_db", "mse", "ssim", *(("ms_ssim",) if evaluation.compute_ms_ssim else ()))
+        per_image = {name: evaluation.per_image(name) for name in names}
         images = [
             {"key": point.key, "scheme": values["scheme"], "image": b,
              **{name: float(v[b]) for name, v in per_image.items()}}
@@ -244,8 +246,10 @@ class LinkPointTask:
         return PointResult(row=row, tables={"per_image": images})
 
 
-def metric_columns(result: LinkResult) -> dict[str, float]:
-    """``psnr_db, psnr_ci_low, psnr_ci_high, ssim, ..., accuracy_ci_high`` of ``result``."""
+def metric_columns(result: LinkResult, ms_ssim: bool = False) -> dict[str, float]:
+    """``psnr_db, psnr_ci_low, psnr_ci_high, ssim, ..., accuracy_ci_high`` of ``result``, then
+    ``ms_ssim, ms_ssim_ci_low, ms_ssim_ci_high`` when ``ms_ssim`` (a scenario whose
+    ``metrics`` name it: the columns of the others are those they always had)."""
     nan = float("nan")
     accuracy = (nan, (nan, nan)) if result.accuracy is None else (
         result.accuracy, result.accuracy_ci)  # fmt: skip
@@ -256,6 +260,7 @@ def metric_columns(result: LinkResult) -> dict[str, float]:
         ("mse", "mse", (result.mse, result.mse_ci)),
         ("ber", "ber", (result.ber, result.ber_ci)),
         ("accuracy", "accuracy", accuracy),
+        *((("ms_ssim", "ms_ssim", (result.ms_ssim, result.ms_ssim_ci)),) if ms_ssim else ()),
     ):
         columns[name] = float(mean)
         columns[f"{prefix}_ci_low"] = float(ci[0])

@@ -49,7 +49,7 @@ CONDITION_COLUMNS = ("channel", "snr_db", "eta", "n_subchannels", "rician_k", "b
                      "seed")  # fmt: skip
 """The columns that make up one condition; within a condition the schemes are compared."""
 
-METRICS = ("psnr_db", "ssim", "mse", "ber", "accuracy")
+METRICS = ("psnr_db", "ssim", "mse", "ber", "accuracy", "ms_ssim")
 """Metric columns of results.csv, each with ``<prefix>_ci_low`` and ``<prefix>_ci_high``."""
 
 GAIN_COLUMNS = ("reference", "baseline", "psnr_ref", "psnr_base", "psnr_gain_db",
@@ -60,8 +60,8 @@ GAIN_COLUMNS = ("reference", "baseline", "psnr_ref", "psnr_base", "psnr_gain_db"
 """Columns of :func:`gain_table` after the condition columns."""
 
 _NOT_A_RESULTS_DIR = "a results directory of semcom run (with results.csv)"
-_DIGITS = {"psnr_db": "{:.2f}", "ssim": "{:.4f}", "mse": "{:.3e}", "ber": "{:.3e}",
-           "accuracy": "{:.3f}", "pct": "{:.1f}"}  # fmt: skip
+_DIGITS = {"psnr_db": "{:.2f}", "ssim": "{:.4f}", "ms_ssim": "{:.4f}", "mse": "{:.3e}",
+           "ber": "{:.3e}", "accuracy": "{:.3f}", "pct": "{:.1f}"}  # fmt: skip
 
 
 @dataclass

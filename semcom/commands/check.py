@@ -183,7 +183,8 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
         links.setdefault(point["scheme"], link)
     for name, link in links.items():
         step[0] = f"sending the trial images with {name}"
-        evaluation = LinkEvaluation(link, images, compute_ssim="ssim" in scenario.metrics)
+        evaluation = LinkEvaluation(link, images, compute_ssim="ssim" in scenario.metrics,
+                                    compute_ms_ssim="ms_ssim" in scenario.metrics)  # fmt: skip
         evaluation.add_draw(0)
         r = evaluation.result()
         print(f"  {name:<26} ok: {r.n_images} images x 1 draw, PSNR {r.psnr_db:6.2f} dB "
