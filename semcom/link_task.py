@@ -28,6 +28,7 @@ from semcom.prepare import Calibration, test_split
 from semcom.scheme_bits import scheme_bits
 from semcom.scheme_compression import NONE, dense_size, size_columns
 from semcom.sweep import Point, PointResult
+from semcom.models.build import at_input_shape
 from semcom.train import load_checkpoint
 
 AXIS_TYPES: dict[str, type] = {
@@ -91,6 +92,8 @@ class LinkPointTask:
         test = test_split(next(iter(configs.values())))
         index = torch.from_numpy(self.calibration.eval_indices)
         self._images = test.images[index]
+        for variant in configs:  # photos: test crops larger than the training patches
+            self._models[variant] = at_input_shape(self._models[variant], test.images.shape[1:])
         wants_accuracy = "accuracy" in self.scenario.metrics
         self._labels = test.labels[index] if wants_accuracy else None
 

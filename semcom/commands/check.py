@@ -126,6 +126,7 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     from semcom.evaluation import LinkEvaluation
     from semcom.link_task import LinkPointTask
     from semcom.models import build_model
+    from semcom.models.build import at_input_shape
     from semcom.prepare import Calibration, allocation_inputs, split_test_set, test_split
     from semcom.runner import resolve_device
     from semcom.scheme_compression import compress_codec, dense_size
@@ -148,6 +149,7 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     for variant, c in configs.items():
         step[0] = f"building the {variant} model"
         model = build_model(c.model, c.n_features, **c.model_options).to(device).eval()
+        model = at_input_shape(model, images.shape[1:])  # photos: test crops > train patches
         models[variant] = model
         step[0] = f"measuring the importance of the {variant} model"
         weights[variant], raw[variant], drop[variant] = allocation_inputs(
