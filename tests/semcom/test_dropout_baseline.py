@@ -145,6 +145,7 @@ def test_variant_trains_and_runs_in_a_scenario(tmp_path: Path) -> None:
         "run", str(QUICKSTART), "--out", str(out), "--workers", "1", "--no-progress",
         "--set", "schemes=[ui-opt-dropout, passive-uep-dropout]",
         "--set", "training.epochs=1", "--set", "training.batch_size=256",
+        "--set", "output.plots=false", "--set", "output.parquet=false",
         "--set", "sweep.snr_db=[10]",
         "--set", "data.eval_images=4", "--set", "stop.min_draws=1", "--set", "stop.max_draws=1",
         "--set", f"training.checkpoint_dir={tmp_path / 'ck'}",
