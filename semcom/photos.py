@@ -23,8 +23,9 @@ grace_hopper                  600 x 512    matplotlib (``mpl-data/sample_data``)
 
 **Split by source photo.** The test split is :data:`TEST_SOURCES` (coffee, chelsea, china,
 flower, grace_hopper); the train split is patches of :data:`TRAIN_SOURCES`, the other six,
-which are exactly the train sources of the ``patches`` data set. No pixel of a test photo is
-in the train split, and a model trained on ``patches`` may be evaluated on ``photos`` too.
+which are exactly the train sources of the ``patches`` data set: with the same options the train
+split equals ``patches``' train split, image for image. No pixel of a test photo is in the
+train split, and a model trained on ``patches`` may be evaluated on ``photos`` too.
 
 - **train**: ``size x size`` patches on a grid of stride ``stride`` of each train source, flat
   patches (pixel standard deviation below ``min_std``) dropped, at most ``max_per_image`` per
@@ -155,7 +156,7 @@ def train_patches(opts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         ).transpose(0, 3, 1, 2)  # fmt: skip
         patches = patches[patches.std(axis=(1, 2, 3)) >= opts["min_std"]]
         if len(patches) > opts["max_per_image"]:
-            rng = np.random.default_rng([opts["seed"], k, 2])
+            rng = np.random.default_rng([opts["seed"], k, 0])  # the ``patches`` train draw
             keep = np.sort(rng.choice(len(patches), opts["max_per_image"], replace=False))
             patches = patches[keep]
         out.append(patches)

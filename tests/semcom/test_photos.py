@@ -51,6 +51,8 @@ def test_split_is_by_photo() -> None:
             assert photo(a).shape != photo(b).shape or not np.array_equal(photo(a), photo(b))
     train = load_dataset("photos", "train")
     assert train.images.shape[1:] == (3, 32, 32)
+    patches = load_dataset("patches", "train")  # the same photos, the same draw
+    assert torch.equal(train.images, patches.images)
     assert set(train.labels.tolist()) == set(range(len(TRAIN_SOURCES)))
     # every train patch is a grid window (stride 32) of the train photo its label names
     rng = np.random.default_rng(0)
