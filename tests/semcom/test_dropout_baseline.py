@@ -157,3 +157,17 @@ def test_variant_trains_and_runs_in_a_scenario(tmp_path: Path) -> None:
     assert np.all(np.isfinite(frame["psnr_db"]))
     models = pd.read_csv(out / "models.csv")
     assert models["model"].tolist() == ["conventional-dropout"]
+
+
+def test_channel_state_training_keeps_the_random_dropout() -> None:
+    from semcom.training.matched_channel import matched_training_channel, resolve_channel_options
+
+    isfr = training_channel("conventional", N, random_dropout=True).options
+    channel = resolve_channel_options({"fading": "rayleigh", "snr_db": 5}, N, "conventional")
+    out = matched_training_channel("conventional", N, 4, isfr, channel, bank_seed=0)
+    assert isinstance(out.nested_dropout, RandomDropout)
+    assert out.nested_dropout.keep_probability == pytest.approx(
+        float(NestedDropout(N).retention().mean()), abs=1e-15
+    )
+    plain = training_channel("conventional", N).options
+    assert matched_training_channel("conventional", N, 4, plain, channel, 0).nested_dropout is None
