@@ -24,11 +24,11 @@ import torch
 
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.link import SemanticLink
+from semcom.models.build import at_input_shape
 from semcom.prepare import Calibration, test_split
 from semcom.scheme_bits import scheme_bits
 from semcom.scheme_compression import NONE, dense_size, size_columns
 from semcom.sweep import Point, PointResult
-from semcom.models.build import at_input_shape
 from semcom.train import load_checkpoint
 
 AXIS_TYPES: dict[str, type] = {

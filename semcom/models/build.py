@@ -97,9 +97,11 @@ def at_input_shape(model: SemanticModel, shape: Any) -> SemanticModel:
         return model
     own = list(model.input_shape)
     if type(model) is not ConvAutoencoder or model.options.get("scalar_features"):
-        raise fail("data", f"images of shape {list(shape)}",
-                   f"the model's input shape {own}, or a fully convolutional codec "
-                   "(model.name cnn with scalar_features false) to evaluate at another size")  # fmt: skip
+        allowed = (
+            f"the model's input shape {own}, or a fully convolutional codec "
+            "(model.name cnn with scalar_features false) to evaluate at another size"
+        )
+        raise fail("data", f"images of shape {list(shape)}", allowed)
     if shape[0] != own[0]:
         raise fail("data", f"images of shape {list(shape)}", f"{own[0]} channels, as trained")
     options = {**model.options, "input_shape": list(shape)}
@@ -107,4 +109,3 @@ def at_input_shape(model: SemanticModel, shape: Any) -> SemanticModel:
     twin.load_state_dict(model.state_dict())
     device = next(model.parameters()).device
     return twin.to(device).train(model.training)
-
