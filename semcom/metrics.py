@@ -159,6 +159,18 @@ def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int 
     return m
 
 
+def _band(length: int, g: Any) -> Any:
+    """Banded matrix ``[length - k + 1, length]`` whose row ``i`` holds ``g`` at columns
+    ``i..i+k-1``: ``B @ x`` is the 'valid' correlation of ``x`` with ``g`` along that axis."""
+    import torch
+
+    k = g.numel()
+    out = torch.zeros(length - k + 1, length, dtype=g.dtype)
+    index = torch.arange(length - k + 1)[:, None] + torch.arange(k)[None, :]
+    out.scatter_(1, index, g.expand(length - k + 1, k).clone())
+    return out
+
+
 def ms_ssim(
     x: Any,
     x_hat: Any,
@@ -216,29 +228,27 @@ def ms_ssim(
             raise fail("weights", f"{wts.size} scales", f"at most {ms_ssim_scales(h, w, 1, 64)}"
                        f" scales for {h}x{w} images")  # fmt: skip
     c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
-    ta = torch.from_numpy(a).reshape(-1, 1, h, w)  # channels as separate images
-    tb = torch.from_numpy(b).reshape(-1, 1, h, w)
+    ta = torch.from_numpy(a).reshape(-1, h, w)  # channels as separate images
+    tb = torch.from_numpy(b).reshape(-1, h, w)
     per_scale = []
     for j in range(wts.size):
         side = min(ta.shape[-2:])
         win = min(int(win_size), side if side % 2 else side - 1)
         g = torch.from_numpy(gaussian_window(max(win, 1), sigma))
-        gh, gw = g.reshape(1, 1, -1, 1), g.reshape(1, 1, 1, -1)
-
-        def filt(t: torch.Tensor, gh: torch.Tensor = gh, gw: torch.Tensor = gw) -> torch.Tensor:
-            return F.conv2d(F.conv2d(t, gh), gw)  # valid positions only
-
-        mu_a, mu_b = filt(ta), filt(tb)
-        var_a = filt(ta * ta) - mu_a * mu_a
-        var_b = filt(tb * tb) - mu_b * mu_b
-        cov = filt(ta * tb) - mu_a * mu_b
+        rows, cols = _band(ta.shape[-2], g), _band(ta.shape[-1], g)
+        # the five local moments at once; B_h X B_w^T is the separable 'valid' correlation
+        stack = torch.stack([ta, tb, ta * ta, tb * tb, ta * tb])
+        mu_a, mu_b, e_aa, e_bb, e_ab = rows @ stack @ cols.T
+        var_a = e_aa - mu_a * mu_a
+        var_b = e_bb - mu_b * mu_b
+        cov = e_ab - mu_a * mu_b
         cs_map = (2.0 * cov + c2) / (var_a + var_b + c2)
         if j == wts.size - 1:
             lum = (2.0 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
             cs_map = lum * cs_map
         per_scale.append(cs_map.flatten(1).mean(dim=1).clamp(min=0.0))  # [B·C]
         if j < wts.size - 1:
-            ta, tb = F.avg_pool2d(ta, 2), F.avg_pool2d(tb, 2)
+            ta, tb = F.avg_pool2d(ta[:, None], 2)[:, 0], F.avg_pool2d(tb[:, None], 2)[:, 0]
     values = torch.stack(per_scale, dim=1)  # [B·C, M]
     score = torch.prod(values ** torch.from_numpy(wts)[None, :], dim=1)
     per_image = score.reshape(a.shape[0], a.shape[1]).mean(dim=1).numpy()
