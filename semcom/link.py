@@ -770,6 +770,7 @@ class SemanticLink:
         confidence: float = 0.95,
         ci_method: str = "t",
         compute_ssim: bool = True,
+        compute_ms_ssim: bool = False,
     ) -> LinkResult:
         """Monte Carlo over ``n_draws`` channel draws of every image; metrics with intervals.
 
@@ -781,7 +782,7 @@ class SemanticLink:
         n_draws = check_int("n_draws", n_draws, 1, 2**31)
         evaluation = LinkEvaluation(
             self, images, labels, confidence=confidence, ci_method=ci_method,
-            compute_ssim=compute_ssim,
+            compute_ssim=compute_ssim, compute_ms_ssim=compute_ms_ssim,
         )  # fmt: skip
         for draw in range(n_draws):
             evaluation.add_draw(draw)

@@ -35,6 +35,7 @@ from channels.coded import coded_entries
 from semcom.data import load_dataset
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.link import SemanticLink
+from semcom.models.build import at_input_shape
 from semcom.prepare import Calibration, test_split
 from semcom.scheme_bits import scheme_bits
 from semcom.scheme_compression import NONE, dense_size, size_columns
@@ -104,6 +105,8 @@ class LinkPointTask:
         test = test_split(next(iter(configs.values())))
         index = torch.from_numpy(self.calibration.eval_indices)
         self._images = test.images[index]
+        for variant in configs:  # photos: test crops larger than the training patches
+            self._models[variant] = at_input_shape(self._models[variant], test.images.shape[1:])
         wants_accuracy = "accuracy" in self.scenario.metrics
         self._labels = test.labels[index] if wants_accuracy else None
         if any(self.scenario.scheme(n).separate for n in self.scenario.scheme_names()):
@@ -262,6 +265,7 @@ class LinkPointTask:
         evaluation = LinkEvaluation(
             link, self._images, labels, confidence=stop.confidence,
             compute_ssim="ssim" in self.scenario.metrics,
+            compute_ms_ssim="ms_ssim" in self.scenario.metrics,
         )  # fmt: skip
         for draw in range(stop.max_draws):
             evaluation.add_draw(draw)
@@ -291,7 +295,7 @@ class LinkPointTask:
             row.update(self.estimator_columns(values["scheme"]))
             row.update(self.compression_columns(values["scheme"]))
         row.update(self.bits_columns(values["scheme"], values["bits_per_scalar"]))
-        row.update(metric_columns(result))
+        row.update(metric_columns(result, ms_ssim=evaluation.compute_ms_ssim))
         row.update(
             mean_selected=result.mean_selected, bits_sent=result.bits_sent,
             bit_errors=result.bit_errors, n_images=result.n_images, n_draws=result.n_draws,
@@ -307,7 +311,8 @@ class LinkPointTask:
             sep_failures=link.failures if separate else 0,
             sep_failure_rate=link.failures / link.frames if separate else float("nan"),
         )  # fmt: skip
-        per_image = {name: evaluation.per_image(name) for name in ("psnr_db", "mse", "ssim")}
+        names = ("psnr_db", "mse", "ssim", *(("ms_ssim",) if evaluation.compute_ms_ssim else ()))
+        per_image = {name: evaluation.per_image(name) for name in names}
         images = [
             {"key": point.key, "scheme": values["scheme"], "image": b,
              **{name: float(v[b]) for name, v in per_image.items()}}
@@ -316,8 +321,10 @@ class LinkPointTask:
         return PointResult(row=row, tables={"per_image": images})
 
 
-def metric_columns(result: LinkResult) -> dict[str, float]:
-    """``psnr_db, psnr_ci_low, psnr_ci_high, ssim, ..., accuracy_ci_high`` of ``result``."""
+def metric_columns(result: LinkResult, ms_ssim: bool = False) -> dict[str, float]:
+    """``psnr_db, psnr_ci_low, psnr_ci_high, ssim, ..., accuracy_ci_high`` of ``result``, then
+    ``ms_ssim, ms_ssim_ci_low, ms_ssim_ci_high`` when ``ms_ssim`` (a scenario whose
+    ``metrics`` name it: the columns of the others are those they always had)."""
     nan = float("nan")
     accuracy = (nan, (nan, nan)) if result.accuracy is None else (
         result.accuracy, result.accuracy_ci)  # fmt: skip
@@ -328,6 +335,7 @@ def metric_columns(result: LinkResult) -> dict[str, float]:
         ("mse", "mse", (result.mse, result.mse_ci)),
         ("ber", "ber", (result.ber, result.ber_ci)),
         ("accuracy", "accuracy", accuracy),
+        *((("ms_ssim", "ms_ssim", (result.ms_ssim, result.ms_ssim_ci)),) if ms_ssim else ()),
     ):
         columns[name] = float(mean)
         columns[f"{prefix}_ci_low"] = float(ci[0])

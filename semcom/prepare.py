@@ -42,6 +42,7 @@ from semcom.data import ImageDataset, load_dataset
 from semcom.identity import data_digest, describe_code
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
+from semcom.models.build import at_input_shape
 from semcom.scheme_compression import CompressedCodec, CompressionSpec, compress_codec, dense_size
 from semcom.scheme_estimators import (
     EstimatorSpec,
@@ -327,7 +328,8 @@ def calibrate(
     models = {}
     for variant, path in checkpoints.items():
         trained = load_checkpoint(path, device)
-        models[variant] = trained.model
+        # a fully convolutional codec runs on test images larger than its training patches
+        models[variant] = at_input_shape(trained.model, images.shape[1:])
         _measure(out, variant, models[variant], images, calibration, default, estimators, log)
         out.models.append(model_row(variant, trained, out.clean_psnr_db[variant]))
         if ordering:

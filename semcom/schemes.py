@@ -4,7 +4,10 @@ A *scheme* is what one curve of a figure shows (docs/method.md §6.2). It names
 
 - a **model variant** (:data:`MODEL_VARIANTS`): the training channel the auto-encoder was
   trained with: ``isfr`` (nested dropout + BER matching), ``conventional`` (one uniform BSC
-  flip probability, no nested dropout) or an ISFR ablation with one module switched off;
+  flip probability, no nested dropout), ``conventional-dropout`` (the same, plus random
+  non-nested feature dropout at ISFR's rate, :class:`semcom.isfr.RandomDropout`: every feature
+  kept with probability ``(1/N) Σ_i r_i``, so the expected number of kept features equals the
+  nested dropout's retention sum ``Σ_i r_i``) or an ISFR ablation with one module switched off;
 - the **weights** ``w`` the allocation sees: ``importance`` (the scenario's importance
   estimator, e.g. masking, measured on held-out calibration images) or ``uniform``
   (``w_i = 1/N``);
@@ -24,6 +27,9 @@ isfr-uep (proposed)           isfr                    importance  hierarchical
 ui-ep                         conventional            uniform     ui-ep
 ui-opt                        conventional            uniform     ui-opt
 passive-uep                   conventional            importance  passive
+ui-ep-dropout                 conventional-dropout    uniform     ui-ep
+ui-opt-dropout                conventional-dropout    uniform     ui-opt
+passive-uep-dropout           conventional-dropout    importance  passive
 isfr-no-dropout-uep           isfr-no-dropout         importance  hierarchical
 isfr-no-ber-matching-uep      isfr-no-ber-matching    importance  hierarchical
 isfr-equal-power              isfr                    importance  equal-power
@@ -61,18 +67,29 @@ class ModelVariant:
 
     ``isfr_overrides`` are applied on top of the scenario's ``training.isfr`` (for
     ``scheme="isfr"``) or ``training.conventional`` (for ``scheme="conventional"``) options
-    of :func:`semcom.isfr.training_channel`.
+    of :func:`semcom.isfr.training_channel`. ``from_isfr`` names options that are taken from
+    ``training.isfr`` when the scenario sets them there (before the overrides): the
+    ``conventional-dropout`` variant takes the nested-dropout law from it, so that its random
+    dropout rate follows ISFR's whatever the scenario sets.
     """
 
     training_scheme: str
     isfr_overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    from_isfr: tuple[str, ...] = ()
 
 
 MODEL_VARIANTS: dict[str, ModelVariant] = {
     "isfr": ModelVariant("isfr", {}, "ISFR: nested dropout + BER matching (docs/method.md §2)"),
     "conventional": ModelVariant(
         "conventional", {}, "uniform BSC flip probability, no nested dropout (docs/method.md §2.5)"
+    ),
+    "conventional-dropout": ModelVariant(
+        "conventional",
+        {"random_dropout": True},
+        "conventional training plus random non-nested feature dropout at ISFR's rate "
+        "(expected kept features = the nested-dropout retention sum)",
+        ("law", "rho", "n_min", "p_nd"),
     ),
     "isfr-no-dropout": ModelVariant(
         "isfr", {"nested_dropout": False}, "ISFR without nested dropout (ablation)"
@@ -141,6 +158,12 @@ _BUILT_IN = (
      "Conventional model, uniform weights, the same SP1-SP4 solver"),
     ("passive-uep", Scheme("conventional", "importance", "passive"),
      "Conventional model, post-hoc importance, features sorted by weight, SP1-SP4"),
+    ("ui-ep-dropout", Scheme("conventional-dropout", "uniform", "ui-ep"),
+     "ui-ep on the conventional model trained with random non-nested feature dropout"),
+    ("ui-opt-dropout", Scheme("conventional-dropout", "uniform", "ui-opt"),
+     "ui-opt on the conventional model trained with random non-nested feature dropout"),
+    ("passive-uep-dropout", Scheme("conventional-dropout", "importance", "passive"),
+     "passive-uep on the conventional model trained with random non-nested feature dropout"),
     ("isfr-no-dropout-uep", Scheme("isfr-no-dropout", "importance", "hierarchical"),
      "Ablation: ISFR without nested dropout, SI-UEP"),
     ("isfr-no-ber-matching-uep", Scheme("isfr-no-ber-matching", "importance", "hierarchical"),
@@ -174,9 +197,14 @@ for _name, _scheme, _description in _BUILT_IN:
 UNIFORM_IMPORTANCE_BASELINES = ("ui-ep", "ui-opt", "passive-uep")
 """The conventional-model schemes that ``isfr-uep`` is compared with (docs/method.md §6.1)."""
 
+DROPOUT_BASELINES = ("ui-ep-dropout", "ui-opt-dropout", "passive-uep-dropout")
+"""The same baselines on the ``conventional-dropout`` model (the stronger uniform-importance
+decoder: it has seen zero-filled features in training)."""
+
 PROPOSED = "isfr-uep"
 
 __all__ = [
+    "DROPOUT_BASELINES",
     "MODEL_VARIANTS",
     "NO_MODEL",
     "PROPOSED",

@@ -288,7 +288,11 @@ class Scenario(ScenarioFields):
             dataset_root=self.data.root,
             dataset_options=dict(self.data.options),
             scheme=v.training_scheme,
-            isfr={**section, **v.isfr_overrides},
+            isfr={
+                **section,
+                **{k: t.isfr[k] for k in v.from_isfr if k in t.isfr},
+                **v.isfr_overrides,
+            },
             epochs=epochs,
             batch_size=t.batch_size,
             lr=lr,

@@ -55,7 +55,9 @@ SWEEP_AXES = ("channel", "snr_db", "eta", "n_subchannels", "rician_k", "bits_per
 CONDITION_COLUMNS: tuple[str, ...] = SWEEP_AXES
 """The condition columns of ``results.csv``, in order (docs/scenarios.md): the sweep axes."""
 
-METRICS = ("psnr", "ssim", "mse", "ber", "accuracy")
+METRICS = ("psnr", "ssim", "mse", "ber", "accuracy", "ms_ssim")
+DEFAULT_METRICS = ("psnr", "ssim", "mse", "ber", "accuracy")
+"""The metrics a scenario computes when it names none (``ms_ssim`` is asked for by name)."""
 STOP_METRICS = {"psnr_db": "psnr", "ssim": "ssim", "mse": "mse"}
 """``stop.metric`` -> the ``metrics`` entry that computes it."""
 
@@ -485,8 +487,8 @@ class ScenarioFields(_Strict):
     sweep: dict[str, Any] = _factory(
         dict, f"a mapping of axes ({', '.join(SWEEP_AXES)}) to lists of values"
     )
-    metrics: list[Literal["psnr", "ssim", "mse", "ber", "accuracy"]] = _field(
-        list(METRICS), f"a list of distinct metrics ({', '.join(METRICS)}) containing psnr"
+    metrics: list[Literal["psnr", "ssim", "mse", "ber", "accuracy", "ms_ssim"]] = _field(
+        list(DEFAULT_METRICS), f"a list of distinct metrics ({', '.join(METRICS)}) containing psnr"
     )
     stop: StopSection = _factory(StopSection, "")
     execution: ExecutionSection = _factory(ExecutionSection, "")

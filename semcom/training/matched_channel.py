@@ -51,6 +51,7 @@ from semcom.channel_state import CHANNEL_CLASSES, ChannelState
 from semcom.isfr import (
     MODES,
     NestedDropout,
+    RandomDropout,
     TrainingChannel,
     _Seeded,
     bit_error_variance,
@@ -309,7 +310,11 @@ def matched_training_channel(
     if not isfr.get("distortion", True):
         raise fail("isfr.distortion", False, "true with a channel (it is the matched distortion)")
     dropout = (isfr["law"], isfr["rho"], isfr["n_min"], isfr["p_nd"])
-    nd = NestedDropout(n_features, *dropout) if isfr.get("nested_dropout") else None
+    nd: NestedDropout | RandomDropout | None = None
+    if isfr.get("nested_dropout"):
+        nd = NestedDropout(n_features, *dropout)
+    elif isfr.get("random_dropout"):
+        nd = RandomDropout(n_features, *dropout)
     matched = MatchedChannel(
         n_features, scalars_per_feature, channel["fading"], channel["snr_db"],
         channel["n_subchannels"], channel["eta"], channel["rician_k"], channel["draws"],
