@@ -40,8 +40,9 @@ pre-tanh features to saturation (``|f|`` ~ 100, ``tanh' ≈ 0``) and the codec i
 k-means codebook's error (cluster-mean images). So the first ``warmup_steps`` training steps of
 the content partition send every frame to every decoder with weight ``1/K`` (a shared codec that
 learns to use ``z̃``); the partition mask applies from then on (the step count is a buffer of the
-router, saved with the weights, so a resumed run continues it). At evaluation the model is the ensemble
-``Σ_k r(k|·) expert_k`` or its top-``k`` sparsification: by default the ensemble of decoders for
+router, saved with the weights, so a resumed run continues it). At evaluation the model is the
+ensemble ``Σ_k r(k|·) expert_k`` or its top-``k`` sparsification: by default the ensemble of
+decoders for
 the content partition and one expert per frame (``top_k=1``) for the state partition, whose
 experts are whole codecs (mixing the latents of independently trained encoders gives a latent
 no decoder was trained on). A frame without a channel state is not routed (uniform weights, every
