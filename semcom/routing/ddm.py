@@ -42,11 +42,11 @@ the content partition send every frame to every decoder with weight ``1/K`` (a s
 learns to use ``z̃``); the partition mask applies from then on (the step count is a buffer of the
 router, saved with the weights, so a resumed run continues it). At evaluation the model is the
 ensemble ``Σ_k r(k|·) expert_k`` or its top-``k`` sparsification: by default the ensemble of
-decoders for
-the content partition and one expert per frame (``top_k=1``) for the state partition, whose
-experts are whole codecs (mixing the latents of independently trained encoders gives a latent
-no decoder was trained on). A frame without a channel state is not routed (uniform weights, every
-expert sees it), so the state partition needs a channel-state training channel.
+decoders for the content partition and one expert per frame (``top_k=1``) for the state
+partition, whose experts are whole codecs (mixing the latents of independently trained
+encoders gives a latent no decoder was trained on). A frame without a channel state is not
+routed (uniform weights, every expert sees it), so the state partition needs a channel-state
+training channel.
 """
 
 from __future__ import annotations
