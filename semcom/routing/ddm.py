@@ -30,12 +30,23 @@ cross-entropy on the cluster labels (inputs detached, so it does not move the co
 the step's loss by the method's hook (``router_weight`` × CE). The partition is fitted by
 k-means (``kmeans_iters`` Lloyd iterations from a k-means++ start seeded by the build seed) on
 the first training batch, before that batch's forward, and then stays fixed (buffers of the
-router, saved with the weights). At evaluation the model is the ensemble
-``Σ_k r(k|·) expert_k`` or its top-``k`` sparsification: by default the ensemble of decoders for
-the content partition and one expert per frame (``top_k=1``) for the state partition, whose
-experts are whole codecs (mixing the latents of independently trained encoders gives a latent
-no decoder was trained on). A frame without a channel state is not routed (uniform weights, every
-expert sees it), so the state partition needs a channel-state training channel.
+router, saved with the weights).
+
+Content warm-up: the content partition's encoder is learned (the paper's forward noising process
+is fixed), and trained through the masked decoders alone it collapses: since the cluster of a
+frame is a function of its image, each decoder quickly fits its cluster's mean image without
+reading ``z̃``, the encoder's gradient stays tiny, Adam's normalised steps then drive the
+pre-tanh features to saturation (``|f|`` ~ 100, ``tanh' ≈ 0``) and the codec is stuck at the
+k-means codebook's error (cluster-mean images). So the first ``warmup_steps`` training steps of
+the content partition send every frame to every decoder with weight ``1/K`` (a shared codec that
+learns to use ``z̃``); the partition mask applies from then on (the step count is a buffer of the
+router, saved with the weights, so a resumed run continues it). At evaluation the model is the
+ensemble ``Σ_k r(k|·) expert_k`` or its top-``k`` sparsification: by default the ensemble of
+decoders for the content partition and one expert per frame (``top_k=1``) for the state
+partition, whose experts are whole codecs (mixing the latents of independently trained
+encoders gives a latent no decoder was trained on). A frame without a channel state is not
+routed (uniform weights, every expert sees it), so the state partition needs a channel-state
+training channel.
 """
 
 from __future__ import annotations
@@ -74,6 +85,8 @@ class PartitionRouter(ExpertRouter):
         hidden: classifier width.
         kmeans_iters: Lloyd iterations of the partition.
         seed: seed of the k-means++ start.
+        warmup_steps: content partition: training steps with dense weights ``1/K`` before the
+            partition mask (module docstring); ignored by the state partition.
     """
 
     def __init__(
@@ -84,6 +97,7 @@ class PartitionRouter(ExpertRouter):
         hidden: int = 32,
         kmeans_iters: int = 20,
         seed: int = 0,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__(experts)
         self.partition = partition
@@ -96,6 +110,8 @@ class PartitionRouter(ExpertRouter):
             nn.Linear(inputs, hidden), nn.PReLU(), nn.Linear(hidden, experts)
         )
         self.register_buffer("centroids", torch.zeros(0))
+        self.warmup_steps = warmup_steps if self.uses_received else 0
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
         self.last_loss: torch.Tensor | None = None
 
     @property
@@ -119,6 +135,8 @@ class PartitionRouter(ExpertRouter):
         saved = state_dict.get(prefix + "centroids")
         if saved is not None:  # a fitted partition: take its shape before the copy
             self.centroids = torch.empty_like(saved, device=self.centroids.device)
+        if prefix + "steps" not in state_dict:  # weights saved before the step count existed
+            state_dict[prefix + "steps"] = torch.tensor(self.warmup_steps, dtype=torch.int64)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def logits(self, features: torch.Tensor | None, received: torch.Tensor | None) -> torch.Tensor:
@@ -146,6 +164,10 @@ class PartitionRouter(ExpertRouter):
             points = points if self.partition == "state" else content_features(points)
             labels = self.labels(points)
             self.last_loss = F.cross_entropy(logits, labels)
+            if torch.is_grad_enabled():  # a training step (not a no-grad probe of the loss)
+                self.steps += 1
+            if int(self.steps) <= self.warmup_steps:  # content warm-up: a shared codec
+                return torch.full_like(logits, 1.0 / self.experts)
             return F.one_hot(labels, self.experts).to(logits.dtype)
         return torch.softmax(logits, dim=-1)
 
@@ -188,6 +210,10 @@ class DDM(RoutingMethod):
         router_hidden: width of the router's classifier, 1..1024.
         router_weight: weight of the router's cross-entropy in the step's loss, ``[0, 100]``.
         kmeans_iters: Lloyd iterations of the partition, 0..1000.
+        warmup_steps: content partition: first training steps in which every decoder sees
+            every frame (weights ``1/K``) before the partition mask, 0..1000000 (module
+            docstring: without it the shared encoder saturates and the codec stays at the
+            k-means codebook's error); the state partition has none.
         top_k: experts kept per frame at evaluation; ``None``: one (its encoder and decoder)
             for the state partition, whose experts are whole codecs (a mixture of independently
             trained encoders is no latent any decoder was trained on), and the full ensemble of
@@ -204,6 +230,7 @@ class DDM(RoutingMethod):
         router_hidden: int = 32,
         router_weight: float = 1.0,
         kmeans_iters: int = 20,
+        warmup_steps: int = 100,
         top_k: int | None = None,
     ) -> None:
         self.experts = check_int("experts", experts, 2, 16)
@@ -211,6 +238,7 @@ class DDM(RoutingMethod):
         self.router_hidden = check_int("router_hidden", router_hidden, 1, 1024)
         self.router_weight = check_real("router_weight", router_weight, 0.0, 100.0)
         self.kmeans_iters = check_int("kmeans_iters", kmeans_iters, 0, 1000)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0, 1_000_000)
         self.top_k = None if top_k is None else check_int("top_k", top_k, 1, self.experts)
 
     def deployed_top_k(self) -> int | None:
@@ -231,6 +259,7 @@ class DDM(RoutingMethod):
                 self.router_hidden,
                 self.kmeans_iters,
                 seed,
+                self.warmup_steps,
             )
 
         return ChannelExperts(

@@ -14,7 +14,7 @@ from semcom.models.experts import ChannelExperts
 from semcom.routing import ROUTING, build_routing
 from semcom.routing.ddm import PartitionRouter
 from semcom.routing.routers import bayes_router, ensemble, kmeans, sparsify
-from tests.semcom.routing_helpers import SNRS, digits, mixed_states, train_steps
+from tests.semcom.routing_helpers import SNRS, awgn, digits, mixed_states, train_steps
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 
@@ -155,3 +155,47 @@ def test_bad_options(options: dict, field: str) -> None:
     message = str(err.value)
     assert "\n" not in message and message.startswith(field)
     assert str(list(options.values())[0]) in message
+
+
+def _content_steps(warmup_steps: int, steps: int = 60) -> tuple[float, float]:
+    """``steps`` Adam steps of a content-partition cnn on 16x16 patches through per-frame AWGN;
+    returns (mean MSE of the last 10 steps, fraction of saturated encoder outputs |z| > 0.99)."""
+    from semcom.data import load_dataset
+
+    images = load_dataset("patches", "train", size=16, limit=512).images
+    torch.manual_seed(0)
+    routing = build_routing(
+        "ddm", {"experts": 4, "partition": "content", "warmup_steps": warmup_steps}
+    )
+    model = routing.build("cnn", 8, {"input_shape": [3, 16, 16]}, seed=0)
+    hook = routing.hook()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    mses = []
+    for _ in range(steps):
+        x = images[torch.randint(len(images), (32,), generator=gen)]
+        state = mixed_states(32, gen)
+        z = model.encode(x, state)
+        x_hat = model.decode(awgn(z, state, gen), state)
+        mse = ((x_hat - x) ** 2).mean()
+        loss = mse + hook.extra_loss(model, x, x_hat, z, state)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mses.append(float(mse.detach()))
+    with torch.no_grad():
+        z = torch.tanh(model.experts[0]._features(images[:256]))
+    return sum(mses[-10:]) / 10, float((z.abs() > 0.99).float().mean())
+
+
+def test_content_partition_encoder_does_not_collapse() -> None:
+    """Regression: trained through the partition-masked decoders from the first step, the shared
+    encoder saturates (each decoder fits its cluster's mean image without reading z̃) and the
+    codec stalls; the dense warm-up keeps the encoder alive through the masked steps after it."""
+    mse_fixed, saturated_fixed = _content_steps(warmup_steps=20)
+    mse_masked, saturated_masked = _content_steps(warmup_steps=0)
+    assert saturated_masked > 0.5  # the failure the warm-up prevents
+    assert saturated_fixed < 0.25
+    assert mse_fixed < mse_masked
+    assert build_routing("ddm", {"partition": "content"}).warmup_steps == 100  # on by default
