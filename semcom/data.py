@@ -67,6 +67,7 @@ import numpy as np
 import torch
 
 from channels.errors import ConfigError, check_choice, check_flag, check_int, check_real, fail
+from semcom.photos import DEFAULTS as PHOTO_DEFAULTS
 
 DATASETS = ("patches", "digits", "cifar10", "mnist", "folder", "photos")
 SPLITS = ("train", "test")
@@ -97,16 +98,7 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "cifar10": {},
     "mnist": {},
     "folder": {"size": 32},
-    "photos": {
-        "size": 32,
-        "stride": 32,
-        "max_per_image": 256,
-        "min_std": 0.02,
-        "seed": 0,
-        "crop": 256,
-        "crop_stride": None,
-        "whole": False,
-    },
+    "photos": dict(PHOTO_DEFAULTS),
 }
 
 
