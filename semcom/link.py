@@ -310,6 +310,76 @@ def _transmit_on_device(
     return codes_hat, bit_errors
 
 
+def link_point(
+    channel: str,
+    snr_db: float,
+    rician_k: float,
+    n_subchannels: int,
+    eta: float,
+    method: str,
+    bits_key: Any,
+    code: str,
+    modulations: tuple[str, ...],
+    ber_model: str,
+) -> int:
+    """The base stream index of a :class:`SemanticLink` (module docstring, *Randomness*).
+
+    A CRC-32 (:func:`channels.montecarlo.point_index`) of the link's validated parameters:
+    ``channel`` (``"noiseless"`` for an infinite SNR), ``snr_db``, ``rician_k`` (counted only
+    for ``"rician"``), ``K``, ``eta``, the allocation ``method``, ``bits_key`` (the single
+    ``Q``, or the tuple of ``Q_i`` when they differ), ``code``, the ``modulations`` as
+    :class:`optim.Problem` stores them (sorted by bits per symbol, then name) and
+    ``ber_model``. Draw ``d`` of the link uses ``point_index(link_point(...), d)``. The separate
+    schemes (:mod:`semcom.separate`) draw their fading from the stream of a reference semantic
+    link through this function, so both see the same gains per frame.
+
+    Examples:
+        >>> a = link_point("rayleigh", 5.0, 3.0, 4, 0.5, "hierarchical", 8, "binary",
+        ...                ("qpsk",), "exact")
+        >>> a == link_point("rayleigh", 5.0, 9.0, 4, 0.5, "hierarchical", 8, "binary",
+        ...                 ("qpsk",), "exact")  # the K-factor counts only for rician
+        True
+    """
+    return point_index(
+        "semcom.link", channel, snr_db, rician_k if channel == "rician" else 0.0, n_subchannels,
+        eta, method, bits_key, code, modulations, ber_model,
+    )  # fmt: skip
+
+
+def reference_point(
+    values: dict[str, Any],
+    method: str = "hierarchical",
+    code: str = "binary",
+    modulations: tuple[str, ...] = DEFAULT_MODULATIONS,
+    ber_model: str = "exact",
+) -> int:
+    """The base stream index of the semantic link of a sweep condition with ``method``.
+
+    ``values`` holds the condition (``channel``, ``snr_db``, ``rician_k``, ``n_subchannels``,
+    ``eta``, ``bits_per_scalar``: one ``Q``); ``modulations`` and ``ber_model`` are normalised
+    as :class:`SemanticLink` does (through a one-feature :class:`optim.Problem`), so the result
+    equals ``SemanticLink(..., method=method, ...)._point`` for any model: the index does not
+    depend on the model, weights or drop distortions. Raises ConfigError (one line) for a bad
+    method, modulation set or BER model.
+    """
+    method = ALLOCATION.check(method)
+    snr_db = float(values["snr_db"])
+    channel = str(values["channel"]).strip().lower()
+    if channel == "noiseless" or math.isinf(snr_db):
+        channel = "noiseless"
+    k = int(values["n_subchannels"])
+    q = int(values["bits_per_scalar"])
+    probe = Problem(
+        gains=np.ones(k), weights=np.ones(1), drop_distortion=np.ones(1), power_budget=1.0,
+        symbol_budget=1.0, scalars_per_feature=1, bits_per_scalar=q, noise_power=NOISE_POWER,
+        modulations=tuple(modulations), ber_model=ber_model,
+    )  # fmt: skip
+    return link_point(
+        channel, snr_db, float(values["rician_k"]), k, float(values["eta"]), method, q, code,
+        probe.modulations, probe.ber_model,
+    )  # fmt: skip
+
+
 class SemanticLink:
     """Encoder -> quantiser -> per-frame allocation -> digital channel -> decoder -> metrics.
 
@@ -455,11 +525,9 @@ class SemanticLink:
         q_key = self.bits_per_scalar
         if np.ndim(q_key):
             q_key = int(q_key[0]) if is_uniform(q_key) and q_key.size else tuple(q_key.tolist())
-        self._point = point_index(
-            "semcom.link", self.channel, self.snr_db,
-            self.rician_k if self.channel == "rician" else 0.0, self.n_subchannels,
-            self.eta, self.method, q_key, self.code, self.modulations,
-            self.ber_model,
+        self._point = link_point(
+            self.channel, self.snr_db, self.rician_k, self.n_subchannels, self.eta, self.method,
+            q_key, self.code, self.modulations, self.ber_model,
         )  # fmt: skip
         self._cache: dict[bytes, tuple[optim.Allocation, float]] = {}
         self.selection, self.keep = None, None
@@ -797,6 +865,8 @@ __all__ = [
     "dequantize_features",
     "dequantize_torch",
     "drop_distortion",
+    "link_point",
     "quantize_features",
     "quantize_torch",
+    "reference_point",
 ]

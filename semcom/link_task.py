@@ -11,7 +11,10 @@ holds, and return its results row (the :class:`semcom.sweep.PointTask` of ``semc
 conditions with the semantic link's budget (``S_max = η N L Q / 2`` of the scenario's model,
 ``P_tot = 10^(snr_db/10) K``): their best (rate, modulation) pair is chosen on the
 calibration images (:func:`semcom.separate.task.choose_pair`), then evaluated with the same
-stop rule; a failed frame's image is the training split's mean image. Their rows fill
+stop rule. Their fading is the stream of the condition's semantic link with the
+``hierarchical`` method (that of ``isfr-uep``; :meth:`LinkPointTask.fading_point`): each frame's
+gains equal ``isfr-uep``'s, so per-image comparisons with it are paired. A failed frame's
+image is the training split's mean image. Their rows fill
 ``sep_rate``, ``sep_modulation``, ``sep_failures`` and ``sep_failure_rate`` (frames that got
 the mean image, and their share); semantic rows have NaN and ``none`` there. Every row has
 ``bandwidth_ratio = S_max / (C H W)``.
@@ -34,7 +37,7 @@ import torch
 from channels.coded import coded_entries
 from semcom.data import load_dataset
 from semcom.evaluation import LinkEvaluation, LinkResult
-from semcom.link import SemanticLink
+from semcom.link import SemanticLink, reference_point
 from semcom.models.build import at_input_shape
 from semcom.prepare import Calibration, test_split
 from semcom.scheme_bits import scheme_bits
@@ -135,14 +138,26 @@ class LinkPointTask:
         codec = self.scenario.scheme(name).separate
         budget = self.symbol_budget(values)
         mean = self._separate["mean"]
+        fading = self.fading_point(values)
         rate, modulation, _ = separate_task.choose_pair(
-            codec, mean, budget, values, name, self._separate["calibration"]
-        )
+            codec, mean, budget, values, name, self._separate["calibration"],
+            fading_point=fading,
+        )  # fmt: skip
         if codec == separate_task.CAPACITY:
-            link = separate_task.make_link(codec, mean, budget, values, name)
+            link = separate_task.make_link(codec, mean, budget, values, name, fading_point=fading)
         else:
-            link = separate_task.make_link(codec, mean, budget, values, name, rate, modulation)
+            link = separate_task.make_link(codec, mean, budget, values, name, rate, modulation,
+                                           fading_point=fading)  # fmt: skip
         return link, {"sep_rate": rate, "sep_modulation": modulation}
+
+    def fading_point(self, values: dict[str, Any], method: str = "hierarchical") -> int:
+        """The base stream index whose fading a separate scheme uses at condition ``values``:
+        that of the condition's semantic link with allocation ``method`` and the scenario's
+        modulations, BER model and code (:func:`semcom.link.reference_point`; with the default
+        ``hierarchical``, the stream of ``isfr-uep``), so both see the same gains per frame."""
+        s = self.scenario
+        return reference_point(values, method, s.channel.code, tuple(s.allocation.modulations),
+                               s.allocation.ber_model)  # fmt: skip
 
     def use_models(self, models: dict[str, Any], images: Any, labels: Any = None) -> None:
         """Evaluate with these in-memory models (by codec: model variant or compressed codec

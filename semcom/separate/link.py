@@ -24,11 +24,15 @@ training-set mean, :mod:`semcom.link_task`). :attr:`SeparateLink.failures` count
 frames and :attr:`SeparateLink.unfit` those among them that had no fitting quality.
 
 **Randomness.** Frame ``(draw, image)`` draws its fading as the semantic link does: the first
-draw of ``numpy.random.default_rng((seed, point(draw), trial))`` is
+draw of ``numpy.random.default_rng((seed, fading(draw), trial))`` is
 ``fading_coefficients(channel, (K,), rng, k_factor)``, ``trial`` the image's index in the data
-set and ``point(draw)`` a CRC-32 of the link's parameters and the draw; its noise is the
-standard complex normal ``[S]`` of ``default_rng((seed, point(draw), trial, 1))``. The point's
-parameters include the scheme's name, as a semantic link's include its allocation method.
+set. ``fading(draw) = point_index(fading_point, draw)`` where ``fading_point`` is a semantic
+link's base stream index (:func:`semcom.link.reference_point`; the sweep passes that of the
+condition's semantic link with the ``hierarchical`` method, the stream of ``isfr-uep``): the
+frame's gains are then exactly that semantic link's, so per-image comparisons are paired.
+Without ``fading_point`` the link's own ``point(draw)`` (a CRC-32 of its parameters, the
+scheme's name included, and the draw) is used. The noise is always the link's own: the
+standard complex normal ``[S]`` of ``default_rng((seed, point(draw), trial, 1))``.
 
 **What :class:`semcom.evaluation.LinkEvaluation` sees.** One "feature" per frame (the codec
 file): ``sent`` is True when a file was transmitted, ``bit_errors`` counts the payload bits
@@ -90,6 +94,8 @@ class SeparateLink:
         capacity_codecs: codecs the capacity scheme picks the best of.
         num_iter: LDPC decoder iterations.
         batch_size: frames per call of :meth:`simulate` from the evaluation.
+        fading_point: base stream index of the fading (module docstring, *Randomness*), or
+            None for the link's own.
 
     Raises:
         ConfigError: one line naming the bad argument.
@@ -113,6 +119,7 @@ class SeparateLink:
         capacity_codecs: tuple[str, ...] = CODECS,
         num_iter: int = NUM_ITER,
         batch_size: int = 64,
+        fading_point: int | None = None,
     ) -> None:
         if codec not in (*CODECS, CAPACITY):
             raise fail("codec", codec, ", ".join((*CODECS, CAPACITY)))
@@ -164,6 +171,9 @@ class SeparateLink:
         self.frames = 0
         self._files: dict[tuple[bytes, str, float], tuple[int, bytes] | None] = {}
         self._sizes: dict[tuple[bytes, str], dict[int, bytes]] = {}
+        self.fading_point = (
+            None if fading_point is None else check_int("fading_point", fading_point, 0, 2**32 - 1)
+        )
         self._point = point_index(
             "semcom.separate", self.name, codec, self.channel, self.snr_db,
             self.rician_k if self.channel == "rician" else 0.0, self.n_subchannels,
@@ -180,6 +190,12 @@ class SeparateLink:
         """The 32-bit stream index of channel draw ``draw``."""
         return point_index(self._point, int(draw))
 
+    def fading_draw_point(self, draw: int) -> int:
+        """The 32-bit stream index of the fading of channel draw ``draw``."""
+        if self.fading_point is None:
+            return self.draw_point(draw)
+        return point_index(self.fading_point, int(draw))
+
     def config(self) -> dict[str, Any]:
         """The link's parameters (JSON-ready)."""
         return {
@@ -188,7 +204,7 @@ class SeparateLink:
             "symbol_budget": self.symbol_budget, "rate": self.rate,
             "modulation": self.modulation, "rician_k": self.rician_k, "seed": self.seed,
             "power": self.power, "capacity_codecs": list(self.capacity_codecs),
-            "num_iter": self.num_iter,
+            "num_iter": self.num_iter, "fading_point": self.fading_point,
         }  # fmt: skip
 
     # ------------------------------------------------------------------------------ codec
@@ -214,13 +230,13 @@ class SeparateLink:
                 f"[B, {', '.join(map(str, self.mean_image.shape))}] (the mean image's)",
             )
         b, k = images.shape[0], self.n_subchannels
-        point = self.draw_point(draw)
+        point, fading = self.draw_point(draw), self.fading_draw_point(draw)
         h = np.ones((b, k), dtype=np.complex128)
         noise = None if self.noiseless else np.empty((b, self.n_symbols), dtype=np.complex128)
         for j in range(b):
             trial = first_image + j
             if not self.noiseless:
-                rng = np.random.default_rng((self.seed, point, trial))
+                rng = np.random.default_rng((self.seed, fading, trial))
                 h[j] = fading_coefficients(self.channel, (k,), rng=rng, k_factor=self.rician_k
                                            if self.channel == "rician" else 0.0)  # fmt: skip
                 noise_rng = np.random.default_rng((self.seed, point, trial, 1))

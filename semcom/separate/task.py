@@ -59,19 +59,22 @@ def bandwidth_ratio(budget: float, image_shape: tuple[int, ...]) -> float:
 
 def make_link(codec: str, mean_image: Any, budget: float, values: dict[str, Any], name: str,
               rate: float = 0.5, modulation: str = "qpsk",
-              options: SeparateOptions = SeparateOptions()) -> SeparateLink:  # fmt: skip
-    """The :class:`SeparateLink` of a point's condition ``values`` (sweep axes)."""
+              options: SeparateOptions = SeparateOptions(),
+              fading_point: int | None = None) -> SeparateLink:  # fmt: skip
+    """The :class:`SeparateLink` of a point's condition ``values`` (sweep axes); its fading
+    from ``fading_point`` (a semantic link's base stream index) when given."""
     return SeparateLink(
         codec, mean_image, budget, channel=values["channel"], snr_db=values["snr_db"],
         n_subchannels=values["n_subchannels"], rate=rate, modulation=modulation,
         rician_k=values["rician_k"], seed=values["seed"], name=name, power=options.power,
-        num_iter=options.num_iter,
+        num_iter=options.num_iter, fading_point=fading_point,
     )  # fmt: skip
 
 
 def choose_pair(
     codec: str, mean_image: Any, budget: float, values: dict[str, Any], name: str,
     calibration: Any, options: SeparateOptions = SeparateOptions(),
+    fading_point: int | None = None,
 ) -> tuple[float, str, float]:  # fmt: skip
     """``(rate, modulation, mean calibration PSNR)`` of the best pair (module docstring).
 
@@ -89,7 +92,9 @@ def choose_pair(
     best = None
     for modulation in options.modulations:
         for rate in options.rates:
-            link = make_link(codec, mean_image, budget, values, name, rate, modulation, options)
+            link = make_link(
+                codec, mean_image, budget, values, name, rate, modulation, options, fading_point
+            )
             scores = [
                 metrics.psnr(x, link.simulate(images, CALIBRATION_DRAW + d).x_hat.double().numpy())
                 for d in range(options.calibration_draws)

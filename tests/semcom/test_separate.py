@@ -181,3 +181,71 @@ def test_scenario_needs_a_semantic_scheme() -> None:
     problems: list[str] = []
     assert not check_schemes([(0, "sep-webp-ldpc"), (1, "sep-capacity")], problems)
     assert len(problems) == 1 and problems[0].startswith("schemes:")
+
+
+# ---------------------------------------------------------------- paired fading with semantic
+def _tiny_task(schemes: list, channel: dict):  # noqa: ANN202
+    """A LinkPointTask of an untrained 4-feature digits model (no training) and its points."""
+    from semcom.link_task import LinkPointTask
+    from semcom.models.build import build_model
+    from semcom.prepare import Calibration
+    from semcom.runner import grid
+    from semcom.scenario import Scenario
+
+    s = Scenario.model_validate({
+        "name": "pair", "data": {"dataset": "digits", "eval_images": 3},
+        "model": {"name": "mlp", "n_features": 4}, "channel": channel, "schemes": schemes,
+    })  # fmt: skip
+    torch.manual_seed(0)
+    models = {v: build_model("mlp", n_features=4).eval() for v in s.model_variants()}
+    w = {v: np.full(4, 0.25) for v in models}
+    drop = {v: np.full(4, 0.1) for v in models}
+    clean = dict.fromkeys(models, math.nan)
+    calibration = Calibration({}, w, w, drop, clean, np.arange(3), np.arange(3, 6))
+    images = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    task = LinkPointTask(s, calibration)
+    task.use_models(models, images)
+    task.use_separate(images.mean(dim=0), images)
+    return task, list(grid(s))
+
+
+@pytest.mark.parametrize("channel", [{"model": "rayleigh"}, {"model": "rician", "rician_k": 2.0}])
+def test_separate_and_semantic_frames_see_the_same_gains(channel: dict) -> None:
+    torch.set_num_threads(1)
+    task, points = _tiny_task(["isfr-uep", "ui-opt", "sep-capacity"],
+                              {"snr_db": 5, "n_subchannels": 4, **channel})  # fmt: skip
+    by = {p.as_dict()["scheme"]: p for p in points}
+    images = task._images
+    semantic = task.link(by["isfr-uep"])
+    separate, _ = task.separate_link(by["sep-capacity"])
+    other = task.link(by["ui-opt"])  # another allocation method: its own stream (unpaired)
+    assert separate.fading_point == semantic._point
+    for draw, first in ((0, 0), (1, 0), (3, 7)):
+        g_sem = semantic.simulate(images, draw, first).gains
+        g_sep = separate.simulate(images, draw, first).gains
+        np.testing.assert_array_equal(g_sep, g_sem)  # identical draws, frame by frame
+        assert not np.array_equal(other.simulate(images, draw, first).gains, g_sem)
+    assert np.unique(g_sem).size == g_sem.size  # real fading, not a constant
+
+
+def test_reference_point_is_the_semantic_links() -> None:
+    from semcom.link import SemanticLink, reference_point
+    from semcom.models.build import build_model
+
+    model = build_model("mlp", n_features=4)
+    values = {"channel": "rician", "snr_db": 2.0, "rician_k": 4.0, "n_subchannels": 3,
+              "eta": 0.75, "bits_per_scalar": 6}  # fmt: skip
+    for method, mods, ber in (("hierarchical", ("64qam", "qpsk"), "exact"),
+                              ("ui-opt", ("qpsk", "bpsk", "16qam"), "bound")):  # fmt: skip
+        link = SemanticLink(model, np.full(4, 0.25), np.full(4, 0.1), 6, "rician", 3, 2.0, 0.75,
+                            method, 4.0, modulations=mods, ber_model=ber)  # fmt: skip
+        assert reference_point(values, method, "binary", mods, ber) == link._point
+    # a digital separate link with that point draws the semantic link's fading
+    images = torch.stack([_image(s, 8) for s in range(2)])
+    link = SemanticLink(model, np.full(4, 0.25), np.full(4, 0.1), 6, "rician", 3, 2.0, 0.75,
+                        rician_k=4.0)  # fmt: skip
+    sep = SeparateLink("webp", torch.zeros(3, 8, 8), 200, "rician", 2.0, 3, rician_k=4.0,
+                       fading_point=link._point)  # fmt: skip
+    grey = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    np.testing.assert_array_equal(sep.simulate(images, 2, 5).gains,
+                                  link.simulate(grey, 2, 5).gains)  # fmt: skip
