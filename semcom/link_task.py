@@ -135,19 +135,21 @@ class LinkPointTask:
         """A separate scheme's link at ``point`` with its chosen pair, and its row columns."""
         values = point.as_dict()
         name = values["scheme"]
-        codec = self.scenario.scheme(name).separate
+        scheme = self.scenario.scheme(name)
+        codec = scheme.separate
+        options = separate_task.SeparateOptions.from_dict(scheme.separate_options)
         budget = self.symbol_budget(values)
         mean = self._separate["mean"]
-        fading = self.fading_point(values)
+        fading = self.fading_point(values, options.fading)
         rate, modulation, _ = separate_task.choose_pair(
-            codec, mean, budget, values, name, self._separate["calibration"],
-            fading_point=fading,
-        )  # fmt: skip
+            codec, mean, budget, values, name, self._separate["calibration"], options, fading
+        )
         if codec == separate_task.CAPACITY:
-            link = separate_task.make_link(codec, mean, budget, values, name, fading_point=fading)
+            link = separate_task.make_link(codec, mean, budget, values, name, options=options,
+                                           fading_point=fading)  # fmt: skip
         else:
             link = separate_task.make_link(codec, mean, budget, values, name, rate, modulation,
-                                           fading_point=fading)  # fmt: skip
+                                           options, fading)  # fmt: skip
         return link, {"sep_rate": rate, "sep_modulation": modulation}
 
     def fading_point(self, values: dict[str, Any], method: str = "hierarchical") -> int:

@@ -122,6 +122,10 @@ class Scheme:
     "rates": [...], "ber_model": ...}``: the allocation's entries are every (modulation, 5G
     LDPC code rate) pair (:func:`channels.coded.coded_entries`; rate ``"1"`` = uncoded), each
     coded feature LDPC-encoded on the link (:mod:`channels.coded_link`).
+    ``separate_options`` is None (a built-in separate scheme: the defaults of
+    :class:`semcom.separate.task.SeparateOptions`) or a separate scheme's own options from a
+    scenario file (``rates``, ``modulations``, ``power``, ``capacity_codecs``,
+    ``calibration_images``, ``calibration_draws``, ``num_iter``, ``fading``).
     """
 
     model: str
@@ -134,6 +138,7 @@ class Scheme:
     bits: dict[str, Any] | None = None
     separate: str | None = None
     link: dict[str, Any] | None = None
+    separate_options: dict[str, Any] | None = None
 
 
 LDPC_LINK: dict[str, Any] = {

@@ -46,11 +46,11 @@ from semcom.registry import ALLOCATION
 from semcom.scenario.config import Scenario, channel_options, data_options, model_options
 from semcom.scenario.problems import relocate
 from semcom.scenario.schema import NAME_PATTERN, NAME_RULE, STOP_METRICS
-from semcom.scenario.text import invalid, join, unknown_key
+from semcom.scenario.text import invalid, join, missing, unknown_key
 from semcom.scheme_bits import make_bit_allocator, scheme_bits
 from semcom.scheme_compression import resolve_compression
 from semcom.scheme_estimators import keep_count, reducing_methods
-from semcom.schemes import MODEL_VARIANTS, SCHEMES, SEPARATE_SCHEMES
+from semcom.schemes import MODEL_VARIANTS, NO_MODEL, SCHEMES, SEPARATE_SCHEMES
 
 MIN_CALIBRATION = 32
 """Calibration images the test split must keep when ``data.calibration_images`` is null."""
@@ -390,37 +390,32 @@ def check_schemes(
         if isinstance(entry, str):
             name = entry
             if name not in built_in:
-                allowed = ", ".join(built_in) + ", or a mapping {name, model, weights, method}"
+                allowed = (", ".join(built_in) + ", or a mapping {name, model, weights, method} "
+                           "or {name, separate}")  # fmt: skip
                 problems.append(invalid(path, name, allowed))
+        elif entry.separate is not None:
+            name = entry.name
+            check_separate_scheme(path, entry, built_in, problems)
         else:
             name = entry.name
-            if name in built_in:
-                b = SCHEMES.get(name)
-                if (entry.model, entry.weights, entry.method) != (b.model, b.weights, b.method):
-                    problems.append(
-                        invalid(
-                            f"{path}.name",
-                            name,
-                            "a name that is not a built-in scheme (or the built-in's own "
-                            f"model {b.model}, weights {b.weights} and method {b.method})",
-                        )
-                    )
-            if entry.model not in variants:
-                problems.append(invalid(f"{path}.model", entry.model, ", ".join(variants)))
-            if entry.method not in ALLOCATION.names():
-                allowed = ", ".join(ALLOCATION.names())
-                problems.append(invalid(f"{path}.method", entry.method, allowed))
+            for key in ("model", "weights", "method"):  # required of a semantic scheme
+                if getattr(entry, key) is None:
+                    problems.append(missing(f"{path}.{key}", SEMANTIC_FIELDS[key]))
+            if entry.model is None or entry.weights is None or entry.method is None:
+                pass
+            elif name in SEPARATE_SCHEMES and all(  # a built-in separate scheme, as resolved
+                getattr(entry, key) == own for key, own in SEPARATE_OWN.items()
+            ):
+                check_separate_scheme(path, entry, [], problems)
             else:
-                method_options(f"{path}.options", entry.method, entry.options, problems)
-            check_scheme_estimators(path, entry, n_features, problems, model_name)
-            check_scheme_compression(path, entry, problems)
-            if entry.bits is not None:
-                check_scheme_bits(path, entry.bits, n_features, problems)
+                check_semantic_scheme(path, entry, built_in, problems, n_features, model_name,
+                                      variants)  # fmt: skip
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)
     names = [e if isinstance(e, str) else e.name for _, e in entries]
-    if names and all(name in SEPARATE_SCHEMES for name in names):
+    separate = {e.name for _, e in entries if not isinstance(e, str) and e.separate is not None}
+    if names and all(name in SEPARATE_SCHEMES or name in separate for name in names):
         problems.append(
             invalid(
                 "schemes",
@@ -430,6 +425,67 @@ def check_schemes(
             )
         )
     return len(problems) == n
+
+
+SEMANTIC_FIELDS = {
+    "model": "a model variant (" + ", ".join(MODEL_VARIANTS) + ", or one of variants)",
+    "weights": "importance, uniform",
+    "method": "an allocation method (" + ", ".join(ALLOCATION.names()) + ")",
+}
+"""The allowed text of the fields a semantic custom scheme must set."""
+SEPARATE_OWN = {"model": NO_MODEL, "weights": "uniform", "method": NO_MODEL}
+"""The values a separate scheme's ``model``, ``weights`` and ``method`` may repeat."""
+
+
+def check_separate_scheme(path: str, entry: Any, built_in: list[str], problems: list[str]) -> bool:
+    """A custom separate scheme (``separate`` set): a name of its own, and none of the
+    semantic fields (``model``, ``weights``, ``method`` may only repeat ``none``, ``uniform``,
+    ``none``, as :meth:`Scenario.resolved` writes them; no ``options``, ``importance``,
+    ``selection``, ``compression`` or ``bits``). Its ``separate`` fields are checked by the
+    schema (:class:`semcom.scenario.schema.SchemeSeparate`)."""
+    n = len(problems)
+    if entry.name in built_in:
+        problems.append(invalid(f"{path}.name", entry.name, "a name that is not a built-in scheme"))
+    for key, own in SEPARATE_OWN.items():
+        value = getattr(entry, key)
+        if value is not None and value != own:
+            allowed = f"null or {own} (a separate scheme has no model, weights or method)"
+            problems.append(invalid(f"{path}.{key}", value, allowed))
+    for key in ("options", "importance", "selection", "compression", "bits"):
+        if getattr(entry, key):
+            problems.append(invalid(f"{path}.{key}", getattr(entry, key),
+                                    "null (a separate scheme uses no model)"))  # fmt: skip
+    return len(problems) == n
+
+
+def check_semantic_scheme(
+    path: str,
+    entry: Any,
+    built_in: list[str],
+    problems: list[str],
+    n_features: int | None,
+    model_name: str | None,
+    variants: list[str],
+) -> None:
+    """A custom semantic scheme's fields (:func:`check_schemes`)."""
+    name = entry.name
+    if name in built_in:
+        b = SCHEMES.get(name)
+        if (entry.model, entry.weights, entry.method) != (b.model, b.weights, b.method):
+            allowed = ("a name that is not a built-in scheme (or the built-in's own "
+                       f"model {b.model}, weights {b.weights} and method {b.method})")  # fmt: skip
+            problems.append(invalid(f"{path}.name", name, allowed))
+    if entry.model not in variants:
+        problems.append(invalid(f"{path}.model", entry.model, ", ".join(variants)))
+    if entry.method not in ALLOCATION.names():
+        allowed = ", ".join(ALLOCATION.names())
+        problems.append(invalid(f"{path}.method", entry.method, allowed))
+    else:
+        method_options(f"{path}.options", entry.method, entry.options, problems)
+    check_scheme_estimators(path, entry, n_features, problems, model_name)
+    check_scheme_compression(path, entry, problems)
+    if entry.bits is not None:
+        check_scheme_bits(path, entry.bits, n_features, problems)
 
 
 def check_stop_metric(s: Scenario, problems: list[str]) -> bool:

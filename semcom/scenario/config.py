@@ -25,7 +25,7 @@ from semcom.scenario.yaml12 import TAG, core_tag
 from semcom.scheme_bits import bit_allocator_params
 from semcom.scheme_compression import CompressionSpec, codec_name, resolve_compression
 from semcom.scheme_estimators import EstimatorSpec, keep_count, resolve_estimator
-from semcom.schemes import MODEL_VARIANTS, SCHEMES, Scheme
+from semcom.schemes import MODEL_VARIANTS, NO_MODEL, SCHEMES, SEPARATE_SCHEMES, Scheme
 from semcom.train import TrainConfig, resolve_config
 
 EXCLUDED_FROM_HASH = (
@@ -108,6 +108,13 @@ class Scenario(ScenarioFields):
         """
         for entry in self.schemes:
             if isinstance(entry, CustomScheme) and entry.name == name:
+                if entry.separate is None and entry.name in SEPARATE_SCHEMES:
+                    break  # a built-in separate scheme as resolved() writes it (checks)
+                if entry.separate is not None:  # a separate scheme: codec and options
+                    options = entry.separate.model_dump()
+                    codec = options.pop("codec")
+                    return Scheme(NO_MODEL, "uniform", NO_MODEL, separate=codec,
+                                  separate_options=options)  # fmt: skip
                 importance = selection = compression = None
                 if entry.importance is not None:
                     importance = entry.importance.model_dump()
@@ -359,6 +366,8 @@ class Scenario(ScenarioFields):
                                         "options": compression.options}  # fmt: skip
             if s.bits is not None:  # only when set: other scenarios keep their hash
                 entry["bits"] = {**s.bits, "options": bit_allocator_params(s.bits)}
+            if s.separate_options is not None:  # a file's separate scheme: codec and options
+                entry["separate"] = {"codec": s.separate, **s.separate_options}
             out["schemes"].append(entry)
         out["output"]["dir"] = self.output_dir().as_posix()
         return json.loads(json.dumps(out, allow_nan=False))

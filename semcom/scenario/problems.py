@@ -75,7 +75,8 @@ _KEYS: dict[str, str] = {}
 _walk(ScenarioFields, "", _ALLOWED, _KEYS)
 _walk(CustomScheme, "schemes[]", _ALLOWED, _KEYS)
 _ALLOWED["schemes[]"] = (
-    f"a scheme name ({', '.join(SCHEMES.names())}) or a mapping {{name, model, weights, method}}"
+    f"a scheme name ({', '.join(SCHEMES.names())}), a mapping {{name, model, weights, method}} "
+    "or a mapping {name, separate}"
 )
 
 

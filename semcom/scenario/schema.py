@@ -318,20 +318,98 @@ class VariantSection(_Strict):
     )
 
 
+SEPARATE_CODECS = ("jpeg2000", "webp", "avif", "capacity")
+"""A separate scheme's codecs (:data:`semcom.separate.CODECS` and the capacity bound)."""
+SEPARATE_RATES = (1 / 3, 1 / 2, 2 / 3, 5 / 6)
+"""Default LDPC code rates of a separate scheme's pair search (:mod:`semcom.separate.task`)."""
+SEPARATE_RATE_RANGE = (0.2, 0.95)
+"""5G NR LDPC code rates accepted (:data:`semcom.separate.ldpc.RATE_MIN`, ``RATE_MAX``)."""
+SEPARATE_MODULATIONS = ("qpsk", "16qam", "64qam")
+"""Default modulations of a separate scheme's pair search."""
+SEPARATE_MODULATION_SET = ("qpsk", "16qam", "64qam", "256qam")
+"""Modulations a separate scheme may use (:data:`semcom.separate.link.DIGITAL_MODULATIONS`)."""
+RATE_RULE = (
+    f"a non-empty list of distinct code rates in [{SEPARATE_RATE_RANGE[0]}, "
+    f"{SEPARATE_RATE_RANGE[1]}]"
+)
+SeparateModulation = Literal["qpsk", "16qam", "64qam", "256qam"]
+SeparateCodec = Literal["jpeg2000", "webp", "avif"]
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise PydanticCustomError("distinct", "repeated values")
+    return values
+
+
+class SchemeSeparate(_Strict):
+    """A separate scheme's codec and options (:mod:`semcom.separate`): the image codec (or the
+    capacity bound), the (code rate, modulation) pairs searched on the calibration images, the
+    capacity bound's power rule and codecs, and the allocation method of the semantic link
+    whose fading stream the scheme shares (:meth:`semcom.link_task.LinkPointTask.fading_point`).
+    """
+
+    codec: Literal["jpeg2000", "webp", "avif", "capacity"] = _field(
+        allowed=", ".join(SEPARATE_CODECS)
+    )
+    rates: list[Annotated[float, Field(ge=SEPARATE_RATE_RANGE[0], le=SEPARATE_RATE_RANGE[1])]] = (
+        _field(list(SEPARATE_RATES), RATE_RULE, min_length=1)
+    )
+    modulations: list[SeparateModulation] = _field(
+        list(SEPARATE_MODULATIONS),
+        f"a non-empty list of distinct modulations ({', '.join(SEPARATE_MODULATION_SET)})",
+        min_length=1,
+    )
+    power: Literal["waterfilling", "equal"] = _field("waterfilling", "waterfilling, equal")
+    capacity_codecs: list[SeparateCodec] = _field(
+        list(SEPARATE_CODECS[:3]),
+        f"a non-empty list of distinct codecs ({', '.join(SEPARATE_CODECS[:3])})",
+        min_length=1,
+    )
+    calibration_images: Annotated[int, Field(ge=1, le=MAX_IMAGES)] = _field(
+        4, f"an integer in 1..{MAX_IMAGES} (at most data.calibration_images are used)"
+    )
+    calibration_draws: Annotated[int, Field(ge=1, le=MAX_DRAWS)] = _field(
+        2, f"an integer in 1..{MAX_DRAWS}"
+    )
+    num_iter: Annotated[int, Field(ge=1, le=1000)] = _field(20, "an integer in 1..1000")
+    fading: str = _field(
+        "hierarchical",
+        "an allocation method (" + ", ".join(ALLOCATION.names()) + ") whose semantic link's "
+        "fading the scheme shares",
+    )
+
+    @field_validator("rates", "modulations", "capacity_codecs")
+    @classmethod
+    def _no_repeats(cls, values: list[Any]) -> list[Any]:
+        return _distinct(values)
+
+    @field_validator("fading")
+    @classmethod
+    def _fading(cls, method: str) -> str:
+        if method not in ALLOCATION.names():
+            raise PydanticCustomError("fading", "unknown allocation method")
+        return method
+
+
 class CustomScheme(_Strict):
     """A scheme defined in the file: model variant, weights kind and allocation method, and
-    optionally its own importance estimator, selection step and compression step."""
+    optionally its own importance estimator, selection step and compression step; or a
+    separate scheme (``separate``: codec and options, no model, weights or method)."""
 
     name: str = _field(
         allowed=f"a scheme name of at most {MAX_NAME_LENGTH} {NAME_RULE}",
         pattern=NAME_PATTERN,
         max_length=MAX_NAME_LENGTH,
     )
-    model: str = _field(
-        allowed="a model variant (" + ", ".join(MODEL_VARIANTS) + ", or one of variants)"
+    # required for a semantic scheme (semcom.scenario.checks); a separate scheme leaves them out
+    model: str | None = _field(
+        None, "a model variant (" + ", ".join(MODEL_VARIANTS) + ", or one of variants)"
     )
-    weights: Literal["importance", "uniform"] = _field(allowed="importance, uniform")
-    method: str = _field(allowed="an allocation method (" + ", ".join(ALLOCATION.names()) + ")")
+    weights: Literal["importance", "uniform"] | None = _field(None, "importance, uniform")
+    method: str | None = _field(
+        None, "an allocation method (" + ", ".join(ALLOCATION.names()) + ")"
+    )
     options: dict[str, Any] = _factory(dict, OPTIONS + " (passed to optim.solve)")
     importance: SchemeImportance | None = _field(
         None, "null (the scenario's importance) or a mapping {method, options}"
@@ -346,6 +424,11 @@ class CustomScheme(_Strict):
         None,
         "null (channel.bits_per_scalar for every feature) or a mapping "
         "{method, average_bits, q_min, q_max, options}",
+    )
+    separate: SchemeSeparate | None = _field(
+        None,
+        "null (a semantic scheme) or a mapping {codec, rates, modulations, power, "
+        "capacity_codecs, calibration_images, calibration_draws, num_iter, fading}",
     )
 
 

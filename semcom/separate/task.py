@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from channels.errors import check_int, fail
+from semcom.separate.image_codecs import CODECS
 from semcom.separate.link import CAPACITY, SeparateLink
 
 RATES = (1 / 3, 1 / 2, 2 / 3, 5 / 6)
@@ -37,7 +38,20 @@ CALIBRATION_DRAW = 1 << 20
 
 @dataclass(frozen=True)
 class SeparateOptions:
-    """A separate scheme's options (defaults: module constants)."""
+    """A separate scheme's options (defaults: module constants; a scenario's custom separate
+    scheme sets them in its ``separate`` mapping, :class:`semcom.scenario.schema.SchemeSeparate`).
+
+    Attributes:
+        rates: LDPC code rates of the pair search.
+        modulations: modulations of the pair search.
+        calibration_images: calibration images the pair is chosen on (the first ones).
+        calibration_draws: channel draws per calibration image.
+        num_iter: LDPC decoder iterations.
+        power: the capacity bound's power rule, ``"waterfilling"`` or ``"equal"``.
+        capacity_codecs: codecs the capacity bound picks the best of.
+        fading: allocation method of the semantic link whose fading the scheme shares
+            (:meth:`semcom.link_task.LinkPointTask.fading_point`).
+    """
 
     rates: tuple[float, ...] = RATES
     modulations: tuple[str, ...] = MODULATIONS
@@ -45,6 +59,20 @@ class SeparateOptions:
     calibration_draws: int = CALIBRATION_DRAWS
     num_iter: int = 20
     power: str = "waterfilling"
+    capacity_codecs: tuple[str, ...] = CODECS
+    fading: str = "hierarchical"
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any] | None) -> SeparateOptions:
+        """The options of a scheme's ``separate_options`` (None: the defaults); lists become
+        tuples.
+
+        Examples:
+            >>> SeparateOptions.from_dict({"rates": [0.5], "power": "equal"}).rates
+            (0.5,)
+        """
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()}
+        return cls(**values)
 
 
 def symbol_budget(eta: float, n_features: int, scalars_per_feature: int, q: float) -> float:
@@ -67,7 +95,8 @@ def make_link(codec: str, mean_image: Any, budget: float, values: dict[str, Any]
         codec, mean_image, budget, channel=values["channel"], snr_db=values["snr_db"],
         n_subchannels=values["n_subchannels"], rate=rate, modulation=modulation,
         rician_k=values["rician_k"], seed=values["seed"], name=name, power=options.power,
-        num_iter=options.num_iter, fading_point=fading_point,
+        num_iter=options.num_iter, capacity_codecs=options.capacity_codecs,
+        fading_point=fading_point,
     )  # fmt: skip
 
 

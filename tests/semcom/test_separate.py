@@ -249,3 +249,114 @@ def test_reference_point_is_the_semantic_links() -> None:
     grey = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     np.testing.assert_array_equal(sep.simulate(images, 2, 5).gains,
                                   link.simulate(grey, 2, 5).gains)  # fmt: skip
+
+
+# ------------------------------------------------------------ YAML route for the options
+def _file(schemes: list) -> dict:
+    return {"name": "sepyaml", "data": {"dataset": "digits", "eval_images": 4},
+            "model": {"name": "mlp", "n_features": 4}, "channel": {"snr_db": 5},
+            "schemes": schemes, "stop": {"min_draws": 1, "max_draws": 1}}  # fmt: skip
+
+
+_SEP_OPTIONS = {"codec": "webp", "rates": [0.5, 0.75], "modulations": ["qpsk"],
+                "calibration_images": 2}  # fmt: skip
+_SEP = {"name": "my-webp", "separate": _SEP_OPTIONS}
+
+
+def test_custom_separate_scheme_from_yaml() -> None:
+    from semcom.scenario import load_scenario, schema
+    from semcom.separate import ldpc, task
+    from semcom.separate.link import DIGITAL_MODULATIONS
+
+    # the schema's copies of the package's constants (the schema does not import the link)
+    assert schema.SEPARATE_CODECS == (*CODECS, "capacity")
+    assert schema.SEPARATE_RATES == task.RATES
+    assert schema.SEPARATE_MODULATIONS == task.MODULATIONS
+    assert schema.SEPARATE_MODULATION_SET == DIGITAL_MODULATIONS
+    assert schema.SEPARATE_RATE_RANGE == (ldpc.RATE_MIN, ldpc.RATE_MAX)
+    cap = {"name": "cap-eq", "separate": {"codec": "capacity", "power": "equal",
+                                          "capacity_codecs": ["jpeg2000"]}}  # fmt: skip
+    s = load_scenario(_file(["isfr-uep", _SEP, cap, "sep-avif-ldpc"]))
+    assert s.model_variants() == ["isfr"]
+    mine = s.scheme("my-webp")
+    assert (mine.model, mine.method, mine.separate) == ("none", "none", "webp")
+    options = task.SeparateOptions.from_dict(mine.separate_options)
+    assert options.rates == (0.5, 0.75) and options.modulations == ("qpsk",)
+    assert options.calibration_images == 2 and options.fading == "hierarchical"
+    assert options.power == task.SeparateOptions().power  # unset: the defaults
+    assert s.scheme("sep-avif-ldpc").separate_options is None  # built-in: the defaults
+    resolved = s.resolved()["schemes"]
+    assert resolved[1]["separate"]["codec"] == "webp" and "separate" not in resolved[3]
+    again = load_scenario({**s.resolved(), "name": "sepyaml"})  # the resolved file reloads
+    assert again.config_hash() == s.config_hash()
+    fewer = {**_SEP, "separate": {**_SEP_OPTIONS, "rates": [0.5]}}
+    other = load_scenario(_file(["isfr-uep", fewer, cap, "sep-avif-ldpc"]))
+    assert other.config_hash() != s.config_hash()
+
+
+def test_custom_separate_options_reach_the_link() -> None:
+    torch.set_num_threads(1)
+    cap = {
+        "name": "cap-eq",
+        "separate": {
+            "codec": "capacity",
+            "power": "equal",
+            "capacity_codecs": ["jpeg2000"],
+            "fading": "ui-opt",
+        },
+    }
+    mine = {"name": "mine", "separate": {"codec": "jpeg2000", "rates": [0.5],
+                                         "modulations": ["16qam"], "calibration_images": 1,
+                                         "calibration_draws": 1, "num_iter": 5}}  # fmt: skip
+    task, points = _tiny_task(["isfr-uep", "ui-opt", mine, cap],
+                              {"snr_db": 5, "n_subchannels": 4})  # fmt: skip
+    by = {p.as_dict()["scheme"]: p for p in points}
+    link, columns = task.separate_link(by["mine"])  # one pair: the search has no choice
+    assert (link.rate, link.modulation, link.num_iter) == (0.5, "16qam", 5)
+    assert columns == {"sep_rate": 0.5, "sep_modulation": "16qam"}
+    link, _ = task.separate_link(by["cap-eq"])
+    assert (link.power, link.capacity_codecs) == ("equal", ("jpeg2000",))
+    assert link.fading_point == task.link(by["ui-opt"])._point  # fading: ui-opt's stream
+
+
+@pytest.mark.parametrize(
+    ("separate", "line"),
+    [({"codec": "bpg"}, r"schemes\[1\]\.separate\.codec: 'bpg' is invalid; allowed: jpeg2000"),
+     ({"codec": "webp", "rates": [0.1]}, r"schemes\[1\]\.separate\.rates\[0\]: 0\.1 is invalid"),
+     ({"codec": "webp", "rates": []}, r"schemes\[1\]\.separate\.rates: \[\] is invalid"),
+     ({"codec": "webp", "rates": [0.5, 0.5]}, r"schemes\[1\]\.separate\.rates: \[0\.5, 0\.5\]"),
+     ({"codec": "webp", "modulations": ["8psk"]},
+      r"schemes\[1\]\.separate\.modulations\[0\]: '8psk' is invalid; allowed: a non-empty list"),
+     ({"codec": "capacity", "power": "max"}, r"schemes\[1\]\.separate\.power: 'max' is invalid"),
+     ({"codec": "capacity", "capacity_codecs": ["capacity"]},
+      r"schemes\[1\]\.separate\.capacity_codecs\[0\]: 'capacity' is invalid"),
+     ({"codec": "webp", "fading": "nope"}, r"schemes\[1\]\.separate\.fading: 'nope' is invalid"),
+     ({"codec": "webp", "calibration_images": 0},
+      r"schemes\[1\]\.separate\.calibration_images: 0 is invalid; allowed: an integer in 1\.\."),
+     ({"codec": "webp", "quality": 3}, r"schemes\[1\]\.separate\.quality: unknown key"),
+     ({"rates": [0.5]}, r"schemes\[1\]\.separate\.codec: required key is missing")],
+)  # fmt: skip
+def test_bad_separate_options_one_line(separate: dict, line: str) -> None:
+    from semcom.scenario import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError, match=line) as info:
+        load_scenario(_file(["isfr-uep", {"name": "s", "separate": separate}]))
+    assert len(str(info.value).strip().splitlines()) == 1, str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "line"),
+    [({**_SEP, "model": "isfr"}, r"schemes\[1\]\.model: 'isfr' is invalid; allowed: null or none"),
+     ({**_SEP, "bits": {"method": "uniform", "average_bits": 4}},
+      r"schemes\[1\]\.bits: .* is invalid; allowed: null \(a separate scheme uses no model\)"),
+     ({**_SEP, "name": "sep-webp-ldpc"},
+      r"schemes\[1\]\.name: 'sep-webp-ldpc' is invalid; allowed: a name that is not a built-in"),
+     ({"name": "x", "model": "isfr", "weights": "uniform"},
+      r"schemes\[1\]\.method: required key is missing; allowed: an allocation method")],
+)  # fmt: skip
+def test_separate_and_semantic_fields_do_not_mix(entry: dict, line: str) -> None:
+    from semcom.scenario import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError, match=line) as info:
+        load_scenario(_file(["isfr-uep", entry]))
+    assert len(str(info.value).strip().splitlines()) == 1, str(info.value)
