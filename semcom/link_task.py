@@ -105,7 +105,8 @@ class LinkPointTask:
             configs[variant] = trained.config
         for name, codec in self.calibration.codecs.items():
             self._models[name] = codec.load(self.device)
-        test = test_split(next(iter(configs.values())))
+        reference = self.scenario.reference_config()  # separate schemes only: no checkpoint
+        test = test_split(next(iter(configs.values()), reference))
         index = torch.from_numpy(self.calibration.eval_indices)
         self._images = test.images[index]
         for variant in configs:  # photos: test crops larger than the training patches
@@ -113,7 +114,9 @@ class LinkPointTask:
         wants_accuracy = "accuracy" in self.scenario.metrics
         self._labels = test.labels[index] if wants_accuracy else None
         if any(self.scenario.scheme(n).separate for n in self.scenario.scheme_names()):
-            config = next(iter(configs.values()))
+            config = next(iter(configs.values()), reference)
+            if not self._models:  # the budget's N and L from the untrained reference model
+                self.use_budget_model(reference_model(config, test.images.shape[1:]))
             train = load_dataset(config.dataset, "train", root=config.dataset_root,
                                  **config.dataset_options)  # fmt: skip
             calib = torch.from_numpy(self.calibration.calibration_indices)
@@ -122,11 +125,18 @@ class LinkPointTask:
     def use_separate(self, mean_image: Any, calibration_images: Any) -> None:
         """The separate schemes' failure image (the training-set mean ``[C, H, W]``) and the
         images their (rate, modulation) pair is chosen on (:meth:`setup` sets both)."""
-        self._separate = {"mean": mean_image, "calibration": calibration_images}
+        self._separate.update(mean=mean_image, calibration=calibration_images)
+
+    def use_budget_model(self, model: Any) -> None:
+        """The model whose ``N`` and ``L`` set the separate schemes' budget when the scenario
+        has no semantic scheme (:meth:`setup` builds it untrained: its shape is all it gives)."""
+        self._separate["budget_model"] = model
 
     def symbol_budget(self, values: dict[str, Any]) -> float:
-        """``S_max = η N L Q / 2`` of a point's condition (the scenario model's ``N``, ``L``)."""
-        model = next(iter(self._models.values()))
+        """``S_max = η N L Q / 2`` of a point's condition (the scenario model's ``N``, ``L``:
+        a loaded model's, else the untrained reference model's of a scenario of separate
+        schemes only)."""
+        model = next(iter(self._models.values()), None) or self._separate["budget_model"]
         return separate_task.symbol_budget(
             values["eta"], model.n_features, model.scalars_per_feature, values["bits_per_scalar"]
         )
@@ -336,6 +346,17 @@ class LinkPointTask:
             for b in range(evaluation.n_images)
         ]  # fmt: skip
         return PointResult(row=row, tables={"per_image": images})
+
+
+def reference_model(config: Any, image_shape: tuple[int, ...]) -> Any:
+    """The untrained model of ``config`` at the test images' ``[C, H, W]`` (its ``N`` and
+    ``L`` set the budget of a scenario of separate schemes only; its weights are never used).
+    """
+    from semcom.models import build_model
+
+    with torch.random.fork_rng(devices=[]):  # leaves torch's global generator as it was
+        model = build_model(config.model, config.n_features, **config.model_options)
+    return at_input_shape(model.eval(), tuple(image_shape))
 
 
 def metric_columns(result: LinkResult, ms_ssim: bool = False) -> dict[str, float]:

@@ -306,6 +306,7 @@ def calibrate(
     ordering: bool = True,
     log: Callable[[str], None] | None = None,
     compressions: dict[str, tuple[str, CompressionSpec]] | None = None,
+    reference: TrainConfig | None = None,
 ) -> Calibration:
     """Importance weights, drop distortions and clean PSNRs of every codec (module docstring).
 
@@ -317,8 +318,12 @@ def calibrate(
     ``ordering``, the ordering quality of every profile of the model variants is measured
     (:func:`semcom.scheme_estimators.ordering_rows`; not of the compressed codecs). ``log``
     gets one line per fitted estimator and per compression.
+    ``reference``: the config whose data set gives the test split when ``configs`` is empty
+    (a scenario of separate schemes only: no model is measured).
     """
-    first = next(iter(configs.values()))
+    first = next(iter(configs.values()), reference)
+    if first is None:
+        raise ValueError("calibrate: no model config and no reference config")
     test = test_split(first)
     eval_idx, calib_idx = split_test_set(len(test), eval_images, calibration_images, seed)
     images = test.images[torch.from_numpy(eval_idx)]

@@ -103,7 +103,7 @@ def open_store(
     """
     out = scenario.output_dir()
     ex = scenario.execution
-    first = scenario.train_config(scenario.model_variants()[0])
+    first = scenario.reference_config()
     data = data_fingerprint(
         first, scenario.data.eval_images, scenario.data.calibration_images, ex.seed
     )
@@ -216,11 +216,13 @@ def _run_locked(
             checkpoints, configs, scenario.data.eval_images, scenario.data.calibration_images,
             scenario.importance.method, scenario.importance.options, ex.seed, device,
             estimators=scenario.estimator_plan(), log=log,
-            compressions=scenario.compression_plan(),
+            compressions=scenario.compression_plan(), reference=scenario.reference_config(),
         )  # fmt: skip
-        write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
-        write_text_atomic(out / "ordering.csv", _csv_text(calibration.ordering))
-        write_text_atomic(out / "models.csv", _csv_text(calibration.models))
+        for name, rows in (("importance.csv", calibration.importance_rows()),
+                           ("ordering.csv", calibration.ordering),
+                           ("models.csv", calibration.models)):  # fmt: skip
+            if rows or configs:  # separate schemes only: no model, so none of these files
+                write_text_atomic(out / name, _csv_text(rows))
         if calibration.codecs:
             write_text_atomic(out / "compression.csv", _csv_text(calibration.compression_rows()))
 

@@ -124,17 +124,18 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     import torch
 
     from semcom.evaluation import LinkEvaluation
-    from semcom.link_task import LinkPointTask
+    from semcom.link_task import LinkPointTask, reference_model
     from semcom.models import build_model
     from semcom.models.build import at_input_shape
     from semcom.prepare import Calibration, allocation_inputs, split_test_set, test_split
     from semcom.runner import resolve_device
     from semcom.scheme_compression import compress_codec, dense_size
     from semcom.scheme_estimators import fit_profile
+    from semcom.separate.task import SeparateOptions, make_link
 
     step[0] = "reading the test split"
     configs = {v: scenario.train_config(v) for v in scenario.model_variants()}
-    first = next(iter(configs.values()))
+    first = next(iter(configs.values()), scenario.reference_config())
     test = test_split(first)
     eval_idx, calib_idx = split_test_set(
         len(test), scenario.data.eval_images, scenario.data.calibration_images,
@@ -178,10 +179,22 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
                               sizes=sizes)  # fmt: skip
     task = LinkPointTask(scenario, calibration, device=device)
     task.use_models(models, images)
+    task.use_separate(calibration_images.mean(dim=0), calibration_images)  # trial: no train split
+    if not models:  # separate schemes only: the budget's N and L of the untrained model
+        task.use_budget_model(reference_model(first, images.shape[1:]))
     links = {}
     for i, point in enumerate(points):  # every combination must build
         step[0] = f"building the link of point {i + 1} of {len(points)}"
-        link = task.link(point)
+        scheme = scenario.scheme(point["scheme"])
+        if scheme.separate is not None:  # its default pair: no pair search in the trial
+            values = point.as_dict()
+            options = SeparateOptions.from_dict(scheme.separate_options)
+            link = make_link(scheme.separate, calibration_images.mean(dim=0),
+                             task.symbol_budget(values), values, values["scheme"],
+                             options=options,
+                             fading_point=task.fading_point(values, options.fading))  # fmt: skip
+        else:
+            link = task.link(point)
         links.setdefault(point["scheme"], link)
     for name, link in links.items():
         step[0] = f"sending the trial images with {name}"

@@ -413,17 +413,6 @@ def check_schemes(
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)
-    names = [e if isinstance(e, str) else e.name for _, e in entries]
-    separate = {e.name for _, e in entries if not isinstance(e, str) and e.separate is not None}
-    if names and all(name in SEPARATE_SCHEMES or name in separate for name in names):
-        problems.append(
-            invalid(
-                "schemes",
-                names,
-                "at least one semantic scheme next to the "
-                "separate ones (its model sets the budget and the data split)",
-            )
-        )
     return len(problems) == n
 
 

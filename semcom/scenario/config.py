@@ -137,6 +137,17 @@ class Scenario(ScenarioFields):
             self.scheme(n).model for n in self.scheme_names() if self.scheme(n).separate is None
         ))  # fmt: skip
 
+    def reference_variant(self) -> str:
+        """The model variant whose training config fixes the data split and the symbol budget:
+        the first the schemes use, or ``isfr`` for a scenario of separate schemes only (whose
+        model is then built untrained, for its ``N`` and ``L``, never trained)."""
+        variants = self.model_variants()
+        return variants[0] if variants else "isfr"
+
+    def reference_config(self) -> TrainConfig:
+        """:meth:`train_config` of :meth:`reference_variant`."""
+        return self.train_config(self.reference_variant())
+
     def variant_names(self) -> list[str]:
         """Every model variant a scheme may name: the built-in ones, then the file's."""
         return list(dict.fromkeys([*MODEL_VARIANTS, *self.variants]))

@@ -172,15 +172,42 @@ def test_bad_options_one_line(kwargs: dict, field: str) -> None:
     assert str(err.value).startswith(field) and "\n" not in str(err.value)
 
 
-def test_scenario_needs_a_semantic_scheme() -> None:
+def test_scenario_of_separate_schemes_only_runs_without_a_model() -> None:
+    """No semantic scheme: nothing is trained; the budget's N and L come from the scenario's
+    model built untrained, the data split and the mean image from its data set."""
+    from semcom.data import load_dataset
+    from semcom.link_task import LinkPointTask
+    from semcom.models.build import build_model
+    from semcom.prepare import Calibration, split_test_set, test_split
+    from semcom.runner import grid
     from semcom.scenario import Scenario
     from semcom.scenario.checks import check_schemes
 
-    s = Scenario.model_validate({"name": "d", "schemes": ["isfr-uep", "sep-webp-ldpc"]})
-    assert s.model_variants() == ["isfr"] and s.scheme("sep-webp-ldpc").separate == "webp"
     problems: list[str] = []
-    assert not check_schemes([(0, "sep-webp-ldpc"), (1, "sep-capacity")], problems)
-    assert len(problems) == 1 and problems[0].startswith("schemes:")
+    assert check_schemes([(0, "sep-webp-ldpc"), (1, "sep-capacity")], problems) and not problems
+    s = Scenario.model_validate({
+        "name": "only", "data": {"dataset": "digits", "eval_images": 3},
+        "model": {"name": "mlp", "n_features": 8}, "channel": {"snr_db": 30},
+        "allocation": {"eta": 0.25}, "schemes": ["sep-capacity"],
+        "stop": {"min_draws": 1, "max_draws": 1},
+    })  # fmt: skip
+    assert s.model_variants() == [] and s.reference_variant() == "isfr"
+    config = s.reference_config()
+    eval_idx, calib_idx = split_test_set(len(test_split(config)), 3, 8, 0)
+    task = LinkPointTask(s, Calibration({}, {}, {}, {}, {}, eval_idx, calib_idx))
+    state = torch.random.get_rng_state()
+    task.setup()
+    assert torch.equal(torch.random.get_rng_state(), state)  # the untrained model drew nothing
+    (point,) = grid(s)
+    n, length = 8, build_model("mlp", n_features=8).scalars_per_feature
+    budget = 0.25 * n * length * 8 / 2  # S_max = eta N L Q / 2
+    assert task.symbol_budget(point.as_dict()) == budget
+    train = load_dataset("digits", "train")
+    assert torch.equal(task._separate["mean"], train.images.mean(dim=0))
+    row = task(point).row
+    assert row["model"] == "none" and row["n_images"] == 3
+    assert row["bandwidth_ratio"] == budget / 64  # 8x8 grey digits
+    assert 0 <= row["sep_failures"] <= 3
 
 
 # ---------------------------------------------------------------- paired fading with semantic
@@ -360,3 +387,17 @@ def test_separate_and_semantic_fields_do_not_mix(entry: dict, line: str) -> None
     with pytest.raises(ScenarioError, match=line) as info:
         load_scenario(_file(["isfr-uep", entry]))
     assert len(str(info.value).strip().splitlines()) == 1, str(info.value)
+
+
+def test_check_trial_builds_separate_links(tmp_path, capsys) -> None:  # noqa: ANN001
+    """``semcom check`` (tiny trial) on a file of separate schemes only, one custom."""
+    import yaml
+
+    from semcom.cli import main
+
+    path = tmp_path / "only.yaml"
+    path.write_text(yaml.safe_dump(_file(["sep-capacity", {"name": "j2k", "separate": {
+        "codec": "jpeg2000", "rates": [0.5], "modulations": ["16qam"]}}])))  # fmt: skip
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 schemes, 0 model variants" in out and "j2k" in out
