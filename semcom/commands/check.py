@@ -186,13 +186,13 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     for i, point in enumerate(points):  # every combination must build
         step[0] = f"building the link of point {i + 1} of {len(points)}"
         scheme = scenario.scheme(point["scheme"])
-        if scheme.separate is not None:  # its default pair: no pair search in the trial
+        if scheme.separate is not None:  # its first pair: no pair search in the trial
             values = point.as_dict()
             options = SeparateOptions.from_dict(scheme.separate_options)
             link = make_link(scheme.separate, calibration_images.mean(dim=0),
                              task.symbol_budget(values), values, values["scheme"],
-                             options=options,
-                             fading_point=task.fading_point(values, options.fading))  # fmt: skip
+                             options.rates[0], options.modulations[0], options,
+                             task.fading_point(values, options.fading))  # fmt: skip
         else:
             link = task.link(point)
         links.setdefault(point["scheme"], link)
@@ -202,6 +202,13 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
                                     compute_ms_ssim="ms_ssim" in scenario.metrics)  # fmt: skip
         evaluation.add_draw(0)
         r = evaluation.result()
-        print(f"  {name:<26} ok: {r.n_images} images x 1 draw, PSNR {r.psnr_db:6.2f} dB "
-              f"(untrained model), {r.mean_selected:.1f} features sent", flush=True)  # fmt: skip
+        codec = scenario.scheme(name).separate
+        if codec is not None:
+            pair = f"rate {link.rate:.3g}, {link.modulation}"
+            pair = "capacity bound" if codec == "capacity" else pair
+            what = f"(separate: {pair}), {link.failures} of {link.frames} frames failed"
+        else:
+            what = f"(untrained model), {r.mean_selected:.1f} features sent"
+        print(f"  {name:<26} ok: {r.n_images} images x 1 draw, PSNR {r.psnr_db:6.2f} dB {what}",
+              flush=True)  # fmt: skip
     return len(links), len(configs)
