@@ -127,7 +127,7 @@ def test_every_routing_method_builds_link_shaped_codecs(name: str) -> None:
 
 def test_a_run_trains_adapted_and_routed_variants(tmp_path: Path) -> None:
     spec = _scenario("mlp", {})
-    spec["data"]["options"] = {"limit": 240}
+    spec["data"]["options"] = {"limit": 120}
     spec["training"].update(checkpoint_dir=str(tmp_path / "checkpoints"), batch_size=32)
     spec["variants"] = {
         "lora": {"init_from": "isfr", "adapter": {"method": "lora", "options": {"rank": 2}},
