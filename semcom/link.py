@@ -592,16 +592,15 @@ class SemanticLink:
         )  # fmt: skip
 
     def _allocate(
-        self, rng: np.random.Generator, kept: np.ndarray | None = None, h: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, Any, float]:
-        """One channel draw and its allocation: ``(gains, h, allocation, objective)``.
+        self, rng: np.random.Generator, h: np.ndarray, kept: np.ndarray | None = None
+    ) -> tuple[optim.Allocation, float]:
+        """The allocation of one frame and its objective: ``(allocation, objective)``.
 
-        ``kept`` (bool ``[N]``, selection step only): the allocation chooses among these
-        features only (module docstring, *Selection step*). ``h``: the frame's coefficients
-        already drawn from ``rng`` by :meth:`_draw_fading` (``None``: drawn here).
+        ``h``: the frame's coefficients, already drawn from ``rng`` by :meth:`_draw_fading`
+        (a randomised method's seed is the generator's next draw). ``kept`` (bool ``[N]``,
+        selection step only): the allocation chooses among these features only (module
+        docstring, *Selection step*).
         """
-        if h is None:
-            h = self._draw_fading(rng)
         gains = np.abs(h) ** 2
         options = dict(self.method_options)
         if self._randomised and "seed" not in options:
@@ -619,7 +618,7 @@ class SemanticLink:
                 allocation, value = self._allocate_kept(gains, kept, options)
             if cache_key is not None and len(self._cache) < _CACHE_SIZE:
                 self._cache[cache_key] = (allocation, value)
-        return gains, h, allocation, value
+        return allocation, value
 
     def _solve(self, problem: Problem, options: dict[str, Any]) -> Any:
         """``optim.solve`` of one frame; an exact allocation must be proven optimal."""
@@ -714,9 +713,8 @@ class SemanticLink:
         else:
             for j in range(b):
                 frame_kept = None if kept is None else kept[j]
-                gains[j], h, allocation, objective[j] = self._allocate(
-                    rngs[j], frame_kept, fading[j]
-                )
+                allocation, objective[j] = self._allocate(rngs[j], fading[j], frame_kept)
+                h = fading[j]
                 sel = allocation.selected
                 names = allocation.modulation
                 m[j, sel] = [BITS_PER_SYMBOL[parse_entry(name)[0]] for name in names]

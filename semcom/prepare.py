@@ -26,6 +26,7 @@ image by image (paired differences, :mod:`semcom.report`).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -362,23 +363,20 @@ def model_row(variant: str, trained: TrainedModel, clean_psnr_db: float) -> dict
     ``trainable_parameters`` (those the training updated: an adapted model's adapter only),
     ``clean_psnr_db``, ``checkpoint``.
     """
-    import json
-
     c = trained.config
-    parent = getattr(c, "init_from", None)
     history = trained.history
     steps = history[-1].get("step") if history else 0
     return {
         "model": variant,
         "training_method": c.method or "none",
-        "adapter": getattr(c, "adapter", None) or "none",
-        "routing": getattr(c, "routing", None) or "none",
-        "channel_training": json.dumps(getattr(c, "channel", {}) or {}, sort_keys=True),
-        "init_from": "none" if not parent else config_hash(TrainConfig(**parent))[:16],
+        "adapter": c.adapter or "none",
+        "routing": c.routing or "none",
+        "channel_training": json.dumps(c.channel, sort_keys=True),
+        "init_from": "none" if not c.init_from else config_hash(TrainConfig(**c.init_from))[:16],
         "epochs": len(history),
         "steps": -1 if steps is None else int(steps),
         "parameters": sum(p.numel() for p in trained.model.parameters()),
-        "trainable_parameters": int(getattr(trained, "trainable_parameters", 0) or 0),
+        "trainable_parameters": trained.trainable_parameters,
         "clean_psnr_db": clean_psnr_db,
         "checkpoint": str(trained.checkpoint),
     }

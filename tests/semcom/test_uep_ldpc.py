@@ -37,7 +37,7 @@ def test_link_sends_coded_features() -> None:
     frames = link.simulate(images, draw=0)
     assert frames.sent.any()
     rng = np.random.default_rng(0)
-    allocation = link._allocate(rng)[2]  # the allocation of one draw uses a coded entry
+    allocation = link._allocate(rng, link._draw_fading(rng))[0]  # one draw uses a coded entry
     assert any("-r" in m for m in allocation.modulation)
     strong, _ = _link(snr_db=30.0)  # far above every waterfall: no bit error after decoding
     assert int(strong.simulate(images).bit_errors.sum()) == 0
