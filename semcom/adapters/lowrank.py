@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from channels.errors import ConfigError, check_choice, fail
+from semcom.importance.base import eval_mode
 
 TARGETS = ("all", "encoder", "decoder")
 """Values of the ``targets`` option: which half of the codec gets adapters."""
@@ -192,17 +193,14 @@ def traced_modules(model: nn.Module, select: Callable[[nn.Module], bool]) -> dic
             seen[phase[0]].append(name)
 
     handles = [m.register_forward_pre_hook(pre_hook) for m in model.modules() if select(m)]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             z = model.encode(x, state) if state is not None else model.encode(x)
             phase[0] = "decoder"
             model.decode(z, state) if state is not None else model.decode(z)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return seen
 
 

@@ -51,6 +51,7 @@ from torch import nn
 
 from channels.errors import ConfigError, check_choice, check_flag, check_int, check_real
 from semcom.channel_state import ChannelState
+from semcom.importance.base import eval_mode
 from semcom.routing.base import ROUTING, RoutingMethod
 
 X0_MODES = ("posterior", "mean")
@@ -335,12 +336,9 @@ class DOIT(RoutingMethod):
     def finalize(
         self, model: torch.nn.Module, images: torch.Tensor, states: ChannelState | None
     ) -> None:
-        was = model.training
-        model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             x = images[: self.calibration].to(next(model.parameters()).device)
             z = model.encode(x).reshape(len(x), -1).cpu()
-        model.train(was)
         gm = GaussianMixture.fit(
             z, self.components, self.em_iters, torch.Generator().manual_seed(self.seed)
         )

@@ -39,6 +39,7 @@ from torch import nn
 
 from channels.errors import ConfigError, check_choice, check_int, check_real
 from semcom.channel_state import ChannelState
+from semcom.importance.base import eval_mode
 from semcom.routing.base import ROUTING, RoutingMethod
 
 BLOCKS = ("encoder", "decoder", "all")
@@ -218,16 +219,13 @@ class InformedRouting(RoutingMethod):
             )
             for n, b in blocks
         ]
-        was = model.training
-        model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(model):
                 x = images[: self.calibration].to(next(model.parameters()).device)
                 model.decode(model.encode(x))
         finally:
             for h in handles:
                 h.remove()
-            model.train(was)
         self.fitted = {}
         for name, block in blocks:
             u = torch.cat([a for a, _ in seen[name]]).reshape(-1, block.norm2.normalized_shape[0])

@@ -55,6 +55,7 @@ from torch.func import functional_call
 
 from channels.errors import ConfigError, check_int, check_real, fail
 from semcom.channel_state import ChannelState
+from semcom.importance.base import eval_mode
 from semcom.routing.base import ROUTING, RoutingMethod
 from semcom.routing.snr_bins import SNRBinExperts, snr_bins
 from semcom.training.base import TrainingHook
@@ -409,11 +410,21 @@ class ExpertMerging(RoutingMethod):
         coeffs: dict[str, torch.Tensor],
         start: float,
     ) -> dict[str, torch.Tensor]:
+        """The coefficient logits fitted with every expert in eval mode (clean passes)."""
+        with eval_mode(experts):
+            return self._fit(experts, base, params, groups, coeffs, start)
+
+    def _fit(
+        self,
+        experts: SNRBinExperts,
+        base: dict[str, torch.Tensor],
+        params: list[dict[str, torch.Tensor]],
+        groups: list[torch.Tensor],
+        coeffs: dict[str, torch.Tensor],
+        start: float,
+    ) -> dict[str, torch.Tensor]:
         module = experts.experts[0]
         codec = _Codec(module)
-        was_training = module.training
-        for e in experts.experts:
-            e.eval()
         with torch.no_grad():
             targets = []
             for e, x in zip(experts.experts, groups, strict=True):
@@ -447,6 +458,4 @@ class ExpertMerging(RoutingMethod):
             loss = loss + self.gamma * reg
             loss.backward()
             opt.step()
-        for e in experts.experts:
-            e.train(was_training)
         return {n: c.detach() for n, c in logits.items()}

@@ -42,6 +42,7 @@ import torch
 
 from channels.errors import ConfigError, check_choice, check_int, check_real, fail
 from semcom.channel_state import ChannelState
+from semcom.importance.base import eval_mode
 from semcom.models.attention import HeadAttention, attention_layers, recording
 from semcom.routing.base import ROUTING, RoutingMethod
 
@@ -190,19 +191,14 @@ class OASIS(RoutingMethod):
             raise fail("images", tuple(x.shape), "a non-empty [M, C, H, W] tensor")
         sums = [torch.zeros(m.heads, dtype=torch.float64) for m in layers]
         count = 0
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), recording(model):
-                for start in range(0, len(x), 64):
-                    xb = x[start : start + 64].to(device)
-                    model.decode(model.encode(xb))
-                    for s, m in zip(sums, layers, strict=True):
-                        assert m.last_weights is not None
-                        s += locality_kl(m.last_weights, support).sum(dim=(0, 2)).cpu()
-                    count += len(xb) * support.shape[0]
-        finally:
-            model.train(was_training)
+        with torch.no_grad(), eval_mode(model), recording(model):
+            for start in range(0, len(x), 64):
+                xb = x[start : start + 64].to(device)
+                model.decode(model.encode(xb))
+                for s, m in zip(sums, layers, strict=True):
+                    assert m.last_weights is not None
+                    s += locality_kl(m.last_weights, support).sum(dim=(0, 2)).cpu()
+                count += len(xb) * support.shape[0]
         self.kl = [s / count for s in sums]
         flat = assign_local(torch.cat(self.kl), self.threshold, self.local_fraction)
         self.local = list(flat.split([len(k) for k in self.kl]))

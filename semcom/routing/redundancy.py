@@ -36,6 +36,7 @@ from torch import nn
 
 from channels.errors import ConfigError, check_int, check_real
 from semcom.channel_state import ChannelState
+from semcom.importance.base import eval_mode
 from semcom.routing.base import ROUTING, RoutingMethod
 
 EPS = 1e-12
@@ -205,10 +206,8 @@ class DiTRedundancy(RoutingMethod):
             )
             for n, m in units
         ]
-        was = model.training
-        model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(model):
                 x = images[: self.calibration].to(next(model.parameters()).device)
                 snr = (
                     torch.full((len(x),), 10.0)
@@ -221,7 +220,6 @@ class DiTRedundancy(RoutingMethod):
         finally:
             for h in handles:
                 h.remove()
-            model.train(was)
         self.stats, self.thresholds = {}, {}
         for name, seq in record.items():
             out_d = [redundancy(seq[t - 1][1], seq[t][1]) for t in range(1, len(seq))]

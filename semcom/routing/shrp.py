@@ -35,6 +35,7 @@ import torch
 
 from channels.errors import ConfigError, check_choice, check_int, check_real, fail
 from semcom.channel_state import ChannelState
+from semcom.importance.base import eval_mode
 from semcom.models.expert_attention import ExpertAttention
 from semcom.routing.base import ROUTING, RoutingMethod
 
@@ -143,20 +144,17 @@ class SHRP(RoutingMethod):
         if x.ndim != 4 or len(x) == 0:
             raise fail("images", tuple(x.shape), "a non-empty [M, C, H, W] tensor")
         device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         for m in layers:
             m.usage.zero_()
             m.count_usage = True
         try:
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(model):
                 for start in range(0, len(x), 64):
                     xb = x[start : start + 64].to(device)
                     model.decode(model.encode(xb))
         finally:
             for m in layers:
                 m.count_usage = False
-            model.train(was_training)
         self.usage = [m.usage.detach().cpu().clone() for m in layers]
 
     def kept_heads(self) -> list[list[int]]:
