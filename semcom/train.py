@@ -454,7 +454,7 @@ def _run(
                 idx = perm[start_b : start_b + c.batch_size]
                 x_b, y_b = x_train[idx], y_train[idx]
                 s_b = None if states is None else matched.draw_states(len(idx), states, device)
-                if hook is not None:
+                if hook is not None and hook.uses_probe:
                     _probe(hook, step, model, channel, x_b, y_b, s_b, c)
                 with _autocast(c):
                     loss, x_hat, z = _objective_parts(

@@ -84,6 +84,12 @@ class TrainingHook(Configurable):
     def probe(self, step: int, model: torch.nn.Module, evaluate: Callable[[], float]) -> None:
         """Score the model before the step's update (``evaluate()``: the batch's mean loss)."""
 
+    @property
+    def uses_probe(self) -> bool:
+        """Whether :meth:`probe` does anything: the loop saves and replays each step's random
+        state for it only then (a hook that does not override ``probe`` costs nothing)."""
+        return type(self).probe is not TrainingHook.probe
+
     def layer_mask(self, step: int, model: torch.nn.Module) -> set[str] | None:
         """Names (``model.named_parameters()``) of the parameters updated at ``step``."""
         return None
@@ -189,6 +195,10 @@ class HookChain(TrainingHook):
     def probe(self, step: int, model: torch.nn.Module, evaluate: Callable[[], float]) -> None:
         for h in self.hooks:
             h.probe(step, model, evaluate)
+
+    @property
+    def uses_probe(self) -> bool:
+        return any(h.uses_probe for h in self.hooks)
 
     def layer_mask(self, step: int, model: torch.nn.Module) -> set[str] | None:
         mask = None
