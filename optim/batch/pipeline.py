@@ -83,7 +83,7 @@ def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb
     t = np.empty(wmax)
     c = np.empty(wmax)
     p = np.zeros(wmax)
-    order = np.empty(wmax, np.int64)
+    scratch = np.empty(wmax, np.int64)
     per = np.empty(wmax)
     best_v = np.full(n_max + 1, np.inf)
     best_row = np.full(n_max + 1, -1, np.int64)
@@ -93,7 +93,7 @@ def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb
         for r in range(n_start[n], n_start[n] + n_count[n]):
             width = row_w[r]
             v = _score_row(pats[r], n, width, chan, g, noise, P, ws, wf, tail[n], A, B, qw, qs,
-                           ba, bb, exact, power_mode, t, c, p, order, per)  # fmt: skip
+                           ba, bb, exact, power_mode, t, c, p, scratch, per)  # fmt: skip
             if v < best_v[n] or best_row[n] < 0:
                 best_v[n] = v
                 best_row[n] = r
@@ -126,7 +126,7 @@ def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb
                 if same:
                     break
                 v = _score_row(pat, n, n, new, g, noise, P, ws, wf, tail[n], A, B, qw, qs, ba,
-                               bb, exact, power_mode, t, c, p, order, per)  # fmt: skip
+                               bb, exact, power_mode, t, c, p, scratch, per)  # fmt: skip
                 if not v < best_v[n]:
                     break
                 best_v[n] = v
