@@ -15,7 +15,7 @@ exactly like the NumPy code of the per-frame solver they mirror.
 Examples:
     >>> import numpy as np
     >>> x = np.random.default_rng(0).standard_normal(13)
-    >>> pairwise_sum(x, 13) == x.sum()
+    >>> bool(pairwise_sum(x, 13) == x.sum())
     True
 """
 

@@ -50,9 +50,7 @@ class Plan:
 
 
 def _unsupported(name: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(
-        f"{name}: {value!r} is not supported by solve_batch; allowed: {allowed}"
-    )
+    return ConfigError(f"{name}: {value!r} is not supported by solve_batch; allowed: {allowed}")
 
 
 def _check_options(method: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -148,9 +148,7 @@ def solve_batch(
             method or option, or an option value the batched solver does not run.
     """
     if not isinstance(template, Problem):
-        raise ConfigError(
-            f"problem: {type(template).__name__} is invalid; allowed: optim.Problem"
-        )
+        raise ConfigError(f"problem: {type(template).__name__} is invalid; allowed: optim.Problem")
     from optim.methods import METHODS
 
     entry = METHODS[method]  # the registry's message for an unknown name
