@@ -91,19 +91,23 @@ def ber(m: int, g: float, qw: np.ndarray, qs: np.ndarray, ba: np.ndarray, bb: np
 
 @numba.njit(cache=True)
 def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: np.ndarray,
-               p: np.ndarray) -> None:  # fmt: skip
+               p: np.ndarray, active: int = -1) -> None:  # fmt: skip
     """Write into ``p[:width]`` the powers ``max(0, (t_i - nu)/c_i)`` summing to ``budget``.
 
     ``t[:width]`` is ``ln(alpha c)`` (``-inf``: no gain from power), ``c`` the rates;
     ``order`` is scratch of at least ``width`` entries. Zeros when ``budget <= 0`` or no entry
     is useful. Rounding overshoot of the budget is scaled back, as in the per-frame code.
+    ``active`` (default ``width``): only ``t[:active]`` may be finite (a padded row): the
+    rest get no power, and the budget check still sums all ``width`` entries, as NumPy does.
     """
     for j in range(width):
         p[j] = 0.0
-    if not budget > 0 or width == 0:
+    if active < 0:
+        active = width
+    if not budget > 0 or active == 0:
         return
-    if width <= 32:
-        for j in range(width):
+    if active <= 32:
+        for j in range(active):
             v = t[j]
             k = j
             while k > 0 and t[order[k - 1]] < v:
@@ -111,14 +115,14 @@ def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: n
                 k -= 1
             order[k] = j
     else:
-        order[:width] = np.argsort(-t[:width])
+        order[:active] = np.argsort(-t[:active])
     top = t[order[0]]
     if not np.isfinite(top):
         return
     s1 = 0.0
     s2 = 0.0
     count = 0
-    for j in range(width):
+    for j in range(active):
         i = order[j]
         if not np.isfinite(t[i]):
             break

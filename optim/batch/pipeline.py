@@ -30,27 +30,35 @@ CLOSED_FORM, EQUAL = 0, 1
 
 
 @numba.njit(cache=True)
-def _score_row(pat, n, width, chan, g, noise, P, ws, wf, tail_n, A, B, qw, qs, ba, bb, exact,
-               power_mode, t, c, p, order, per):  # fmt: skip
-    """Value of one pattern row (``pat[:width]``, -1 beyond ``n``) on subchannels ``chan``;
-    its powers are left in ``p[:width]``."""
+def _rate_tables(g, chan, width, noise, ws, A, B, rate, lt, ct):
+    """Per rank ``j < width`` on subchannel ``chan[j]``: ``rate[j] = g / sigma^2`` and, per
+    modulation ``m``, ``ct[j, m] = B_m rate_j`` and ``lt[j, m] = ln(ws_j A_m) + ln(ct[j, m])``
+    (the water-filling's ``ln(alpha c)``; computed once per frame, not once per pattern)."""
     for j in range(width):
-        m = pat[j]
-        rate = g[chan[j]] / noise
-        if power_mode == EQUAL:
-            p[j] = P / max(n, 1) if m >= 0 else 0.0
-        else:
-            mm = m if m >= 0 else 0
-            alpha = ws[j] * A[mm] if m >= 0 else 0.0
-            c[j] = B[mm] * rate
-            t[j] = log_terms(alpha, c[j])
-    if power_mode != EQUAL:
-        water_fill(t, c, width, P, order, p)
+        rate[j] = g[chan[j]] / noise
+        for m in range(A.size):
+            ct[j, m] = B[m] * rate[j]
+            lt[j, m] = log_terms(ws[j] * A[m], ct[j, m])
+
+
+@numba.njit(cache=True)
+def _score_row(pat, n, width, rate, lt, ct, P, ws, wf, tail_n, qw, qs, ba, bb, exact,
+               power_mode, t, c, p, order, per):  # fmt: skip
+    """Value of one pattern row (``pat[:width]``, -1 beyond ``n``) with the rank tables of
+    :func:`_rate_tables`; its powers are left in ``p[:width]``."""
+    if power_mode == EQUAL:
+        for j in range(width):
+            p[j] = P / max(n, 1) if j < n else 0.0
+    else:
+        for j in range(n):
+            m = pat[j]
+            c[j] = ct[j, m]
+            t[j] = lt[j, m]
+        water_fill(t, c, width, P, order, p, n)
     for j in range(width):
         m = pat[j]
         if m >= 0:
-            rate = g[chan[j]] / noise
-            per[j] = wf[j] + ws[j] * ber(m, rate * p[j], qw, qs, ba, bb, exact)
+            per[j] = wf[j] + ws[j] * ber(m, rate[j] * p[j], qw, qs, ba, bb, exact)
         else:
             per[j] = 0.0
     return tail_n + pairwise_sum(per, width)
@@ -85,6 +93,10 @@ def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb
     p = np.zeros(wmax)
     scratch = np.empty(wmax, np.int64)
     per = np.empty(wmax)
+    rate = np.empty(wmax)
+    lt = np.empty((wmax, A.size))
+    ct = np.empty((wmax, A.size))
+    _rate_tables(g, chan, n_max, noise, ws, A, B, rate, lt, ct)
     best_v = np.full(n_max + 1, np.inf)
     best_row = np.full(n_max + 1, -1, np.int64)
     best_p = np.zeros((n_max + 1, wmax))
@@ -92,8 +104,8 @@ def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb
     for n in range(n_max + 1):
         for r in range(n_start[n], n_start[n] + n_count[n]):
             width = row_w[r]
-            v = _score_row(pats[r], n, width, chan, g, noise, P, ws, wf, tail[n], A, B, qw, qs,
-                           ba, bb, exact, power_mode, t, c, p, scratch, per)  # fmt: skip
+            v = _score_row(pats[r], n, width, rate, lt, ct, P, ws, wf, tail[n], qw, qs, ba, bb,
+                           exact, power_mode, t, c, p, scratch, per)  # fmt: skip
             if v < best_v[n] or best_row[n] < 0:
                 best_v[n] = v
                 best_row[n] = r
@@ -125,8 +137,9 @@ def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb
                         same = False
                 if same:
                     break
-                v = _score_row(pat, n, n, new, g, noise, P, ws, wf, tail[n], A, B, qw, qs, ba,
-                               bb, exact, power_mode, t, c, p, scratch, per)  # fmt: skip
+                _rate_tables(g, new, n, noise, ws, A, B, rate, lt, ct)
+                v = _score_row(pat, n, n, rate, lt, ct, P, ws, wf, tail[n], qw, qs, ba, bb, exact,
+                               power_mode, t, c, p, scratch, per)  # fmt: skip
                 if not v < best_v[n]:
                     break
                 best_v[n] = v
