@@ -77,9 +77,11 @@ def _objective(sel, sub, mod, pw, g, noise, w, floor, slope, drop, qw, qs, ba, b
 
 
 @numba.njit(cache=True)
-def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
-                    n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
-                    sel, sub_out, mod_out, pw_out):  # fmt: skip
+def pipeline_candidates(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
+                        n_max, pats, row_w, n_start, n_count, matching, power_mode, iters):  # noqa: ANN201  # fmt: skip
+    """The best candidate of every prefix length of one frame: ``(best_v [n_max + 1],
+    best_row`` (its pattern's row of ``pats``), ``best_p``, ``best_s [n_max + 1, W]``
+    (powers and subchannels per rank), ``n_best)`` after the optional Hungarian step."""
     k = g.size
     wmax = max(n_max, 1)
     chan = np.zeros(max(k, 1), np.int64)
@@ -150,6 +152,16 @@ def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb
         for n in range(1, n_max + 1):
             if best_v[n] < best_v[n_best]:
                 n_best = n
+    return best_v, best_row, best_p, best_s, n_best
+
+
+@numba.njit(cache=True)
+def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
+                    n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
+                    sel, sub_out, mod_out, pw_out):  # fmt: skip
+    best_v, best_row, best_p, best_s, n_best = pipeline_candidates(
+        g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact, n_max, pats, row_w,
+        n_start, n_count, matching, power_mode, iters)  # fmt: skip
     for j in range(n_best):
         f = order[j]
         sel[f] = True

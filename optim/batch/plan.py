@@ -30,7 +30,7 @@ PIPELINE_METHODS = {
     "ui-opt": {"uniform": True},
     "hungarian": {"matching": "hungarian"},
     "equal-power": {"power": "equal"},
-    "random-matching": {"matching": "random"},
+    "random-matching": {"matching": "random", "refine_steps": ("power", "modulation", "selection")},
 }
 """The hierarchical family: method name -> the options it fixes."""
 FIXED_METHODS = ("lowest-order", "ui-ep")
@@ -132,9 +132,6 @@ def pipeline_plan(problem: Problem, method: str, options: dict[str, Any]) -> Pla
     check_int("dual_max", get("dual_max", 64), 0)
     max_patterns = check_int("max_patterns", get("max_patterns", 1500), 1)
     seed = _batch_seed(get("seed"))
-    if refine is None or refine:
-        raise _unsupported("refine", True if refine is None else refine,
-                           "false (the refinement is not batched yet)")  # fmt: skip
     if power not in ("closed-form", "equal"):
         raise _unsupported("power", power, "closed-form, equal")
     if early_stop:
@@ -183,7 +180,63 @@ def pipeline_plan(problem: Problem, method: str, options: dict[str, Any]) -> Pla
         "power_mode": 1 if power == "equal" else 0,
         "iters": int(iters),
     }
+    if refine is None or refine:
+        arrays["refine"] = _refine_config(
+            problem, fixed, options, weights, n_max, matching, power, tuple(steps)
+        )
     return Plan("pipeline", arrays, matching == "random", seed)
+
+
+def _refine_config(problem, fixed, options, weights, n_max, matching, power, steps):  # noqa: ANN001, ANN202
+    """(Shared, Config) of :mod:`optim.batch.refine` for the resolved options."""
+    from optim.batch.refine import Config, Shared
+    from optim.dual import DEFAULT_OFFSETS, WIDE_MAX, WIDE_OFFSETS
+    from optim.exact import ber_model
+
+    get = options.get
+    if "refine_steps" in fixed:
+        steps = tuple(fixed["refine_steps"])
+    equal = power == "equal"
+    st_power = "power" in steps and not equal
+    refine_starts = get("refine_starts")
+    if refine_starts is None:
+        refine_starts = 5 if n_max <= 6 else 3 if n_max <= 10 else 1
+    dual = get("dual_starts")
+    if dual is None:
+        dual = 3 if n_max <= 10 else 1
+    margin = get("start_margin")
+    kp = min(problem.n_features, problem.n_subchannels)
+    applies = (
+        not equal
+        and matching != "random"
+        and all(s in steps for s in ("modulation", "matching", "selection"))
+        and kp <= int(get("dual_max", 64))
+    )
+    cfg = Config(
+        True, int(get("refine_iters", 10)), st_power, "modulation" in steps,
+        "matching" in steps, "selection" in steps, int(refine_starts),
+        float(np.inf if margin is None else margin), int(get("local_search_max", 64)),
+        int(dual), bool(applies), bool(equal), bool(n_max <= 8),
+    )  # fmt: skip
+    terms = feature_terms(problem)
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+
+    def arr(x):  # noqa: ANN001, ANN202
+        return np.ascontiguousarray(x, dtype=np.float64)
+
+    coef = np.array([bound_coefficients(m) for m in problem.modulations], dtype=np.float64)
+    tables = model_arrays(problem)
+    shared = Shared(
+        w, arr(terms.slope), arr(terms.floor), arr(terms.drop), arr(w * terms.slope),
+        arr(w * terms.floor), arr(w * terms.drop), arr(w * (terms.floor - terms.drop)),
+        float((w * terms.drop).sum()), float(w @ terms.drop), arr(problem.symbol_table),
+        float(problem.symbol_budget), float(problem.power_budget), float(problem.noise_power),
+        arr(coef[:, 0]), arr(coef[:, 1]), tables["qw"], tables["qs"], tables["ba"], tables["bb"],
+        bool(tables["exact"]), ber_model(problem),
+        np.argsort(-(w * terms.drop), kind="stable").astype(np.int64),
+        arr(WIDE_OFFSETS if kp <= WIDE_MAX else DEFAULT_OFFSETS),
+    )  # fmt: skip
+    return shared, cfg
 
 
 def _pattern_rows(lists: list[np.ndarray], n_max: int):  # noqa: ANN202

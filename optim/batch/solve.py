@@ -168,7 +168,17 @@ def solve_batch(
     coef_a, coef_b = model["ba"], model["bb"]
     obj_terms = (model["w"], model["floor"], model["slope"], model["drop"])
     ber_args = (model["qw"], model["qs"], coef_a, coef_b, model["exact"])
-    if plan.kind == "pipeline":
+    if plan.kind == "pipeline" and "refine" in a:
+        from optim.batch.refine import hierarchical_batch
+
+        shared, cfg = a["refine"]
+        perms = _perms(plan, frames, k, a["n_max"])
+        out = hierarchical_batch(
+            arr, perms, shared, cfg, a["order"], a["ws"], a["wf"], a["tail"], a["n_max"],
+            a["pats"], a["row_w"], a["n_start"], a["n_count"], a["matching"], a["iters"],
+            bool(template.uniform_bits), *obj_terms,
+        )  # fmt: skip
+    elif plan.kind == "pipeline":
         from optim.batch.pipeline import pipeline_batch
 
         perms = _perms(plan, frames, k, a["n_max"])
