@@ -102,17 +102,87 @@ def test_allocation_of_a_frame_is_feasible():
         assert optim.objective(frame, alloc) == pytest.approx(out.objective[b], rel=1e-12)
 
 
+REFINED = {name: {} for name in PIPELINE}
+REFINED["random-matching"] = {"seed": 4}
+REFINED_FRAMES = {"hierarchical": (100, 20)}  # (per small template, N = K = 16); others less
+TIED_SHARE = 0.02
+"""Equal decision weights (``ui-opt``: ``1/N``; the flat-profile template) make whole neighbourhoods of the local search
+score exactly alike, and the order in which tied moves are visited (NumPy's ``argsort`` of the
+improving moves is not stable) may send a frame down another branch: at most this fraction
+of frames, each within 2% of the per-frame objective (measured: 1 of 150 for ``ui-opt``,
+1 of 60 flat-weight frames for ``random-matching``)."""
+SYMMETRIC_TIES = 0.04
+"""Frames whose choices may differ with the *same* objective (within 1e-9): exactly symmetric
+instances (two features with equal weights, terms and symbols; two equal gains, which the
+frame generator plants) have several optima of one value, and ties are broken in another
+order (measured: 4 of 150 frames of the flat-weight per-feature-bits template)."""
+
+
+def _compare_frames(method, options, frames_small, frames_16):
+    differ = []  # other choices, same objective
+    worse = []  # objective differs
+    total = 0
+    for t, (template, frames) in enumerate(TEMPLATES):
+        frames = frames_16 if template.n_features == 16 else frames_small
+        gains = _frame_gains(template, frames, seed=100 + t)
+        out = optim.solve_batch(template, gains, method, **options)
+        for b in range(frames):
+            ref = optim.solve(template.replace(gains=gains[b]), method, **options)
+            sel, sub, mod = _dense(template, ref.allocation)
+            total += 1
+            if out.objective[b] != pytest.approx(ref.objective, rel=1e-9, abs=0):
+                flat = method == "ui-opt" or np.ptp(template.weights) == 0
+                worse.append((t, b, ref.objective, float(out.objective[b]), flat))
+            elif not (
+                np.array_equal(out.selected[b], sel)
+                and np.array_equal(out.subchannel[b], sub)
+                and np.array_equal(out.modulation[b], mod)
+            ):
+                differ.append((t, b))
+    return total, differ, worse
+
+
+@pytest.mark.parametrize("method", PIPELINE)
+def test_refined_frames_equal_solve(method):
+    """The default options (refinement and dual starts on) per frame equal ``optim.solve``:
+    identical choices and objective within 1e-9, up to the documented ties."""
+    small, big = REFINED_FRAMES.get(method, (25, 5))
+    total, differ, worse = _compare_frames(method, REFINED[method], small, big)
+    assert total == 6 * small + big
+    assert len(differ) <= SYMMETRIC_TIES * total, differ[:5]
+    assert all(flat for *_, flat in worse), worse[:3]
+    assert len(worse) <= TIED_SHARE * total, worse[:3]
+    for _, _, ref, got, _ in worse:
+        assert got == pytest.approx(ref, rel=0.02)
+
+
+def test_refined_with_restricted_steps_and_starts():
+    template, _ = TEMPLATES[2]
+    gains = _frame_gains(template, 40, seed=7)
+    for options in (
+        {"refine_steps": ["power", "selection"]},
+        {"dual_starts": 0, "refine_starts": 2},
+        {"local_search_max": 0, "refine_iters": 3},
+        {"start_margin": 0.0},
+    ):
+        out = optim.solve_batch(template, gains, "hierarchical", **options)
+        for b in range(40):
+            ref = optim.solve(template.replace(gains=gains[b]), "hierarchical", **options)
+            assert np.array_equal(out.modulation[b], _dense(template, ref.allocation)[2])
+            assert out.objective[b] == pytest.approx(ref.objective, rel=1e-9), options
+
+
 @pytest.mark.parametrize("frames", [0, 1])
 def test_empty_and_single_batch(frames):
     template = random_problem(5, 6, seed=0)
     gains = _frame_gains(template, 3, seed=0)[:frames]
-    for method in METHOD_NAMES:
-        out = optim.solve_batch(template, gains, method, **OPTIONS[method])
+    for method, options in [*OPTIONS.items(), *(("hierarchical", {}),)]:
+        out = optim.solve_batch(template, gains, method, **options)
         assert out.selected.shape == (frames, 5) and out.selected.dtype == bool
         assert out.subchannel.shape == out.modulation.shape == out.power.shape == (frames, 5)
         assert out.objective.shape == (frames,) and len(out) == frames
         if frames:
-            ref = optim.solve(template.replace(gains=gains[0]), method, **OPTIONS[method])
+            ref = optim.solve(template.replace(gains=gains[0]), method, **options)
             assert out.objective[0] == pytest.approx(ref.objective, rel=1e-9)
 
 
@@ -179,8 +249,6 @@ def test_unknown_method_and_options():
 @pytest.mark.parametrize(
     ("options", "name"),
     [
-        ({}, "refine"),
-        ({"refine": None}, "refine"),
         ({"refine": False, "power": "cvxpy"}, "power"),
         ({"refine": False, "early_stop": True}, "early_stop"),
         ({"refine": False, "patterns": "fast"}, "patterns"),
