@@ -98,7 +98,6 @@ def scratch(width):  # noqa: ANN201
             np.zeros(w), np.zeros(w), np.empty(w), np.empty(w))  # fmt: skip
 
 
-
 @numba.njit(cache=True)
 def _add(mv, cnt, a, fa, sa, ma, b, fb, sb, mb) -> int:
     mv[cnt, 0] = a

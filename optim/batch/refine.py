@@ -23,7 +23,6 @@ import numpy as np
 from optim.batch.arith import ber, pairwise_sum
 from optim.batch.dual import dual_starts, log_multiplier
 from optim.batch.hungarian import assign_rows
-from optim.batch.lemma3 import optimal_power_row
 from optim.batch.local import exact_power_row, local_search, scratch
 from optim.batch.pipeline import _objective, pipeline_candidates
 from optim.exact import BerModel

@@ -129,8 +129,8 @@ def solve_batch(
             are ignored, so any ``Problem`` will do (``K`` comes from ``gains``).
         gains: float array [B, K], finite and >= 0: frame ``b``'s subchannel power gains.
         method: one of :func:`batch_methods`: ``hierarchical``, ``passive``, ``ui-opt``,
-            ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family,
-            with ``refine=False``), ``lowest-order``, ``ui-ep``.
+            ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family),
+            ``lowest-order``, ``ui-ep``.
         **options: the method's options as in ``optim.solve``. Batched: ``refine=False``
             (required for the hierarchical family: the refinement is not batched yet),
             ``power`` closed-form or equal, ``patterns`` auto (exhaustive at every prefix)
