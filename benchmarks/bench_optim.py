@@ -412,8 +412,8 @@ def print_batch(res: dict) -> None:
           f"| optim.solve_batch, {res['threads']} threads, frames/s | speed-up |")  # fmt: skip
     print("|---|---:|---:|---:|")
     for key, label in (("default", "default (refinement on)"), ("plain", "refine=False")):
-        print(f"| {label} | {res[f'{key}_loop_frames_per_s']:.0f} "
-              f"| {res[f'{key}_batched_frames_per_s']:.0f} | {res[f'{key}_speedup']:.1f}x |")  # fmt: skip
+        loop_fps, batch_fps = res[f"{key}_loop_frames_per_s"], res[f"{key}_batched_frames_per_s"]
+        print(f"| {label} | {loop_fps:.0f} | {batch_fps:.0f} | {res[f'{key}_speedup']:.1f}x |")
     print(f"\nLoop: {res['loop_frames']} frames; batch: {res['frames']} frames.")
 
 
