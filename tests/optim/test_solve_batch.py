@@ -109,8 +109,9 @@ TIED_SHARE = 0.02
 """Equal decision weights (``ui-opt``: ``1/N``; the flat-profile template) make whole
 neighbourhoods of the local search score exactly alike, and the order in which tied moves
 are visited (NumPy's ``argsort`` of the improving moves is not stable) may send a frame
-down another branch: at most this fraction of frames, each within 2% of the per-frame objective (measured: 1 of 150 for ``ui-opt``,
-1 of 60 flat-weight frames for ``random-matching``)."""
+down another branch: at most this fraction of frames, each within 2% of the per-frame
+objective (measured: 1 of 150 for ``ui-opt``, 1 of 60 flat-weight frames for
+``random-matching``)."""
 SYMMETRIC_TIES = 0.04
 """Frames whose choices may differ with the *same* objective (within 1e-9): exactly symmetric
 instances (two features with equal weights, terms and symbols; two equal gains, which the
