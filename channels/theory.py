@@ -205,7 +205,14 @@ def bound_coefficients(modulation: str) -> tuple[float, float]:
       exp(-Bγ)/sqrt(γ).  ``tests/channels/test_theory.py`` checks it from there to 60 dB.
 
     The bound is convex and decreasing in γ, which is what the optimizer needs.
+
+    A coded entry (``"16qam-r1/2"``, :mod:`channels.coded`) gets the exponential fit of its
+    measured post-decoding BER (:func:`channels.coded_table.exponential_fit`), not a bound.
     """
+    if isinstance(modulation, str) and "-r" in modulation:
+        from channels.coded_table import exponential_fit
+
+        return exponential_fit(modulation)
     key = check_modulation(modulation)
     if key == "bpsk":
         return 0.5, 1.0

@@ -18,7 +18,7 @@ floor and raises the cost of a bit error (the top bit moves the value by about h
 whatever ``Q_i``).
 
 Both are affine in ``Pb``: ``D_i(sent) = floor_i + slope_i Pb_i``, ``D_i(dropped) = drop_i``
-(:func:`feature_terms`). The objective of an allocation is::
+(:func:`optim.feature_terms.feature_terms`, re-exported here). The objective of an allocation is::
 
     J = sum_i w_i D_i = sum_i w_i drop_i + sum_{i sent} w_i (floor_i + slope_i Pb_i - drop_i)
 
@@ -35,59 +35,36 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from channels.coded import is_coded
 from channels.theory import ber_awgn, ber_terms, bound_coefficients
+from optim.feature_terms import (
+    FeatureTerms,
+    bit_error_mse,
+    feature_terms,
+    quantisation_mse,
+    scalar_mse,
+)
 
 if TYPE_CHECKING:
     from optim.problem import Allocation, Problem
 
-
-@dataclass(frozen=True)
-class FeatureTerms:
-    """Affine distortion terms of every feature, each float64 [N].
-
-    ``D_i(sent) = floor[i] + slope[i] * Pb_i`` and ``D_i(dropped) = drop[i]``.
-    """
-
-    floor: np.ndarray
-    slope: np.ndarray
-    drop: np.ndarray
-
-
-def quantisation_mse(problem: Problem) -> float | np.ndarray:
-    """Error-free per-scalar MSE ``Delta^2 / 12`` (float; [N] with per-feature ``Q``)."""
-    return problem.quantiser_step**2 / 12.0
-
-
-def bit_error_mse(problem: Problem) -> float | np.ndarray:
-    """Per-scalar MSE per unit bit-error probability ``Delta^2 (4^Q - 1) / 3`` (float; [N]
-    with per-feature ``Q``)."""
-    return problem.quantiser_step**2 * (4.0**problem.bits_per_scalar - 1.0) / 3.0
-
-
-def scalar_mse(problem: Problem, pb: np.ndarray | float) -> np.ndarray:
-    """``d_err(Pb)`` per scalar, same shape as ``pb`` (with per-feature ``Q``, ``pb`` [..., N]
-    broadcasts against the features)."""
-    return quantisation_mse(problem) + np.asarray(pb, dtype=np.float64) * bit_error_mse(problem)
-
-
-def feature_terms(problem: Problem) -> FeatureTerms:
-    """The affine coefficients (floor, slope, drop) of every feature's distortion, [N] each."""
-    n = problem.weights.size
-    d_q, d_b = quantisation_mse(problem), bit_error_mse(problem)
-    if problem.distortion_model == "normalised":
-        with np.errstate(divide="ignore", over="ignore"):
-            inv = 1.0 / problem.drop_distortion
-        return FeatureTerms(d_q * inv, d_b * inv, np.ones(n))
-    length = float(problem.scalars_per_feature)
-    return FeatureTerms(
-        np.full(n, length * d_q), np.full(n, length * d_b), length * problem.drop_distortion
-    )
+__all__ = [
+    "FeatureTerms",
+    "ber_of",
+    "bit_error_mse",
+    "bit_error_rate",
+    "dropped_cost",
+    "feature_costs",
+    "feature_terms",
+    "objective",
+    "quantisation_mse",
+    "scalar_mse",
+]
 
 
 def bit_error_rate(problem: Problem, modulation: np.ndarray, esno: np.ndarray) -> np.ndarray:
@@ -106,15 +83,14 @@ def bit_error_rate(problem: Problem, modulation: np.ndarray, esno: np.ndarray) -
     Returns:
         float64 array of the broadcast shape, values in ``[0, 1/2]``.
     """
-    from optim.kernels import ber_rows
-    from optim.power import _writable
+    from optim.kernels import ber_rows, contiguous  # Numba loads on first use
 
     modulation, esno = np.broadcast_arrays(np.asarray(modulation), np.asarray(esno, float))
     weight, scale, bound_a, bound_b = _ber_table(problem.modulations)
     with np.errstate(over="ignore"):
         out = ber_rows(
-            _writable(modulation, np.int64).reshape(-1),
-            _writable(esno).reshape(-1),
+            contiguous(modulation, np.int64).reshape(-1),
+            contiguous(esno).reshape(-1),
             weight,
             scale,
             bound_a,
@@ -132,7 +108,7 @@ def _ber_table(
 
     Uses the exact-BER term table of :mod:`channels.theory` (``Pb = sum w Q(b sqrt(gamma))``).
     """
-    terms = [ber_terms(m) for m in modulations]
+    terms = [_terms(m) for m in modulations]
     width = max(len(w) for w, _ in terms)
     weight = np.zeros((len(modulations), width))
     scale = np.zeros((len(modulations), width))
@@ -196,3 +172,8 @@ def objective(problem: Problem, allocation: Allocation) -> float:
                 f"< K = {problem.n_subchannels}"
             )
     return float(feature_costs(problem, allocation).sum())
+
+
+def _terms(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact-BER Q-terms of a modulation; a coded entry (bound model only) gets a null term."""
+    return (np.zeros(1), np.ones(1)) if is_coded(name) else ber_terms(name)

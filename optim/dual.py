@@ -7,7 +7,7 @@ three-position change that no single or pair move of the local search reaches wh
 symbol budget binds. This module builds starting points that ignore those restrictions.
 
 Relax the power budget with a multiplier ``lambda`` and the symbol budget with ``kappa``
-(weak duality, eq. 2 of :mod:`optim.exact` and eq. 3 of :mod:`optim.bnb`): (P0) separates
+(weak duality, eq. 2 of :mod:`optim.slots` and eq. 3 of :mod:`optim.bnb_search`): (P0) separates
 into one term per (feature ``i``, subchannel slot ``s``, modulation ``m``)::
 
     C(i, m, s) = e_i + alpha_i H_m(lambda / (alpha_i nu_s)) + kappa S_i(m),
@@ -19,7 +19,7 @@ each pair taking its cheapest modulation: solved exactly by the Hungarian algori
 fixed ``lambda``, the smallest ``kappa`` whose assignment meets ``S_max`` is found by
 bisection (the symbols used do not increase with ``kappa``); that assignment is a feasible
 allocation whose value is then computed with its exact optimal power
-(:func:`optim.exact.optimal_power`'s kernel). ``lambda`` runs over a few multiples of the
+(:func:`optim.optimal_power.candidate_value`). ``lambda`` runs over a few multiples of the
 multiplier of the pipeline's best candidate. It is the branch and bound's root primal
 heuristic (:func:`optim.bnb.lagrangian_heuristic`) without its multiplier search, which costs
 most of its time.
@@ -33,11 +33,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from optim.bnb import _assignment
+from optim.assignment import assignment
+from optim.ber_model import ber_model
 from optim.distortion import feature_terms
-from optim.exact import _bound_terms, _candidate_value, ber_model, optimal_power_batch
 from optim.matching import subchannel_order
+from optim.optimal_power import candidate_value, optimal_power_batch
 from optim.problem import Problem
+from optim.slots import slot_terms
 
 __all__ = ["DEFAULT_OFFSETS", "WIDE_MAX", "WIDE_OFFSETS", "dual_candidates", "log_multiplier"]
 
@@ -66,7 +68,7 @@ def _pick(table, d, kappa, sym, work, best_m, n_feat, kp):
             best_m[i, j] = bm
         for j in range(kp, kp + n_feat):
             work[i, j] = 0.0
-    _, col = _assignment(work, n_feat, kp + n_feat)
+    _, col = assignment(work, n_feat, kp + n_feat)
     used = 0.0
     mods = np.full(n_feat, -1, np.int64)
     for i in range(n_feat):
@@ -132,7 +134,7 @@ def log_multiplier(
     alpha = np.asarray(weights)[features] * feature_terms(problem).slope[features]
     nu = problem.gains[sub] / problem.noise_power
     p, g = np.zeros(n), np.zeros(n)
-    _, lev = _candidate_value(
+    _, lev = candidate_value(
         ber_model(problem),
         np.ascontiguousarray(alpha, dtype=np.float64),
         np.ascontiguousarray(nu, dtype=np.float64),
@@ -175,7 +177,7 @@ def dual_candidates(
     if offsets is None:
         offsets = WIDE_OFFSETS if kp <= WIDE_MAX else DEFAULT_OFFSETS
     loglam = log_lambda + np.asarray(offsets, dtype=np.float64)
-    table = _bound_terms(mod, alpha, e, nu, loglam, len(problem.modulations))
+    table = slot_terms(mod, alpha, e, nu, loglam, len(problem.modulations))
     sym = np.ascontiguousarray(problem.symbol_table, dtype=np.float64)  # [N, M]
     slots, mods = _dual_search(table, sym, float(problem.symbol_budget), iters)
     slots = slots.reshape(-1, n_feat)

@@ -19,8 +19,8 @@ by decreasing weight, the passive baseline). Then:
       re-solved for every neighbour, which leaves the ordered prior's restrictions (prefix,
       monotone patterns, greedy matching) wherever that pays;
    b. :func:`refine_allocation`: alternate SP4 at its global optimum under the problem's
-      own BER model (:func:`optim.exact.optimal_power_batch`, Lemma 3 of
-      :mod:`optim.exact`; the bound-optimal power is not optimal under the exact BER), SP3
+      own BER model (:func:`optim.optimal_power.optimal_power_batch`, Lemma 3 of
+      :mod:`optim.optimal_power`; the bound-optimal power is not optimal under the exact BER), SP3
       at fixed powers (:func:`optim.modulation.assign_modulations`), SP1 by the Hungarian
       algorithm and SP2 swaps, each step accepted only if it improves.
    Each start at its optimal power also competes as it is. The best result wins. Every
@@ -82,7 +82,6 @@ from channels.errors import ConfigError, check_flag, check_int, check_name, chec
 from channels.theory import bound_coefficients
 from optim.distortion import bit_error_rate, feature_terms
 from optim.dual import dual_candidates, log_multiplier
-from optim.exact import optimal_power_batch
 from optim.local_search import MOVES, local_search
 from optim.matching import hungarian_matching, random_matching, subchannel_order
 from optim.modulation import (
@@ -92,6 +91,7 @@ from optim.modulation import (
     lagrangian_pattern,
     monotone_patterns,
 )
+from optim.optimal_power import optimal_power_batch
 from optim.power import (
     equal_power,
     water_filling,
@@ -278,7 +278,7 @@ def refine_allocation(
     ``weights``, default the problem's) decreases:
 
     - ``power`` (SP4): the optimal power for the fixed choices under the problem's BER
-      model (:func:`optim.exact.optimal_power_batch`);
+      model (:func:`optim.optimal_power.optimal_power_batch`);
     - ``modulation`` (SP3): :func:`optim.modulation.assign_modulations` at fixed powers
       (no monotone constraint);
     - ``matching`` (SP1): Hungarian assignment of the selected features (with their

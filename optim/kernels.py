@@ -13,6 +13,12 @@ import numba
 import numpy as np
 
 
+def contiguous(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """``x`` as a C-contiguous writable array of ``dtype`` (a copy only when needed), so that
+    every caller of a kernel here hits one Numba specialisation."""
+    return np.require(x, dtype=dtype, requirements=["C", "W"])
+
+
 @numba.njit(cache=True)
 def water_fill_rows(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.ndarray:
     """Rows of ``p_i = max(0, (t_i - nu)/c_i)`` with ``sum_i p_i = budget[r]``.

@@ -45,8 +45,8 @@ import numpy as np
 
 from channels.theory import bound_coefficients
 from optim.distortion import bit_error_rate, feature_terms
-from optim.exact import optimal_power_batch
 from optim.matching import hungarian_matching
+from optim.optimal_power import optimal_power_batch
 from optim.power import water_filling
 from optim.problem import Problem
 
@@ -345,7 +345,7 @@ def local_search(
     bound is loose for the QAMs at low SNR). So once the descent on water-filling powers stops,
     a second phase continues it with, each round, the ``exact_top`` best neighbours by that
     score getting their globally optimal power under the exact model
-    (:func:`optim.exact.optimal_power_batch`, Lemma 3 there) and compared on that basis
+    (:func:`optim.optimal_power.optimal_power_batch`, Lemma 3 there) and compared on that basis
     (the rest are not taken). ``exact_top = 0`` skips the second phase; ``exact_first``
     skips the first (better on small problems, slower on large ones).
     """

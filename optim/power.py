@@ -119,25 +119,20 @@ def water_filling(
     return p * scale[..., None]
 
 
-def _writable(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """C-contiguous writable array (one Numba specialisation for every caller)."""
-    return np.require(x, dtype=dtype, requirements=["C", "W"])
-
-
 def _closed_form_fast(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.ndarray:
     """Exact water-filling through the Numba row kernel :func:`optim.kernels.water_fill_rows`.
 
     Its NumPy reference (same result to rounding) lives with the tests, in
     ``tests/optim/reference.py``.
     """
-    from optim.kernels import water_fill_rows
+    from optim.kernels import contiguous, water_fill_rows  # Numba loads on first use
 
     n = t.shape[-1]
     b = np.broadcast_to(budget, t.shape[:-1]).reshape(-1)
     p = water_fill_rows(
-        _writable(t.reshape(-1, n)),
-        _writable(np.broadcast_to(c, t.shape).reshape(-1, n)),
-        _writable(b),
+        contiguous(t.reshape(-1, n)),
+        contiguous(np.broadcast_to(c, t.shape).reshape(-1, n)),
+        contiguous(b),
     )
     return p.reshape(t.shape)
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from channels.coded import check_entry, entry_bits_per_symbol, entry_symbols, is_coded
 from channels.errors import (
     ConfigError,
     check_int,
@@ -54,7 +55,8 @@ from channels.errors import (
     fail,
 )
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
-from channels.names import BITS_PER_SYMBOL, MODULATION_NAMES, check_modulation
+from channels.names import MODULATION_NAMES
+from optim.feature_terms import feature_terms
 
 BER_MODELS = ("exact", "bound")
 """``exact``: exact Gray BER; ``bound``: ``A exp(-B gamma)`` (docs/method.md §4.4)."""
@@ -157,9 +159,16 @@ class Problem:
                 f"a non-empty list of {', '.join(MODULATION_NAMES)}",
                 max_repr=_MAX_REPR,
             )
-        names = {check_modulation(m, "modulations") for m in mods}
-        put("modulations", tuple(sorted(names, key=BITS_PER_SYMBOL.__getitem__)))
+        names = {check_entry(m, "modulations") for m in mods}
+        put("modulations", tuple(sorted(names, key=lambda m: (entry_bits_per_symbol(m), m))))
         put("ber_model", check_name("ber_model", self.ber_model, BER_MODELS))
+        if self.ber_model == "exact" and any(is_coded(m) for m in self.modulations):
+            raise fail(
+                "ber_model",
+                "exact",
+                "'bound' when the modulation set has coded entries (their BER is the "
+                "exponential fit of the measured curve, channels.coded_table)",
+            )
         put(
             "distortion_model",
             check_name("distortion_model", self.distortion_model, DISTORTION_MODELS),
@@ -172,8 +181,6 @@ class Problem:
                 max_repr=_MAX_REPR,
             )
         # Every cost term must stay finite: w_i * D_i with D_i <= max(D_drop, D_sent(Pb=1/2)).
-        from optim.distortion import feature_terms
-
         terms = feature_terms(self)
         with np.errstate(over="ignore", invalid="ignore"):
             worst = self.weights * np.maximum(terms.drop, terms.floor + 0.5 * terms.slope)
@@ -238,9 +245,23 @@ class Problem:
 
     @cached_property
     def bits_per_symbol(self) -> np.ndarray:
-        """``beta(m)`` for each modulation of :attr:`modulations`, int64 [M]."""
-        out = np.array([BITS_PER_SYMBOL[m] for m in self.modulations], dtype=np.int64)
+        """``beta(m)`` for each modulation of :attr:`modulations`, int64 [M]; with coded
+        entries (``"16qam-r1/2"``, :mod:`channels.coded`) the information bits per symbol
+        ``beta(m) r``, float64 [M]."""
+        ratios = [entry_bits_per_symbol(m) for m in self.modulations]
+        if all(r.denominator == 1 for r in ratios):
+            out = np.array([int(r) for r in ratios], dtype=np.int64)
+        else:
+            out = np.array([float(r) for r in ratios], dtype=np.float64)
         out.setflags(write=False)
+        return out
+
+    def _symbols(self, bits: np.ndarray) -> np.ndarray:
+        """``ceil(b / beta(m))`` for bits ``[n]``: int64 [n, M] (exact for coded entries)."""
+        out = np.empty((bits.size, len(self.modulations)), dtype=np.int64)
+        for j, m in enumerate(self.modulations):
+            ratio = entry_bits_per_symbol(m)
+            out[:, j] = -(-(bits * ratio.denominator) // ratio.numerator)
         return out
 
     @cached_property
@@ -258,15 +279,14 @@ class Problem:
         q = self.bits_per_scalar
         if isinstance(q, np.ndarray):
             q = int(q[0]) if q.size else 1
-        out = -(-(self.scalars_per_feature * q) // self.bits_per_symbol)
+        out = self._symbols(np.array([self.scalars_per_feature * q], dtype=np.int64))[0]
         out.setflags(write=False)
         return out
 
     @cached_property
     def symbol_table(self) -> np.ndarray:
         """``S_i(m) = ceil(b_i / beta(m))``, int64 [N, M] (each row non-increasing in ``m``)."""
-        b = self.feature_bits
-        out = -(-b[:, None] // self.bits_per_symbol[None, :])
+        out = self._symbols(self.feature_bits)
         out.setflags(write=False)
         return out
 
@@ -280,7 +300,7 @@ class Problem:
 
     def modulation_index(self, name: str) -> int:
         """Position of a modulation name in :attr:`modulations` (ConfigError if absent)."""
-        key = check_modulation(name)
+        key = check_entry(name)
         if key not in self.modulations:
             raise ConfigError(
                 f"modulation: {name!r} is not in this problem's set {', '.join(self.modulations)}"
@@ -400,7 +420,7 @@ class Allocation:
         mods = self.modulation
         if isinstance(mods, str):
             mods = (mods,)
-        mods = tuple(check_modulation(m) for m in mods)
+        mods = tuple(check_entry(m) for m in mods)
         try:
             pw = np.array(self.power, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError):
@@ -447,13 +467,14 @@ class Allocation:
         """
         if not problem.per_feature_bits:
             b = problem.bits_per_feature
-            return int(sum(-(-b // BITS_PER_SYMBOL[m]) for m in self.modulation))
+            return int(sum(entry_symbols(b, m) for m in self.modulation))
         if self.n_selected and self.selected.max() >= problem.n_features:
             raise fail("selected", self.selected.tolist(),
                        f"indices < N = {problem.n_features}", max_repr=_MAX_REPR)  # fmt: skip
         bits = problem.feature_bits[self.selected]
-        beta = [BITS_PER_SYMBOL[m] for m in self.modulation]
-        return int(sum(-(-int(b) // k) for b, k in zip(bits, beta, strict=True)))
+        return int(
+            sum(entry_symbols(int(b), m) for b, m in zip(bits, self.modulation, strict=True))
+        )
 
     def power_used(self) -> float:
         """``sum_j p_j``."""

@@ -1,4 +1,5 @@
-"""Wall-clock limits for the resumable Numba searches of :mod:`optim.exact` and :mod:`optim.bnb`.
+"""Wall-clock limits for the resumable Numba searches (:mod:`optim.enumeration`,
+:mod:`optim.bnb_search`).
 
 Compiled loops cannot read the clock, so a search runs in *slices*: a call does at most
 ``units`` steps (candidates, nodes), saves its position in arrays and returns; between calls

@@ -32,9 +32,9 @@ _EXPORTS = {
     "DATASETS": "semcom.data",
     # training
     "train_model": "semcom.train",
-    "TrainConfig": "semcom.train",
-    "TrainedModel": "semcom.train",
-    "load_checkpoint": "semcom.train",
+    "TrainConfig": "semcom.train_config",
+    "TrainedModel": "semcom.checkpoints",
+    "load_checkpoint": "semcom.checkpoints",
     "training_channel": "semcom.isfr",
     # importance
     "estimate": "semcom.importance",

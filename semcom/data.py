@@ -16,6 +16,15 @@ Names (``load_dataset(name, split, root, **options)``):
     source image (a seeded subset, default 256) so that no one image dominates, and patches whose
     pixel standard deviation is below ``min_std`` (flat background, e.g. retina's black border)
     are dropped. Deterministic: same options -> same tensor.
+``"photos"`` (embedded, :mod:`semcom.photos`)
+    full-resolution colour photos of scikit-image, scikit-learn and matplotlib (nothing
+    downloaded), split by photo: the test split is ``crop x crop`` crops (default 256, stride
+    ``crop_stride``, default ``crop // 2``) of coffee, chelsea, china, flower and grace_hopper
+    (or, with ``whole=True``, one centred 288 x 448 window of each); the train split is
+    ``size x size`` patches (options as ``patches``) of the six other photos, the train sources
+    of ``patches``. :func:`image_shape` is the train split's; a fully convolutional ``cnn`` is
+    evaluated on the larger test images with the same weights
+    (:func:`semcom.models.build.at_input_shape`).
 ``"digits"`` (embedded)
     scikit-learn's bundled ``load_digits()`` (1,797 grey 8x8 images of 0..9, pixel values 0..16),
     scaled by 1/16 to ``[0, 1]``, shape ``1 x 8 x 8``, labels 0..9. A seeded permutation puts a
@@ -57,9 +66,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from channels.errors import ConfigError, check_choice, check_int, check_real, fail
+from channels.errors import ConfigError, check_choice, check_flag, check_int, check_real, fail
+from semcom.photos import DEFAULTS as PHOTO_DEFAULTS
 
-DATASETS = ("patches", "digits", "cifar10", "mnist", "folder")
+DATASETS = ("patches", "digits", "cifar10", "mnist", "folder", "photos")
 SPLITS = ("train", "test")
 
 PATCH_TRAIN_SOURCES = (
@@ -88,6 +98,7 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "cifar10": {},
     "mnist": {},
     "folder": {"size": 32},
+    "photos": dict(PHOTO_DEFAULTS),
 }
 
 
@@ -150,7 +161,7 @@ def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str
     resolved.update(options)
     if resolved["limit"] is not None:
         resolved["limit"] = check_int("limit", resolved["limit"], 1)
-    if name == "patches":
+    if name in ("patches", "photos"):
         resolved["size"] = check_int("size", resolved["size"], 4, 128)
         # a finer grid would stack (image side / stride)² patches at once: 2.8 GB per image
         # at stride 1 and size 32, before max_per_image keeps 256 of them
@@ -159,6 +170,8 @@ def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str
         resolved["max_per_image"] = check_int("max_per_image", resolved["max_per_image"], 1)
         resolved["min_std"] = check_real("min_std", resolved["min_std"], 0.0, 1.0)
         resolved["seed"] = check_int("seed", resolved["seed"], 0)
+    if name == "photos":
+        _resolve_photos(resolved)
     elif name == "digits":
         tf = check_real("test_fraction", resolved["test_fraction"], 0.0, 1.0, open_high=True)
         if tf <= 0.0:
@@ -170,12 +183,27 @@ def resolve_options(name: str, split: str = "train", **options: Any) -> dict[str
     return resolved
 
 
+def _resolve_photos(resolved: dict[str, Any]) -> None:
+    """Validate the test-split options of ``photos`` in place (the rest are ``patches``')."""
+    from semcom.photos import smallest_test_side
+
+    largest = smallest_test_side()
+    resolved["crop"] = check_int("crop", resolved["crop"], 16, largest)
+    if resolved["crop"] % 4:
+        raise fail("crop", resolved["crop"], f"a multiple of 4 in 16..{largest}")
+    if resolved["crop_stride"] is not None:
+        resolved["crop_stride"] = check_int("crop_stride", resolved["crop_stride"], 1, MAX_STRIDE)
+    resolved["whole"] = check_flag("whole", resolved["whole"])
+
+
 def image_shape(name: str, options: dict[str, Any]) -> tuple[int, int, int]:
     """``(C, H, W)`` of the images of data set ``name`` with resolved ``options`` (no data read).
 
-    A ``"folder"`` is always RGB: every image is converted to 3 channels.
+    A ``"folder"`` is always RGB: every image is converted to 3 channels. For ``"photos"`` it
+    is the train split's patch shape (the shape a model is built and trained for); its test
+    split holds larger crops (:mod:`semcom.photos`).
     """
-    if name in ("patches", "folder"):
+    if name in ("patches", "folder", "photos"):
         return (3, options["size"], options["size"])
     return {"digits": (1, 8, 8), "cifar10": (3, 32, 32), "mnist": (1, 28, 28)}[name]
 
@@ -211,6 +239,10 @@ def load_dataset(
             )
     if name == "patches":
         images, labels = _patches(split, opts)
+    elif name == "photos":
+        from semcom import photos
+
+        images, labels = (photos.train_patches if split == "train" else photos.eval_crops)(opts)
     elif name == "digits":
         images, labels = _digits(split, opts)
     elif name == "cifar10":

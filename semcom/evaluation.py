@@ -31,8 +31,9 @@ from channels.montecarlo import block_interval, ratio_block_interval
 from semcom import metrics
 from semcom.importance.base import as_images, eval_mode
 
-PER_IMAGE_METRICS = ("psnr_db", "mse", "ssim", "accuracy")
-"""Metrics kept per image and draw (``ssim`` only when computed, ``accuracy`` with labels)."""
+PER_IMAGE_METRICS = ("psnr_db", "mse", "ssim", "accuracy", "ms_ssim")
+"""Metrics kept per image and draw (``ssim`` and ``ms_ssim`` only when computed, ``accuracy``
+with labels)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class LinkResult:
     ``ber`` is the bit-error rate over the sent bits (NaN when nothing was sent);
     ``ber_per_feature[i]`` the same for feature ``i`` and ``selection_rate[i]`` the share of
     frames that sent it. ``accuracy`` is None unless the model has ``classify`` and labels
-    were given; ``ssim`` is NaN when it was not computed.
+    were given; ``ssim`` and ``ms_ssim`` are NaN when they were not computed.
     """
 
     psnr_db: float
@@ -71,6 +72,8 @@ class LinkResult:
     confidence: float
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    ms_ssim: float = math.nan
+    ms_ssim_ci: tuple[float, float] = (math.nan, math.nan)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -88,6 +91,7 @@ class LinkEvaluation:
         confidence: level of every two-sided interval, in (0, 1).
         ci_method: ``"t"`` (Student-t) or ``"bootstrap"`` (:func:`semcom.metrics.mean_ci`).
         compute_ssim: compute SSIM (the most expensive metric); NaN otherwise.
+        compute_ms_ssim: compute MS-SSIM (:func:`semcom.metrics.ms_ssim`); NaN otherwise.
 
     Image ``b`` of ``images`` is frame ``b`` of every draw (``first_image = b``), so the
     result of a draw does not depend on how the images are batched.
@@ -118,6 +122,7 @@ class LinkEvaluation:
         confidence: float = 0.95,
         ci_method: str = "t",
         compute_ssim: bool = True,
+        compute_ms_ssim: bool = False,
     ) -> None:
         dataset_labels = getattr(images, "labels", None)
         self.images = as_images(images)
@@ -129,6 +134,7 @@ class LinkEvaluation:
         self.confidence = float(confidence)
         self.ci_method = ci_method
         self.compute_ssim = bool(compute_ssim)
+        self.compute_ms_ssim = bool(compute_ms_ssim)
         self.labels = self._labels(dataset_labels if labels is None else labels)
         self._reference = self.images.to(torch.float64).cpu().numpy()
         self._per_draw: dict[str, list[np.ndarray]] = {name: [] for name in PER_IMAGE_METRICS}
@@ -182,6 +188,8 @@ class LinkEvaluation:
             values["psnr_db"][sl] = metrics.psnr(x, x_hat)
             if self.compute_ssim:
                 values["ssim"][sl] = metrics.ssim(x, x_hat)
+            if self.compute_ms_ssim:
+                values["ms_ssim"][sl] = metrics.ms_ssim(x, x_hat)
             if self.labels is not None:
                 with eval_mode(link.model), torch.no_grad():
                     logits = link.model.classify(frames.x_hat)
@@ -252,6 +260,7 @@ class LinkEvaluation:
         est = {name: self.estimate(name) for name in ("psnr_db", "mse")}
         nan_pair = (math.nan, math.nan)
         ssim = self.estimate("ssim") if self.compute_ssim else None
+        ms = self.estimate("ms_ssim") if self.compute_ms_ssim else None
         acc = self.estimate("accuracy") if self.labels is not None else None
         frames = self.n_images * self.n_draws
         return LinkResult(
@@ -270,6 +279,8 @@ class LinkEvaluation:
             n_draws=self.n_draws, channel=link.channel, snr_db=link.snr_db, method=link.method,
             seed=link.seed, confidence=self.confidence, seconds=self._seconds,
             config=link.config(),
+            ms_ssim=math.nan if ms is None else ms.mean,
+            ms_ssim_ci=nan_pair if ms is None else ms.interval,
         )  # fmt: skip
 
 

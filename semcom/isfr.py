@@ -17,6 +17,12 @@ along axis 1) pass through a *training channel* before the decoder (docs/method.
        r_i = 1 - p_nd + p_nd · P(b >= i)             otherwise, with
        P(b >= i) = ((1-ρ)^(i-1) - (1-ρ)^N) / (1 - (1-ρ)^N)    (geometric),  (N - i + 1)/N (uniform).
 
+   :class:`RandomDropout` is its non-nested, uniform-importance twin (the ``conventional-dropout``
+   model variant): every feature of every sample is kept independently with the same
+   probability ``r̄ = (1/N) Σ_i r_i``, the mean nested-dropout retention of the same
+   ``(law, ρ, n_min, p_nd)``, so the expected number of kept features ``N r̄ = Σ_i r_i`` equals
+   ISFR's while no feature is favoured and the kept set is not a prefix.
+
 2. :class:`BerMatching`: quantise with the uniform ``Q``-bit quantiser of ``channels.bits``
    (``Δ = 2/2^Q``, index ``floor((z+1)/Δ)`` clipped to ``0..2^Q-1``, midpoint
    ``-1 + (i+½)Δ``, natural binary, MSB first), flip each of the ``Q`` bits of every scalar of
@@ -91,6 +97,19 @@ class _Seeded(nn.Module):
             gen.manual_seed(self.seed)
             self._generators[key] = gen
         return gen
+
+    def get_rng_state(self) -> dict[str, torch.Tensor]:
+        """The states of the module's generators (``{device: state}``), to replay its noise."""
+        return {key: gen.get_state() for key, gen in self._generators.items()}
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`get_rng_state` returned: the next draws repeat those after it."""
+        generators = {}
+        for key, value in state.items():
+            gen = torch.Generator(device=key)
+            gen.set_state(value)
+            generators[key] = gen
+        self._generators = generators
 
     def _rand(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator(device), device=device)
@@ -237,6 +256,64 @@ class NestedDropout(_Seeded):
         )
 
 
+class RandomDropout(_Seeded):
+    """Random, non-nested feature dropout at ISFR's rate, on features ``[B, N, L]``.
+
+    Each feature ``i`` of each sample is kept independently, ``m_{b,i} ~ Bernoulli(r̄)``, with
+    ``r̄ = (1/N) Σ_i r_i`` the mean retention of ``NestedDropout(N, law, rho, n_min, p_nd)``
+    (:meth:`NestedDropout.retention`). The expected number of kept features per sample is then
+    ``N r̄ = Σ_i r_i``, the same as nested dropout's, but every feature has the same rate and
+    the kept set is any subset, not a prefix: the decoder learns to fill in any missing
+    feature, which is what a uniform-importance link that drops features needs.
+
+    Args:
+        n_features: ``N``.
+        law, rho, n_min, p_nd: the nested dropout whose retention sum sets the rate.
+        seed: seed of the module's generator (``None``: torch's global generator).
+
+    Examples:
+        >>> d = RandomDropout(16, rho=0.1, seed=0)
+        >>> kept = float(NestedDropout(16, rho=0.1).retention().sum())
+        >>> abs(d.keep_probability * 16 - kept) < 1e-12
+        True
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        law: str = "geometric",
+        rho: float = 0.1,
+        n_min: int = 1,
+        p_nd: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        nested = NestedDropout(n_features, law, rho, n_min, p_nd)
+        self.n_features = nested.n_features
+        self.keep_probability = float(nested.retention().mean())
+        """``r̄``, the keep probability of every feature."""
+
+    def retention(self) -> torch.Tensor:
+        """``P(feature i kept) = r̄`` for every ``i``, float64 ``[N]``."""
+        return torch.full((self.n_features,), self.keep_probability, dtype=torch.float64)
+
+    def sample_mask(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Keep mask float32 ``[batch, N]``: independent ``Bernoulli(r̄)`` entries."""
+        device = torch.device(device)
+        u = self._rand((batch, self.n_features), device).to(torch.float64)
+        return (u < self.keep_probability).to(torch.float32)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` ``[B, N, L]`` -> ``z ⊙ m`` in training mode; ``z`` itself in eval mode."""
+        if not self.training:
+            return z
+        _check_features(z, self.n_features, "RandomDropout")
+        return z * self.sample_mask(z.shape[0], z.device)[..., None].to(z.dtype)
+
+    def extra_repr(self) -> str:
+        return f"n_features={self.n_features}, keep_probability={self.keep_probability:.6g}"
+
+
 # ---------------------------------------------------------------------------------------------
 # BER matching
 
@@ -250,6 +327,39 @@ def log_linear_profile(n_features: int, eps_min: float, eps_max: float) -> torch
         return torch.tensor([eps_min], dtype=torch.float64)
     t = torch.arange(n_features, dtype=torch.float64) / (n_features - 1)
     return torch.exp(math.log(eps_min) + t * (math.log(eps_max) - math.log(eps_min)))
+
+
+def bsc_bit_flips(
+    z: torch.Tensor, eps: torch.Tensor, bits_per_scalar: int, rand: Any
+) -> torch.Tensor:
+    """Quantise ``z`` ``[B, N, L]``, flip each of the ``Q`` bits of every scalar of feature ``i``
+    of sample ``b`` with probability ``eps[b, i]`` (``eps`` ``[1 or B, N]``), de-quantise.
+
+    ``rand(shape, device)`` gives the uniforms (a module's seeded stream). Returns float32
+    ``[B, N, L]``, no gradient.
+    """
+    b, n, length = z.shape
+    q = bits_per_scalar
+    indices = quantize_index(z, q)
+    flips = rand((b, n, length, q), z.device) < eps[:, :, None, None].float()
+    weights = 2 ** torch.arange(q - 1, -1, -1, device=z.device)  # MSB first
+    error = (flips.long() * weights).sum(-1)
+    return dequantize_index(indices ^ error, q)
+
+
+def gaussian_bit_noise(
+    z: torch.Tensor, sigma: torch.Tensor, bits_per_scalar: int, randn: Any
+) -> torch.Tensor:
+    """``q(z) + σ n`` (``σ`` float ``[1 or B, N]``, ``n ~ N(0, 1)`` from ``randn(shape, device)``):
+    the Gaussian stand-in of the bit flips, float32 ``[B, N, L]``, no gradient."""
+    zq = dequantize_index(quantize_index(z, bits_per_scalar), bits_per_scalar)
+    return zq + sigma[..., None] * randn(tuple(z.shape), z.device)
+
+
+def bit_error_variance(eps: torch.Tensor, bits_per_scalar: int) -> torch.Tensor:
+    """Gaussian-mode variance ``σ² = ε Δ² (4^Q - 1)/3`` with ``Δ = 2/2^Q`` (shape of ``eps``)."""
+    step = 2.0 / (1 << bits_per_scalar)
+    return eps * step**2 * (4.0**bits_per_scalar - 1.0) / 3.0
 
 
 class BerMatching(_Seeded):
@@ -336,18 +446,12 @@ class BerMatching(_Seeded):
 
     def noisy(self, z: torch.Tensor) -> torch.Tensor:
         """The forward value (no gradient): quantise -> BSC or Gaussian -> de-quantise."""
-        b, n, length = z.shape
-        q = self.bits_per_scalar
-        eps = self._per_sample(self.probs, b, z.device)  # [1 or B, N], float64
+        b = z.shape[0]
         if self.mode == "gaussian":
             sigma = torch.sqrt(self._per_sample(self.noise_variance(), b, z.device)).float()
-            zq = dequantize_index(quantize_index(z, q), q)
-            return zq + sigma[..., None] * self._randn((b, n, length), z.device)
-        indices = quantize_index(z, q)
-        flips = self._rand((b, n, length, q), z.device) < eps[:, :, None, None].float()
-        weights = 2 ** torch.arange(q - 1, -1, -1, device=z.device)  # MSB first
-        error = (flips.long() * weights).sum(-1)
-        return dequantize_index(indices ^ error, q)
+            return gaussian_bit_noise(z, sigma, self.bits_per_scalar, self._randn)
+        eps = self._per_sample(self.probs, b, z.device)  # [1 or B, N], float64
+        return bsc_bit_flips(z, eps, self.bits_per_scalar, self._rand)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` ``[B, N, L]`` -> ``noisy(z) + (z - sg(z))`` in training; ``z`` in eval mode."""
@@ -370,6 +474,9 @@ class BerMatching(_Seeded):
 class TrainingChannel(nn.Module):
     """``z -> m ⊙ D(m ⊙ z)``: nested-dropout mask ``m`` then distortion ``D``, training only.
 
+    The dropout slot (``nested_dropout``) takes a :class:`NestedDropout` or a
+    :class:`RandomDropout`: anything with ``n_features`` and ``sample_mask(batch, device)``.
+
     Either module may be ``None`` (switched off). The mask is applied again after the
     distortion, so a dropped feature reaches the decoder as exact zeros, as at a receiver that
     zero-fills unsent features. In eval mode the channel is the identity.
@@ -381,7 +488,9 @@ class TrainingChannel(nn.Module):
     """
 
     def __init__(
-        self, nested_dropout: NestedDropout | None = None, distortion: BerMatching | None = None
+        self,
+        nested_dropout: NestedDropout | RandomDropout | None = None,
+        distortion: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.nested_dropout = nested_dropout
@@ -395,8 +504,25 @@ class TrainingChannel(nn.Module):
             if module is not None:
                 module.reseed(None if seed is None else derive_seed(seed, k))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``z`` ``[B, N, L]`` -> ``z~`` ``[B, N, L]``."""
+    def get_rng_state(self) -> list[dict[str, torch.Tensor] | None]:
+        """Both modules' generator states (:meth:`set_rng_state` replays the noise after it)."""
+        return [
+            None if module is None else module.get_rng_state()
+            for module in (self.nested_dropout, self.distortion)
+        ]
+
+    def set_rng_state(self, state: list[dict[str, torch.Tensor] | None]) -> None:
+        """Restore what :meth:`get_rng_state` returned."""
+        for module, value in zip((self.nested_dropout, self.distortion), state, strict=True):
+            if module is not None and value is not None:
+                module.set_rng_state(value)
+
+    def forward(self, z: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """``z`` ``[B, N, L]`` -> ``z~`` ``[B, N, L]``.
+
+        ``state`` (a :class:`~semcom.channel_state.ChannelState`) goes to a state-aware
+        distortion (:mod:`semcom.training.matched_channel`); ``None`` keeps ``distortion(z)``.
+        """
         if not self.training:
             return z
         mask = None
@@ -405,7 +531,7 @@ class TrainingChannel(nn.Module):
             mask = self.nested_dropout.sample_mask(z.shape[0], z.device)[..., None].to(z.dtype)
             z = z * mask
         if self.distortion is not None:
-            z = self.distortion(z)
+            z = self.distortion(z) if state is None else self.distortion(z, state)
             if mask is not None:
                 z = z * mask
         return z
@@ -427,6 +553,7 @@ def training_channel(
     eps_max: float = 5e-2,
     flip_probs: Any = None,
     mode: str = "bsc",
+    random_dropout: bool = False,
     seed: int | None = None,
 ) -> TrainingChannel:
     """Build the training channel of a scheme, with switches for ablations.
@@ -442,16 +569,31 @@ def training_channel(
         bits_per_scalar, profile, eps_min, eps_max, flip_probs, mode: :class:`BerMatching`
             options; ``profile=None`` is ``"log-linear"`` for ``"isfr"`` and ``"uniform"`` for
             ``"conventional"``.
+        random_dropout: put a :class:`RandomDropout` (non-nested, every feature kept with
+            the mean retention of the nested dropout of ``law, rho, n_min, p_nd``) where the
+            nested dropout goes; requires nested dropout off (``nested_dropout=None`` turns it
+            off). The resolved options name it only when it is on, so the options (and
+            checkpoint hashes) of the channels without it are those they always had.
         seed: base seed of both modules' streams (``None``: torch's global generator).
 
     Returns:
         A :class:`TrainingChannel` whose ``options`` hold the resolved options (without seed).
+
+    Raises:
+        ConfigError: an unknown kind or a bad option value, a module switched on with
+            ``kind="none"``, or ``random_dropout`` together with ``nested_dropout=True``.
     """
     check_choice("kind", kind, KINDS)
     defaults = {"isfr": (True, True), "conventional": (False, True), "none": (False, False)}[kind]
     allowed = "true, false or None (the kind's default)"
+    use_random = check_flag("random_dropout", random_dropout)
+    if use_random and kind == "none":
+        raise fail("random_dropout", True, "false with kind='none' (it has no modules)")
+    if use_random and nested_dropout:
+        raise fail("random_dropout", True, "false with nested_dropout=true (one dropout at most)")
+    nd_default = defaults[0] and not use_random
     use_nd = check_flag(
-        "nested_dropout", defaults[0] if nested_dropout is None else nested_dropout, allowed=allowed
+        "nested_dropout", nd_default if nested_dropout is None else nested_dropout, allowed=allowed
     )
     use_dist = check_flag(
         "distortion", defaults[1] if distortion is None else distortion, allowed=allowed
@@ -461,7 +603,11 @@ def training_channel(
             raise fail(field, value, "false or None with kind='none' (it has no modules)")
     if profile is None:
         profile = "uniform" if kind == "conventional" else "log-linear"
-    nd = NestedDropout(n_features, law, rho, n_min, p_nd) if use_nd else None
+    nd: NestedDropout | RandomDropout | None = None
+    if use_nd:
+        nd = NestedDropout(n_features, law, rho, n_min, p_nd)
+    elif use_random:
+        nd = RandomDropout(n_features, law, rho, n_min, p_nd)
     dist = (
         BerMatching(n_features, bits_per_scalar, profile, eps_min, eps_max, flip_probs, mode)
         if use_dist
@@ -490,4 +636,6 @@ def training_channel(
         "flip_probs": None if flip_probs is None else np.asarray(flip_probs, float).tolist(),
         "mode": mode,
     }
+    if use_random:
+        channel.options["random_dropout"] = True
     return channel

@@ -43,6 +43,13 @@ dropped features forced unselected; budgets unchanged). The frame's objective is
 full problem, the dropped features counted at their drop distortion. Without ``selection``
 nothing changes.
 
+**Channel state.** Every frame gets a :class:`~semcom.channel_state.ChannelState`: the link's
+``snr_db`` and channel class and ``gain_db = 10 log10(mean_k g_k)`` of its drawn gains (the
+noiseless link: AWGN at its SNR, 300 dB when infinite, gain 0). All frames' gains are drawn
+before encoding, so a ``conditioned`` model (channel-conditioned experts) encodes and decodes
+each frame with its state; models without a true ``conditioned`` attribute are called without
+one. The selection step's ``reduce`` sees no state. :attr:`LinkFrames.state` holds the states.
+
 **Noiseless link.** ``channel="noiseless"`` or ``snr_db=inf`` is the ideal digital link, the
 quantisation-only reference: every feature is selected (no budgets, no optimiser), each is sent
 over a unit gain at unit power without noise (highest-order modulation of the set, through
@@ -89,6 +96,8 @@ import torch
 
 import optim
 from channels.bits import CODES, dequantize, quantize
+from channels.coded import is_coded, parse_entry
+from channels.coded_link import transmit_coded
 from channels.errors import ConfigError, check_int, check_real, fail
 from channels.fading import fading_coefficients
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
@@ -98,6 +107,7 @@ from channels.montecarlo import point_index
 from channels.names import BITS_PER_SYMBOL
 from optim.distortion import objective as allocation_objective
 from optim.problem import DEFAULT_MODULATIONS, Problem
+from semcom.channel_state import CHANNEL_CLASSES, ChannelState
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.importance.base import as_images, check_model, eval_mode, model_dtype_device
 from semcom.importance.reduction import check_keep
@@ -233,6 +243,9 @@ class LinkFrames:
     """float64 ``[B]``: the allocation's objective (NaN for the noiseless link)."""
     gains: np.ndarray
     """float64 ``[B, K]``: subchannel power gains ``|h_k|^2``."""
+    state: ChannelState | None = None
+    """The frames' channel states (:meth:`SemanticLink.frame_states`), given to the encoder
+    and decoder of a ``conditioned`` model."""
 
     @cached_property
     def z_hat(self) -> np.ndarray:
@@ -502,18 +515,25 @@ class SemanticLink:
         }  # fmt: skip
 
     # ----------------------------------------------------------------------------- frames
+    def _draw_fading(self, rng: np.random.Generator) -> np.ndarray:
+        """One frame's subchannel coefficients ``h [K]`` (complex128), the first draw of its
+        generator (the allocation's draws, if any, follow on the same generator)."""
+        return np.asarray(
+            fading_coefficients(self.channel, (self.n_subchannels,), rng=rng,
+                                k_factor=self.rician_k if self.channel == "rician" else 0.0)
+        )  # fmt: skip
+
     def _allocate(
-        self, rng: np.random.Generator, kept: np.ndarray | None = None
+        self, rng: np.random.Generator, kept: np.ndarray | None = None, h: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, Any, float]:
         """One channel draw and its allocation: ``(gains, h, allocation, objective)``.
 
         ``kept`` (bool ``[N]``, selection step only): the allocation chooses among these
-        features only (module docstring, *Selection step*).
+        features only (module docstring, *Selection step*). ``h``: the frame's coefficients
+        already drawn from ``rng`` by :meth:`_draw_fading` (``None``: drawn here).
         """
-        h = np.asarray(
-            fading_coefficients(self.channel, (self.n_subchannels,), rng=rng,
-                                k_factor=self.rician_k if self.channel == "rician" else 0.0)
-        )  # fmt: skip
+        if h is None:
+            h = self._draw_fading(rng)
         gains = np.abs(h) ** 2
         options = dict(self.method_options)
         if self._randomised and "seed" not in options:
@@ -574,6 +594,22 @@ class SemanticLink:
         dtype, device = model_dtype_device(self.model, images)
         n, length, q = self.n_features, self.scalars_per_feature, self.bits_per_scalar
         b = images.shape[0]
+        point = self.draw_point(draw)
+        trials = np.arange(first_image, first_image + b, dtype=np.int64)
+        # every frame's channel is drawn before encoding: a conditioned model encodes with it
+        rngs, fading = [], []
+        gains = np.ones((b, self.n_subchannels))
+        if not self.noiseless:
+            for j, trial in enumerate(trials):
+                rngs.append(np.random.default_rng((self.seed, point, int(trial))))
+                fading.append(self._draw_fading(rngs[-1]))
+                gains[j] = np.abs(fading[-1]) ** 2
+        state = self.frame_states(gains, device)
+        conditioned = bool(getattr(self.model, "conditioned", False))
+
+        def chunk_state(s: int) -> tuple[Any, ...]:
+            return (state[s : s + self.batch_size],) if conditioned else ()
+
         kept = None
         if self.selection is not None:
             z, kept = self._reduce(images, device, dtype)
@@ -581,7 +617,8 @@ class SemanticLink:
             with eval_mode(self.model), torch.no_grad():
                 z = torch.cat([
                     self.model.encode(
-                        images[s : s + self.batch_size].to(device=device, dtype=dtype))
+                        images[s : s + self.batch_size].to(device=device, dtype=dtype),
+                        *chunk_state(s))
                     for s in range(0, b, self.batch_size)
                 ])  # fmt: skip
         if tuple(z.shape) != (b, n, length):
@@ -594,32 +631,41 @@ class SemanticLink:
         else:
             codes = quantize_features(z.to(torch.float64).cpu().numpy(), q, self.code)
 
-        point = self.draw_point(draw)
-        trials = np.arange(first_image, first_image + b, dtype=np.int64)
         m = np.zeros((b, n), dtype=np.int64)
         h_feat = np.zeros((b, n), dtype=np.complex128)
         p_feat = np.zeros((b, n))
         objective = np.full(b, math.nan)
-        gains = np.ones((b, self.n_subchannels))
+        coded = np.zeros((b, n), dtype=bool)  # features sent with a coded entry (LDPC)
+        entries: list[list[str | None]] = [[None] * n for _ in range(b)]
         if self.noiseless:
-            m[:] = max(BITS_PER_SYMBOL[name] for name in self.modulations)
+            m[:] = max(BITS_PER_SYMBOL[parse_entry(name)[0]] for name in self.modulations)
             h_feat[:] = 1.0
             p_feat[:] = 1.0
             if kept is not None:
                 m[~kept], h_feat[~kept], p_feat[~kept] = 0, 0.0, 0.0
         else:
-            for j, trial in enumerate(trials):
-                rng = np.random.default_rng((self.seed, point, int(trial)))
+            for j in range(b):
                 frame_kept = None if kept is None else kept[j]
-                gains[j], h, allocation, objective[j] = self._allocate(rng, frame_kept)
+                gains[j], h, allocation, objective[j] = self._allocate(
+                    rngs[j], frame_kept, fading[j]
+                )
                 sel = allocation.selected
-                m[j, sel] = [BITS_PER_SYMBOL[name] for name in allocation.modulation]
+                names = allocation.modulation
+                m[j, sel] = [BITS_PER_SYMBOL[parse_entry(name)[0]] for name in names]
+                for i, name in zip(sel, allocation.modulation, strict=True):
+                    if is_coded(name):
+                        coded[j, i], entries[j][i] = True, name
                 h_feat[j, sel] = h[allocation.subchannel]
                 p_feat[j, sel] = allocation.power
             # a feature selected at zero power carries no energy: the receiver knows the
             # allocation and zero-fills it like a dropped feature (module docstring)
             unpowered = (m > 0) & ~(p_feat > 0.0)
             m[unpowered], h_feat[unpowered], p_feat[unpowered] = 0, 0.0, 0.0
+            coded &= ~unpowered
+        if coded.any():  # coded features go through LDPC on the CPU (channels.coded_link)
+            on_device = False
+            if torch.is_tensor(codes):
+                codes = codes.cpu().numpy()
         no = 0.0 if self.noiseless else NOISE_POWER
         sent = m > 0
         if on_device:
@@ -631,18 +677,45 @@ class SemanticLink:
             )
             received = dequantize_torch(codes_hat, q, self.code)
         else:
-            out = transmit_codes(codes, m, h_feat, p_feat, no, q, seed=self.seed, point=point,
-                                 trials=trials, backend=self.backend)  # fmt: skip
-            bit_errors = out.bit_errors
-            z_hat = dequantize_features(np.maximum(out.codes_hat, 0), q, self.code)
+            out = transmit_codes(codes, np.where(coded, 0, m), h_feat, p_feat, no, q,
+                                 seed=self.seed, point=point, trials=trials,
+                                 backend=self.backend)  # fmt: skip
+            bit_errors, codes_hat = out.bit_errors, out.codes_hat
+            if coded.any():
+                ldpc = transmit_coded(codes, entries, h_feat, p_feat, no, q, seed=self.seed,
+                                      point=point, trials=trials)  # fmt: skip
+                codes_hat = np.where(coded[:, :, None], ldpc.codes_hat, codes_hat)
+                bit_errors = np.where(coded, ldpc.bit_errors, bit_errors)
+            z_hat = dequantize_features(np.maximum(codes_hat, 0), q, self.code)
             received = np.where(sent[:, :, None], z_hat, 0.0)
         z_in = torch.as_tensor(received).to(device=device, dtype=z.dtype)
         with eval_mode(self.model), torch.no_grad():
             x_hat = torch.cat([
-                self.model.decode(z_in[s : s + self.batch_size])
+                self.model.decode(z_in[s : s + self.batch_size], *chunk_state(s))
                 for s in range(0, b, self.batch_size)
             ])  # fmt: skip
-        return LinkFrames(x_hat, received, sent, m, bit_errors, objective, gains)
+        return LinkFrames(x_hat, received, sent, m, bit_errors, objective, gains, state)
+
+    def frame_states(self, gains: np.ndarray, device: Any = "cpu") -> ChannelState:
+        """The frames' channel states from their subchannel gains ``[B, K]``.
+
+        ``snr_db`` = the link's, ``gain_db = 10 log10(mean_k g_k)`` (0 without subchannels),
+        ``channel`` = the link's class. The noiseless link reports AWGN at its SNR (300 dB when
+        it is infinite) and gain 0.
+        """
+        b = gains.shape[0]
+        if self.noiseless:
+            snr = self.snr_db if math.isfinite(self.snr_db) else SNR_DB_LIMIT
+            return ChannelState.constant(snr, "awgn", b, device)
+        mean = gains.mean(axis=1) if gains.shape[1] else np.ones(b)
+        with np.errstate(divide="ignore"):
+            gain_db = np.maximum(10.0 * np.log10(mean), -SNR_DB_LIMIT)
+        return ChannelState(
+            torch.full((b,), self.snr_db, dtype=torch.float32, device=device),
+            torch.as_tensor(gain_db, dtype=torch.float32, device=device),
+            torch.full((b,), CHANNEL_CLASSES.index(self.channel), dtype=torch.int64,
+                       device=device),
+        )  # fmt: skip
 
     def _reduce(
         self, images: torch.Tensor, device: torch.device, dtype: torch.dtype
@@ -697,6 +770,7 @@ class SemanticLink:
         confidence: float = 0.95,
         ci_method: str = "t",
         compute_ssim: bool = True,
+        compute_ms_ssim: bool = False,
     ) -> LinkResult:
         """Monte Carlo over ``n_draws`` channel draws of every image; metrics with intervals.
 
@@ -708,7 +782,7 @@ class SemanticLink:
         n_draws = check_int("n_draws", n_draws, 1, 2**31)
         evaluation = LinkEvaluation(
             self, images, labels, confidence=confidence, ci_method=ci_method,
-            compute_ssim=compute_ssim,
+            compute_ssim=compute_ssim, compute_ms_ssim=compute_ms_ssim,
         )  # fmt: skip
         for draw in range(n_draws):
             evaluation.add_draw(draw)

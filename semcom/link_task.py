@@ -7,6 +7,15 @@ holds, and return its results row (the :class:`semcom.sweep.PointTask` of ``semc
 ``stop.metric`` (over the images, each image averaged over its draws) is at most
 ``half_width``; otherwise it stops at ``max_draws``. ``stop_reason`` records which.
 
+**Separate schemes** (:mod:`semcom.separate`; ``Scheme.separate`` set) run on the same
+conditions with the semantic link's budget (``S_max = η N L Q / 2`` of the scenario's model,
+``P_tot = 10^(snr_db/10) K``): their best (rate, modulation) pair is chosen on the
+calibration images (:func:`semcom.separate.task.choose_pair`), then evaluated with the same
+stop rule; a failed frame's image is the training split's mean image. Their rows fill
+``sep_rate``, ``sep_modulation``, ``sep_failures`` and ``sep_failure_rate`` (frames that got
+the mean image, and their share); semantic rows have NaN and ``none`` there. Every row has
+``bandwidth_ratio = S_max / (C H W)``.
+
 **Reproducibility.** A point's frames draw from streams keyed by (link seed, CRC-32 of the
 link's parameters and the draw, image index) (:mod:`semcom.link`); torch runs with a fixed
 number of threads per worker. So a point's row is the same whichever worker, process or
@@ -22,11 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from channels.coded import coded_entries
+from semcom.data import load_dataset
 from semcom.evaluation import LinkEvaluation, LinkResult
 from semcom.link import SemanticLink
+from semcom.models.build import at_input_shape
 from semcom.prepare import Calibration, test_split
 from semcom.scheme_bits import scheme_bits
 from semcom.scheme_compression import NONE, dense_size, size_columns
+from semcom.separate import task as separate_task
 from semcom.sweep import Point, PointResult
 from semcom.train import load_checkpoint
 
@@ -72,10 +85,11 @@ class LinkPointTask:
     _models: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _images: Any = field(default=None, init=False, repr=False)
     _labels: Any = field(default=None, init=False, repr=False)
+    _separate: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_models={}, _images=None, _labels=None)  # rebuilt by setup()
+        state.update(_models={}, _images=None, _labels=None, _separate={})  # rebuilt by setup()
         return state
 
     def setup(self) -> None:
@@ -91,8 +105,44 @@ class LinkPointTask:
         test = test_split(next(iter(configs.values())))
         index = torch.from_numpy(self.calibration.eval_indices)
         self._images = test.images[index]
+        for variant in configs:  # photos: test crops larger than the training patches
+            self._models[variant] = at_input_shape(self._models[variant], test.images.shape[1:])
         wants_accuracy = "accuracy" in self.scenario.metrics
         self._labels = test.labels[index] if wants_accuracy else None
+        if any(self.scenario.scheme(n).separate for n in self.scenario.scheme_names()):
+            config = next(iter(configs.values()))
+            train = load_dataset(config.dataset, "train", root=config.dataset_root,
+                                 **config.dataset_options)  # fmt: skip
+            calib = torch.from_numpy(self.calibration.calibration_indices)
+            self.use_separate(train.images.mean(dim=0), test.images[calib])
+
+    def use_separate(self, mean_image: Any, calibration_images: Any) -> None:
+        """The separate schemes' failure image (the training-set mean ``[C, H, W]``) and the
+        images their (rate, modulation) pair is chosen on (:meth:`setup` sets both)."""
+        self._separate = {"mean": mean_image, "calibration": calibration_images}
+
+    def symbol_budget(self, values: dict[str, Any]) -> float:
+        """``S_max = η N L Q / 2`` of a point's condition (the scenario model's ``N``, ``L``)."""
+        model = next(iter(self._models.values()))
+        return separate_task.symbol_budget(
+            values["eta"], model.n_features, model.scalars_per_feature, values["bits_per_scalar"]
+        )
+
+    def separate_link(self, point: Point) -> tuple[Any, dict[str, Any]]:
+        """A separate scheme's link at ``point`` with its chosen pair, and its row columns."""
+        values = point.as_dict()
+        name = values["scheme"]
+        codec = self.scenario.scheme(name).separate
+        budget = self.symbol_budget(values)
+        mean = self._separate["mean"]
+        rate, modulation, _ = separate_task.choose_pair(
+            codec, mean, budget, values, name, self._separate["calibration"]
+        )
+        if codec == separate_task.CAPACITY:
+            link = separate_task.make_link(codec, mean, budget, values, name)
+        else:
+            link = separate_task.make_link(codec, mean, budget, values, name, rate, modulation)
+        return link, {"sep_rate": rate, "sep_modulation": modulation}
 
     def use_models(self, models: dict[str, Any], images: Any, labels: Any = None) -> None:
         """Evaluate with these in-memory models (by codec: model variant or compressed codec
@@ -114,13 +164,17 @@ class LinkPointTask:
             reducer = self.calibration.profile(codec, selection[0]).estimator
             keep = selection[1]
         options = {**s.allocation.options.get(scheme.method, {}), **scheme.options}
+        modulations, ber_model = tuple(s.allocation.modulations), s.allocation.ber_model
+        if scheme.link is not None:  # (modulation, LDPC rate) entries (isfr-uep-ldpc)
+            modulations = coded_entries(scheme.link["modulations"], scheme.link["rates"])
+            ber_model = scheme.link.get("ber_model", "bound")
         return SemanticLink(
             model, weights, self.calibration.drop[codec],
             bits_per_scalar=bits_per_scalar, channel=values["channel"],
             n_subchannels=values["n_subchannels"], snr_db=values["snr_db"],
             eta=values["eta"], method=scheme.method, rician_k=values["rician_k"],
-            seed=values["seed"], modulations=tuple(s.allocation.modulations),
-            ber_model=s.allocation.ber_model, code=s.channel.code, method_options=options,
+            seed=values["seed"], modulations=modulations,
+            ber_model=ber_model, code=s.channel.code, method_options=options,
             backend="cuda" if self.device.startswith("cuda") else "cpu",
             selection=reducer, keep=keep,
         )  # fmt: skip
@@ -202,9 +256,16 @@ class LinkPointTask:
     def evaluate(self, point: Point) -> tuple[LinkEvaluation, str]:
         """Draws until the stop rule holds; returns ``(evaluation, stop_reason)``."""
         stop = self.scenario.stop
+        name = point.as_dict()["scheme"]
+        if self.scenario.scheme(name).separate:
+            link, self._separate["columns"] = self.separate_link(point)
+            labels = None
+        else:
+            link, labels = self.link(point), self._labels
         evaluation = LinkEvaluation(
-            self.link(point), self._images, self._labels, confidence=stop.confidence,
+            link, self._images, labels, confidence=stop.confidence,
             compute_ssim="ssim" in self.scenario.metrics,
+            compute_ms_ssim="ms_ssim" in self.scenario.metrics,
         )  # fmt: skip
         for draw in range(stop.max_draws):
             evaluation.add_draw(draw)
@@ -225,17 +286,33 @@ class LinkPointTask:
         row.update({name: values[name] for name in AXIS_TYPES if name != "scheme"})
         row.update(scheme=values["scheme"], model=scheme.model, weights=scheme.weights,
                    method=scheme.method)  # fmt: skip
-        row.update(self.estimator_columns(values["scheme"]))
-        row.update(self.compression_columns(values["scheme"]))
+        separate = scheme.separate is not None
+        if separate:
+            row.update(estimator=NONE, selection=NONE, keep=0, compression=NONE,
+                       encoder_params=0, encoder_nonzero_params=0, encoder_flops=0.0,
+                       encoder_effective_flops=0.0, encoder_weight_bits=float("nan"))  # fmt: skip
+        else:
+            row.update(self.estimator_columns(values["scheme"]))
+            row.update(self.compression_columns(values["scheme"]))
         row.update(self.bits_columns(values["scheme"], values["bits_per_scalar"]))
-        row.update(metric_columns(result))
+        row.update(metric_columns(result, ms_ssim=evaluation.compute_ms_ssim))
         row.update(
             mean_selected=result.mean_selected, bits_sent=result.bits_sent,
             bit_errors=result.bit_errors, n_images=result.n_images, n_draws=result.n_draws,
             stop_reason=reason, confidence=result.confidence,
             seconds=time.perf_counter() - start,
         )  # fmt: skip
-        per_image = {name: evaluation.per_image(name) for name in ("psnr_db", "mse", "ssim")}
+        budget = self.symbol_budget(values)
+        row["bandwidth_ratio"] = separate_task.bandwidth_ratio(budget, self._images.shape[1:])
+        link = evaluation.link
+        row.update(
+            sep_rate=self._separate["columns"]["sep_rate"] if separate else float("nan"),
+            sep_modulation=self._separate["columns"]["sep_modulation"] if separate else NONE,
+            sep_failures=link.failures if separate else 0,
+            sep_failure_rate=link.failures / link.frames if separate else float("nan"),
+        )  # fmt: skip
+        names = ("psnr_db", "mse", "ssim", *(("ms_ssim",) if evaluation.compute_ms_ssim else ()))
+        per_image = {name: evaluation.per_image(name) for name in names}
         images = [
             {"key": point.key, "scheme": values["scheme"], "image": b,
              **{name: float(v[b]) for name, v in per_image.items()}}
@@ -244,8 +321,10 @@ class LinkPointTask:
         return PointResult(row=row, tables={"per_image": images})
 
 
-def metric_columns(result: LinkResult) -> dict[str, float]:
-    """``psnr_db, psnr_ci_low, psnr_ci_high, ssim, ..., accuracy_ci_high`` of ``result``."""
+def metric_columns(result: LinkResult, ms_ssim: bool = False) -> dict[str, float]:
+    """``psnr_db, psnr_ci_low, psnr_ci_high, ssim, ..., accuracy_ci_high`` of ``result``, then
+    ``ms_ssim, ms_ssim_ci_low, ms_ssim_ci_high`` when ``ms_ssim`` (a scenario whose
+    ``metrics`` name it: the columns of the others are those they always had)."""
     nan = float("nan")
     accuracy = (nan, (nan, nan)) if result.accuracy is None else (
         result.accuracy, result.accuracy_ci)  # fmt: skip
@@ -256,6 +335,7 @@ def metric_columns(result: LinkResult) -> dict[str, float]:
         ("mse", "mse", (result.mse, result.mse_ci)),
         ("ber", "ber", (result.ber, result.ber_ci)),
         ("accuracy", "accuracy", accuracy),
+        *((("ms_ssim", "ms_ssim", (result.ms_ssim, result.ms_ssim_ci)),) if ms_ssim else ()),
     ):
         columns[name] = float(mean)
         columns[f"{prefix}_ci_low"] = float(ci[0])

@@ -18,6 +18,20 @@ Images are batch-first ``[B, C, H, W]`` (NumPy arrays or torch tensors) with pix
   gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=R,
   channel_axis=0)``. Images smaller than the window (e.g. 8×8 digits) use the largest odd
   window that fits, with the same σ.
+- MS-SSIM (Wang, Simoncelli, Bovik, Asilomar 2003) in torch, float64: at scales
+  ``j = 1..M`` (scale 1 the image, each next one a 2×2 average pooling with stride 2 of the
+  previous one) the contrast-structure term ``cs_j = mean (2 σxy + C2) / (σx^2 + σy^2 + C2)``
+  and at the coarsest scale the full SSIM ``s_M`` (same window, constants and valid positions
+  as SSIM above), per channel::
+
+      MS-SSIM = Π_{j<M} max(cs_j, 0)^{w_j} · max(s_M, 0)^{w_M}
+
+  averaged over channels, with the standard five weights ``w = (0.0448, 0.2856, 0.3001,
+  0.2363, 0.1333)``. Five scales need a side of at least ``16 · 11 = 176`` pixels; a smaller
+  image uses the first ``M`` scales whose side still holds the 11-pixel window (at least one;
+  e.g. ``M = 2`` for 32×32 patches, ``M = 5`` for 256×256 crops) with their weights scaled to sum
+  to 1, and an image smaller than the window the largest odd window that fits, as SSIM does.
+  With one weight it is SSIM (the same numbers as ``skimage.metrics.structural_similarity``).
 - Accuracy: share of correct predictions (``argmax`` of logits ``[B, C]`` or labels ``[B]``).
 - :func:`mean_ci`: mean with a two-sided Student-t interval ``x̄ ± t_{(1+c)/2, n−1} s/√n``
   (``scipy.stats.t``) or a percentile bootstrap interval of the mean.
@@ -127,6 +141,120 @@ def ssim(
     return _reduce(per_image, reduction)
 
 
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+"""The five scale weights of Wang, Simoncelli and Bovik (2003), finest scale first."""
+
+
+def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int = 5) -> int:
+    """How many scales ``M`` MS-SSIM uses on ``height × width`` images: the largest
+    ``M <= max_scales`` with ``min(H, W) // 2^(M-1) >= win_size`` (at least 1).
+
+    Examples:
+        >>> ms_ssim_scales(256, 256), ms_ssim_scales(32, 32), ms_ssim_scales(8, 8)
+        (5, 2, 1)
+    """
+    side, m = min(int(height), int(width)), 1
+    while m < max_scales and side // 2**m >= win_size:
+        m += 1
+    return m
+
+
+def _band(length: int, g: Any) -> Any:
+    """Banded matrix ``[length - k + 1, length]`` whose row ``i`` holds ``g`` at columns
+    ``i..i+k-1``: ``B @ x`` is the 'valid' correlation of ``x`` with ``g`` along that axis."""
+    import torch
+
+    k = g.numel()
+    out = torch.zeros(length - k + 1, length, dtype=g.dtype)
+    index = torch.arange(length - k + 1)[:, None] + torch.arange(k)[None, :]
+    out.scatter_(1, index, g.expand(length - k + 1, k).clone())
+    return out
+
+
+def ms_ssim(
+    x: Any,
+    x_hat: Any,
+    data_range: float = 1.0,
+    weights: Any = None,
+    win_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    reduction: str = "none",
+) -> np.ndarray | float:
+    """Per-image multi-scale SSIM ``[B]`` (float64) of images ``[B, C, H, W]`` (module docstring).
+
+    Computed in torch (float64, CPU or the tensors' device); NumPy arrays are accepted too.
+
+    Args:
+        x, x_hat: images ``[B, C, H, W]`` with values in ``[0, data_range]``.
+        data_range: ``R`` of the constants ``C1 = (k1 R)^2``, ``C2 = (k2 R)^2``.
+        weights: scale weights, finest first; ``None``: :data:`MS_SSIM_WEIGHTS` as published
+            (they sum to 1.0001) when five scales fit, else the first ``M``
+            (:func:`ms_ssim_scales`) rescaled to sum 1.
+            Given weights are used as they are (their count is the number of scales).
+        win_size, sigma, k1, k2: the Gaussian window and constants of SSIM.
+        reduction: ``"none"`` (per image) or ``"mean"``.
+
+    Returns:
+        float64 ``[B]`` (or their mean); 1 for identical images.
+
+    Raises:
+        ConfigError: shapes differ or are not ``[B, C, H, W]``, non-finite values, bad weights.
+
+    Examples:
+        >>> x = np.random.default_rng(0).random((2, 3, 64, 64))
+        >>> ms_ssim(x, x).tolist()
+        [1.0, 1.0]
+    """
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    a, b = _pair(x, x_hat)
+    if a.ndim != 4:
+        raise fail("x", f"array of shape {a.shape}", "shape [B, C, H, W]")
+    peak = check_real("data_range", data_range, 0, open_low=True)
+    h, w = a.shape[-2:]
+    if weights is None:
+        m = ms_ssim_scales(h, w, win_size, len(MS_SSIM_WEIGHTS))
+        wts = np.asarray(MS_SSIM_WEIGHTS[:m], dtype=np.float64)
+        if m < len(MS_SSIM_WEIGHTS):
+            wts = wts / wts.sum()
+    else:
+        wts = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if wts.size == 0 or not np.all(np.isfinite(wts)) or np.any(wts < 0):
+            raise fail("weights", weights, "a non-empty list of finite weights >= 0")
+        if min(h, w) // 2 ** (wts.size - 1) < 1:
+            raise fail("weights", f"{wts.size} scales", f"at most {ms_ssim_scales(h, w, 1, 64)}"
+                       f" scales for {h}x{w} images")  # fmt: skip
+    c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
+    ta = torch.from_numpy(a).reshape(-1, h, w)  # channels as separate images
+    tb = torch.from_numpy(b).reshape(-1, h, w)
+    per_scale = []
+    for j in range(wts.size):
+        side = min(ta.shape[-2:])
+        win = min(int(win_size), side if side % 2 else side - 1)
+        g = torch.from_numpy(gaussian_window(max(win, 1), sigma))
+        rows, cols = _band(ta.shape[-2], g), _band(ta.shape[-1], g)
+        # the five local moments at once; B_h X B_w^T is the separable 'valid' correlation
+        stack = torch.stack([ta, tb, ta * ta, tb * tb, ta * tb])
+        mu_a, mu_b, e_aa, e_bb, e_ab = rows @ stack @ cols.T
+        var_a = e_aa - mu_a * mu_a
+        var_b = e_bb - mu_b * mu_b
+        cov = e_ab - mu_a * mu_b
+        cs_map = (2.0 * cov + c2) / (var_a + var_b + c2)
+        if j == wts.size - 1:
+            lum = (2.0 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
+            cs_map = lum * cs_map
+        per_scale.append(cs_map.flatten(1).mean(dim=1).clamp(min=0.0))  # [B·C]
+        if j < wts.size - 1:
+            ta, tb = F.avg_pool2d(ta[:, None], 2)[:, 0], F.avg_pool2d(tb[:, None], 2)[:, 0]
+    values = torch.stack(per_scale, dim=1)  # [B·C, M]
+    score = torch.prod(values ** torch.from_numpy(wts)[None, :], dim=1)
+    per_image = score.reshape(a.shape[0], a.shape[1]).mean(dim=1).numpy()
+    return _reduce(per_image, reduction)
+
+
 def accuracy(predictions: Any, labels: Any, reduction: str = "mean") -> np.ndarray | float:
     """Share of correct predictions: logits ``[B, C]`` (argmax) or class labels ``[B]``.
 
@@ -207,4 +335,15 @@ def mean_ci(
     return Estimate(mean, float(low), float(high), n, float(confidence), method)
 
 
-__all__ = ["Estimate", "accuracy", "gaussian_window", "mean_ci", "mse", "psnr", "ssim"]
+__all__ = [
+    "MS_SSIM_WEIGHTS",
+    "Estimate",
+    "accuracy",
+    "gaussian_window",
+    "mean_ci",
+    "ms_ssim",
+    "ms_ssim_scales",
+    "mse",
+    "psnr",
+    "ssim",
+]

@@ -50,8 +50,8 @@ PLOT_X_AXES = ("snr_db", "eta", "n_subchannels")
 """The axes :func:`plot_all` puts on the x axis when they vary."""
 FORMATS = ("png", "pdf", "svg")
 LOG_METRICS = ("mse", "ber")
-METRIC_LABELS = {"psnr_db": "PSNR (dB)", "ssim": "SSIM", "mse": "MSE", "ber": "BER",
-                 "accuracy": "accuracy"}  # fmt: skip
+METRIC_LABELS = {"psnr_db": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "mse": "MSE",
+                 "ber": "BER", "accuracy": "accuracy"}  # fmt: skip
 AXIS_LABELS = {"snr_db": "average SNR Es/N0 (dB)", "eta": "symbol budget η",
                "n_subchannels": "subchannels K", "rician_k": "Rician K-factor",
                "bits_per_scalar": "bits per scalar Q", "seed": "link seed",

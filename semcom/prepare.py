@@ -42,6 +42,7 @@ from semcom.data import ImageDataset, load_dataset
 from semcom.identity import data_digest, describe_code
 from semcom.importance import make_estimator
 from semcom.link import drop_distortion
+from semcom.models.build import at_input_shape
 from semcom.scheme_compression import CompressedCodec, CompressionSpec, compress_codec, dense_size
 from semcom.scheme_estimators import (
     EstimatorSpec,
@@ -51,7 +52,7 @@ from semcom.scheme_estimators import (
     resolve_estimator,
 )
 from semcom.sweep.pool import spawn_pool, stop_pool
-from semcom.train import TrainConfig, load_checkpoint, train
+from semcom.train import TrainConfig, TrainedModel, config_hash, load_checkpoint, train
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Calibration:
             :class:`~semcom.scheme_compression.CompressedCodec` (the weights, drop distortions,
             clean PSNRs and profiles above are keyed by codec: a model variant or one of these).
         sizes: codec -> its measured :class:`~semcom.compression.EncoderSize`.
+        models: rows of ``models.csv``, one per model variant (:func:`model_row`).
     """
 
     checkpoints: dict[str, str]
@@ -87,6 +89,7 @@ class Calibration:
     ordering: list[dict[str, Any]] = field(default_factory=list)
     codecs: dict[str, CompressedCodec] = field(default_factory=dict)
     sizes: dict[str, EncoderSize] = field(default_factory=dict)
+    models: list[dict[str, Any]] = field(default_factory=list)
 
     def compression_rows(self) -> list[dict[str, Any]]:
         """Rows of ``compression.csv``: one per compressed codec
@@ -324,8 +327,11 @@ def calibrate(
     out = Calibration(dict(checkpoints), {}, {}, {}, {}, eval_idx, calib_idx)
     models = {}
     for variant, path in checkpoints.items():
-        models[variant] = load_checkpoint(path, device).model
+        trained = load_checkpoint(path, device)
+        # a fully convolutional codec runs on test images larger than its training patches
+        models[variant] = at_input_shape(trained.model, images.shape[1:])
         _measure(out, variant, models[variant], images, calibration, default, estimators, log)
+        out.models.append(model_row(variant, trained, out.clean_psnr_db[variant]))
         if ordering:
             fitted = [p for (codec, _), p in out.profiles.items() if codec == variant]
             out.ordering.extend(ordering_rows(variant, models[variant], calibration, fitted))
@@ -339,6 +345,38 @@ def calibrate(
         model = codec.load(device)
         _measure(out, name, model, images, calibration, default, estimators, log)
     return out
+
+
+def model_row(variant: str, trained: TrainedModel, clean_psnr_db: float) -> dict[str, Any]:
+    """One row of ``models.csv``: how model ``variant`` was trained and what it holds.
+
+    Columns: ``model``, ``training_method``, ``adapter``, ``routing`` (``none`` when unset),
+    ``channel_training`` (the channel-state training options as JSON, ``{}``: the fixed BER
+    profile), ``init_from`` (the first 16 hex digits of the parent config's hash, ``none``),
+    ``epochs`` (trained), ``steps`` (optimiser steps), ``parameters`` (of the deployed model),
+    ``trainable_parameters`` (those the training updated: an adapted model's adapter only),
+    ``clean_psnr_db``, ``checkpoint``.
+    """
+    import json
+
+    c = trained.config
+    parent = getattr(c, "init_from", None)
+    history = trained.history
+    steps = history[-1].get("step") if history else 0
+    return {
+        "model": variant,
+        "training_method": c.method or "none",
+        "adapter": getattr(c, "adapter", None) or "none",
+        "routing": getattr(c, "routing", None) or "none",
+        "channel_training": json.dumps(getattr(c, "channel", {}) or {}, sort_keys=True),
+        "init_from": "none" if not parent else config_hash(TrainConfig(**parent))[:16],
+        "epochs": len(history),
+        "steps": -1 if steps is None else int(steps),
+        "parameters": sum(p.numel() for p in trained.model.parameters()),
+        "trainable_parameters": int(getattr(trained, "trainable_parameters", 0) or 0),
+        "clean_psnr_db": clean_psnr_db,
+        "checkpoint": str(trained.checkpoint),
+    }
 
 
 def _measure(

@@ -137,6 +137,38 @@ class Registry:
         """Validate ``name`` and return its canonical (lower-case) form."""
         return self._lookup(name)[1].name
 
+    def build(self, name: str, options: dict[str, Any], field: str) -> Any:
+        """An instance of the class registered as ``name``, built from ``options``.
+
+        Every key of ``options`` must be a keyword of the class's constructor, which validates
+        the values; a bad key or value is a one-line :class:`ConfigError` under ``field``
+        (``"<field>.<option>: <value> is invalid; allowed: ..."``).
+
+        Examples:
+            >>> from semcom.training import TRAINING
+            >>> TRAINING.build("satimp", {"b1": 2.0}, "method_options").b1
+            2.0
+            >>> try:
+            ...     TRAINING.build("satimp", {"bee": 1}, "method_options")
+            ... except ConfigError as error:
+            ...     print(error)
+            method_options.bee: 1 is invalid; allowed: options of satimp: b1, b2
+        """
+        import inspect
+
+        from channels.errors import fail
+
+        cls = self.get(name)
+        accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+        for key in options:
+            if key not in accepted:
+                allowed = f"options of {self.check(name)}: {', '.join(accepted) or 'none'}"
+                raise fail(f"{field}.{key}", options[key], allowed)
+        try:
+            return cls(**options)
+        except ConfigError as exc:
+            raise ConfigError(f"{field}.{exc}") from None
+
     def names(self) -> list[str]:
         """Registered names in registration order."""
         return list(self._entries)

@@ -43,13 +43,13 @@ import pandas as pd
 
 from channels.errors import ConfigError, check_int, fail
 from semcom.metrics import mean_ci
-from semcom.schemes import PROPOSED, UNIFORM_IMPORTANCE_BASELINES
+from semcom.schemes import DROPOUT_BASELINES, PROPOSED, UNIFORM_IMPORTANCE_BASELINES
 
 CONDITION_COLUMNS = ("channel", "snr_db", "eta", "n_subchannels", "rician_k", "bits_per_scalar",
                      "seed")  # fmt: skip
 """The columns that make up one condition; within a condition the schemes are compared."""
 
-METRICS = ("psnr_db", "ssim", "mse", "ber", "accuracy")
+METRICS = ("psnr_db", "ssim", "mse", "ber", "accuracy", "ms_ssim")
 """Metric columns of results.csv, each with ``<prefix>_ci_low`` and ``<prefix>_ci_high``."""
 
 GAIN_COLUMNS = ("reference", "baseline", "psnr_ref", "psnr_base", "psnr_gain_db",
@@ -60,8 +60,8 @@ GAIN_COLUMNS = ("reference", "baseline", "psnr_ref", "psnr_base", "psnr_gain_db"
 """Columns of :func:`gain_table` after the condition columns."""
 
 _NOT_A_RESULTS_DIR = "a results directory of semcom run (with results.csv)"
-_DIGITS = {"psnr_db": "{:.2f}", "ssim": "{:.4f}", "mse": "{:.3e}", "ber": "{:.3e}",
-           "accuracy": "{:.3f}", "pct": "{:.1f}"}  # fmt: skip
+_DIGITS = {"psnr_db": "{:.2f}", "ssim": "{:.4f}", "ms_ssim": "{:.4f}", "mse": "{:.3e}",
+           "ber": "{:.3e}", "accuracy": "{:.3f}", "pct": "{:.1f}"}  # fmt: skip
 
 
 @dataclass
@@ -88,9 +88,11 @@ def ci_columns(metric: str) -> tuple[str, str]:
 
 
 def order_schemes(schemes: Iterable[str]) -> list[str]:
-    """``schemes`` without duplicates: :data:`PROPOSED`, the uniform baselines, then the rest."""
+    """``schemes`` without duplicates: :data:`PROPOSED`, the uniform baselines (then their
+    dropout-trained twins), then the rest."""
     seen = list(dict.fromkeys(schemes))
-    first = [s for s in (PROPOSED, *UNIFORM_IMPORTANCE_BASELINES) if s in seen]
+    baselines = (*UNIFORM_IMPORTANCE_BASELINES, *DROPOUT_BASELINES)
+    first = [s for s in (PROPOSED, *baselines) if s in seen]
     return first + [s for s in seen if s not in first]
 
 
@@ -332,8 +334,9 @@ def gain_table(
     Columns: the condition columns, then :data:`GAIN_COLUMNS` (module docstring for the
     statistics). Rows only where both schemes were run at that condition, in condition order
     and then baseline order; no rows when ``reference`` is not in the results.
-    ``baselines=None``: the :data:`~semcom.schemes.UNIFORM_IMPORTANCE_BASELINES` present in the
-    results. The confidence level is kept in ``table.attrs["confidence"]``.
+    ``baselines=None``: the :data:`~semcom.schemes.UNIFORM_IMPORTANCE_BASELINES` and
+    :data:`~semcom.schemes.DROPOUT_BASELINES` present in the results.
+    The confidence level is kept in ``table.attrs["confidence"]``.
 
     Raises:
         ConfigError: a baseline given in ``baselines`` is not a scheme of the results, a
@@ -346,7 +349,8 @@ def gain_table(
     seed = check_int("seed", seed, 0)
     present = res.schemes
     if baselines is None:
-        baselines = [s for s in UNIFORM_IMPORTANCE_BASELINES if s in present and s != reference]
+        known = (*UNIFORM_IMPORTANCE_BASELINES, *DROPOUT_BASELINES)
+        baselines = [s for s in known if s in present and s != reference]
     for name in baselines:
         if name not in present:
             raise fail("baselines", name, f"a scheme of the results ({', '.join(present)})")

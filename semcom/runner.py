@@ -220,6 +220,7 @@ def _run_locked(
         )  # fmt: skip
         write_text_atomic(out / "importance.csv", _csv_text(calibration.importance_rows()))
         write_text_atomic(out / "ordering.csv", _csv_text(calibration.ordering))
+        write_text_atomic(out / "models.csv", _csv_text(calibration.models))
         if calibration.codecs:
             write_text_atomic(out / "compression.csv", _csv_text(calibration.compression_rows()))
 

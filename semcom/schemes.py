@@ -4,7 +4,10 @@ A *scheme* is what one curve of a figure shows (docs/method.md §6.2). It names
 
 - a **model variant** (:data:`MODEL_VARIANTS`): the training channel the auto-encoder was
   trained with: ``isfr`` (nested dropout + BER matching), ``conventional`` (one uniform BSC
-  flip probability, no nested dropout) or an ISFR ablation with one module switched off;
+  flip probability, no nested dropout), ``conventional-dropout`` (the same, plus random
+  non-nested feature dropout at ISFR's rate, :class:`semcom.isfr.RandomDropout`: every feature
+  kept with probability ``(1/N) Σ_i r_i``, so the expected number of kept features equals the
+  nested dropout's retention sum ``Σ_i r_i``) or an ISFR ablation with one module switched off;
 - the **weights** ``w`` the allocation sees: ``importance`` (the scenario's importance
   estimator, e.g. masking, measured on held-out calibration images) or ``uniform``
   (``w_i = 1/N``);
@@ -24,13 +27,23 @@ isfr-uep (proposed)           isfr                    importance  hierarchical
 ui-ep                         conventional            uniform     ui-ep
 ui-opt                        conventional            uniform     ui-opt
 passive-uep                   conventional            importance  passive
+ui-ep-dropout                 conventional-dropout    uniform     ui-ep
+ui-opt-dropout                conventional-dropout    uniform     ui-opt
+passive-uep-dropout           conventional-dropout    importance  passive
 isfr-no-dropout-uep           isfr-no-dropout         importance  hierarchical
 isfr-no-ber-matching-uep      isfr-no-ber-matching    importance  hierarchical
 isfr-equal-power              isfr                    importance  equal-power
 isfr-hungarian                isfr                    importance  hungarian
 isfr-exact                    isfr                    importance  exact
 isfr-ui-opt                   isfr                    uniform     ui-opt
+isfr-uep-ldpc                 isfr                    importance  hierarchical (LDPC)
 ============================  ======================  ==========  ===================
+
+The **separate** schemes (``separate`` set: an image codec, 5G LDPC and Gray QAM, or the
+capacity bound; :mod:`semcom.separate`) use no trained model and ignore importance; their
+``model`` and ``method`` are ``none``: ``sep-jpeg2000-ldpc``, ``sep-webp-ldpc``,
+``sep-avif-ldpc`` and ``sep-capacity``. A scenario evaluates them next to its semantic schemes
+on the same conditions and budgets (:mod:`semcom.link_task`).
 """
 
 from __future__ import annotations
@@ -41,6 +54,10 @@ from typing import Any
 from semcom.registry import ISFR_PAPER, Registry
 
 WEIGHTS = ("importance", "uniform")
+NO_MODEL = "none"
+"""The ``model`` and ``method`` of the separate schemes (they use neither)."""
+SEPARATE_SCHEMES = ("sep-jpeg2000-ldpc", "sep-webp-ldpc", "sep-avif-ldpc", "sep-capacity")
+"""The built-in separate source-channel coding schemes (:mod:`semcom.separate`)."""
 """What the allocation is told about feature importance."""
 
 
@@ -50,18 +67,29 @@ class ModelVariant:
 
     ``isfr_overrides`` are applied on top of the scenario's ``training.isfr`` (for
     ``scheme="isfr"``) or ``training.conventional`` (for ``scheme="conventional"``) options
-    of :func:`semcom.isfr.training_channel`.
+    of :func:`semcom.isfr.training_channel`. ``from_isfr`` names options that are taken from
+    ``training.isfr`` when the scenario sets them there (before the overrides): the
+    ``conventional-dropout`` variant takes the nested-dropout law from it, so that its random
+    dropout rate follows ISFR's whatever the scenario sets.
     """
 
     training_scheme: str
     isfr_overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    from_isfr: tuple[str, ...] = ()
 
 
 MODEL_VARIANTS: dict[str, ModelVariant] = {
     "isfr": ModelVariant("isfr", {}, "ISFR: nested dropout + BER matching (docs/method.md §2)"),
     "conventional": ModelVariant(
         "conventional", {}, "uniform BSC flip probability, no nested dropout (docs/method.md §2.5)"
+    ),
+    "conventional-dropout": ModelVariant(
+        "conventional",
+        {"random_dropout": True},
+        "conventional training plus random non-nested feature dropout at ISFR's rate "
+        "(expected kept features = the nested-dropout retention sum)",
+        ("law", "rho", "n_min", "p_nd"),
     ),
     "isfr-no-dropout": ModelVariant(
         "isfr", {"nested_dropout": False}, "ISFR without nested dropout (ablation)"
@@ -87,7 +115,13 @@ class Scheme:
     applied to the codec before evaluation. ``bits`` is ``None`` (the condition's one
     ``bits_per_scalar`` for every feature) or ``{"method", "average_bits", "q_min", "q_max",
     "options"}``, a registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's
-    weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`).
+    weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`). ``separate`` is None
+    (a semantic scheme) or the codec of a separate scheme (``"jpeg2000"``, ``"webp"``,
+    ``"avif"``, or ``"capacity"`` for the capacity bound; :mod:`semcom.separate`).
+    ``link`` is ``None`` (the scenario's modulation set, uncoded) or ``{"modulations": [...],
+    "rates": [...], "ber_model": ...}``: the allocation's entries are every (modulation, 5G
+    LDPC code rate) pair (:func:`channels.coded.coded_entries`; rate ``"1"`` = uncoded), each
+    coded feature LDPC-encoded on the link (:mod:`channels.coded_link`).
     """
 
     model: str
@@ -98,6 +132,18 @@ class Scheme:
     selection: dict[str, Any] | None = None
     compression: dict[str, Any] | None = None
     bits: dict[str, Any] | None = None
+    separate: str | None = None
+    link: dict[str, Any] | None = None
+
+
+LDPC_LINK: dict[str, Any] = {
+    "modulations": ["qpsk", "16qam", "64qam"],
+    "rates": ["1/3", "1/2", "2/3", "5/6", "1"],
+    "ber_model": "bound",
+}
+"""The link overrides of ``isfr-uep-ldpc``: the allocation's entries are every (modulation,
+5G LDPC rate) pair (rate 1: uncoded), with the bound BER model (coded entries use the
+exponential fit of their measured curve, :mod:`channels.coded_table`)."""
 
 
 SCHEMES = Registry("scheme")
@@ -112,6 +158,12 @@ _BUILT_IN = (
      "Conventional model, uniform weights, the same SP1-SP4 solver"),
     ("passive-uep", Scheme("conventional", "importance", "passive"),
      "Conventional model, post-hoc importance, features sorted by weight, SP1-SP4"),
+    ("ui-ep-dropout", Scheme("conventional-dropout", "uniform", "ui-ep"),
+     "ui-ep on the conventional model trained with random non-nested feature dropout"),
+    ("ui-opt-dropout", Scheme("conventional-dropout", "uniform", "ui-opt"),
+     "ui-opt on the conventional model trained with random non-nested feature dropout"),
+    ("passive-uep-dropout", Scheme("conventional-dropout", "importance", "passive"),
+     "passive-uep on the conventional model trained with random non-nested feature dropout"),
     ("isfr-no-dropout-uep", Scheme("isfr-no-dropout", "importance", "hierarchical"),
      "Ablation: ISFR without nested dropout, SI-UEP"),
     ("isfr-no-ber-matching-uep", Scheme("isfr-no-ber-matching", "importance", "hierarchical"),
@@ -124,19 +176,40 @@ _BUILT_IN = (
      "Ablation: ISFR model, the exact (brute-force / branch-and-bound) optimum"),
     ("isfr-ui-opt", Scheme("isfr", "uniform", "ui-opt"),
      "Ablation: ISFR model told nothing about importance (uniform weights, SP1-SP4)"),
+    ("isfr-uep-ldpc", Scheme("isfr", "importance", "hierarchical", link=LDPC_LINK),
+     "ISFR model, SI-UEP over (modulation, 5G LDPC rate) pairs: each feature LDPC-coded"),
 )  # fmt: skip
+_SEPARATE = (
+    ("sep-jpeg2000-ldpc", "jpeg2000",
+     "Separate: JPEG 2000 + 5G LDPC + Gray QAM, best (rate, modulation) per condition"),
+    ("sep-webp-ldpc", "webp", "Separate: WebP + 5G LDPC + Gray QAM, best (rate, modulation)"),
+    ("sep-avif-ldpc", "avif", "Separate: AVIF + 5G LDPC + Gray QAM, best (rate, modulation)"),
+    ("sep-capacity", "capacity",
+     "Separate bound: the best codec at the frame's instantaneous capacity, all or nothing"),
+)  # fmt: skip
+_BUILT_IN += tuple(
+    (name, Scheme(NO_MODEL, "uniform", NO_MODEL, separate=codec), description)
+    for name, codec, description in _SEPARATE
+)
 for _name, _scheme, _description in _BUILT_IN:
     SCHEMES.register(_name, _description, f"{ISFR_PAPER}; docs/method.md §6.2")(_scheme)
 
 UNIFORM_IMPORTANCE_BASELINES = ("ui-ep", "ui-opt", "passive-uep")
 """The conventional-model schemes that ``isfr-uep`` is compared with (docs/method.md §6.1)."""
 
+DROPOUT_BASELINES = ("ui-ep-dropout", "ui-opt-dropout", "passive-uep-dropout")
+"""The same baselines on the ``conventional-dropout`` model (the stronger uniform-importance
+decoder: it has seen zero-filled features in training)."""
+
 PROPOSED = "isfr-uep"
 
 __all__ = [
+    "DROPOUT_BASELINES",
     "MODEL_VARIANTS",
+    "NO_MODEL",
     "PROPOSED",
     "SCHEMES",
+    "SEPARATE_SCHEMES",
     "UNIFORM_IMPORTANCE_BASELINES",
     "WEIGHTS",
     "ModelVariant",

@@ -31,20 +31,20 @@ code version (or by one that recorded no version) is *stale*: it is reused only 
 trained again into this version's file and ``TrainedModel.note`` says that a stale one exists.
 :func:`config_hash` is the SHA-256 of the canonical JSON (sorted keys, no spaces) of the resolved
 config without ``checkpoint_dir`` (where files go does not change the result).
+
+The config and its hash live in :mod:`semcom.train_config`, the checkpoint files in
+:mod:`semcom.checkpoints`; this module re-exports their public names (``TrainConfig``,
+``resolve_config``, ``config_hash``, ``TrainedModel``, ``checkpoint_path``,
+``load_checkpoint``), the names the rest of semcom imports from here.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
-import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,321 +52,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from channels.errors import ConfigError, check_choice, check_flag, check_int, check_real, fail
+from channels.errors import fail
 from semcom import data as data_module
-from semcom.identity import code_identity, code_key, data_digest, describe_code, same_code
-from semcom.isfr import KINDS, derive_seed, training_channel
-from semcom.models import SemanticModel, build_model, resolve_model_options
-from semcom.training import TRAINING, TrainingHook, build_hook
+from semcom.adapters import trainable_parameter_count
+from semcom.channel_state import ChannelState
+from semcom.checkpoints import (
+    CHECKPOINT_FORMAT,
+    TrainedModel,
+    attach_adapter,
+    build_architecture,
+    checkpoint_path,
+    load_checkpoint,
+    model_from_state,
+    read_state,
+    routing_of,
+    save_state,
+    stale_checkpoints,
+)
+from semcom.identity import code_identity, data_digest, describe_code, same_code
+from semcom.isfr import TrainingChannel, derive_seed, training_channel
+from semcom.models import SemanticModel
+from semcom.train_config import TrainConfig, config_hash, resolve_config
+from semcom.training import TrainingHook, build_hook
+from semcom.training.base import chain_hooks
+from semcom.training.matched_channel import (
+    MatchedChannel,
+    matched_training_channel,
+)
 
-CHECKPOINT_FORMAT = 1
-EXCLUDED_FROM_HASH = ("checkpoint_dir",)
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a trained model (docs/method.md §2.5 defaults).
-
-    Attributes:
-        model: ``"cnn"``, ``"mlp"`` or ``"vit"`` (:func:`semcom.models.build_model`).
-        n_features: ``N``.
-        model_options: options of the architecture (``input_shape`` defaults to the data's).
-        dataset: a name of :func:`semcom.data.load_dataset`.
-        dataset_root: local folder of the on-disk data sets.
-        dataset_options: loader options (``limit``, ``size``, ...).
-        scheme: training channel, ``"isfr"``, ``"conventional"`` or ``"none"``.
-        isfr: options of :func:`semcom.isfr.training_channel` (all but ``seed``).
-        epochs: maximum number of epochs.
-        batch_size: samples per step.
-        lr, lr_min: Adam learning rate, cosine-decayed to ``lr_min`` over ``epochs``.
-        weight_decay: Adam's L2 weight decay.
-        classifier_weight: ``λ_ce`` of the cross-entropy term (models with a classifier head).
-        val_fraction: held-out fraction of the training split, in ``[0, 1)`` (0: no validation,
-            no early stopping, the last weights are kept).
-        patience: epochs without improvement before stopping (``None``: never stop early).
-        min_delta: improvement of the validation loss that resets the patience.
-        seed: seed of the weights, the split, the batch order and the channel noise.
-        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
-        amp: bfloat16 autocast on CUDA (ignored on CPU; resolved to false there).
-        checkpoint_dir: folder for the checkpoint (``None``: no checkpoint, nothing reused).
-        method: a training method of the ``training`` family (:mod:`semcom.training`) that
-            reweights, resamples, masks or regularises the loop's steps (``None``: plain).
-        method_options: options of ``method`` (empty without one); filled with its defaults.
-    """
-
-    model: str = "cnn"
-    n_features: int = 16
-    model_options: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "patches"
-    dataset_root: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    scheme: str = "isfr"
-    isfr: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_min: float = 1e-5
-    weight_decay: float = 0.0
-    classifier_weight: float = 0.1
-    val_fraction: float = 0.1
-    patience: int | None = 10
-    min_delta: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    checkpoint_dir: str | None = None
-    method: str | None = None
-    method_options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrainedModel:
-    """Result of :func:`train` or :func:`load_checkpoint`.
-
-    Attributes:
-        model: the trained model in eval mode (best validation weights).
-        config: the resolved :class:`TrainConfig`.
-        history: one dict per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (``None``
-            without validation), ``lr`` and ``seconds``.
-        checkpoint: path of the checkpoint file, or ``None``.
-        config_hash: :func:`config_hash` of ``config``.
-        reused: ``True`` when :func:`train` returned an existing finished checkpoint.
-        finished: ``False`` for a checkpoint of an interrupted run (last epoch's weights).
-        best_epoch: epoch whose weights ``model`` carries.
-        code: identity of the code that trained it (:func:`semcom.identity.code_identity`);
-            None for a checkpoint that did not record it.
-        data_hash: digest of the training split it was trained on (None: not recorded).
-        stale: reused although another (or an unrecorded) code version trained it
-            (``reuse_stale=True``).
-        note: what :func:`train` noticed about reuse, e.g. a stale checkpoint it did not reuse.
-    """
-
-    model: SemanticModel
-    config: TrainConfig
-    history: list[dict[str, Any]]
-    checkpoint: Path | None
-    config_hash: str = ""
-    reused: bool = False
-    finished: bool = True
-    best_epoch: int = 0
-    code: dict[str, Any] | None = None
-    data_hash: str | None = None
-    stale: bool = False
-    note: str = ""
-
-
-# ---------------------------------------------------------------------------------------------
-# config resolution and hash
-
-
-def _dict(field_: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise fail(field_, value, "a mapping of option names to values")
-    return dict(value)
-
-
-def _resolve_device(device: Any) -> str:
-    allowed = "auto, cpu, cuda or cuda:K"
-    if not isinstance(device, str):
-        raise fail("device", device, allowed)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device in ("cpu", "cuda"):
-        return device
-    if device.startswith("cuda:") and device[5:].isdigit():
-        return device
-    raise fail("device", device, allowed)
-
-
-def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Validate every field and fill in every default; no data is read, nothing is built.
-
-    The result is what the run will do: model, data set and training-channel options with their
-    defaults, the model's ``input_shape`` taken from the data set, the device resolved
-    (``"auto"`` -> ``"cuda"``/``"cpu"``) and ``amp`` false off CUDA. Resolving twice is a no-op.
-
-    Raises:
-        ConfigError: the first invalid field, as a one-line message.
-    """
-    if not isinstance(config, TrainConfig):
-        raise fail("config", type(config).__name__, "a TrainConfig")
-    c = copy.deepcopy(config)
-    c.n_features = check_int("n_features", c.n_features, 1, 4096)
-    if c.dataset_root is not None:
-        if not isinstance(c.dataset_root, str | os.PathLike):
-            raise fail("dataset_root", c.dataset_root, "None or a folder path")
-        c.dataset_root = str(c.dataset_root)
-    c.dataset_options = data_module.resolve_options(
-        c.dataset, "train", **_dict("dataset_options", c.dataset_options)
-    )
-    shape = list(data_module.image_shape(c.dataset, c.dataset_options))
-    options = _dict("model_options", c.model_options)
-    if "input_shape" in options and list(options["input_shape"]) != shape:
-        raise fail(
-            "model_options.input_shape", options["input_shape"], f"{shape} (the data's shape)"
-        )
-    options["input_shape"] = shape
-    c.model_options = resolve_model_options(c.model, c.n_features, **options)
-    check_choice("scheme", c.scheme, KINDS)
-    isfr = _dict("isfr", c.isfr)
-    if "seed" in isfr:
-        raise fail("isfr.seed", isfr["seed"], "no seed here: the channel's streams follow seed")
-    c.isfr = training_channel(c.scheme, c.n_features, **isfr).options
-    c.epochs = check_int("epochs", c.epochs, 1)
-    c.batch_size = check_int("batch_size", c.batch_size, 1)
-    c.lr = check_real("lr", c.lr, 0.0, allow_inf=True, allowed="a positive number")
-    if c.lr <= 0 or math.isinf(c.lr):
-        raise fail("lr", c.lr, "a positive finite number")
-    c.lr_min = check_real("lr_min", c.lr_min, 0.0, c.lr, allowed=f"a number in [0, lr={c.lr}]")
-    c.weight_decay = check_real("weight_decay", c.weight_decay, 0, 1)
-    c.classifier_weight = check_real(
-        "classifier_weight", c.classifier_weight, 0.0, 1e6, allowed="a number >= 0"
-    )
-    c.val_fraction = check_real("val_fraction", c.val_fraction, 0, 1, allowed="a number in [0, 1)")
-    if c.val_fraction >= 1.0:
-        raise fail("val_fraction", c.val_fraction, "a number in [0, 1)")
-    if c.patience is not None:
-        c.patience = check_int("patience", c.patience, 1)
-    c.min_delta = check_real("min_delta", c.min_delta, 0, allow_inf=True)
-    c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
-    c.device = _resolve_device(c.device)
-    c.amp = check_flag("amp", c.amp) and c.device.startswith("cuda")
-    if c.checkpoint_dir is not None:
-        if not isinstance(c.checkpoint_dir, str | os.PathLike):
-            raise fail("checkpoint_dir", c.checkpoint_dir, "None or a folder path")
-        c.checkpoint_dir = str(c.checkpoint_dir)
-    method_options = _dict("method_options", c.method_options)
-    if c.method is None:
-        if method_options:
-            raise fail("method_options", method_options, "{} without a method")
-    else:
-        if not isinstance(c.method, str):
-            raise fail("method", c.method, f"None or one of {', '.join(TRAINING.names())}")
-        c.method = TRAINING.check(c.method)
-        method_options = build_hook(c.method, method_options).get_params()
-    c.method_options = method_options
-    return c
-
-
-def _canonical_json(config_dict: dict[str, Any]) -> str:
-    hashed = {k: v for k, v in config_dict.items() if k not in EXCLUDED_FROM_HASH}
-    if hashed.get("method") is None:  # plain runs keep the hash they had before methods existed
-        hashed.pop("method", None)
-        hashed.pop("method_options", None)
-    return json.dumps(hashed, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def config_hash(config: TrainConfig) -> str:
-    """SHA-256 (hex) of the canonical JSON of the resolved config, without ``checkpoint_dir``."""
-    resolved = resolve_config(config)
-    return hashlib.sha256(_canonical_json(dataclasses.asdict(resolved)).encode()).hexdigest()
-
-
-def _name_prefix(c: TrainConfig) -> str:
-    return f"{c.model}-{c.dataset}-{c.scheme}-N{c.n_features}-{config_hash(c)[:16]}"
-
-
-def checkpoint_path(config: TrainConfig) -> Path | None:
-    """Where :func:`train` keeps the checkpoint of ``config`` made by this code version
-    (``None`` without checkpoint_dir)."""
-    c = resolve_config(config)
-    if c.checkpoint_dir is None:
-        return None
-    return Path(c.checkpoint_dir) / f"{_name_prefix(c)}-{code_key(code_identity())}.pt"
-
-
-def _stale_checkpoints(c: TrainConfig, digest: str, data: str, own: Path) -> list[Path]:
-    """Finished checkpoints of config ``c`` from the training data ``data`` (or with no data
-    recorded) made by another code version, newest first."""
-    assert c.checkpoint_dir is not None
-    found = []
-    for path in Path(c.checkpoint_dir).glob(f"{_name_prefix(c)}*.pt"):
-        if path == own or not path.is_file():
-            continue
-        try:
-            state = _read(path)
-        except ConfigError:
-            continue  # unreadable: not a candidate
-        if (
-            state["config_hash"] == digest
-            and state["finished"]
-            and state.get("data_hash") in (data, None)
-            and not same_code(state.get("code"), code_identity())
-        ):
-            found.append(path)
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    expected = "a semcom training checkpoint (.pt written by semcom.train)"
-    if not path.is_file():
-        raise ConfigError(f"checkpoint: {str(path)!r} does not exist; expected {expected}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
-        raise ConfigError(
-            f"checkpoint: {str(path)!r} could not be read ({type(exc).__name__}); "
-            f"expected {expected}"
-        ) from None
-    keys = {"format", "config", "config_hash", "model_state", "epoch", "finished", "history"}
-    if (
-        not isinstance(state, dict)
-        or not keys <= set(state)
-        or state["format"] != CHECKPOINT_FORMAT
-    ):
-        raise ConfigError(f"checkpoint: {str(path)!r} lacks semcom fields; expected {expected}")
-    digest = hashlib.sha256(_canonical_json(state["config"]).encode()).hexdigest()
-    if digest != state["config_hash"]:
-        raise ConfigError(
-            f"checkpoint: {str(path)!r} has a config that does not match its hash; "
-            f"expected {expected}"
-        )
-    return state
-
-
-def _model_from_state(state: dict[str, Any], device: str | torch.device) -> SemanticModel:
-    cfg = state["config"]
-    model = build_model(cfg["model"], cfg["n_features"], **cfg["model_options"])
-    best = state.get("best_state")
-    model.load_state_dict(best if state["finished"] and best is not None else state["model_state"])
-    return model.to(device).eval()
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Load a checkpoint written by :func:`train` (model in eval mode on ``device``).
-
-    A finished run gives its final (best-validation) weights; an interrupted one the weights of
-    its last completed epoch (``finished=False``).
-
-    Raises:
-        ConfigError: missing file, unreadable file, or a config that does not match its hash.
-    """
-    path = Path(path)
-    state = _read(path, map_location=device)
-    return TrainedModel(
-        model=_model_from_state(state, device),
-        config=TrainConfig(**state["config"]),
-        history=list(state["history"]),
-        checkpoint=path,
-        config_hash=state["config_hash"],
-        reused=False,
-        finished=bool(state["finished"]),
-        best_epoch=int(state.get("best_epoch", state["epoch"])),
-        code=state.get("code"),
-        data_hash=state.get("data_hash"),
-    )
+FINALIZE_IMAGES = 1024
+"""Training images a routing method's ``finalize`` sees (the first of the training split)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,9 +100,10 @@ def _objective(
     y: torch.Tensor,
     channel: torch.nn.Module | None,
     classifier_weight: float,
+    state: ChannelState | None = None,
 ) -> torch.Tensor:
     """Per-sample loss ``[B]``: pixel MSE (+ weighted cross-entropy of labelled samples)."""
-    return _objective_parts(model, x, y, channel, classifier_weight)[0]
+    return _objective_parts(model, x, y, channel, classifier_weight, state)[0]
 
 
 def _objective_parts(
@@ -396,11 +112,17 @@ def _objective_parts(
     y: torch.Tensor,
     channel: torch.nn.Module | None,
     classifier_weight: float,
+    state: ChannelState | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(per-sample loss [B], x_hat, z)``, with ``x_hat = decode(channel(encode(x)))``, the
-    same computation as ``model(x, channel)``."""
-    z = model.encode(x)
-    x_hat = model.decode(z if channel is None else channel(z))
+    """``(per-sample loss [B], x_hat, z)``, with ``x_hat = decode(channel(encode(x, s), s), s)``
+    (``s`` the batch's channel state; without one, ``decode(channel(encode(x)))``), the same
+    computation as ``model(x, channel, s)``."""
+    if state is None:
+        z = model.encode(x)
+        x_hat = model.decode(z if channel is None else channel(z))
+    else:
+        z = model.encode(x, state)
+        x_hat = model.decode(z if channel is None else channel(z, state), state)
     loss = ((x_hat.float() - x) ** 2).flatten(1).mean(1)
     if model.head is not None and classifier_weight > 0:
         logits = model.classify(x_hat).float()
@@ -418,6 +140,7 @@ def _hooked_loss(
     x_hat: torch.Tensor,
     z: torch.Tensor,
     loss: torch.Tensor,
+    state: ChannelState | None = None,
 ) -> torch.Tensor:
     """The step's scalar loss with the hook's sample weights and extra term."""
     weights = hook.sample_weights(step, x, loss.detach())
@@ -435,7 +158,12 @@ def _hooked_loss(
                 f"training method {type(hook).__name__}: sample weights sum to 0 at step {step}"
             )
         total = (w * loss.float()).sum() / w.sum()
-    extra = hook.extra_loss(model, x, x_hat, z)
+    # without a channel state the hook is called as before states existed (4 arguments)
+    extra = (
+        hook.extra_loss(model, x, x_hat, z)
+        if state is None
+        else (hook.extra_loss(model, x, x_hat, z, state))
+    )
     return total if extra is None else total + extra
 
 
@@ -477,8 +205,14 @@ def _epoch_order(
 
 
 def _evaluate(
-    model: SemanticModel, x: torch.Tensor, y: torch.Tensor, c: TrainConfig
+    model: SemanticModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    c: TrainConfig,
+    matched: MatchedChannel | None = None,
 ) -> float | None:
+    """Clean validation loss; with channel-state training every sample gets the state of the
+    channel's middle SNR and first class (no fading gain), so a conditioned model has one."""
     if len(x) == 0:
         return None
     model.eval()
@@ -486,8 +220,25 @@ def _evaluate(
     with torch.no_grad(), _autocast(c):
         for start in range(0, len(x), 4 * c.batch_size):
             sl = slice(start, start + 4 * c.batch_size)
-            total += float(_objective(model, x[sl], y[sl], None, c.classifier_weight).sum())
+            state = None
+            if matched is not None:
+                n = len(x[sl])
+                state = ChannelState.constant(matched.mid_snr_db, matched.fading[0], n, x.device)
+            total += float(_objective(model, x[sl], y[sl], None, c.classifier_weight, state).sum())
     return total / len(x)
+
+
+def _rng_snapshot(channel: TrainingChannel) -> tuple[Any, ...]:
+    """The channel's and torch's generator states: restoring them replays the step's noise."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return channel.get_rng_state(), torch.get_rng_state(), cuda
+
+
+def _rng_restore(channel: TrainingChannel, snapshot: tuple[Any, ...]) -> None:
+    channel.set_rng_state(snapshot[0])
+    torch.set_rng_state(snapshot[1])
+    if snapshot[2] is not None:
+        torch.cuda.set_rng_state_all(snapshot[2])
 
 
 def _autocast(c: TrainConfig) -> torch.autocast:
@@ -497,8 +248,9 @@ def _autocast(c: TrainConfig) -> torch.autocast:
 def _reused(
     state: dict[str, Any], c: TrainConfig, path: Path, digest: str, stale: bool, note: str = ""
 ) -> TrainedModel:
+    model, trainable, weights = model_from_state(state, c.device)
     return TrainedModel(
-        model=_model_from_state(state, c.device),
+        model=model,
         config=c,
         history=list(state["history"]),
         checkpoint=path,
@@ -510,6 +262,8 @@ def _reused(
         data_hash=state.get("data_hash"),
         stale=stale,
         note=note,
+        trainable_parameters=trainable,
+        trained_state=weights,
     )
 
 
@@ -546,7 +300,7 @@ def train(
     data = data_digest(dataset.images, dataset.labels)
     resume, note = None, ""
     if path is not None and path.is_file():
-        state = _read(path, map_location=c.device)
+        state = read_state(path, map_location=c.device)
         same = (
             state["config_hash"] == digest
             and state.get("data_hash") == data
@@ -559,14 +313,22 @@ def train(
         elif state.get("data_hash") != data:
             note = f"{path.name} was made from other training data; trained again"
     if path is not None and resume is None:
-        stale = _stale_checkpoints(c, digest, data, path)
+        stale = stale_checkpoints(c, digest, data, path)
         if stale and reuse_stale:
-            state = _read(stale[0], map_location=c.device)
+            state = read_state(stale[0], map_location=c.device)
             return _reused(state, c, stale[0], digest, stale=True)
         if stale:
-            made_by = describe_code(_read(stale[0]).get("code"))
+            made_by = describe_code(read_state(stale[0]).get("code"))
             note = f"{stale[0].name} of {made_by} is stale; trained again (--reuse-stale reuses it)"
-    trained = _run(c, digest, path, resume, progress, on_epoch_end, dataset, data)
+    init_state = None
+    if resume is None and c.init_from is not None:  # train or reuse the parent first
+        parent = train(
+            TrainConfig(**c.init_from, checkpoint_dir=c.checkpoint_dir),
+            progress=progress,
+            reuse_stale=reuse_stale,
+        )
+        init_state = parent.trained_state
+    trained = _run(c, digest, path, resume, progress, on_epoch_end, dataset, data, init_state)
     trained.note = note
     return trained
 
@@ -580,6 +342,7 @@ def _run(
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
     dataset: data_module.ImageDataset,
     data: str,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainedModel:
     from tqdm.auto import tqdm
 
@@ -602,16 +365,33 @@ def _run(
     x_train, y_train = images[train_idx], labels[train_idx]
 
     _seed_everything(c.seed)
-    model = build_model(c.model, c.n_features, **c.model_options).to(device)
-    channel = training_channel(c.scheme, c.n_features, **c.isfr).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    cfg = dataclasses.asdict(c)
+    routing = routing_of(cfg)
+    model = build_architecture(cfg, routing)
+    if init_state is not None:  # init_from: the parent's trained weights
+        model.load_state_dict(init_state)
+    model = attach_adapter(cfg, model).to(device)
+    matched = None
+    if c.channel:
+        channel = matched_training_channel(
+            c.scheme, c.n_features, model.scalars_per_feature, c.isfr, c.channel,
+            bank_seed=derive_seed(c.seed, 6),
+        ).to(device)  # fmt: skip
+        matched = channel.distortion
+    else:
+        channel = training_channel(c.scheme, c.n_features, **c.isfr).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=c.lr, weight_decay=c.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=c.epochs, eta_min=c.lr_min
     )
     history: list[dict[str, Any]] = []
     best_val, best_state, best_epoch, bad_epochs, start = math.inf, None, 0, 0, 0
     stopped = False
-    hook = None if c.method is None else build_hook(c.method, c.method_options)
+    hook = chain_hooks([
+        None if c.method is None else build_hook(c.method, c.method_options),
+        None if routing is None else routing.hook(),
+    ])  # fmt: skip
     step = 0
     if hook is not None:
         hook.setup(len(x_train), c.epochs)
@@ -623,12 +403,15 @@ def _run(
         best_val = resume["best_val"]
         best_state = resume["best_state"]
         best_epoch, bad_epochs, start = resume["best_epoch"], resume["bad_epochs"], resume["epoch"]
+        last = history[-1].get("step", 0) if history else 0
+        step = int(resume.get("step", last))
         if hook is not None:
             hook.load_state_dict(resume.get("hook_state", {}))
-            step = int(resume.get("step", 0))
 
     def state(epoch: int, finished: bool) -> dict[str, Any]:
-        extra = {} if hook is None else {"hook_state": hook.state_dict(), "step": step}
+        extra = {"step": step} if hook is None else {"hook_state": hook.state_dict(), "step": step}
+        if routing is not None and finished:
+            extra["routing_state"] = routing.state_dict()
         return extra | {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(c),
@@ -660,21 +443,27 @@ def _run(
             channel.reseed(derive_seed(c.seed, epoch, 1))
             shuffle = torch.Generator().manual_seed(derive_seed(c.seed, epoch, 0))
             perm = _epoch_order(hook, epoch, len(x_train), shuffle).to(device)
+            states = None
+            if matched is not None:
+                states = torch.Generator().manual_seed(derive_seed(c.seed, epoch, 3))
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             channel.train()
             total = 0.0
             for start_b in range(0, len(perm), c.batch_size):
                 idx = perm[start_b : start_b + c.batch_size]
-                x_b = x_train[idx]
+                x_b, y_b = x_train[idx], y_train[idx]
+                s_b = None if states is None else matched.draw_states(len(idx), states, device)
+                if hook is not None:
+                    _probe(hook, step, model, channel, x_b, y_b, s_b, c)
                 with _autocast(c):
                     loss, x_hat, z = _objective_parts(
-                        model, x_b, y_train[idx], channel, c.classifier_weight
+                        model, x_b, y_b, channel, c.classifier_weight, s_b
                     )
                     if hook is None:
                         mean = loss.mean()
                     else:
-                        mean = _hooked_loss(hook, step, model, x_b, x_hat, z, loss)
+                        mean = _hooked_loss(hook, step, model, x_b, x_hat, z, loss, s_b)
                 optimizer.zero_grad(set_to_none=True)
                 mean.backward()
                 if hook is not None:
@@ -685,13 +474,14 @@ def _run(
                 step += 1
                 total += float(loss.detach().sum())
             scheduler.step()
-            val = _evaluate(model, x_val, y_val, c)
+            val = _evaluate(model, x_val, y_val, c, matched)
             entry = {
                 "epoch": epoch,
                 "train_loss": total / len(perm),
                 "val_loss": val,
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
+                "step": step,
             }
             history.append(entry)
             if val is None:
@@ -703,7 +493,7 @@ def _run(
                 bad_epochs += 1
             stopped = val is not None and c.patience is not None and bad_epochs >= c.patience
             if path is not None:
-                _save(path, state(epoch, finished=False))
+                save_state(path, state(epoch, finished=False))
             bar.update(1)
             bar.set_postfix(
                 train=f"{entry['train_loss']:.4g}", val="-" if val is None else f"{val:.4g}"
@@ -716,8 +506,20 @@ def _run(
         bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
+    if routing is not None:
+        images = x_train[:FINALIZE_IMAGES]
+        image_states = None
+        if matched is not None:
+            gen = torch.Generator().manual_seed(derive_seed(c.seed, 5))
+            image_states = matched.draw_states(len(images), gen, device)
+        routing.finalize(model, images, image_states)
     if path is not None:
-        _save(path, state(epoch, finished=True))
+        save_state(path, state(epoch, finished=True))
+    trained_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    n_trainable = trainable_parameter_count(model)
+    if routing is not None:
+        model = routing.apply(model)
     return TrainedModel(
         model=model.eval(),
         config=c,
@@ -729,9 +531,49 @@ def _run(
         best_epoch=best_epoch,
         code=code_identity(),
         data_hash=data,
+        trainable_parameters=n_trainable,
+        trained_state=trained_state,
     )
+
+
+def _probe(
+    hook: TrainingHook,
+    step: int,
+    model: SemanticModel,
+    channel: TrainingChannel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    state: ChannelState | None,
+    c: TrainConfig,
+) -> None:
+    """``hook.probe(step, model, evaluate)``; ``evaluate()`` is the batch's mean loss without
+    gradient, every call with the channel noise (and torch's global stream) the step's real
+    forward then uses: the generators are restored before each evaluation and after the probe,
+    so probing changes nothing else."""
+    snapshot = _rng_snapshot(channel)
+
+    def evaluate() -> float:
+        _rng_restore(channel, snapshot)
+        with torch.no_grad(), _autocast(c):
+            return float(_objective(model, x, y, channel, c.classifier_weight, state).mean())
+
+    hook.probe(step, model, evaluate)
+    _rng_restore(channel, snapshot)
 
 
 train_model = train
 """The package-level name of :func:`train` (``semcom.train_model``): ``semcom.train`` is this
 module, so the function cannot be exported under its own name."""
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "FINALIZE_IMAGES",
+    "TrainConfig",
+    "TrainedModel",
+    "checkpoint_path",
+    "config_hash",
+    "load_checkpoint",
+    "resolve_config",
+    "train",
+    "train_model",
+]

@@ -22,9 +22,9 @@ add, so the result does not depend on the chunk size, the order or the launch sh
 Two kernels: the fast float32 one (``fast=True``, the default, compiled with ``fastmath``)
 and the float64 one (``fast=False``), as in :mod:`channels.kernels.cuda_ber`.
 
-:func:`squared_error_cuda` is the twin of :func:`channels.kernels.distortion.distortion_frames`:
+:func:`squared_error_cuda` is the twin of :func:`channels.kernels.cpu_distortion.distortion_frames`:
 per feature ``sum_l (z - ẑ)^2`` (one thread per feature, scalars in order: the CPU twin's
-:func:`channels.kernels.distortion.feature_squared_error` compiled as a device function) and
+:func:`channels.kernels.squared_error.feature_squared_error` compiled as a device function) and
 per frame ``sum_i w_i · sq_i / L`` (one thread per frame, features in order): the same order
 of float operations as the CPU twin, so it too is independent of the launch shape.
 """
@@ -37,7 +37,6 @@ import numpy as np
 from numba import cuda
 
 from channels.feature_bits import bit_offsets, bits_array
-from channels.kernels import distortion
 from channels.kernels.cuda import (
     F32_ZERO,
     arithmetic,
@@ -51,6 +50,8 @@ from channels.kernels.cuda import (
     uniform32,
     uniform52,
 )
+from channels.kernels.link_tables import LABEL_AT, LEVEL_I, LEVEL_Q
+from channels.kernels.squared_error import feature_squared_error as _squared_error_source
 
 DEFAULT_SYMBOLS_PER_THREAD = 128  # best of 64 and 128 on the H200 (BENCHMARKS.md)
 MODULATION_BITS = (1, 2, 4, 6, 8)
@@ -408,7 +409,6 @@ _TABLES: dict[tuple[int, bool], tuple] = {}
 def device_tables(fast: bool = True) -> tuple:
     """``(level_i, level_q, label_at)`` of ``link_cpu`` on the current device (copied once per
     context and mode): float32 / int32 for the fast kernel, float64 / int64 otherwise."""
-    from channels.kernels.link_cpu import LABEL_AT, LEVEL_I, LEVEL_Q
 
     key = (0 if _simulated() else id(cuda.current_context()), bool(fast))
     if key not in _TABLES:
@@ -491,7 +491,7 @@ def link_frames_cuda(
     errors_out[...] = d_errors.copy_to_host()
 
 
-feature_squared_error = cuda.jit(device=True)(distortion.feature_squared_error)
+feature_squared_error = cuda.jit(device=True)(_squared_error_source)
 
 
 @cuda.jit
@@ -529,7 +529,7 @@ def squared_error_cuda(
     threads_per_block: int | None = None,
     max_blocks: int | None = None,
 ) -> None:
-    """Twin of :func:`channels.kernels.distortion.distortion_frames` (same arguments)."""
+    """Twin of :func:`channels.kernels.cpu_distortion.distortion_frames` (same arguments)."""
     n_frames, n_features, n_scalars = z.shape
     d_sq = cuda.device_array((n_frames, n_features), dtype=np.float64)
     d_weighted = cuda.device_array(n_frames, dtype=np.float64)

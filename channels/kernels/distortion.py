@@ -15,76 +15,26 @@ the semantic objective (docs/method.md §5.3), the quantity the allocation minim
 Both backends add in the same order (scalars in order per feature, then features in order per
 frame), so they agree to the last ulp or two (fused multiply-adds on the GPU) and each is
 independent of thread count and launch shape.
+
+This module is the front door (validation and the ``backend`` switch); the kernels sit below
+it: :mod:`channels.kernels.cpu_distortion` and the CUDA twin in :mod:`channels.kernels.cuda_link`,
+both compiling :func:`channels.kernels.squared_error.feature_squared_error`.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 
 from channels.bits import CODES
 from channels.errors import fail
 from channels.feature_bits import bits_array, check_bits_per_scalar
 from channels.kernels.backend import resolve_backend
+from channels.kernels.cpu_distortion import distortion_frames
+from channels.kernels.squared_error import feature_squared_error
 
 MAX_Q = 16
-
-
-def feature_squared_error(z, codes_hat, b, i, step, gray):  # noqa: ANN001, ANN201 (compiled)
-    """``sum_l (z[b, i, l] - ẑ[b, i, l])^2`` of one feature, scalars in order (module docstring).
-
-    ``step`` is the feature's bin width ``Δ_i = 2 / 2^Q_i``. Plain Python compiled by
-    ``numba.njit`` for :func:`distortion_frames` and by ``cuda.jit(device=True)`` for its CUDA twin
-    (:mod:`channels.kernels.cuda_link`), so both backends compute the same sum.
-    """
-    s = 0.0
-    for l in range(z.shape[2]):
-        c = np.int64(codes_hat[b, i, l])
-        z_hat = 0.0
-        if c >= 0:
-            if gray:
-                c ^= c >> 1
-                c ^= c >> 2
-                c ^= c >> 4
-                c ^= c >> 8
-            z_hat = -1.0 + (c + 0.5) * step
-        d = z[b, i, l] - z_hat
-        s += d * d
-    return s
-
-
-_feature_squared_error = numba.njit(inline="always")(feature_squared_error)
-
-
-@numba.njit(parallel=True, cache=True)
-def _distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out):  # noqa: ANN001, ANN201
-    """The kernel of :func:`distortion_frames`, with ``q`` an int64 array ``[N]``."""
-    n_frames, n_features, n_scalars = z.shape
-    for b in numba.prange(n_frames):
-        acc = 0.0
-        for i in range(n_features):
-            step = 2.0 / (1 << q[i])
-            s = _feature_squared_error(z, codes_hat, b, i, step, gray)
-            sq_out[b, i] = s
-            acc += weights[b, i] * (s / n_scalars)
-        weighted_out[b] = acc
-
-
-def distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out):  # noqa: ANN001, ANN201
-    """Per-feature squared errors and per-frame weighted distortion (module docstring).
-
-    Args:
-        z: float64 ``[B, N, L]``; codes_hat: integer ``[B, N, L]`` (``-1``: not sent).
-        weights: float64 ``[B, N]``; q: bits per scalar, ``Q`` (an int) or ``Q_i`` (integers
-            ``[N]``); gray: codes are Gray codes.
-        sq_out: float64 ``[B, N]`` output; weighted_out: float64 ``[B]`` output.
-
-    Unchecked; :func:`feature_distortion` validates.
-    """
-    q = np.ascontiguousarray(bits_array(q, z.shape[1]), dtype=np.int64)
-    _distortion_frames(z, codes_hat, weights, q, gray, sq_out, weighted_out)
 
 
 class Distortion(NamedTuple):

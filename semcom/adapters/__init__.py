@@ -9,5 +9,14 @@ Adding a method is one module with an :class:`Adapter` subclass registered with
 """
 
 from semcom.adapters.base import ADAPTER, Adapter, build_adapter, trainable_parameter_count
+from semcom.adapters.lora import LoRA
+from semcom.adapters.mos import MoS
 
-__all__ = ["ADAPTER", "Adapter", "build_adapter", "trainable_parameter_count"]
+__all__ = [
+    "ADAPTER",
+    "Adapter",
+    "LoRA",
+    "MoS",
+    "build_adapter",
+    "trainable_parameter_count",
+]

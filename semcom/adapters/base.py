@@ -23,12 +23,10 @@ Contract of an :class:`Adapter` subclass (registered with ``@ADAPTER.register``)
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
-from channels.errors import ConfigError, fail
 from semcom.params import Configurable
 from semcom.registry import Registry
 
@@ -76,16 +74,4 @@ def build_adapter(method: str, options: dict[str, Any]) -> Adapter:
         ConfigError: unknown method, an option it does not take, or a bad option value
             (the field is named ``adapter_options.<option>``).
     """
-    cls = ADAPTER.get(method)
-    accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-    for key in options:
-        if key not in accepted:
-            raise fail(
-                f"adapter_options.{key}",
-                options[key],
-                f"options of {ADAPTER.check(method)}: {', '.join(accepted) or 'none'}",
-            )
-    try:
-        return cls(**options)
-    except ConfigError as exc:
-        raise ConfigError(f"adapter_options.{exc}") from None
+    return ADAPTER.build(method, options, "adapter_options")

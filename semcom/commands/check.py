@@ -126,6 +126,7 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     from semcom.evaluation import LinkEvaluation
     from semcom.link_task import LinkPointTask
     from semcom.models import build_model
+    from semcom.models.build import at_input_shape
     from semcom.prepare import Calibration, allocation_inputs, split_test_set, test_split
     from semcom.runner import resolve_device
     from semcom.scheme_compression import compress_codec, dense_size
@@ -148,6 +149,7 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     for variant, c in configs.items():
         step[0] = f"building the {variant} model"
         model = build_model(c.model, c.n_features, **c.model_options).to(device).eval()
+        model = at_input_shape(model, images.shape[1:])  # photos: test crops > train patches
         models[variant] = model
         step[0] = f"measuring the importance of the {variant} model"
         weights[variant], raw[variant], drop[variant] = allocation_inputs(
@@ -183,7 +185,8 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
         links.setdefault(point["scheme"], link)
     for name, link in links.items():
         step[0] = f"sending the trial images with {name}"
-        evaluation = LinkEvaluation(link, images, compute_ssim="ssim" in scenario.metrics)
+        evaluation = LinkEvaluation(link, images, compute_ssim="ssim" in scenario.metrics,
+                                    compute_ms_ssim="ms_ssim" in scenario.metrics)  # fmt: skip
         evaluation.add_draw(0)
         r = evaluation.result()
         print(f"  {name:<26} ok: {r.n_images} images x 1 draw, PSNR {r.psnr_db:6.2f} dB "

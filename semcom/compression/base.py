@@ -38,8 +38,13 @@ def encoder_modules(model: nn.Module) -> list[nn.Module]:
 
     ``cnn`` and ``mlp`` keep it in ``model.encoder``; the ViT in ``embed``, ``enc_blocks``,
     ``enc_norm`` and ``to_z`` (its ``pos_enc`` parameter is returned by
-    :func:`encoder_parameters`).
+    :func:`encoder_parameters`). A composite codec (channel-conditioned experts, a codec behind
+    a receiver-side layer) names the codecs whose encoders encode its frames with an
+    ``encoder_parts()`` method; their encoders are its encoder.
     """
+    parts = getattr(model, "encoder_parts", None)
+    if callable(parts):
+        return [m for part in parts() for m in encoder_modules(part)]
     if isinstance(getattr(model, "encoder", None), nn.Module):
         return [model.encoder]
     names = ("embed", "enc_blocks", "enc_norm", "to_z")
@@ -51,8 +56,10 @@ def encoder_modules(model: nn.Module) -> list[nn.Module]:
 def encoder_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """``(qualified name, parameter)`` of every encoder parameter of ``model``."""
     wanted = {id(p) for m in encoder_modules(model) for p in m.parameters()}
-    if isinstance(getattr(model, "pos_enc", None), nn.Parameter):
-        wanted.add(id(model.pos_enc))
+    parts = model.encoder_parts() if callable(getattr(model, "encoder_parts", None)) else [model]
+    for part in parts:
+        if isinstance(getattr(part, "pos_enc", None), nn.Parameter):
+            wanted.add(id(part.pos_enc))
     return [(n, p) for n, p in model.named_parameters() if id(p) in wanted]
 
 

@@ -11,7 +11,9 @@ The image ``[B, C, H, W]`` is cut into ``N = (H/p)(W/p)`` non-overlapping ``p x 
 ``patch_size`` defaults to the ``p`` that gives ``N`` tokens (``p = H / sqrt(N)`` for square
 images: 16 features of a 32x32 image are 8x8 patches); an explicit ``patch_size`` must give
 exactly ``N`` patches. ``attention_maps(x)`` returns the attention weights of the last encoder
-block, ``[B, heads, N, N]`` (row ``i``: how token ``i`` attends to every token ``j``).
+block, ``[B, heads, N, N]`` (row ``i``: how token ``i`` attends to every token ``j``); every
+block's attention of a forward can be recorded with :func:`semcom.models.attention.recording`,
+and heads can be masked or pruned (:mod:`semcom.models.attention`).
 Defaults: ``L = 16``, ``d = 64``, 2 encoder and 2 decoder blocks, 4 heads, MLP ratio 2.
 """
 

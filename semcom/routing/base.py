@@ -21,12 +21,11 @@ with a one-line error before any work.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import fail
 from semcom.channel_state import ChannelState
 from semcom.params import Configurable
 from semcom.registry import Registry
@@ -86,16 +85,4 @@ def build_routing(method: str, options: dict[str, Any]) -> RoutingMethod:
         ConfigError: unknown method, an option it does not take, or a bad option value
             (the field is named ``routing_options.<option>``).
     """
-    cls = ROUTING.get(method)
-    accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-    for key in options:
-        if key not in accepted:
-            raise fail(
-                f"routing_options.{key}",
-                options[key],
-                f"options of {ROUTING.check(method)}: {', '.join(accepted) or 'none'}",
-            )
-    try:
-        return cls(**options)
-    except ConfigError as exc:
-        raise ConfigError(f"routing_options.{exc}") from None
+    return ROUTING.build(method, options, "routing_options")

@@ -28,6 +28,7 @@ import functools
 import importlib.util
 import inspect
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -44,12 +45,12 @@ from semcom.models import MODELS
 from semcom.registry import ALLOCATION
 from semcom.scenario.config import Scenario, channel_options, data_options, model_options
 from semcom.scenario.problems import relocate
-from semcom.scenario.schema import STOP_METRICS
+from semcom.scenario.schema import NAME_PATTERN, NAME_RULE, STOP_METRICS
 from semcom.scenario.text import invalid, join, unknown_key
 from semcom.scheme_bits import make_bit_allocator, scheme_bits
 from semcom.scheme_compression import resolve_compression
 from semcom.scheme_estimators import keep_count, reducing_methods
-from semcom.schemes import MODEL_VARIANTS, SCHEMES
+from semcom.schemes import MODEL_VARIANTS, SCHEMES, SEPARATE_SCHEMES
 
 MIN_CALIBRATION = 32
 """Calibration images the test split must keep when ``data.calibration_images`` is null."""
@@ -147,12 +148,57 @@ def check_training_channels(
     return ok
 
 
+def check_variants(s: Scenario, problems: list[str]) -> bool:
+    """Names, bases, parents and methods of the file's ``variants`` (the configs themselves are
+    checked with the training configs)."""
+    n = len(problems)
+    for name, v in s.variants.items():
+        path = f"variants.{name}"
+        if name in MODEL_VARIANTS or not re.fullmatch(NAME_PATTERN, name):
+            allowed = f"a name that is not a built-in variant, of {NAME_RULE}"
+            problems.append(invalid("variants", name, allowed))
+        if v.base not in MODEL_VARIANTS:
+            problems.append(invalid(f"{path}.base", v.base, ", ".join(MODEL_VARIANTS)))
+        if v.init_from is not None and v.init_from not in s.variant_names():
+            problems.append(invalid(f"{path}.init_from", v.init_from, ", ".join(s.variant_names())))
+        if v.adapter is not None and v.init_from is None:
+            allowed = "null without init_from (an adapter tunes a trained codec)"
+            problems.append(invalid(f"{path}.adapter", v.adapter.method, allowed))
+    return len(problems) == n
+
+
+def _variant_fields(s: Scenario, variant: str) -> dict[str, str]:
+    """TrainConfig field -> YAML path of the fields that ``variant`` of the file sets (the
+    others come from ``training`` and ``model``)."""
+    fields = {"routing": "model.routing.method", "routing_options": "model.routing.options"}
+    own = s.variants.get(variant)
+    if own is None:
+        return fields
+    path = f"variants.{variant}"
+    if own.method is not None:
+        fields.update(method=f"{path}.method", method_options=f"{path}.method_options")
+    if own.method_options is not None:
+        fields["method_options"] = f"{path}.method_options"
+    if own.channel is not None:
+        fields["channel"] = f"{path}.channel"
+    if own.routing is not None:
+        fields.update(routing=f"{path}.routing.method", routing_options=f"{path}.routing.options")
+    if own.adapter is not None:
+        fields.update(adapter=f"{path}.adapter.method", adapter_options=f"{path}.adapter.options")
+    for name in ("epochs", "lr"):
+        if getattr(own, name) is not None:
+            fields[name] = f"{path}.{name}"
+    if own.init_from is not None:
+        fields["init_from"] = f"{path}.init_from"
+    return fields
+
+
 def check_train_configs(s: Scenario, problems: list[str]) -> bool:
     """The resolved TrainConfig of every model variant the schemes use."""
     found: list[str] = []
     for variant in s.model_variants():
-        scheme = MODEL_VARIANTS[variant].training_scheme
-        renames = {**TRAIN_FIELDS, "isfr": f"training.{scheme}"}
+        scheme = MODEL_VARIANTS[s.base_variant(variant)].training_scheme
+        renames = {**TRAIN_FIELDS, **_variant_fields(s, variant), "isfr": f"training.{scheme}"}
         try:
             s.train_config(variant)
         except ConfigError as err:
@@ -328,15 +374,17 @@ def check_allocation_options(s: Scenario, problems: list[str]) -> bool:
 
 def check_schemes(
     entries: list[tuple[int, Any]], problems: list[str], n_features: int | None = None,
-    model_name: str | None = None,
+    model_name: str | None = None, variants: list[str] | None = None,
 ) -> bool:  # fmt: skip
     """Scheme names (built-in or custom, distinct) and the fields of custom schemes.
 
     ``entries`` are ``(index in schemes, entry)`` pairs; ``n_features`` (``model.n_features``,
     None when it failed validation) bounds a selection step's ``keep``; ``model_name``
-    (``model.name``, None when unknown) must suit the schemes' estimators.
+    (``model.name``, None when unknown) must suit the schemes' estimators; ``variants`` are the
+    model variants a scheme may name (default: the built-in ones).
     """
     n, built_in, seen = len(problems), SCHEMES.names(), set()
+    variants = list(MODEL_VARIANTS) if variants is None else variants
     for i, entry in entries:
         path = f"schemes[{i}]"
         if isinstance(entry, str):
@@ -357,8 +405,8 @@ def check_schemes(
                             f"model {b.model}, weights {b.weights} and method {b.method})",
                         )
                     )
-            if entry.model not in MODEL_VARIANTS:
-                problems.append(invalid(f"{path}.model", entry.model, ", ".join(MODEL_VARIANTS)))
+            if entry.model not in variants:
+                problems.append(invalid(f"{path}.model", entry.model, ", ".join(variants)))
             if entry.method not in ALLOCATION.names():
                 allowed = ", ".join(ALLOCATION.names())
                 problems.append(invalid(f"{path}.method", entry.method, allowed))
@@ -371,6 +419,16 @@ def check_schemes(
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)
+    names = [e if isinstance(e, str) else e.name for _, e in entries]
+    if names and all(name in SEPARATE_SCHEMES for name in names):
+        problems.append(
+            invalid(
+                "schemes",
+                names,
+                "at least one semantic scheme next to the "
+                "separate ones (its model sets the budget and the data split)",
+            )
+        )
     return len(problems) == n
 
 
@@ -473,7 +531,13 @@ def semantic_problems(
         check_allocation_options(s, problems)
     entries = list(enumerate(s.schemes)) if schemes is None else schemes
     n_features = s.model.n_features if ok("model.n_features") else None
-    schemes_ok = check_schemes(entries, problems, n_features, model_name) and ok("schemes")
+    variants_ok = ok("variants") and check_variants(s, problems)
+    variants = s.variant_names() if ok("variants") else None
+    schemes_ok = (
+        check_schemes(entries, problems, n_features, model_name, variants)
+        and ok("schemes")
+        and variants_ok
+    )
     needed = ("data", "model", "training", "execution.seed", "execution.device")
     if model_ok and channels_ok and schemes_ok and ok(*needed):
         check_train_configs(s, problems)

@@ -124,8 +124,23 @@ class Scenario(ScenarioFields):
         raise fail("scheme", name, ", ".join(dict.fromkeys(self.scheme_names() + SCHEMES.names())))
 
     def model_variants(self) -> list[str]:
-        """The model variants (:data:`semcom.schemes.MODEL_VARIANTS`) the schemes use."""
-        return list(dict.fromkeys(self.scheme(n).model for n in self.scheme_names()))
+        """The model variants the schemes use (built-in, :data:`semcom.schemes.MODEL_VARIANTS`,
+        or defined in ``variants``); the separate schemes use none."""
+        return list(dict.fromkeys(
+            self.scheme(n).model for n in self.scheme_names() if self.scheme(n).separate is None
+        ))  # fmt: skip
+
+    def variant_names(self) -> list[str]:
+        """Every model variant a scheme may name: the built-in ones, then the file's."""
+        return list(dict.fromkeys([*MODEL_VARIANTS, *self.variants]))
+
+    def base_variant(self, variant: str) -> str:
+        """The built-in variant whose training channel ``variant`` uses."""
+        if variant in self.variants:
+            return self.variants[variant].base
+        if variant not in MODEL_VARIANTS:
+            raise fail("variant", variant, ", ".join(self.variant_names()))
+        return variant
 
     # ---- importance estimators ---------------------------------------------------------------
 
@@ -220,17 +235,51 @@ class Scenario(ScenarioFields):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def train_config(self, variant: str) -> TrainConfig:
+    def train_config(self, variant: str, _seen: tuple[str, ...] = ()) -> TrainConfig:
         """The resolved :class:`~semcom.train.TrainConfig` of model variant ``variant``.
 
-        The training channel is the variant's (``isfr`` or ``conventional``) with the options of
-        ``training.isfr`` or ``training.conventional`` and the variant's overrides on top.
+        The training channel is the (base) variant's (``isfr`` or ``conventional``) with the
+        options of ``training.isfr`` or ``training.conventional`` and the variant's overrides on
+        top. ``training.method``, ``training.channel`` and ``model.routing`` apply to every
+        variant; a variant of the file's ``variants`` section may replace them, add an adapter
+        and start from another variant's trained weights (``init_from``: that variant's config
+        becomes the trainer's ``init_from``).
         """
-        if variant not in MODEL_VARIANTS:
-            raise fail("variant", variant, ", ".join(MODEL_VARIANTS))
-        v = MODEL_VARIANTS[variant]
+        base = self.base_variant(variant)
+        v = MODEL_VARIANTS[base]
         t = self.training
+        own = self.variants.get(variant)
         section = {"isfr": t.isfr, "conventional": t.conventional}.get(v.training_scheme, {})
+        method, method_options, channel = t.method, dict(t.method_options), dict(t.channel)
+        routing, adapter, parent, epochs, lr = self.model.routing, None, None, t.epochs, t.lr
+        if own is not None:
+            if own.method is not None:
+                method, method_options = own.method, {}
+            if own.method_options is not None:
+                method_options = dict(own.method_options)
+            channel = dict(own.channel) if own.channel is not None else channel
+            routing = own.routing if own.routing is not None else routing
+            adapter, epochs, lr = own.adapter, own.epochs or epochs, own.lr or lr
+            if own.init_from is not None:
+                if own.init_from in (*_seen, variant):
+                    chain = " -> ".join((*_seen, variant, own.init_from))
+                    allowed = f"a variant that does not start from this one ({chain})"
+                    raise fail("init_from", own.init_from, allowed)
+                if own.init_from not in self.variant_names():
+                    raise fail("init_from", own.init_from,
+                               ", ".join(self.variant_names()))  # fmt: skip
+                parent_config = self.train_config(own.init_from, (*_seen, variant))
+                parent = {k: val for k, val in dataclasses.asdict(parent_config).items()
+                          if k != "checkpoint_dir"}  # fmt: skip
+        extra: dict[str, Any] = {}
+        if channel:
+            extra["channel"] = channel
+        if parent is not None:
+            extra["init_from"] = parent
+        if routing is not None:
+            extra.update(routing=routing.method, routing_options=dict(routing.options))
+        if adapter is not None:
+            extra.update(adapter=adapter.method, adapter_options=dict(adapter.options))
         config = TrainConfig(
             model=self.model.name,
             n_features=self.model.n_features,
@@ -239,11 +288,15 @@ class Scenario(ScenarioFields):
             dataset_root=self.data.root,
             dataset_options=dict(self.data.options),
             scheme=v.training_scheme,
-            isfr={**section, **v.isfr_overrides},
-            epochs=t.epochs,
+            isfr={
+                **section,
+                **{k: t.isfr[k] for k in v.from_isfr if k in t.isfr},
+                **v.isfr_overrides,
+            },
+            epochs=epochs,
             batch_size=t.batch_size,
-            lr=t.lr,
-            lr_min=t.lr_min,
+            lr=lr,
+            lr_min=t.lr_min if lr == t.lr else min(t.lr_min, lr),
             weight_decay=t.weight_decay,
             classifier_weight=t.classifier_weight,
             val_fraction=t.val_fraction,
@@ -253,6 +306,9 @@ class Scenario(ScenarioFields):
             device=self.execution.device,
             amp=t.amp,
             checkpoint_dir=t.checkpoint_dir,
+            method=method,
+            method_options=method_options,
+            **extra,
         )
         return resolve_config(config)
 

@@ -47,6 +47,7 @@ from semcom.registry import ALLOCATION
 from semcom.scenario.paths import path_problem, path_rule
 from semcom.scenario.text import invalid, unknown_key
 from semcom.schemes import MODEL_VARIANTS, SCHEMES, UNIFORM_IMPORTANCE_BASELINES
+from semcom.training import TRAINING
 
 SWEEP_AXES = ("channel", "snr_db", "eta", "n_subchannels", "rician_k", "bits_per_scalar", "seed")
 """Condition fields a ``sweep`` may vary (each overrides its base field)."""
@@ -54,7 +55,9 @@ SWEEP_AXES = ("channel", "snr_db", "eta", "n_subchannels", "rician_k", "bits_per
 CONDITION_COLUMNS: tuple[str, ...] = SWEEP_AXES
 """The condition columns of ``results.csv``, in order (docs/scenarios.md): the sweep axes."""
 
-METRICS = ("psnr", "ssim", "mse", "ber", "accuracy")
+METRICS = ("psnr", "ssim", "mse", "ber", "accuracy", "ms_ssim")
+DEFAULT_METRICS = ("psnr", "ssim", "mse", "ber", "accuracy")
+"""The metrics a scenario computes when it names none (``ms_ssim`` is asked for by name)."""
 STOP_METRICS = {"psnr_db": "psnr", "ssim": "ssim", "mse": "mse"}
 """``stop.metric`` -> the ``metrics`` entry that computes it."""
 
@@ -139,6 +142,13 @@ class DataSection(_Strict):
     )
 
 
+class MethodChoice(_Strict):
+    """A registered method chosen by name, with its options."""
+
+    method: str = _field(allowed="a registered method name")
+    options: dict[str, Any] = _factory(dict, OPTIONS + " (the method's options)")
+
+
 class ModelSection(_Strict):
     """``model``: the semantic auto-encoder (:func:`semcom.models.build_model`)."""
 
@@ -147,6 +157,9 @@ class ModelSection(_Strict):
         16, f"an integer in 1..{MAX_FEATURES}"
     )
     options: dict[str, Any] = _factory(dict, OPTIONS + " (the architecture's options)")
+    routing: MethodChoice | None = _field(
+        None, "null (one codec) or a mapping {method, options} of a routing method"
+    )
 
 
 class TrainingSection(_Strict):
@@ -174,6 +187,13 @@ class TrainingSection(_Strict):
         0.0, f"a number in [0, {MAX_LOSS_WEIGHT:g}]"
     )
     amp: bool = _field(True, "true or false")
+    method: str | None = _field(
+        None, "null (plain training) or a training method (" + ", ".join(TRAINING.names()) + ")"
+    )
+    method_options: dict[str, Any] = _factory(dict, OPTIONS + " (the training method's options)")
+    channel: dict[str, Any] = _factory(
+        dict, OPTIONS + " (channel-state training: fading, snr_db, n_subchannels, eta, ...)"
+    )
     isfr: dict[str, Any] = _factory(dict, OPTIONS + " (semcom.isfr.training_channel)")
     conventional: dict[str, Any] = _factory(dict, OPTIONS + " (semcom.isfr.training_channel)")
     checkpoint_dir: FolderPath | None = _field(
@@ -267,6 +287,37 @@ class SchemeBits(_Strict):
     options: dict[str, Any] = _factory(dict, OPTIONS + " (the bit allocator's options)")
 
 
+class VariantSection(_Strict):
+    """A model variant defined in the file (``variants.<name>``): a built-in variant's training
+    channel, plus a training method, routing method, adapter, channel-state training and a
+    parent variant whose trained weights it starts from. Unset fields take the scenario's
+    ``training`` and ``model`` sections."""
+
+    base: str = _field("isfr", "a built-in model variant (" + ", ".join(MODEL_VARIANTS) + ")")
+    method: str | None = _field(
+        None, "null (training.method) or a training method (" + ", ".join(TRAINING.names()) + ")"
+    )
+    method_options: dict[str, Any] | None = _field(
+        None, "null (training.method_options) or " + OPTIONS
+    )
+    channel: dict[str, Any] | None = _field(None, "null (training.channel) or " + OPTIONS)
+    routing: MethodChoice | None = _field(
+        None, "null (model.routing) or a mapping {method, options} of a routing method"
+    )
+    adapter: MethodChoice | None = _field(
+        None, "null (no adapter) or a mapping {method, options} of an adapter (with init_from)"
+    )
+    init_from: str | None = _field(
+        None, "null (trained from scratch) or the name of another variant to start from"
+    )
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] | None = _field(
+        None, f"null (training.epochs) or an integer in 1..{MAX_EPOCHS}"
+    )
+    lr: Annotated[float, Field(gt=0, le=MAX_LR)] | None = _field(
+        None, f"null (training.lr) or a number in (0, {MAX_LR:g}]"
+    )
+
+
 class CustomScheme(_Strict):
     """A scheme defined in the file: model variant, weights kind and allocation method, and
     optionally its own importance estimator, selection step and compression step."""
@@ -276,7 +327,9 @@ class CustomScheme(_Strict):
         pattern=NAME_PATTERN,
         max_length=MAX_NAME_LENGTH,
     )
-    model: str = _field(allowed="a model variant (" + ", ".join(MODEL_VARIANTS) + ")")
+    model: str = _field(
+        allowed="a model variant (" + ", ".join(MODEL_VARIANTS) + ", or one of variants)"
+    )
     weights: Literal["importance", "uniform"] = _field(allowed="importance, uniform")
     method: str = _field(allowed="an allocation method (" + ", ".join(ALLOCATION.names()) + ")")
     options: dict[str, Any] = _factory(dict, OPTIONS + " (passed to optim.solve)")
@@ -418,6 +471,9 @@ class ScenarioFields(_Strict):
     data: DataSection = _factory(DataSection, "")
     model: ModelSection = _factory(ModelSection, "")
     training: TrainingSection = _factory(TrainingSection, "")
+    variants: dict[str, VariantSection] = _factory(
+        dict, "a mapping of variant names to {base, method, channel, routing, adapter, init_from}"
+    )
     importance: ImportanceSection = _factory(ImportanceSection, "")
     channel: ChannelSection = _factory(ChannelSection, "")
     allocation: AllocationSection = _factory(AllocationSection, "")
@@ -431,8 +487,8 @@ class ScenarioFields(_Strict):
     sweep: dict[str, Any] = _factory(
         dict, f"a mapping of axes ({', '.join(SWEEP_AXES)}) to lists of values"
     )
-    metrics: list[Literal["psnr", "ssim", "mse", "ber", "accuracy"]] = _field(
-        list(METRICS), f"a list of distinct metrics ({', '.join(METRICS)}) containing psnr"
+    metrics: list[Literal["psnr", "ssim", "mse", "ber", "accuracy", "ms_ssim"]] = _field(
+        list(DEFAULT_METRICS), f"a list of distinct metrics ({', '.join(METRICS)}) containing psnr"
     )
     stop: StopSection = _factory(StopSection, "")
     execution: ExecutionSection = _factory(ExecutionSection, "")

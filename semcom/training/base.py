@@ -26,13 +26,12 @@ and ``state_dict`` / ``load_state_dict`` carry the hook's own state through chec
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from channels.errors import ConfigError, fail
+from channels.errors import fail
 from semcom.channel_state import ChannelState
 from semcom.params import Configurable
 from semcom.registry import Registry
@@ -113,16 +112,114 @@ def build_hook(method: str, options: dict[str, Any]) -> TrainingHook:
     Raises:
         ConfigError: unknown method, an option it does not take, or a bad option value.
     """
-    cls = TRAINING.get(method)
-    accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-    for key in options:
-        if key not in accepted:
-            raise fail(
-                f"method_options.{key}",
-                options[key],
-                f"options of {TRAINING.check(method)}: {', '.join(accepted) or 'none'}",
+    return TRAINING.build(method, options, "method_options")
+
+
+class HookChain(TrainingHook):
+    """Several hooks run as one (a training method next to a routing method's hook).
+
+    Combination rule per hook method, over the members in order:
+
+    - ``sample_weights``: the product of the members' weights (``None`` counts as all ones;
+      ``None`` when every member gives ``None``);
+    - ``extra_loss``: the sum of the members' terms (``None`` when all are ``None``);
+    - ``layer_mask``: the intersection of the members' masks (``None`` members do not restrict);
+    - ``sampler``: the first member that overrides :meth:`TrainingHook.sampler` decides;
+    - ``setup``, ``probe``, ``observe``: called on every member;
+    - ``state_dict``: ``{"0": first member's, "1": second's, ...}``.
+
+    Examples:
+        >>> chain = HookChain([TrainingHook(), TrainingHook()])
+        >>> chain.sample_weights(0, torch.zeros(2, 1, 8, 8), torch.ones(2)) is None
+        True
+        >>> sorted(chain.state_dict())
+        ['0', '1']
+    """
+
+    def __init__(self, hooks: list[TrainingHook]) -> None:
+        """``hooks``: the members, in order."""
+        if not hooks or not all(isinstance(h, TrainingHook) for h in hooks):
+            raise fail("hooks", hooks, "a non-empty list of TrainingHook")
+        self.hooks = list(hooks)
+
+    def get_params(self) -> dict[str, Any]:
+        """The members' names and options."""
+        return {"hooks": [[type(h).__name__, h.get_params()] for h in self.hooks]}
+
+    def setup(self, n: int, epochs: int) -> None:
+        for h in self.hooks:
+            h.setup(n, epochs)
+
+    def sampler(self, epoch: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        for h in self.hooks:
+            if type(h).sampler is not TrainingHook.sampler:
+                return h.sampler(epoch, n, generator)
+        return super().sampler(epoch, n, generator)
+
+    def sample_weights(
+        self, step: int, x: torch.Tensor, per_sample_loss: torch.Tensor
+    ) -> torch.Tensor | None:
+        total = None
+        for h in self.hooks:
+            w = h.sample_weights(step, x, per_sample_loss)
+            if w is not None:
+                w = torch.as_tensor(w)
+                total = w if total is None else total * w.to(total.device)
+        return total
+
+    def extra_loss(
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        x_hat: torch.Tensor,
+        z: torch.Tensor,
+        state: ChannelState | None = None,
+    ) -> torch.Tensor | None:
+        total = None
+        for h in self.hooks:
+            term = (
+                h.extra_loss(model, x, x_hat, z)
+                if state is None
+                else h.extra_loss(model, x, x_hat, z, state)
             )
-    try:
-        return cls(**options)
-    except ConfigError as exc:
-        raise ConfigError(f"method_options.{exc}") from None
+            if term is not None:
+                total = term if total is None else total + term
+        return total
+
+    def probe(self, step: int, model: torch.nn.Module, evaluate: Callable[[], float]) -> None:
+        for h in self.hooks:
+            h.probe(step, model, evaluate)
+
+    def layer_mask(self, step: int, model: torch.nn.Module) -> set[str] | None:
+        mask = None
+        for h in self.hooks:
+            m = h.layer_mask(step, model)
+            if m is not None:
+                mask = set(m) if mask is None else mask & set(m)
+        return mask
+
+    def observe(
+        self,
+        epoch: int,
+        indices: torch.Tensor,
+        x: torch.Tensor,
+        x_hat: torch.Tensor,
+        per_sample_loss: torch.Tensor,
+    ) -> None:
+        for h in self.hooks:
+            h.observe(epoch, indices, x, x_hat, per_sample_loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {str(k): h.state_dict() for k, h in enumerate(self.hooks)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, h in enumerate(self.hooks):
+            h.load_state_dict(state.get(str(k), {}))
+
+
+def chain_hooks(hooks: list[TrainingHook | None]) -> TrainingHook | None:
+    """``None`` without hooks, the hook itself when there is one, else a :class:`HookChain`."""
+    present = [h for h in hooks if h is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else HookChain(present)

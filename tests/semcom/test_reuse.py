@@ -26,6 +26,7 @@ import pytest
 import torch
 
 import semcom
+import semcom.checkpoints
 import semcom.train
 from semcom.cli import main
 from semcom.identity import code_identity, code_key, data_digest, git_head
@@ -120,7 +121,8 @@ def test_checkpoint_of_another_version_needs_reuse_stale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config(tmp_path)
-    monkeypatch.setattr(semcom.train, "code_identity", lambda: OLD)
+    for module in (semcom.train, semcom.checkpoints):  # the loop records it, files are named by it
+        monkeypatch.setattr(module, "code_identity", lambda: OLD)
     old = train(config, progress=False)
     assert old.checkpoint.name.endswith(f"-{code_key(OLD)}.pt") and old.code == OLD
     monkeypatch.undo()

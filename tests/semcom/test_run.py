@@ -37,7 +37,8 @@ CONTRACT_COLUMNS = [
     "ssim", "ssim_ci_low", "ssim_ci_high", "mse", "mse_ci_low", "mse_ci_high", "ber",
     "ber_ci_low", "ber_ci_high", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
     "mean_selected", "bits_sent", "bit_errors", "n_images", "n_draws", "stop_reason",
-    "confidence", "seconds",
+    "confidence", "seconds", "bandwidth_ratio", "sep_rate", "sep_modulation", "sep_failures",
+    "sep_failure_rate",
 ]  # fmt: skip
 
 

@@ -161,6 +161,7 @@ class SignallingTask(CheapTask):
 class FakeCalibration:
     ordering: tuple = ()
     codecs: tuple = ()  # no compressed codecs
+    models: tuple = ()  # no models.csv rows
 
     def importance_rows(self) -> list[dict]:
         return [{"model": "isfr", "feature": 1, "weight": 1.0}]

@@ -1,0 +1,250 @@
+"""The compiled BER model of a problem: ``f_m(gamma)`` and the dual function ``H_m`` (Numba).
+
+``f_m`` is the problem's BER model of modulation ``m`` at per-symbol SNR ``gamma``: the bound
+``A_m exp(-B_m gamma)`` (``bound``) or the exact Gray BER ``sum_t w_t Q(b_t sqrt(gamma))``
+(``exact``, :func:`channels.theory.ber_awgn`). Both are convex and decreasing in ``gamma``
+(:mod:`optim.optimal_power`, Lemma 3). ``H_m(mu) = min_{gamma >= 0} f_m(gamma) + mu gamma``
+is the term of the dual bound (:mod:`optim.slots`, eq. 2): closed form for the bound model,
+tabulated on a fine log grid of ``mu`` for the exact one, where by concavity the chord between
+two grid points is below ``H``, below the grid ``H >= 0`` and above it ``H >= H(mu_max)``, so
+the interpolant :func:`h_bound` is a valid lower bound.
+
+:data:`BerModel` holds it all as a Numba-friendly named tuple; the scalar kernels here take
+it as their first argument and are called from the other compiled searches of :mod:`optim`.
+
+Examples:
+    >>> from optim.problem import random_problem
+    >>> p = random_problem(3, 3, seed=0, ber_model="bound")
+    >>> mod = ber_model(p)
+    >>> bool(mod.kind == 0 and ber_value(mod, 0, 0.0) == min(mod.A[0], 0.5))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numba
+import numpy as np
+
+from channels.coded import is_coded
+from channels.theory import ber_terms, bound_coefficients
+
+if TYPE_CHECKING:
+    from optim.problem import Problem
+
+__all__ = [
+    "BerModel",
+    "ber_model",
+    "ber_value",
+    "gamma_star",
+    "h_bound",
+    "h_lower",
+    "log_neg_slope",
+    "solve_gamma",
+]
+
+_SQRT2 = math.sqrt(2.0)
+
+_LOG_8PI = math.log(8.0 * math.pi)
+
+_TABLE_LNMU = (math.log(1e-150), math.log(1e15))
+
+_TABLE_SIZE = 60_001
+
+BerModel = namedtuple(
+    "BerModel", ["kind", "A", "B", "qw", "qb", "nt", "f0", "lnmu0", "h", "lng", "H"]
+)
+"""Numba-friendly BER model of one problem, ``M`` modulations in the problem's order.
+
+kind: 0 bound, 1 exact. A, B [M]: bound coefficients. qw, qb [M, T]: exact BER terms
+``sum_t qw Q(qb sqrt(gamma))`` (``qb`` increasing, zero-padded), nt [M] term counts.
+f0 [M]: ``f(0)``. lnmu0, h: log-grid ``ln mu_k = lnmu0 + k h``; lng [M, G]: ``ln gamma*(mu_k)``;
+H [M, G]: ``H(mu_k)`` (slightly lowered), both ``[M, 1]`` dummies for the bound model.
+"""
+
+
+@numba.njit(cache=True)
+def ber_value(mod, m: int, gam: float) -> float:
+    """``f_m(gamma)`` clipped to [0, 1/2], as :func:`optim.distortion.ber_of`."""
+    if mod.kind == 0:
+        v = mod.A[m] * math.exp(-mod.B[m] * gam)
+    else:
+        v = 0.0
+        r = math.sqrt(gam) / _SQRT2
+        for t in range(mod.nt[m]):
+            v += mod.qw[m, t] * 0.5 * math.erfc(mod.qb[m, t] * r)
+    return min(max(v, 0.0), 0.5)
+
+
+@numba.njit(cache=True)
+def log_neg_slope(mod, m: int, gam: float) -> tuple[float, float]:
+    """Exact model: ``D = ln(-f'(gamma))`` and ``dD/dgamma = -S2 / (2 gamma S1)``."""
+    b0 = mod.qb[m, 0]
+    s1 = 0.0
+    s2 = 0.0
+    for t in range(mod.nt[m]):
+        bt = mod.qb[m, t]
+        e = mod.qw[m, t] * bt * math.exp(-0.5 * (bt * bt - b0 * b0) * gam)
+        s1 += e
+        s2 += e * (1.0 + bt * bt * gam)
+    d = -0.5 * b0 * b0 * gam - 0.5 * (_LOG_8PI + math.log(gam)) + math.log(s1)
+    return d, -s2 / (2.0 * gam * s1)
+
+
+@numba.njit(cache=True)
+def solve_gamma(mod, m: int, lnmu: float, guess: float) -> float:
+    """Exact model: the ``gamma > 0`` with ``ln(-f'(gamma)) = ln mu`` (``D`` is decreasing).
+
+    Bracket by geometric expansion around ``guess``, then Newton steps kept inside the
+    bracket (bisection in ``ln gamma`` otherwise); relative accuracy ~1e-15.
+    """
+    g = guess if guess > 0.0 and math.isfinite(guess) else 1.0
+    lo = g
+    hi = g
+    d, _ = log_neg_slope(mod, m, lo)
+    step = 0.5
+    while d < lnmu:  # lo too large
+        hi = lo
+        lo *= math.exp(-step)
+        step *= 2.0
+        if lo < 1e-300:
+            return lo
+        d, _ = log_neg_slope(mod, m, lo)
+    d, _ = log_neg_slope(mod, m, hi)
+    step = 0.5
+    while d > lnmu:  # hi too small
+        lo = hi
+        hi *= math.exp(step)
+        step *= 2.0
+        d, _ = log_neg_slope(mod, m, hi)
+    x = min(max(g, lo), hi)
+    for _ in range(200):
+        d, dd = log_neg_slope(mod, m, x)
+        r = d - lnmu
+        if r > 0.0:
+            lo = x
+        else:
+            hi = x
+        xn = x - r / dd
+        if not (xn > lo and xn < hi):
+            xn = math.sqrt(lo * hi)
+        if abs(xn - x) <= 1e-15 * x or hi - lo <= 1e-15 * hi:
+            return xn
+        x = xn
+    return x
+
+
+@numba.njit(cache=True)
+def gamma_star(mod, m: int, lnmu: float) -> float:
+    """``argmin_gamma f_m(gamma) + mu gamma`` (``-f'(gamma) = mu``); ``lnmu`` may be +inf."""
+    if lnmu == np.inf:
+        return 0.0
+    if mod.kind == 0:
+        a = math.log(mod.A[m] * mod.B[m])
+        return max(0.0, (a - lnmu) / mod.B[m]) if lnmu < a else 0.0
+    x = (lnmu - mod.lnmu0) / mod.h
+    g_count = mod.lng.shape[1]
+    if x <= 0.0:
+        guess = -2.0 * (lnmu - mod.lnmu0) / (mod.qb[m, 0] ** 2) + math.exp(mod.lng[m, 0])
+    elif x >= g_count - 1:
+        guess = math.exp(mod.lng[m, g_count - 1] - 2.0 * (lnmu - mod.lnmu0 - mod.h * (g_count - 1)))
+    else:
+        k = int(x)
+        fr = x - k
+        guess = math.exp(mod.lng[m, k] * (1.0 - fr) + mod.lng[m, k + 1] * fr)
+    return solve_gamma(mod, m, lnmu, guess)
+
+
+@numba.njit(cache=True)
+def h_bound(mod, m: int, lnmu: float) -> float:
+    """A lower bound on ``H_m(mu)`` of (2): exact for the bound model, chord for the exact one."""
+    if lnmu == np.inf:
+        return mod.f0[m]
+    if mod.kind == 0:
+        a = mod.A[m]
+        ab = math.log(a * mod.B[m])
+        if lnmu >= ab:
+            return a
+        mu = math.exp(lnmu)
+        return (mu / mod.B[m]) * (1.0 + ab - lnmu)
+    x = (lnmu - mod.lnmu0) / mod.h
+    g_count = mod.H.shape[1]
+    if x >= g_count - 1:
+        return mod.H[m, g_count - 1]
+    if x < 0.0:
+        return 0.0
+    k = int(x)
+    frac = math.expm1((x - k) * mod.h) / math.expm1(mod.h)  # position in mu, not ln mu
+    return mod.H[m, k] + (mod.H[m, k + 1] - mod.H[m, k]) * frac
+
+
+@numba.njit(cache=True)
+def _build_table(mod, m: int, lnmu: np.ndarray, lng: np.ndarray, hv: np.ndarray) -> None:
+    """Fill ``ln gamma*(mu_k)`` and ``H(mu_k)`` (continuation from large to small ``mu``)."""
+    g_count = lnmu.size
+    s10 = 0.0
+    for t in range(mod.nt[m]):
+        s10 += mod.qw[m, t] * mod.qb[m, t]
+    # -f'(gamma) ~ S1(0) / (2 sqrt(2 pi gamma)) for small gamma
+    guess = (s10 / (2.0 * math.sqrt(2.0 * math.pi))) ** 2 * math.exp(-2.0 * lnmu[g_count - 1])
+    for k in range(g_count - 1, -1, -1):
+        gam = solve_gamma(mod, m, lnmu[k], guess)
+        lng[k] = math.log(gam)
+        f = ber_value(mod, m, gam)
+        h = f + math.exp(lnmu[k]) * gam
+        hv[k] = h - 1e-14 * h - 1e-300  # safety margin for rounding: stays a lower bound
+        guess = gam
+    return None
+
+
+@lru_cache(maxsize=16)
+def _ber_model(kind: str, modulations: tuple[str, ...]) -> BerModel:
+    """The :data:`BerModel` for a modulation set; exact-model tables built once per set."""
+    mcount = len(modulations)
+    coef = np.array([bound_coefficients(m) for m in modulations], dtype=np.float64)
+    terms = [_terms(m) for m in modulations]
+    tmax = max(len(w) for w, _ in terms)
+    qw = np.zeros((mcount, tmax))
+    qb = np.zeros((mcount, tmax))
+    nt = np.zeros(mcount, np.int64)
+    for j, (w, b) in enumerate(terms):
+        order = np.argsort(b)
+        qw[j, : len(w)] = w[order]
+        qb[j, : len(w)] = b[order]
+        nt[j] = len(w)
+    if kind == "bound":
+        f0 = np.minimum(coef[:, 0], 0.5)
+        dummy = np.zeros((mcount, 1))
+        return BerModel(
+            0, coef[:, 0].copy(), coef[:, 1].copy(), qw, qb, nt, f0, 0.0, 1.0, dummy, dummy
+        )
+    f0 = np.minimum(0.5 * qw.sum(axis=1), 0.5)
+    lnmu = np.linspace(_TABLE_LNMU[0], _TABLE_LNMU[1], _TABLE_SIZE)
+    h = float(lnmu[1] - lnmu[0])
+    lng = np.zeros((mcount, _TABLE_SIZE))
+    hv = np.zeros((mcount, _TABLE_SIZE))
+    mod = BerModel(
+        1, coef[:, 0].copy(), coef[:, 1].copy(), qw, qb, nt, f0, float(lnmu[0]), h, lng, hv
+    )
+    for j in range(mcount):
+        _build_table(mod, j, lnmu, lng[j], hv[j])
+    return mod
+
+
+def ber_model(problem: Problem) -> BerModel:
+    """The Numba BER model (and tables) of ``problem``'s BER model and modulation set."""
+    return _ber_model(problem.ber_model, tuple(problem.modulations))
+
+
+def h_lower(problem: Problem, modulation: int, ln_mu: float) -> float:
+    """Lower bound on ``H_m(mu) = min_gamma f_m(gamma) + mu gamma`` (eq. 2) at ``ln mu``."""
+    return float(h_bound(ber_model(problem), int(modulation), float(ln_mu)))
+
+
+def _terms(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact-BER Q-terms of a modulation; a coded entry (bound model only) gets a null term."""
+    return (np.zeros(1), np.ones(1)) if is_coded(name) else ber_terms(name)
