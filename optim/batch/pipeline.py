@@ -65,7 +65,7 @@ def _score_row(pat, n, width, rate, lt, ct, P, ws, wf, tail_n, qw, qs, ba, bb, e
 
 
 @numba.njit(cache=True)
-def _objective(sel, sub, mod, pw, g, noise, w, floor, slope, drop, qw, qs, ba, bb, exact, cost):
+def frame_objective(sel, sub, mod, pw, g, noise, w, floor, slope, drop, qw, qs, ba, bb, exact, cost):
     """(P0) of one frame's allocation in feature order, as :func:`optim.distortion.objective`."""
     for i in range(w.size):
         if sel[i]:
@@ -190,7 +190,7 @@ def pipeline_batch(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
                         exact, n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
                         sel[b], sub[b], mod[b], pw[b])  # fmt: skip
         cost = np.empty(nf)
-        obj[b] = _objective(sel[b], sub[b], mod[b], pw[b], gains[b], noise, w, floor, slope,
+        obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], gains[b], noise, w, floor, slope,
                             drop, qw, qs, ba, bb, exact, cost)  # fmt: skip
     return sel, sub, mod, pw, obj
 
@@ -235,6 +235,6 @@ def fixed_batch(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mode,
             mod[b, j] = m
             pw[b, j] = p[j]
         cost = np.empty(nf)
-        obj[b] = _objective(sel[b], sub[b], mod[b], pw[b], g, noise, w, floor, slope, drop, qw,
+        obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, noise, w, floor, slope, drop, qw,
                             qs, ba, bb, exact, cost)  # fmt: skip
     return sel, sub, mod, pw, obj

@@ -191,7 +191,7 @@ def _refine_config(problem, fixed, options, weights, n_max, matching, power, ste
     """(Shared, Config) of :mod:`optim.batch.refine` for the resolved options."""
     from optim.batch.refine import Config, Shared
     from optim.dual import DEFAULT_OFFSETS, WIDE_MAX, WIDE_OFFSETS
-    from optim.exact import ber_model
+    from optim.ber_model import ber_model
 
     get = options.get
     if "refine_steps" in fixed:

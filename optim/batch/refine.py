@@ -24,8 +24,8 @@ from optim.batch.arith import ber, pairwise_sum
 from optim.batch.dual import dual_starts, log_multiplier
 from optim.batch.hungarian import assign_rows
 from optim.batch.local import exact_power_row, local_search, scratch
-from optim.batch.pipeline import _objective, pipeline_candidates
-from optim.exact import BerModel
+from optim.batch.pipeline import frame_objective, pipeline_candidates
+from optim.ber_model import BerModel
 from optim.kernels import lagrangian_rows
 
 Shared = namedtuple(
@@ -452,6 +452,6 @@ def _hierarchical_batch(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_s
             mod[b, i] = p_out[j]
             pw[b, i] = w_out[j]
         cost = np.empty(nf)
-        obj[b] = _objective(sel[b], sub[b], mod[b], pw[b], g, c.noise, w0, floor0, slope0, drop0,
+        obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, c.noise, w0, floor0, slope0, drop0,
                             c.qw, c.qs, c.ba, c.bb, c.exact, cost)  # fmt: skip
     return sel, sub, mod, pw, obj
