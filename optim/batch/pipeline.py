@@ -65,7 +65,9 @@ def _score_row(pat, n, width, rate, lt, ct, P, ws, wf, tail_n, qw, qs, ba, bb, e
 
 
 @numba.njit(cache=True)
-def frame_objective(sel, sub, mod, pw, g, noise, w, floor, slope, drop, qw, qs, ba, bb, exact, cost):
+def frame_objective(
+    sel, sub, mod, pw, g, noise, w, floor, slope, drop, qw, qs, ba, bb, exact, cost
+):
     """(P0) of one frame's allocation in feature order, as :func:`optim.distortion.objective`."""
     for i in range(w.size):
         if sel[i]:

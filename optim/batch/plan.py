@@ -190,8 +190,8 @@ def pipeline_plan(problem: Problem, method: str, options: dict[str, Any]) -> Pla
 def _refine_config(problem, fixed, options, weights, n_max, matching, power, steps):  # noqa: ANN001, ANN202
     """(Shared, Config) of :mod:`optim.batch.refine` for the resolved options."""
     from optim.batch.refine import Config, Shared
-    from optim.dual import DEFAULT_OFFSETS, WIDE_MAX, WIDE_OFFSETS
     from optim.ber_model import ber_model
+    from optim.dual import DEFAULT_OFFSETS, WIDE_MAX, WIDE_OFFSETS
 
     get = options.get
     if "refine_steps" in fixed:

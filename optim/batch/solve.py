@@ -118,6 +118,20 @@ def _perms(plan: Plan, frames: int, k: int, n: int) -> np.ndarray:
     return np.ascontiguousarray(out[:, : max(n, 1)]) if n else np.zeros((1, 1), np.int64)
 
 
+def _writable(args: tuple) -> tuple:
+    """The arguments with every read-only array copied: Numba types a read-only array apart
+    from a writable one, and one type per argument keeps a single compiled (and cached)
+    version of each kernel whatever the template's arrays are."""
+    out = []
+    for x in args:
+        if isinstance(x, np.ndarray) and not x.flags.writeable:
+            x = x.copy()
+        elif isinstance(x, tuple) and hasattr(x, "_fields"):
+            x = type(x)(*_writable(tuple(x)))
+        out.append(x)
+    return tuple(out)
+
+
 def solve_batch(
     template: Problem, gains: Any, method: str = "hierarchical", **options: Any
 ) -> BatchResult:
@@ -173,26 +187,26 @@ def solve_batch(
 
         shared, cfg = a["refine"]
         perms = _perms(plan, frames, k, a["n_max"])
-        out = hierarchical_batch(
+        out = hierarchical_batch(*_writable((
             arr, perms, shared, cfg, a["order"], a["ws"], a["wf"], a["tail"], a["n_max"],
             a["pats"], a["row_w"], a["n_start"], a["n_count"], a["matching"], a["iters"],
             bool(template.uniform_bits), *obj_terms,
-        )  # fmt: skip
+        )))  # fmt: skip
     elif plan.kind == "pipeline":
         from optim.batch.pipeline import pipeline_batch
 
         perms = _perms(plan, frames, k, a["n_max"])
-        out = pipeline_batch(
+        out = pipeline_batch(*_writable((
             arr, perms, noise, budget, a["order"], a["ws"], a["wf"], a["tail"], coef_a, coef_b,
             *ber_args, a["n_max"], a["pats"], a["row_w"], a["n_start"], a["n_count"],
             a["matching"], a["power_mode"], a["iters"], *obj_terms,
-        )  # fmt: skip
+        )))  # fmt: skip
     else:
         from optim.batch.pipeline import fixed_batch
 
         perms = _perms(plan, frames, k, a["n"])
-        out = fixed_batch(
+        out = fixed_batch(*_writable((
             arr, perms, noise, budget, a["n"], a["m"], a["alpha"], coef_a, coef_b,
             a["matching"], a["power_mode"], *obj_terms, *ber_args,
-        )  # fmt: skip
+        )))  # fmt: skip
     return BatchResult(name, *out)

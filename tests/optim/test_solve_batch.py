@@ -104,7 +104,7 @@ def test_allocation_of_a_frame_is_feasible():
 
 REFINED = {name: {} for name in PIPELINE}
 REFINED["random-matching"] = {"seed": 4}
-REFINED_FRAMES = {"hierarchical": (100, 20)}  # (per small template, N = K = 16); others less
+REFINED_FRAMES = {"hierarchical": (40, 24)}  # (per small template, N = K = 16); others less
 TIED_SHARE = 0.02
 """Equal decision weights (``ui-opt``: ``1/N``; the flat-profile template) make whole
 neighbourhoods of the local search score exactly alike, and the order in which tied moves
@@ -147,7 +147,7 @@ def _compare_frames(method, options, frames_small, frames_16):
 def test_refined_frames_equal_solve(method):
     """The default options (refinement and dual starts on) per frame equal ``optim.solve``:
     identical choices and objective within 1e-9, up to the documented ties."""
-    small, big = REFINED_FRAMES.get(method, (25, 5))
+    small, big = REFINED_FRAMES.get(method, (8, 2))
     total, differ, worse = _compare_frames(method, REFINED[method], small, big)
     assert total == 6 * small + big
     assert len(differ) <= SYMMETRIC_TIES * total, differ[:5]
@@ -159,7 +159,7 @@ def test_refined_frames_equal_solve(method):
 
 def test_refined_with_restricted_steps_and_starts():
     template, _ = TEMPLATES[2]
-    gains = _frame_gains(template, 40, seed=7)
+    gains = _frame_gains(template, 20, seed=7)
     for options in (
         {"refine_steps": ["power", "selection"]},
         {"dual_starts": 0, "refine_starts": 2},
@@ -167,7 +167,7 @@ def test_refined_with_restricted_steps_and_starts():
         {"start_margin": 0.0},
     ):
         out = optim.solve_batch(template, gains, "hierarchical", **options)
-        for b in range(40):
+        for b in range(20):
             ref = optim.solve(template.replace(gains=gains[b]), "hierarchical", **options)
             assert np.array_equal(out.modulation[b], _dense(template, ref.allocation)[2])
             assert out.objective[b] == pytest.approx(ref.objective, rel=1e-9), options
