@@ -34,7 +34,7 @@ PIPELINE_METHODS = {
 }
 """The hierarchical family: method name -> the options it fixes."""
 FIXED_METHODS = ("lowest-order", "ui-ep")
-BATCH_METHODS = (*PIPELINE_METHODS, *FIXED_METHODS)
+BATCH_METHODS = (*PIPELINE_METHODS, *FIXED_METHODS, "exact")
 _CHUNK_ELEMENTS = 1 << 17  # the per-frame solver scores padded patterns in chunks this size
 
 

@@ -452,6 +452,6 @@ def _hierarchical_batch(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_s
             mod[b, i] = p_out[j]
             pw[b, i] = w_out[j]
         cost = np.empty(nf)
-        obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, c.noise, w0, floor0, slope0, drop0,
-                            c.qw, c.qs, c.ba, c.bb, c.exact, cost)  # fmt: skip
+        obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, c.noise, w0, floor0, slope0,
+                                 drop0, c.qw, c.qs, c.ba, c.bb, c.exact, cost)  # fmt: skip
     return sel, sub, mod, pw, obj

@@ -143,14 +143,18 @@ def solve_batch(
             are ignored, so any ``Problem`` will do (``K`` comes from ``gains``).
         gains: float array [B, K], finite and >= 0: frame ``b``'s subchannel power gains.
         method: one of :func:`batch_methods`: ``hierarchical``, ``passive``, ``ui-opt``,
-            ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family),
-            ``lowest-order``, ``ui-ep``.
-        **options: the method's options as in ``optim.solve``. Batched: ``refine=False``
-            (required for the hierarchical family: the refinement is not batched yet),
+            ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family,
+            with or without its refinement), ``lowest-order``, ``ui-ep``, and ``exact`` up
+            to its enumeration limit (``max_candidates``, every ``N <= 8`` by default;
+            :mod:`optim.batch.exact`).
+        **options: the method's options as in ``optim.solve``. Batched: the refinement
+            options (``refine``, ``refine_steps``, ``refine_starts``, ``dual_starts``, ...),
             ``power`` closed-form or equal, ``patterns`` auto (exhaustive at every prefix)
             or all, ``n_search`` auto/all (at most 128 features sent), no ``early_stop``,
             ``seed`` an integer (one random matching shared by all frames, as each frame's
-            ``optim.solve`` with that seed) or None (a fresh one per frame).
+            ``optim.solve`` with that seed) or None (a fresh one per frame); ``exact``:
+            ``rtol``, ``atol``, ``max_candidates``, ``engine`` auto/enumerate, no
+            ``time_limit`` or ``node_limit`` (every frame completes).
 
     Returns:
         :class:`BatchResult`; frame ``b`` equals
@@ -171,6 +175,19 @@ def solve_batch(
     frames, k = arr.shape
     if k != template.n_subchannels:
         template = template.replace(gains=np.zeros(k))
+    if name == "exact":
+        from optim.batch.exact import exact_batch, exact_plan
+
+        x = exact_plan(template, k, dict(options))
+        model = model_arrays(template)
+        out = exact_batch(*_writable((
+            arr, x["mod"], x["order"], x["alpha_r"], x["e_r"], x["sym"], x["smax"],
+            x["budget"], x["noise"], x["base"], x["fixed"], x["row_n"], x["row_c"],
+            x["n_rows"], x["rtol"], x["atol"], model["qw"], model["qs"], model["ba"],
+            model["bb"], model["exact"], model["w"], model["floor"], model["slope"],
+            model["drop"],
+        )))  # fmt: skip
+        return BatchResult(name, *out)
     if name in PIPELINE_METHODS:
         plan = pipeline_plan(template, name, dict(options))
     else:

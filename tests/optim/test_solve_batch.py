@@ -173,11 +173,66 @@ def test_refined_with_restricted_steps_and_starts():
             assert out.objective[b] == pytest.approx(ref.objective, rel=1e-9), options
 
 
+EXACT_FRAMES = 120  # per small template (N, K in 4..8): 720 frames, ~4 ms each
+
+
+def test_exact_frames_equal_solve():
+    """``exact`` (the enumeration, every N <= 8) per frame equals ``optim.solve``: identical
+    choices, objective and powers, zeros and tied gains included."""
+    total = 0
+    for t, (template, _) in enumerate(TEMPLATES):
+        if template.n_features > 8:
+            continue
+        gains = _frame_gains(template, EXACT_FRAMES, seed=200 + t)
+        out = optim.solve_batch(template, gains, "exact")
+        for b in range(EXACT_FRAMES):
+            ref = optim.solve(template.replace(gains=gains[b]), "exact")
+            assert ref.status["optimal"]
+            sel, sub, mod = _dense(template, ref.allocation)
+            where = f"exact, template {t}, frame {b}"
+            assert np.array_equal(out.selected[b], sel), where
+            assert np.array_equal(out.subchannel[b], sub), where
+            assert np.array_equal(out.modulation[b], mod), where
+            assert out.objective[b] == pytest.approx(ref.objective, rel=1e-9, abs=0), where
+            power = np.zeros(template.n_features)
+            power[ref.allocation.selected] = ref.allocation.power
+            np.testing.assert_allclose(out.power[b], power, rtol=1e-9, atol=1e-12)
+            total += 1
+    assert total == 6 * EXACT_FRAMES
+
+
+def test_no_method_beats_exact():
+    """Not only equal to the reference: no batched method beats the batched optimum."""
+    template, _ = TEMPLATES[0]
+    gains = _frame_gains(template, 50, seed=9)
+    best = optim.solve_batch(template, gains, "exact").objective
+    for method in ("hierarchical", "lowest-order"):
+        other = optim.solve_batch(template, gains, method).objective
+        assert (best <= other * (1 + 1e-9)).all(), method
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"time_limit": 1.0}, r"^time_limit: 1.0 is not supported by solve_batch"),
+        ({"node_limit": 10}, r"^node_limit: 10 is not supported by solve_batch"),
+        ({"engine": "bnb"}, r"^exact: \d+ candidates \(N = 4, K = 4\) exceed max_candidates"),
+        ({"engine": "nope"}, r"^engine: 'nope' is not one of auto, enumerate, bnb"),
+        ({"bogus": 1}, r"^option: 'bogus' is not accepted by method 'exact'"),
+    ],
+)
+def test_exact_refuses_what_it_does_not_batch(options, message):
+    with pytest.raises(ConfigError, match=message):
+        optim.solve_batch(random_problem(4, 4), np.ones((2, 4)), "exact", **options)
+    with pytest.raises(ConfigError, match=r"^exact: \d+ candidates \(N = 16, K = 16\)"):
+        optim.solve_batch(random_problem(16, 16), np.ones((2, 16)), "exact")
+
+
 @pytest.mark.parametrize("frames", [0, 1])
 def test_empty_and_single_batch(frames):
     template = random_problem(5, 6, seed=0)
     gains = _frame_gains(template, 3, seed=0)[:frames]
-    for method, options in [*OPTIONS.items(), *(("hierarchical", {}),)]:
+    for method, options in [*OPTIONS.items(), ("hierarchical", {}), ("exact", {})]:
         out = optim.solve_batch(template, gains, method, **options)
         assert out.selected.shape == (frames, 5) and out.selected.dtype == bool
         assert out.subchannel.shape == out.modulation.shape == out.power.shape == (frames, 5)
@@ -235,8 +290,6 @@ def test_unknown_method_and_options():
     gains = np.ones((2, 4))
     with pytest.raises(ConfigError, match=r"^method: 'nope' is not one of hierarchical"):
         optim.solve_batch(template, gains, "nope")
-    with pytest.raises(ConfigError, match=r"^method: 'exact' is not one of hierarchical, passive"):
-        optim.solve_batch(template, gains, "exact")
     with pytest.raises(ConfigError, match=r"^option: 'bogus' is not accepted by method"):
         optim.solve_batch(template, gains, "hierarchical", refine=False, bogus=1)
     with pytest.raises(ConfigError, match=r"^option: got an unexpected keyword argument 'x'"):
