@@ -22,7 +22,7 @@ import numpy as np
 
 from optim.batch.arith import pairwise_sum, subchannel_rank
 from optim.batch.lemma3 import candidate_value, h_lower, optimal_power_row
-from optim.batch.potentials import potential_assignment
+from optim.batch.potentials import potential_assignment_into, scratch_of
 
 
 @numba.njit(cache=True)
@@ -49,13 +49,21 @@ def _bound_terms(mod, alpha, e, nu, loglam, n_mod):
     n_feat = alpha.size
     kp = nu.size
     out = np.empty((loglam.size, n_feat, n_mod, kp))
+    la = np.zeros(n_feat)  # the logarithms once (the same values as inside the loop)
+    lnu = np.zeros(kp)
+    for r in range(n_feat):
+        if alpha[r] > 0.0:
+            la[r] = math.log(alpha[r])
+    for s in range(kp):
+        if nu[s] > 0.0:
+            lnu[s] = math.log(nu[s])
     for d in range(loglam.size):
         for r in range(n_feat):
             for m in range(n_mod):
                 for s in range(kp):
                     a = alpha[r]
                     if a > 0.0 and nu[s] > 0.0:
-                        lnmu = loglam[d] - math.log(a) - math.log(nu[s])
+                        lnmu = loglam[d] - la[r] - lnu[s]
                         out[d, r, m, s] = e[r] + a * h_lower(mod, m, lnmu)
                     else:
                         out[d, r, m, s] = e[r] + a * mod.f0[m]
@@ -63,7 +71,9 @@ def _bound_terms(mod, alpha, e, nu, loglam, n_mod):
 
 
 @numba.njit(cache=True)
-def _pick(table, d, kappa, sym, work, best_m, n_feat, kp):
+def _pick(table, d, kappa, sym, work, best_m, n_feat, kp, hung, col, mods) -> float:
+    """The assignment at symbol price ``kappa`` into ``col``, ``mods`` [N]; returns the
+    symbols it uses (``hung``: the Hungarian's reused work arrays)."""
     n_mod = sym.shape[1]
     for i in range(n_feat):
         for j in range(kp):
@@ -78,17 +88,17 @@ def _pick(table, d, kappa, sym, work, best_m, n_feat, kp):
             best_m[i, j] = bm
         for j in range(kp, kp + n_feat):
             work[i, j] = 0.0
-    _, col = potential_assignment(work, n_feat, kp + n_feat)
+    potential_assignment_into(work, n_feat, kp + n_feat, hung, col)
     used = 0.0
-    mods = np.full(n_feat, -1, np.int64)
     for i in range(n_feat):
+        mods[i] = -1
         j = col[i]
         if j < kp and best_m[i, j] >= 0:
             mods[i] = best_m[i, j]
             used += sym[i, best_m[i, j]]
         else:
             col[i] = -1
-    return col, mods, used
+    return used
 
 
 @numba.njit(cache=True)
@@ -96,6 +106,11 @@ def _dual_search(table, sym, smax, iters):
     n_lam, n_feat, n_mod, kp = table.shape
     work = np.empty((n_feat, kp + n_feat))
     best_m = np.empty((n_feat, kp), np.int64)
+    hung = scratch_of(n_feat, kp + n_feat)
+    col = np.empty(n_feat, np.int64)
+    mods = np.empty(n_feat, np.int64)
+    c2 = np.empty(n_feat, np.int64)
+    m2 = np.empty(n_feat, np.int64)
     out_s = np.full((n_lam, iters + 1, n_feat), -1, np.int64)
     out_m = np.full((n_lam, iters + 1, n_feat), -1, np.int64)
     spread = 0.0
@@ -104,14 +119,14 @@ def _dual_search(table, sym, smax, iters):
             spread = abs(v)
     smin = sym.min()
     for d in range(n_lam):
-        col, mods, used = _pick(table, d, 0.0, sym, work, best_m, n_feat, kp)
+        used = _pick(table, d, 0.0, sym, work, best_m, n_feat, kp, hung, col, mods)
         if used > smax + 1e-9:
             lo = 0.0
             hi = 2.0 * spread / smin + 1.0
-            col, mods, used = _pick(table, d, hi, sym, work, best_m, n_feat, kp)
+            used = _pick(table, d, hi, sym, work, best_m, n_feat, kp, hung, col, mods)
             for it in range(iters):
                 mid = 0.5 * (lo + hi)
-                c2, m2, u2 = _pick(table, d, mid, sym, work, best_m, n_feat, kp)
+                u2 = _pick(table, d, mid, sym, work, best_m, n_feat, kp, hung, c2, m2)
                 if u2 <= smax + 1e-9:
                     hi = mid
                     for i in range(n_feat):

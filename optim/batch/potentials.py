@@ -21,18 +21,40 @@ import numpy as np
 def potential_assignment(cost: np.ndarray, n_rows: int, n_cols: int):  # noqa: ANN201
     """Every row of ``cost[:n_rows, :n_cols]`` (float64, finite, ``n_rows <= n_cols``) to a
     distinct column at minimum total cost. Returns ``(value, col int64 [n_rows])``."""
+    col = np.full(n_rows, -1, np.int64)
+    total = potential_assignment_into(cost, n_rows, n_cols, scratch_of(n_rows, n_cols), col)
+    return total, col
+
+
+@numba.njit(cache=True)
+def scratch_of(n_rows: int, n_cols: int):  # noqa: ANN201
+    """Work arrays of :func:`potential_assignment_into` for up to ``n_rows x n_cols``."""
+    return (
+        np.zeros(n_rows + 1),
+        np.zeros(n_cols + 1),
+        np.zeros(n_cols + 1, np.int64),
+        np.zeros(n_cols + 1, np.int64),
+        np.empty(n_cols + 1),
+        np.zeros(n_cols + 1, np.bool_),
+    )
+
+
+@numba.njit(cache=True)
+def potential_assignment_into(cost, n_rows, n_cols, work, col):  # noqa: ANN001, ANN201
+    """:func:`potential_assignment` with its work arrays given (``work``:
+    :func:`scratch_of`, reused between calls) and the columns written into ``col`` [n_rows];
+    returns the value. Same arithmetic in the same order, so the same assignment."""
     inf = np.inf
-    u = np.zeros(n_rows + 1)
-    v = np.zeros(n_cols + 1)
-    p = np.zeros(n_cols + 1, np.int64)
-    way = np.zeros(n_cols + 1, np.int64)
-    minv = np.empty(n_cols + 1)
-    done = np.zeros(n_cols + 1, np.bool_)
+    u, v, p, way, minv, done = work
+    u[: n_rows + 1] = 0.0
+    v[: n_cols + 1] = 0.0
+    p[: n_cols + 1] = 0
+    way[: n_cols + 1] = 0
     for i in range(1, n_rows + 1):
         p[0] = i
         j0 = 0
-        minv[:] = inf
-        done[:] = False
+        minv[: n_cols + 1] = inf
+        done[: n_cols + 1] = False
         while True:
             done[j0] = True
             i0 = p[j0]
@@ -62,11 +84,11 @@ def potential_assignment(cost: np.ndarray, n_rows: int, n_cols: int):  # noqa: A
             j0 = j1
             if j0 == 0:
                 break
-    col = np.full(n_rows, -1, np.int64)
+    col[:n_rows] = -1
     for j in range(1, n_cols + 1):
         if p[j] > 0:
             col[p[j] - 1] = j - 1
     total = 0.0
     for i in range(n_rows):
         total += cost[i, col[i]]
-    return total, col
+    return total
