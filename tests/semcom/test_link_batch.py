@@ -37,8 +37,17 @@ def link_pair(**kwargs: object) -> tuple[SemanticLink, SemanticLink]:
 def test_batched_frames_equal_per_frame_frames(channel, method, method_options) -> None:
     batched, per_frame = link_pair(channel=channel, method=method, method_options=method_options,
                                    rician_k=2.0)  # fmt: skip
-    x = images(150, seed=4)
-    for draw in (0, 1):  # 300 frames per case
+    allocations = {}
+    for name, link in (("batched", batched), ("per_frame", per_frame)):
+        allocate = link._allocate_frames
+
+        def spy(*args, allocate=allocate, name=name):
+            allocations[name] = allocate(*args)
+            return allocations[name]
+
+        link._allocate_frames = spy
+    x = images(100, seed=4)
+    for draw in (0, 1):  # 200 frames per case
         a, b = batched.simulate(x, draw=draw), per_frame.simulate(x, draw=draw)
         assert batched._batchable is True and per_frame._batchable is False
         np.testing.assert_array_equal(a.gains, b.gains)
@@ -50,11 +59,11 @@ def test_batched_frames_equal_per_frame_frames(channel, method, method_options) 
         np.testing.assert_allclose(a.objective, b.objective, rtol=1e-9, atol=0.0)
         assert a.sent.any() and a.bit_errors.sum() > 0  # not a vacuous comparison
         # the allocations themselves: choices identical, powers equal to the last bit
-        rngs = [np.random.default_rng((batched.seed, batched.draw_point(draw), t))
-                for t in range(x.shape[0])]  # fmt: skip
-        fa = batched._allocate_frames(rngs, a.gains, None)
-        fb = per_frame._allocate_frames(rngs, b.gains, None)
-        for left, right in zip(fa[:4], fb[:4], strict=True):
+        selected = allocations["batched"][0]
+        assert selected.shape == (100, 6) and selected.any()
+        # selected, subchannel, modulation, power: identical (power to the last bit)
+        for left, right in zip(allocations["batched"][:4], allocations["per_frame"][:4],
+                               strict=True):  # fmt: skip
             np.testing.assert_array_equal(left, right)
 
 
