@@ -43,6 +43,13 @@ dropped features forced unselected; budgets unchanged). The frame's objective is
 full problem, the dropped features counted at their drop distortion. Without ``selection``
 nothing changes.
 
+**Batched allocation.** :meth:`SemanticLink.simulate` draws every frame's gains first (each
+from its own generator, as above), then solves all of the batch's problems in one compiled,
+thread-parallel call, :func:`optim.solve_batch`, which equals ``optim.solve`` frame by frame.
+A selection step (a per-frame kept set), a randomised method without a ``seed`` option (a seed
+per frame) or an option the batched solver does not run take the per-frame ``optim.solve``
+loop instead, with the same frames. Frames with equal gains (every AWGN frame) are solved once.
+
 **Channel state.** Every frame gets a :class:`~semcom.channel_state.ChannelState`: the link's
 ``snr_db`` and channel class and ``gain_db = 10 log10(mean_k g_k)`` of its drawn gains (the
 noiseless link: AWGN at its SNR, 300 dB when infinite, gain 0). All frames' gains are drawn
