@@ -21,8 +21,8 @@ at both ends, per batch of ``--batch`` images:
     ``channels.bits.quantize``, the Numba CPU link kernel ``link_frames`` on all cores,
     ``dequantize``, ``distortion_frames``, received features back to the GPU.
 
-The allocation is **precomputed and fixed** (what a cache hit of ``SemanticLink``'s
-per-gain allocation cache gives): per image and feature a modulation drawn from BPSK, QPSK,
+The allocation is **precomputed and fixed** (the link kernel's share alone, without the
+solver): per image and feature a modulation drawn from BPSK, QPSK,
 16-QAM and 64-QAM, a Rayleigh gain ``h ~ CN(0, 1)`` and unit power, Es/N0 = 10 dB, all on the
 device once; each repeat uses a new Philox point (new noise). Not included: the per-frame
 channel draw and ``optim.solve`` of ``SemanticLink.simulate`` (CPU; about 10-20 ms per frame

@@ -32,6 +32,14 @@ Three parts, each printed as a Markdown table (``--json PATH`` also writes every
    ``--bnb-sizes`` (same draws as part 2 with ``N = K`` fixed): share certified, time, and the
    hierarchical gap against the B&B incumbent (and against its lower bound when not certified).
 
+4. Batched frames (``batch``): frames/s of :func:`optim.solve_batch` (Numba-parallel over
+   frames, ``--batch-threads`` threads, default all cores) against today's per-frame loop
+   (``optim.solve(template.replace(gains=g[b]), ...)`` per frame, one core) at
+   ``N = K = --batch-n`` (default 16), hierarchical with its default options (refinement
+   and dual starts on) and with ``refine=False``, on ``--batch-frames`` Rayleigh draws (the
+   loop on the first ``--batch-loop-frames``); each figure the median of ``--repeats`` runs
+   after a warm-up, batched and loop in the same run.
+
 The hierarchical solver's time is reported as wall and process CPU time (the latter is
 unaffected by other jobs on a shared machine); the gap table also gives its mean time and the
 worst instance per row.
@@ -53,8 +61,9 @@ from pathlib import Path
 
 if __name__ == "__main__":  # pin one core only when run as a script: tests import this module,
     # and changing NUMBA_NUM_THREADS inside a running test session breaks Numba's thread pool
-    for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[_var] = "1"
+    # Numba keeps its pool (the batched section uses it); main() pins it to 1 elsewhere
 
 import numpy as np  # noqa: E402
 
@@ -356,6 +365,58 @@ def print_bnb(res: dict, limit: float) -> None:
 
 
 # ---------------------------------------------------------------------------------- main
+def bench_batch(args: argparse.Namespace) -> dict:
+    """Frames/s of the batched solver against the per-frame loop (module docstring, part 4)."""
+    import numba
+
+    n = args.batch_n
+    template = random_problem(n, n, seed=0)
+    gains = np.random.default_rng(1).exponential(size=(args.batch_frames, n))
+    loop_frames = min(args.batch_frames, args.batch_loop_frames)
+
+    def loop(count: int, **options: object) -> None:
+        for b in range(count):
+            optim.solve(template.replace(gains=gains[b]), "hierarchical", **options)
+
+    threads = args.batch_threads or numba.config.NUMBA_NUM_THREADS
+    res = {"n": n, "frames": args.batch_frames, "threads": threads, "loop_frames": loop_frames}
+    for key, opts in (("default", {}), ("plain", {"refine": False})):
+
+        def batched(opts: dict = opts) -> None:
+            optim.solve_batch(template, gains, "hierarchical", **opts)
+
+        numba.set_num_threads(threads)
+        try:
+            optim.solve_batch(template, gains[:8], "hierarchical", **opts)  # compile / load
+            loop(3, **opts)
+            t_batch = float(np.median([_seconds(batched) for _ in range(args.repeats)]))
+        finally:
+            numba.set_num_threads(1)
+        t_loop = float(np.median([_seconds(lambda opts=opts: loop(loop_frames, **opts))
+                                  for _ in range(args.repeats)]))  # fmt: skip
+        res[f"{key}_batched_frames_per_s"] = args.batch_frames / t_batch
+        res[f"{key}_loop_frames_per_s"] = loop_frames / t_loop
+        res[f"{key}_speedup"] = res[f"{key}_batched_frames_per_s"] / (loop_frames / t_loop)
+    return res
+
+
+def _seconds(func) -> float:  # noqa: ANN001
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def print_batch(res: dict) -> None:
+    print(f"\n## Batched frames, N = K = {res['n']}, hierarchical\n")
+    print("| options | per-frame loop (optim.solve), 1 core, frames/s "
+          f"| optim.solve_batch, {res['threads']} threads, frames/s | speed-up |")  # fmt: skip
+    print("|---|---:|---:|---:|")
+    for key, label in (("default", "default (refinement on)"), ("plain", "refine=False")):
+        loop_fps, batch_fps = res[f"{key}_loop_frames_per_s"], res[f"{key}_batched_frames_per_s"]
+        print(f"| {label} | {loop_fps:.0f} | {batch_fps:.0f} | {res[f'{key}_speedup']:.1f}x |")
+    print(f"\nLoop: {res['loop_frames']} frames; batch: {res['frames']} frames.")
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Solve time and optimality gap of the SI-UEP optimiser (issue 3, item 8).",
@@ -374,7 +435,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--bnb-sizes", default=[8, 12, 16], **ints)
     ap.add_argument("--bnb-instances", type=int, default=20)
     ap.add_argument("--bnb-time-limit", type=float, default=30.0)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["time", "gap", "bnb"])
+    ap.add_argument("--batch-n", type=int, default=16, help="N = K of the batched section")
+    ap.add_argument("--batch-frames", type=int, default=4096)
+    ap.add_argument("--batch-loop-frames", type=int, default=300, help="frames of the loop")
+    ap.add_argument("--batch-threads", type=int, default=0, help="0: every core")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["time", "gap", "bnb", "batch"])
     ap.add_argument("--json", type=Path, default=None, help="also write all numbers here")
     return ap.parse_args(argv)
 
@@ -382,13 +447,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     start = time.perf_counter()
+    if __name__ == "__main__":  # one core except in the batched section
+        import numba
+
+        numba.set_num_threads(1)
     # compile the Numba kernels once, outside every timing
     for model in ("exact", "bound"):
         warm = random_problem(4, 4, seed=0, ber_model=model)
         solve_exact(warm)
         solve_bnb(warm)
     report: dict = {"machine": machine(), "argv": sys.argv[1:]}
-    print(f"Machine: {report['machine']}; threads pinned to 1.")
+    print(f"Machine: {report['machine']}; threads pinned to 1 (except the batched section).")
     if "time" not in args.skip:
         report["time"] = bench_time(args)
         print_time(report["time"])
@@ -398,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     if "bnb" not in args.skip:
         report["bnb"] = bench_bnb(args)
         print_bnb(report["bnb"], args.bnb_time_limit)
+    if "batch" not in args.skip:
+        report["batch"] = bench_batch(args)
+        print_batch(report["batch"])
     report["seconds"] = time.perf_counter() - start
     print(f"\nTotal {report['seconds']:.0f} s.")
     if args.json is not None:

@@ -32,6 +32,7 @@ _EXPORTS = {
     "MethodRegistry": "optim.methods",
     "solve_hierarchical": "optim.hierarchical",
     "solve_exact": "optim.exact",
+    "solve_batch": "optim.batch",
     "solve_bnb": "optim.bnb",
     "water_filling": "optim.power",
     "greedy_matching": "optim.matching",

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from optim.problem import Problem
     from optim.timebox import Deadline
 
-__all__ = ["ExactResult", "candidate_count", "enumerate_optimum"]
+__all__ = ["ExactResult", "candidate_count", "enumerate_optimum", "enumerate_walk"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def candidate_count(n_features: int, n_subchannels: int, n_modulations: int) -> 
 
 
 @numba.njit(cache=True)
-def _enumerate_walk(
+def enumerate_walk(
     mod,
     alpha_r,
     e_r,
@@ -265,7 +265,7 @@ def enumerate_optimum(
     ub_arr = np.array([ub])
 
     def step(units: int) -> bool:
-        return _enumerate_walk(
+        return enumerate_walk(
             mod, alpha_r, e_r, sm.nu, sm.symbols, sm.symbol_budget, sm.power_budget, sm.base,
             bterm, lam, float(rtol), float(atol), *walk.values(), best_r, best_m, ub_arr,
             units,

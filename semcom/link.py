@@ -43,6 +43,13 @@ dropped features forced unselected; budgets unchanged). The frame's objective is
 full problem, the dropped features counted at their drop distortion. Without ``selection``
 nothing changes.
 
+**Batched allocation.** :meth:`SemanticLink.simulate` draws every frame's gains first (each
+from its own generator, as above), then solves all of the batch's problems in one compiled,
+thread-parallel call, :func:`optim.solve_batch`, which equals ``optim.solve`` frame by frame.
+A selection step (a per-frame kept set), a randomised method without a ``seed`` option (a seed
+per frame) or an option the batched solver does not run take the per-frame ``optim.solve``
+loop instead, with the same frames. Frames with equal gains (every AWGN frame) are solved once.
+
 **Channel state.** Every frame gets a :class:`~semcom.channel_state.ChannelState`: the link's
 ``snr_db`` and channel class and ``gain_db = 10 log10(mean_k g_k)`` of its drawn gains (the
 noiseless link: AWGN at its SNR, 300 dB when infinite, gain 0). All frames' gains are drawn
@@ -118,12 +125,11 @@ CHANNELS = ("awgn", "rayleigh", "rician", "noiseless")
 """Channel models: those of :mod:`channels.fading` and the ideal ``noiseless`` link."""
 
 NOISE_POWER = 1.0
+"""σ², the noise variance per complex symbol (docs/method.md §4.3 normalisation)."""
 REDUCTION_CACHE = 64
 """Image batches whose selection-step result a link keeps (most recent first out last)."""
-"""σ², the noise variance per complex symbol (docs/method.md §4.3 normalisation)."""
 
 MAX_BITS_PER_SCALAR = 16
-_CACHE_SIZE = 4096
 
 
 def drop_distortion(model: Any, images: Any, batch_size: int = 256) -> np.ndarray:
@@ -529,7 +535,13 @@ class SemanticLink:
             self.channel, self.snr_db, self.rician_k, self.n_subchannels, self.eta, self.method,
             q_key, self.code, self.modulations, self.ber_model,
         )  # fmt: skip
-        self._cache: dict[bytes, tuple[optim.Allocation, float]] = {}
+        # the template problem of optim.solve_batch (its gains are ignored there)
+        self._problem = probe
+        self._batchable: bool | None = None  # None: not tried yet
+        self._mod_bits = np.array(
+            [BITS_PER_SYMBOL[parse_entry(name)[0]] for name in self.modulations], dtype=np.int64
+        )
+        self._mod_coded = np.array([is_coded(name) for name in self.modulations], dtype=bool)
         self.selection, self.keep = None, None
         if selection is not None:
             if not callable(getattr(selection, "reduce", None)):
@@ -591,34 +603,71 @@ class SemanticLink:
                                 k_factor=self.rician_k if self.channel == "rician" else 0.0)
         )  # fmt: skip
 
-    def _allocate(
-        self, rng: np.random.Generator, h: np.ndarray, kept: np.ndarray | None = None
-    ) -> tuple[optim.Allocation, float]:
-        """The allocation of one frame and its objective: ``(allocation, objective)``.
+    def _allocate_frames(
+        self,
+        rngs: list[np.random.Generator],
+        gains: np.ndarray,
+        kept: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The allocations of a batch's frames, one (P0) per frame.
 
-        ``h``: the frame's coefficients, already drawn from ``rng`` by :meth:`_draw_fading`
-        (a randomised method's seed is the generator's next draw). ``kept`` (bool ``[N]``,
-        selection step only): the allocation chooses among these features only (module
-        docstring, *Selection step*).
+        ``gains [B, K]`` were drawn from ``rngs`` (one generator per frame); a randomised
+        method without a ``seed`` option draws each frame's seed next from its generator.
+        ``kept`` (bool ``[B, N]``, selection step only): each frame chooses among its kept
+        features (module docstring, *Selection step*).
+
+        The frames go to :func:`optim.solve_batch` in one compiled call when the method and
+        options are batched there (no selection step, no per-frame seed); otherwise each frame
+        goes to :func:`optim.solve`. Both give the same allocations (``optim.solve_batch``'s
+        contract). Frames with equal gains (and kept features) are solved once (AWGN: every
+        frame), deterministic methods giving them equal allocations.
+
+        Returns:
+            ``(selected bool [B, N], subchannel int64 [B, N], modulation int64 [B, N]`` (index
+            into :attr:`modulations`; ``-1`` unsent), ``power float64 [B, N]``,
+            ``objective float64 [B])``.
         """
-        gains = np.abs(h) ** 2
-        options = dict(self.method_options)
-        if self._randomised and "seed" not in options:
-            options["seed"] = int(rng.integers(2**63))
-        cache_key = None if self._randomised else gains.tobytes()
-        if cache_key is not None and kept is not None:
-            cache_key += np.packbits(kept).tobytes()
-        if cache_key is not None and cache_key in self._cache:
-            allocation, value = self._cache[cache_key]
+        b, n = gains.shape[0], self.n_features
+        per_frame_seed = self._randomised and "seed" not in self.method_options
+        seeds = [int(rng.integers(2**63)) for rng in rngs] if per_frame_seed else None
+        if per_frame_seed:
+            rows, inverse = np.arange(b), np.arange(b)
         else:
-            if kept is None:
-                result = self._solve(Problem(gains=gains, **self._template), options)
-                allocation, value = result.allocation, float(result.objective)
+            key = gains if kept is None else np.concatenate([gains, kept], axis=1)
+            _, rows, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+        if kept is None and seeds is None and self._batchable is not False:
+            try:
+                out = optim.solve_batch(self._problem, gains[rows], self.method,
+                                        **self.method_options)  # fmt: skip
+            except ConfigError:  # an option the batched solver does not run
+                self._batchable = False
             else:
-                allocation, value = self._allocate_kept(gains, kept, options)
-            if cache_key is not None and len(self._cache) < _CACHE_SIZE:
-                self._cache[cache_key] = (allocation, value)
-        return allocation, value
+                self._batchable = True
+                arrays = (out.selected, out.subchannel, out.modulation, out.power, out.objective)
+                return tuple(a[inverse] for a in arrays)  # type: ignore[return-value]
+        selected = np.zeros((rows.size, n), dtype=bool)
+        subchannel = np.full((rows.size, n), -1, dtype=np.int64)
+        modulation = np.full((rows.size, n), -1, dtype=np.int64)
+        power = np.zeros((rows.size, n))
+        objective = np.empty(rows.size)
+        index_of = {name: i for i, name in enumerate(self.modulations)}
+        for r, j in enumerate(rows):
+            options = dict(self.method_options)
+            if seeds is not None:
+                options["seed"] = seeds[j]
+            if kept is None:
+                result = self._solve(Problem(gains=gains[j], **self._template), options)
+                allocation, objective[r] = result.allocation, float(result.objective)
+            else:
+                allocation, objective[r] = self._allocate_kept(gains[j], kept[j], options)
+            sel = allocation.selected
+            selected[r, sel] = True
+            subchannel[r, sel] = allocation.subchannel
+            modulation[r, sel] = [index_of[name] for name in allocation.modulation]
+            power[r, sel] = allocation.power
+        return (selected[inverse], subchannel[inverse], modulation[inverse], power[inverse],
+                objective[inverse])  # fmt: skip
 
     def _solve(self, problem: Problem, options: dict[str, Any]) -> Any:
         """``optim.solve`` of one frame; an exact allocation must be proven optimal."""
@@ -664,13 +713,13 @@ class SemanticLink:
         point = self.draw_point(draw)
         trials = np.arange(first_image, first_image + b, dtype=np.int64)
         # every frame's channel is drawn before encoding: a conditioned model encodes with it
-        rngs, fading = [], []
-        gains = np.ones((b, self.n_subchannels))
+        rngs = []
+        fading = np.ones((b, self.n_subchannels), dtype=np.complex128)
         if not self.noiseless:
             for j, trial in enumerate(trials):
                 rngs.append(np.random.default_rng((self.seed, point, int(trial))))
-                fading.append(self._draw_fading(rngs[-1]))
-                gains[j] = np.abs(fading[-1]) ** 2
+                fading[j] = self._draw_fading(rngs[-1])
+        gains = np.abs(fading) ** 2
         state = self.frame_states(gains, device)
         conditioned = bool(getattr(self.model, "conditioned", False))
 
@@ -711,18 +760,16 @@ class SemanticLink:
             if kept is not None:
                 m[~kept], h_feat[~kept], p_feat[~kept] = 0, 0.0, 0.0
         else:
-            for j in range(b):
-                frame_kept = None if kept is None else kept[j]
-                allocation, objective[j] = self._allocate(rngs[j], fading[j], frame_kept)
-                h = fading[j]
-                sel = allocation.selected
-                names = allocation.modulation
-                m[j, sel] = [BITS_PER_SYMBOL[parse_entry(name)[0]] for name in names]
-                for i, name in zip(sel, allocation.modulation, strict=True):
-                    if is_coded(name):
-                        coded[j, i], entries[j][i] = True, name
-                h_feat[j, sel] = h[allocation.subchannel]
-                p_feat[j, sel] = allocation.power
+            selected, subchannel, modulation, power, objective = self._allocate_frames(
+                rngs, gains, kept
+            )
+            mod = np.maximum(modulation, 0)
+            m[selected] = self._mod_bits[mod[selected]]
+            coded = selected & self._mod_coded[mod]
+            for j, i in zip(*np.nonzero(coded), strict=True):
+                entries[j][i] = self.modulations[modulation[j, i]]
+            h_feat[selected] = fading[np.nonzero(selected)[0], subchannel[selected]]
+            p_feat[selected] = power[selected]
             # a feature selected at zero power carries no energy: the receiver knows the
             # allocation and zero-fills it like a dropped feature (module docstring)
             unpowered = (m > 0) & ~(p_feat > 0.0)

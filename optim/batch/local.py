@@ -1,0 +1,465 @@
+"""Steepest-descent local search of one frame's allocation (:mod:`optim.local_search`,
+compiled for the batched solver).
+
+From an allocation (features, subchannels, modulations) every round builds the same
+neighbourhood as the per-frame search, in the same order (modulation moves, pair trades,
+subchannel swaps and slot exchanges, a move to the strongest free subchannel, replace /
+drop / add a feature, add while raising one order, and last the Hungarian re-matching at the
+current powers), scores every neighbour with its own water-filling power (or equal shares)
+under the problem's BER model, takes the best strict improvement and then tries all disjoint
+improving moves at once. Under the exact BER model a second phase compares the four best
+neighbours at their exact optimal power (:mod:`optim.batch.lemma3`). Arrays carry one
+inactive slot at the end (modulation -1) that "add" moves fill.
+
+The frame-independent inputs come in one :class:`Shared` tuple (:mod:`optim.batch.refine`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from optim.batch.arith import ber, log_terms, pairwise_sum, water_fill
+from optim.batch.hungarian import assign_rows
+from optim.batch.lemma3 import optimal_power_row
+
+MAX_ITER = 50
+MAX_PAIRS = 24
+SWAP_CANDIDATES = 8
+RTOL = 1e-6
+EXACT_TOP = 4
+RAISE_MAX = 10
+
+
+@numba.njit(cache=True)
+def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> float:
+    """(P0) of one row with its water-filling (or equal) power, left in ``p[:width]``
+    (:func:`optim.local_search.score_batch`)."""
+    cnt = 0
+    for j in range(width):
+        rate[j] = g[s[j]] / c.noise
+        m = pat[j]
+        if m >= 0:
+            cnt += 1
+            fj = f[j]
+            cc[j] = c.B[m] * rate[j]
+            t[j] = log_terms(c.w[fj] * c.slope[fj] * c.A[m], cc[j])
+        else:
+            t[j] = -np.inf
+            cc[j] = 1.0
+    if equal:
+        share = c.P / max(cnt, 1)
+        for j in range(width):
+            p[j] = share if pat[j] >= 0 else 0.0
+    else:
+        water_fill(t, cc, width, c.P, order, p)
+    for j in range(width):
+        m = pat[j]
+        if m >= 0:
+            fj = f[j]
+            pb = ber(m, rate[j] * p[j], c.qw, c.qs, c.ba, c.bb, c.exact)
+            per[j] = c.w[fj] * c.floor[fj] + c.w[fj] * c.slope[fj] * pb - c.wd[fj]
+        else:
+            per[j] = 0.0
+    return c.wd_sum + pairwise_sum(per, width)
+
+
+@numba.njit(cache=True)
+def value_row(c, g, f, s, pat, pw, width, per) -> float:
+    """(P0) of one row at given powers (:func:`optim.local_search.values_of`)."""
+    for j in range(width):
+        m = pat[j]
+        if m >= 0:
+            fj = f[j]
+            pb = ber(m, g[s[j]] * pw[j] / c.noise, c.qw, c.qs, c.ba, c.bb, c.exact)
+            per[j] = c.w[fj] * (c.floor[fj] + c.slope[fj] * pb) - c.wd[fj]
+        else:
+            per[j] = 0.0
+    return c.wd_sum + pairwise_sum(per, width)
+
+
+@numba.njit(cache=True)
+def exact_power_row(c, g, f, s, pat, width, p_out, sc) -> float:
+    """Optimal power of one row under the problem's BER model into ``p_out[:width]``
+    (``sc``: scratch tuple of :func:`scratch`)."""
+    a, v, mm, idx, p, gm, alpha, nu = sc
+    for j in range(width):
+        alpha[j] = c.ws[f[j]]
+        nu[j] = g[s[j]] / c.noise
+    return optimal_power_row(c.mod, alpha[:width], nu[:width], pat[:width], c.P, p_out[:width],
+                             a, v, mm, idx, p, gm)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def scratch(width):  # noqa: ANN201
+    """Scratch arrays of :func:`exact_power_row` for rows of at most ``width`` entries."""
+    w = max(width, 1)
+    return (np.empty(w), np.empty(w), np.empty(w, np.int64), np.empty(w, np.int64),
+            np.zeros(w), np.zeros(w), np.empty(w), np.empty(w))  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _add(mv, cnt, a, fa, sa, ma, b, fb, sb, mb) -> int:
+    mv[cnt, 0] = a
+    mv[cnt, 1] = fa
+    mv[cnt, 2] = sa
+    mv[cnt, 3] = ma
+    mv[cnt, 4] = b
+    mv[cnt, 5] = fb
+    mv[cnt, 6] = sb
+    mv[cnt, 7] = mb
+    return cnt + 1
+
+
+@numba.njit(cache=True)
+def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel):  # noqa: ANN201
+    """Moves [T, 8] ``(a, fa, sa, ma, b, fb, sb, mb)`` (``b = -1``: one position) and the
+    Hungarian re-matching ``(has_full, new_sub)`` that goes last."""
+    n_feat = c.w.size
+    k = g.size
+    m_count = c.A.size
+    S = c.S
+    used_sym = 0.0
+    for j in range(n):
+        used_sym += S[f[j], pat[j]]
+    slack = c.smax + 1e-9 - used_sym
+    npairs = n * (n - 1) // 2
+    cap = n * (m_count - 1) + 5 * npairs + n * (2 + 2 * SWAP_CANDIDATES)
+    cap += SWAP_CANDIDATES * m_count + 1
+    mv = np.empty((cap, 8), np.int64)
+    cnt = 0
+    pairs = 1 < n <= MAX_PAIRS
+    if st_mod and m_count > 1:
+        for j in range(n):
+            for d in range(1, m_count):
+                new = (pat[j] + d) % m_count
+                if S[f[j], new] - S[f[j], pat[j]] <= slack:
+                    cnt = _add(mv, cnt, j, f[j], s[j], new, -1, 0, 0, 0)
+        if pairs:
+            for kind in range(3):
+                for a in range(n):
+                    for b in range(a + 1, n):
+                        if kind == 0:
+                            ma, mb = pat[b], pat[a]
+                            ok = ma != mb
+                        else:
+                            da = 1 if kind == 1 else -1
+                            ma, mb = pat[a] + da, pat[b] - da
+                            ok = 0 <= ma < m_count and 0 <= mb < m_count
+                            ma = min(max(ma, 0), m_count - 1)
+                            mb = min(max(mb, 0), m_count - 1)
+                        fa, fb = f[a], f[b]
+                        extra = S[fa, ma] - S[fa, pat[a]] + S[fb, mb] - S[fb, pat[b]]
+                        if ok and extra <= slack:
+                            cnt = _add(mv, cnt, a, fa, s[a], ma, b, fb, s[b], mb)
+    has_full = False
+    new_sub = np.zeros(max(n, 1), np.int64)
+    if st_match:
+        if n > 1:
+            cost = np.empty((n, k))
+            for j in range(n):
+                wsj = c.ws[f[j]]
+                for q in range(k):
+                    esno = p[j] * g[q] / c.noise
+                    cost[j, q] = wsj * ber(pat[j], esno, c.qw, c.qs, c.ba, c.bb, c.exact)
+            new_sub = assign_rows(cost)
+            for j in range(n):
+                if new_sub[j] != s[j]:
+                    has_full = True
+        if pairs:
+            for a in range(n):
+                for b in range(a + 1, n):
+                    cnt = _add(mv, cnt, a, f[a], s[b], pat[a], b, f[b], s[a], pat[b])
+            if st_mod:
+                for a in range(n):
+                    for b in range(a + 1, n):
+                        fa, fb, ma, mb = f[a], f[b], pat[a], pat[b]
+                        if S[fb, ma] + S[fa, mb] - S[fa, ma] - S[fb, mb] <= slack:
+                            cnt = _add(mv, cnt, a, fb, s[a], ma, b, fa, s[b], mb)
+    taken = np.zeros(k, np.bool_)
+    for j in range(n):
+        taken[s[j]] = True
+    best_free = -1
+    for q in range(k):
+        if not taken[q] and (best_free < 0 or g[q] > g[best_free]):
+            best_free = q
+    if st_match and best_free >= 0:
+        for j in range(n):
+            cnt = _add(mv, cnt, j, f[j], best_free, pat[j], -1, 0, 0, 0)
+    top = np.empty(SWAP_CANDIDATES, np.int64)
+    n_top = 0
+    if st_sel:
+        chosen = np.zeros(n_feat, np.bool_)
+        for j in range(n):
+            chosen[f[j]] = True
+        for r in range(n_feat):
+            u = c.drop_rank[r]
+            if not chosen[u] and n_top < SWAP_CANDIDATES:
+                top[n_top] = u
+                n_top += 1
+        if n_top and n:
+            for j in range(n):
+                for ti in range(n_top):
+                    u = top[ti]
+                    if S[u, pat[j]] - S[f[j], pat[j]] <= slack:
+                        cnt = _add(mv, cnt, j, u, s[j], pat[j], -1, 0, 0, 0)
+        for j in range(n):
+            cnt = _add(mv, cnt, j, f[j], s[j], -1, -1, 0, 0, 0)
+        if n_top and best_free >= 0:
+            for ti in range(n_top):
+                for mm in range(m_count):
+                    if S[top[ti], mm] <= slack:
+                        cnt = _add(mv, cnt, n, top[ti], best_free, mm, -1, 0, 0, 0)
+        if st_mod and 0 < n <= RAISE_MAX and n_top and best_free >= 0:
+            extra_rows = np.empty((n * n_top, 8), np.int64)
+            e_cnt = 0
+            for j in range(n):
+                if pat[j] < m_count - 1:
+                    fu = f[j]
+                    room = slack + S[fu, pat[j]] - S[fu, pat[j] + 1]
+                    for ti in range(n_top):
+                        u = top[ti]
+                        low = 0
+                        for mm in range(m_count):
+                            if S[u, mm] <= room:
+                                low = mm
+                                break
+                        s_low = S[u, low]
+                        if s_low <= room and s_low > slack:
+                            e_cnt = _add(extra_rows, e_cnt, j, fu, s[j], pat[j] + 1, n, u,
+                                         best_free, low)  # fmt: skip
+            if e_cnt:
+                grown = np.empty((cnt + e_cnt, 8), np.int64)
+                grown[:cnt] = mv[:cnt]
+                grown[cnt:] = extra_rows[:e_cnt]
+                return grown, cnt + e_cnt, has_full, new_sub
+    return mv, cnt, has_full, new_sub
+
+
+@numba.njit(cache=True)
+def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
+    for j in range(width):
+        rf[j] = f[j]
+        rs[j] = s[j]
+        rp[j] = pat[j]
+    a = mv[k, 0]
+    rf[a] = mv[k, 1]
+    rs[a] = mv[k, 2]
+    rp[a] = mv[k, 3]
+    b = mv[k, 4]
+    if b >= 0:
+        rf[b] = mv[k, 5]
+        rs[b] = mv[k, 6]
+        rp[b] = mv[k, 7]
+
+
+@numba.njit(cache=True)
+def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, pws, work, sc):
+    """Values [count] and powers [count, width] of rows (the per-frame ``evaluate``)."""
+    t, cc, order, p, rate, per = work
+    for r in range(count):
+        vals[r] = score_row(c, g, rows_f[r], rows_s[r], rows_p[r], width, equal, t, cc, order,
+                            p, rate, per)  # fmt: skip
+        for j in range(width):
+            pws[r, j] = p[j]
+    if not refine:
+        return
+    top = np.empty(EXACT_TOP, np.int64)
+    n_top = 0
+    for _ in range(min(EXACT_TOP, count)):  # stable argsort, first EXACT_TOP
+        best = -1
+        for r in range(count):
+            skip = False
+            for q in range(n_top):
+                if top[q] == r:
+                    skip = True
+            if skip:
+                continue
+            if best < 0 or vals[r] < vals[best]:
+                best = r
+        top[n_top] = best
+        n_top += 1
+    out = np.empty(n_top)
+    for q in range(n_top):
+        r = top[q]
+        exact_power_row(c, g, rows_f[r], rows_s[r], rows_p[r], width, pws[r], sc)
+        out[q] = value_row(c, g, rows_f[r], rows_s[r], rows_p[r], pws[r], width, per)
+    for r in range(count):
+        keep = False
+        for q in range(n_top):
+            if top[q] == r:
+                keep = True
+        if not keep:
+            vals[r] = np.inf
+    for q in range(n_top):
+        vals[top[q]] = out[q]
+
+
+@numba.njit(cache=True)
+def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match, st_sel):  # noqa: ANN201
+    """Steepest descent from ``(f_in, s_in, p_in)[:n]`` (features, subchannels, modulation
+    indices) with the decision weights of ``c``; returns ``(f, s, pat, power, n, value)``
+    (:func:`optim.local_search.local_search` with its defaults)."""
+    n_feat = c.w.size
+    k = g.size
+    W = n_feat + 1
+    can_refine = c.exact and not equal
+    refine = can_refine and exact_first
+    t = np.empty(W)
+    cc = np.empty(W)
+    order = np.empty(W, np.int64)
+    p = np.zeros(W)
+    rate = np.empty(W)
+    per = np.empty(W)
+    work = (t, cc, order, p, rate, per)
+    sc = scratch(W)
+    f = np.zeros(W, np.int64)
+    s = np.zeros(W, np.int64)
+    pat = np.full(W, -1, np.int64)
+    pw = np.zeros(W)
+    for j in range(n):
+        f[j] = f_in[j]
+        s[j] = s_in[j]
+        pat[j] = p_in[j]
+    one_v = np.empty(1)
+    one_p = np.zeros((1, W))
+    _evaluate(c, g, f.reshape(1, W), s.reshape(1, W), pat.reshape(1, W), 1, n, equal, refine,
+              one_v, one_p, work, sc)  # fmt: skip
+    value = one_v[0]
+    for j in range(n):
+        pw[j] = one_p[0, j]
+    if k == 0 or n_feat == 0:
+        return f[:n].copy(), s[:n].copy(), pat[:n].copy(), pw[:n].copy(), n, value
+    rf = np.empty(W, np.int64)
+    rs = np.empty(W, np.int64)
+    rp = np.empty(W, np.int64)
+    for _ in range(MAX_ITER):
+        width = n + 1
+        mv, cnt, has_full, new_sub = _neighbours(c, g, f, s, pat, n, pw, st_mod, st_match,
+                                                 st_sel)  # fmt: skip
+        total = cnt + (1 if has_full else 0)
+        improved = False
+        if total:
+            rows_f = np.empty((total, width), np.int64)
+            rows_s = np.empty((total, width), np.int64)
+            rows_p = np.empty((total, width), np.int64)
+            for q in range(cnt):
+                _apply(mv, q, f, s, pat, width, rows_f[q], rows_s[q], rows_p[q])
+            if has_full:
+                for j in range(width):
+                    rows_f[cnt, j] = f[j]
+                    rows_s[cnt, j] = new_sub[j] if j < n else s[j]
+                    rows_p[cnt, j] = pat[j]
+            vals = np.empty(total)
+            pws = np.zeros((total, width))
+            _evaluate(c, g, rows_f, rows_s, rows_p, total, width, equal, refine, vals, pws, work,
+                      sc)  # fmt: skip
+            kbest = 0
+            for q in range(1, total):
+                if vals[q] < vals[kbest]:
+                    kbest = q
+            improved = vals[kbest] < value * (1 - RTOL)
+        if not improved:
+            if can_refine and not refine:
+                refine = True
+                _evaluate(c, g, f.reshape(1, W)[:, :width], s.reshape(1, W)[:, :width],
+                          pat.reshape(1, W)[:, :width], 1, width, equal, refine, one_v,
+                          one_p, work, sc)  # fmt: skip
+                value = one_v[0]
+                for j in range(width):
+                    pw[j] = one_p[0, j]
+                continue
+            break
+        for j in range(width):
+            rf[j] = rows_f[kbest, j]
+            rs[j] = rows_s[kbest, j]
+            rp[j] = rows_p[kbest, j]
+        v = vals[kbest]
+        rpw = pws[kbest].copy()
+        limit = value * (1 - RTOL)
+        n_better = 0
+        for q in range(total):
+            if vals[q] < limit:
+                n_better += 1
+        if n_better > 1:
+            better = np.empty(n_better, np.int64)
+            i = 0
+            for q in range(total):
+                if vals[q] < limit:
+                    better[i] = q
+                    i += 1
+            for a1 in range(1, n_better):  # by value (insertion: stable)
+                x = better[a1]
+                b1 = a1 - 1
+                while b1 >= 0 and vals[better[b1]] > vals[x]:
+                    better[b1 + 1] = better[b1]
+                    b1 -= 1
+                better[b1 + 1] = x
+            cf = f[:width].copy()
+            cs = s[:width].copy()
+            cp = pat[:width].copy()
+            used = np.zeros(width, np.bool_)
+            taken = 0
+            tf = np.empty(width, np.int64)
+            ts = np.empty(width, np.int64)
+            tp = np.empty(width, np.int64)
+            for q in range(n_better):
+                kk = better[q]
+                if kk >= cnt:  # the whole re-matching: not combinable
+                    continue
+                a = mv[kk, 0]
+                b = mv[kk, 4]
+                if used[a] or (b >= 0 and used[b]):
+                    continue
+                tf[:] = cf
+                ts[:] = cs
+                tp[:] = cp
+                tf[a] = rows_f[kk, a]
+                ts[a] = rows_s[kk, a]
+                tp[a] = rows_p[kk, a]
+                if b >= 0:
+                    tf[b] = rows_f[kk, b]
+                    ts[b] = rows_s[kk, b]
+                    tp[b] = rows_p[kk, b]
+                ok = True
+                sym = 0.0
+                for x in range(width):
+                    if tp[x] < 0:
+                        continue
+                    sym += c.S[tf[x], tp[x]]
+                    for y in range(x + 1, width):
+                        if tp[y] >= 0 and (tf[y] == tf[x] or ts[y] == ts[x]):
+                            ok = False
+                if not ok or sym > c.smax + 1e-9:
+                    continue
+                cf[:] = tf
+                cs[:] = ts
+                cp[:] = tp
+                used[a] = True
+                if b >= 0:
+                    used[b] = True
+                taken += 1
+            if taken > 1:
+                _evaluate(c, g, cf.reshape(1, width), cs.reshape(1, width), cp.reshape(1, width),
+                          1, width, equal, refine, one_v, one_p, work, sc)  # fmt: skip
+                if one_v[0] < v:
+                    rf[:width] = cf
+                    rs[:width] = cs
+                    rp[:width] = cp
+                    v = one_v[0]
+                    rpw = one_p[0, :width].copy()
+        m_new = 0
+        for j in range(width):
+            if rp[j] >= 0:
+                f[m_new] = rf[j]
+                s[m_new] = rs[j]
+                pat[m_new] = rp[j]
+                pw[m_new] = rpw[j]
+                m_new += 1
+        n = m_new
+        f[n] = 0
+        s[n] = 0
+        pat[n] = -1
+        pw[n] = 0.0
+        value = v
+    return f[:n].copy(), s[:n].copy(), pat[:n].copy(), pw[:n].copy(), n, value
