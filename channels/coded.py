@@ -34,9 +34,15 @@ CODE_RATES: tuple[str, ...] = ("1/3", "1/2", "2/3", "5/6")
 CODED_MODULATIONS: tuple[str, ...] = ("qpsk", "16qam", "64qam")
 """Modulations a coded entry may use (those of the measured table)."""
 
+MAX_BLOCK_BITS = 8448
+"""Largest information block of the 5G NR LDPC code (base graph 1); longer messages are
+segmented (:func:`block_sizes`)."""
+
 __all__ = [
     "CODED_MODULATIONS",
     "CODE_RATES",
+    "MAX_BLOCK_BITS",
+    "block_sizes",
     "check_entry",
     "coded_entries",
     "entry_bits_per_symbol",
@@ -95,10 +101,30 @@ def entry_bits_per_symbol(name: str) -> Fraction:
     return BITS_PER_SYMBOL[mod] * rate
 
 
+def block_sizes(bits: int) -> list[int]:
+    """Code-block segmentation of a message of ``bits`` information bits.
+
+    ``C = ceil(bits / MAX_BLOCK_BITS)`` blocks of as equal sizes as possible (the first
+    ``bits mod C`` take one bit more), as 5G NR segments a transport block: each block is
+    encoded on its own. One block (``[bits]``) up to :data:`MAX_BLOCK_BITS`.
+
+    Examples:
+        >>> block_sizes(512), block_sizes(20000)
+        ([512], [6667, 6667, 6666])
+    """
+    bits = int(bits)
+    count = max(1, -(-bits // MAX_BLOCK_BITS))
+    base, extra = divmod(bits, count)
+    return [base + 1] * extra + [base] * (count - extra)
+
+
 def entry_symbols(bits: int, name: str) -> int:
-    """Channel symbols of ``bits`` information bits: ``ceil(bits / (beta r))``."""
+    """Channel symbols of ``bits`` information bits: ``ceil(bits / (beta r))``, summed over
+    the code blocks of a coded entry (:func:`block_sizes`; each codeword fills whole symbols).
+    """
     ratio = entry_bits_per_symbol(name)
-    return -(-(int(bits) * ratio.denominator) // ratio.numerator)
+    blocks = block_sizes(bits) if is_coded(name) else [int(bits)]
+    return sum(-(-(k * ratio.denominator) // ratio.numerator) for k in blocks)
 
 
 def coded_entries(modulations: Sequence[str], rates: Sequence[str]) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from channels.bits import bits_to_indices, indices_to_bits
-from channels.coded import is_coded, parse_entry
+from channels.coded import block_sizes, is_coded, parse_entry
 from channels.errors import fail
 from channels.feature_bits import bits_array
 from channels.ldpc import codeword_length, decode, encode
@@ -96,11 +96,15 @@ def transmit_coded(
         mod, _ = parse_entry(entry)
         constellation = get_modulation(mod)
         k = length * qi
-        n = codeword_length(k, entry)
+        blocks = block_sizes(k)  # code-block segmentation of a long feature
+        lengths = [codeword_length(kc, entry) for kc in blocks]
         rows = np.array([b for b, _ in where])
         cols = np.array([i for _, i in where])
         info = indices_to_bits(codes[rows, cols], qi).reshape(len(where), k)
-        x = constellation.map(encode(info, n).reshape(-1)).reshape(len(where), -1)
+        starts = np.cumsum([0, *blocks])
+        pieces = zip(starts[:-1], starts[1:], lengths, strict=True)
+        coded_bits = np.concatenate([encode(info[:, a:e], nc) for a, e, nc in pieces], axis=1)
+        x = constellation.map(coded_bits.reshape(-1)).reshape(len(where), -1)
         g = h[rows, cols] * np.sqrt(power[rows, cols])
         if no > 0:
             noise = np.stack([_noise(rngs[b], x.shape[1], no) for b in rows])
@@ -114,7 +118,9 @@ def transmit_coded(
         else:
             llr = constellation.demap_llr(x, 1e-3, method="app")
         llr = np.clip(llr, -1e4, 1e4)
-        info_hat = decode(llr, k)
+        cuts = np.cumsum([0, *lengths])
+        pieces = zip(cuts[:-1], cuts[1:], blocks, strict=True)
+        info_hat = np.concatenate([decode(llr[:, a:e], kc) for a, e, kc in pieces], axis=1)
         errors[rows, cols] = (info_hat != info).sum(axis=1)
         out[rows, cols] = bits_to_indices(info_hat.reshape(len(where), length, qi), qi)
     return CodedOutput(out, errors)

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from channels.coded import entry_symbols, parse_entry
+from channels.coded import MAX_BLOCK_BITS, entry_symbols, parse_entry
 from channels.names import BITS_PER_SYMBOL
 
 NUM_ITER = 20
 """Belief-propagation iterations of the decoder."""
 
-MAX_K = 8448
+MAX_K = MAX_BLOCK_BITS
 """Largest information block of the 5G NR LDPC code (base graph 1)."""
 
 __all__ = [
@@ -50,7 +50,8 @@ __all__ = [
 
 
 def codeword_length(k: int, entry: str) -> int:
-    """Coded bits ``n = beta S`` of ``k`` information bits sent with ``entry``."""
+    """Coded bits ``n = beta S`` of one block of ``k <= MAX_K`` information bits sent with
+    ``entry``."""
     mod, _ = parse_entry(entry)
     return BITS_PER_SYMBOL[mod] * entry_symbols(k, entry)
 

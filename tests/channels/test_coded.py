@@ -88,3 +88,23 @@ def test_coded_link_matches_table() -> None:
     t_lo, t_hi = _interval(ke, blocks)
     assert max(lo, t_lo) <= min(hi, t_hi), (failed, ke, blocks)
     assert errors == int(np.unpackbits((out.codes_hat ^ codes).astype(np.uint8)).sum())
+
+
+def test_long_feature_is_segmented_into_code_blocks() -> None:
+    """A feature longer than one 5G block (L Q = 17,600 > 8,448 bits) is cut into 3 code blocks
+    of 5,867/5,867/5,866 bits, each encoded on its own: its symbol count is the blocks' sum, and
+    at a high SNR every block decodes (the codes come back exactly), while at a very low SNR
+    errors appear (the noise reaches the decoder)."""
+    from channels.coded import block_sizes
+    from channels.coded_link import transmit_coded
+
+    entry, length, q = "qpsk-r1/2", 2200, 8
+    k = length * q
+    assert block_sizes(k) == [5867, 5867, 5866]
+    assert entry_symbols(k, entry) == sum(entry_symbols(kc, entry) for kc in block_sizes(k))
+    assert entry_symbols(k, "qpsk") == k // 2  # an uncoded entry is not segmented
+    codes = np.random.default_rng(0).integers(0, 256, size=(1, 2, length))
+    h, power = np.ones((1, 2), complex), np.array([[10.0, 10 ** -0.5]])  # 10 dB, -5 dB
+    out = transmit_coded(codes, [[entry, entry]], h, power, 1.0, q, seed=1)
+    assert out.bit_errors[0, 0] == 0 and np.array_equal(out.codes_hat[0, 0], codes[0, 0])
+    assert out.bit_errors[0, 1] > 0
