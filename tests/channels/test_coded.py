@@ -104,7 +104,7 @@ def test_long_feature_is_segmented_into_code_blocks() -> None:
     assert entry_symbols(k, entry) == sum(entry_symbols(kc, entry) for kc in block_sizes(k))
     assert entry_symbols(k, "qpsk") == k // 2  # an uncoded entry is not segmented
     codes = np.random.default_rng(0).integers(0, 256, size=(1, 2, length))
-    h, power = np.ones((1, 2), complex), np.array([[10.0, 10 ** -0.5]])  # 10 dB, -5 dB
+    h, power = np.ones((1, 2), complex), np.array([[10.0, 10**-0.5]])  # 10 dB, -5 dB
     out = transmit_coded(codes, [[entry, entry]], h, power, 1.0, q, seed=1)
     assert out.bit_errors[0, 0] == 0 and np.array_equal(out.codes_hat[0, 0], codes[0, 0])
     assert out.bit_errors[0, 1] > 0
