@@ -194,22 +194,23 @@ def test_feature_selected_at_zero_power_is_zero_filled(
     It cost the CNN ISFR model 1.3 dB at 20 dB and eta = 1 (docs/isfr_training.md). Here the
     last selected feature of every allocation is forced to zero power."""
     isfr = profiles["isfr"]
-    real_solve = optim.solve
+    real_solve_batch = optim.solve_batch
     zeroed: list[int] = []
 
-    def solve(problem: optim.Problem, method: str, **options: object) -> optim.SolveResult:
-        result = real_solve(problem, method, **options)
-        a = result.allocation
-        power = np.array(a.power, dtype=float)
-        power[-1] = 0.0
-        zeroed.append(int(a.selected[-1]))
-        return dataclasses.replace(result, allocation=dataclasses.replace(a, power=power))
+    def solve_batch(template: optim.Problem, gains: np.ndarray, method: str, **options: object):  # noqa: ANN202
+        result = real_solve_batch(template, gains, method, **options)
+        power = result.power.copy()
+        for b in range(len(result)):
+            last = int(np.flatnonzero(result.selected[b])[-1])
+            power[b, last] = 0.0
+            zeroed.append(last)
+        return dataclasses.replace(result, power=power)
 
     link = SemanticLink(
         isfr.model, isfr.weights, isfr.drop, channel="rayleigh", snr_db=20.0, eta=1.0
     )
     reference = link.simulate(test_images[:8], draw=0)
-    monkeypatch.setattr(optim, "solve", solve)
+    monkeypatch.setattr(optim, "solve_batch", solve_batch)
     patched = SemanticLink(
         isfr.model, isfr.weights, isfr.drop, channel="rayleigh", snr_db=20.0, eta=1.0
     ).simulate(test_images[:8], draw=0)

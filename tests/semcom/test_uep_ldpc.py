@@ -37,8 +37,9 @@ def test_link_sends_coded_features() -> None:
     frames = link.simulate(images, draw=0)
     assert frames.sent.any()
     rng = np.random.default_rng(0)
-    allocation = link._allocate(rng, link._draw_fading(rng))[0]  # one draw uses a coded entry
-    assert any("-r" in m for m in allocation.modulation)
+    gains = np.abs(link._draw_fading(rng))[None] ** 2
+    modulation = link._allocate_frames([rng], gains, None)[2][0]  # one draw uses a coded entry
+    assert any("-r" in link.modulations[m] for m in modulation if m >= 0)
     strong, _ = _link(snr_db=30.0)  # far above every waterfall: no bit error after decoding
     assert int(strong.simulate(images).bit_errors.sum()) == 0
 
