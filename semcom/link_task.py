@@ -69,6 +69,19 @@ def typed_values(values: dict[str, Any]) -> dict[str, Any]:
     return {name: AXIS_TYPES[name](v) for name, v in values.items()}
 
 
+def failure_image(train_images: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The separate schemes' failure image ``[C, H, W]`` for test images of ``shape``.
+
+    The training split's mean image; where the test images are larger than the training
+    images (photos: 256x256 crops, 32x32 training patches), its mean colour, constant over
+    ``shape`` (the mean image of patches cut everywhere is nearly constant anyway).
+    """
+    mean = train_images.mean(dim=0)
+    if tuple(mean.shape) != tuple(shape):
+        mean = mean.mean(dim=(1, 2), keepdim=True).expand(*shape).contiguous()
+    return mean
+
+
 @dataclass
 class LinkPointTask:
     """Evaluates sweep points of one scenario (picklable; heavy state built by :meth:`setup`).
@@ -120,7 +133,8 @@ class LinkPointTask:
             train = load_dataset(config.dataset, "train", root=config.dataset_root,
                                  **config.dataset_options)  # fmt: skip
             calib = torch.from_numpy(self.calibration.calibration_indices)
-            self.use_separate(train.images.mean(dim=0), test.images[calib])
+            self.use_separate(failure_image(train.images, test.images.shape[1:]),
+                              test.images[calib])  # fmt: skip
 
     def use_separate(self, mean_image: Any, calibration_images: Any) -> None:
         """The separate schemes' failure image (the training-set mean ``[C, H, W]``) and the
