@@ -198,7 +198,7 @@ def _largest_remainder(v: np.ndarray, seats: int, index: np.ndarray) -> np.ndarr
     if left >= 0:
         base[order[:left]] += 1
     else:  # rounding put a quota just above an integer: take back from the smallest remainders
-        for i in order[::-1][: -left]:
+        for i in order[::-1][:-left]:
             base[i] -= 1
     return base
 
