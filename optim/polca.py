@@ -486,10 +486,9 @@ def _search(problem: Problem, opts: dict[str, Any], rng: np.random.Generator) ->
     user = opts["propose"]
 
     def propose(candidate: Candidate, gen: np.random.Generator) -> list[Candidate]:
-        if user is None:
-            out = local_moves(problem, candidate, gen, opts["moves"])
-        else:
-            out = user(problem, candidate, gen)
+        if user is None:  # feasible by construction
+            return local_moves(problem, candidate, gen, opts["moves"])
+        out = user(problem, candidate, gen)
         return [c for c in out if c.allocation(problem).is_feasible(problem)]
 
     result = polca_search(
