@@ -175,8 +175,9 @@ def _highest_averages(v: np.ndarray, seats: int, delta: float, index: np.ndarray
     """Seats of parties with votes ``v > 0`` under divisors ``s + delta``: the ``seats``
     largest quotients ``v_i / (s + delta)``, ties to more votes, then lower ``index``."""
     n = v.size
-    low = v.sum() / (seats + n * delta) * (1.0 - 1e-9)  # below the seats-th largest quotient
-    cap = np.floor(v / low - delta).astype(np.int64) + 1  # quotients >= low: a seat bound
+    scaled = v / v.max()  # the bound in units of the largest vote: no overflow of the sum
+    low = scaled.sum() / (seats + n * delta) * (1.0 - 1e-9)  # below the seats-th quotient
+    cap = np.floor(scaled / low - delta).astype(np.int64) + 1  # quotients >= low: seat bound
     cap = np.maximum(cap, 0)
     party = np.repeat(np.arange(n), cap)
     start = np.repeat(np.cumsum(cap) - cap, cap)
@@ -190,7 +191,8 @@ def _highest_averages(v: np.ndarray, seats: int, delta: float, index: np.ndarray
 def _largest_remainder(v: np.ndarray, seats: int, index: np.ndarray) -> np.ndarray:
     """Hamilton: ``floor(q_i)`` of ``q_i = S v_i / V``, the rest to the largest remainders
     (ties to more votes, then lower ``index``)."""
-    quota = seats * (v / v.sum())
+    scaled = v / v.max()
+    quota = seats * (scaled / scaled.sum())
     base = np.floor(quota).astype(np.int64)
     remainder = quota - base
     left = seats - int(base.sum())

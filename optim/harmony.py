@@ -65,6 +65,16 @@ ERROR_MODELS = ("gaussian", "outdated")
 DECISIONS = ("bayes", "plug-in")
 BASES = ("hierarchical", "passive", "ui-opt", "hungarian", "equal-power", "lowest-order")
 """Deterministic methods ``harmony`` may plan with (each batched by ``optim.solve_batch``)."""
+_DEFAULTS = {
+    "error": "gaussian",
+    "error_var": 0.1,
+    "rho": 0.9,
+    "c_over": 1.0,
+    "c_under": 1.0,
+    "sla_eps": 0.1,
+    "n_samples": 999,
+    "decision": "bayes",
+}
 _CHUNK = 1 << 21  # forecast samples held at once (n_samples x frames x K)
 
 
@@ -288,6 +298,8 @@ def harmony_batch(template: Problem, gains: Any, **options: Any) -> BatchResult:
         options.pop("base", "hierarchical"), options.pop("base_options", None)
     )
     arr = check_gains(gains)
+    check_options(**{key: options.get(key, value) for key, value in _DEFAULTS.items()})
+    solve_batch(template, np.zeros((0, arr.shape[1])), name, **base_options)  # its checks
     design = design_gains(arr, **options)
     out = solve_batch(template, design, name, **base_options)
     if arr.shape[1] != template.n_subchannels:
