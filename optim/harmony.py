@@ -35,8 +35,9 @@ plans with the estimate ``|h^_k|^2`` instead (the point-forecast baseline). The 
 then scored on the true gains; budgets do not depend on gains, so it is feasible.
 
 Batches (:func:`harmony_batch`): an integer ``seed`` draws the same ``theta``, ``e`` and ``z`` for
-every frame (frame ``b`` equals ``harmony`` of that frame with that seed), the design gains of
-all frames are computed at once and the base method runs through ``optim.solve_batch``.
+every frame (frame ``b`` equals ``harmony`` of that frame with that seed; ``None``: fresh
+draws per frame), the design gains of all frames are computed at once and the base method runs
+through ``optim.solve_batch``.
 
 Examples:
     >>> import numpy as np
@@ -144,13 +145,9 @@ def posterior(a: float, b: float) -> tuple[float, float]:
     return a / power, math.sqrt(b * b / power)
 
 
-def _draws(rng: np.random.Generator, shape: tuple[int, ...], n_samples: int, k: int):
-    """Phase, estimation noise (``shape``) and forecast noise (``[n_samples, k]``), in the
-    order every call draws them."""
-    theta = rng.uniform(0.0, 2.0 * math.pi, size=shape)
-    e = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
-    z = rng.standard_normal((n_samples, k)) + 1j * rng.standard_normal((n_samples, k))
-    return theta, e * math.sqrt(0.5), z * math.sqrt(0.5)
+def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """``CN(0, 1)`` draws of ``shape``."""
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * math.sqrt(0.5)
 
 
 def design_gains(
@@ -169,8 +166,8 @@ def design_gains(
     """The gains ``harmony`` plans with, for true gains ``[B, K]`` (module docstring).
 
     An integer ``seed`` (or a Generator) draws one phase, estimation noise and forecast noise
-    ``[K]`` / ``[n_samples, K]`` shared by every frame; ``None`` draws the estimate afresh per
-    frame (the forecast noise stays shared).
+    ``[K]`` / ``[n_samples, K]`` shared by every frame (so frame ``b`` is what one frame with
+    that seed gets); ``None`` draws them afresh for every frame (independent frames).
 
     Returns:
         float64 [B, K], the design gains (``>= 0``).
@@ -179,8 +176,11 @@ def design_gains(
     arr = check_gains(gains)
     frames, k = arr.shape
     rng = np.random.default_rng(check_seed("seed", seed, generator=True))
-    shape = (k,) if seed is not None else (frames, k)
-    theta, e, z = _draws(rng, shape, opts["n_samples"], k)
+    shared = seed is not None
+    shape = (k,) if shared else (frames, k)
+    theta = rng.uniform(0.0, 2.0 * math.pi, size=shape)
+    e = _complex_normal(rng, shape)
+    z = _complex_normal(rng, (opts["n_samples"], 1, k)) if shared else None
     a, b = estimate_coefficients(opts["error"], opts["error_var"], opts["rho"])
     h_hat = a * (np.sqrt(arr) * np.exp(1j * theta)) + b * e  # [B, K]
     if opts["decision"] == "plug-in":
@@ -191,7 +191,9 @@ def design_gains(
     out = np.empty((frames, k))
     step = max(1, _CHUNK // max(1, opts["n_samples"] * k))
     for lo in range(0, frames, step):
-        forecast = np.abs(m * h_hat[None, lo : lo + step] + s * z[:, None, :]) ** 2
+        rows = h_hat[lo : lo + step]
+        noise = z if shared else _complex_normal(rng, (opts["n_samples"], *rows.shape))
+        forecast = np.abs(m * rows[None] + s * noise) ** 2
         with np.errstate(divide="ignore"):
             need = bayes_action(1.0 / forecast, c_over, c_under, sla_eps, axis=0)
             out[lo : lo + step] = 1.0 / need

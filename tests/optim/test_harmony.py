@@ -77,6 +77,20 @@ def test_held_out_outage_rate_matches_sla_eps(error, options):
     assert (g < plug).mean() > 0.3  # the point estimate is no provision at all
 
 
+def test_sent_features_meet_their_planned_snr_except_with_probability_eps():
+    """The allocation plans each sent feature's SNR with the design gain of its subchannel;
+    choosing the subchannels by the estimates does not bias the outage: the true gain falls
+    below the design gain for a fraction ``eps`` of the sent features (independent frames)."""
+    template = random_problem(6, 8, seed=11, eta=1.0)
+    g = np.random.default_rng(12).exponential(size=(400, 8))
+    design = design_gains(g, n_samples=199, sla_eps=0.1, seed=None)
+    out = optim.solve_batch(template, design, "lowest-order")
+    rows, cols = np.nonzero(out.selected)
+    k = out.subchannel[rows, cols]
+    outages = int((g[rows, k] < design[rows, k]).sum())
+    assert rows.size > 1000 and binomtest(outages, rows.size, 0.1).pvalue > 1e-3
+
+
 def test_posterior_of_the_two_error_models():
     assert posterior(1.0, math.sqrt(0.25)) == pytest.approx((0.8, math.sqrt(0.2)))
     assert posterior(0.6, 0.8) == pytest.approx((0.6, 0.8))  # outdated rho = 0.6
