@@ -30,7 +30,8 @@ move power between two features, add or drop a feature). [OUR CHOICE] for (P0):
 - the embedding of an allocation lists, per feature, whether it is sent, its modulation index
   over ``M``, its subchannel's gain over the largest gain and its power over ``P_tot``
   (these determine its objective, so allocations at distance 0 score alike);
-- the memory starts with sending nothing and the allocations of the ``start`` methods.
+- the memory starts with sending nothing and the ``start`` methods' allocations (their
+  selection, matching and modulations with the optimal powers).
 
 Every candidate meets the symbol and power budgets and the one-feature-per-subchannel rule
 (moves that would not are not proposed), so the result is feasible. A batch of frames
