@@ -148,6 +148,26 @@ METHODS.register_lazy(
     "Reference optimum: enumeration (N <= 8) / certified branch and bound",
     "issue 3 item 4; optim.exact",
 )
+METHODS.register_lazy(
+    "dhondt",
+    "optim.apportion:dhondt",
+    "D'Hondt apportionment of symbols and power levels by importance votes",
+    "arXiv:2411.05196; optim.apportion",
+)
+METHODS.register_lazy(
+    "harmony",
+    "optim.harmony:harmony",
+    "Bayesian decision on a forecast of the true gains under imperfect CSI",
+    "arXiv:2408.01000; optim.harmony",
+    randomised=True,
+)
+METHODS.register_lazy(
+    "polca",
+    "optim.polca:polca",
+    "UCB priority-queue search over allocations with an epsilon-net memory",
+    "arXiv:2603.14769; optim.polca",
+    randomised=True,
+)
 
 
 def available_methods() -> dict[str, str]:

@@ -25,6 +25,7 @@ Examples:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +79,18 @@ class BatchResult:
         )
 
 
+BATCH_FUNCTIONS = {
+    "dhondt": "optim.apportion:dhondt_batch",
+    "harmony": "optim.harmony:harmony_batch",
+    "polca": "optim.polca:polca_batch",
+}
+"""Methods batched outside the compiled pipeline: name -> ``"module:function"``, a function
+``f(template, gains [B, K], **options) -> BatchResult`` loaded on first use."""
+
+
 def batch_methods() -> tuple[str, ...]:
     """Method names :func:`solve_batch` runs."""
-    return BATCH_METHODS
+    return (*BATCH_METHODS, *BATCH_FUNCTIONS)
 
 
 def check_gains(gains: Any, n_subchannels: int | None = None) -> np.ndarray:
@@ -146,7 +156,8 @@ def solve_batch(
             ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family,
             with or without its refinement), ``lowest-order``, ``ui-ep``, and ``exact`` up
             to its enumeration limit (``max_candidates``, every ``N <= 8`` by default;
-            :mod:`optim.batch.exact`).
+            :mod:`optim.batch.exact`); and those of :data:`BATCH_FUNCTIONS` (``dhondt``,
+            ``harmony``, ``polca``), each through its own batched function.
         **options: the method's options as in ``optim.solve``. Batched: the refinement
             options (``refine``, ``refine_steps``, ``refine_starts``, ``dual_starts``, ...),
             ``power`` closed-form or equal, ``patterns`` auto (exhaustive at every prefix)
@@ -170,6 +181,9 @@ def solve_batch(
     from optim.methods import METHODS
 
     entry = METHODS[method]  # the registry's message for an unknown name
+    if entry.name in BATCH_FUNCTIONS:
+        module, _, attr = BATCH_FUNCTIONS[entry.name].partition(":")
+        return getattr(importlib.import_module(module), attr)(template, gains, **options)
     name = check_name("method", entry.name, BATCH_METHODS)
     arr = check_gains(gains)
     frames, k = arr.shape

@@ -160,11 +160,10 @@ def test_degenerate_inputs_send_nothing_or_stay_finite(changes, method):
     problem = random_problem(6, 6, seed=0).replace(**changes)
     result = solve(problem, method, **({"seed": 0} if method in RANDOMISED else {}))
     assert np.isfinite(result.objective) and result.feasible
-    assert result.objective <= dropped_cost(problem) * (1 + 1e-10) or method in (
-        "ui-ep",
-        "lowest-order",
-    )
-    if method not in ("ui-ep", "lowest-order") and "weights" not in changes:
+    # harmony plans with an estimate of the gains (imperfect CSI): zero gains can look usable
+    blind = ("ui-ep", "lowest-order", "harmony")
+    assert result.objective <= dropped_cost(problem) * (1 + 1e-10) or method in blind
+    if method not in blind and "weights" not in changes:
         assert result.allocation.n_selected == 0
 
 

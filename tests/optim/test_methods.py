@@ -24,6 +24,9 @@ NAMES = [
     "random-matching",
     "lowest-order",
     "exact",
+    "dhondt",
+    "harmony",
+    "polca",
 ]
 
 
@@ -34,7 +37,8 @@ def test_registry_names_and_descriptions():
         entry = METHODS[name]
         assert entry.name == name and entry.description and "\n" not in entry.description
         assert entry.source
-    assert {m for m in NAMES if METHODS[m].randomised} == {"ui-ep", "random-matching"}
+    randomised = {m for m in NAMES if METHODS[m].randomised}
+    assert randomised == {"ui-ep", "random-matching", "harmony", "polca"}
 
 
 def test_unknown_method_and_duplicate_registration():
