@@ -361,6 +361,12 @@ def group_index(group: torch.Tensor) -> tuple[torch.Tensor, int]:
     return inverse, int(labels.numel())
 
 
+def group_max(x: torch.Tensor, g: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Per-group maximum ``[G]`` of ``x [B]`` for dense group numbers ``g`` (``-inf``: empty)."""
+    member = g[:, None] == torch.arange(n_groups, device=g.device)[None, :]
+    return torch.where(member, x[:, None], -math.inf).amax(dim=0)
+
+
 def hapo_advantages(
     reward: torch.Tensor,
     mask: torch.Tensor,
@@ -717,9 +723,7 @@ def drpo_weights(
         w = torch.exp((1.0 - length.to(torch.float64) / max_length) / lam) * pos
         c_pos = w / zeros.index_add(0, g, w)[g].clamp_min(1e-300)
         s = scores.detach().to(torch.float64) / tau
-        neg_max = torch.full_like(zeros, -math.inf).index_reduce(
-            0, g, torch.where(pos, -math.inf, s), "amax"
-        )
+        neg_max = group_max(torch.where(pos, -math.inf, s), g, n_groups)
         neg_max = torch.where(torch.isinf(neg_max), torch.zeros_like(neg_max), neg_max)
         e = torch.where(pos, torch.zeros_like(s), torch.exp(s - neg_max[g]))
         c_neg = e / zeros.index_add(0, g, e)[g].clamp_min(1e-300)
@@ -800,9 +804,7 @@ def drpo(
         g, _ = group_index(group)
         neg = (~(reward >= threshold)) & learns
         z = torch.where(neg, log_score / tau, torch.full_like(log_score, -math.inf))
-        zmax = torch.full((n_groups,), -math.inf, dtype=z.dtype).index_reduce(
-            0, g, z.detach(), "amax"
-        )
+        zmax = group_max(z.detach(), g, n_groups)
         zmax = torch.where(torch.isinf(zmax), torch.zeros_like(zmax), zmax)
         e = torch.where(neg, torch.exp(z - zmax[g]), torch.zeros_like(z))
         s_g = torch.zeros(n_groups, dtype=z.dtype).index_add(0, g, e)
