@@ -243,6 +243,18 @@ def test_hapo_entropy_signal_and_temperature_are_monotone_in_entropy() -> None:
     torch.testing.assert_close(temp[valid], 0.8 * (1 + 0.05 * h[valid]))
 
 
+def test_hapo_entropy_signal_matches_numpy() -> None:
+    _, _, _, mask, entropy = batch(18)
+    valid = mask.bool().numpy()
+    log_h = np.log(entropy.numpy())
+    centre = np.median(log_h[valid])  # an odd count here, so the median is a sample
+    assert valid.sum() % 2 == 1
+    z = np.where(valid, log_h - centre, 0.0)
+    z /= np.sqrt((z[valid] ** 2).mean())
+    ref = np.where(z > 0, z / z.max(), z / -z.min())
+    np.testing.assert_allclose(ob.hapo_entropy_signal(entropy, mask).numpy(), ref, atol=1e-12)
+
+
 def test_hapo_asymmetric_clip_bounds_the_ratio_where_the_paper_says() -> None:
     # a batch whose ratios sweep a grid, on confident and uncertain steps of both signs of A
     r_grid = torch.linspace(0.3, 1.9, 33, dtype=torch.float64)
