@@ -14,37 +14,31 @@ two policies are equal::
 
 In the frame allocator a *step* (token) is one per-feature decision, an *episode* (sequence) is
 one frame, and a *group* is the set of frames that share a problem (the same gains). The kinds,
-their hyper-parameters and the extra per-step inputs the trainer supplies:
+their hyper-parameters (defaults) and the extra inputs the trainer supplies in ``**hp``:
 
-==============  ===================================  =========================================
-kind            hyper-parameters (default)           extra inputs (all optional unless noted)
-==============  ===================================  =========================================
-``pg``          none                                 none
-``revibranch``  ``clip`` (0.2), ``clip_high``         none (``adv`` from :func:`credit.
-                (= ``clip``), ``agg``                redistribute` with ``kind="importance"``)
-``spa-rl``      as ``revibranch``                    none (``adv`` from ``kind="progress"``)
-``alp``         ``level`` (token), ``clip_low``       ``logp_new`` must come from the forward
-                (0.2), ``clip_high`` (0.2), ``agg``  pass with the layer perturbations on,
-                                                     ``logp_old`` from the rollout policy
-``hapo``        ``clip_low`` (0.2), ``clip_high``     ``entropy`` [B, T] (the policy's entropy
-                (0.28), ``clip_alpha`` (1),          at each step), ``reward`` [B] and
-                ``adv_beta`` (1), ``entropy_pivot``  ``group`` [B] (then ``adv`` is replaced
-                (0.5), ``dual_clip`` (3),            by the token-level group average)
-                ``adaptive_clip``, ``adaptive_adv``
-``grpo-guard``  ``clip`` (0.2), ``center``            ``bias`` [B, T] (mean shift of a Gaussian
-                (False), ``agg``                     step), ``scale`` [B, T] (its std),
-                                                     ``step_weight`` [B, T] (1/dt)
-``policyflow``  ``clip`` (0.2), ``brownian_coef``     ``v_new``, ``v_old``, ``x_t`` [B, T, D]
-                (0), ``agg``                         and ``t_flow`` [B, T] (Brownian term)
-``drpo``        ``lam`` (0.1), ``tau`` (10),          ``reward`` [B] and ``group`` [B]
-                ``beta`` (1e3), ``delta`` (1e-4),    (required), ``length`` [B],
-                ``threshold`` (0.5), ``score``       ``max_length``; ``adv`` is ignored
-                (log), ``kl`` (kl)
-``dhpo``        ``alpha`` (0.5 or ``"entropy"``),     ``entropy`` [B, T] when ``alpha=
-                ``clip_token`` (0.2), ``clip_seq_    "entropy"``
-                low`` (3e-4), ``clip_seq_high``
-                (4e-4), ``agg``
-==============  ===================================  =========================================
+- ``pg``: none.
+- ``revibranch``, ``spa-rl``: PPO's clipped surrogate (:func:`ppo_clip`): ``clip`` (0.2),
+  ``clip_high`` (= ``clip``), ``agg``. No extra input: ``adv`` comes from the per-step rewards
+  of :func:`optim.learned.credit.redistribute` (``"importance"`` / ``"progress"``).
+- ``alp``: ``level`` (``"token"`` or ``"sequence"``), ``clip_low`` (0.2), ``clip_high`` (0.2),
+  ``agg``. ``logp_new`` must come from the update's forward pass with every layer's input
+  perturbed (:func:`perturb_hidden`), ``logp_old`` from the unperturbed rollout policy.
+- ``hapo``: ``clip_low`` (0.2), ``clip_high`` (0.28), ``clip_alpha`` (1), ``adv_beta`` (1),
+  ``entropy_pivot`` (0.5), ``dual_clip`` (3), ``adaptive_clip`` / ``adaptive_adv`` (True).
+  Extra: ``entropy [B, T]`` (the policy's entropy at each step); ``reward [B]`` with
+  ``group [B]`` to replace ``adv`` by the token-level group average.
+- ``grpo-guard``: ``clip`` (0.2), ``center`` (False), ``agg``. Extra: ``bias [B, T]`` (the
+  step's ``KL(pi_old || pi_new)``: :func:`gaussian_ratio_bias`, :func:`categorical_ratio_bias`),
+  ``scale`` (the step's std ``sigma_t sqrt(dt)``), ``step_weight`` (``1/dt``).
+- ``policyflow``: ``clip`` (0.2), ``brownian_coef`` (0), ``agg``. ``logp_new``/``logp_old``
+  are the approximate log-densities of :func:`flow_logp`; extra for the Brownian term:
+  ``v_new``, ``v_old``, ``x_t [B, T, D]`` and ``t_flow [B, T]``.
+- ``drpo``: ``lam`` (0.1), ``tau`` (10), ``beta`` (1e3), ``delta`` (1e-4), ``threshold``
+  (0.5), ``score`` (``"log"``), ``kl`` (``"kl"``). Extra (required): ``reward [B]``,
+  ``group [B]``; optional ``length [B]`` and ``max_length``. ``adv`` is ignored.
+- ``dhpo``: ``alpha`` (0.5, a ``[B, T]`` tensor, or ``"entropy"``), ``clip_token`` (0.2),
+  ``clip_seq_low`` (3e-4), ``clip_seq_high`` (4e-4), ``agg``. Extra: ``entropy [B, T]`` when
+  ``alpha="entropy"``.
 
 ``agg`` is ``"token-mean"`` (default: every valid step weighs the same, as ``pg``) or
 ``"seq-mean"`` (the mean over episodes of each episode's step mean).
@@ -494,7 +488,8 @@ def hapo(
         ``(loss, stats)`` with ``ratio_mean``, ``clip_frac`` and ``h_mean``.
     """
     if (reward is None) != (group is None):
-        raise fail("reward/group", "only one given", "both reward and group, or neither")
+        name = "group" if group is None else "reward"
+        raise fail(name, None, "a tensor when the other of reward/group is given")
     if reward is not None:
         adv = hapo_advantages(reward, mask, group)
     adv = adv.detach()
@@ -540,6 +535,25 @@ def gaussian_ratio_bias(
     return diff.pow(2).sum(dim=-1) / (2.0 * torch.as_tensor(std, dtype=diff.dtype) ** 2)
 
 
+def categorical_ratio_bias(logits_new: torch.Tensor, logits_old: torch.Tensor) -> torch.Tensor:
+    """The same mean-shift term for a categorical step: ``KL(pi_old || pi_new)``, ``[...]``.
+
+    :func:`gaussian_ratio_bias` is exactly ``KL(N(mu_old, s^2) || N(mu_new, s^2))``; for any
+    policy ``E_{a ~ pi_old}[log r] = -KL(pi_old || pi_new)``, so adding this KL centres the
+    log-ratio of a categorical decision (a feature's subchannel or modulation) at 0 exactly.
+
+    Args:
+        logits_new: ``[..., K]`` logits of the trained policy at the step.
+        logits_old: ``[..., K]`` logits of the sampling policy.
+
+    Returns:
+        ``KL`` ``[...]``, differentiable in ``logits_new``.
+    """
+    logq = torch.log_softmax(logits_new, dim=-1)
+    logp = torch.log_softmax(logits_old.detach(), dim=-1)
+    return (logp.exp() * (logp - logq)).sum(dim=-1)
+
+
 def guard_log_ratio(
     logp_new: torch.Tensor,
     logp_old: torch.Tensor,
@@ -555,9 +569,9 @@ def guard_log_ratio(
     step's std ``s`` makes the spread the same at every step: for a Gaussian step the result is
     exactly ``z . (mu_new - mu_old)`` with ``z ~ N(0, I)`` the sampling noise, whose mean is 0
     and whose standard deviation ``||mu_new - mu_old||`` does not depend on ``s``.
-    ``center=True`` (a stand-in for policies that are not Gaussian, such as the categorical
-    feature decisions) instead subtracts, at each step index ``t``, the batch mean of
-    ``log r`` over valid episodes (detached) before scaling.
+    For a categorical step the exact centring term is :func:`categorical_ratio_bias`.
+    ``center=True`` is a model-free alternative: it subtracts, at each step index ``t``, the
+    batch mean of ``log r + b`` over valid episodes (detached) before scaling.
     """
     log_r = logp_new - logp_old.detach() + bias
     if center:

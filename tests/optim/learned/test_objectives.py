@@ -374,6 +374,25 @@ def test_grpo_guard_ratio_norm_on_exact_gaussian_steps() -> None:
     assert abs(ratio.mean(0) - expected).max() < 4 * ratio.std(0).max() / math.sqrt(n)
 
 
+def test_grpo_guard_categorical_bias_centres_the_log_ratio_exactly() -> None:
+    g = torch.Generator().manual_seed(19)
+    logits_old = torch.randn(B, T, 4, generator=g, dtype=torch.float64)
+    logits_new = logits_old + 0.5 * torch.randn(B, T, 4, generator=g, dtype=torch.float64)
+    bias = ob.categorical_ratio_bias(logits_new, logits_old)
+    p_old = torch.softmax(logits_old, -1)
+    log_r = torch.log_softmax(logits_new, -1) - torch.log_softmax(logits_old, -1)
+    # enumerate the K actions: E_old[log r + b] = 0 at every step
+    centred = (p_old * (log_r + bias[..., None])).sum(-1)
+    torch.testing.assert_close(centred, torch.zeros(B, T, dtype=torch.float64), atol=1e-14, rtol=0)
+    assert torch.all(bias > 0)
+    # Gaussian steps: the Gaussian term is the same KL (closed form of torch.distributions)
+    mu_old, mu_new = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    kl = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu_old, 0.4), torch.distributions.Normal(mu_new, 0.4)
+    ).sum(-1)
+    torch.testing.assert_close(ob.gaussian_ratio_bias(mu_new, mu_old, 0.4), kl)
+
+
 def test_grpo_guard_center_gives_each_step_mean_zero() -> None:
     logp_new, logp_old, adv, mask, _ = batch(11, equal=False)
     norm = ob.guard_log_ratio(logp_new, logp_old, mask, center=True, scale=0.5)
