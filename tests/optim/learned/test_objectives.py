@@ -243,6 +243,15 @@ def test_hapo_entropy_signal_and_temperature_are_monotone_in_entropy() -> None:
     torch.testing.assert_close(temp[valid], 0.8 * (1 + 0.05 * h[valid]))
 
 
+def test_hapo_with_flat_entropy_is_dapo_bit_for_bit() -> None:
+    logp_new, logp_old, adv, mask, _ = batch(20, equal=False)
+    flat = torch.full((B, T), 0.9, dtype=torch.float64)
+    hp = {"entropy": flat, "dual_clip": None}
+    v, g = value_grad("hapo", logp_new, logp_old, adv, mask, **hp)
+    v0, g0 = value_grad("spa-rl", logp_new, logp_old, adv, mask, clip=0.2, clip_high=0.28)
+    assert v == v0 and torch.equal(g, g0)
+
+
 def test_hapo_entropy_signal_matches_numpy() -> None:
     _, _, _, mask, entropy = batch(18)
     valid = mask.bool().numpy()
@@ -551,6 +560,22 @@ def test_drpo_kl_penalty_is_zero_for_equal_policies() -> None:
 
 
 # --- input checks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_runs_in_float32_and_backpropagates(kind: str) -> None:
+    logp_new, logp_old, adv, mask, entropy = (x.float() for x in batch(21, equal=False))
+    logp_new = logp_new.detach().requires_grad_(True)
+    extra = {
+        "hapo": {"entropy": entropy},
+        "dhpo": {"alpha": "entropy", "entropy": entropy},
+        "drpo": {"reward": (adv[:, 0] > 0).float(), "group": torch.tensor([0, 0, 0, 1, 1, 1])},
+    }.get(kind, {})
+    loss, stats = policy_loss(logp_new, logp_old, adv, mask, kind=kind, **extra)
+    (g,) = torch.autograd.grad(loss, logp_new)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and torch.all(torch.isfinite(g))
+    assert torch.all(g[mask == 0] == 0) and torch.any(g != 0)
+    assert all(isinstance(v, float) for v in stats.values())
 
 
 @pytest.mark.parametrize(
