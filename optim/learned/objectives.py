@@ -1021,4 +1021,9 @@ def policy_loss(
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
             raise fail(name, getattr(value, "shape", value), f"a tensor of shape {shape}")
     _check_hp(kind, func, shape, hp)
+    # padding may hold anything (-inf log-probabilities): zero it so no NaN reaches the loss
+    valid = mask.bool()
+    logp_new = torch.where(valid, logp_new, torch.zeros_like(logp_new))
+    logp_old = torch.where(valid, logp_old, torch.zeros_like(logp_old))
+    adv = torch.where(valid, adv, torch.zeros_like(adv))
     return func(logp_new, logp_old, adv, mask, **hp)

@@ -565,11 +565,15 @@ def test_drpo_kl_penalty_is_zero_for_equal_policies() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_runs_in_float32_and_backpropagates(kind: str) -> None:
     logp_new, logp_old, adv, mask, entropy = (x.float() for x in batch(21, equal=False))
-    logp_new = logp_new.detach().requires_grad_(True)
+    # padding holds -inf log-probabilities and NaN advantages: they must not reach the loss
+    logp_new = logp_new.detach().masked_fill(mask == 0, -math.inf).requires_grad_(True)
+    logp_old = logp_old.masked_fill(mask == 0, -math.inf)
+    adv = adv.masked_fill(mask == 0, math.nan)
     extra = {
         "hapo": {"entropy": entropy},
         "dhpo": {"alpha": "entropy", "entropy": entropy},
         "drpo": {"reward": (adv[:, 0] > 0).float(), "group": torch.tensor([0, 0, 0, 1, 1, 1])},
+        "grpo-guard": {"center": True},
     }.get(kind, {})
     loss, stats = policy_loss(logp_new, logp_old, adv, mask, kind=kind, **extra)
     (g,) = torch.autograd.grad(loss, logp_new)
