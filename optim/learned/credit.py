@@ -16,6 +16,8 @@ masked steps:
   fit) is spread evenly so the total is exact. SPA-RL also adds a grounding bonus for
   executable actions; every decision the allocator can take is executable, so that term is a
   constant and left out.
+
+:func:`returns_to_go` turns per-step rewards into the returns a trainer's advantages start from.
 """
 
 from __future__ import annotations
@@ -181,3 +183,37 @@ def redistribute(
             w = torch.exp(logits - logits.amax(dim=1, keepdim=True)) * m
         w = w / w.sum(dim=1, keepdim=True)
         return w * R[:, None]
+
+
+def returns_to_go(r: torch.Tensor, mask: torch.Tensor, *, gamma: float = 1.0) -> torch.Tensor:
+    """Per-step returns ``G_t = sum_{k >= t, valid} gamma^(n_k - n_t) r_k``, ``[B, T]``.
+
+    ``n_t`` counts the valid steps before ``t``, so padding in the middle of an episode does not
+    discount. With ``gamma = 1`` the first valid step's return is the episode's total, which is
+    ``R`` for rewards from :func:`redistribute`. Masked steps get 0.
+
+    Args:
+        r: float ``[B, T]`` per-step rewards.
+        mask: ``[B, T]`` valid steps.
+        gamma: discount in ``[0, 1]``.
+
+    Returns:
+        ``G`` ``[B, T]``.
+
+    Raises:
+        ConfigError: ``gamma`` outside ``[0, 1]`` or shapes that differ.
+
+    Examples:
+        >>> returns_to_go(torch.tensor([[1.0, 2.0, 3.0]]), torch.ones(1, 3), gamma=0.5).tolist()
+        [[2.75, 3.5, 3.0]]
+    """
+    gamma = check_real("gamma", gamma, 0.0, 1.0)
+    if not isinstance(mask, torch.Tensor) or mask.shape != r.shape:
+        raise fail("mask", getattr(mask, "shape", mask), f"a tensor of shape {tuple(r.shape)}")
+    m = mask.to(r.dtype)
+    out = torch.zeros_like(r)
+    running = torch.zeros_like(r[:, 0])
+    for t in range(r.shape[1] - 1, -1, -1):
+        running = torch.where(m[:, t] > 0, r[:, t] + gamma * running, running)
+        out[:, t] = running * m[:, t]
+    return out

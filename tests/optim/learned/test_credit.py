@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from channels.errors import ConfigError
-from optim.learned.credit import ProgressModel, fit_progress, redistribute
+from optim.learned.credit import ProgressModel, fit_progress, redistribute, returns_to_go
 
 
 def episodes(seed: int, b: int = 8, t: int = 6):
@@ -137,3 +137,19 @@ def test_progress_model_zeroes_masked_steps() -> None:
     x = torch.randn(3, 4, 2, dtype=torch.float64)
     mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.float64)
     assert torch.all(model(x, mask)[mask == 0] == 0)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.9, 1.0])
+def test_returns_to_go_matches_a_loop_and_starts_at_the_total(gamma: float) -> None:
+    R, g, mask = episodes(9)
+    r = redistribute(R, g, mask, beta=0.5)
+    G = returns_to_go(r, mask, gamma=gamma)
+    for b in range(len(R)):
+        steps = mask[b].bool().nonzero().flatten().tolist()
+        for i, t in enumerate(steps):
+            ref = sum(gamma ** (j - i) * r[b, s].item() for j, s in enumerate(steps) if j >= i)
+            assert G[b, t].item() == pytest.approx(ref, abs=1e-12)
+    assert torch.all(G[mask == 0] == 0)
+    if gamma == 1.0:
+        first = mask.argmax(dim=1)
+        torch.testing.assert_close(G[torch.arange(len(R)), first], R)
