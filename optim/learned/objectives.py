@@ -943,7 +943,19 @@ _CHOICES = {
     "score": ("log", "ratio"),
     "kl": ("kl", "low_var_kl"),
 }
-_NONNEG = ("clip", "clip_high", "clip_low", "clip_token", "clip_seq_low", "clip_seq_high")
+_NONNEG = (
+    "clip",
+    "clip_high",
+    "clip_low",
+    "clip_token",
+    "clip_seq_low",
+    "clip_seq_high",
+    "clip_alpha",
+    "adv_beta",
+    "brownian_coef",
+    "beta",
+    "delta",
+)
 _POSITIVE = ("lam", "tau", "max_length")
 
 
@@ -963,6 +975,10 @@ def _check_hp(kind: str, func: Objective, shape: tuple[int, ...], hp: dict[str, 
             check_name(key, value, ("entropy",))
         elif key == "alpha" and not isinstance(value, torch.Tensor):
             check_real(key, value, 0.0, 1.0)
+        elif key == "entropy_pivot":
+            check_real(key, value, 0.0, 1.0)
+        elif key == "threshold":
+            check_real(key, value)
         elif key == "dual_clip" and value is not None:
             check_real(key, value, 1.0, open_low=True)
         if key in ("entropy", "v_new", "v_old", "x_t", "t_flow") and value is not None:
