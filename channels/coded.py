@@ -38,11 +38,17 @@ MAX_BLOCK_BITS = 8448
 """Largest information block of the 5G NR LDPC code (base graph 1); longer messages are
 segmented (:func:`block_sizes`)."""
 
+MAX_BLOCK_BITS_LOW_RATE = 3824
+"""Largest block at a rate of 1/3 or less: base graph 1 needs a rate above 1/3, so such
+blocks must stay on base graph 2, which Sionna selects for ``k <= 3824`` (3GPP TS 38.212)."""
+
 __all__ = [
     "CODED_MODULATIONS",
     "CODE_RATES",
     "MAX_BLOCK_BITS",
+    "MAX_BLOCK_BITS_LOW_RATE",
     "block_sizes",
+    "max_block_bits",
     "check_entry",
     "coded_entries",
     "entry_bits_per_symbol",
@@ -101,19 +107,26 @@ def entry_bits_per_symbol(name: str) -> Fraction:
     return BITS_PER_SYMBOL[mod] * rate
 
 
-def block_sizes(bits: int) -> list[int]:
-    """Code-block segmentation of a message of ``bits`` information bits.
+def max_block_bits(rate: Fraction | float) -> int:
+    """Largest 5G LDPC information block at code rate ``rate``: :data:`MAX_BLOCK_BITS`
+    above 1/3, :data:`MAX_BLOCK_BITS_LOW_RATE` at 1/3 or less."""
+    return MAX_BLOCK_BITS if rate > Fraction(1, 3) else MAX_BLOCK_BITS_LOW_RATE
 
-    ``C = ceil(bits / MAX_BLOCK_BITS)`` blocks of as equal sizes as possible (the first
-    ``bits mod C`` take one bit more), as 5G NR segments a transport block: each block is
-    encoded on its own. One block (``[bits]``) up to :data:`MAX_BLOCK_BITS`.
+
+def block_sizes(bits: int, rate: Fraction | float = 1) -> list[int]:
+    """Code-block segmentation of a message of ``bits`` information bits at code ``rate``.
+
+    ``C = ceil(bits / k_max)`` blocks (``k_max`` = :func:`max_block_bits`) of as equal sizes
+    as possible (the first ``bits mod C`` take one bit more), as 5G NR segments a transport
+    block: each block is encoded on its own. One block (``[bits]``) up to ``k_max``.
 
     Examples:
-        >>> block_sizes(512), block_sizes(20000)
-        ([512], [6667, 6667, 6666])
+        >>> block_sizes(512), block_sizes(20000), block_sizes(5000, Fraction(1, 3))
+        ([512], [6667, 6667, 6666], [2500, 2500])
     """
     bits = int(bits)
-    count = max(1, -(-bits // MAX_BLOCK_BITS))
+    limit = max_block_bits(rate)
+    count = max(1, -(-bits // limit))
     base, extra = divmod(bits, count)
     return [base + 1] * extra + [base] * (count - extra)
 
@@ -123,7 +136,7 @@ def entry_symbols(bits: int, name: str) -> int:
     the code blocks of a coded entry (:func:`block_sizes`; each codeword fills whole symbols).
     """
     ratio = entry_bits_per_symbol(name)
-    blocks = block_sizes(bits) if is_coded(name) else [int(bits)]
+    blocks = block_sizes(bits, parse_entry(name)[1]) if is_coded(name) else [int(bits)]
     return sum(-(-(k * ratio.denominator) // ratio.numerator) for k in blocks)
 
 

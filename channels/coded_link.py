@@ -93,10 +93,10 @@ def transmit_coded(
             if e is not None and is_coded(e):
                 groups[(e, int(q[i]))].append((b, i))
     for (entry, qi), where in groups.items():
-        mod, _ = parse_entry(entry)
+        mod, rate = parse_entry(entry)
         constellation = get_modulation(mod)
         k = length * qi
-        blocks = block_sizes(k)  # code-block segmentation of a long feature
+        blocks = block_sizes(k, rate)  # code-block segmentation of a long feature
         lengths = [codeword_length(kc, entry) for kc in blocks]
         rows = np.array([b for b, _ in where])
         cols = np.array([i for _, i in where])

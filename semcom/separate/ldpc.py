@@ -2,10 +2,11 @@
 CRC per block.
 
 A frame carries ``n_coded`` channel bits (its symbol budget times the bits per symbol). At code
-rate ``r`` they are cut into ``n_blocks = ceil(r · n_coded / K_MAX)`` code blocks of
+rate ``r`` they are cut into ``n_blocks = ceil(r · n_coded / k_max(r))`` code blocks of
 ``n = floor(n_coded / n_blocks)`` bits, each encoding ``k = floor(r · n)`` bits: ``k - 24``
 payload bits followed by their CRC-24B (3GPP TS 38.212 §5.1, the code-block CRC), so that
-``K_MAX = 8448`` (the largest 5G information block, base graph 1) bounds ``k``. The leftover
+``k_max(r)`` (:func:`channels.coded.max_block_bits`: 8448, the largest 5G information block,
+base graph 1, above rate 1/3; 3824, base graph 2, at 1/3 or less) bounds ``k``. The leftover
 ``n_coded - n_blocks · n < n_blocks`` channel bits carry nothing. The decoder is Sionna's
 belief propagation (``num_iter`` iterations, boxplus-phi check nodes, hard output); a block
 *fails* when its CRC does not check on the decoded bits.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from channels.coded import max_block_bits
 from channels.errors import fail
 
 K_MAX = 8448
@@ -86,7 +88,7 @@ def block_plan(n_coded: int, rate: float) -> BlockPlan:
     n_coded = int(n_coded)
     if n_coded <= 0:
         return BlockPlan(0, 0, 0, 0)
-    n_blocks = max(1, math.ceil(rate * n_coded / K_MAX))
+    n_blocks = max(1, math.ceil(rate * n_coded / max_block_bits(rate)))
     n = n_coded // n_blocks
     k = int(math.floor(rate * n))
     payload = k - CRC_BITS

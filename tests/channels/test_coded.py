@@ -3,6 +3,8 @@ against fresh Sionna measurements, the coded link against the table, and the one
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from scipy.stats import beta as beta_dist
@@ -108,3 +110,17 @@ def test_long_feature_is_segmented_into_code_blocks() -> None:
     out = transmit_coded(codes, [[entry, entry]], h, power, 1.0, q, seed=1)
     assert out.bit_errors[0, 0] == 0 and np.array_equal(out.codes_hat[0, 0], codes[0, 0])
     assert out.bit_errors[0, 1] > 0
+
+
+def test_rate_one_third_blocks_stay_on_base_graph_2() -> None:
+    """At rate 1/3 a block longer than 3,824 bits would go to base graph 1, whose rates must
+    exceed 1/3 (Sionna refuses it): such messages are cut into blocks of at most 3,824 bits,
+    and Sionna's encoder accepts every one of them."""
+    from channels.coded import block_sizes
+    from channels.ldpc import codeword_length, encode
+
+    entry, k = "qpsk-r1/3", 9000
+    sizes = block_sizes(k, Fraction(1, 3))
+    assert sizes == [3000, 3000, 3000] and max(block_sizes(8000, Fraction(1, 2))) > 3824
+    bits = np.random.default_rng(0).integers(0, 2, size=(1, sizes[0]))
+    assert encode(bits, codeword_length(sizes[0], entry)).shape == (1, 9000)

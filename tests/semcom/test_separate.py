@@ -401,3 +401,14 @@ def test_check_trial_builds_separate_links(tmp_path, capsys) -> None:  # noqa: A
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
     assert "2 schemes, 0 model variants" in out and "j2k" in out
+
+
+def test_block_plan_at_rate_one_third_fits_base_graph_2() -> None:
+    """A photo's payload at rate 1/3 (about 200,000 channel bits): every block has at most
+    3,824 information bits, so Sionna keeps it on base graph 2 (base graph 1 needs a rate above
+    1/3) and builds its encoder."""
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    plan = block_plan(200_000, 1 / 3)
+    assert plan.k <= 3824 and plan.n_blocks * plan.n <= 200_000 and plan.payload > 0
+    LDPC5GEncoder(plan.k, plan.n)
