@@ -52,7 +52,7 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> floa
         for j in range(width):
             p[j] = share if pat[j] >= 0 else 0.0
     else:
-        water_fill(t, cc, width, c.P, order, p)
+        water_fill(t, cc, width, c.P, order, p, width)
     for j in range(width):
         m = pat[j]
         if m >= 0:

@@ -1,0 +1,215 @@
+"""The GPU twin of the batched solver: one frame per CUDA thread, the CPU's per-frame code.
+
+The per-frame functions of :mod:`optim.batch.pipeline` (and the arithmetic of
+:mod:`optim.batch.arith` and :mod:`optim.batch.hungarian` they call) are compiled a second
+time as CUDA device functions (:mod:`optim.batch.twin`); the kernels below only pick the
+thread's frame, hand it its slice of the preallocated workspace and write its output row.
+Everything is float64, so a frame's result equals the CPU's: the same discrete choices and the
+objective to the last bits, except where the GPU's ``log``, ``exp``, ``erfc`` and ``sqrt``
+(libdevice) round differently from the CPU's libm by an ulp, which can move the objective by
+about ``1e-15`` relative and, in principle, flip an exact tie between two candidates.
+
+Workspace layout: each scratch array is ``[..., F]`` with the frame last, and thread ``b``
+works on the strided view ``[..., b]``, so the threads of a warp touch consecutive addresses
+(coalesced loads and stores).
+
+Inputs and outputs live on the device: :func:`run_pipeline` and :func:`run_fixed` take a
+device array of gains (checked by :func:`device_gains`) and return device arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import cuda
+
+from optim.batch.pipeline import (
+    fixed_frame_into,
+    frame_objective,
+    pipeline_float_size,
+    pipeline_frame_into,
+    pipeline_int_size,
+)
+from optim.batch.twin import cuda_kernel
+
+THREADS_PER_BLOCK = 64
+_KERNELS: dict[str, Any] = {}
+
+
+def _pipeline_kernel(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
+                     n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
+                     w, floor, slope, drop, fw, iw, lt, ct, cost, best_v, best_row, best_p,
+                     best_s, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
+    b = cuda.grid(1)
+    if b >= gains.shape[0]:
+        return
+    pb = b if perms.shape[0] > 1 else 0
+    for i in range(order.size):
+        sel[b, i] = False
+        sub[b, i] = -1
+        mod[b, i] = -1
+        pw[b, i] = 0.0
+    g = gains[b]
+    pipeline_frame_into(g, perms[pb], noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
+                        n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
+                        fw[:, b], iw[:, b], lt[:, :, b], ct[:, :, b], cost[:, :, b],
+                        best_v[:, b], best_row[:, b], best_p[:, :, b], best_s[:, :, b], sel[b],
+                        sub[b], mod[b], pw[b])  # fmt: skip
+    obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, noise, w, floor, slope, drop, qw,
+                             qs, ba, bb, exact, cost_n[:, b])  # fmt: skip
+
+
+def _fixed_kernel(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mode, w, floor,
+                  slope, drop, qw, qs, ba, bb, exact, iw, fw, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
+    b = cuda.grid(1)
+    if b >= gains.shape[0]:
+        return
+    pb = b if perms.shape[0] > 1 else 0
+    for i in range(w.size):
+        sel[b, i] = False
+        sub[b, i] = -1
+        mod[b, i] = -1
+        pw[b, i] = 0.0
+    g = gains[b]
+    fixed_frame_into(g, perms[pb], noise, P, n, m, alpha, A, B, matching, power_mode, iw[:, b],
+                     fw[:, b], sel[b], sub[b], mod[b], pw[b])  # fmt: skip
+    obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, noise, w, floor, slope, drop, qw,
+                             qs, ba, bb, exact, cost_n[:, b])  # fmt: skip
+
+
+def _check_kernel(gains, out, first):  # noqa: ANN001, ANN202
+    """Copy ``gains`` [F, K] (any float dtype and strides) into ``out`` (float64, contiguous)
+    and lower ``first[0]`` to the flat index of the row's first non-finite or negative entry."""
+    b = cuda.grid(1)
+    if b >= gains.shape[0]:
+        return
+    k = gains.shape[1]
+    for j in range(k):
+        v = gains[b, j] * 1.0
+        out[b, j] = v
+        if not (math.isfinite(v) and v >= 0.0):
+            cuda.atomic.min(first, 0, b * k + j)
+            return
+
+
+def _kernel(name: str) -> Any:
+    if name not in _KERNELS:
+        src = {"pipeline": _pipeline_kernel, "fixed": _fixed_kernel, "check": _check_kernel}
+        _KERNELS[name] = cuda_kernel(src[name])
+    return _KERNELS[name]
+
+
+def _grid(frames: int) -> tuple[int, int]:
+    return (max(1, math.ceil(frames / THREADS_PER_BLOCK)), THREADS_PER_BLOCK)
+
+
+def is_device_array(x: Any) -> bool:
+    """Whether ``x`` exposes ``__cuda_array_interface__`` (a Numba device array, a CUDA torch
+    tensor, a CuPy array, ...)."""
+    return hasattr(x, "__cuda_array_interface__")
+
+
+def device_gains(gains: Any) -> Any:
+    """``gains`` on the device as a C-contiguous float64 array [F, K] of finite entries >= 0.
+
+    Host input is checked on the host (:func:`optim.batch.solve.check_gains`) and copied;
+    device input is checked and copied by a kernel, and only the first bad entry (if any) comes
+    back to the host.
+
+    Raises:
+        ConfigError: the same one-line messages as the CPU path (shape, or ``gains[b, k]``).
+    """
+    from channels.errors import ConfigError, fail
+    from optim.batch.solve import check_gains
+
+    if not is_device_array(gains):
+        return cuda.to_device(check_gains(gains))
+    arr = cuda.as_cuda_array(gains)
+    if arr.ndim != 2:
+        raise ConfigError(
+            f"gains: shape {tuple(arr.shape)} is invalid; allowed: an array [B, K] "
+            "(frames, subchannels)"
+        )
+    if arr.dtype.kind not in "fiu":
+        raise ConfigError(
+            f"gains: dtype {arr.dtype} is invalid; allowed: an array [B, K] of finite numbers >= 0"
+        )
+    frames, k = arr.shape
+    out = cuda.device_array((frames, k), np.float64)
+    if frames * k == 0:
+        return out
+    first = cuda.to_device(np.array([frames * k], np.int64))
+    _kernel("check")[_grid(frames)](arr, out, first)
+    idx = int(first.copy_to_host()[0])
+    if idx < frames * k:
+        b, j = divmod(idx, k)
+        value = float(out[b : b + 1, j : j + 1].copy_to_host()[0, 0])
+        raise fail(f"gains[{b}, {j}]", value, "finite numbers >= 0")
+    return out
+
+
+def _outputs(frames: int, nf: int) -> tuple:
+    return (
+        cuda.device_array((frames, nf), np.bool_),
+        cuda.device_array((frames, nf), np.int64),
+        cuda.device_array((frames, nf), np.int64),
+        cuda.device_array((frames, nf), np.float64),
+        cuda.device_array(frames, np.float64),
+    )
+
+
+def _dev(x: Any) -> Any:
+    return cuda.to_device(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+
+
+def run_pipeline(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
+                 n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
+                 w, floor, slope, drop) -> tuple:  # noqa: ANN001  # fmt: skip
+    """:func:`optim.batch.pipeline.pipeline_batch` on the GPU (``gains``: a checked device
+    array [F, K]; the other arrays on the host); returns device arrays ``(selected,
+    subchannel, modulation, power, objective)``."""
+    frames, k = gains.shape
+    nf = order.size
+    wmax = max(n_max, 1)
+    n_mod = A.size
+    f = max(frames, 1)
+    work = (
+        cuda.device_array((pipeline_float_size(n_max, k), f)),
+        cuda.device_array((pipeline_int_size(n_max, k), f), np.int64),
+        cuda.device_array((wmax, n_mod, f)),
+        cuda.device_array((wmax, n_mod, f)),
+        cuda.device_array((wmax, max(k, 1), f)),
+        cuda.device_array((n_max + 1, f)),
+        cuda.device_array((n_max + 1, f), np.int64),
+        cuda.device_array((n_max + 1, wmax, f)),
+        cuda.device_array((n_max + 1, wmax, f), np.int64),
+        cuda.device_array((max(nf, 1), f)),
+    )
+    out = _outputs(frames, nf)
+    if frames:
+        args = (gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
+                n_max, pats, row_w, n_start, n_count, matching, power_mode, iters, w, floor,
+                slope, drop)  # fmt: skip
+        _kernel("pipeline")[_grid(frames)](*(_dev(x) for x in args), *work, *out)
+    return out
+
+
+def run_fixed(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mode,
+              w, floor, slope, drop, qw, qs, ba, bb, exact) -> tuple:  # noqa: ANN001  # fmt: skip
+    """:func:`optim.batch.pipeline.fixed_batch` on the GPU (as :func:`run_pipeline`)."""
+    frames, k = gains.shape
+    nf = w.size
+    f = max(frames, 1)
+    work = (
+        cuda.device_array((max(k, 1) + max(n, 1), f), np.int64),
+        cuda.device_array((3 * max(n, 1), f)),
+        cuda.device_array((max(nf, 1), f)),
+    )
+    out = _outputs(frames, nf)
+    if frames:
+        args = (gains, perms, noise, P, n, m, alpha, A, B, matching, power_mode, w, floor, slope,
+                drop, qw, qs, ba, bb, exact)  # fmt: skip
+        _kernel("fixed")[_grid(frames)](*(_dev(x) for x in args), *work, *out)
+    return out
