@@ -106,9 +106,11 @@ def _grid(frames: int) -> tuple[int, int]:
 
 
 def is_device_array(x: Any) -> bool:
-    """Whether ``x`` exposes ``__cuda_array_interface__`` (a Numba device array, a CUDA torch
-    tensor, a CuPy array, ...)."""
-    return hasattr(x, "__cuda_array_interface__")
+    """Whether ``x`` lives on the GPU: it exposes ``__cuda_array_interface__`` (a Numba device
+    array, a CUDA torch tensor, a CuPy array, ...), or is the CUDA simulator's device array."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    return not isinstance(x, np.ndarray) and hasattr(x, "copy_to_host")
 
 
 def device_gains(gains: Any) -> Any:
@@ -126,7 +128,7 @@ def device_gains(gains: Any) -> Any:
 
     if not is_device_array(gains):
         return cuda.to_device(check_gains(gains))
-    arr = cuda.as_cuda_array(gains)
+    arr = cuda.as_cuda_array(gains) if hasattr(gains, "__cuda_array_interface__") else gains
     if arr.ndim != 2:
         raise ConfigError(
             f"gains: shape {tuple(arr.shape)} is invalid; allowed: an array [B, K] "

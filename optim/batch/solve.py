@@ -143,7 +143,7 @@ def _unsupported_on_cuda(method: str, options: dict[str, Any]) -> ConfigError:
             "refine=False"
         )
     return ConfigError(
-        f"refine: {options.get('refine', None)!r} is not supported by solve_batch with method "
+        f"refine: {options.get('refine', True)!r} is not supported by solve_batch with method "
         f"{method!r} and backend 'cuda'; allowed: refine=False (the refinement runs on "
         "backend 'cpu')"
     )
@@ -155,6 +155,8 @@ def _host_gains(gains: Any) -> Any:
         from numba import cuda
 
         return cuda.as_cuda_array(gains).copy_to_host()
+    if not isinstance(gains, np.ndarray) and hasattr(gains, "copy_to_host"):
+        return gains.copy_to_host()  # the CUDA simulator's device array
     return gains
 
 
@@ -226,9 +228,9 @@ def solve_batch(
     if run == "cpu" and place == "device":
         raise fail("out", out, "host or auto with backend 'cpu'")
     if run == "cuda":
-        from optim.batch.cuda import device_gains
+        from optim.batch.cuda import device_gains, is_device_array
 
-        on_device = hasattr(gains, "__cuda_array_interface__")
+        on_device = is_device_array(gains)
         arr = device_gains(gains)
     else:
         arr = check_gains(_host_gains(gains))
