@@ -46,7 +46,7 @@ METHODS: list[tuple[str, dict[str, Any]]] = [
     ("lowest-order", {}),
     ("ui-ep", {"seed": 1}),
 ]
-"""Hierarchical (default: refinement on, CPU only; and refine=False) and the baselines."""
+"""Hierarchical (default: refinement on; and refine=False) and the baselines."""
 
 
 def _label(method: str, options: dict[str, Any]) -> str:
@@ -71,10 +71,6 @@ def _agreement(a, b) -> int:  # noqa: ANN001
         & np.isclose(a.objective, b.objective, rtol=1e-9, atol=0)
     )
     return int(same.sum())
-
-
-def _cuda_supported(method: str, options: dict[str, Any]) -> bool:
-    return method in ("lowest-order", "ui-ep") or options.get("refine", True) is False
 
 
 def _device_info() -> dict[str, Any]:
@@ -106,11 +102,6 @@ def bench_methods(template, frames: int, repeats: int, cpu_frames: int) -> list[
         t = _median_time(cpu_run, repeats)
         row["cpu_frames"] = n_cpu
         row["cpu_fps"] = n_cpu / t
-        if not _cuda_supported(method, options):
-            row["cuda"] = "not supported (the refinement runs on the CPU only)"
-            rows.append(row)
-            print(row, flush=True)
-            continue
         optim.solve_batch(template, gains[:4], method, backend="cuda", **options)  # compile
 
         def host_run(m=method, o=options, h=holder) -> None:  # noqa: ANN001

@@ -32,9 +32,20 @@ from optim.batch.pipeline import (
     pipeline_frame_into,
     pipeline_int_size,
 )
+from optim.batch.refine import (
+    Config,
+    Shared,
+    hierarchical_float_size,
+    hierarchical_frame_into,
+    hierarchical_int_size,
+)
 from optim.batch.twin import cuda_kernel
+from optim.ber_model import BerModel
 
 THREADS_PER_BLOCK = 64
+WORKSPACE_BYTES = 4 << 30
+"""Device memory the refined kernel's per-frame workspaces may take at once: larger batches
+run in several launches of as many frames as fit."""
 _KERNELS: dict[str, Any] = {}
 
 
@@ -79,6 +90,46 @@ def _fixed_kernel(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mod
                              qs, ba, bb, exact, cost_n[:, b])  # fmt: skip
 
 
+def _refined_kernel(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S,
+                    smax, P, noise, A, B, qw, qs, ba, bb, exact, m_kind, m_a, m_b, m_qw, m_qb,
+                    m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab, drop_rank, offsets, refine, r_iters,
+                    st_power, st_mod, st_match, st_sel, refine_starts, margin, local_max,
+                    n_dual_starts, dual_applies, equal, exact_first, order, ws_r, wf_r, tail,
+                    n_max, pats, row_w, n_start, n_count, matching, iters, uniform, w0, floor0,
+                    slope0, drop0, first, fb, ib, wb, outs, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
+    t = cuda.grid(1)
+    b = first + t
+    if t >= fb.shape[0] or b >= gains.shape[0]:
+        return
+    bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab)
+    c = Shared(w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S, smax, P, noise, A, B,
+               qw, qs, ba, bb, exact, bm, drop_rank, offsets)  # fmt: skip
+    cfg = Config(refine, r_iters, st_power, st_mod, st_match, st_sel, refine_starts, margin,
+                 local_max, n_dual_starts, dual_applies, equal, exact_first)  # fmt: skip
+    pb = b if perms.shape[0] > 1 else 0
+    g = gains[b]
+    f_out = outs[t, 0]
+    s_out = outs[t, 1]
+    p_out = outs[t, 2]
+    w_out = wb[t]
+    n_out = hierarchical_frame_into(c, cfg, g, perms[pb], order, ws_r, wf_r, tail, n_max, pats,
+                                    row_w, n_start, n_count, matching, iters, uniform, f_out,
+                                    s_out, p_out, w_out, fb[t], ib[t])  # fmt: skip
+    for i in range(order.size):
+        sel[b, i] = False
+        sub[b, i] = -1
+        mod[b, i] = -1
+        pw[b, i] = 0.0
+    for j in range(n_out):
+        i = f_out[j]
+        sel[b, i] = True
+        sub[b, i] = s_out[j]
+        mod[b, i] = p_out[j]
+        pw[b, i] = w_out[j]
+    obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, noise, w0, floor0, slope0, drop0,
+                             qw, qs, ba, bb, exact, cost_n[:, t])  # fmt: skip
+
+
 def _check_kernel(gains, out, first):  # noqa: ANN001, ANN202
     """Copy ``gains`` [F, K] (any float dtype and strides) into ``out`` (float64, contiguous)
     and lower ``first[0]`` to the flat index of the row's first non-finite or negative entry."""
@@ -96,7 +147,8 @@ def _check_kernel(gains, out, first):  # noqa: ANN001, ANN202
 
 def _kernel(name: str) -> Any:
     if name not in _KERNELS:
-        src = {"pipeline": _pipeline_kernel, "fixed": _fixed_kernel, "check": _check_kernel}
+        src = {"pipeline": _pipeline_kernel, "fixed": _fixed_kernel, "check": _check_kernel,
+               "refined": _refined_kernel}  # fmt: skip
         _KERNELS[name] = cuda_kernel(src[name])
     return _KERNELS[name]
 
@@ -214,4 +266,39 @@ def run_fixed(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mode,
         args = (gains, perms, noise, P, n, m, alpha, A, B, matching, power_mode, w, floor, slope,
                 drop, qw, qs, ba, bb, exact)  # fmt: skip
         _kernel("fixed")[_grid(frames)](*(_dev(x) for x in args), *work, *out)
+    return out
+
+
+def run_refined(gains, perms, shared, cfg, order, ws_r, wf_r, tail, n_max, pats, row_w, n_start,
+                n_count, matching, iters, uniform, w0, floor0, slope0, drop0) -> tuple:  # noqa: ANN001  # fmt: skip
+    """:func:`optim.batch.refine.hierarchical_batch` on the GPU, one frame per thread (the
+    refined hierarchical family); as :func:`run_pipeline`. The per-frame workspace is a
+    contiguous row per thread; batches whose workspaces exceed :data:`WORKSPACE_BYTES` run in
+    several launches."""
+    frames, k = gains.shape
+    nf = order.size
+    n_mod = shared.A.size
+    n_fs = hierarchical_float_size(nf, k, n_mod, n_max, shared.offsets.size, cfg.refine_starts,
+                                   cfg.dual_starts)  # fmt: skip
+    n_is = hierarchical_int_size(nf, k, n_mod, n_max, shared.offsets.size, cfg.refine_starts,
+                                 cfg.dual_starts)  # fmt: skip
+    W = max(nf, 1) + 1
+    per_frame = 8 * (n_fs + n_is + 4 * W + nf)
+    chunk = max(THREADS_PER_BLOCK, min(max(frames, 1), WORKSPACE_BYTES // per_frame))
+    out = _outputs(frames, nf)
+    if not frames:
+        return out
+    fb = cuda.device_array((chunk, n_fs))
+    ib = cuda.device_array((chunk, n_is), np.int64)
+    wb = cuda.device_array((chunk, W))
+    outs = cuda.device_array((chunk, 3, W), np.int64)
+    cost_n = cuda.device_array((max(nf, 1), chunk))
+    args = (gains, perms, *shared[:21], *shared.mod, *shared[22:], *cfg, order, ws_r, wf_r, tail,
+            n_max, pats, row_w, n_start, n_count, matching, iters, uniform, w0, floor0, slope0,
+            drop0)  # fmt: skip
+    dev = tuple(_dev(x) for x in args)
+    kernel = _kernel("refined")
+    for first in range(0, frames, chunk):
+        count = min(chunk, frames - first)
+        kernel[_grid(count)](*dev, first, fb, ib, wb, outs, cost_n, *out)
     return out

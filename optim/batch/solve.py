@@ -135,17 +135,10 @@ def _writable(args: tuple) -> tuple:
 OUTPUTS = ("auto", "host", "device")
 
 
-def _unsupported_on_cuda(method: str, options: dict[str, Any]) -> ConfigError:
-    if method == "exact":
-        return ConfigError(
-            "method: 'exact' is not supported by solve_batch with backend 'cuda'; allowed: "
-            "backend 'cpu', or on 'cuda' the baselines and the hierarchical family with "
-            "refine=False"
-        )
+def _unsupported_on_cuda(method: str) -> ConfigError:
     return ConfigError(
-        f"refine: {options.get('refine', True)!r} is not supported by solve_batch with method "
-        f"{method!r} and backend 'cuda'; allowed: refine=False (the refinement runs on "
-        "backend 'cpu')"
+        f"method: {method!r} is not supported by solve_batch with backend 'cuda'; allowed: "
+        "backend 'cpu', or on 'cuda' the hierarchical family and the baselines"
     )
 
 
@@ -223,7 +216,7 @@ def solve_batch(
     run = resolve_backend(backend)
     if run == "cuda" and name == "exact":
         if not auto:
-            raise _unsupported_on_cuda(name, options)
+            raise _unsupported_on_cuda(name)
         run = "cpu"
     if run == "cpu" and place == "device":
         raise fail("out", out, "host or auto with backend 'cpu'")
@@ -255,10 +248,6 @@ def solve_batch(
     else:
         assert name in FIXED_METHODS
         plan = fixed_plan(template, name, dict(options))
-    if run == "cuda" and plan.kind == "pipeline" and "refine" in plan.arrays:
-        if not auto:
-            raise _unsupported_on_cuda(name, options)
-        run, arr = "cpu", arr.copy_to_host()
     model = model_arrays(template)
     noise, budget = float(template.noise_power), float(template.power_budget)
     a = plan.arrays
@@ -268,7 +257,15 @@ def solve_batch(
     if run == "cuda":
         from optim.batch import cuda as gpu
 
-        if plan.kind == "pipeline":
+        if plan.kind == "pipeline" and "refine" in a:
+            shared, cfg = a["refine"]
+            perms = _perms(plan, frames, k, a["n_max"])
+            res = gpu.run_refined(
+                arr, perms, shared, cfg, a["order"], a["ws"], a["wf"], a["tail"], a["n_max"],
+                a["pats"], a["row_w"], a["n_start"], a["n_count"], a["matching"], a["iters"],
+                bool(template.uniform_bits), *obj_terms,
+            )  # fmt: skip
+        elif plan.kind == "pipeline":
             perms = _perms(plan, frames, k, a["n_max"])
             res = gpu.run_pipeline(
                 arr, perms, noise, budget, a["order"], a["ws"], a["wf"], a["tail"], coef_a,

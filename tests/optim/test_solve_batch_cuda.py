@@ -51,6 +51,14 @@ def test_simulated_twin_equals_cpu(simulated: dict) -> None:
             _assert_same(gpu, cpu, f"template {t}, {method} {options}")
 
 
+def test_simulated_refined_twin_equals_cpu(simulated: dict) -> None:
+    for t, template in enumerate(cases.templates()[:2]):
+        gains = cases.frame_gains(template, seed=t)[: cases.REFINED_FRAMES]
+        for c, (method, options) in enumerate(cases.REFINED_CASES):
+            cpu = optim.solve_batch(template, gains, method, **options)
+            _assert_same(simulated["refined"][t][c], cpu, f"template {t}, {method} {options}")
+
+
 def test_simulated_device_input_and_output_place(simulated: dict) -> None:
     template = cases.templates()[0]
     gains = cases.frame_gains(template, seed=0)
@@ -77,12 +85,10 @@ def test_simulated_bad_input_same_error_as_cpu(simulated: dict) -> None:
 
 def test_simulated_unsupported_combinations(simulated: dict) -> None:
     msg = simulated["unsupported"]
-    assert msg["exact"].startswith("method: 'exact' is not supported by solve_batch with backend")
-    assert msg["refine"] == (
-        "refine: True is not supported by solve_batch with method 'hierarchical' and backend "
-        "'cuda'; allowed: refine=False (the refinement runs on backend 'cpu')"
+    assert msg["exact"] == (
+        "method: 'exact' is not supported by solve_batch with backend 'cuda'; allowed: backend "
+        "'cpu', or on 'cuda' the hierarchical family and the baselines"
     )
-    assert msg["refine_true"].startswith("refine: True is not supported")
     assert msg["backend"] == "out: 'disk' is not one of auto, host, device"
     assert all("\n" not in m for m in msg.values())
 
@@ -109,7 +115,7 @@ def test_gpu_twin_equals_cpu_on_thousands_of_frames() -> None:
     for template in templates:
         gains = rng.exponential(size=(4096, template.n_subchannels))
         gains[::97, 0] = 0.0
-        for method, options in cases.CUDA_CASES:
+        for method, options in [*cases.CUDA_CASES, *cases.REFINED_CASES]:
             cpu = optim.solve_batch(template, gains, method, **options)
             gpu = optim.solve_batch(template, gains, method, backend="cuda", **options)
             same = ((gpu.selected == cpu.selected).all(1)

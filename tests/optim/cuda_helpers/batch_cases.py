@@ -24,6 +24,16 @@ CUDA_CASES = [
 
 FRAMES = 12
 
+REFINED_CASES = [
+    ("hierarchical", {}),
+    ("random-matching", {"seed": 4}),
+    ("equal-power", {}),
+    ("hierarchical", {"dual_starts": 0, "refine_starts": 2, "refine_steps": ["power", "matching"]}),
+]
+"""The refined hierarchical family (refinement on): dual starts, local search and polish;
+slow under the simulator, so they run on :data:`REFINED_FRAMES` frames of two templates."""
+REFINED_FRAMES = 2
+
 
 def templates() -> list:
     """Small templates (N, K <= 6): both BER models, both distortion models, K < N and K > N,
