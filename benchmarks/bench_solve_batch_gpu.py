@@ -7,8 +7,10 @@ results out) and without them (gains already on the device, results left there),
 median of ``--repeats`` runs after a warm-up (compilation), and the number of frames on which
 both backends agree (same selection, subchannels and modulations, objective within 1e-9
 relative). Then the largest ``N = K`` (of ``--sizes``) at which 4,096 frames of
-``hierarchical`` with ``refine=False`` solve within 1 s on the GPU (whole call, transfers
-included; prefixes with more monotone patterns than ``max_patterns`` use ``patterns="all"``).
+``hierarchical`` with ``refine=False`` (and, with ``--cuda-refined``, with its defaults)
+solve within 1 s on the GPU (whole call, transfers included; prefixes with more monotone
+patterns than ``max_patterns`` use ``patterns="all"``). The refined family runs on the GPU only
+with ``--cuda-refined``: it is correct there but slow (:mod:`optim.batch.cuda`).
 
 Needs only NumPy, Numba and Numba-CUDA. ``--smoke`` runs every step with tiny sizes, also
 under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), to check the script itself.
@@ -83,7 +85,8 @@ def _device_info() -> dict[str, Any]:
     return info
 
 
-def bench_methods(template, frames: int, repeats: int, cpu_frames: int) -> list[dict]:  # noqa: ANN001
+def bench_methods(template, frames: int, repeats: int, cpu_frames: int,
+                  cuda_refined: bool) -> list[dict]:  # noqa: ANN001  # fmt: skip
     """Frames/s per method on CPU and CUDA (with and without transfers) and the agreement."""
     from numba import cuda
 
@@ -102,6 +105,12 @@ def bench_methods(template, frames: int, repeats: int, cpu_frames: int) -> list[
         t = _median_time(cpu_run, repeats)
         row["cpu_frames"] = n_cpu
         row["cpu_fps"] = n_cpu / t
+        refined = method not in ("lowest-order", "ui-ep") and options.get("refine", True)
+        if refined and not cuda_refined:
+            row["cuda"] = "skipped (the refined family is slow on the GPU; --cuda-refined)"
+            rows.append(row)
+            print(row, flush=True)
+            continue
         optim.solve_batch(template, gains[:4], method, backend="cuda", **options)  # compile
 
         def host_run(m=method, o=options, h=holder) -> None:  # noqa: ANN001
@@ -125,13 +134,16 @@ def bench_methods(template, frames: int, repeats: int, cpu_frames: int) -> list[
     return rows
 
 
-def largest_n(sizes: list[int], frames: int, limit_s: float, repeats: int) -> dict:
-    """Time 4,096-frame batches of ``hierarchical`` (refine=False) on CUDA per N = K."""
-    out: dict[str, Any] = {"frames": frames, "limit_s": limit_s, "sizes": [], "largest": None}
+def largest_n(sizes: list[int], frames: int, limit_s: float, repeats: int,
+              base: dict[str, Any]) -> dict:  # fmt: skip
+    """Time ``frames``-frame batches of ``hierarchical`` (options ``base``) on CUDA per N = K,
+    up to the first size over ``limit_s``."""
+    out: dict[str, Any] = {"frames": frames, "limit_s": limit_s, "options": dict(base),
+                           "sizes": [], "largest": None}  # fmt: skip
     for n in sizes:
         template = random_problem(n, n, seed=0)
         gains = np.random.default_rng(1).exponential(size=(frames, n))
-        options: dict[str, Any] = {"refine": False}
+        options: dict[str, Any] = dict(base)
         try:
             optim.solve_batch(template, gains[:2], "hierarchical", backend="cuda", **options)
         except ConfigError:
@@ -148,8 +160,8 @@ def largest_n(sizes: list[int], frames: int, limit_s: float, repeats: int) -> di
         sec = min(first, _median_time(
             lambda t=template, g=gains, o=options: optim.solve_batch(
                 t, g, "hierarchical", backend="cuda", **o), reps))  # fmt: skip
-        entry = {"n": n, "seconds": sec, "fps": frames / sec, "patterns": options.get("patterns",
-                 "auto")}  # fmt: skip
+        entry = {"n": n, "seconds": sec, "fps": frames / sec,
+                 "patterns": options.get("patterns", "auto")}  # fmt: skip
         out["sizes"].append(entry)
         print(entry, flush=True)
         if sec <= limit_s:
@@ -169,12 +181,14 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 24, 32, 48, 64])
     ap.add_argument("--largest-frames", type=int, default=4096)
     ap.add_argument("--limit", type=float, default=1.0, help="seconds for --largest-frames")
+    ap.add_argument("--cuda-refined", action="store_true",
+                    help="also time the refined family on the GPU (slow: minutes)")  # fmt: skip
     ap.add_argument("--json", type=str, default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (simulator-friendly)")
     args = ap.parse_args()
     if args.smoke:
-        args.frames, args.repeats, args.n = [16], 1, 6
-        args.sizes, args.largest_frames = [4, 6], 8
+        args.frames, args.repeats, args.n, args.cuda_refined = [4], 1, 6, True
+        args.sizes, args.largest_frames = [4, 6], 2
     result: dict[str, Any] = {
         "command": "python benchmarks/bench_solve_batch_gpu.py "
         + " ".join(f"{k}={v}" for k, v in vars(args).items()),
@@ -188,10 +202,16 @@ def main() -> None:
     print(result["device"], flush=True)
     template = random_problem(args.n, args.n, seed=0)
     for frames in args.frames:
-        result["batches"].extend(bench_methods(template, frames, args.repeats, args.cpu_frames))
-    result["largest_n"] = largest_n(args.sizes, args.largest_frames, args.limit, args.repeats)
-    print(f"largest N = K with {args.largest_frames} frames within {args.limit} s: "
-          f"{result['largest_n']['largest']}", flush=True)  # fmt: skip
+        result["batches"].extend(bench_methods(template, frames, args.repeats, args.cpu_frames,
+                                               args.cuda_refined))  # fmt: skip
+    result["largest_n"] = [
+        largest_n(args.sizes, args.largest_frames, args.limit, args.repeats, base)
+        for base in ({"refine": False}, {})[: 2 if args.cuda_refined else 1]
+    ]
+    for entry in result["largest_n"]:
+        label = entry["options"] or "default"
+        print(f"largest N = K with {args.largest_frames} frames within {args.limit} s, "
+              f"hierarchical {label}: {entry['largest']}", flush=True)  # fmt: skip
     print("\n| B | method | CPU frames/s | CUDA frames/s (with transfers) | CUDA frames/s "
           "(on device) | agree |\n|---:|---|---:|---:|---:|---:|")  # fmt: skip
     for r in result["batches"]:

@@ -142,13 +142,29 @@ def _unsupported_on_cuda(method: str) -> ConfigError:
     )
 
 
+def _on_device(x: Any) -> bool:
+    """Whether ``x`` lives on the GPU (``__cuda_array_interface__``, or the CUDA simulator's
+    device array)."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    return not isinstance(x, np.ndarray) and hasattr(x, "copy_to_host")
+
+
+def _refined(method: str, options: dict[str, Any]) -> bool:
+    """Whether ``method`` with ``options`` runs the hierarchical refinement."""
+    if method not in PIPELINE_METHODS:
+        return False
+    flag = options.get("refine", True)
+    return not (isinstance(flag, (bool, np.bool_)) and not flag)
+
+
 def _host_gains(gains: Any) -> Any:
     """Device input for the CPU: copied to the host (checked afterwards as any array)."""
     if hasattr(gains, "__cuda_array_interface__"):
         from numba import cuda
 
         return cuda.as_cuda_array(gains).copy_to_host()
-    if not isinstance(gains, np.ndarray) and hasattr(gains, "copy_to_host"):
+    if _on_device(gains):
         return gains.copy_to_host()  # the CUDA simulator's device array
     return gains
 
@@ -177,12 +193,13 @@ def solve_batch(
             to its enumeration limit (``max_candidates``, every ``N <= 8`` by default;
             :mod:`optim.batch.exact`).
         backend: ``"cpu"`` (default: a Numba-parallel loop over frames), ``"cuda"`` (one frame
-            per GPU thread, :mod:`optim.batch.cuda`; the baselines and the hierarchical family
-            with ``refine=False``), or ``"auto"`` (``"cuda"`` when a GPU is present and runs
-            the method with these options, else ``"cpu"``).
+            per GPU thread, :mod:`optim.batch.cuda`: every method but ``exact``), or ``"auto"``
+            (``"cuda"`` when a GPU is present, for the baselines and the hierarchical family
+            with ``refine=False``; ``"cpu"`` otherwise, and for ``exact`` and the refined
+            family, which is slower on the GPU than on the CPU).
         out: where the result arrays live: ``"host"`` (NumPy), ``"device"`` (Numba device
-            arrays, backend ``"cuda"`` only) or ``"auto"`` (device arrays when the CUDA
-            backend was given device gains, else NumPy).
+            arrays; needs a GPU) or ``"auto"`` (where the gains were: device arrays for device
+            gains, else NumPy).
         **options: the method's options as in ``optim.solve``. Batched: the refinement
             options (``refine``, ``refine_steps``, ``refine_starts``, ``dual_starts``, ...),
             ``power`` closed-form or equal, ``patterns`` auto (exhaustive at every prefix)
@@ -210,20 +227,21 @@ def solve_batch(
     entry = METHODS[method]  # the registry's message for an unknown name
     name = check_name("method", entry.name, BATCH_METHODS)
     place = check_name("out", out, OUTPUTS)
-    from channels.kernels.backend import resolve_backend
+    from channels.kernels.backend import gpu_available, resolve_backend, simulator_enabled
 
     auto = isinstance(backend, str) and backend.strip().lower() == "auto"
     run = resolve_backend(backend)
-    if run == "cuda" and name == "exact":
-        if not auto:
-            raise _unsupported_on_cuda(name)
-        run = "cpu"
-    if run == "cpu" and place == "device":
-        raise fail("out", out, "host or auto with backend 'cpu'")
+    if place == "device" and not (gpu_available() or simulator_enabled()):
+        raise fail("out", out, "host or auto (no CUDA GPU found)")
+    if run == "cuda" and name == "exact" and not auto:
+        raise _unsupported_on_cuda(name)
+    if run == "cuda" and auto and (name == "exact" or _refined(name, options)):
+        run = "cpu"  # exact runs on the CPU only; the refined family is faster there
+    on_device = _on_device(gains)
+    to_device = run == "cpu" and (place == "device" or (place == "auto" and on_device))
     if run == "cuda":
-        from optim.batch.cuda import device_gains, is_device_array
+        from optim.batch.cuda import device_gains
 
-        on_device = is_device_array(gains)
         arr = device_gains(gains)
     else:
         arr = check_gains(_host_gains(gains))
@@ -242,6 +260,10 @@ def solve_batch(
             model["bb"], model["exact"], model["w"], model["floor"], model["slope"],
             model["drop"],
         )))  # fmt: skip
+        if to_device:
+            from numba import cuda
+
+            res = tuple(cuda.to_device(x) for x in res)
         return BatchResult(name, *res)
     if name in PIPELINE_METHODS:
         plan = pipeline_plan(template, name, dict(options))
@@ -308,4 +330,8 @@ def solve_batch(
             arr, perms, noise, budget, a["n"], a["m"], a["alpha"], coef_a, coef_b,
             a["matching"], a["power_mode"], *obj_terms, *ber_args,
         )))  # fmt: skip
+    if to_device:
+        from numba import cuda
+
+        res = tuple(cuda.to_device(x) for x in res)
     return BatchResult(name, *res)
