@@ -184,18 +184,17 @@ def is_device_array(x: Any) -> bool:
 def device_gains(gains: Any) -> Any:
     """``gains`` on the device as a C-contiguous float64 array [F, K] of finite entries >= 0.
 
-    Host input is checked on the host (:func:`optim.batch.solve.check_gains`) and copied;
-    device input is checked and copied by a kernel, and only the first bad entry (if any) comes
-    back to the host.
+    Host input (a NumPy array already checked by :func:`optim.batch.solve.check_gains`) is
+    copied; device input is checked and copied by a kernel, and only the first bad entry (if
+    any) comes back to the host.
 
     Raises:
         ConfigError: the same one-line messages as the CPU path (shape, or ``gains[b, k]``).
     """
     from channels.errors import ConfigError, fail
-    from optim.batch.solve import check_gains
 
     if not is_device_array(gains):
-        return cuda.to_device(check_gains(gains))
+        return cuda.to_device(np.ascontiguousarray(gains, dtype=np.float64))
     arr = cuda.as_cuda_array(gains) if hasattr(gains, "__cuda_array_interface__") else gains
     if arr.ndim != 2:
         raise ConfigError(

@@ -242,7 +242,7 @@ def solve_batch(
     if run == "cuda":
         from optim.batch.cuda import device_gains
 
-        arr = device_gains(gains)
+        arr = device_gains(gains if on_device else check_gains(gains))
     else:
         arr = check_gains(_host_gains(gains))
     frames, k = arr.shape
