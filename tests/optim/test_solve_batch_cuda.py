@@ -127,10 +127,10 @@ def test_no_gpu_refuses_device_output_and_bad_backend(monkeypatch: pytest.Monkey
 
 @pytest.mark.gpu
 def test_gpu_twin_equals_cpu_on_thousands_of_frames() -> None:
-    """Real GPU: 4,096 Rayleigh frames per (template, method) (the refined family, slow on
-    the GPU: 128 frames of the small templates); the objective within 1e-9 relative
-    everywhere and the same discrete choices in all but at most 0.1% of frames (an ulp of
-    libdevice rounding may flip an exact near-tie)."""
+    """Real GPU: 4,096 Rayleigh frames per (template, method) (the refined hierarchical, slow
+    to compile and to run on the GPU: 64 frames of the first small template); the objective
+    within 1e-9 relative everywhere and the same discrete choices in all but at most 0.1% of
+    frames (an ulp of libdevice rounding may flip an exact near-tie)."""
     from optim.problem import random_problem
 
     rng = np.random.default_rng(7)
@@ -139,10 +139,10 @@ def test_gpu_twin_equals_cpu_on_thousands_of_frames() -> None:
     for template in templates:
         gains = rng.exponential(size=(4096, template.n_subchannels))
         gains[::97, 0] = 0.0
-        refined = cases.REFINED_CASES if template.n_features <= 6 else []
+        refined = cases.REFINED_CASES[:1] if template is templates[1] else []
         for method, options in [*cases.CUDA_CASES, *refined]:
             if (method, options) in refined:
-                gains = gains[:128]
+                gains = gains[:64]
             cpu = optim.solve_batch(template, gains, method, **options)
             gpu = optim.solve_batch(template, gains, method, backend="cuda", **options)
             same = ((gpu.selected == cpu.selected).all(1)
