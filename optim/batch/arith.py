@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from optim.batch.twin import shared
 
-@numba.njit(cache=True)
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+@shared()
 def _block_sum(a: np.ndarray, lo: int, n: int) -> float:
     """NumPy's pairwise sum of ``a[lo:lo + n]`` for ``n <= 128`` (one block)."""
     if n < 8:
@@ -56,7 +59,7 @@ def _block_sum(a: np.ndarray, lo: int, n: int) -> float:
     return res
 
 
-@numba.njit(cache=True)
+@shared()
 def pairwise_sum(a: np.ndarray, n: int) -> float:
     """``a[:n].sum()`` with NumPy's rounding up to 128 entries (1-D contiguous ``a``).
 
@@ -71,14 +74,14 @@ def pairwise_sum(a: np.ndarray, n: int) -> float:
     return res
 
 
-@numba.njit(cache=True, inline="always")
+@shared(inline="always")
 def ber(m: int, g: float, qw: np.ndarray, qs: np.ndarray, ba: np.ndarray, bb: np.ndarray,
         exact: bool) -> float:  # fmt: skip
     """``Pb`` of modulation index ``m`` (< 0: 0) at SNR ``g`` (exact model or bound)."""
     if m < 0:
         return 0.0
     if exact:
-        root = np.sqrt(g) * (1.0 / np.sqrt(2.0))
+        root = math.sqrt(g) * _INV_SQRT2
         acc = 0.0
         for t in range(qw.shape[1]):
             w = qw[m, t]
@@ -89,23 +92,27 @@ def ber(m: int, g: float, qw: np.ndarray, qs: np.ndarray, ba: np.ndarray, bb: np
     return min(max(acc, 0.0), 0.5)
 
 
-@numba.njit(cache=True)
-def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: np.ndarray,
-               p: np.ndarray, active: int = -1) -> None:  # fmt: skip
-    """Write into ``p[:width]`` the powers ``max(0, (t_i - nu)/c_i)`` summing to ``budget``.
+def _sort_decreasing_device(t: np.ndarray, order: np.ndarray, active: int) -> None:
+    """GPU twin of :func:`sort_decreasing`: insertion sort at every length (no allocation)."""
+    for j in range(active):
+        v = t[j]
+        k = j
+        while k > 0 and t[order[k - 1]] < v:
+            order[k] = order[k - 1]
+            k -= 1
+        order[k] = j
 
-    ``t[:width]`` is ``ln(alpha c)`` (``-inf``: no gain from power), ``c`` the rates;
-    ``order`` is scratch of at least ``width`` entries. Zeros when ``budget <= 0`` or no entry
-    is useful. Rounding overshoot of the budget is scaled back, as in the per-frame code.
-    ``active`` (default ``width``): only ``t[:active]`` may be finite (a padded row): the
-    rest get no power, and the budget check still sums all ``width`` entries, as NumPy does.
+
+@shared(cuda=_sort_decreasing_device)
+def sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
+    """Write into ``order[:active]`` the indices of ``t[:active]`` by decreasing value.
+
+    Up to 32 entries an insertion sort (ties by index); longer rows ``np.argsort(-t)``, as the
+    per-frame water-filling (:func:`optim.kernels.water_fill_rows`) does, whose order of exact
+    ties the batched CPU result keeps. The GPU twin sorts every length by insertion, so on rows
+    of more than 32 useful entries with exactly equal ``t`` it may visit ties in another order
+    (the powers then agree to rounding).
     """
-    for j in range(width):
-        p[j] = 0.0
-    if active < 0:
-        active = width
-    if not budget > 0 or active == 0:
-        return
     if active <= 32:
         for j in range(active):
             v = t[j]
@@ -116,15 +123,35 @@ def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: n
             order[k] = j
     else:
         order[:active] = np.argsort(-t[:active])
+
+
+@shared()
+def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: np.ndarray,
+               p: np.ndarray, active: int) -> None:  # fmt: skip
+    """Write into ``p[:width]`` the powers ``max(0, (t_i - nu)/c_i)`` summing to ``budget``.
+
+    ``t[:width]`` is ``ln(alpha c)`` (``-inf``: no gain from power), ``c`` the rates;
+    ``order`` is scratch of at least ``width`` entries. Zeros when ``budget <= 0`` or no entry
+    is useful. Rounding overshoot of the budget is scaled back, as in the per-frame code.
+    ``active`` (-1: ``width``): only ``t[:active]`` may be finite (a padded row): the rest get
+    no power, and the budget check still sums all ``width`` entries, as NumPy does.
+    """
+    for j in range(width):
+        p[j] = 0.0
+    if active < 0:
+        active = width
+    if not budget > 0 or active == 0:
+        return
+    sort_decreasing(t, order, active)
     top = t[order[0]]
-    if not np.isfinite(top):
+    if not math.isfinite(top):
         return
     s1 = 0.0
     s2 = 0.0
     count = 0
     for j in range(active):
         i = order[j]
-        if not np.isfinite(t[i]):
+        if not math.isfinite(t[i]):
             break
         u = t[i] - top
         inv = 1.0 / c[i]
@@ -149,15 +176,15 @@ def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: n
             p[j] = p[j] * scale
 
 
-@numba.njit(cache=True, inline="always")
+@shared(inline="always")
 def log_terms(alpha: float, c: float) -> float:
     """``ln(alpha) + ln(c)`` when both are positive and finite, else ``-inf``."""
-    if alpha > 0 and c > 0 and np.isfinite(alpha) and np.isfinite(c):
-        return np.log(alpha) + np.log(c)
-    return -np.inf
+    if alpha > 0 and c > 0 and math.isfinite(alpha) and math.isfinite(c):
+        return math.log(alpha) + math.log(c)
+    return -math.inf
 
 
-@numba.njit(cache=True)
+@shared()
 def subchannel_rank(g: np.ndarray, out: np.ndarray) -> None:
     """Write into ``out[:K]`` the subchannels by decreasing gain, ties by index (stable)."""
     k = g.size

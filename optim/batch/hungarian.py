@@ -14,8 +14,12 @@ Examples:
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+
+from optim.batch.twin import shared
 
 
 @numba.njit(cache=True)
@@ -29,30 +33,49 @@ def assign_rows(cost: np.ndarray) -> np.ndarray:
         int64 [n]: row ``i``'s column (distinct).
     """
     nr, nc = cost.shape
-    u = np.zeros(nr)
-    v = np.zeros(nc)
-    short = np.empty(nc)
-    path = np.full(nc, -1, np.int64)
     col4row = np.full(nr, -1, np.int64)
-    row4col = np.full(nc, -1, np.int64)
-    seen_r = np.zeros(nr, np.bool_)
-    seen_c = np.zeros(nc, np.bool_)
-    remaining = np.empty(nc, np.int64)
+    assign_rows_into(cost, nr, nc, np.empty(nr + 2 * nc), np.empty(nr + 4 * nc, np.int64),
+                     col4row)  # fmt: skip
+    return col4row
+
+
+@shared()
+def assign_rows_into(cost, nr, nc, fwork, iwork, col4row) -> None:  # noqa: ANN001
+    """:func:`assign_rows` of ``cost[:nr, :nc]`` into ``col4row[:nr]``, allocation-free
+    (``fwork``: float64 scratch of ``nr + 2 nc``, ``iwork``: int64 scratch of ``nr + 4 nc``);
+    the same steps, so the same assignment."""
+    u = fwork[:nr]
+    v = fwork[nr : nr + nc]
+    short = fwork[nr + nc : nr + 2 * nc]
+    path = iwork[:nc]
+    row4col = iwork[nc : 2 * nc]
+    remaining = iwork[2 * nc : 3 * nc]
+    seen_c = iwork[3 * nc : 4 * nc]
+    seen_r = iwork[4 * nc : 4 * nc + nr]
+    for i in range(nr):
+        u[i] = 0.0
+        col4row[i] = -1
+    for j in range(nc):
+        v[j] = 0.0
+        path[j] = -1
+        row4col[j] = -1
     for cur in range(nr):
         # shortest augmenting path from row `cur`
         min_val = 0.0
         left = nc
         for it in range(nc):
             remaining[it] = nc - it - 1
-        seen_r[:] = False
-        seen_c[:] = False
-        short[:] = np.inf
+        for i in range(nr):
+            seen_r[i] = 0
+        for j in range(nc):
+            seen_c[j] = 0
+            short[j] = math.inf
         sink = -1
         i = cur
         while sink == -1:
             index = -1
-            lowest = np.inf
-            seen_r[i] = True
+            lowest = math.inf
+            seen_r[i] = 1
             for it in range(left):
                 j = remaining[it]
                 r = min_val + cost[i, j] - u[i] - v[j]
@@ -63,22 +86,22 @@ def assign_rows(cost: np.ndarray) -> np.ndarray:
                     lowest = short[j]
                     index = it
             min_val = lowest
-            if index < 0 or min_val == np.inf:  # not reached for finite costs
-                return col4row
+            if index < 0 or min_val == math.inf:  # not reached for finite costs
+                return
             j = remaining[index]
             if row4col[j] == -1:
                 sink = j
             else:
                 i = row4col[j]
-            seen_c[j] = True
+            seen_c[j] = 1
             left -= 1
             remaining[index] = remaining[left]
         u[cur] += min_val
         for i in range(nr):
-            if seen_r[i] and i != cur:
+            if seen_r[i] != 0 and i != cur:
                 u[i] += min_val - short[col4row[i]]
         for j in range(nc):
-            if seen_c[j]:
+            if seen_c[j] != 0:
                 v[j] -= min_val - short[j]
         j = sink
         while True:
@@ -89,4 +112,3 @@ def assign_rows(cost: np.ndarray) -> np.ndarray:
             j = prev
             if i == cur:
                 break
-    return col4row

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from optim.batch.twin import shared
 
 _SQRT2 = math.sqrt(2.0)
 _LOG_8PI = math.log(8.0 * math.pi)
 
 
-@numba.njit(cache=True)
+@shared()
 def ber_model_value(mod, m: int, gam: float) -> float:
     """``f_m(gamma)`` clipped to ``[0, 1/2]`` (terms in increasing scale order)."""
     if mod.kind == 0:
@@ -39,7 +40,7 @@ def ber_model_value(mod, m: int, gam: float) -> float:
     return min(max(v, 0.0), 0.5)
 
 
-@numba.njit(cache=True)
+@shared()
 def _dlog(mod, m: int, gam: float) -> tuple[float, float]:
     """Exact model: ``D = ln(-f'(gamma))`` and ``dD/dgamma = -S2 / (2 gamma S1)``."""
     b0 = mod.qb[m, 0]
@@ -54,7 +55,7 @@ def _dlog(mod, m: int, gam: float) -> tuple[float, float]:
     return d, -s2 / (2.0 * gam * s1)
 
 
-@numba.njit(cache=True)
+@shared()
 def _gamma_newton(mod, m: int, lnmu: float, guess: float) -> float:
     """Exact model: the ``gamma > 0`` with ``ln(-f'(gamma)) = ln mu``: geometric bracket
     around ``guess``, then Newton kept inside it (bisection in ``ln gamma`` otherwise)."""
@@ -94,16 +95,14 @@ def _gamma_newton(mod, m: int, lnmu: float, guess: float) -> float:
     return x
 
 
-@numba.njit(cache=True)
-def _power_bound(mod, alpha, nu, mods, n, budget, p) -> float:
-    """Bound model: water-filling into ``p[:n]``; returns ``ln lambda`` (+inf: no power)."""
+@shared()
+def _power_bound(mod, alpha, nu, mods, n, budget, p, t, c, idx) -> float:
+    """Bound model: water-filling into ``p[:n]``; returns ``ln lambda`` (+inf: no power).
+    ``t``, ``c`` float, ``idx`` int: scratch of ``n``."""
     for s in range(n):
         p[s] = 0.0
     if budget <= 0.0:
         return np.inf
-    t = np.empty(n)
-    c = np.empty(n)
-    idx = np.empty(n, np.int64)
     cnt = 0
     for s in range(n):
         m = mods[s]
@@ -151,15 +150,15 @@ def _power_bound(mod, alpha, nu, mods, n, budget, p) -> float:
     return level
 
 
-@numba.njit(cache=True)
-def _power_exact(mod, alpha, nu, mods, n, budget, p, gam) -> float:
-    """Exact model: KKT power into ``p[:n]`` (``gam``: scratch SNRs); returns ``ln lambda``."""
+@shared()
+def _power_exact(mod, alpha, nu, mods, n, budget, p, gam, la) -> float:
+    """Exact model: KKT power into ``p[:n]`` (``gam``: scratch SNRs, ``la``: scratch ``ln
+    alpha nu``); returns ``ln lambda``."""
     for s in range(n):
         p[s] = 0.0
         gam[s] = 0.0
     if budget <= 0.0:
         return np.inf
-    la = np.empty(n)
     cnt = 0
     for s in range(n):
         if alpha[s] > 0.0 and nu[s] > 0.0:
@@ -218,26 +217,27 @@ def _power_exact(mod, alpha, nu, mods, n, budget, p, gam) -> float:
     return x
 
 
-@numba.njit(cache=True)
-def candidate_value(mod, alpha, nu, mods, n, budget, p, gam) -> tuple[float, float]:
+@shared()
+def candidate_value(mod, alpha, nu, mods, n, budget, p, gam, t, c, idx) -> tuple[float, float]:
     """``(sum_s alpha_s f_{m_s}(nu_s p_s), ln lambda)`` at the optimal power of the first
-    ``n`` entries (``alpha``, ``nu`` float [>= n], ``mods`` int [>= n]); writes ``p[:n]``."""
+    ``n`` entries (``alpha``, ``nu`` float [>= n], ``mods`` int [>= n]); writes ``p[:n]``
+    (``gam``, ``t``, ``c`` float and ``idx`` int: scratch of ``n``)."""
     if mod.kind == 0:
-        lev = _power_bound(mod, alpha, nu, mods, n, budget, p)
+        lev = _power_bound(mod, alpha, nu, mods, n, budget, p, t, c, idx)
     else:
-        lev = _power_exact(mod, alpha, nu, mods, n, budget, p, gam)
+        lev = _power_exact(mod, alpha, nu, mods, n, budget, p, gam, t)
     v = 0.0
     for s in range(n):
         v += alpha[s] * ber_model_value(mod, mods[s], nu[s] * p[s])
     return v, lev
 
 
-@numba.njit(cache=True)
-def optimal_power_row(mod, alpha, nu, mods, budget, p_out, a, v, mm, idx, p, g) -> float:
-    """Optimal power of one allocation row (``mods < 0``: unused entry, no power) into
-    ``p_out``; returns its weighted error. ``a``, ``v``, ``mm``, ``idx``, ``p``, ``g``:
-    scratch of the row's width."""
-    n = alpha.size
+@shared()
+def optimal_power_row(mod, alpha, nu, mods, n, budget, p_out, a, v, mm, idx, p, g, t, c,
+                      ci) -> float:  # fmt: skip
+    """Optimal power of one allocation row ``[:n]`` (``mods < 0``: unused entry, no power)
+    into ``p_out``; returns its weighted error. ``a``, ``v``, ``mm``, ``idx``, ``p``, ``g``,
+    ``t``, ``c``, ``ci``: scratch of the row's width."""
     cnt = 0
     for j in range(n):
         p_out[j] = 0.0
@@ -249,13 +249,13 @@ def optimal_power_row(mod, alpha, nu, mods, budget, p_out, a, v, mm, idx, p, g) 
             cnt += 1
     if cnt == 0:
         return 0.0
-    val, _ = candidate_value(mod, a, v, mm, cnt, budget, p, g)
+    val, _ = candidate_value(mod, a, v, mm, cnt, budget, p, g, t, c, ci)
     for j in range(cnt):
         p_out[idx[j]] = p[j]
     return val
 
 
-@numba.njit(cache=True)
+@shared()
 def h_lower(mod, m: int, lnmu: float) -> float:
     """A lower bound on ``H_m(mu)``: exact for the bound model, chord for the exact one."""
     if lnmu == np.inf:

@@ -16,12 +16,15 @@ The frame-independent inputs come in one :class:`Shared` tuple (:mod:`optim.batc
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 from optim.batch.arith import ber, log_terms, pairwise_sum, water_fill
-from optim.batch.hungarian import assign_rows
+from optim.batch.hungarian import assign_rows_into
 from optim.batch.lemma3 import optimal_power_row
+from optim.batch.twin import shared
 
 MAX_ITER = 50
 MAX_PAIRS = 24
@@ -31,7 +34,7 @@ EXACT_TOP = 4
 RAISE_MAX = 10
 
 
-@numba.njit(cache=True)
+@shared()
 def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> float:
     """(P0) of one row with its water-filling (or equal) power, left in ``p[:width]``
     (:func:`optim.local_search.score_batch`)."""
@@ -45,14 +48,14 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> floa
             cc[j] = c.B[m] * rate[j]
             t[j] = log_terms(c.w[fj] * c.slope[fj] * c.A[m], cc[j])
         else:
-            t[j] = -np.inf
+            t[j] = -math.inf
             cc[j] = 1.0
     if equal:
         share = c.P / max(cnt, 1)
         for j in range(width):
             p[j] = share if pat[j] >= 0 else 0.0
     else:
-        water_fill(t, cc, width, c.P, order, p)
+        water_fill(t, cc, width, c.P, order, p, width)
     for j in range(width):
         m = pat[j]
         if m >= 0:
@@ -64,7 +67,7 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> floa
     return c.wd_sum + pairwise_sum(per, width)
 
 
-@numba.njit(cache=True)
+@shared()
 def value_row(c, g, f, s, pat, pw, width, per) -> float:
     """(P0) of one row at given powers (:func:`optim.local_search.values_of`)."""
     for j in range(width):
@@ -78,27 +81,39 @@ def value_row(c, g, f, s, pat, pw, width, per) -> float:
     return c.wd_sum + pairwise_sum(per, width)
 
 
-@numba.njit(cache=True)
-def exact_power_row(c, g, f, s, pat, width, p_out, sc) -> float:
+@shared()
+def exact_power_row(c, g, f, s, pat, width, p_out, fs, is_) -> float:
     """Optimal power of one row under the problem's BER model into ``p_out[:width]``
-    (``sc``: scratch tuple of :func:`scratch`)."""
-    a, v, mm, idx, p, gm, alpha, nu = sc
+    (scratch: ``fs`` float64 [8 W], ``is_`` int64 [3 W], ``W >= max(width, 1)``, as
+    :func:`scratch` allocates)."""
+    w = max(width, 1)
+    a = fs[:w]
+    v = fs[w : 2 * w]
+    p = fs[2 * w : 3 * w]
+    gm = fs[3 * w : 4 * w]
+    alpha = fs[4 * w : 5 * w]
+    nu = fs[5 * w : 6 * w]
+    t = fs[6 * w : 7 * w]
+    cc = fs[7 * w : 8 * w]
+    mm = is_[:w]
+    idx = is_[w : 2 * w]
+    ci = is_[2 * w : 3 * w]
     for j in range(width):
         alpha[j] = c.ws[f[j]]
         nu[j] = g[s[j]] / c.noise
-    return optimal_power_row(c.mod, alpha[:width], nu[:width], pat[:width], c.P, p_out[:width],
-                             a, v, mm, idx, p, gm)  # fmt: skip
+    return optimal_power_row(c.mod, alpha, nu, pat, width, c.P, p_out, a, v, mm, idx, p, gm, t,
+                             cc, ci)  # fmt: skip
 
 
 @numba.njit(cache=True)
 def scratch(width):  # noqa: ANN201
-    """Scratch arrays of :func:`exact_power_row` for rows of at most ``width`` entries."""
+    """Scratch of :func:`exact_power_row` for rows of at most ``width`` entries: ``(fs, is_)``
+    (the float part zeroed, as the per-frame code's power and SNR scratch start)."""
     w = max(width, 1)
-    return (np.empty(w), np.empty(w), np.empty(w, np.int64), np.empty(w, np.int64),
-            np.zeros(w), np.zeros(w), np.empty(w), np.empty(w))  # fmt: skip
+    return np.zeros(8 * w), np.empty(3 * w, np.int64)
 
 
-@numba.njit(cache=True)
+@shared()
 def _add(mv, cnt, a, fa, sa, ma, b, fb, sb, mb) -> int:
     mv[cnt, 0] = a
     mv[cnt, 1] = fa
@@ -111,10 +126,21 @@ def _add(mv, cnt, a, fa, sa, ma, b, fb, sb, mb) -> int:
     return cnt + 1
 
 
-@numba.njit(cache=True)
-def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel):  # noqa: ANN201
-    """Moves [T, 8] ``(a, fa, sa, ma, b, fb, sb, mb)`` (``b = -1``: one position) and the
-    Hungarian re-matching ``(has_full, new_sub)`` that goes last."""
+@shared()
+def moves_capacity(n_feat: int, n_mod: int) -> int:
+    """Most moves :func:`_neighbours` lists for at most ``n_feat`` positions."""
+    n = max(n_feat, 1)
+    npairs = n * (n - 1) // 2
+    cap = n * (n_mod - 1) + 5 * npairs + n * (2 + 2 * SWAP_CANDIDATES)
+    return cap + SWAP_CANDIDATES * n_mod + 1 + n * SWAP_CANDIDATES
+
+
+@shared()
+def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel, mv, new_sub, fb, ib):  # noqa: ANN201
+    """Moves into ``mv`` [>= :func:`moves_capacity`, 8] ``(a, fa, sa, ma, b, fb, sb, mb)``
+    (``b = -1``: one position) and the Hungarian re-matching ``new_sub`` [>= n] that goes
+    last; returns ``(count, has_full)``. Scratch: ``fb`` float64 [n K + n + 2 K], ``ib`` int64
+    [K + N + SWAP_CANDIDATES + n + 4 K] (contiguous)."""
     n_feat = c.w.size
     k = g.size
     m_count = c.A.size
@@ -123,10 +149,13 @@ def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel):  # noqa: ANN20
     for j in range(n):
         used_sym += S[f[j], pat[j]]
     slack = c.smax + 1e-9 - used_sym
-    npairs = n * (n - 1) // 2
-    cap = n * (m_count - 1) + 5 * npairs + n * (2 + 2 * SWAP_CANDIDATES)
-    cap += SWAP_CANDIDATES * m_count + 1
-    mv = np.empty((cap, 8), np.int64)
+    kk = max(k, 1)
+    cost = fb[: n * k].reshape((n, k))
+    hf = fb[n * k : n * k + n + 2 * kk]
+    taken = ib[:kk]
+    chosen = ib[kk : kk + n_feat]
+    top = ib[kk + n_feat : kk + n_feat + SWAP_CANDIDATES]
+    hi = ib[kk + n_feat + SWAP_CANDIDATES : kk + n_feat + SWAP_CANDIDATES + n + 4 * kk]
     cnt = 0
     pairs = 1 < n <= MAX_PAIRS
     if st_mod and m_count > 1:
@@ -153,16 +182,16 @@ def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel):  # noqa: ANN20
                         if ok and extra <= slack:
                             cnt = _add(mv, cnt, a, fa, s[a], ma, b, fb, s[b], mb)
     has_full = False
-    new_sub = np.zeros(max(n, 1), np.int64)
+    for j in range(max(n, 1)):
+        new_sub[j] = 0
     if st_match:
         if n > 1:
-            cost = np.empty((n, k))
             for j in range(n):
                 wsj = c.ws[f[j]]
                 for q in range(k):
                     esno = p[j] * g[q] / c.noise
                     cost[j, q] = wsj * ber(pat[j], esno, c.qw, c.qs, c.ba, c.bb, c.exact)
-            new_sub = assign_rows(cost)
+            assign_rows_into(cost, n, k, hf, hi, new_sub)
             for j in range(n):
                 if new_sub[j] != s[j]:
                     has_full = True
@@ -176,25 +205,26 @@ def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel):  # noqa: ANN20
                         fa, fb, ma, mb = f[a], f[b], pat[a], pat[b]
                         if S[fb, ma] + S[fa, mb] - S[fa, ma] - S[fb, mb] <= slack:
                             cnt = _add(mv, cnt, a, fb, s[a], ma, b, fa, s[b], mb)
-    taken = np.zeros(k, np.bool_)
+    for q in range(k):
+        taken[q] = 0
     for j in range(n):
-        taken[s[j]] = True
+        taken[s[j]] = 1
     best_free = -1
     for q in range(k):
-        if not taken[q] and (best_free < 0 or g[q] > g[best_free]):
+        if taken[q] == 0 and (best_free < 0 or g[q] > g[best_free]):
             best_free = q
     if st_match and best_free >= 0:
         for j in range(n):
             cnt = _add(mv, cnt, j, f[j], best_free, pat[j], -1, 0, 0, 0)
-    top = np.empty(SWAP_CANDIDATES, np.int64)
     n_top = 0
     if st_sel:
-        chosen = np.zeros(n_feat, np.bool_)
+        for i in range(n_feat):
+            chosen[i] = 0
         for j in range(n):
-            chosen[f[j]] = True
+            chosen[f[j]] = 1
         for r in range(n_feat):
             u = c.drop_rank[r]
-            if not chosen[u] and n_top < SWAP_CANDIDATES:
+            if chosen[u] == 0 and n_top < SWAP_CANDIDATES:
                 top[n_top] = u
                 n_top += 1
         if n_top and n:
@@ -211,8 +241,6 @@ def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel):  # noqa: ANN20
                     if S[top[ti], mm] <= slack:
                         cnt = _add(mv, cnt, n, top[ti], best_free, mm, -1, 0, 0, 0)
         if st_mod and 0 < n <= RAISE_MAX and n_top and best_free >= 0:
-            extra_rows = np.empty((n * n_top, 8), np.int64)
-            e_cnt = 0
             for j in range(n):
                 if pat[j] < m_count - 1:
                     fu = f[j]
@@ -226,17 +254,11 @@ def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel):  # noqa: ANN20
                                 break
                         s_low = S[u, low]
                         if s_low <= room and s_low > slack:
-                            e_cnt = _add(extra_rows, e_cnt, j, fu, s[j], pat[j] + 1, n, u,
-                                         best_free, low)  # fmt: skip
-            if e_cnt:
-                grown = np.empty((cnt + e_cnt, 8), np.int64)
-                grown[:cnt] = mv[:cnt]
-                grown[cnt:] = extra_rows[:e_cnt]
-                return grown, cnt + e_cnt, has_full, new_sub
-    return mv, cnt, has_full, new_sub
+                            cnt = _add(mv, cnt, j, fu, s[j], pat[j] + 1, n, u, best_free, low)
+    return cnt, has_full
 
 
-@numba.njit(cache=True)
+@shared()
 def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
     for j in range(width):
         rf[j] = f[j]
@@ -253,10 +275,12 @@ def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
         rp[b] = mv[k, 7]
 
 
-@numba.njit(cache=True)
-def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, pws, work, sc):
-    """Values [count] and powers [count, width] of rows (the per-frame ``evaluate``)."""
-    t, cc, order, p, rate, per = work
+@shared()
+def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, pws, t, cc,
+              order, p, rate, per, fs, is_, top, out) -> None:  # fmt: skip
+    """Values [count] and powers [count, width] of rows (the per-frame ``evaluate``); ``t``
+    .. ``per``: the scoring scratch [W], ``fs``, ``is_``: :func:`exact_power_row`'s, ``top``
+    int and ``out`` float: [EXACT_TOP]."""
     for r in range(count):
         vals[r] = score_row(c, g, rows_f[r], rows_s[r], rows_p[r], width, equal, t, cc, order,
                             p, rate, per)  # fmt: skip
@@ -264,7 +288,6 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
             pws[r, j] = p[j]
     if not refine:
         return
-    top = np.empty(EXACT_TOP, np.int64)
     n_top = 0
     for _ in range(min(EXACT_TOP, count)):  # stable argsort, first EXACT_TOP
         best = -1
@@ -279,10 +302,9 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
                 best = r
         top[n_top] = best
         n_top += 1
-    out = np.empty(n_top)
     for q in range(n_top):
         r = top[q]
-        exact_power_row(c, g, rows_f[r], rows_s[r], rows_p[r], width, pws[r], sc)
+        exact_power_row(c, g, rows_f[r], rows_s[r], rows_p[r], width, pws[r], fs, is_)
         out[q] = value_row(c, g, rows_f[r], rows_s[r], rows_p[r], pws[r], width, per)
     for r in range(count):
         keep = False
@@ -290,59 +312,153 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
             if top[q] == r:
                 keep = True
         if not keep:
-            vals[r] = np.inf
+            vals[r] = math.inf
     for q in range(n_top):
         vals[top[q]] = out[q]
 
 
-@numba.njit(cache=True)
-def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match, st_sel):  # noqa: ANN201
-    """Steepest descent from ``(f_in, s_in, p_in)[:n]`` (features, subchannels, modulation
-    indices) with the decision weights of ``c``; returns ``(f, s, pat, power, n, value)``
-    (:func:`optim.local_search.local_search` with its defaults)."""
+@shared()
+def local_float_size(n_feat: int, k: int, n_mod: int) -> int:
+    """Float64 scratch of :func:`local_search_into`."""
+    w = n_feat + 1
+    total = moves_capacity(n_feat, n_mod) + 1
+    kk = max(k, 1)
+    return 9 * w + 8 * w + EXACT_TOP + total + total * w + n_feat * kk + n_feat + 2 * kk
+
+
+@shared()
+def local_int_size(n_feat: int, k: int, n_mod: int) -> int:
+    """Int64 scratch of :func:`local_search_into`."""
+    w = n_feat + 1
+    total = moves_capacity(n_feat, n_mod) + 1
+    kk = max(k, 1)
+    return (14 * w + 3 * w + EXACT_TOP + 8 * total + w + 3 * total * w + total
+            + kk + n_feat + SWAP_CANDIDATES + n_feat + 4 * kk)  # fmt: skip
+
+
+@shared()
+def local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match, st_sel,
+                      f_out, s_out, p_out, w_out, fb, ib):  # noqa: ANN201  # fmt: skip
+    """:func:`local_search` into ``f_out``, ``s_out``, ``p_out``, ``w_out`` [>= N + 1];
+    returns ``(n, value)``. Scratch: ``fb`` float64 [:func:`local_float_size`], ``ib`` int64
+    [:func:`local_int_size`] (contiguous)."""
     n_feat = c.w.size
     k = g.size
+    m_count = c.A.size
     W = n_feat + 1
+    cap_total = moves_capacity(n_feat, m_count) + 1
     can_refine = c.exact and not equal
     refine = can_refine and exact_first
-    t = np.empty(W)
-    cc = np.empty(W)
-    order = np.empty(W, np.int64)
-    p = np.zeros(W)
-    rate = np.empty(W)
-    per = np.empty(W)
-    work = (t, cc, order, p, rate, per)
-    sc = scratch(W)
-    f = np.zeros(W, np.int64)
-    s = np.zeros(W, np.int64)
-    pat = np.full(W, -1, np.int64)
-    pw = np.zeros(W)
+    # float scratch
+    o = 0
+    t = fb[o : o + W]
+    o += W
+    cc = fb[o : o + W]
+    o += W
+    p = fb[o : o + W]
+    o += W
+    rate = fb[o : o + W]
+    o += W
+    per = fb[o : o + W]
+    o += W
+    pw = fb[o : o + W]
+    o += W
+    one_v = fb[o : o + 1]
+    o += W
+    one_p = fb[o : o + W].reshape((1, W))
+    o += W
+    rpw = fb[o : o + W]
+    o += W
+    fs = fb[o : o + 8 * W]
+    o += 8 * W
+    out4 = fb[o : o + EXACT_TOP]
+    o += EXACT_TOP
+    vals_all = fb[o : o + cap_total]
+    o += cap_total
+    pws_all = fb[o : o + cap_total * W]
+    o += cap_total * W
+    nb_f = fb[o:]
+    # int scratch
+    o = 0
+    order = ib[o : o + W]
+    o += W
+    f = ib[o : o + W]
+    o += W
+    s = ib[o : o + W]
+    o += W
+    pat = ib[o : o + W]
+    o += W
+    rf = ib[o : o + W]
+    o += W
+    rs = ib[o : o + W]
+    o += W
+    rp = ib[o : o + W]
+    o += W
+    cf = ib[o : o + W]
+    o += W
+    cs = ib[o : o + W]
+    o += W
+    cp = ib[o : o + W]
+    o += W
+    tf = ib[o : o + W]
+    o += W
+    ts = ib[o : o + W]
+    o += W
+    tp = ib[o : o + W]
+    o += W
+    used = ib[o : o + W]
+    o += W
+    is_ = ib[o : o + 3 * W]
+    o += 3 * W
+    top4 = ib[o : o + EXACT_TOP]
+    o += EXACT_TOP
+    mv = ib[o : o + 8 * cap_total].reshape((cap_total, 8))
+    o += 8 * cap_total
+    new_sub = ib[o : o + W]
+    o += W
+    rows_all = ib[o : o + 3 * cap_total * W]
+    o += 3 * cap_total * W
+    better = ib[o : o + cap_total]
+    o += cap_total
+    nb_i = ib[o:]
+    for j in range(8 * W):
+        fs[j] = 0.0
+    for j in range(W):
+        p[j] = 0.0
+        f[j] = 0
+        s[j] = 0
+        pat[j] = -1
+        pw[j] = 0.0
+        one_p[0, j] = 0.0
     for j in range(n):
         f[j] = f_in[j]
         s[j] = s_in[j]
         pat[j] = p_in[j]
-    one_v = np.empty(1)
-    one_p = np.zeros((1, W))
-    _evaluate(c, g, f.reshape(1, W), s.reshape(1, W), pat.reshape(1, W), 1, n, equal, refine,
-              one_v, one_p, work, sc)  # fmt: skip
+    _evaluate(c, g, f.reshape((1, W)), s.reshape((1, W)), pat.reshape((1, W)), 1, n, equal,
+              refine, one_v, one_p, t, cc, order, p, rate, per, fs, is_, top4, out4)  # fmt: skip
     value = one_v[0]
     for j in range(n):
         pw[j] = one_p[0, j]
     if k == 0 or n_feat == 0:
-        return f[:n].copy(), s[:n].copy(), pat[:n].copy(), pw[:n].copy(), n, value
-    rf = np.empty(W, np.int64)
-    rs = np.empty(W, np.int64)
-    rp = np.empty(W, np.int64)
+        for j in range(n):
+            f_out[j] = f[j]
+            s_out[j] = s[j]
+            p_out[j] = pat[j]
+            w_out[j] = pw[j]
+        return n, value
     for _ in range(MAX_ITER):
         width = n + 1
-        mv, cnt, has_full, new_sub = _neighbours(c, g, f, s, pat, n, pw, st_mod, st_match,
-                                                 st_sel)  # fmt: skip
+        cnt, has_full = _neighbours(c, g, f, s, pat, n, pw, st_mod, st_match, st_sel, mv, new_sub,
+                                    nb_f, nb_i)  # fmt: skip
         total = cnt + (1 if has_full else 0)
         improved = False
+        kbest = 0
+        rows_f = rows_all[: total * width].reshape((total, width))
+        rows_s = rows_all[total * width : 2 * total * width].reshape((total, width))
+        rows_p = rows_all[2 * total * width : 3 * total * width].reshape((total, width))
+        vals = vals_all[:total]
+        pws = pws_all[: total * width].reshape((total, width))
         if total:
-            rows_f = np.empty((total, width), np.int64)
-            rows_s = np.empty((total, width), np.int64)
-            rows_p = np.empty((total, width), np.int64)
             for q in range(cnt):
                 _apply(mv, q, f, s, pat, width, rows_f[q], rows_s[q], rows_p[q])
             if has_full:
@@ -350,11 +466,11 @@ def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match
                     rows_f[cnt, j] = f[j]
                     rows_s[cnt, j] = new_sub[j] if j < n else s[j]
                     rows_p[cnt, j] = pat[j]
-            vals = np.empty(total)
-            pws = np.zeros((total, width))
-            _evaluate(c, g, rows_f, rows_s, rows_p, total, width, equal, refine, vals, pws, work,
-                      sc)  # fmt: skip
-            kbest = 0
+            for q in range(total):
+                for j in range(width):
+                    pws[q, j] = 0.0
+            _evaluate(c, g, rows_f, rows_s, rows_p, total, width, equal, refine, vals, pws, t,
+                      cc, order, p, rate, per, fs, is_, top4, out4)  # fmt: skip
             for q in range(1, total):
                 if vals[q] < vals[kbest]:
                     kbest = q
@@ -362,9 +478,9 @@ def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match
         if not improved:
             if can_refine and not refine:
                 refine = True
-                _evaluate(c, g, f.reshape(1, W)[:, :width], s.reshape(1, W)[:, :width],
-                          pat.reshape(1, W)[:, :width], 1, width, equal, refine, one_v,
-                          one_p, work, sc)  # fmt: skip
+                _evaluate(c, g, f.reshape((1, W))[:, :width], s.reshape((1, W))[:, :width],
+                          pat.reshape((1, W))[:, :width], 1, width, equal, refine, one_v,
+                          one_p, t, cc, order, p, rate, per, fs, is_, top4, out4)  # fmt: skip
                 value = one_v[0]
                 for j in range(width):
                     pw[j] = one_p[0, j]
@@ -375,14 +491,14 @@ def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match
             rs[j] = rows_s[kbest, j]
             rp[j] = rows_p[kbest, j]
         v = vals[kbest]
-        rpw = pws[kbest].copy()
+        for j in range(width):
+            rpw[j] = pws[kbest, j]
         limit = value * (1 - RTOL)
         n_better = 0
         for q in range(total):
             if vals[q] < limit:
                 n_better += 1
         if n_better > 1:
-            better = np.empty(n_better, np.int64)
             i = 0
             for q in range(total):
                 if vals[q] < limit:
@@ -395,25 +511,24 @@ def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match
                     better[b1 + 1] = better[b1]
                     b1 -= 1
                 better[b1 + 1] = x
-            cf = f[:width].copy()
-            cs = s[:width].copy()
-            cp = pat[:width].copy()
-            used = np.zeros(width, np.bool_)
+            for j in range(width):
+                cf[j] = f[j]
+                cs[j] = s[j]
+                cp[j] = pat[j]
+                used[j] = 0
             taken = 0
-            tf = np.empty(width, np.int64)
-            ts = np.empty(width, np.int64)
-            tp = np.empty(width, np.int64)
             for q in range(n_better):
                 kk = better[q]
                 if kk >= cnt:  # the whole re-matching: not combinable
                     continue
                 a = mv[kk, 0]
                 b = mv[kk, 4]
-                if used[a] or (b >= 0 and used[b]):
+                if used[a] != 0 or (b >= 0 and used[b] != 0):
                     continue
-                tf[:] = cf
-                ts[:] = cs
-                tp[:] = cp
+                for j in range(width):
+                    tf[j] = cf[j]
+                    ts[j] = cs[j]
+                    tp[j] = cp[j]
                 tf[a] = rows_f[kk, a]
                 ts[a] = rows_s[kk, a]
                 tp[a] = rows_p[kk, a]
@@ -432,22 +547,25 @@ def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match
                             ok = False
                 if not ok or sym > c.smax + 1e-9:
                     continue
-                cf[:] = tf
-                cs[:] = ts
-                cp[:] = tp
-                used[a] = True
+                for j in range(width):
+                    cf[j] = tf[j]
+                    cs[j] = ts[j]
+                    cp[j] = tp[j]
+                used[a] = 1
                 if b >= 0:
-                    used[b] = True
+                    used[b] = 1
                 taken += 1
             if taken > 1:
-                _evaluate(c, g, cf.reshape(1, width), cs.reshape(1, width), cp.reshape(1, width),
-                          1, width, equal, refine, one_v, one_p, work, sc)  # fmt: skip
+                _evaluate(c, g, cf[:width].reshape((1, width)), cs[:width].reshape((1, width)),
+                          cp[:width].reshape((1, width)), 1, width, equal, refine, one_v, one_p,
+                          t, cc, order, p, rate, per, fs, is_, top4, out4)  # fmt: skip
                 if one_v[0] < v:
-                    rf[:width] = cf
-                    rs[:width] = cs
-                    rp[:width] = cp
+                    for j in range(width):
+                        rf[j] = cf[j]
+                        rs[j] = cs[j]
+                        rp[j] = cp[j]
+                        rpw[j] = one_p[0, j]
                     v = one_v[0]
-                    rpw = one_p[0, :width].copy()
         m_new = 0
         for j in range(width):
             if rp[j] >= 0:
@@ -462,4 +580,29 @@ def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match
         pat[n] = -1
         pw[n] = 0.0
         value = v
-    return f[:n].copy(), s[:n].copy(), pat[:n].copy(), pw[:n].copy(), n, value
+    for j in range(n):
+        f_out[j] = f[j]
+        s_out[j] = s[j]
+        p_out[j] = pat[j]
+        w_out[j] = pw[j]
+    return n, value
+
+
+@numba.njit(cache=True)
+def local_search(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_match, st_sel):  # noqa: ANN201
+    """Steepest descent from ``(f_in, s_in, p_in)[:n]`` (features, subchannels, modulation
+    indices) with the decision weights of ``c``; returns ``(f, s, pat, power, n, value)``
+    (:func:`optim.local_search.local_search` with its defaults)."""
+    n_feat = c.w.size
+    k = g.size
+    m_count = c.A.size
+    W = n_feat + 1
+    f = np.zeros(W, np.int64)
+    s = np.zeros(W, np.int64)
+    pat = np.zeros(W, np.int64)
+    pw = np.zeros(W)
+    fb = np.empty(local_float_size(n_feat, k, m_count))
+    ib = np.empty(local_int_size(n_feat, k, m_count), np.int64)
+    m, value = local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod,
+                                 st_match, st_sel, f, s, pat, pw, fb, ib)  # fmt: skip
+    return f[:m].copy(), s[:m].copy(), pat[:m].copy(), pw[:m].copy(), m, value

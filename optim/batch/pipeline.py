@@ -19,17 +19,20 @@ discrete choices and the objective agree (see :mod:`optim.batch.arith`).
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 from optim.batch.arith import ber, log_terms, pairwise_sum, subchannel_rank, water_fill
-from optim.batch.hungarian import assign_rows
+from optim.batch.hungarian import assign_rows_into
+from optim.batch.twin import shared
 
 GREEDY, RANDOM, HUNGARIAN = 0, 1, 2
 CLOSED_FORM, EQUAL = 0, 1
 
 
-@numba.njit(cache=True)
+@shared()
 def _rate_tables(g, chan, width, noise, ws, A, B, rate, lt, ct):
     """Per rank ``j < width`` on subchannel ``chan[j]``: ``rate[j] = g / sigma^2`` and, per
     modulation ``m``, ``ct[j, m] = B_m rate_j`` and ``lt[j, m] = ln(ws_j A_m) + ln(ct[j, m])``
@@ -41,7 +44,7 @@ def _rate_tables(g, chan, width, noise, ws, A, B, rate, lt, ct):
             lt[j, m] = log_terms(ws[j] * A[m], ct[j, m])
 
 
-@numba.njit(cache=True)
+@shared()
 def _score_row(pat, n, width, rate, lt, ct, P, ws, wf, tail_n, qw, qs, ba, bb, exact,
                power_mode, t, c, p, order, per):  # fmt: skip
     """Value of one pattern row (``pat[:width]``, -1 beyond ``n``) with the rank tables of
@@ -64,7 +67,7 @@ def _score_row(pat, n, width, rate, lt, ct, P, ws, wf, tail_n, qw, qs, ba, bb, e
     return tail_n + pairwise_sum(per, width)
 
 
-@numba.njit(cache=True)
+@shared()
 def frame_objective(
     sel, sub, mod, pw, g, noise, w, floor, slope, drop, qw, qs, ba, bb, exact, cost
 ):
@@ -83,28 +86,82 @@ def pipeline_candidates(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
                         n_max, pats, row_w, n_start, n_count, matching, power_mode, iters):  # noqa: ANN201  # fmt: skip
     """The best candidate of every prefix length of one frame: ``(best_v [n_max + 1],
     best_row`` (its pattern's row of ``pats``), ``best_p``, ``best_s [n_max + 1, W]``
-    (powers and subchannels per rank), ``n_best)`` after the optional Hungarian step."""
+    (powers and subchannels per rank), ``n_best)`` after the optional Hungarian step
+    (:func:`pipeline_candidates_into` with freshly allocated work arrays)."""
     k = g.size
     wmax = max(n_max, 1)
-    chan = np.zeros(max(k, 1), np.int64)
+    kk = max(k, 1)
+    fw = np.empty(pipeline_float_size(n_max, k))
+    iw = np.empty(pipeline_int_size(n_max, k), np.int64)
+    lt = np.empty((wmax, A.size))
+    ct = np.empty((wmax, A.size))
+    cost = np.empty((wmax, kk))
+    best_v = np.empty(n_max + 1)
+    best_row = np.empty(n_max + 1, np.int64)
+    best_p = np.empty((n_max + 1, wmax))
+    best_s = np.empty((n_max + 1, wmax), np.int64)
+    n_best = pipeline_candidates_into(
+        g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact, n_max, pats,
+        row_w, n_start, n_count, matching, power_mode, iters, fw, iw, lt, ct, cost, best_v,
+        best_row, best_p, best_s)  # fmt: skip
+    return best_v, best_row, best_p, best_s, n_best
+
+
+@numba.njit(cache=True)
+def pipeline_float_size(n_max: int, k: int) -> int:
+    """Float64 scratch of :func:`pipeline_candidates_into`: ``t, c, p, per, rate`` [W] and the
+    Hungarian's ``W + 2 K`` (``W = max(n_max, 1)``)."""
+    wmax = max(n_max, 1)
+    return 6 * wmax + 2 * max(k, 1)
+
+
+@numba.njit(cache=True)
+def pipeline_int_size(n_max: int, k: int) -> int:
+    """Int64 scratch of :func:`pipeline_candidates_into`: ``chan`` [K], ``order, pat, new``
+    [W] and the Hungarian's ``W + 4 K``."""
+    wmax = max(n_max, 1)
+    kk = max(k, 1)
+    return kk + 4 * wmax + 4 * kk
+
+
+@shared()
+def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb,
+                             exact, n_max, pats, row_w, n_start, n_count, matching, power_mode,
+                             iters, fw, iw, lt, ct, cost, best_v, best_row, best_p, best_s):  # noqa: ANN001  # fmt: skip
+    """:func:`pipeline_candidates` into given arrays, allocation-free; returns ``n_best``.
+
+    Scratch: ``fw`` float64 [:func:`pipeline_float_size`], ``iw`` int64
+    [:func:`pipeline_int_size`], ``lt``, ``ct`` [W, M], ``cost`` [W, max(K, 1)]; results
+    ``best_v``, ``best_row`` [n_max + 1], ``best_p``, ``best_s`` [n_max + 1, W].
+    """
+    k = g.size
+    wmax = max(n_max, 1)
+    kk = max(k, 1)
+    t = fw[:wmax]
+    c = fw[wmax : 2 * wmax]
+    p = fw[2 * wmax : 3 * wmax]
+    per = fw[3 * wmax : 4 * wmax]
+    rate = fw[4 * wmax : 5 * wmax]
+    hf = fw[5 * wmax : 6 * wmax + 2 * kk]
+    chan = iw[:kk]
+    scratch = iw[kk : kk + wmax]
+    pat = iw[kk + wmax : kk + 2 * wmax]
+    new = iw[kk + 2 * wmax : kk + 3 * wmax]
+    hi = iw[kk + 3 * wmax : kk + 4 * wmax + 4 * kk]
+    for j in range(kk):
+        chan[j] = 0
     if matching == RANDOM:
         for j in range(n_max):
             chan[j] = perm[j]
     elif k > 0:
         subchannel_rank(g, chan)
-    t = np.empty(wmax)
-    c = np.empty(wmax)
-    p = np.zeros(wmax)
-    scratch = np.empty(wmax, np.int64)
-    per = np.empty(wmax)
-    rate = np.empty(wmax)
-    lt = np.empty((wmax, A.size))
-    ct = np.empty((wmax, A.size))
     _rate_tables(g, chan, n_max, noise, ws, A, B, rate, lt, ct)
-    best_v = np.full(n_max + 1, np.inf)
-    best_row = np.full(n_max + 1, -1, np.int64)
-    best_p = np.zeros((n_max + 1, wmax))
-    best_s = np.zeros((n_max + 1, wmax), np.int64)
+    for n in range(n_max + 1):
+        best_v[n] = math.inf
+        best_row[n] = -1
+        for j in range(wmax):
+            best_p[n, j] = 0.0
+            best_s[n, j] = 0
     for n in range(n_max + 1):
         for r in range(n_start[n], n_start[n] + n_count[n]):
             width = row_w[r]
@@ -122,10 +179,8 @@ def pipeline_candidates(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
         if best_v[n] < best_v[n_best]:
             n_best = n
     if matching == HUNGARIAN:
-        cost = np.empty((wmax, max(k, 1)))
-        pat = np.empty(wmax, np.int64)
         for n in range(max(0, n_best - 2), min(n_max, n_best + 2) + 1):
-            if n == 0 or not np.isfinite(best_v[n]):
+            if n == 0 or not math.isfinite(best_v[n]):
                 continue
             for j in range(n):
                 pat[j] = pats[best_row[n], j]
@@ -134,7 +189,7 @@ def pipeline_candidates(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
                     for q in range(k):
                         esno = best_p[n, j] * g[q] / noise
                         cost[j, q] = ws[j] * ber(pat[j], esno, qw, qs, ba, bb, exact)
-                new = assign_rows(cost[:n, :k])
+                assign_rows_into(cost, n, k, hf, hi, new)
                 same = True
                 for j in range(n):
                     if new[j] != best_s[n, j]:
@@ -154,16 +209,20 @@ def pipeline_candidates(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
         for n in range(1, n_max + 1):
             if best_v[n] < best_v[n_best]:
                 n_best = n
-    return best_v, best_row, best_p, best_s, n_best
+    return n_best
 
 
-@numba.njit(cache=True)
-def _pipeline_frame(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
-                    n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
-                    sel, sub_out, mod_out, pw_out):  # fmt: skip
-    best_v, best_row, best_p, best_s, n_best = pipeline_candidates(
+@shared()
+def pipeline_frame_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
+                        n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
+                        fw, iw, lt, ct, cost, best_v, best_row, best_p, best_s,
+                        sel, sub_out, mod_out, pw_out) -> None:  # noqa: ANN001  # fmt: skip
+    """One frame of :func:`pipeline_batch` into its output rows (``sel``, ``sub_out``,
+    ``mod_out``, ``pw_out`` [N], already cleared to False / -1 / -1 / 0)."""
+    n_best = pipeline_candidates_into(
         g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact, n_max, pats, row_w,
-        n_start, n_count, matching, power_mode, iters)  # fmt: skip
+        n_start, n_count, matching, power_mode, iters, fw, iw, lt, ct, cost, best_v, best_row,
+        best_p, best_s)  # fmt: skip
     for j in range(n_best):
         f = order[j]
         sel[f] = True
@@ -179,8 +238,9 @@ def pipeline_batch(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
     """The pipeline for every frame of ``gains`` [F, K] (``perms`` [F or 1, n_max]: random
     matchings). Returns ``selected [F, N]``, ``subchannel``, ``modulation`` (-1 unsent),
     ``power`` and ``objective [F]`` (with the problem's weights ``w``)."""
-    frames = gains.shape[0]
+    frames, k = gains.shape
     nf = order.size
+    wmax = max(n_max, 1)
     sel = np.zeros((frames, nf), np.bool_)
     sub = np.full((frames, nf), -1, np.int64)
     mod = np.full((frames, nf), -1, np.int64)
@@ -188,13 +248,60 @@ def pipeline_batch(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
     obj = np.zeros(frames)
     for b in numba.prange(frames):
         perm = perms[b] if perms.shape[0] > 1 else perms[0]
-        _pipeline_frame(gains[b], perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb,
-                        exact, n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
-                        sel[b], sub[b], mod[b], pw[b])  # fmt: skip
-        cost = np.empty(nf)
+        fw = np.empty(pipeline_float_size(n_max, k))
+        iw = np.empty(pipeline_int_size(n_max, k), np.int64)
+        lt = np.empty((wmax, A.size))
+        ct = np.empty((wmax, A.size))
+        cost = np.empty((wmax, max(k, 1)))
+        best_v = np.empty(n_max + 1)
+        best_row = np.empty(n_max + 1, np.int64)
+        best_p = np.empty((n_max + 1, wmax))
+        best_s = np.empty((n_max + 1, wmax), np.int64)
+        pipeline_frame_into(gains[b], perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb,
+                            exact, n_max, pats, row_w, n_start, n_count, matching, power_mode,
+                            iters, fw, iw, lt, ct, cost, best_v, best_row, best_p, best_s, sel[b],
+                            sub[b], mod[b], pw[b])  # fmt: skip
+        cost_n = np.empty(nf)
         obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], gains[b], noise, w, floor, slope,
-                            drop, qw, qs, ba, bb, exact, cost)  # fmt: skip
+                                 drop, qw, qs, ba, bb, exact, cost_n)  # fmt: skip
     return sel, sub, mod, pw, obj
+
+
+@shared()
+def fixed_frame_into(g, perm, noise, P, n, m, alpha, A, B, matching, power_mode, iw, fw,
+                     sel, sub_out, mod_out, pw_out) -> None:  # noqa: ANN001  # fmt: skip
+    """One frame of :func:`fixed_batch` into its output rows (cleared); scratch ``iw`` int64
+    [max(K, 1) + max(n, 1)], ``fw`` float64 [3 max(n, 1)]."""
+    k = g.size
+    kk = max(k, 1)
+    nn = max(n, 1)
+    chan = iw[:kk]
+    order = iw[kk : kk + nn]
+    p = fw[:nn]
+    t = fw[nn : 2 * nn]
+    c = fw[2 * nn : 3 * nn]
+    for j in range(kk):
+        chan[j] = 0
+    for j in range(nn):
+        p[j] = 0.0
+    if matching == RANDOM:
+        for j in range(n):
+            chan[j] = perm[j]
+    elif k > 0:
+        subchannel_rank(g, chan)
+    if power_mode == EQUAL:
+        for j in range(n):
+            p[j] = P / n
+    else:
+        for j in range(n):
+            c[j] = B[m] * g[chan[j]] / noise
+            t[j] = log_terms(alpha[j], c[j])
+        water_fill(t, c, n, P, order, p, n)
+    for j in range(n):
+        sel[j] = True
+        sub_out[j] = chan[j]
+        mod_out[j] = m
+        pw_out[j] = p[j]
 
 
 @numba.njit(cache=True, parallel=True)
@@ -211,32 +318,12 @@ def fixed_batch(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mode,
     pw = np.zeros((frames, nf))
     obj = np.zeros(frames)
     for b in numba.prange(frames):
-        g = gains[b]
-        chan = np.zeros(max(k, 1), np.int64)
-        if matching == RANDOM:
-            perm = perms[b] if perms.shape[0] > 1 else perms[0]
-            for j in range(n):
-                chan[j] = perm[j]
-        elif k > 0:
-            subchannel_rank(g, chan)
-        p = np.zeros(max(n, 1))
-        if power_mode == EQUAL:
-            for j in range(n):
-                p[j] = P / n
-        else:
-            t = np.empty(max(n, 1))
-            c = np.empty(max(n, 1))
-            order = np.empty(max(n, 1), np.int64)
-            for j in range(n):
-                c[j] = B[m] * g[chan[j]] / noise
-                t[j] = log_terms(alpha[j], c[j])
-            water_fill(t, c, n, P, order, p)
-        for j in range(n):
-            sel[b, j] = True
-            sub[b, j] = chan[j]
-            mod[b, j] = m
-            pw[b, j] = p[j]
+        perm = perms[b] if perms.shape[0] > 1 else perms[0]
+        iw = np.empty(max(k, 1) + max(n, 1), np.int64)
+        fw = np.empty(3 * max(n, 1))
+        fixed_frame_into(gains[b], perm, noise, P, n, m, alpha, A, B, matching, power_mode, iw,
+                         fw, sel[b], sub[b], mod[b], pw[b])  # fmt: skip
         cost = np.empty(nf)
-        obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, noise, w, floor, slope, drop, qw,
-                            qs, ba, bb, exact, cost)  # fmt: skip
+        obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], gains[b], noise, w, floor, slope,
+                                 drop, qw, qs, ba, bb, exact, cost)  # fmt: skip
     return sel, sub, mod, pw, obj

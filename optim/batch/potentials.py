@@ -13,8 +13,12 @@ Examples:
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+
+from optim.batch.twin import shared
 
 
 @numba.njit(cache=True)
@@ -22,7 +26,8 @@ def potential_assignment(cost: np.ndarray, n_rows: int, n_cols: int):  # noqa: A
     """Every row of ``cost[:n_rows, :n_cols]`` (float64, finite, ``n_rows <= n_cols``) to a
     distinct column at minimum total cost. Returns ``(value, col int64 [n_rows])``."""
     col = np.full(n_rows, -1, np.int64)
-    total = potential_assignment_into(cost, n_rows, n_cols, scratch_of(n_rows, n_cols), col)
+    u, v, p, way, minv, done = scratch_of(n_rows, n_cols)
+    total = potential_assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col)
     return total, col
 
 
@@ -39,22 +44,24 @@ def scratch_of(n_rows: int, n_cols: int):  # noqa: ANN201
     )
 
 
-@numba.njit(cache=True)
-def potential_assignment_into(cost, n_rows, n_cols, work, col):  # noqa: ANN001, ANN201
-    """:func:`potential_assignment` with its work arrays given (``work``:
-    :func:`scratch_of`, reused between calls) and the columns written into ``col`` [n_rows];
-    returns the value. Same arithmetic in the same order, so the same assignment."""
-    inf = np.inf
-    u, v, p, way, minv, done = work
-    u[: n_rows + 1] = 0.0
-    v[: n_cols + 1] = 0.0
-    p[: n_cols + 1] = 0
-    way[: n_cols + 1] = 0
+@shared()
+def potential_assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noqa: ANN001, ANN201
+    """:func:`potential_assignment` with its work arrays given (those of :func:`scratch_of`,
+    reused between calls; ``done`` bool or int) and the columns written into ``col``
+    [n_rows]; returns the value. Same arithmetic in the same order, so the same assignment."""
+    inf = math.inf
+    for i in range(n_rows + 1):
+        u[i] = 0.0
+    for j in range(n_cols + 1):
+        v[j] = 0.0
+        p[j] = 0
+        way[j] = 0
     for i in range(1, n_rows + 1):
         p[0] = i
         j0 = 0
-        minv[: n_cols + 1] = inf
-        done[: n_cols + 1] = False
+        for j in range(n_cols + 1):
+            minv[j] = inf
+            done[j] = False
         while True:
             done[j0] = True
             i0 = p[j0]
@@ -84,7 +91,8 @@ def potential_assignment_into(cost, n_rows, n_cols, work, col):  # noqa: ANN001,
             j0 = j1
             if j0 == 0:
                 break
-    col[:n_rows] = -1
+    for i in range(n_rows):
+        col[i] = -1
     for j in range(1, n_cols + 1):
         if p[j] > 0:
             col[p[j] - 1] = j - 1

@@ -142,8 +142,51 @@ def _writable(args: tuple) -> tuple:
     return tuple(out)
 
 
+OUTPUTS = ("auto", "host", "device")
+
+
+def _unsupported_on_cuda(method: str) -> ConfigError:
+    return ConfigError(
+        f"method: {method!r} is not supported by solve_batch with backend 'cuda'; allowed: "
+        "backend 'cpu', or on 'cuda' the hierarchical family and the baselines"
+    )
+
+
+def _on_device(x: Any) -> bool:
+    """Whether ``x`` lives on the GPU (``__cuda_array_interface__``, or the CUDA simulator's
+    device array)."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    return not isinstance(x, np.ndarray) and hasattr(x, "copy_to_host")
+
+
+def _refined(method: str, options: dict[str, Any]) -> bool:
+    """Whether ``method`` with ``options`` runs the hierarchical refinement."""
+    if method not in PIPELINE_METHODS:
+        return False
+    flag = options.get("refine", True)
+    return not (isinstance(flag, (bool, np.bool_)) and not flag)
+
+
+def _host_gains(gains: Any) -> Any:
+    """Device input for the CPU: copied to the host (checked afterwards as any array)."""
+    if hasattr(gains, "__cuda_array_interface__"):
+        from numba import cuda
+
+        return cuda.as_cuda_array(gains).copy_to_host()
+    if _on_device(gains):
+        return gains.copy_to_host()  # the CUDA simulator's device array
+    return gains
+
+
 def solve_batch(
-    template: Problem, gains: Any, method: str = "hierarchical", **options: Any
+    template: Problem,
+    gains: Any,
+    method: str = "hierarchical",
+    *,
+    backend: str = "cpu",
+    out: str = "auto",
+    **options: Any,
 ) -> BatchResult:
     """Solve (P0) for every frame of ``gains`` with the template's other fields.
 
@@ -151,13 +194,23 @@ def solve_batch(
         template: a :class:`~optim.problem.Problem` giving everything but the gains
             (weights, distortion, budgets, quantiser, modulations, models); its own ``gains``
             are ignored, so any ``Problem`` will do (``K`` comes from ``gains``).
-        gains: float array [B, K], finite and >= 0: frame ``b``'s subchannel power gains.
+        gains: float array [B, K], finite and >= 0: frame ``b``'s subchannel power gains; a
+            NumPy array (or anything convertible), or a device array exposing
+            ``__cuda_array_interface__`` (a Numba device array, a CUDA torch tensor).
         method: one of :func:`batch_methods`: ``hierarchical``, ``passive``, ``ui-opt``,
             ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family,
             with or without its refinement), ``lowest-order``, ``ui-ep``, and ``exact`` up
             to its enumeration limit (``max_candidates``, every ``N <= 8`` by default;
             :mod:`optim.batch.exact`); and those of :data:`BATCH_FUNCTIONS` (``dhondt``,
-            ``harmony``, ``polca``), each through its own batched function.
+            ``harmony``, ``polca``), each through its own batched function (CPU only).
+        backend: ``"cpu"`` (default: a Numba-parallel loop over frames), ``"cuda"`` (one frame
+            per GPU thread, :mod:`optim.batch.cuda`: every method but ``exact``), or ``"auto"``
+            (``"cuda"`` when a GPU is present, for the baselines and the hierarchical family
+            with ``refine=False``; ``"cpu"`` otherwise, and for ``exact`` and the refined
+            family, which is slower on the GPU than on the CPU).
+        out: where the result arrays live: ``"host"`` (NumPy), ``"device"`` (Numba device
+            arrays; needs a GPU) or ``"auto"`` (where the gains were: device arrays for device
+            gains, else NumPy).
         **options: the method's options as in ``optim.solve``. Batched: the refinement
             options (``refine``, ``refine_steps``, ``refine_starts``, ``dual_starts``, ...),
             ``power`` closed-form or equal, ``patterns`` auto (exhaustive at every prefix)
@@ -169,23 +222,48 @@ def solve_batch(
 
     Returns:
         :class:`BatchResult`; frame ``b`` equals
-        ``optim.solve(template.replace(gains=gains[b]), method, **options)``.
+        ``optim.solve(template.replace(gains=gains[b]), method, **options)`` (on the GPU up to
+        the rounding of its ``log``/``exp``/``erfc``, :mod:`optim.batch.cuda`).
 
     Raises:
         ConfigError: before any work, for a template that is not a Problem, gains of the
             wrong shape or with a NaN, infinite or negative entry (naming it), an unknown
-            method or option, or an option value the batched solver does not run.
+            method, option, backend or output place, an option value the batched solver does
+            not run, or a method and options the chosen backend does not run.
     """
     if not isinstance(template, Problem):
         raise ConfigError(f"problem: {type(template).__name__} is invalid; allowed: optim.Problem")
     from optim.methods import METHODS
 
     entry = METHODS[method]  # the registry's message for an unknown name
+    place = check_name("out", out, OUTPUTS)
+    from channels.kernels.backend import gpu_available, resolve_backend, simulator_enabled
+
+    auto = isinstance(backend, str) and backend.strip().lower() == "auto"
+    run = resolve_backend(backend)
     if entry.name in BATCH_FUNCTIONS:
+        if run == "cuda" and not auto:
+            raise _unsupported_on_cuda(entry.name)
+        if place == "device":
+            raise fail("out", out, f"host or auto (method {entry.name!r} runs on the CPU)")
         module, _, attr = BATCH_FUNCTIONS[entry.name].partition(":")
-        return getattr(importlib.import_module(module), attr)(template, gains, **options)
+        func = getattr(importlib.import_module(module), attr)
+        return func(template, _host_gains(gains), **options)
     name = check_name("method", entry.name, BATCH_METHODS)
-    arr = check_gains(gains)
+    if place == "device" and not (gpu_available() or simulator_enabled()):
+        raise fail("out", out, "host or auto (no CUDA GPU found)")
+    if run == "cuda" and name == "exact" and not auto:
+        raise _unsupported_on_cuda(name)
+    if run == "cuda" and auto and (name == "exact" or _refined(name, options)):
+        run = "cpu"  # exact runs on the CPU only; the refined family is faster there
+    on_device = _on_device(gains)
+    to_device = run == "cpu" and (place == "device" or (place == "auto" and on_device))
+    if run == "cuda":
+        from optim.batch.cuda import device_gains
+
+        arr = device_gains(gains if on_device else check_gains(gains))
+    else:
+        arr = check_gains(_host_gains(gains))
     frames, k = arr.shape
     if k != template.n_subchannels:
         template = template.replace(gains=np.zeros(k))
@@ -194,14 +272,18 @@ def solve_batch(
 
         x = exact_plan(template, k, dict(options))
         model = model_arrays(template)
-        out = exact_batch(*_writable((
+        res = exact_batch(*_writable((
             arr, x["mod"], x["order"], x["alpha_r"], x["e_r"], x["sym"], x["smax"],
             x["budget"], x["noise"], x["base"], x["fixed"], x["row_n"], x["row_c"],
             x["n_rows"], x["rtol"], x["atol"], model["qw"], model["qs"], model["ba"],
             model["bb"], model["exact"], model["w"], model["floor"], model["slope"],
             model["drop"],
         )))  # fmt: skip
-        return BatchResult(name, *out)
+        if to_device:
+            from numba import cuda
+
+            res = tuple(cuda.to_device(x) for x in res)
+        return BatchResult(name, *res)
     if name in PIPELINE_METHODS:
         plan = pipeline_plan(template, name, dict(options))
     else:
@@ -213,12 +295,39 @@ def solve_batch(
     coef_a, coef_b = model["ba"], model["bb"]
     obj_terms = (model["w"], model["floor"], model["slope"], model["drop"])
     ber_args = (model["qw"], model["qs"], coef_a, coef_b, model["exact"])
+    if run == "cuda":
+        from optim.batch import cuda as gpu
+
+        if plan.kind == "pipeline" and "refine" in a:
+            shared, cfg = a["refine"]
+            perms = _perms(plan, frames, k, a["n_max"])
+            res = gpu.run_refined(
+                arr, perms, shared, cfg, a["order"], a["ws"], a["wf"], a["tail"], a["n_max"],
+                a["pats"], a["row_w"], a["n_start"], a["n_count"], a["matching"], a["iters"],
+                bool(template.uniform_bits), *obj_terms,
+            )  # fmt: skip
+        elif plan.kind == "pipeline":
+            perms = _perms(plan, frames, k, a["n_max"])
+            res = gpu.run_pipeline(
+                arr, perms, noise, budget, a["order"], a["ws"], a["wf"], a["tail"], coef_a,
+                coef_b, *ber_args, a["n_max"], a["pats"], a["row_w"], a["n_start"],
+                a["n_count"], a["matching"], a["power_mode"], a["iters"], *obj_terms,
+            )  # fmt: skip
+        else:
+            perms = _perms(plan, frames, k, a["n"])
+            res = gpu.run_fixed(
+                arr, perms, noise, budget, a["n"], a["m"], a["alpha"], coef_a, coef_b,
+                a["matching"], a["power_mode"], *obj_terms, *ber_args,
+            )  # fmt: skip
+        if place == "host" or (place == "auto" and not on_device):
+            res = tuple(x.copy_to_host() for x in res)
+        return BatchResult(name, *res)
     if plan.kind == "pipeline" and "refine" in a:
         from optim.batch.refine import hierarchical_batch
 
         shared, cfg = a["refine"]
         perms = _perms(plan, frames, k, a["n_max"])
-        out = hierarchical_batch(*_writable((
+        res = hierarchical_batch(*_writable((
             arr, perms, shared, cfg, a["order"], a["ws"], a["wf"], a["tail"], a["n_max"],
             a["pats"], a["row_w"], a["n_start"], a["n_count"], a["matching"], a["iters"],
             bool(template.uniform_bits), *obj_terms,
@@ -227,7 +336,7 @@ def solve_batch(
         from optim.batch.pipeline import pipeline_batch
 
         perms = _perms(plan, frames, k, a["n_max"])
-        out = pipeline_batch(*_writable((
+        res = pipeline_batch(*_writable((
             arr, perms, noise, budget, a["order"], a["ws"], a["wf"], a["tail"], coef_a, coef_b,
             *ber_args, a["n_max"], a["pats"], a["row_w"], a["n_start"], a["n_count"],
             a["matching"], a["power_mode"], a["iters"], *obj_terms,
@@ -236,8 +345,12 @@ def solve_batch(
         from optim.batch.pipeline import fixed_batch
 
         perms = _perms(plan, frames, k, a["n"])
-        out = fixed_batch(*_writable((
+        res = fixed_batch(*_writable((
             arr, perms, noise, budget, a["n"], a["m"], a["alpha"], coef_a, coef_b,
             a["matching"], a["power_mode"], *obj_terms, *ber_args,
         )))  # fmt: skip
-    return BatchResult(name, *out)
+    if to_device:
+        from numba import cuda
+
+        res = tuple(cuda.to_device(x) for x in res)
+    return BatchResult(name, *res)
