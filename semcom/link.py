@@ -49,6 +49,12 @@ thread-parallel call, :func:`optim.solve_batch`, which equals ``optim.solve`` fr
 A selection step (a per-frame kept set), a randomised method without a ``seed`` option (a seed
 per frame) or an option the batched solver does not run take the per-frame ``optim.solve``
 loop instead, with the same frames. Frames with equal gains (every AWGN frame) are solved once.
+With ``backend="cuda"`` the batched solver runs where it is faster
+(:func:`optim.batch.faster_on_gpu`): the baselines and the hierarchical family without
+refinement on the GPU (one frame per thread, the same
+allocations as the CPU; see :func:`optim.solve_batch`), the refined family and ``exact`` on
+the CPU, where they are faster. The gains are drawn on the host (the per-frame streams above)
+and the ``[B, N]`` allocation returns to the host to build the frames' tables.
 
 **Channel state.** Every frame gets a :class:`~semcom.channel_state.ChannelState`: the link's
 ``snr_db`` and channel class and ``gain_db = 10 log10(mean_k g_k)`` of its drawn gains (the
@@ -112,6 +118,7 @@ from channels.kernels.backend import resolve_backend
 from channels.kernels.link_cpu import transmit_codes
 from channels.montecarlo import point_index
 from channels.names import BITS_PER_SYMBOL
+from optim.batch import faster_on_gpu
 from optim.distortion import objective as allocation_objective
 from optim.problem import DEFAULT_MODULATIONS, Problem
 from semcom.channel_state import CHANNEL_CLASSES, ChannelState
@@ -538,6 +545,9 @@ class SemanticLink:
         # the template problem of optim.solve_batch (its gains are ignored there)
         self._problem = probe
         self._batchable: bool | None = None  # None: not tried yet
+        # on a GPU link the batched solver runs where it is faster (its GPU family on the GPU)
+        on_gpu = self.backend == "cuda" and faster_on_gpu(self.method, self.method_options)
+        self._solver_backend = "cuda" if on_gpu else "cpu"
         self._mod_bits = np.array(
             [BITS_PER_SYMBOL[parse_entry(name)[0]] for name in self.modulations], dtype=np.int64
         )
@@ -639,6 +649,7 @@ class SemanticLink:
         if kept is None and seeds is None and self._batchable is not False:
             try:
                 out = optim.solve_batch(self._problem, gains[rows], self.method,
+                                        backend=self._solver_backend, out="host",
                                         **self.method_options)  # fmt: skip
             except ConfigError:  # an option the batched solver does not run
                 self._batchable = False

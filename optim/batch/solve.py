@@ -168,6 +168,13 @@ def _refined(method: str, options: dict[str, Any]) -> bool:
     return not (isinstance(flag, (bool, np.bool_)) and not flag)
 
 
+def faster_on_gpu(method: str, options: dict[str, Any]) -> bool:
+    """Whether ``backend="auto"`` runs ``method`` with ``options`` on a GPU: the baselines and
+    the hierarchical family without refinement; not ``exact``, the refined family (slower on
+    the GPU than on the CPU, BENCHMARKS.md) or the methods of :data:`BATCH_FUNCTIONS`."""
+    return method in BATCH_METHODS and method != "exact" and not _refined(method, options)
+
+
 def _host_gains(gains: Any) -> Any:
     """Device input for the CPU: copied to the host (checked afterwards as any array)."""
     if hasattr(gains, "__cuda_array_interface__"):
@@ -254,7 +261,7 @@ def solve_batch(
         raise fail("out", out, "host or auto (no CUDA GPU found)")
     if run == "cuda" and name == "exact" and not auto:
         raise _unsupported_on_cuda(name)
-    if run == "cuda" and auto and (name == "exact" or _refined(name, options)):
+    if run == "cuda" and auto and not faster_on_gpu(name, options):
         run = "cpu"  # exact runs on the CPU only; the refined family is faster there
     on_device = _on_device(gains)
     to_device = run == "cpu" and (place == "device" or (place == "auto" and on_device))
