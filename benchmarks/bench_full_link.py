@@ -24,10 +24,13 @@ at both ends, per batch of ``--batch`` images:
 The allocation is **precomputed and fixed** (the link kernel's share alone, without the
 solver): per image and feature a modulation drawn from BPSK, QPSK,
 16-QAM and 64-QAM, a Rayleigh gain ``h ~ CN(0, 1)`` and unit power, Es/N0 = 10 dB, all on the
-device once; each repeat uses a new Philox point (new noise). Not included: the per-frame
-channel draw and ``optim.solve`` of ``SemanticLink.simulate`` (CPU; about 10-20 ms per frame
-with the hierarchical method), reported separately as ``simulate_with_allocation`` on a small
-batch for context.
+device once; each repeat uses a new Philox point (new noise). Not included there: the per-frame
+channel draw and allocation, measured end to end in (f).
+
+(f) ``evaluate_rayleigh_allocation[_refined]``: ``SemanticLink.evaluate``'s work on
+    ``--simulate-images`` images (a new Rayleigh draw of every image, the per-frame allocations
+    through ``optim.solve_batch``: hierarchical without refinement on the GPU, with it on the
+    CPU cores; the link kernels, decoding, PSNR/SSIM/BER).
 
     PYTHONPATH=. python benchmarks/bench_full_link.py --json benchmarks/results_full_link_h200.json
 """
@@ -86,7 +89,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8, help="batches per timed run")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--cpu-batches", type=int, default=2, help="batches per CPU-stage run")
-    parser.add_argument("--simulate-images", type=int, default=64)
+    parser.add_argument(
+        "--simulate-images",
+        type=int,
+        default=8192,
+        help="images of the end-to-end SemanticLink.evaluate measurement",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -194,17 +202,28 @@ def main() -> None:
     bits = int(errors.copy_to_host().sum())
     figures["last_batch_ber"] = bits / (b * n * length * Q)
 
-    # context: SemanticLink.simulate with its per-frame channel draw and optim.solve (CPU)
+    # end to end: SemanticLink.evaluate's work (LinkEvaluation.add_draw: a new Rayleigh draw of
+    # every image, its per-frame allocation through optim.solve_batch, the link kernels, the
+    # decoder, PSNR/SSIM/BER), hierarchical with and without its refinement (without: solved on
+    # the GPU, one frame per thread; with: on the CPU's cores, where it is faster)
+    from semcom.evaluation import LinkEvaluation
+
     small = x[: args.simulate_images]
-    link = SemanticLink(model, np.full(n, 1.0 / n), np.full(n, 1e-2), bits_per_scalar=Q,
-                        channel="rayleigh", snr_db=ESNO_DB, n_subchannels=16, eta=0.5,
-                        backend="cuda")  # fmt: skip
-    sec, times = median_seconds(lambda k: link.simulate(small, draw=k), 3)
-    figures["simulate_with_allocation"] = {
-        "images_s": args.simulate_images / sec, "images": args.simulate_images, "times_s": times,
-        "method": link.method,
-    }  # fmt: skip
-    print(json.dumps({"simulate_with_allocation": figures["simulate_with_allocation"]}))
+    for label, options in (
+        ("evaluate_rayleigh_allocation", {"refine": False}),
+        ("evaluate_rayleigh_allocation_refined", {}),
+    ):
+        link = SemanticLink(model, np.full(n, 1.0 / n), np.full(n, 1e-2), bits_per_scalar=Q,
+                            channel="rayleigh", snr_db=ESNO_DB, n_subchannels=16, eta=0.5,
+                            method_options=options, backend="cuda")  # fmt: skip
+        evaluation = LinkEvaluation(link, small)
+        sec, times = median_seconds(lambda k, ev=evaluation: ev.add_draw(k + 1), 3)
+        figures[label] = {
+            "images_s": args.simulate_images / sec, "images": args.simulate_images,
+            "times_s": times, "method": link.method, "options": options,
+            "solver_backend": link._solver_backend,
+        }  # fmt: skip
+        print(json.dumps({label: figures[label]}), flush=True)
 
     info = {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__,
             "numba": numba.__version__, "cpu_threads": numba.get_num_threads(),
