@@ -52,7 +52,8 @@ Examples:
     >>> state = env.reset(torch.ones(2, 3, dtype=torch.float64))
     >>> for _ in range(env.n_steps):
     ...     env.step(state, torch.zeros(2, dtype=torch.long))   # skip everything
-    >>> bool(torch.allclose(env.objective(state), torch.full((2,), env.dropped_cost, dtype=torch.float64)))
+    >>> expected = torch.full((2,), env.dropped_cost, dtype=torch.float64)
+    >>> bool(torch.allclose(env.objective(state), expected))
     True
 """
 
@@ -219,7 +220,8 @@ class FrameEnv:
         """
         g = torch.as_tensor(gains, dtype=torch.float64, device=self.device)
         if g.ndim != 2 or g.shape[1] != self.n_subchannels:
-            raise fail("gains", f"array of shape {tuple(g.shape)}", f"shape [B, {self.n_subchannels}]")
+            allowed = f"shape [B, {self.n_subchannels}]"
+            raise fail("gains", f"array of shape {tuple(g.shape)}", allowed)
         bad = ~(torch.isfinite(g) & (g >= 0))
         if bool(bad.any()):
             b, k = (int(v) for v in torch.nonzero(bad)[0])
@@ -471,9 +473,7 @@ class _BerTable:
 
     def __init__(self, modulations: tuple[str, ...], model: str, device: torch.device) -> None:
         self.exact = model == "exact"
-        terms = [
-            (np.zeros(1), np.ones(1)) if is_coded(m) else ber_terms(m) for m in modulations
-        ]
+        terms = [(np.zeros(1), np.ones(1)) if is_coded(m) else ber_terms(m) for m in modulations]
         width = max(len(w) for w, _ in terms)
         weight = np.zeros((len(modulations), width))
         scale = np.zeros((len(modulations), width))

@@ -231,9 +231,7 @@ def rollout(
     return Rollout(state, actions, logps, entropies, masks, records)
 
 
-def _choose(
-    logits: torch.Tensor, greedy: bool, generator: torch.Generator | None
-) -> torch.Tensor:
+def _choose(logits: torch.Tensor, greedy: bool, generator: torch.Generator | None) -> torch.Tensor:
     if greedy:
         return logits.argmax(dim=1)
     probs = torch.softmax(logits, dim=1)

@@ -141,8 +141,8 @@ class TrainPolicyConfig:
         put("rician_k", check_real("rician_k", self.rician_k, 0, coerce=True))
         put("gamma", check_real("gamma", self.gamma, 0, 1, coerce=True))
         put("entropy_coef", check_real("entropy_coef", self.entropy_coef, 0, coerce=True))
-        put("max_grad_norm",
-            check_real("max_grad_norm", self.max_grad_norm, 0, open_low=True, coerce=True))  # fmt: skip
+        clip = check_real("max_grad_norm", self.max_grad_norm, 0, open_low=True, coerce=True)
+        put("max_grad_norm", clip)
         put("target_kl", check_real("target_kl", self.target_kl, 0, open_low=True,
                                     allow_inf=True, coerce=True))  # fmt: skip
         put("fading", check_name("fading", self.fading, FADING_TYPES))
