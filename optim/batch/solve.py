@@ -79,8 +79,12 @@ class BatchResult:
 
 
 def batch_methods() -> tuple[str, ...]:
-    """Method names :func:`solve_batch` runs."""
-    return BATCH_METHODS
+    """Method names :func:`solve_batch` runs: the compiled ones, then those registered with
+    their own batched function (:attr:`optim.methods.Method.batch`)."""
+    from optim.methods import METHODS
+
+    own = tuple(name for name, m in METHODS.items() if m.batch_loader is not None)
+    return BATCH_METHODS + own
 
 
 def check_gains(gains: Any, n_subchannels: int | None = None) -> np.ndarray:
@@ -146,7 +150,8 @@ def solve_batch(
             ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family,
             with or without its refinement), ``lowest-order``, ``ui-ep``, and ``exact`` up
             to its enumeration limit (``max_candidates``, every ``N <= 8`` by default;
-            :mod:`optim.batch.exact`).
+            :mod:`optim.batch.exact`); a method registered with its own batched function
+            (e.g. the learned ``rl:<kind>``, :mod:`optim.learned.method`) runs that.
         **options: the method's options as in ``optim.solve``. Batched: the refinement
             options (``refine``, ``refine_steps``, ``refine_starts``, ``dual_starts``, ...),
             ``power`` closed-form or equal, ``patterns`` auto (exhaustive at every prefix)
@@ -170,6 +175,9 @@ def solve_batch(
     from optim.methods import METHODS
 
     entry = METHODS[method]  # the registry's message for an unknown name
+    own = entry.batch
+    if own is not None:  # a method with its own batched implementation
+        return own(template, check_gains(gains), **options)
     name = check_name("method", entry.name, BATCH_METHODS)
     arr = check_gains(gains)
     frames, k = arr.shape
