@@ -69,6 +69,11 @@ class LoadedPolicy:
 _LOADED: OrderedDict[tuple[str, str, str], LoadedPolicy] = OrderedDict()
 
 
+def clear_cache() -> None:
+    """Forget the policies kept in memory (the next use reads its file again)."""
+    _LOADED.clear()
+
+
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options with their defaults, validated (module docstring).
 
@@ -229,6 +234,7 @@ __all__ = [
     "OPTIONS",
     "LoadedPolicy",
     "check_options",
+    "clear_cache",
     "decide",
     "load_or_train",
     "solve_rl",
