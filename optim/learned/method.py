@@ -18,6 +18,10 @@ Options (all methods, checked before any work):
   TrainPolicyConfig`, e.g. ``{"iterations": 50, "seed": 1}``), part of the policy's key;
 - ``device``: ``cpu`` (default), ``cuda``, ``cuda:K`` or ``auto``, for training and deciding;
 - ``progress``: print training progress to stderr (default true).
+
+Processes that want the same policy file take turns (an exclusive ``flock`` on
+``<file>.lock`` beside it): the first trains and writes it, the others then read it, so the
+workers of a sweep do not train one policy several times.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +133,47 @@ def load_or_train(template: Problem, n_subchannels: int, kind: str, **options: A
         _LOADED.move_to_end(memo)
         return _LOADED[memo]
     env = FrameEnv(template, n_subchannels, levels=config.levels, device=device)
+    with _training_lock(path):  # processes wanting the same file: one trains, the others read
+        loaded = _load_or_train_locked(template, n_subchannels, kind, key, path, env, opts)
+    _LOADED[memo] = loaded
+    while len(_LOADED) > _CACHE_SIZE:
+        _LOADED.popitem(last=False)
+    return loaded
+
+
+@contextmanager
+def _training_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<path>.lock`` (POSIX ``flock``; none elsewhere), held while the
+    policy file is read or trained and written."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+    except OSError:  # a read-only folder: its file can only be read, no lock needed
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _load_or_train_locked(
+    template: Problem,
+    n_subchannels: int,
+    kind: str,
+    key: str,
+    path: Path,
+    env: FrameEnv,
+    opts: dict[str, Any],
+) -> LoadedPolicy:
+    config, device = opts["train"], opts["device"]
     if path.is_file():
         record = read_policy(path)
         if record["key"] != key:
@@ -152,9 +198,6 @@ def load_or_train(template: Problem, n_subchannels: int, kind: str, **options: A
             print(f"rl:{kind}: trained in {time.perf_counter() - start:.1f} s", file=sys.stderr,
                   flush=True)  # fmt: skip
         loaded = LoadedPolicy(result.policy, env, key, path, True, result.history)
-    _LOADED[memo] = loaded
-    while len(_LOADED) > _CACHE_SIZE:
-        _LOADED.popitem(last=False)
     return loaded
 
 
