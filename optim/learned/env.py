@@ -275,13 +275,14 @@ class FrameEnv:
             raise fail("action", f"array of shape {tuple(action.shape)}", "shape [B]")
         if bool(((action < 0) | (action >= self.n_actions)).any()):
             raise fail("action", int(action.max()), f"indices in 0..{self.n_actions - 1}")
-        allowed = self.mask(state).gather(1, action[:, None])[:, 0]
+        choice, level = self.split_action(action)
+        send = choice > 0
+        allowed = self.send_mask(state).gather(1, choice[:, None])[:, 0]
+        allowed &= ~send | (level <= state.levels_left)  # the joint mask, without building it
         if not bool(allowed.all()):
             b = int(torch.nonzero(~allowed)[0, 0])
             raise fail(f"action[{b}]", int(action[b]), "a feasible action (see FrameEnv.mask)")
         i = self.feature(state)
-        choice, level = self.split_action(action)
-        send = choice > 0
         rows = torch.nonzero(send)[:, 0]
         km = choice[rows] - 1
         k, m = km // self.n_modulations, km % self.n_modulations

@@ -121,12 +121,23 @@ class AllocationPolicy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logp [B], entropy [B])`` of a recorded step's actions under this policy."""
         c = self.context(step.ctx, perturb)
-        logp_c, ent_c = _pick(self.choice_logits(c, step.choices, step.choice_mask, perturb),
-                              step.choice)  # fmt: skip
-        logp_l, ent_l = _pick(self.level_logits(c, step.levels, step.level_mask, perturb),
-                              (step.level - 1).clamp_min(0))  # fmt: skip
-        send = step.choice > 0
-        return logp_c + torch.where(send, logp_l, 0.0), ent_c + torch.where(send, ent_l, 0.0)
+        choice_logits = self.choice_logits(c, step.choices, step.choice_mask, perturb)
+        level_logits = self.level_logits(c, step.levels, step.level_mask, perturb)
+        return step_log_prob(choice_logits, level_logits, step.choice, step.level)
+
+
+def step_log_prob(
+    choice_logits: torch.Tensor,
+    level_logits: torch.Tensor,
+    choice: torch.Tensor,
+    level: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logp [B], entropy [B])`` of a step from its two stages' masked logits: the choice's
+    plus, for a send (``choice > 0``), the level's (``level`` in ``1..P``)."""
+    logp_c, ent_c = _pick(choice_logits, choice)
+    logp_l, ent_l = _pick(level_logits, (level - 1).clamp_min(0))
+    send = choice > 0
+    return logp_c + torch.where(send, logp_l, 0.0), ent_c + torch.where(send, ent_l, 0.0)
 
 
 def _pick(logits: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,9 +230,10 @@ def rollout(
             lmask = env.level_mask(state)
             n_feasible = cmask[:, 1:].sum(dim=1) * lmask.sum(dim=1) + 1
             lmask = lmask | ~lmask.any(dim=1, keepdim=True)  # no level left: only skips
-            level = _choose(policy.level_logits(c, levels, lmask), greedy, generator) + 1
+            level_logits = policy.level_logits(c, levels, lmask)
+            level = _choose(level_logits, greedy, generator) + 1
             step = StepRecord(ctx, choices, cmask, levels, lmask, choice, level)
-            logps[:, t], entropies[:, t] = policy.step_log_prob(step)
+            logps[:, t], entropies[:, t] = step_log_prob(logits, level_logits, choice, level)
             masks[:, t] = n_feasible > 1
             action = env.joint_action(choice, level)
             actions[:, t] = action
@@ -238,4 +250,4 @@ def _choose(logits: torch.Tensor, greedy: bool, generator: torch.Generator | Non
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-__all__ = ["N_LAYERS", "AllocationPolicy", "Rollout", "StepRecord", "rollout"]
+__all__ = ["N_LAYERS", "AllocationPolicy", "Rollout", "StepRecord", "rollout", "step_log_prob"]
