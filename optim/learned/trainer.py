@@ -97,7 +97,8 @@ class TrainPolicyConfig:
         target_kl: an iteration's remaining passes are skipped once the mean
             ``logp_old - logp_new`` over the steps with a choice exceeds it (> 0; ``inf``: never).
         reward: ``objective`` (exact) or ``link`` (measured through the link kernels).
-        reward_options: options of the ``link`` reward (``repeats``, ``seed``).
+        reward_options: options of the ``link`` reward (``repeats``, ``seed``; iteration ``n``
+            measures with seed ``seed + n``).
         loss_options: hyper-parameters of ``policy_loss`` for the kind.
         credit_options: hyper-parameters of ``redistribute`` for the credit kinds.
         seed: the run's seed (>= 0).
@@ -341,7 +342,7 @@ def train_policy(
             policy.eval()
             out = rollout(env, policy, gains.repeat_interleave(config.group, dim=0),
                           generator=generator, record=True)  # fmt: skip
-            cost = -env.reward(out.state, config.reward, **config.reward_options)
+            cost = -env.reward(out.state, config.reward, **_reward_options(config, iteration))
             reward = (1.0 - cost / scale).float()
             feats = step_features(env, out)
             adv = advantages(kind, config, reward, out, feats, groups, n_groups)
@@ -387,6 +388,16 @@ def train_policy(
                 log(entry)
     policy.eval()
     return TrainedPolicy(policy, env, kind, config, history)
+
+
+def _reward_options(config: TrainPolicyConfig, iteration: int) -> dict[str, Any]:
+    """The reward's options at an iteration: the ``link`` reward draws fresh data and noise
+    each iteration (seed ``reward_options.seed`` (default ``seed``) plus the iteration)."""
+    if config.reward != "link":
+        return {}
+    options = dict(config.reward_options)
+    options["seed"] = int(options.get("seed", config.seed)) + iteration
+    return options
 
 
 def _kl(policy: AllocationPolicy, out: Rollout) -> float:

@@ -103,6 +103,15 @@ def test_training_is_reproducible_on_the_cpu_and_logs_a_curve():
     assert [e["objective"] for e in a.history] != [e["objective"] for e in c.history]
 
 
+def test_training_on_the_link_measured_reward_runs():
+    config = {**SMALL, "iterations": 2, "frames": 4, "group": 2, "reward": "link",
+              "reward_options": {"repeats": 2}}  # fmt: skip
+    out = train_policy(random_problem(3, 3, seed=1, scalars_per_feature=8), "pg", config)
+    assert len(out.history) == 2 and all(np.isfinite(e["objective"]) for e in out.history)
+    with pytest.raises(ConfigError, match="^reward_options: .* with reward 'objective'"):
+        TrainPolicyConfig(reward_options={"repeats": 2})
+
+
 def test_a_checkpoint_is_reused_for_its_config_only(policy_dir):
     rl.clear_cache()
     again = rl.load_or_train(TEMPLATE, 4, "pg", train=SMALL, checkpoint_dir=policy_dir)
