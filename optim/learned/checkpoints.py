@@ -80,7 +80,7 @@ def policy_path(folder: str | Path | None, template: Problem, n_subchannels: int
 
 
 def save_policy(path: Path, payload: dict[str, Any], state: dict[str, torch.Tensor],
-                history: list[dict[str, float]]) -> None:  # fmt: skip
+                history: list[dict[str, Any]]) -> None:  # fmt: skip
     """Write a policy file atomically (a temporary file in the same folder, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {

@@ -78,10 +78,10 @@ REWARDS = ("objective", "link")
 CONTEXT_FEATURES = 8
 """Width of the per-step context (before the ``M`` symbol fractions), :meth:`FrameEnv.observe`."""
 
-CHOICE_FEATURES = 6
+CHOICE_FEATURES = 9
 """Width of the features of one ``(k, m)`` choice, :meth:`FrameEnv.observe`."""
 
-LEVEL_FEATURES = 4
+LEVEL_FEATURES = 5
 """Width of the features of one power level, :meth:`FrameEnv.level_features`."""
 
 
@@ -298,16 +298,19 @@ class FrameEnv:
     def observe(self, state: FrameState) -> tuple[torch.Tensor, torch.Tensor]:
         """The policy's inputs at the current step (float32).
 
+        The *fair share* of a step is what is left divided by the steps left (this one
+        included): ``P_left / (T - t)`` power levels and ``S_left / (T - t)`` symbols.
+
         Returns:
-            ``(context [B, 8 + M], choices [B, K M, 6])``. Context: the feature's weight over
+            ``(context [B, 8 + M], choices [B, K M, 9])``. Context: the feature's weight over
             the largest, its potential share ``w_i (D_drop,i - floor_i) / J_drop``, the
             potential share of the features not yet decided (this one included), its
             sensitivity ``w_i slope_i / J_drop``, the step ``t / T``, the power and symbol
             fractions left, the free subchannels' fraction, then ``S_i(m) / S_max`` per
-            modulation. Per (subchannel, modulation) choice: free, the SNR in dB / 30 of one
-            power level and of all the power left on that subchannel, ``Pb`` at all the
-            power left, the objective share gained by sending there with all the power left,
-            and the symbol fraction it would use.
+            modulation. Per (subchannel, modulation) choice: free; the SNR in dB / 30 of one
+            power level, of the fair share and of all the power left; ``Pb`` and the objective
+            share gained at the fair share; the objective share gained with all the power
+            left; the symbols it uses over those left and over the fair share.
         """
         i = self.feature(state)
         b = state.gains.shape[0]
@@ -315,6 +318,7 @@ class FrameEnv:
         potential = self.weights * (self.drop - self.floor) / self._scale
         rest = potential[self.order[state.t :]].sum()
         s_max = max(self.symbol_budget, 1)
+        steps_left = self.n_steps - state.t
         ctx = torch.empty(b, CONTEXT_FEATURES + self.n_modulations, dtype=torch.float64,
                           device=self.device)  # fmt: skip
         ctx[:, 0] = self.weights[i] / (w_max if w_max > 0 else 1.0)
@@ -328,22 +332,29 @@ class FrameEnv:
         ctx[:, CONTEXT_FEATURES:] = self.symbols[i][None, :] / s_max
         unit = state.gains * (self.unit_power / self.noise_power)  # [B, K]
         full = unit * state.levels_left[:, None]
-        pb = self._ber(full[:, :, None].expand(-1, -1, self.n_modulations))  # [B, K, M]
-        gain = self.weights[i] * (self.drop[i] - self.floor[i] - self.slope[i] * pb) / self._scale
+        fair = unit * (state.levels_left / steps_left).clamp_min(1.0)[:, None]
+        pb_full = self._ber(full[:, :, None].expand(-1, -1, self.n_modulations))  # [B, K, M]
+        pb_fair = self._ber(fair[:, :, None].expand(-1, -1, self.n_modulations))
+        w, d, f, sl = self.weights[i], self.drop[i], self.floor[i], self.slope[i]
+        symbols = self.symbols[i][None, :].double()  # [1, M]
+        left = state.symbols_left.clamp_min(1)[:, None].double()  # [B, 1]
         choices = torch.empty(b, self.n_subchannels, self.n_modulations, CHOICE_FEATURES,
                               dtype=torch.float64, device=self.device)  # fmt: skip
         choices[..., 0] = state.free[:, :, None].double()
         choices[..., 1] = _db(unit)[:, :, None] / 30.0
-        choices[..., 2] = _db(full)[:, :, None] / 30.0
-        choices[..., 3] = pb
-        choices[..., 4] = gain
-        choices[..., 5] = (self.symbols[i] / state.symbols_left.clamp_min(1)[:, None])[:, None, :]
+        choices[..., 2] = _db(fair)[:, :, None] / 30.0
+        choices[..., 3] = _db(full)[:, :, None] / 30.0
+        choices[..., 4] = pb_fair
+        choices[..., 5] = w * (d - f - sl * pb_fair) / self._scale
+        choices[..., 6] = w * (d - f - sl * pb_full) / self._scale
+        choices[..., 7] = (symbols / left)[:, None, :]
+        choices[..., 8] = (symbols * steps_left / left)[:, None, :]
         return ctx.float(), choices.reshape(b, -1, CHOICE_FEATURES).float()
 
     def level_features(self, state: FrameState, choice: torch.Tensor) -> torch.Tensor:
-        """float32 ``[B, P, 4]``: per level ``l`` of first-stage ``choice`` (skips: any):
-        ``l / P``, the fraction of the levels left it uses, ``Pb`` at that power and the
-        objective share gained."""
+        """float32 ``[B, P, 5]``: per level ``l`` of first-stage ``choice`` (skips: any):
+        ``l / P``, the fraction of the levels left it uses, ``l`` over the fair share
+        (:meth:`observe`), ``Pb`` at that power and the objective share gained."""
         i = self.feature(state)
         km = (choice - 1).clamp_min(0)
         k, m = km // self.n_modulations, km % self.n_modulations
@@ -352,11 +363,13 @@ class FrameEnv:
         esno = g * levels[None, :] * (self.unit_power / self.noise_power)  # [B, P]
         pb = self._ber(esno, m[:, None].expand(-1, self.levels))
         gain = self.weights[i] * (self.drop[i] - self.floor[i] - self.slope[i] * pb) / self._scale
+        fair = (state.levels_left / (self.n_steps - state.t)).clamp_min(1.0)[:, None]
         out = torch.empty(esno.shape + (LEVEL_FEATURES,), dtype=torch.float64, device=self.device)
         out[..., 0] = levels / self.levels
         out[..., 1] = levels[None, :] / state.levels_left.clamp_min(1)[:, None]
-        out[..., 2] = pb
-        out[..., 3] = gain
+        out[..., 2] = levels[None, :] / fair
+        out[..., 3] = pb
+        out[..., 4] = gain
         return out.float()
 
     # --------------------------------------------------------------------------- reward

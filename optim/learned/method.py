@@ -68,7 +68,7 @@ class LoadedPolicy:
     key: str
     path: Path
     trained: bool
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
 
 
 _LOADED: OrderedDict[tuple[str, str, str], LoadedPolicy] = OrderedDict()
@@ -101,10 +101,10 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _stderr_log(kind: str, total: int) -> Callable[[dict[str, float]], None]:
+def _stderr_log(kind: str, total: int) -> Callable[[dict[str, Any]], None]:
     every = max(1, total // 10)
 
-    def log(entry: dict[str, float]) -> None:
+    def log(entry: dict[str, Any]) -> None:
         it = int(entry["iteration"])
         if it == 1 or it % every == 0 or it == total:
             print(f"rl:{kind}: iteration {it}/{total}: mean objective {entry['objective']:.6g}, "
@@ -188,7 +188,7 @@ def _load_or_train_locked(
         if opts["progress"]:
             print(f"rl:{kind}: training a policy for N={template.n_features}, K={n_subchannels} "
                   f"on {device} -> {path}", file=sys.stderr, flush=True)  # fmt: skip
-            log = _stderr_log(kind, config.iterations)
+            log = _stderr_log(kind, config.imitation + config.iterations)
         start = time.perf_counter()
         result = train_policy(template, kind, config, n_subchannels=n_subchannels,
                               device=device, log=log)  # fmt: skip

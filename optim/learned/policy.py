@@ -99,7 +99,7 @@ class AllocationPolicy(nn.Module):
         self, c: torch.Tensor, choices: torch.Tensor, mask: torch.Tensor, perturb: bool = False
     ) -> torch.Tensor:
         """float ``[B, 1 + K M]`` masked logits (skip first) from the context embedding and
-        the choice features ``[B, K M, 6]``."""
+        the choice features ``[B, K M, 9]``."""
         b, km, _ = choices.shape
         onehot = torch.eye(self.n_modulations, device=choices.device, dtype=choices.dtype)
         onehot = onehot.repeat(km // self.n_modulations, 1).expand(b, -1, -1)
@@ -112,7 +112,7 @@ class AllocationPolicy(nn.Module):
     def level_logits(
         self, c: torch.Tensor, levels: torch.Tensor, mask: torch.Tensor, perturb: bool = False
     ) -> torch.Tensor:
-        """float ``[B, P]`` masked logits of the power levels (features ``[B, P, 4]``)."""
+        """float ``[B, P]`` masked logits of the power levels (features ``[B, P, 5]``)."""
         u = torch.tanh(self.level_in(self._noise(levels, 3, perturb)) + self.level_ctx(c)[:, None])
         return self.level_out(u)[..., 0].masked_fill(~mask, float("-inf"))
 

@@ -1,6 +1,8 @@
 """One trainer for every policy objective: sample frames, roll out, score, update (PPO-style).
 
-Iteration ``n`` of :func:`train_policy`:
+Optionally, ``imitation`` warm-start iterations first fit the policy to a solver's decisions
+(the ``teacher``, e.g. ``hierarchical``: maximum likelihood of its actions, teacher-forced;
+:func:`teacher_records`). Then policy-gradient iteration ``n`` of :func:`train_policy`:
 
 1. Draw ``frames`` gain vectors ``g[K]`` (``|h|^2``, ``h`` from
    :func:`channels.fading.fading_coefficients` with the config's fading), each repeated
@@ -37,11 +39,14 @@ decrease over ``J_drop``, :meth:`optim.learned.env.FrameEnv.progress`; the ``imp
 kind receives this column alone, ``[B, T]``, as its progress signal ``g_t``), the feature's
 weight share, sent (0/1), ``t / T``, its power share, and its symbol share.
 
-Every iteration appends ``{"iteration", "objective", "reward", "loss", "entropy",
-"seconds"}`` to the history (``objective``: the batch's mean ``J``: the training curve) and
-calls ``log`` with it. On a CPU the run is reproducible: the gains come from a NumPy generator
-seeded by ``seed``, sampling and minibatches from a torch generator seeded alike, the weights
-from :class:`~optim.learned.policy.AllocationPolicy`'s seed, and the perturbation noise from
+Every iteration appends ``{"phase", "iteration", "objective", "loss", "entropy", "seconds"}``
+and ``"reward"`` (policy-gradient phase) or ``"teacher"`` (the teacher's mean objective,
+imitation phase) to the history (``objective``: the mean ``J`` of the policy's sampled
+episodes: the training curve) and calls ``log`` with it.
+
+On a CPU the run is reproducible: the gains come from a NumPy generator seeded by ``seed``,
+sampling and minibatches from a torch generator seeded alike, the weights from
+:class:`~optim.learned.policy.AllocationPolicy`'s seed, and the perturbation noise from
 torch's global generator, seeded inside a fork that restores it afterwards.
 """
 
@@ -61,7 +66,7 @@ import torch
 from channels.errors import ConfigError, check_int, check_name, check_real, fail
 from optim.learned.env import FrameEnv, resolve_device
 from optim.learned.objectives import OBJECTIVES, policy_loss
-from optim.learned.policy import AllocationPolicy, Rollout, rollout
+from optim.learned.policy import AllocationPolicy, Rollout, StepRecord, rollout
 from optim.problem import FADING_TYPES, Problem
 
 KINDS = ("pg", "revibranch", "alp", "hapo", "grpo-guard", "policyflow", "spa-rl", "drpo", "dhpo")
@@ -96,6 +101,12 @@ class TrainPolicyConfig:
         max_grad_norm: gradient-norm clip (> 0).
         target_kl: an iteration's remaining passes are skipped once the mean
             ``logp_old - logp_new`` over the steps with a choice exceeds it (> 0; ``inf``: never).
+        imitation: warm-start iterations before the policy-gradient ones (>= 0; 0: none):
+            each draws ``frames * group`` gain vectors, solves them with ``teacher`` and
+            fits the policy to the teacher's decisions (:func:`teacher_records`; maximum
+            likelihood, ``epochs`` passes of ``minibatches`` steps).
+        teacher: the batched ``optim`` method imitated (a compiled :func:`optim.solve_batch`
+            method, e.g. ``hierarchical``).
         reward: ``objective`` (exact) or ``link`` (measured through the link kernels).
         reward_options: options of the ``link`` reward (``repeats``, ``seed``; iteration ``n``
             measures with seed ``seed + n``).
@@ -120,6 +131,8 @@ class TrainPolicyConfig:
     entropy_coef: float = 1e-3
     max_grad_norm: float = 1.0
     target_kl: float = 0.02
+    imitation: int = 0
+    teacher: str = "hierarchical"
     reward: str = "objective"
     reward_options: dict[str, Any] = field(default_factory=dict)
     loss_options: dict[str, Any] = field(default_factory=dict)
@@ -149,6 +162,11 @@ class TrainPolicyConfig:
         put("fading", check_name("fading", self.fading, FADING_TYPES))
         put("baseline", check_name("baseline", self.baseline, BASELINES))
         put("reward", check_name("reward", self.reward, ("objective", "link")))
+        put("imitation", check_int("imitation", self.imitation, 0, 10**7))
+        from optim.batch.plan import BATCH_METHODS
+
+        put("teacher", check_name("teacher", self.teacher, tuple(m for m in BATCH_METHODS
+                                                                  if m != "exact")))  # fmt: skip
         if not isinstance(self.normalise, bool):
             raise fail("normalise", self.normalise, "true or false")
         for name in ("reward_options", "loss_options", "credit_options"):
@@ -192,7 +210,7 @@ class TrainedPolicy:
     env: FrameEnv
     kind: str
     config: TrainPolicyConfig
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
 
 
 def sample_gains(
@@ -294,6 +312,49 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def teacher_records(env: FrameEnv, gains: torch.Tensor, teacher: str) -> Rollout:
+    """The teacher's decisions on frames ``gains [B, K]`` as an episode of the environment.
+
+    The frames are solved by ``optim.solve_batch(template, gains, teacher)``; step ``t`` then
+    takes the teacher's subchannel and modulation for feature ``order[t]`` and its power
+    rounded to the nearest level, at least 1 and at most the levels left (the teacher's
+    powers are continuous), or skips it when the teacher does not send it or no level is left.
+
+    Returns:
+        A :class:`~optim.learned.policy.Rollout` with the step records (``logp`` and
+        ``entropy`` are zeros: no policy chose these actions).
+    """
+    from optim.batch.solve import solve_batch
+
+    result = solve_batch(env.template, gains.cpu().numpy(), teacher)
+    dev = env.device
+    selected = torch.as_tensor(result.selected, device=dev)
+    sub = torch.as_tensor(result.subchannel, device=dev)
+    mod = torch.as_tensor(result.modulation, device=dev)
+    level = torch.round(torch.as_tensor(result.power, device=dev) / env.unit_power).long()
+    state = env.reset(gains)
+    b, t_max = state.gains.shape[0], env.n_steps
+    actions = torch.zeros(b, t_max, dtype=torch.long, device=dev)
+    records = []
+    for t in range(t_max):
+        i = int(env.order[t])
+        lv = level[:, i].clamp_min(1).minimum(state.levels_left)
+        send = selected[:, i] & (lv >= 1)
+        choice = torch.where(send, 1 + sub[:, i].clamp_min(0) * env.n_modulations
+                             + mod[:, i].clamp_min(0), 0)  # fmt: skip
+        lv = torch.where(send, lv, 0)
+        ctx, choices = env.observe(state)
+        cmask = env.send_mask(state)
+        levels = env.level_features(state, choice)
+        lmask = env.level_mask(state)
+        lmask = lmask | ~lmask.any(dim=1, keepdim=True)
+        records.append(StepRecord(ctx, choices, cmask, levels, lmask, choice, lv.clamp_min(1)))
+        actions[:, t] = env.joint_action(choice, lv.clamp_min(1))
+        env.step(state, actions[:, t])
+    zeros = torch.zeros(b, t_max, device=dev)
+    return Rollout(state, actions, zeros, zeros, torch.ones_like(zeros, dtype=torch.bool), records)
+
+
 def train_policy(
     template: Problem,
     kind: str = "pg",
@@ -301,7 +362,7 @@ def train_policy(
     *,
     n_subchannels: int | None = None,
     device: Any = "cpu",
-    log: Callable[[dict[str, float]], None] | None = None,
+    log: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainedPolicy:
     """Train a policy for ``template``'s frames with objective ``kind`` (module docstring).
 
@@ -332,11 +393,44 @@ def train_policy(
     scale = env.dropped_cost if env.dropped_cost > 0 else 1.0
     n_groups, b = config.frames, config.frames * config.group
     groups = torch.arange(n_groups, device=dev).repeat_interleave(config.group)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, Any]] = []
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        for iteration in range(1, config.iterations + 1):
+        for iteration in range(1, config.imitation + 1):
+            start = time.perf_counter()
+            gains = torch.as_tensor(
+                np.concatenate([sample_gains(config, env.n_subchannels, rng)
+                                for _ in range(config.group)]), device=dev)  # fmt: skip
+            taught = teacher_records(env, gains, config.teacher)
+            policy.train()
+            losses = []
+            for _ in range(config.epochs):
+                perm = torch.randperm(b, generator=generator, device=dev)
+                for rows in torch.tensor_split(perm, config.minibatches):
+                    logp, _ = recompute(policy, taught, rows)
+                    loss = -logp.mean()
+                    optimiser.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+                    optimiser.step()
+                    losses.append(float(loss.detach()))
+            policy.eval()
+            out = rollout(env, policy, gains, generator=generator)
+            cost = env.objective(out.state)
+            entry = {
+                "phase": "imitation",
+                "iteration": iteration,
+                "objective": float(cost.mean()),
+                "teacher": float(env.objective(taught.state).mean()),
+                "loss": float(np.mean(losses)),
+                "entropy": float(out.entropy[out.mask].mean()) if out.mask.any() else 0.0,
+                "seconds": time.perf_counter() - start,
+            }
+            history.append(entry)
+            if log is not None:
+                log(entry)
+        for iteration in range(config.imitation + 1, config.imitation + config.iterations + 1):
             start = time.perf_counter()
             gains = torch.as_tensor(sample_gains(config, env.n_subchannels, rng), device=dev)
             policy.eval()
@@ -371,6 +465,7 @@ def train_policy(
                     optimiser.step()
                     losses.append(float(loss.detach()))
             entry = {
+                "phase": "policy-gradient",
                 "iteration": iteration,
                 "objective": float(cost.mean()),
                 "reward": float(reward.mean()),
@@ -433,5 +528,6 @@ __all__ = [
     "recompute",
     "sample_gains",
     "step_features",
+    "teacher_records",
     "train_policy",
 ]

@@ -96,7 +96,8 @@ def test_training_is_reproducible_on_the_cpu_and_logs_a_curve():
     b = train_policy(TEMPLATE, "pg", config)
     assert [e["objective"] for e in a.history] == [e["objective"] for e in b.history]
     assert [e["iteration"] for e in logged] == [1, 2]
-    assert set(logged[0]) == {"iteration", "objective", "reward", "loss", "entropy", "seconds"}
+    keys = {"phase", "iteration", "objective", "reward", "loss", "entropy", "seconds"}
+    assert set(logged[0]) == keys
     for key, value in a.policy.state_dict().items():
         assert torch.equal(value, b.policy.state_dict()[key]), key
     c = train_policy(TEMPLATE, "pg", {**config, "seed": 4})
