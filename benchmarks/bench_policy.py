@@ -4,7 +4,8 @@ Instance: ``optim.random_problem(N, K, seed=0)`` (default N = K = 16: ordered im
 10 dB, eta = 0.5, Q = 8, L = 64, BPSK..64-QAM, exact BER), ``B`` (default 4096) Rayleigh gain
 vectors. The policy (:mod:`optim.learned`, kind ``pg``) is trained first with the default
 trainer config and ``--iterations`` iterations on ``--train-device`` (0: untrained; the
-decision time does not depend on the weights), then decides all ``B`` frames greedily:
+decision time does not depend on the weights; ``--imitation``: warm-start iterations imitating
+``hierarchical`` first), then decides all ``B`` frames greedily:
 
 - ``rollout``: the ``T = N`` batched forward passes alone (:func:`optim.learned.policy.rollout`
   plus the objective), per device (CPU, and CUDA when present, synchronised);
@@ -61,7 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=16, help="features N (and subchannels K)")
     parser.add_argument("--frames", type=int, default=4096)
-    parser.add_argument("--iterations", type=int, default=150, help="training iterations")
+    parser.add_argument("--iterations", type=int, default=150, help="policy-gradient iterations")
+    parser.add_argument("--imitation", type=int, default=0, help="imitation warm-start iterations")
     parser.add_argument("--train-device", default="auto")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=None)
@@ -70,12 +72,12 @@ def main() -> None:
     gains = np.random.default_rng(1).exponential(size=(args.frames, args.n))
     figures: dict = {}
     folder = tempfile.mkdtemp(prefix="bench_policy_")
-    train = {"iterations": max(args.iterations, 1)}
+    train = {"iterations": max(args.iterations, 1), "imitation": args.imitation}
     start = time.perf_counter()
     loaded = load_or_train(template, args.n, "pg", train=train, checkpoint_dir=folder,
                            device=args.train_device, progress=True)  # fmt: skip
     figures["training"] = {"seconds": time.perf_counter() - start,
-                           "device": str(loaded.env.device), "iterations": train["iterations"],
+                           "device": str(loaded.env.device), **train,
                            "curve": [e["objective"] for e in loaded.history]}  # fmt: skip
     if args.iterations == 0:  # timing only: fresh weights
         loaded.policy.load_state_dict(type(loaded.policy)(loaded.env.n_modulations).state_dict())
