@@ -7,7 +7,7 @@ environment runs ``B`` frames at once (tensors ``[B, ...]`` on a CPU or CUDA dev
 Episode. The features are visited in importance order (descending ``w_i``, ties by index), one
 *step* per feature, ``T = N`` steps. At step ``t`` the feature ``i = order[t]`` is either
 skipped or sent with a triple (subchannel ``k``, modulation ``m``, power level ``l``), per-symbol
-power ``p = l P_tot / P`` for ``l in 1..P`` (``P = levels``). The action index is::
+power ``p = l P_tot / P`` for ``l in 1..P`` (``P = levels``, default 64). The action index is::
 
     a = 0                              skip
     a = 1 + (k M + m) P + (l - 1)      send on k with modulation m at level l
@@ -78,7 +78,7 @@ REWARDS = ("objective", "link")
 CONTEXT_FEATURES = 8
 """Width of the per-step context (before the ``M`` symbol fractions), :meth:`FrameEnv.observe`."""
 
-CHOICE_FEATURES = 9
+CHOICE_FEATURES = 10
 """Width of the features of one ``(k, m)`` choice, :meth:`FrameEnv.observe`."""
 
 LEVEL_FEATURES = 5
@@ -152,7 +152,7 @@ class FrameEnv:
         template: Problem,
         n_subchannels: int | None = None,
         *,
-        levels: int = 32,
+        levels: int = 64,
         device: Any = "cpu",
     ) -> None:
         if not isinstance(template, Problem):
@@ -302,7 +302,7 @@ class FrameEnv:
         included): ``P_left / (T - t)`` power levels and ``S_left / (T - t)`` symbols.
 
         Returns:
-            ``(context [B, 8 + M], choices [B, K M, 9])``. Context: the feature's weight over
+            ``(context [B, 8 + M], choices [B, K M, 10])``. Context: the feature's weight over
             the largest, its potential share ``w_i (D_drop,i - floor_i) / J_drop``, the
             potential share of the features not yet decided (this one included), its
             sensitivity ``w_i slope_i / J_drop``, the step ``t / T``, the power and symbol
@@ -310,7 +310,8 @@ class FrameEnv:
             modulation. Per (subchannel, modulation) choice: free; the SNR in dB / 30 of one
             power level, of the fair share and of all the power left; ``Pb`` and the objective
             share gained at the fair share; the objective share gained with all the power
-            left; the symbols it uses over those left and over the fair share.
+            left; the symbols it uses over those left and over the fair share; the fraction
+            of the free subchannels with a larger gain (0: the best free one).
         """
         i = self.feature(state)
         b = state.gains.shape[0]
@@ -349,6 +350,10 @@ class FrameEnv:
         choices[..., 6] = w * (d - f - sl * pb_full) / self._scale
         choices[..., 7] = (symbols / left)[:, None, :]
         choices[..., 8] = (symbols * steps_left / left)[:, None, :]
+        free_gain = torch.where(state.free, state.gains, -1.0)  # used ones rank below all
+        better = (free_gain[:, None, :] > free_gain[:, :, None]).sum(dim=2)  # [B, K]
+        n_free = state.free.sum(dim=1, keepdim=True).clamp_min(1)
+        choices[..., 9] = (better / n_free)[:, :, None]
         return ctx.float(), choices.reshape(b, -1, CHOICE_FEATURES).float()
 
     def level_features(self, state: FrameState, choice: torch.Tensor) -> torch.Tensor:

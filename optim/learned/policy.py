@@ -99,7 +99,7 @@ class AllocationPolicy(nn.Module):
         self, c: torch.Tensor, choices: torch.Tensor, mask: torch.Tensor, perturb: bool = False
     ) -> torch.Tensor:
         """float ``[B, 1 + K M]`` masked logits (skip first) from the context embedding and
-        the choice features ``[B, K M, 9]``."""
+        the choice features ``[B, K M, 10]``."""
         b, km, _ = choices.shape
         onehot = torch.eye(self.n_modulations, device=choices.device, dtype=choices.dtype)
         onehot = onehot.repeat(km // self.n_modulations, 1).expand(b, -1, -1)

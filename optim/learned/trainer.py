@@ -115,14 +115,14 @@ class TrainPolicyConfig:
         seed: the run's seed (>= 0).
     """
 
-    iterations: int = 150
+    iterations: int = 100
     frames: int = 64
     group: int = 8
     epochs: int = 4
     minibatches: int = 2
     lr: float = 3e-3
     hidden: int = 64
-    levels: int = 32
+    levels: int = 64
     fading: str = "rayleigh"
     rician_k: float = 3.0
     baseline: str = "group"
@@ -131,7 +131,7 @@ class TrainPolicyConfig:
     entropy_coef: float = 1e-3
     max_grad_norm: float = 1.0
     target_kl: float = 0.02
-    imitation: int = 0
+    imitation: int = 150
     teacher: str = "hierarchical"
     reward: str = "objective"
     reward_options: dict[str, Any] = field(default_factory=dict)

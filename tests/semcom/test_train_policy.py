@@ -16,7 +16,7 @@ from semcom.link import SemanticLink, drop_distortion
 from tests.semcom.test_link import TanhModel, images
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_TRAIN = {"iterations": 2, "frames": 4, "group": 2, "levels": 4, "hidden": 8}
+TINY_TRAIN = {"iterations": 2, "frames": 4, "group": 2, "levels": 4, "hidden": 8, "imitation": 1}
 
 
 def semcom(*args: str) -> subprocess.CompletedProcess:

@@ -157,7 +157,7 @@ def test_observations_have_the_documented_shapes():
     env = FrameEnv(template, levels=8)
     state = env.reset(torch.ones(3, 5, dtype=torch.float64))
     ctx, choices = env.observe(state)
-    assert ctx.shape == (3, 8 + 4) and choices.shape == (3, 5 * 4, 9)
+    assert ctx.shape == (3, 8 + 4) and choices.shape == (3, 5 * 4, 10)
     assert ctx.dtype == torch.float32 and torch.isfinite(ctx).all()
     assert torch.isfinite(choices).all()
     levels = env.level_features(state, torch.tensor([0, 1, 20]))
