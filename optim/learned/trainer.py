@@ -76,6 +76,8 @@ CREDIT = {"revibranch": "importance", "spa-rl": "progress"}
 """Kinds trained on per-step rewards, and the ``redistribute`` kind each uses."""
 
 BASELINES = ("group", "batch")
+EXTRAS = ("entropy", "group", "length", "reward", "step_features")
+"""The per-step and per-episode inputs the trainer offers an objective (module docstring)."""
 STEP_FEATURES = 6
 
 
@@ -309,6 +311,13 @@ def check_kind(kind: str) -> str:
         raise fail("kind", kind, "one with a registered objective (" + ", ".join(OBJECTIVES) + ")")
     if kind in CREDIT and importlib.util.find_spec("optim.learned.credit") is None:
         raise fail("kind", kind, "a kind whose credit assignment (optim.learned.credit) exists")
+    params = list(inspect.signature(OBJECTIVES[kind]).parameters.values())[4:]
+    needed = [p.name for p in params if p.default is p.empty
+              and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]  # fmt: skip
+    missing = [name for name in needed if name not in EXTRAS]
+    if missing:
+        raise fail("kind", kind, f"a kind whose inputs the trainer supplies ({', '.join(EXTRAS)}); "
+                   f"it needs {', '.join(missing)}")  # fmt: skip
     return kind
 
 
@@ -520,6 +529,7 @@ def recompute(
 __all__ = [
     "BASELINES",
     "CREDIT",
+    "EXTRAS",
     "KINDS",
     "TrainPolicyConfig",
     "TrainedPolicy",

@@ -212,3 +212,57 @@ def test_the_nine_methods_are_registered_with_arxiv_ids():
     for name in names:
         assert METHODS[name].source.startswith("arXiv:"), name
         assert name in batch_methods()
+
+
+def test_each_objective_gets_the_extra_inputs_it_names(monkeypatch):
+    seen = {}
+
+    def fake(logp_new, logp_old, adv, mask, *, entropy, group, clip=0.2):
+        seen.update(entropy=tuple(entropy.shape), group=tuple(group.shape), clip=clip)
+        return OBJECTIVES["pg"](logp_new, logp_old, adv, mask)
+
+    monkeypatch.setitem(OBJECTIVES, "hapo", fake)
+    train_policy(TEMPLATE, "hapo", {**SMALL, "iterations": 1, "frames": 4, "group": 2,
+                                    "minibatches": 1, "loss_options": {"clip": 0.3}})  # fmt: skip
+    assert seen == {"entropy": (8, 4), "group": (8,), "clip": 0.3}
+
+    def needs_more(logp_new, logp_old, adv, mask, *, flow_logp):
+        raise AssertionError("never called")
+
+    monkeypatch.setitem(OBJECTIVES, "policyflow", needs_more)
+    with pytest.raises(ConfigError, match="^kind: 'policyflow' is invalid; .* needs flow_logp$"):
+        train_policy(TEMPLATE, "policyflow", SMALL)
+
+
+def test_per_step_credit_gives_discounted_returns_baselined_per_step(monkeypatch):
+    """A stand-in redistribution (uniform over the valid steps): the advantages are the
+    returns-to-go ``G_t = sum_{t' >= t} gamma^(t'-t) r_t'`` minus their group mean at ``t``."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from optim.learned.trainer import advantages
+
+    credit = types.ModuleType("optim.learned.credit")
+    credit.__spec__ = importlib.machinery.ModuleSpec("optim.learned.credit", None)
+
+    def uniform(reward, signal, mask, *, kind):
+        m = mask.float()
+        return reward[:, None] * m / m.sum(dim=1, keepdim=True).clamp_min(1)
+
+    credit.redistribute = uniform
+    monkeypatch.setitem(sys.modules, "optim.learned.credit", credit)
+    env = FrameEnv(TEMPLATE, levels=8)
+    policy = AllocationPolicy(env.n_modulations, hidden=8)
+    out = rollout(env, policy, torch.from_numpy(frames(6, 4, 1)).repeat_interleave(2, dim=0),
+                  generator=torch.Generator().manual_seed(0))  # fmt: skip
+    reward = torch.linspace(0.1, 0.9, 12)
+    groups = torch.arange(6).repeat_interleave(2)
+    config = TrainPolicyConfig(gamma=0.5, normalise=False)
+    adv = advantages("revibranch", config, reward, out, torch.zeros(12, 4, 6), groups, 6)
+    r = uniform(reward, None, out.mask, kind="importance").double()
+    ret = torch.zeros_like(r)
+    for t in reversed(range(4)):
+        ret[:, t] = r[:, t] + (0.5 * ret[:, t + 1] if t < 3 else 0.0)
+    expected = ret - ret.reshape(6, 2, 4).mean(dim=1).repeat_interleave(2, dim=0)
+    torch.testing.assert_close(adv.double(), expected, rtol=1e-5, atol=1e-6)
