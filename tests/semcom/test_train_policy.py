@@ -49,7 +49,7 @@ def test_trains_each_policy_once_then_reuses_it(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     lines = [line for line in first.stdout.splitlines() if line.startswith("rl:pg:")]
     assert len(lines) == 2 and all(": trained -> " in line for line in lines)  # two SNRs
-    assert "rl:pg: iteration 2/2" in first.stderr  # progress
+    assert "rl:pg: iteration 3/3" in first.stderr  # progress: 1 imitation + 2 iterations
     files = sorted(policies.glob("policy-pg-N4-K4-*.pt"))
     assert len(files) == 2
     second = semcom("train-policy", str(path), "--kind", "pg")
