@@ -43,11 +43,19 @@ class Method:
     source: str
     loader: Callable[[], Solver]
     randomised: bool = False
+    batch_loader: Callable[[], Callable[..., Any]] | None = None
 
     @property
     def func(self) -> Solver:
         """The solver function (imports a lazily registered module on first use)."""
         return self.loader()
+
+    @property
+    def batch(self) -> Callable[..., Any] | None:
+        """The method's own ``solve_batch`` function ``f(template, gains, **options) ->
+        BatchResult`` (imported on first use), or None: the compiled batch solvers of
+        :mod:`optim.batch` run it, if any."""
+        return None if self.batch_loader is None else self.batch_loader()
 
     def __call__(self, problem: Problem, **options: Any) -> Allocation:
         return _unpack(self.func(problem, **options))[0]
@@ -78,23 +86,36 @@ class MethodRegistry(Mapping[str, Method]):
         return deco
 
     def register_lazy(
-        self, name: str, target: str, description: str, source: str, randomised: bool = False
+        self,
+        name: str,
+        target: str,
+        description: str,
+        source: str,
+        randomised: bool = False,
+        batch: str | None = None,
     ) -> None:
-        """Register ``"module:function"`` without importing it until first use."""
-        module_name, _, attr = target.partition(":")
+        """Register ``"module:function"`` without importing it until first use; ``batch``:
+        the ``"module:function"`` :func:`optim.solve_batch` runs for it (:attr:`Method.batch`).
+        """
 
-        def load() -> Solver:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as err:
-                if err.name != module_name:
-                    raise
-                raise ConfigError(
-                    f"method: {name!r} is unavailable ({module_name} is not installed)"
-                ) from None
-            return getattr(module, attr)
+        def loader(spec: str) -> Callable[[], Any]:
+            module_name, _, attr = spec.partition(":")
 
-        self._add(Method(name, description, source, load, randomised))
+            def load() -> Any:
+                try:
+                    module = importlib.import_module(module_name)
+                except ModuleNotFoundError as err:
+                    if err.name != module_name:
+                        raise
+                    raise ConfigError(
+                        f"method: {name!r} is unavailable ({module_name} is not installed)"
+                    ) from None
+                return getattr(module, attr)
+
+            return load
+
+        batch_loader = None if batch is None else loader(batch)
+        self._add(Method(name, description, source, loader(target), randomised, batch_loader))
 
     def _add(self, method: Method) -> None:
         if method.name in self._methods:
@@ -153,6 +174,7 @@ METHODS.register_lazy(
     "optim.apportion:dhondt",
     "D'Hondt apportionment of symbols and power levels by importance votes",
     "arXiv:2411.05196; optim.apportion",
+    batch="optim.apportion:dhondt_batch",
 )
 METHODS.register_lazy(
     "harmony",
@@ -160,6 +182,7 @@ METHODS.register_lazy(
     "Bayesian decision on a forecast of the true gains under imperfect CSI",
     "arXiv:2408.01000; optim.harmony",
     randomised=True,
+    batch="optim.harmony:harmony_batch",
 )
 METHODS.register_lazy(
     "polca",
@@ -167,7 +190,32 @@ METHODS.register_lazy(
     "UCB priority-queue search over allocations with an epsilon-net memory",
     "arXiv:2603.14769; optim.polca",
     randomised=True,
+    batch="optim.polca:polca_batch",
 )
+
+# Learned allocation (optim.learned): a policy trained with one of the RL objectives decides
+# every frame; torch is imported on first use.
+RL_KINDS = {
+    "pg": ("plain advantage-weighted policy gradient (PPO-style epochs)", "arXiv:1707.06347"),
+    "revibranch": ("importance-weighted reward redistribution", "arXiv:2508.17452"),
+    "alp": ("adaptive layer-wise perturbation in the ratio", "arXiv:2603.19470"),
+    "hapo": ("entropy-adaptive clipping and token-level advantages", "arXiv:2509.16591"),
+    "grpo-guard": ("ratio normalisation and gradient reweighting", "arXiv:2510.22319"),
+    "policyflow": ("approximate flow-policy ratios, Brownian regulariser", "arXiv:2602.01156"),
+    "spa-rl": ("stepwise progress attribution (learned per-step credit)", "arXiv:2505.20732"),
+    "drpo": ("decoupled positive/negative rewards with length weights", "arXiv:2510.04474"),
+    "dhpo": ("mixed token- and sequence-level ratios, branch clipping", "arXiv:2601.05607"),
+}
+"""``rl:<kind>`` methods: kind -> (what trains the policy, paper)."""
+for _kind, (_what, _paper) in RL_KINDS.items():
+    _py = _kind.replace("-", "_")
+    METHODS.register_lazy(
+        f"rl:{_kind}",
+        f"optim.learned.method:solve_{_py}",
+        f"Learned policy deciding feature by feature, trained by {_what}",
+        f"{_paper}; optim.learned",
+        batch=f"optim.learned.method:batch_{_py}",
+    )
 
 
 def available_methods() -> dict[str, str]:

@@ -19,7 +19,7 @@ import sys
 
 from channels.errors import ConfigError
 
-COMMANDS = ("run", "check", "plot", "ber", "solve", "methods")
+COMMANDS = ("run", "check", "plot", "ber", "solve", "methods", "train_policy")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -592,6 +592,12 @@ class SemanticLink:
         """The 32-bit stream index of channel draw ``draw`` (CRC-32 of the link and ``draw``)."""
         return point_index(self._point, int(draw))
 
+    @property
+    def problem(self) -> Problem:
+        """The allocation problem every frame shares, all but its gains (the template of
+        :func:`optim.solve_batch`; its own gains are ones)."""
+        return self._problem
+
     def config(self) -> dict[str, Any]:
         """The link's parameters (JSON-ready)."""
         return {

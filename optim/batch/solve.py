@@ -25,7 +25,6 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,18 +78,13 @@ class BatchResult:
         )
 
 
-BATCH_FUNCTIONS = {
-    "dhondt": "optim.apportion:dhondt_batch",
-    "harmony": "optim.harmony:harmony_batch",
-    "polca": "optim.polca:polca_batch",
-}
-"""Methods batched outside the compiled pipeline: name -> ``"module:function"``, a function
-``f(template, gains [B, K], **options) -> BatchResult`` loaded on first use."""
-
-
 def batch_methods() -> tuple[str, ...]:
-    """Method names :func:`solve_batch` runs."""
-    return (*BATCH_METHODS, *BATCH_FUNCTIONS)
+    """Method names :func:`solve_batch` runs: the compiled ones, then those registered with
+    their own batched function (:attr:`optim.methods.Method.batch`)."""
+    from optim.methods import METHODS
+
+    own = tuple(name for name, m in METHODS.items() if m.batch_loader is not None)
+    return BATCH_METHODS + own
 
 
 def check_gains(gains: Any, n_subchannels: int | None = None) -> np.ndarray:
@@ -171,7 +165,8 @@ def _refined(method: str, options: dict[str, Any]) -> bool:
 def faster_on_gpu(method: str, options: dict[str, Any]) -> bool:
     """Whether ``backend="auto"`` runs ``method`` with ``options`` on a GPU: the baselines and
     the hierarchical family without refinement; not ``exact``, the refined family (slower on
-    the GPU than on the CPU, BENCHMARKS.md) or the methods of :data:`BATCH_FUNCTIONS`."""
+    the GPU than on the CPU, BENCHMARKS.md) or the methods with their own batched function
+    (:attr:`optim.methods.Method.batch`)."""
     return method in BATCH_METHODS and method != "exact" and not _refined(method, options)
 
 
@@ -208,8 +203,9 @@ def solve_batch(
             ``hungarian``, ``equal-power``, ``random-matching`` (the hierarchical family,
             with or without its refinement), ``lowest-order``, ``ui-ep``, and ``exact`` up
             to its enumeration limit (``max_candidates``, every ``N <= 8`` by default;
-            :mod:`optim.batch.exact`); and those of :data:`BATCH_FUNCTIONS` (``dhondt``,
-            ``harmony``, ``polca``), each through its own batched function (CPU only).
+            :mod:`optim.batch.exact`); and a method registered with its own batched function
+            (:attr:`optim.methods.Method.batch`: ``dhondt``, ``harmony``, ``polca``, the
+            learned ``rl:<kind>``) runs that, on the CPU (``rl:<kind>``: on its ``device``).
         backend: ``"cpu"`` (default: a Numba-parallel loop over frames), ``"cuda"`` (one frame
             per GPU thread, :mod:`optim.batch.cuda`: every method but ``exact``), or ``"auto"``
             (``"cuda"`` when a GPU is present, for the baselines and the hierarchical family
@@ -248,14 +244,13 @@ def solve_batch(
 
     auto = isinstance(backend, str) and backend.strip().lower() == "auto"
     run = resolve_backend(backend)
-    if entry.name in BATCH_FUNCTIONS:
+    own = entry.batch
+    if own is not None:  # a method with its own batched implementation
         if run == "cuda" and not auto:
             raise _unsupported_on_cuda(entry.name)
         if place == "device":
-            raise fail("out", out, f"host or auto (method {entry.name!r} runs on the CPU)")
-        module, _, attr = BATCH_FUNCTIONS[entry.name].partition(":")
-        func = getattr(importlib.import_module(module), attr)
-        return func(template, _host_gains(gains), **options)
+            raise fail("out", out, f"host or auto (method {entry.name!r} returns host arrays)")
+        return own(template, check_gains(_host_gains(gains)), **options)
     name = check_name("method", entry.name, BATCH_METHODS)
     if place == "device" and not (gpu_available() or simulator_enabled()):
         raise fail("out", out, "host or auto (no CUDA GPU found)")

@@ -19,7 +19,7 @@ from optim.problem import Allocation, Problem, random_problem
 from optim.selection import max_selectable
 
 RANDOMISED = {"ui-ep", "random-matching"}
-LOCAL = [m for m in available_methods() if m != "exact"]
+LOCAL = [m for m in available_methods() if m != "exact" and not m.startswith("rl:")]
 
 
 def _alloc(problem, features, sub, mods):

@@ -11,7 +11,7 @@ import pytest
 import optim
 from channels.errors import ConfigError
 from optim.distortion import objective
-from optim.methods import METHODS, MethodRegistry, SolveResult
+from optim.methods import METHODS, RL_KINDS, MethodRegistry, SolveResult
 from optim.problem import Allocation, random_problem
 
 NAMES = [
@@ -27,6 +27,7 @@ NAMES = [
     "dhondt",
     "harmony",
     "polca",
+    *(f"rl:{kind}" for kind in RL_KINDS),
 ]
 
 
@@ -52,7 +53,7 @@ def test_unknown_method_and_duplicate_registration():
     assert registry["A"].name == "a" and len(registry) == 1
 
 
-@pytest.mark.parametrize("method", [m for m in NAMES if m != "exact"])
+@pytest.mark.parametrize("method", [m for m in NAMES if m != "exact" and not m.startswith("rl:")])
 def test_solve_reports_the_problems_own_objective(method):
     problem = random_problem(6, 5, seed=11, profile="random")
     result = optim.solve(problem, method, **({"seed": 2} if METHODS[method].randomised else {}))
