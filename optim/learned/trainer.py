@@ -18,7 +18,9 @@ Optionally, ``imitation`` warm-start iterations first fit the policy to a solver
      1e-8)`` over the episode's group ``G`` (``baseline="group"``) or the whole batch
      (``"batch"``), the same for all its steps (``normalise=False``: without the division);
    - per-step credit (``revibranch``: ``redistribute(kind="importance")``, ``spa-rl``:
-     ``"progress"``): the episode's ``R`` is spread over its steps, ``r[B, T]`` with
+     ``"progress"``, with its progress estimator fitted by ``fit_progress`` on the
+     iteration's episodes first, ``credit_options.fit_epochs`` Adam steps, default 200): the
+     episode's ``R`` is spread over its steps, ``r[B, T]`` with
      ``sum_t r_t = R``; the step's return ``G_t = sum_{t' >= t} gamma^(t'-t) r_t'`` is
      baselined per step over the group (or batch) and normalised alike.
 
@@ -274,8 +276,16 @@ def advantages(
     if kind in CREDIT:
         from optim.learned.credit import redistribute
 
-        signal = feats[..., 0] if CREDIT[kind] == "importance" else feats
-        r = redistribute(reward, signal, out.mask, kind=CREDIT[kind], **config.credit_options)
+        options = dict(config.credit_options)
+        if CREDIT[kind] == "importance":
+            signal = feats[..., 0]
+        else:  # SPA-RL: the progress estimator is fitted on this iteration's episodes first
+            from optim.learned.credit import fit_progress
+
+            signal = feats.float()
+            fit_epochs = int(options.pop("fit_epochs", 200))
+            options["model"] = fit_progress(signal, out.mask, reward.float(), epochs=fit_epochs)
+        r = redistribute(reward, signal, out.mask, kind=CREDIT[kind], **options)
         r = torch.as_tensor(r, dtype=torch.float32, device=reward.device)
         powers = config.gamma ** torch.arange(t_max, device=r.device, dtype=torch.float32)
         # G_t = sum_{t' >= t} gamma^(t' - t) r_t' = (sum_{t' >= t} gamma^t' r_t') / gamma^t

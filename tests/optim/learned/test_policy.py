@@ -234,31 +234,23 @@ def test_each_objective_gets_the_extra_inputs_it_names(monkeypatch):
         train_policy(TEMPLATE, "policyflow", SMALL)
 
 
-def test_per_step_credit_gives_discounted_returns_baselined_per_step(monkeypatch):
-    """A stand-in redistribution (uniform over the valid steps): the advantages are the
-    returns-to-go ``G_t = sum_{t' >= t} gamma^(t'-t) r_t'`` minus their group mean at ``t``."""
-    import importlib.machinery
-    import sys
-    import types
-
+def test_per_step_credit_gives_discounted_returns_baselined_per_step():
+    """ReviBranch's redistribution at beta = 0 (uniform over the valid steps): the advantages
+    are the returns-to-go ``G_t = sum_{t' >= t} gamma^(t'-t) r_t'`` minus their group mean at
+    ``t``, computed here by a loop."""
+    from optim.learned.credit import redistribute
     from optim.learned.trainer import advantages
 
-    credit = types.ModuleType("optim.learned.credit")
-    credit.__spec__ = importlib.machinery.ModuleSpec("optim.learned.credit", None)
-
     def uniform(reward, signal, mask, *, kind):
-        m = mask.float()
-        return reward[:, None] * m / m.sum(dim=1, keepdim=True).clamp_min(1)
+        return redistribute(reward, torch.zeros(mask.shape), mask, kind="uniform")
 
-    credit.redistribute = uniform
-    monkeypatch.setitem(sys.modules, "optim.learned.credit", credit)
     env = FrameEnv(TEMPLATE, levels=8)
     policy = AllocationPolicy(env.n_modulations, hidden=8)
     out = rollout(env, policy, torch.from_numpy(frames(6, 4, 1)).repeat_interleave(2, dim=0),
                   generator=torch.Generator().manual_seed(0))  # fmt: skip
     reward = torch.linspace(0.1, 0.9, 12)
     groups = torch.arange(6).repeat_interleave(2)
-    config = TrainPolicyConfig(gamma=0.5, normalise=False)
+    config = TrainPolicyConfig(gamma=0.5, normalise=False, credit_options={"beta": 0.0})
     adv = advantages("revibranch", config, reward, out, torch.zeros(12, 4, 6), groups, 6)
     r = uniform(reward, None, out.mask, kind="importance").double()
     ret = torch.zeros_like(r)
