@@ -15,7 +15,7 @@ this machine's CPU). The nine ``rl:<kind>`` policies are trained first, ``--seed
 with policy-gradient iterations only (``--iterations``, no imitation warm start, the trainer's
 other defaults), and their training curves (the mean objective of each iteration's episodes)
 are written as ``curves.csv`` with the mean and a 95% t-interval over the seeds; the gap rows
-of a kind are its seed-0 policy. Writes ``gaps.csv``, ``curves.csv`` and ``gaps.md``.
+of a kind are its seed-0 policy. Writes ``gaps.csv``, ``curves.csv`` and ``gaps.txt``.
 
 ``psnr``: the PSNR (with the run's 95% interval) of every scheme of a ``semcom run
 scenarios/allocators.yaml`` results directory, per SNR, and the paired gain over
@@ -133,7 +133,7 @@ def gaps(out: Path, frames: int, iterations: int, seeds: int) -> None:
             cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
         lines.append(f"| rl:{kind} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    (out / "gaps.md").write_text(text)
+    (out / "gaps.txt").write_text(text)
     print(text)
 
 
