@@ -15,16 +15,20 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 import optim  # noqa: E402
 from tests.semcom.cuda_helpers.link_case import frames  # noqa: E402
 
-real = optim.solve_batch
-backends: list[str] = []
+def main() -> None:
+    """Print the GPU link's frames and the backends its solver calls used, as JSON."""
+    real = optim.solve_batch
+    backends: list[str] = []
+
+    def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        backends.append(kwargs.get("backend", "cpu"))
+        return real(*args, **kwargs)
+
+    with mock.patch.object(optim, "solve_batch", recording):
+        result = frames("cuda")
+    result["solver_backends"] = backends
+    print(json.dumps(result))
 
 
-def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-    backends.append(kwargs.get("backend", "cpu"))
-    return real(*args, **kwargs)
-
-
-with mock.patch.object(optim, "solve_batch", recording):
-    result = frames("cuda")
-result["solver_backends"] = backends
-print(json.dumps(result))
+if __name__ == "__main__":
+    main()
