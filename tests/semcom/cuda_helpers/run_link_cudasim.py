@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 import optim  # noqa: E402
 from tests.semcom.cuda_helpers.link_case import frames  # noqa: E402
 
+
 def main() -> None:
     """Print the GPU link's frames and the backends its solver calls used, as JSON."""
     real = optim.solve_batch
