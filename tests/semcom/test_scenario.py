@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from channels.errors import ConfigError
+from optim.methods import available_methods
 from semcom.importance import IMPORTANCE
 from semcom.scenario import (
     CONDITION_COLUMNS,
@@ -44,10 +45,11 @@ def _directives(path: Path, kind: str) -> list[str]:
 
 def _fill(line: str, path: Path) -> str:
     """An expected line with ``{file}`` (the file's path), ``{importance}`` (the registered
-    importance estimators) and ``{reducers}`` (those with reduce) filled in: the lists grow
-    as estimators are added."""
+    importance estimators), ``{reducers}`` (those with reduce) and ``{methods}`` (the
+    registered allocation methods) filled in: the lists grow as methods are added."""
     return (
         line.replace("{file}", str(path))
+        .replace("{methods}", ", ".join(available_methods()))
         .replace("{importance}", ", ".join(IMPORTANCE.names()))
         .replace("{reducers}", ", ".join(reducing_methods()))
     )

@@ -162,7 +162,7 @@ def test_a_checkpoint_is_reused_for_its_config_only(policy_dir):
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k in OBJECTIVES])
 def test_solve_equals_solve_batch_frame_by_frame(policy_dir, kind):
-    gains = frames(60, 4, 13)
+    gains = frames(20, 4, 13)
     options = {"train": {**SMALL, "iterations": 2} if kind != "pg" else SMALL,
                "checkpoint_dir": policy_dir, "progress": False}  # fmt: skip
     batch = optim.solve_batch(TEMPLATE, gains, f"rl:{kind}", **options)
