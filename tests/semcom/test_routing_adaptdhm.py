@@ -1,4 +1,4 @@
-"""AdaptDHM (routing "adaptdhm"): dynamic routing against a loop-by-loop reference, the card's
+"""AdaptDHM (routing "adaptdhm"): dynamic routing against a loop-by-loop reference, the paper's
 coefficient properties, end-to-end training through the contract, bad options."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_dynamic_routing_matches_loop_reference(iters: int) -> None:
     np.testing.assert_allclose(c.numpy(), c_ref, atol=1e-6)
 
 
-def test_card_coefficients() -> None:
+def test_paper_coefficients() -> None:
     """Coefficients sum to 1; b = 0 with one iteration is uniform; permuting the cluster order
     (the towers' prediction blocks) permutes the coefficients."""
     torch.manual_seed(0)

@@ -59,7 +59,7 @@ def _with_window_head(model: torch.nn.Module, head: int, radius: int) -> torch.n
 
 
 # ---------------------------------------------------------------------------------------------
-# the card's properties
+# the paper's properties
 
 
 @pytest.mark.parametrize(("grid", "radius"), [((4, 4), 1), ((3, 5), 2), ((2, 2), 0), ((4, 4), 9)])

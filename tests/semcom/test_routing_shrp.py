@@ -46,7 +46,7 @@ def _expert_params(heads: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# the card's properties
+# the paper's properties
 
 
 def test_usage_counts_sum_to_the_routing_decisions_and_match_the_router(

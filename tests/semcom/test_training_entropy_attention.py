@@ -30,7 +30,7 @@ def _maps(*shape: int, seed: int = 0, sharp: float = 3.0) -> torch.Tensor:
 
 
 def _reference_penalty(maps: list[np.ndarray], theta: np.ndarray, gamma: float) -> float:
-    """Loop-by-loop numpy version of the card's formula."""
+    """Loop-by-loop numpy version of the paper's formula."""
     layers, start = [], 0
     for a in maps:
         b, h, t, _ = a.shape
@@ -52,7 +52,7 @@ def _reference_penalty(maps: list[np.ndarray], theta: np.ndarray, gamma: float) 
 
 
 # ---------------------------------------------------------------------------------------------
-# the card's properties
+# the paper's properties
 
 
 @pytest.mark.parametrize("t", [1, 2, 5, 16, 64])
