@@ -33,24 +33,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 import optim
 from optim.learned.method import load_or_train
 from optim.methods import RL_KINDS
 from optim.problem import random_problem
+from semcom.metrics import mean_ci
 
 PROPORTIONAL = ("dhondt", "harmony", "polca")
 
 
 def _interval(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of ``x``."""
-    x = np.asarray(x, dtype=float)
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return mean, mean - half, mean + half
+    """Mean and 95% t-interval of ``x`` (:func:`semcom.metrics.mean_ci`)."""
+    est = mean_ci(np.asarray(x, dtype=float))
+    return est.mean, est.low, est.high
 
 
 def _timed(template, gains, method: str, **options):  # noqa: ANN001, ANN202
