@@ -250,7 +250,7 @@ def solve_batch(
             raise _unsupported_on_cuda(entry.name)
         if place == "device":
             raise fail("out", out, f"host or auto (method {entry.name!r} returns host arrays)")
-        return own(template, check_gains(_host_gains(gains)), **options)
+        return own(template, _host_gains(gains), **options)  # it checks the gains itself
     name = check_name("method", entry.name, BATCH_METHODS)
     if place == "device" and not (gpu_available() or simulator_enabled()):
         raise fail("out", out, "host or auto (no CUDA GPU found)")
