@@ -1,4 +1,4 @@
-"""5G NR LDPC coding through Sionna (CPU, batched), and the coded-BER measurement.
+"""5G NR LDPC coding through Sionna (batched, on :func:`fec_device`), and the coded-BER measurement.
 
 A block of ``k`` information bits sent with entry ``<m>-r<rate>`` (:mod:`channels.coded`) is
 encoded by Sionna's ``LDPC5GEncoder(k, n)`` with ``n = beta(m) ceil(k / (r beta(m)))`` (the
@@ -45,6 +45,7 @@ __all__ = [
     "codeword_length",
     "decode",
     "encode",
+    "fec_device",
     "measure_point",
 ]
 
@@ -56,14 +57,29 @@ def codeword_length(k: int, entry: str) -> int:
     return BITS_PER_SYMBOL[mod] * entry_symbols(k, entry)
 
 
+def fec_device() -> str:
+    """Torch device of the LDPC blocks: Sionna's configured device (``sionna.phy.config.device``,
+    the first CUDA device when one is present, else ``"cpu"``; set it to ``"cpu"`` to keep
+    the decoding on the CPU). Float32 belief propagation on another device may round
+    differently, so a decoded bit at a near-tie can differ between devices."""
+    from sionna.phy import config
+
+    return str(config.device)
+
+
 @lru_cache(maxsize=64)
-def codec(k: int, n: int) -> tuple[Any, Any]:
-    """Sionna's ``(LDPC5GEncoder(k, n), LDPC5GDecoder)`` pair on the CPU (built once)."""
+def _codec_on(k: int, n: int, device: str) -> tuple[Any, Any]:
     from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
-    enc = LDPC5GEncoder(k, n, device="cpu")
-    dec = LDPC5GDecoder(enc, num_iter=NUM_ITER, hard_out=True, return_infobits=True, device="cpu")
+    enc = LDPC5GEncoder(k, n, device=device)
+    dec = LDPC5GDecoder(enc, num_iter=NUM_ITER, hard_out=True, return_infobits=True, device=device)
     return enc, dec
+
+
+def codec(k: int, n: int) -> tuple[Any, Any]:
+    """Sionna's ``(LDPC5GEncoder(k, n), LDPC5GDecoder)`` pair on :func:`fec_device` (built once
+    per device)."""
+    return _codec_on(int(k), int(n), fec_device())
 
 
 def encode(bits: np.ndarray, n: int) -> np.ndarray:
@@ -83,8 +99,8 @@ def encode(bits: np.ndarray, n: int) -> np.ndarray:
         return np.zeros((0, n), np.uint8)
     enc, _ = codec(int(bits.shape[-1]), int(n))
     with torch.no_grad():
-        out = enc(torch.as_tensor(bits, dtype=torch.float32))
-    return out.numpy().astype(np.uint8)
+        out = enc(torch.as_tensor(bits, dtype=torch.float32, device=fec_device()))
+    return out.cpu().numpy().astype(np.uint8)
 
 
 def decode(llr: np.ndarray, k: int) -> np.ndarray:
@@ -104,8 +120,8 @@ def decode(llr: np.ndarray, k: int) -> np.ndarray:
         return np.zeros((0, k), np.uint8)
     _, dec = codec(int(k), int(llr.shape[-1]))
     with torch.no_grad():
-        out = dec(torch.as_tensor(llr))
-    return out.numpy().astype(np.uint8)
+        out = dec(torch.as_tensor(llr, device=fec_device()))
+    return out.cpu().numpy().astype(np.uint8)
 
 
 @dataclass(frozen=True)

@@ -92,12 +92,15 @@ class LinkPointTask:
         device: torch device of the models (resolved: ``"cpu"``, ``"cuda"``, ``"cuda:K"``); on
             CUDA the link kernels run on the GPU too (``backend="cuda"``), so frames stay there.
         threads: torch threads in each worker.
+        solver_threads: Numba threads of the batched allocation in each worker (0: Numba's
+            default, every core).
     """
 
     scenario: Any
     calibration: Calibration
     device: str = "cpu"
     threads: int = 1
+    solver_threads: int = 0
     _models: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _images: Any = field(default=None, init=False, repr=False)
     _labels: Any = field(default=None, init=False, repr=False)
@@ -109,8 +112,14 @@ class LinkPointTask:
         return state
 
     def setup(self) -> None:
-        """Load the models and the evaluation images; fix torch's thread count."""
+        """Load the models and the evaluation images; fix torch's and Numba's thread counts
+        (``solver_threads`` > 0: the batched allocation's Numba threads, so that parallel
+        workers do not each start one thread per core)."""
         torch.set_num_threads(self.threads)
+        if self.solver_threads > 0:
+            import numba
+
+            numba.set_num_threads(min(self.solver_threads, numba.config.NUMBA_NUM_THREADS))
         configs = {}
         for variant, path in self.calibration.checkpoints.items():
             trained = load_checkpoint(path, self.device)

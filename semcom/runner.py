@@ -226,13 +226,15 @@ def _run_locked(
         if calibration.codecs:
             write_text_atomic(out / "compression.csv", _csv_text(calibration.compression_rows()))
 
-        task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads)
+        point_workers = max(1, min(workers, len(pending)))
+        task = LinkPointTask(scenario, calibration, device=device, threads=ex.threads,
+                             solver_threads=max(1, cores // point_workers))  # fmt: skip
         bits_rows = task.bits_rows()
         if bits_rows:  # the schemes' per-feature quantiser bits Q[N]
             write_text_atomic(out / "bits.csv", _csv_text(bits_rows))
         if pending:
             run_points(
-                task, pending, executor=ex.executor, workers=max(1, min(workers, len(pending))),
+                task, pending, executor=ex.executor, workers=point_workers,
                 ray_address=ex.ray_address, on_result=on_result, progress=progress,
                 description=scenario.name,
                 gpus_per_worker=1.0 / workers if device.startswith("cuda") else 0.0,

@@ -26,6 +26,7 @@ import torch
 
 from channels.coded import max_block_bits
 from channels.errors import fail
+from channels.ldpc import fec_device
 
 K_MAX = 8448
 """The largest 5G NR LDPC information block (base graph 1)."""
@@ -98,25 +99,28 @@ def block_plan(n_coded: int, rate: float) -> BlockPlan:
 
 
 @functools.lru_cache(maxsize=64)
-def _codec(k: int, n: int, num_iter: int) -> tuple[object, object, object, object]:
+def _codec(k: int, n: int, num_iter: int, device: str) -> tuple[object, object, object, object]:
     from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
     from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
-    crc_encoder = CRCEncoder("CRC24B")
-    crc_decoder = CRCDecoder(crc_encoder)
-    encoder = LDPC5GEncoder(k, n)
-    decoder = LDPC5GDecoder(encoder, num_iter=num_iter, hard_out=True, return_infobits=True)
+    crc_encoder = CRCEncoder("CRC24B", device=device)
+    crc_decoder = CRCDecoder(crc_encoder, device=device)
+    encoder = LDPC5GEncoder(k, n, device=device)
+    decoder = LDPC5GDecoder(
+        encoder, num_iter=num_iter, hard_out=True, return_infobits=True, device=device
+    )
     return crc_encoder, crc_decoder, encoder, decoder
 
 
 def encode_blocks(payload: np.ndarray, plan: BlockPlan, num_iter: int = NUM_ITER) -> np.ndarray:
     """Payload bits ``[..., n_blocks, payload]`` (0/1) -> code words ``[..., n_blocks, n]``
     (uint8): CRC-24B attached, then 5G LDPC encoded (rate matched to ``n``)."""
-    crc_encoder, _, encoder, _ = _codec(plan.k, plan.n, num_iter)
-    u = torch.as_tensor(np.asarray(payload, dtype=np.float32))
+    device = fec_device()
+    crc_encoder, _, encoder, _ = _codec(plan.k, plan.n, num_iter, device)
+    u = torch.as_tensor(np.asarray(payload, dtype=np.float32), device=device)
     with torch.no_grad():
         c = encoder(crc_encoder(u))
-    return c.numpy().astype(np.uint8)
+    return c.cpu().numpy().astype(np.uint8)
 
 
 def decode_blocks(
@@ -124,11 +128,13 @@ def decode_blocks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Channel LLRs ``[..., n_blocks, n]`` -> ``(payload bits [..., n_blocks, payload]`` uint8,
     ``crc_ok [..., n_blocks]`` bool)``: Sionna's decoder, then the block's CRC check."""
-    _, crc_decoder, _, decoder = _codec(plan.k, plan.n, num_iter)
-    x = torch.as_tensor(np.asarray(llr, dtype=np.float32))
+    device = fec_device()
+    _, crc_decoder, _, decoder = _codec(plan.k, plan.n, num_iter, device)
+    x = torch.as_tensor(np.asarray(llr, dtype=np.float32), device=device)
     with torch.no_grad():
         bits, ok = crc_decoder(decoder(x))
-    return bits.numpy().astype(np.uint8), ok.numpy().reshape(bits.shape[:-1]).astype(bool)
+    bits, ok = bits.cpu().numpy(), ok.cpu().numpy()
+    return bits.astype(np.uint8), ok.reshape(bits.shape[:-1]).astype(bool)
 
 
 __all__ = [

@@ -68,6 +68,12 @@ FADING_CHANNELS = ("awgn", "rayleigh", "rician", "noiseless")
 DIGITAL_MODULATIONS = ("qpsk", "16qam", "64qam", "256qam")
 
 
+_FITS: dict[tuple[bytes, str, float], tuple[int, bytes] | None] = {}
+"""Bisection results by (image digest, codec, bit budget), shared by every link of the process:
+the same image and budget recur at every SNR and channel of a sweep."""
+_MAX_FITS = 4096
+
+
 class _NoModel:
     """Stands in for a model: a separate link has no classifier head."""
 
@@ -169,7 +175,6 @@ class SeparateLink:
         self.failures = 0
         self.unfit = 0
         self.frames = 0
-        self._files: dict[tuple[bytes, str, float], tuple[int, bytes] | None] = {}
         self._sizes: dict[tuple[bytes, str], dict[int, bytes]] = {}
         self.fading_point = (
             None if fading_point is None else check_int("fading_point", fading_point, 0, 2**32 - 1)
@@ -209,13 +214,16 @@ class SeparateLink:
 
     # ------------------------------------------------------------------------------ codec
     def _fit(self, pixels: np.ndarray, key: bytes, codec: str, bits: float):
-        """Bisection result for ``bits`` (cached per image, codec and budget; the encodes per
-        image and codec are cached too, so a new budget costs few new encodes)."""
+        """Bisection result for ``bits`` (cached per image, codec and budget for the whole
+        process; this link's encodes per image and codec are cached too, so a new budget costs
+        few new encodes)."""
         cache_key = (key, codec, float(bits))
-        if cache_key not in self._files:
+        if cache_key not in _FITS:
+            if len(_FITS) >= _MAX_FITS:
+                _FITS.clear()
             files = self._sizes.setdefault((key, codec), {})
-            self._files[cache_key] = fit_quality(pixels, codec, bits, cache=files)
-        return self._files[cache_key]
+            _FITS[cache_key] = fit_quality(pixels, codec, bits, cache=files)
+        return _FITS[cache_key]
 
     # ----------------------------------------------------------------------------- frames
     def simulate(self, images: Any, draw: int = 0, first_image: int = 0) -> LinkFrames:
