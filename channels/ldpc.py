@@ -21,6 +21,7 @@ Examples:
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,10 +59,13 @@ def codeword_length(k: int, entry: str) -> int:
 
 
 def fec_device() -> str:
-    """Torch device of the LDPC blocks: Sionna's configured device (``sionna.phy.config.device``,
-    the first CUDA device when one is present, else ``"cpu"``; set it to ``"cpu"`` to keep
-    the decoding on the CPU). Float32 belief propagation on another device may round
-    differently, so a decoded bit at a near-tie can differ between devices."""
+    """Torch device of the LDPC blocks: ``$SEMCOM_FEC_DEVICE`` when set (``"cpu"``, ``"cuda"``,
+    ``"cuda:K"``), else Sionna's configured device (``sionna.phy.config.device``: the first
+    CUDA device when one is present, else ``"cpu"``). Float32 belief propagation on another
+    device may round differently, so a decoded bit at a near-tie can differ between devices."""
+    chosen = os.environ.get("SEMCOM_FEC_DEVICE", "").strip()
+    if chosen:
+        return chosen
     from sionna.phy import config
 
     return str(config.device)
