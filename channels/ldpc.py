@@ -35,10 +35,15 @@ from channels.names import BITS_PER_SYMBOL
 NUM_ITER = 20
 """Belief-propagation iterations of the decoder."""
 
+DECODE_CHUNK = 256
+"""Blocks per decoder call (Sionna's decoder keeps messages for every edge of every block of a
+call)."""
+
 MAX_K = MAX_BLOCK_BITS
 """Largest information block of the 5G NR LDPC code (base graph 1)."""
 
 __all__ = [
+    "DECODE_CHUNK",
     "MAX_K",
     "NUM_ITER",
     "PointCount",
@@ -123,9 +128,12 @@ def decode(llr: np.ndarray, k: int) -> np.ndarray:
     if llr.shape[0] == 0:
         return np.zeros((0, k), np.uint8)
     _, dec = codec(int(k), int(llr.shape[-1]))
-    with torch.no_grad():
-        out = dec(torch.as_tensor(llr, device=fec_device()))
-    return out.cpu().numpy().astype(np.uint8)
+    out = np.empty((llr.shape[0], int(k)), dtype=np.uint8)
+    for start in range(0, llr.shape[0], DECODE_CHUNK):  # bounds the decoder's memory
+        with torch.no_grad():
+            part = dec(torch.as_tensor(llr[start : start + DECODE_CHUNK], device=fec_device()))
+        out[start : start + DECODE_CHUNK] = part.cpu().numpy()
+    return out
 
 
 @dataclass(frozen=True)

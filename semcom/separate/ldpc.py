@@ -98,6 +98,11 @@ def block_plan(n_coded: int, rate: float) -> BlockPlan:
     return BlockPlan(n_blocks, n, k, payload)
 
 
+DECODE_CHUNK = 256
+"""Code blocks per decoder call (Sionna's decoder holds a few messages per edge of every block
+of a call: a frame of a 256x256 photo has hundreds of blocks)."""
+
+
 @functools.lru_cache(maxsize=64)
 def _codec(k: int, n: int, num_iter: int, device: str) -> tuple[object, object, object, object]:
     from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
@@ -130,11 +135,17 @@ def decode_blocks(
     ``crc_ok [..., n_blocks]`` bool)``: Sionna's decoder, then the block's CRC check."""
     device = fec_device()
     _, crc_decoder, _, decoder = _codec(plan.k, plan.n, num_iter, device)
-    x = torch.as_tensor(np.asarray(llr, dtype=np.float32), device=device)
-    with torch.no_grad():
-        bits, ok = crc_decoder(decoder(x))
-    bits, ok = bits.cpu().numpy(), ok.cpu().numpy()
-    return bits.astype(np.uint8), ok.reshape(bits.shape[:-1]).astype(bool)
+    llr = np.asarray(llr, dtype=np.float32)
+    rows = llr.reshape(-1, llr.shape[-1])
+    bits = np.empty((rows.shape[0], plan.payload), dtype=np.uint8)
+    ok = np.empty(rows.shape[0], dtype=bool)
+    for start in range(0, rows.shape[0], DECODE_CHUNK):  # bounds the decoder's memory
+        x = torch.as_tensor(rows[start : start + DECODE_CHUNK], device=device)
+        with torch.no_grad():
+            chunk_bits, chunk_ok = crc_decoder(decoder(x))
+        bits[start : start + DECODE_CHUNK] = chunk_bits.cpu().numpy()
+        ok[start : start + DECODE_CHUNK] = chunk_ok.cpu().numpy().reshape(-1)
+    return bits.reshape(*llr.shape[:-1], plan.payload), ok.reshape(llr.shape[:-1])
 
 
 __all__ = [
