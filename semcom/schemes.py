@@ -40,6 +40,7 @@ isfr-exact                    isfr                    importance  exact
 isfr-ui-opt                   isfr                    uniform     ui-opt
 isfr-uep-ldpc                 isfr                    importance  hierarchical (LDPC)
 isfr-uep-highsnr              isfr-highsnr            importance  hierarchical
+isfr-uep-switch               isfr | isfr-highsnr     importance  hierarchical (switch)
 ============================  ======================  ==========  ===================
 
 The **separate** schemes (``separate`` set: an image codec, 5G LDPC and Gray QAM, or the
@@ -143,6 +144,10 @@ class Scheme:
     "rates": [...], "ber_model": ...}``: the allocation's entries are every (modulation, 5G
     LDPC code rate) pair (:func:`channels.coded.coded_entries`; rate ``"1"`` = uncoded), each
     coded feature LDPC-encoded on the link (:mod:`channels.coded_link`).
+    ``switch`` is None or the names of two or more built-in semantic schemes: per condition
+    the scheme runs the candidate with the highest mean PSNR on the calibration images
+    (:mod:`semcom.scheme_switch`); ``model``, ``weights`` and ``method`` are then the first
+    candidate's.
     ``separate_options`` is None (a built-in separate scheme: the defaults of
     :class:`semcom.separate.task.SeparateOptions`) or a separate scheme's own options from a
     scenario file (``rates``, ``modulations``, ``power``, ``capacity_codecs``,
@@ -160,6 +165,7 @@ class Scheme:
     separate: str | None = None
     link: dict[str, Any] | None = None
     separate_options: dict[str, Any] | None = None
+    switch: tuple[str, ...] | None = None
 
 
 LDPC_LINK: dict[str, Any] = {
@@ -206,6 +212,10 @@ _BUILT_IN = (
      "ISFR model, SI-UEP over (modulation, 5G LDPC rate) pairs: each feature LDPC-coded"),
     ("isfr-uep-highsnr", Scheme("isfr-highsnr", "importance", "hierarchical"),
      "ISFR-UEP on the isfr-highsnr model (tail-training retention law): no loss at high SNR"),
+    ("isfr-uep-switch", Scheme("isfr", "importance", "hierarchical",
+                               switch=("isfr-uep", "isfr-uep-highsnr")),
+     "Per condition, isfr-uep or isfr-uep-highsnr, whichever is better on the calibration "
+     "images (two models, a 1-bit switch known to both ends)"),
 )  # fmt: skip
 _SEPARATE = (
     ("sep-jpeg2000-ldpc", "jpeg2000",
