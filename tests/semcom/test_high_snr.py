@@ -9,7 +9,10 @@ What is proven, against references we did not write:
   of the same law (two-sample bounds); its tail is kept ~30 times as often as the default's;
 - its BER profile is log-linear from 1e-4 to 1e-2 (``numpy.geomspace``);
 - the default ISFR law is unchanged, and a scenario trains the variant once, as its own model,
-  and runs the scheme through the link.
+  and runs the scheme through the link;
+- the switch scheme ``isfr-uep-switch`` picks the argmax of the mean calibration PSNR (the
+  PSNR recomputed here from its definition), sees only the calibration images and draws
+  outside the evaluation's, and its row is exactly the chosen candidate's row.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from semcom.cli import main
 from semcom.isfr import training_channel
 from semcom.scenario import load_scenario
+from semcom.scheme_switch import SWITCH_DRAW, SWITCH_DRAWS, choose_candidate
 from semcom.schemes import HIGH_SNR_OVERRIDES, MODEL_VARIANTS, SCHEMES
 
 ROOT = Path(__file__).parents[2]
@@ -82,7 +87,7 @@ def test_ber_profile_is_log_linear_to_1e_2() -> None:
 def test_scenario_trains_the_variant_on_top_of_the_default_isfr() -> None:
     scenario = load_scenario(SCENARIO)
     assert scenario.scheme_names() == [
-        "isfr-uep", "isfr-uep-highsnr", "ui-ep", "ui-opt", "passive-uep"
+        "isfr-uep", "isfr-uep-highsnr", "isfr-uep-switch", "ui-ep", "ui-opt", "passive-uep"
     ]  # fmt: skip
     assert [float(v) for v in scenario.axes()["snr_db"]] == [-5, 0, 5, 10, 15, 20]
     assert scenario.model_variants() == ["isfr", "isfr-highsnr", "conventional"]
@@ -97,12 +102,63 @@ def test_scenario_trains_the_variant_on_top_of_the_default_isfr() -> None:
     assert (tail.epochs, tail.batch_size, tail.scheme) == (plain.epochs, plain.batch_size, "isfr")
 
 
+class _RecordingLink:
+    """A stand-in link: reconstructs ``images`` plus fixed noise of its own level, and records
+    every ``(images, draw)`` it is asked to send."""
+
+    def __init__(self, level: float, seed: int) -> None:
+        self.level, self.seed, self.calls = level, seed, []
+
+    def simulate(self, images: torch.Tensor, draw: int = 0):
+        self.calls.append((images, draw))
+        gen = torch.Generator().manual_seed(self.seed * 1000 + draw)
+        noise = self.level * torch.randn(images.shape, generator=gen, dtype=images.dtype)
+        return type("Frames", (), {"x_hat": (images + noise).clamp(0, 1)})()
+
+
+def test_switch_picks_the_calibration_argmax_and_sees_only_calibration_images() -> None:
+    gen = torch.Generator().manual_seed(0)
+    calibration = torch.rand((6, 1, 8, 8), generator=gen, dtype=torch.float64)
+    links = {"a": _RecordingLink(0.08, 1), "b": _RecordingLink(0.05, 2),
+             "c": _RecordingLink(0.2, 3)}  # fmt: skip
+    choice, scores = choose_candidate(links, calibration)
+    # PSNR from its definition, 10 log10(1 / MSE) per image, averaged over images and draws
+    expected = {}
+    for name, link in links.items():
+        per_draw = []
+        for images, draw in list(link.calls):
+            x_hat = link.simulate(images, draw).x_hat.numpy()
+            mse = ((images.numpy() - x_hat) ** 2).reshape(len(images), -1).mean(1)
+            per_draw.append(np.mean(10 * np.log10(1 / mse)))
+        expected[name] = float(np.mean(per_draw))
+    assert scores == pytest.approx(expected, rel=1e-12)
+    assert choice == max(expected, key=expected.get) == "b"
+    for link in links.values():
+        calls = link.calls[:SWITCH_DRAWS]  # those of choose_candidate (the rest are ours)
+        assert [draw for _, draw in calls] == [SWITCH_DRAW + d for d in range(SWITCH_DRAWS)]
+        assert all(images is calibration for images, _ in calls)
+    # ties go to the first candidate
+    same = {"x": _RecordingLink(0.05, 2), "y": _RecordingLink(0.05, 2)}
+    assert choose_candidate(same, calibration)[0] == "x"
+
+
+def test_switch_scheme_is_registered_and_survives_the_resolved_scenario() -> None:
+    switch = SCHEMES.get("isfr-uep-switch")
+    assert switch.switch == ("isfr-uep", "isfr-uep-highsnr")
+    scenario = load_scenario(SCENARIO, ["schemes=[isfr-uep-switch, passive-uep]"])
+    # the switch trains its candidates' models
+    assert scenario.model_variants() == ["isfr", "isfr-highsnr", "conventional"]
+    again = load_scenario(scenario.resolved())
+    assert again.scheme("isfr-uep-switch").switch == switch.switch
+    assert again.config_hash() == scenario.config_hash()
+
+
 @pytest.mark.usefixtures("one_thread")
-def test_scheme_trains_and_runs_in_a_scenario(tmp_path: Path) -> None:
+def test_schemes_train_and_run_and_the_switch_row_is_its_choice(tmp_path: Path) -> None:
     out = tmp_path / "out"
     status = main([
         "run", str(SCENARIO), "--out", str(out), "--workers", "1", "--no-progress",
-        "--set", "schemes=[isfr-uep-highsnr]",
+        "--set", "schemes=[isfr-uep, isfr-uep-highsnr, isfr-uep-switch]",
         "--set", "training.epochs=1", "--set", "training.batch_size=256",
         "--set", "output.plots=false", "--set", "output.parquet=false",
         "--set", "sweep.snr_db=[20]",
@@ -110,9 +166,16 @@ def test_scheme_trains_and_runs_in_a_scenario(tmp_path: Path) -> None:
         "--set", f"training.checkpoint_dir={tmp_path / 'ck'}",
     ])  # fmt: skip
     assert status == 0
-    frame = pd.read_csv(out / "results.csv")
-    assert frame["scheme"].tolist() == ["isfr-uep-highsnr"]
-    assert frame["model"].tolist() == ["isfr-highsnr"]
+    frame = pd.read_csv(out / "results.csv").set_index("scheme")
+    assert frame.loc["isfr-uep-highsnr", "model"] == "isfr-highsnr"
     assert np.all(np.isfinite(frame["psnr_db"]))
     models = pd.read_csv(out / "models.csv")
-    assert models["model"].tolist() == ["isfr-highsnr"]
+    assert models["model"].tolist() == ["isfr", "isfr-highsnr"]
+    # the switch row is the row of the candidate whose model it names, to the last bit
+    chosen = frame.loc["isfr-uep-switch", "model"]
+    twin = {"isfr": "isfr-uep", "isfr-highsnr": "isfr-uep-highsnr"}[chosen]
+    for column in ("psnr_db", "mse", "ssim", "ber", "bits_sent", "bit_errors"):
+        assert frame.loc["isfr-uep-switch", column] == frame.loc[twin, column]
+    per_image = pd.read_csv(out / "per_image.csv")
+    by = {name: g["psnr_db"].to_numpy() for name, g in per_image.groupby("scheme")}
+    assert np.array_equal(by["isfr-uep-switch"], by[twin])
