@@ -134,7 +134,7 @@ class LinkPointTask:
             self._models[variant] = at_input_shape(self._models[variant], test.images.shape[1:])
         if any(self.scenario.scheme(n).switch for n in self.scenario.scheme_names()):
             calib = torch.from_numpy(self.calibration.calibration_indices)
-            self._switch["calibration"] = test.images[calib]
+            self.use_switch(test.images[calib])
         wants_accuracy = "accuracy" in self.scenario.metrics
         self._labels = test.labels[index] if wants_accuracy else None
         if any(self.scenario.scheme(n).separate for n in self.scenario.scheme_names()):
@@ -151,6 +151,11 @@ class LinkPointTask:
         """The separate schemes' failure image (the training-set mean ``[C, H, W]``) and the
         images their (rate, modulation) pair is chosen on (:meth:`setup` sets both)."""
         self._separate.update(mean=mean_image, calibration=calibration_images)
+
+    def use_switch(self, calibration_images: Any) -> None:
+        """The images ``[B, C, H, W]`` a switch scheme chooses its candidate on (:meth:`setup`
+        sets the calibration images)."""
+        self._switch = {"calibration": calibration_images}
 
     def use_budget_model(self, model: Any) -> None:
         """The model whose ``N`` and ``L`` set the separate schemes' budget when the scenario
