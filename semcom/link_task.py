@@ -19,6 +19,11 @@ image is the training split's mean image. Their rows fill
 the mean image, and their share); semantic rows have NaN and ``none`` there. Every row has
 ``bandwidth_ratio = S_max / (C H W)``.
 
+**Switch schemes** (``Scheme.switch``; :mod:`semcom.scheme_switch`): at each condition the
+candidate scheme with the highest mean PSNR on the calibration images is chosen, then
+evaluated exactly as its own row would be (the same link, the same streams); the row's
+``model`` is the chosen candidate's model variant.
+
 **Reproducibility.** A point's frames draw from streams keyed by (link seed, CRC-32 of the
 link's parameters and the draw, image index) (:mod:`semcom.link`); torch runs with a fixed
 number of threads per worker. So a point's row is the same whichever worker, process or
@@ -42,6 +47,7 @@ from semcom.models.build import at_input_shape
 from semcom.prepare import Calibration, test_split
 from semcom.scheme_bits import scheme_bits
 from semcom.scheme_compression import NONE, dense_size, size_columns
+from semcom.scheme_switch import choose_candidate
 from semcom.separate import task as separate_task
 from semcom.sweep import Point, PointResult
 from semcom.train import load_checkpoint
@@ -105,10 +111,12 @@ class LinkPointTask:
     _images: Any = field(default=None, init=False, repr=False)
     _labels: Any = field(default=None, init=False, repr=False)
     _separate: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _switch: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_models={}, _images=None, _labels=None, _separate={})  # rebuilt by setup()
+        state.update(_models={}, _images=None, _labels=None, _separate={},
+                     _switch={})  # rebuilt by setup()  # fmt: skip
         return state
 
     def setup(self) -> None:
@@ -133,6 +141,9 @@ class LinkPointTask:
         self._images = test.images[index]
         for variant in configs:  # photos: test crops larger than the training patches
             self._models[variant] = at_input_shape(self._models[variant], test.images.shape[1:])
+        if any(self.scenario.scheme(n).switch for n in self.scenario.scheme_names()):
+            calib = torch.from_numpy(self.calibration.calibration_indices)
+            self.use_switch(test.images[calib])
         wants_accuracy = "accuracy" in self.scenario.metrics
         self._labels = test.labels[index] if wants_accuracy else None
         if any(self.scenario.scheme(n).separate for n in self.scenario.scheme_names()):
@@ -149,6 +160,11 @@ class LinkPointTask:
         """The separate schemes' failure image (the training-set mean ``[C, H, W]``) and the
         images their (rate, modulation) pair is chosen on (:meth:`setup` sets both)."""
         self._separate.update(mean=mean_image, calibration=calibration_images)
+
+    def use_switch(self, calibration_images: Any) -> None:
+        """The images ``[B, C, H, W]`` a switch scheme chooses its candidate on (:meth:`setup`
+        sets the calibration images)."""
+        self._switch = {"calibration": calibration_images}
 
     def use_budget_model(self, model: Any) -> None:
         """The model whose ``N`` and ``L`` set the separate schemes' budget when the scenario
@@ -199,10 +215,25 @@ class LinkPointTask:
         name) and images instead of :meth:`setup`'s."""
         self._models, self._images, self._labels = dict(models), images, labels
 
+    def switch_choice(self, point: Point) -> tuple[str, dict[str, float]]:
+        """A switch scheme's candidate at ``point`` and every candidate's calibration PSNR
+        (:func:`semcom.scheme_switch.choose_candidate` on the calibration images; each
+        candidate's link is the one of its own row at this condition)."""
+        cached = self._switch.get(point.key)
+        if cached is None:
+            names = self.scenario.scheme(point.as_dict()["scheme"]).switch
+            links = {name: self.link(_with_scheme(point, name)) for name in names}
+            cached = choose_candidate(links, self._switch["calibration"])
+            self._switch[point.key] = cached
+        return cached
+
     def link(self, point: Point) -> SemanticLink:
-        """The :class:`SemanticLink` of ``point`` (its condition values and scheme)."""
+        """The :class:`SemanticLink` of ``point`` (its condition values and scheme); for a
+        switch scheme, that of the candidate chosen on the calibration images."""
         s, values = self.scenario, point.as_dict()
         scheme = s.scheme(values["scheme"])
+        if scheme.switch:
+            return self.link(_with_scheme(point, self.switch_choice(point)[0]))
         codec = s.scheme_codec(values["scheme"])  # the model variant, or its compressed codec
         model = self._models[codec]
         weights = self.scheme_weights(values["scheme"], int(model.n_features))
@@ -334,7 +365,10 @@ class LinkPointTask:
         scheme = self.scenario.scheme(values["scheme"])
         row: dict[str, Any] = {"point": point.index, "key": point.key}
         row.update({name: values[name] for name in AXIS_TYPES if name != "scheme"})
-        row.update(scheme=values["scheme"], model=scheme.model, weights=scheme.weights,
+        model = scheme.model
+        if scheme.switch:  # the model of the candidate the switch chose at this condition
+            model = self.scenario.scheme(self.switch_choice(point)[0]).model
+        row.update(scheme=values["scheme"], model=model, weights=scheme.weights,
                    method=scheme.method)  # fmt: skip
         separate = scheme.separate is not None
         if separate:
@@ -369,6 +403,12 @@ class LinkPointTask:
             for b in range(evaluation.n_images)
         ]  # fmt: skip
         return PointResult(row=row, tables={"per_image": images})
+
+
+def _with_scheme(point: Point, scheme: str) -> Point:
+    """``point`` with its scheme replaced (a switch scheme's candidate at the same condition)."""
+    values = tuple((k, scheme if k == "scheme" else v) for k, v in point.values)
+    return Point(point.index, values)
 
 
 def reference_model(config: Any, image_shape: tuple[int, ...]) -> Any:

@@ -7,7 +7,9 @@ A *scheme* is what one curve of a figure shows (docs/method.md §6.2). It names
   flip probability, no nested dropout), ``conventional-dropout`` (the same, plus random
   non-nested feature dropout at ISFR's rate, :class:`semcom.isfr.RandomDropout`: every feature
   kept with probability ``(1/N) Σ_i r_i``, so the expected number of kept features equals the
-  nested dropout's retention sum ``Σ_i r_i``) or an ISFR ablation with one module switched off;
+  nested dropout's retention sum ``Σ_i r_i``), an ISFR ablation with one module switched off,
+  or ``isfr-highsnr`` (ISFR with the tail-training retention law of
+  :data:`HIGH_SNR_OVERRIDES`);
 - the **weights** ``w`` the allocation sees: ``importance`` (the scenario's importance
   estimator, e.g. masking, measured on held-out calibration images) or ``uniform``
   (``w_i = 1/N``);
@@ -37,6 +39,8 @@ isfr-hungarian                isfr                    importance  hungarian
 isfr-exact                    isfr                    importance  exact
 isfr-ui-opt                   isfr                    uniform     ui-opt
 isfr-uep-ldpc                 isfr                    importance  hierarchical (LDPC)
+isfr-uep-highsnr              isfr-highsnr            importance  hierarchical
+isfr-uep-switch               isfr | isfr-highsnr     importance  hierarchical (switch)
 ============================  ======================  ==========  ===================
 
 The **separate** schemes (``separate`` set: an image codec, 5G LDPC and Gray QAM, or the
@@ -79,6 +83,18 @@ class ModelVariant:
     from_isfr: tuple[str, ...] = ()
 
 
+HIGH_SNR_OVERRIDES: dict[str, Any] = {"law": "uniform", "p_nd": 0.25, "eps_max": 1e-2}
+"""The training-channel options of the ``isfr-highsnr`` variant (on top of ``training.isfr``).
+
+With the default law (geometric, ``ρ = 0.1``, ``p_nd = 1``) feature 16 is kept in 2.5% of the
+training samples (``r_16 = P(b = 16)``), so the tail is barely trained and the full-feature
+(clean) PSNR stays 1.5-1.8 dB below the conventional model's: ISFR-UEP loses when the channel
+is good enough to send every feature. Here a sample is masked with probability ``p_nd = 0.25``
+only, by a uniform cut-off, so ``r_i = 1 - p_nd + p_nd (N - i + 1)/N`` (``r_16 = 0.766`` for
+``N = 16``), and the BER profile ends at ``ε_max = 1e-2`` instead of ``5e-2``: every feature is
+trained as a full feature in most steps while a quarter of the steps still teaches the prefix
+order that the low-SNR allocation relies on."""
+
 MODEL_VARIANTS: dict[str, ModelVariant] = {
     "isfr": ModelVariant("isfr", {}, "ISFR: nested dropout + BER matching (docs/method.md §2)"),
     "conventional": ModelVariant(
@@ -96,6 +112,12 @@ MODEL_VARIANTS: dict[str, ModelVariant] = {
     ),
     "isfr-no-ber-matching": ModelVariant(
         "isfr", {"distortion": False}, "ISFR without BER matching (ablation)"
+    ),
+    "isfr-highsnr": ModelVariant(
+        "isfr",
+        dict(HIGH_SNR_OVERRIDES),
+        "ISFR with a retention law that trains the tail: uniform cut-off, only a fraction "
+        "p_nd of the samples masked, a milder BER profile (no loss at high SNR)",
     ),
 }
 """Model variant name -> how it is trained."""
@@ -122,6 +144,10 @@ class Scheme:
     "rates": [...], "ber_model": ...}``: the allocation's entries are every (modulation, 5G
     LDPC code rate) pair (:func:`channels.coded.coded_entries`; rate ``"1"`` = uncoded), each
     coded feature LDPC-encoded on the link (:mod:`channels.coded_link`).
+    ``switch`` is None or the names of two or more built-in semantic schemes: per condition
+    the scheme runs the candidate with the highest mean PSNR on the calibration images
+    (:mod:`semcom.scheme_switch`); ``model``, ``weights`` and ``method`` are then the first
+    candidate's.
     ``separate_options`` is None (a built-in separate scheme: the defaults of
     :class:`semcom.separate.task.SeparateOptions`) or a separate scheme's own options from a
     scenario file (``rates``, ``modulations``, ``power``, ``capacity_codecs``,
@@ -139,6 +165,7 @@ class Scheme:
     separate: str | None = None
     link: dict[str, Any] | None = None
     separate_options: dict[str, Any] | None = None
+    switch: tuple[str, ...] | None = None
 
 
 LDPC_LINK: dict[str, Any] = {
@@ -183,6 +210,12 @@ _BUILT_IN = (
      "Ablation: ISFR model told nothing about importance (uniform weights, SP1-SP4)"),
     ("isfr-uep-ldpc", Scheme("isfr", "importance", "hierarchical", link=LDPC_LINK),
      "ISFR model, SI-UEP over (modulation, 5G LDPC rate) pairs: each feature LDPC-coded"),
+    ("isfr-uep-highsnr", Scheme("isfr-highsnr", "importance", "hierarchical"),
+     "ISFR-UEP on the isfr-highsnr model (tail-training retention law): no loss at high SNR"),
+    ("isfr-uep-switch", Scheme("isfr", "importance", "hierarchical",
+                               switch=("isfr-uep", "isfr-uep-highsnr")),
+     "Per condition, isfr-uep or isfr-uep-highsnr, whichever is better on the calibration "
+     "images (two models, a 1-bit switch known to both ends)"),
 )  # fmt: skip
 _SEPARATE = (
     ("sep-jpeg2000-ldpc", "jpeg2000",
@@ -210,6 +243,7 @@ PROPOSED = "isfr-uep"
 
 __all__ = [
     "DROPOUT_BASELINES",
+    "HIGH_SNR_OVERRIDES",
     "MODEL_VARIANTS",
     "NO_MODEL",
     "PROPOSED",

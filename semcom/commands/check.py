@@ -180,6 +180,7 @@ def _trial(scenario: Any, points: list, step: list[str]) -> tuple[int, int]:
     task = LinkPointTask(scenario, calibration, device=device)
     task.use_models(models, images)
     task.use_separate(calibration_images.mean(dim=0), calibration_images)  # trial: no train split
+    task.use_switch(calibration_images)
     if not models:  # separate schemes only: the budget's N and L of the untrained model
         task.use_budget_model(reference_model(first, images.shape[1:]))
     links = {}

@@ -110,6 +110,8 @@ class Scenario(ScenarioFields):
             if isinstance(entry, CustomScheme) and entry.name == name:
                 if entry.separate is None and entry.name in SEPARATE_SCHEMES:
                     break  # a built-in separate scheme as resolved() writes it (checks)
+                if entry.name in SCHEMES.names() and SCHEMES.get(entry.name).switch:
+                    break  # a built-in switch scheme as resolved() writes it
                 if entry.separate is not None:  # a separate scheme: codec and options
                     options = entry.separate.model_dump()
                     codec = options.pop("codec")
@@ -133,8 +135,11 @@ class Scenario(ScenarioFields):
     def model_variants(self) -> list[str]:
         """The model variants the schemes use (built-in, :data:`semcom.schemes.MODEL_VARIANTS`,
         or defined in ``variants``); the separate schemes use none."""
+        names = []
+        for n in self.scheme_names():  # a switch scheme uses its candidates' models
+            names += list(self.scheme(n).switch or (n,))
         return list(dict.fromkeys(
-            self.scheme(n).model for n in self.scheme_names() if self.scheme(n).separate is None
+            self.scheme(n).model for n in names if self.scheme(n).separate is None
         ))  # fmt: skip
 
     def reference_variant(self) -> str:

@@ -23,7 +23,7 @@ import pytest
 from semcom.cli import main
 from semcom.importance import IMPORTANCE
 from semcom.scenario import load_scenario
-from semcom.schemes import PROPOSED, UNIFORM_IMPORTANCE_BASELINES
+from semcom.schemes import MODEL_VARIANTS, PROPOSED, SCHEMES, UNIFORM_IMPORTANCE_BASELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -168,7 +168,9 @@ def test_check_runs_a_tiny_trial_of_every_scheme() -> None:
 def test_bad_scenarios_exit_2_with_one_line_per_problem(command: str) -> None:
     path = BAD / "several_problems.yaml"
     names = ", ".join(IMPORTANCE.names())  # the corpus writes the estimator list {importance}
+    schemes, variants = ", ".join(SCHEMES.names()), ", ".join(MODEL_VARIANTS)  # and these
     expected = [line.removeprefix("# expect: ").replace("{importance}", names)
+                .replace("{schemes}", schemes).replace("{variants}", variants)
                 for line in path.read_text().splitlines()
                 if line.startswith("# expect: ")]  # fmt: skip
     done = semcom(command, str(path))

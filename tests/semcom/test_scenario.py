@@ -30,7 +30,7 @@ from semcom.scenario import (
     load_scenario,
 )
 from semcom.scheme_estimators import reducing_methods
-from semcom.schemes import SCHEMES, Scheme
+from semcom.schemes import MODEL_VARIANTS, SCHEMES, Scheme
 
 CORPUS = Path(__file__).parent / "scenario_corpus"
 BAD = sorted((CORPUS / "bad").glob("*.yaml"))
@@ -45,10 +45,13 @@ def _directives(path: Path, kind: str) -> list[str]:
 
 def _fill(line: str, path: Path) -> str:
     """An expected line with ``{file}`` (the file's path), ``{importance}`` (the registered
-    importance estimators), ``{reducers}`` (those with reduce) and ``{methods}`` (the
-    registered allocation methods) filled in: the lists grow as methods are added."""
+    importance estimators), ``{reducers}`` (those with reduce), ``{methods}`` (the
+    registered allocation methods), ``{schemes}`` (the built-in schemes) and ``{variants}``
+    (the built-in model variants) filled in: the lists grow as methods are added."""
     return (
         line.replace("{file}", str(path))
+        .replace("{schemes}", ", ".join(SCHEMES.names()))
+        .replace("{variants}", ", ".join(MODEL_VARIANTS))
         .replace("{methods}", ", ".join(available_methods()))
         .replace("{importance}", ", ".join(IMPORTANCE.names()))
         .replace("{reducers}", ", ".join(reducing_methods()))
