@@ -412,3 +412,56 @@ def test_block_plan_at_rate_one_third_fits_base_graph_2() -> None:
     plan = block_plan(200_000, 1 / 3)
     assert plan.k <= 3824 and plan.n_blocks * plan.n <= 200_000 and plan.payload > 0
     LDPC5GEncoder(plan.k, plan.n)
+
+
+# ------------------------------------------------------------------- decoder chunks, device
+def test_chunked_decoding_equals_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding in chunks of blocks (bounded decoder memory) gives Sionna's one-call result,
+    for the separate chain and for the coded semantic link's blocks."""
+    from channels import ldpc as channel_ldpc
+    from semcom.separate import ldpc as separate_ldpc
+
+    plan = block_plan(3000, 0.5)
+    rng = np.random.default_rng(3)
+    payload = rng.integers(0, 2, (5, plan.n_blocks, plan.payload)).astype(np.uint8)
+    coded = separate_ldpc.encode_blocks(payload, plan)
+    mu = np.array([4.0, 4.0, 4.0, 0.5, 0.5])[:, None, None]  # consistent Gaussian LLRs:
+    llr = (2.0 * coded - 1.0) * mu + rng.standard_normal(coded.shape) * np.sqrt(2.0 * mu)
+    whole = separate_ldpc.decode_blocks(llr, plan)
+    info = rng.integers(0, 2, (7, 100)).astype(np.uint8)
+    n = channel_ldpc.codeword_length(100, "qpsk-r1/2")
+    cw_llr = (2.0 * channel_ldpc.encode(info, n) - 1.0) + rng.standard_normal((7, n)) * 1.2
+    one_call = channel_ldpc.decode(cw_llr, 100)
+    monkeypatch.setattr(separate_ldpc, "DECODE_CHUNK", 2)
+    monkeypatch.setattr(channel_ldpc, "DECODE_CHUNK", 3)
+    chunked = separate_ldpc.decode_blocks(llr, plan)
+    assert np.array_equal(chunked[0], whole[0]) and np.array_equal(chunked[1], whole[1])
+    assert 0 < whole[1].sum() < whole[1].size  # the case has both outcomes
+    assert np.array_equal(channel_ldpc.decode(cw_llr, 100), one_call)
+
+
+def test_fec_device_follows_the_environment_then_sionna(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sionna.phy import config
+
+    from channels.ldpc import fec_device
+
+    monkeypatch.setenv("SEMCOM_FEC_DEVICE", "cpu")
+    assert fec_device() == "cpu"
+    monkeypatch.delenv("SEMCOM_FEC_DEVICE")
+    assert fec_device() == str(config.device)
+
+
+def test_codec_fits_are_shared_between_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second link with the same budget (another SNR of a sweep) encodes nothing again."""
+    from semcom.separate import link as separate_link
+
+    calls = []
+    real = separate_link.fit_quality
+    monkeypatch.setattr(separate_link, "_FITS", {})
+    monkeypatch.setattr(separate_link, "fit_quality",
+                        lambda *a, **k: calls.append(a[1]) or real(*a, **k))  # fmt: skip
+    images = torch.stack([_image(s, 16) for s in range(2)])
+    mean = torch.full((3, 16, 16), 0.25)
+    for snr_db in (20.0, 30.0):
+        SeparateLink("webp", mean, 400, "awgn", snr_db, 4, modulation="16qam").simulate(images)
+    assert calls == ["webp", "webp"]  # one bisection per image, none for the second link
