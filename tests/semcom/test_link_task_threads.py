@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numba
 
-from semcom.link_task import LinkPointTask
 from semcom import prepare
+from semcom.link_task import LinkPointTask
 from semcom.prepare import Calibration, split_test_set
 from semcom.scenario import Scenario
 
