@@ -26,6 +26,7 @@ from semcom.cli import main
 from semcom.isfr import NestedDropout, RandomDropout, TrainingChannel, training_channel
 from semcom.scenario import load_scenario
 from semcom.schemes import DROPOUT_BASELINES, MODEL_VARIANTS, SCHEMES
+from tests.semcom.tiny_run import tiny_run_args
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -141,15 +142,9 @@ def test_variant_follows_the_isfr_dropout_law() -> None:
 @pytest.mark.usefixtures("one_thread")
 def test_variant_trains_and_runs_in_a_scenario(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    status = main([
-        "run", str(QUICKSTART), "--out", str(out), "--workers", "1", "--no-progress",
-        "--set", "schemes=[ui-opt-dropout, passive-uep-dropout]",
-        "--set", "training.epochs=1", "--set", "training.batch_size=256",
-        "--set", "output.plots=false", "--set", "output.parquet=false",
-        "--set", "sweep.snr_db=[10]",
-        "--set", "data.eval_images=4", "--set", "stop.min_draws=1", "--set", "stop.max_draws=1",
-        "--set", f"training.checkpoint_dir={tmp_path / 'ck'}",
-    ])  # fmt: skip
+    status = main(
+        tiny_run_args(QUICKSTART, out, tmp_path / "ck", "[ui-opt-dropout, passive-uep-dropout]", 10)
+    )
     assert status == 0
     frame = pd.read_csv(out / "results.csv")
     assert sorted(frame["scheme"]) == ["passive-uep-dropout", "ui-opt-dropout"]

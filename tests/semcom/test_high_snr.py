@@ -29,6 +29,7 @@ from semcom.isfr import training_channel
 from semcom.scenario import load_scenario
 from semcom.scheme_switch import SWITCH_DRAW, SWITCH_DRAWS, choose_candidate
 from semcom.schemes import HIGH_SNR_OVERRIDES, MODEL_VARIANTS, SCHEMES
+from tests.semcom.tiny_run import tiny_run_args
 
 ROOT = Path(__file__).parents[2]
 SCENARIO = ROOT / "scenarios" / "high_snr.yaml"
@@ -156,15 +157,11 @@ def test_switch_scheme_is_registered_and_survives_the_resolved_scenario() -> Non
 @pytest.mark.usefixtures("one_thread")
 def test_schemes_train_and_run_and_the_switch_row_is_its_choice(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    status = main([
-        "run", str(SCENARIO), "--out", str(out), "--workers", "1", "--no-progress",
-        "--set", "schemes=[isfr-uep, isfr-uep-highsnr, isfr-uep-switch]",
-        "--set", "training.epochs=1", "--set", "training.batch_size=256",
-        "--set", "output.plots=false", "--set", "output.parquet=false",
-        "--set", "sweep.snr_db=[20]",
-        "--set", "data.eval_images=4", "--set", "stop.min_draws=1", "--set", "stop.max_draws=1",
-        "--set", f"training.checkpoint_dir={tmp_path / 'ck'}",
-    ])  # fmt: skip
+    status = main(
+        tiny_run_args(
+            SCENARIO, out, tmp_path / "ck", "[isfr-uep, isfr-uep-highsnr, isfr-uep-switch]", 20
+        )
+    )
     assert status == 0
     frame = pd.read_csv(out / "results.csv").set_index("scheme")
     assert frame.loc["isfr-uep-highsnr", "model"] == "isfr-highsnr"
