@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -50,6 +51,7 @@ __all__ = [
     "codec",
     "codeword_length",
     "decode",
+    "decode_in_chunks",
     "encode",
     "fec_device",
     "measure_point",
@@ -122,18 +124,28 @@ def decode(llr: np.ndarray, k: int) -> np.ndarray:
     Returns:
         uint8 array ``[B, k]``.
     """
-    import torch
-
     llr = np.asarray(llr, dtype=np.float32)
     if llr.shape[0] == 0:
         return np.zeros((0, k), np.uint8)
     _, dec = codec(int(k), int(llr.shape[-1]))
-    out = np.empty((llr.shape[0], int(k)), dtype=np.uint8)
-    for start in range(0, llr.shape[0], DECODE_CHUNK):  # bounds the decoder's memory
+    (out,) = decode_in_chunks(dec, llr)
+    return out.astype(np.uint8)
+
+
+def decode_in_chunks(decoder: Callable[[Any], Any], llr: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A Sionna decoder applied to the rows of ``llr [R, n]`` on :func:`fec_device`, at most
+    :data:`DECODE_CHUNK` rows per call (the decoder keeps messages for every edge of every
+    block of a call, so this bounds its memory). Returns the decoder's outputs (one tensor or a
+    tuple of them, each with ``R`` leading rows), concatenated on the host as NumPy arrays."""
+    import torch
+
+    device = fec_device()
+    parts = []
+    for start in range(0, llr.shape[0], DECODE_CHUNK):
         with torch.no_grad():
-            part = dec(torch.as_tensor(llr[start : start + DECODE_CHUNK], device=fec_device()))
-        out[start : start + DECODE_CHUNK] = part.cpu().numpy()
-    return out
+            out = decoder(torch.as_tensor(llr[start : start + DECODE_CHUNK], device=device))
+        parts.append([o.cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch
 
 from channels.coded import max_block_bits
 from channels.errors import fail
-from channels.ldpc import fec_device
+from channels.ldpc import decode_in_chunks, fec_device
 
 K_MAX = 8448
 """The largest 5G NR LDPC information block (base graph 1)."""
@@ -98,11 +98,6 @@ def block_plan(n_coded: int, rate: float) -> BlockPlan:
     return BlockPlan(n_blocks, n, k, payload)
 
 
-DECODE_CHUNK = 256
-"""Code blocks per decoder call (Sionna's decoder holds a few messages per edge of every block
-of a call: a frame of a 256x256 photo has hundreds of blocks)."""
-
-
 @functools.lru_cache(maxsize=64)
 def _codec(k: int, n: int, num_iter: int, device: str) -> tuple[object, object, object, object]:
     from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
@@ -133,19 +128,14 @@ def decode_blocks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Channel LLRs ``[..., n_blocks, n]`` -> ``(payload bits [..., n_blocks, payload]`` uint8,
     ``crc_ok [..., n_blocks]`` bool)``: Sionna's decoder, then the block's CRC check."""
-    device = fec_device()
-    _, crc_decoder, _, decoder = _codec(plan.k, plan.n, num_iter, device)
+    _, crc_decoder, _, decoder = _codec(plan.k, plan.n, num_iter, fec_device())
     llr = np.asarray(llr, dtype=np.float32)
     rows = llr.reshape(-1, llr.shape[-1])
-    bits = np.empty((rows.shape[0], plan.payload), dtype=np.uint8)
-    ok = np.empty(rows.shape[0], dtype=bool)
-    for start in range(0, rows.shape[0], DECODE_CHUNK):  # bounds the decoder's memory
-        x = torch.as_tensor(rows[start : start + DECODE_CHUNK], device=device)
-        with torch.no_grad():
-            chunk_bits, chunk_ok = crc_decoder(decoder(x))
-        bits[start : start + DECODE_CHUNK] = chunk_bits.cpu().numpy()
-        ok[start : start + DECODE_CHUNK] = chunk_ok.cpu().numpy().reshape(-1)
-    return bits.reshape(*llr.shape[:-1], plan.payload), ok.reshape(llr.shape[:-1])
+    if rows.shape[0] == 0:
+        return np.zeros((*llr.shape[:-1], plan.payload), np.uint8), np.zeros(llr.shape[:-1], bool)
+    bits, ok = decode_in_chunks(lambda x: crc_decoder(decoder(x)), rows)
+    shape = llr.shape[:-1]
+    return bits.astype(np.uint8).reshape(*shape, plan.payload), ok.astype(bool).reshape(shape)
 
 
 __all__ = [
