@@ -27,10 +27,9 @@ import json
 import math
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable
 
+import bench_common
 import numba
 import numpy as np
 from numba import cuda
@@ -65,15 +64,7 @@ N_FEATURES, N_SCALARS, Q = 16, 64, 8
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
     """Median wall time of ``fn`` (synchronised) over ``repeats`` runs after one warm-up."""
-    fn()
-    _sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+    return bench_common.median_seconds(fn, repeats, _sync)
 
 
 def _sync() -> None:

@@ -17,14 +17,13 @@ paths in the same run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 
 import numba
 import numpy as np
 import torch
+from bench_common import cpu_info, emit
 
 from semcom.evaluation import LinkEvaluation
 from semcom.link import SemanticLink
@@ -72,14 +71,7 @@ def main() -> None:
     }
     assert batched._batchable is True
     figures["speed_up"] = figures["solve_batch"]["images_s"] / figures["per_frame_loop"]["images_s"]
-    info = {"cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "numba": numba.__version__, "load_average": os.getloadavg()}  # fmt: skip
-    result = {"info": info, "args": vars(args), "figures": figures}
-    print(json.dumps(result, indent=2), flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+    emit(cpu_info(numba=numba.__version__), args, figures, args.json)
 
 
 if __name__ == "__main__":

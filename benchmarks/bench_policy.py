@@ -22,16 +22,13 @@ one warm-up call. Also reported: the mean objective of both and the policy's rel
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 
-import numba
 import numpy as np
 import torch
+from bench_common import cpu_info, emit, median_seconds
 
 import optim
 from optim.learned.env import FrameEnv
@@ -41,15 +38,8 @@ from optim.learned.policy import rollout
 
 def timed(func: Callable[[], object], repeats: int, sync: Callable[[], None]) -> dict:
     """Median seconds of ``repeats`` calls after one warm-up call."""
-    func()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        sync()
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "times_s": times}
+    median, times = median_seconds(func, repeats, sync)
+    return {"median_s": median, "times_s": times}
 
 
 def per_frame(figure: dict, frames: int) -> dict:
@@ -125,15 +115,8 @@ def main() -> None:
     for device in devices:
         figures[f"speed_up_{device}"] = (figures["hierarchical_cpu"]["median_s"]
                                          / figures[f"rollout_{device}"]["median_s"])  # fmt: skip
-    info = {"cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "load_average": os.getloadavg()}  # fmt: skip
-    result = {"info": info, "args": vars(args), "figures": figures}
-    print(json.dumps(result, indent=2), flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    emit(cpu_info(gpu=gpu), args, figures, args.json)
 
 
 if __name__ == "__main__":
