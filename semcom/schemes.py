@@ -46,8 +46,10 @@ isfr-uep-switch               isfr | isfr-highsnr     importance  hierarchical (
 The **separate** schemes (``separate`` set: an image codec, 5G LDPC and Gray QAM, or the
 capacity bound; :mod:`semcom.separate`) use no trained model and ignore importance; their
 ``model`` and ``method`` are ``none``: ``sep-jpeg2000-ldpc``, ``sep-webp-ldpc``,
-``sep-avif-ldpc`` and ``sep-capacity``. A scenario evaluates them next to its semantic schemes
-on the same conditions and budgets (:mod:`semcom.link_task`).
+``sep-avif-ldpc``, ``sep-hevc-ldpc`` (HEVC intra standing in for BPG; needs the optional
+``pillow-heif``, ``pip install "semcom[hevc]"``) and ``sep-capacity``. A scenario evaluates
+them next to its semantic schemes on the same conditions and budgets
+(:mod:`semcom.link_task`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ from semcom.registry import ISFR_PAPER, Registry
 WEIGHTS = ("importance", "uniform")
 NO_MODEL = "none"
 """The ``model`` and ``method`` of the separate schemes (they use neither)."""
-SEPARATE_SCHEMES = ("sep-jpeg2000-ldpc", "sep-webp-ldpc", "sep-avif-ldpc", "sep-capacity")
+SEPARATE_SCHEMES = (
+    "sep-jpeg2000-ldpc", "sep-webp-ldpc", "sep-avif-ldpc", "sep-hevc-ldpc", "sep-capacity",
+)  # fmt: skip
 """The built-in separate source-channel coding schemes (:mod:`semcom.separate`)."""
 """What the allocation is told about feature importance."""
 
@@ -139,7 +143,7 @@ class Scheme:
     "options"}``, a registered bit allocator (:mod:`semcom.bitalloc`) that turns the scheme's
     weights into per-feature bits ``Q[N]`` (:mod:`semcom.scheme_bits`). ``separate`` is None
     (a semantic scheme) or the codec of a separate scheme (``"jpeg2000"``, ``"webp"``,
-    ``"avif"``, or ``"capacity"`` for the capacity bound; :mod:`semcom.separate`).
+    ``"avif"``, ``"hevc"``, or ``"capacity"`` for the capacity bound; :mod:`semcom.separate`).
     ``link`` is ``None`` (the scenario's modulation set, uncoded) or ``{"modulations": [...],
     "rates": [...], "ber_model": ...}``: the allocation's entries are every (modulation, 5G
     LDPC code rate) pair (:func:`channels.coded.coded_entries`; rate ``"1"`` = uncoded), each
@@ -222,6 +226,8 @@ _SEPARATE = (
      "Separate: JPEG 2000 + 5G LDPC + Gray QAM, best (rate, modulation) per condition"),
     ("sep-webp-ldpc", "webp", "Separate: WebP + 5G LDPC + Gray QAM, best (rate, modulation)"),
     ("sep-avif-ldpc", "avif", "Separate: AVIF + 5G LDPC + Gray QAM, best (rate, modulation)"),
+    ("sep-hevc-ldpc", "hevc",
+     "Separate: HEVC intra (BPG's codec, in HEIF; optional pillow-heif) + 5G LDPC + Gray QAM"),
     ("sep-capacity", "capacity",
      "Separate bound: the best codec at the frame's instantaneous capacity, all or nothing"),
 )  # fmt: skip

@@ -51,6 +51,7 @@ from semcom.scheme_bits import make_bit_allocator, scheme_bits
 from semcom.scheme_compression import resolve_compression
 from semcom.scheme_estimators import keep_count, reducing_methods
 from semcom.schemes import MODEL_VARIANTS, NO_MODEL, SCHEMES, SEPARATE_SCHEMES
+from semcom.separate.image_codecs import HEVC, HEVC_EXTRA, PILLOW_CODECS, hevc_available
 
 MIN_CALIBRATION = 32
 """Calibration images the test split must keep when ``data.calibration_images`` is null."""
@@ -410,10 +411,31 @@ def check_schemes(
             else:
                 check_semantic_scheme(path, entry, built_in, problems, n_features, model_name,
                                       variants)  # fmt: skip
+        check_codec_installed(path, entry, problems)
         if name in seen:
             problems.append(invalid(path, name, "a scheme name not already in schemes"))
         seen.add(name)
     return len(problems) == n
+
+
+def check_codec_installed(path: str, entry: Any, problems: list[str]) -> None:
+    """A separate scheme's codecs must be installed: ``hevc`` needs the optional
+    ``pillow-heif`` (:func:`semcom.separate.image_codecs.hevc_available`)."""
+    if hevc_available():
+        return
+    separate = None if isinstance(entry, str) else entry.separate
+    if separate is None:  # a built-in, named or as resolved() writes it
+        name = entry if isinstance(entry, str) else entry.name
+        if name in SEPARATE_SCHEMES and SCHEMES.get(name).separate == HEVC:
+            allowed = f"a scheme whose codec is installed ({name} {HEVC_EXTRA})"
+            problems.append(invalid(path, name, allowed))
+    elif separate.codec == HEVC:
+        allowed = f"{', '.join(PILLOW_CODECS)}, capacity ({HEVC} {HEVC_EXTRA})"
+        problems.append(invalid(f"{path}.separate.codec", HEVC, allowed))
+    elif separate.codec == "capacity" and HEVC in separate.capacity_codecs:
+        allowed = f"codecs of {', '.join(PILLOW_CODECS)} ({HEVC} {HEVC_EXTRA})"
+        problems.append(invalid(f"{path}.separate.capacity_codecs", separate.capacity_codecs,
+                                allowed))  # fmt: skip
 
 
 SEMANTIC_FIELDS = {

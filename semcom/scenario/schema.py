@@ -318,7 +318,7 @@ class VariantSection(_Strict):
     )
 
 
-SEPARATE_CODECS = ("jpeg2000", "webp", "avif", "capacity")
+SEPARATE_CODECS = ("jpeg2000", "webp", "avif", "hevc", "capacity")
 """A separate scheme's codecs (:data:`semcom.separate.CODECS` and the capacity bound)."""
 SEPARATE_RATES = (1 / 3, 1 / 2, 2 / 3, 5 / 6)
 """Default LDPC code rates of a separate scheme's pair search (:mod:`semcom.separate.task`)."""
@@ -333,7 +333,7 @@ RATE_RULE = (
     f"{SEPARATE_RATE_RANGE[1]}]"
 )
 SeparateModulation = Literal["qpsk", "16qam", "64qam", "256qam"]
-SeparateCodec = Literal["jpeg2000", "webp", "avif"]
+SeparateCodec = Literal["jpeg2000", "webp", "avif", "hevc"]
 
 
 def _distinct(values: list[Any]) -> list[Any]:
@@ -349,7 +349,7 @@ class SchemeSeparate(_Strict):
     whose fading stream the scheme shares (:meth:`semcom.link_task.LinkPointTask.fading_point`).
     """
 
-    codec: Literal["jpeg2000", "webp", "avif", "capacity"] = _field(
+    codec: Literal["jpeg2000", "webp", "avif", "hevc", "capacity"] = _field(
         allowed=", ".join(SEPARATE_CODECS)
     )
     rates: list[Annotated[float, Field(ge=SEPARATE_RATE_RANGE[0], le=SEPARATE_RATE_RANGE[1])]] = (
@@ -363,7 +363,7 @@ class SchemeSeparate(_Strict):
     power: Literal["waterfilling", "equal"] = _field("waterfilling", "waterfilling, equal")
     capacity_codecs: list[SeparateCodec] = _field(
         list(SEPARATE_CODECS[:3]),
-        f"a non-empty list of distinct codecs ({', '.join(SEPARATE_CODECS[:3])})",
+        f"a non-empty list of distinct codecs ({', '.join(SEPARATE_CODECS[:4])})",
         min_length=1,
     )
     calibration_images: Annotated[int, Field(ge=1, le=MAX_IMAGES)] = _field(

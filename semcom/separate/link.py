@@ -58,7 +58,17 @@ from semcom.limits import MAX_RICIAN_K, SNR_DB_LIMIT
 from semcom.link import LinkFrames
 from semcom.separate.capacity import POWER_MODES, capacity_bits
 from semcom.separate.chain import transmit_payload
-from semcom.separate.image_codecs import CODECS, decode, fit_quality, to_uint8
+from semcom.separate.image_codecs import (
+    CODECS,
+    HEVC,
+    HEVC_EXTRA,
+    PILLOW_CODECS,
+    check_codec,
+    decode,
+    fit_quality,
+    hevc_available,
+    to_uint8,
+)
 from semcom.separate.ldpc import NUM_ITER, block_plan, check_rate
 
 CAPACITY = "capacity"
@@ -85,7 +95,8 @@ class SeparateLink:
     """One separate scheme on one channel condition (module docstring).
 
     Args:
-        codec: ``"jpeg2000"``, ``"webp"``, ``"avif"`` or ``"capacity"``.
+        codec: ``"jpeg2000"``, ``"webp"``, ``"avif"``, ``"hevc"`` (needs ``pillow-heif``) or
+            ``"capacity"``.
         mean_image: float ``[C, H, W]`` in [0, 1], the failure rule's image.
         symbol_budget: ``S_max`` complex symbols per frame (> 0).
         channel: ``"awgn"``, ``"rayleigh"``, ``"rician"`` or ``"noiseless"``.
@@ -97,7 +108,8 @@ class SeparateLink:
         seed: the link seed.
         name: the scheme's name (part of the frames' stream key).
         power: ``"waterfilling"`` or ``"equal"`` (capacity scheme).
-        capacity_codecs: codecs the capacity scheme picks the best of.
+        capacity_codecs: codecs the capacity scheme picks the best of (default: the three
+            that Pillow encodes, :data:`~semcom.separate.image_codecs.PILLOW_CODECS`).
         num_iter: LDPC decoder iterations.
         batch_size: frames per call of :meth:`simulate` from the evaluation.
         fading_point: base stream index of the fading (module docstring, *Randomness*), or
@@ -122,13 +134,15 @@ class SeparateLink:
         *,
         name: str = "",
         power: str = "waterfilling",
-        capacity_codecs: tuple[str, ...] = CODECS,
+        capacity_codecs: tuple[str, ...] = PILLOW_CODECS,
         num_iter: int = NUM_ITER,
         batch_size: int = 64,
         fading_point: int | None = None,
     ) -> None:
         if codec not in (*CODECS, CAPACITY):
             raise fail("codec", codec, ", ".join((*CODECS, CAPACITY)))
+        if codec != CAPACITY:
+            check_codec(codec)
         self.codec = codec
         mean = np.asarray(mean_image.detach().cpu() if hasattr(mean_image, "detach")
                           else mean_image, dtype=np.float32)  # fmt: skip
@@ -161,6 +175,9 @@ class SeparateLink:
         codecs = tuple(capacity_codecs)
         if not codecs or any(c not in CODECS for c in codecs):
             raise fail("capacity_codecs", list(codecs), "a non-empty list of " + ", ".join(CODECS))
+        if codec == CAPACITY and HEVC in codecs and not hevc_available():
+            allowed = f"codecs without {HEVC} ({HEVC} {HEVC_EXTRA})"
+            raise fail("capacity_codecs", list(codecs), allowed)
         self.capacity_codecs = codecs
         self.num_iter = check_int("num_iter", num_iter, 1, 1000)
         self.batch_size = check_int("batch_size", batch_size, 1, 2**31)

@@ -13,7 +13,18 @@ import torch
 from channels.errors import ConfigError
 from semcom.separate import SeparateLink, block_plan, capacity_bits, waterfilling
 from semcom.separate.chain import transmit_payload
-from semcom.separate.image_codecs import CODECS, decode, encode, fit_quality, to_uint8
+from semcom.separate.image_codecs import (
+    CODECS,
+    HEVC,
+    decode,
+    encode,
+    fit_quality,
+    hevc_available,
+    to_uint8,
+)
+
+needs_heif = pytest.mark.skipif(not hevc_available(), reason="pillow-heif (extra hevc) missing")
+INSTALLED_CODECS = [pytest.param(c, marks=needs_heif) if c == HEVC else c for c in CODECS]
 
 
 def _image(seed: int = 0, size: int = 8) -> torch.Tensor:
@@ -85,7 +96,7 @@ def test_ldpc_noiseless_and_crc_failure() -> None:
 
 
 # ----------------------------------------------------------------------- quality bisection
-@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("codec", INSTALLED_CODECS)
 def test_bisection_fits_and_is_maximal(codec: str) -> None:
     pixels = to_uint8(_image(3))
     sizes = {q: 8 * len(encode(pixels, codec, q)) for q in range(1, 101)}
@@ -124,6 +135,70 @@ def test_failure_rule_mean_image_and_counts() -> None:
     frames = tiny.simulate(images)  # no AVIF file fits 40 payload bits: nothing sent
     assert tiny.failures == tiny.unfit == 3 and not frames.sent.any()
     assert torch.equal(frames.x_hat, mean.expand(3, -1, -1, -1))
+
+
+# ------------------------------------------------------------------ HEVC intra (pillow-heif)
+@needs_heif
+def test_hevc_files_are_heif_hevc_and_deterministic() -> None:
+    """The ``hevc`` file is what libheif reads back as an HEVC image of the same size, the
+    same bytes on every call, with a PSNR that grows with the quality (x265's rate control)."""
+    import pillow_heif
+    from skimage import data
+
+    x = torch.from_numpy(data.astronaut()[:64, 160:224].transpose(2, 0, 1) / 255.0).float()
+    pixels = to_uint8(x)
+    psnr = {}
+    for q in (10, 50, 100):
+        data = encode(pixels, HEVC, q)
+        assert data == encode(pixels, HEVC, q)
+        assert pillow_heif.is_supported(data)
+        heif = pillow_heif.open_heif(data)
+        assert heif.info.get("bit_depth", 8) == 8 and heif.size == (64, 64)
+        y = torch.from_numpy(decode(data, HEVC, (3, 64, 64)))
+        psnr[q] = -10 * math.log10(float(((y - x) ** 2).mean()))
+    assert psnr[10] < psnr[50] < psnr[100] and psnr[100] > 35.0, psnr
+    grey = to_uint8(x[:1])
+    assert decode(encode(grey, HEVC, 90), HEVC, (1, 64, 64)).shape == (1, 64, 64)
+
+
+@needs_heif
+def test_hevc_link_delivers_the_fitted_file_or_the_mean_image() -> None:
+    torch.set_num_threads(1)
+    images = torch.stack([_image(s, 32) for s in range(2)])
+    mean = torch.full((3, 32, 32), 0.25)
+    good = SeparateLink("hevc", mean, 4000, "awgn", 30.0, 4, rate=1 / 2, modulation="16qam")
+    frames = good.simulate(images)
+    assert good.failures == 0 and frames.sent.all()
+    room = good.plan.payload_bits - 32
+    for j in range(2):
+        _, data = fit_quality(to_uint8(images[j]), HEVC, room)
+        assert torch.equal(frames.x_hat[j], torch.from_numpy(decode(data, HEVC, (3, 32, 32))))
+    bad = SeparateLink("hevc", mean, 4000, "awgn", -10.0, 4, rate=5 / 6, modulation="64qam")
+    frames = bad.simulate(images)
+    assert bad.failures == 2 and torch.equal(frames.x_hat, mean.expand(2, -1, -1, -1))
+
+
+def test_hevc_without_pillow_heif_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the optional package the codec, the built-in scheme and a custom scheme are
+    refused before any work, each naming the extra to install."""
+    from semcom.scenario import checks
+    from semcom.scenario.schema import CustomScheme
+    from semcom.separate import image_codecs
+
+    monkeypatch.setattr(image_codecs, "hevc_available", lambda: False)
+    monkeypatch.setattr(checks, "hevc_available", lambda: False)
+    monkeypatch.setattr("semcom.separate.link.hevc_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^codec: 'hevc' is invalid; .*semcom\[hevc\]"):
+        SeparateLink("hevc", torch.zeros(3, 8, 8), 100)
+    with pytest.raises(ConfigError, match=r"^capacity_codecs: .*pillow-heif"):
+        SeparateLink("capacity", torch.zeros(3, 8, 8), 100, capacity_codecs=("webp", "hevc"))
+    problems: list[str] = []
+    custom = CustomScheme.model_validate({"name": "my-hevc", "separate": {"codec": "hevc"}})
+    assert not checks.check_schemes([(0, "sep-hevc-ldpc"), (1, custom)], problems)
+    assert problems[0].startswith("schemes[0]: 'sep-hevc-ldpc' is invalid; allowed: a scheme ")
+    assert problems[1].startswith("schemes[1].separate.codec: 'hevc' is invalid")
+    assert all("pip install 'semcom[hevc]'" in p and "\n" not in p for p in problems)
+    assert checks.check_schemes([(0, "sep-webp-ldpc")], []) is True  # the others unaffected
 
 
 # --------------------------------------------------------------------------- capacity bound
