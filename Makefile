@@ -35,7 +35,7 @@ quickstart: $(STAMP) ## install if needed, then run scenarios/quickstart.yaml (a
 	$(BIN)/semcom run scenarios/quickstart.yaml --resume
 
 test: $(STAMP) ## install if needed, then run the test suite
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP) ## CPU benchmarks against Sionna and the exact solver (long; see BENCHMARKS.md)
 	$(BIN)/python benchmarks/bench_ber.py $(BENCH_ARGS)
