@@ -137,6 +137,7 @@ class LinkEvaluation:
         self.compute_ms_ssim = bool(compute_ms_ssim)
         self.labels = self._labels(dataset_labels if labels is None else labels)
         self._reference = self.images.to(torch.float64).cpu().numpy()
+        self._reference_device: torch.Tensor | None = None
         self._per_draw: dict[str, list[np.ndarray]] = {name: [] for name in PER_IMAGE_METRICS}
         self._objective: list[np.ndarray] = []
         self._selected: list[np.ndarray] = []
@@ -146,6 +147,12 @@ class LinkEvaluation:
         self._cross = 0  # sum over sent features of errors * bits (per-feature Q)
         self._size_squares = 0  # sum over sent features of bits^2 (per-feature Q)
         self._seconds = 0.0
+
+    def _reference_on(self, device: torch.device) -> torch.Tensor:
+        """The reference images as float64 ``[B, C, H, W]`` on ``device`` (copied once)."""
+        if self._reference_device is None or self._reference_device.device != device:
+            self._reference_device = torch.from_numpy(self._reference).to(device)
+        return self._reference_device
 
     def _labels(self, labels: Any) -> np.ndarray | None:
         if labels is None:
@@ -182,14 +189,21 @@ class LinkEvaluation:
             chunk = self.images[s : s + link.batch_size]
             sl = slice(s, s + chunk.shape[0])
             frames = link.simulate(chunk, draw, first_image=s)
-            x_hat = frames.x_hat.detach().to(torch.float64).cpu().numpy()
-            x = self._reference[sl]
-            values["mse"][sl] = metrics.mse(x, x_hat)
-            values["psnr_db"][sl] = metrics.psnr(x, x_hat)
-            if self.compute_ssim:
-                values["ssim"][sl] = metrics.ssim(x, x_hat)
-            if self.compute_ms_ssim:
-                values["ms_ssim"][sl] = metrics.ms_ssim(x, x_hat)
+            if frames.x_hat.device.type == "cpu":
+                x_hat = frames.x_hat.detach().to(torch.float64).numpy()
+                x = self._reference[sl]
+                values["mse"][sl] = metrics.mse(x, x_hat)
+                values["psnr_db"][sl] = metrics.psnr(x, x_hat)
+                if self.compute_ssim:
+                    values["ssim"][sl] = metrics.ssim(x, x_hat)
+                if self.compute_ms_ssim:
+                    values["ms_ssim"][sl] = metrics.ms_ssim(x, x_hat)
+            else:  # a GPU's frames stay there: only the [B] metrics come to the host
+                reference = self._reference_on(frames.x_hat.device)[sl]
+                for name, v in metrics.per_image_on_device(
+                    reference, frames.x_hat, self.compute_ssim, self.compute_ms_ssim
+                ).items():
+                    values[name][sl] = v
             if self.labels is not None:
                 with eval_mode(link.model), torch.no_grad():
                     logits = link.model.classify(frames.x_hat)

@@ -160,13 +160,15 @@ def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int 
 
 
 def _band(length: int, g: Any) -> Any:
-    """Banded matrix ``[length - k + 1, length]`` whose row ``i`` holds ``g`` at columns
-    ``i..i+k-1``: ``B @ x`` is the 'valid' correlation of ``x`` with ``g`` along that axis."""
+    """Banded matrix ``[length - k + 1, length]`` (on ``g``'s device) whose row ``i`` holds ``g``
+    at columns ``i..i+k-1``: ``B @ x`` is the 'valid' correlation of ``x`` with ``g`` along that
+    axis."""
     import torch
 
     k = g.numel()
-    out = torch.zeros(length - k + 1, length, dtype=g.dtype)
-    index = torch.arange(length - k + 1)[:, None] + torch.arange(k)[None, :]
+    out = torch.zeros(length - k + 1, length, dtype=g.dtype, device=g.device)
+    index = (torch.arange(length - k + 1, device=g.device)[:, None]
+             + torch.arange(k, device=g.device)[None, :])  # fmt: skip
     out.scatter_(1, index, g.expand(length - k + 1, k).clone())
     return out
 
@@ -208,7 +210,6 @@ def ms_ssim(
         [1.0, 1.0]
     """
     import torch
-    import torch.nn.functional as F  # noqa: N812
 
     a, b = _pair(x, x_hat)
     if a.ndim != 4:
@@ -216,10 +217,7 @@ def ms_ssim(
     peak = check_real("data_range", data_range, 0, open_low=True)
     h, w = a.shape[-2:]
     if weights is None:
-        m = ms_ssim_scales(h, w, win_size, len(MS_SSIM_WEIGHTS))
-        wts = np.asarray(MS_SSIM_WEIGHTS[:m], dtype=np.float64)
-        if m < len(MS_SSIM_WEIGHTS):
-            wts = wts / wts.sum()
+        wts = _default_weights(h, w, win_size)
     else:
         wts = np.asarray(weights, dtype=np.float64).reshape(-1)
         if wts.size == 0 or not np.all(np.isfinite(wts)) or np.any(wts < 0):
@@ -227,14 +225,34 @@ def ms_ssim(
         if min(h, w) // 2 ** (wts.size - 1) < 1:
             raise fail("weights", f"{wts.size} scales", f"at most {ms_ssim_scales(h, w, 1, 64)}"
                        f" scales for {h}x{w} images")  # fmt: skip
+    score = _ms_ssim_channels(torch.from_numpy(a), torch.from_numpy(b), wts, peak, win_size, sigma,
+                              k1, k2)  # fmt: skip
+    return _reduce(score.numpy(), reduction)
+
+
+def _default_weights(height: int, width: int, win_size: int) -> np.ndarray:
+    """:data:`MS_SSIM_WEIGHTS` when five scales fit, else the first ``M`` rescaled to sum 1."""
+    m = ms_ssim_scales(height, width, win_size, len(MS_SSIM_WEIGHTS))
+    wts = np.asarray(MS_SSIM_WEIGHTS[:m], dtype=np.float64)
+    return wts / wts.sum() if m < len(MS_SSIM_WEIGHTS) else wts
+
+
+def _ms_ssim_channels(a: Any, b: Any, wts: np.ndarray, peak: float, win_size: int, sigma: float,
+                      k1: float, k2: float) -> Any:  # fmt: skip
+    """MS-SSIM of float64 tensors ``[B, C, H, W]`` on their device: the per-image mean over
+    channels ``[B]`` (module docstring; ``wts`` already checked)."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    h, w = a.shape[-2:]
     c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
-    ta = torch.from_numpy(a).reshape(-1, h, w)  # channels as separate images
-    tb = torch.from_numpy(b).reshape(-1, h, w)
+    ta = a.reshape(-1, h, w)  # channels as separate images
+    tb = b.reshape(-1, h, w)
     per_scale = []
     for j in range(wts.size):
         side = min(ta.shape[-2:])
         win = min(int(win_size), side if side % 2 else side - 1)
-        g = torch.from_numpy(gaussian_window(max(win, 1), sigma))
+        g = torch.from_numpy(gaussian_window(max(win, 1), sigma)).to(ta.device)
         rows, cols = _band(ta.shape[-2], g), _band(ta.shape[-1], g)
         # the five local moments at once; B_h X B_w^T is the separable 'valid' correlation
         stack = torch.stack([ta, tb, ta * ta, tb * tb, ta * tb])
@@ -250,9 +268,44 @@ def ms_ssim(
         if j < wts.size - 1:
             ta, tb = F.avg_pool2d(ta[:, None], 2)[:, 0], F.avg_pool2d(tb[:, None], 2)[:, 0]
     values = torch.stack(per_scale, dim=1)  # [B·C, M]
-    score = torch.prod(values ** torch.from_numpy(wts)[None, :], dim=1)
-    per_image = score.reshape(a.shape[0], a.shape[1]).mean(dim=1).numpy()
-    return _reduce(per_image, reduction)
+    score = torch.prod(values ** torch.from_numpy(wts).to(values.device)[None, :], dim=1)
+    return score.reshape(a.shape[0], a.shape[1]).mean(dim=1)
+
+
+def per_image_on_device(x: Any, x_hat: Any, ssim: bool = True, ms_ssim: bool = False,
+                        data_range: float = 1.0) -> dict[str, np.ndarray]:  # fmt: skip
+    """MSE, PSNR (dB) and, if asked, SSIM and MS-SSIM of torch images ``[B, C, H, W]`` computed
+    in float64 on their device (a GPU's frames need not come to the host; only the ``[B]``
+    results do), as float64 NumPy ``[B]`` keyed ``mse``, ``psnr_db``, ``ssim``, ``ms_ssim``.
+
+    The definitions are the module docstring's, with the defaults of :func:`ssim` and
+    :func:`ms_ssim`; SSIM's local moments come from banded matrix products instead of sliding
+    windows, so the numbers equal :func:`ssim`'s up to float64 rounding. Inputs are trusted
+    (the evaluation's own reference and frames: same shape, finite).
+    """
+    import torch
+
+    a = x.detach().to(torch.float64)
+    b = x_hat.detach().to(device=a.device, dtype=torch.float64)
+    peak = float(data_range)
+    errors = ((a - b) ** 2).flatten(1).mean(dim=1)
+    out = {"mse": errors, "psnr_db": 10.0 * torch.log10(peak * peak / errors)}
+    h, w = a.shape[-2:]
+    if ssim:
+        side = min(h, w)
+        g = torch.from_numpy(gaussian_window(max(min(11, side if side % 2 else side - 1), 1),
+                                             1.5)).to(a.device)  # fmt: skip
+        rows, cols = _band(h, g), _band(w, g)
+        stack = torch.stack([a, b, a * a, b * b, a * b])
+        mu_a, mu_b, e_aa, e_bb, e_ab = rows @ stack @ cols.T
+        c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+        num = (2.0 * mu_a * mu_b + c1) * (2.0 * (e_ab - mu_a * mu_b) + c2)
+        den = (mu_a * mu_a + mu_b * mu_b + c1) * (e_aa - mu_a * mu_a + e_bb - mu_b * mu_b + c2)
+        out["ssim"] = (num / den).flatten(1).mean(dim=1)
+    if ms_ssim:
+        wts = _default_weights(h, w, 11)
+        out["ms_ssim"] = _ms_ssim_channels(a, b, wts, peak, 11, 1.5, 0.01, 0.03)
+    return {name: value.cpu().numpy() for name, value in out.items()}
 
 
 def accuracy(predictions: Any, labels: Any, reduction: str = "mean") -> np.ndarray | float:

@@ -176,3 +176,25 @@ def test_gpu_device_path_matches_cpu_backend() -> None:
     nan_model.enc.data[0, 0] = math.nan
     with pytest.raises(ConfigError, match="^z:"):
         flat_link(nan_model, backend="cuda").simulate(images(2).to(device))
+
+
+@pytest.mark.gpu
+def test_gpu_evaluation_keeps_frames_on_the_device_and_scores_them_like_the_host() -> None:
+    """LinkEvaluation on a CUDA link computes its per-image metrics on the GPU; they equal the
+    NumPy metrics of the same frames brought to the host."""
+    from semcom import metrics
+    from semcom.evaluation import LinkEvaluation
+
+    device = torch.device("cuda")
+    model = TanhModel(n=8, length=16, shape=(3, 16, 16)).to(device)
+    x = torch.rand(48, 3, 16, 16, generator=torch.Generator().manual_seed(2)).to(device)
+    link = flat_link(model, backend="cuda", channel="rayleigh", snr_db=6.0, n_subchannels=4)
+    evaluation = LinkEvaluation(link, x, compute_ms_ssim=True)
+    evaluation.add_draw(3)
+    frames = link.simulate(x, draw=3)
+    assert frames.x_hat.is_cuda
+    host = frames.x_hat.double().cpu().numpy()
+    reference = x.double().cpu().numpy()
+    for name, fn in (("mse", metrics.mse), ("psnr_db", metrics.psnr), ("ssim", metrics.ssim),
+                     ("ms_ssim", metrics.ms_ssim)):  # fmt: skip
+        np.testing.assert_allclose(evaluation.per_image(name), fn(reference, host), atol=1e-9)

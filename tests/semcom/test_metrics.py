@@ -76,6 +76,35 @@ def test_ssim_matches_scikit_image() -> None:
         assert ssim(x[b : b + 1], y[b : b + 1])[0] == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("shape", [(5, 3, 32, 32), (4, 1, 8, 8), (2, 3, 24, 40), (2, 3, 256, 256)])
+def test_metrics_on_device_equal_the_numpy_metrics_and_scikit_image(shape: tuple) -> None:
+    """``per_image_on_device`` (torch, the frames' device; CPU tensors here) gives the numbers of
+    the NumPy metrics, negative SSIM included (an inverted image), and scikit-image's SSIM."""
+    from skimage.metrics import structural_similarity
+
+    from semcom.metrics import ms_ssim, per_image_on_device
+
+    rng = np.random.default_rng(3)
+    x = rng.random(shape)
+    noisy = np.clip(x + 0.3 * rng.standard_normal(shape), 0, 1)
+    for y in (noisy, 1.0 - x, x):  # noisy, anti-correlated (SSIM < 0), exact (PSNR inf)
+        got = per_image_on_device(torch.from_numpy(x), torch.from_numpy(y), ssim=True,
+                                  ms_ssim=True)  # fmt: skip
+        assert np.allclose(got["mse"], mse(x, y), rtol=1e-12, atol=1e-15)
+        assert np.array_equal(np.isinf(got["psnr_db"]), np.isinf(psnr(x, y)))
+        finite = np.isfinite(got["psnr_db"])
+        assert np.allclose(got["psnr_db"][finite], psnr(x, y)[finite], rtol=1e-12)
+        assert np.allclose(got["ssim"], ssim(x, y), rtol=0, atol=1e-12)
+        assert np.allclose(got["ms_ssim"], ms_ssim(x, y), rtol=0, atol=1e-12)
+        if shape[-1] >= 11:  # scikit-image's window needs 11 pixels
+            want = structural_similarity(x[0], y[0], gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, data_range=1.0,
+                                         channel_axis=0)  # fmt: skip
+            assert got["ssim"][0] == pytest.approx(want, rel=1e-9, abs=1e-12)
+    inverted = per_image_on_device(torch.from_numpy(x), torch.from_numpy(1.0 - x))
+    assert (inverted["ssim"] < 0).all() and "ms_ssim" not in inverted
+
+
 def test_accuracy() -> None:
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.2, 0.1]])
     labels = np.array([0, 1, 1, 0])
