@@ -32,6 +32,14 @@ from semcom import metrics
 from semcom.importance.base import as_images, eval_mode
 
 PER_IMAGE_METRICS = ("psnr_db", "mse", "ssim", "accuracy", "ms_ssim")
+DEVICE_FRAMES = 4096
+"""Images per ``simulate`` call on a CUDA link, at most (and at most ``DEVICE_VALUES`` pixel
+values): the batched solver's GPU path fills an H100 from a few thousand frames (64 blocks of
+64 threads at 4,096) and is launch-bound at the 256 of a CPU pass. The call size is a multiple
+of ``link.batch_size``, the pieces the encoder and decoder run in inside ``simulate``, so they
+see the same batches as before; every frame has its own random streams, so no result changes."""
+DEVICE_VALUES = 2**24
+"""Pixel values per ``simulate`` call on a CUDA link (float64 scoring of 16M values: 128 MB)."""
 """Metrics kept per image and draw (``ssim`` and ``ms_ssim`` only when computed, ``accuracy``
 with labels)."""
 
@@ -148,6 +156,15 @@ class LinkEvaluation:
         self._size_squares = 0  # sum over sent features of bits^2 (per-feature Q)
         self._seconds = 0.0
 
+    def images_per_call(self) -> int:
+        """Images per ``link.simulate`` call: ``link.batch_size``, or on a CUDA link the
+        largest multiple of it within :data:`DEVICE_FRAMES` and :data:`DEVICE_VALUES`."""
+        step = int(self.link.batch_size)
+        if getattr(self.link, "backend", "cpu") == "cuda":
+            values = max(1, int(np.prod(self.images.shape[1:])))
+            step *= max(1, min(DEVICE_FRAMES, DEVICE_VALUES // values) // step)
+        return step
+
     def _reference_on(self, device: torch.device) -> torch.Tensor:
         """The reference images as float64 ``[B, C, H, W]`` on ``device`` (copied once)."""
         if self._reference_device is None or self._reference_device.device != device:
@@ -185,8 +202,9 @@ class LinkEvaluation:
         link, n_img = self.link, self.n_images
         values = {name: np.full(n_img, math.nan) for name in PER_IMAGE_METRICS}
         objective, selected = np.empty(n_img), np.empty(n_img)
-        for s in range(0, n_img, link.batch_size):
-            chunk = self.images[s : s + link.batch_size]
+        step = self.images_per_call()
+        for s in range(0, n_img, step):
+            chunk = self.images[s : s + step]
             sl = slice(s, s + chunk.shape[0])
             frames = link.simulate(chunk, draw, first_image=s)
             if frames.x_hat.device.type == "cpu":
