@@ -272,6 +272,11 @@ def _ms_ssim_channels(a: Any, b: Any, wts: np.ndarray, peak: float, win_size: in
     return score.reshape(a.shape[0], a.shape[1]).mean(dim=1)
 
 
+DEVICE_CHUNK_VALUES = 2**22
+"""Pixel values scored at once by :func:`per_image_on_device` (its five float64 local-moment
+maps then take about 160 MB of device memory, whatever the batch)."""
+
+
 def per_image_on_device(x: Any, x_hat: Any, ssim: bool = True, ms_ssim: bool = False,
                         data_range: float = 1.0) -> dict[str, np.ndarray]:  # fmt: skip
     """MSE, PSNR (dB) and, if asked, SSIM and MS-SSIM of torch images ``[B, C, H, W]`` computed
@@ -285,6 +290,12 @@ def per_image_on_device(x: Any, x_hat: Any, ssim: bool = True, ms_ssim: bool = F
     """
     import torch
 
+    values = max(1, int(np.prod(x.shape[1:])))
+    step = max(1, DEVICE_CHUNK_VALUES // values)
+    if x.shape[0] > step:  # bound the device memory of the float64 moments
+        parts = [per_image_on_device(x[s : s + step], x_hat[s : s + step], ssim, ms_ssim,
+                                     data_range) for s in range(0, x.shape[0], step)]  # fmt: skip
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     a = x.detach().to(torch.float64)
     b = x_hat.detach().to(device=a.device, dtype=torch.float64)
     peak = float(data_range)

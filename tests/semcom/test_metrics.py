@@ -105,6 +105,21 @@ def test_metrics_on_device_equal_the_numpy_metrics_and_scikit_image(shape: tuple
     assert (inverted["ssim"] < 0).all() and "ms_ssim" not in inverted
 
 
+def test_metrics_on_device_in_pieces_equal_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring a large batch in pieces (bounded device memory) changes no number."""
+    from semcom import metrics
+
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.random((10, 3, 16, 16)))
+    y = torch.from_numpy(np.clip(x.numpy() + 0.2 * rng.standard_normal(x.shape), 0, 1))
+    whole = metrics.per_image_on_device(x, y, ms_ssim=True)
+    monkeypatch.setattr(metrics, "DEVICE_CHUNK_VALUES", 3 * 16 * 16 * 3)  # pieces of 3 images
+    pieces = metrics.per_image_on_device(x, y, ms_ssim=True)
+    assert whole.keys() == pieces.keys() == {"mse", "psnr_db", "ssim", "ms_ssim"}
+    for name in whole:
+        np.testing.assert_array_equal(pieces[name], whole[name])
+
+
 def test_accuracy() -> None:
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.2, 0.1]])
     labels = np.array([0, 1, 1, 0])
