@@ -32,6 +32,8 @@ from semcom import metrics
 from semcom.importance.base import as_images, eval_mode
 
 PER_IMAGE_METRICS = ("psnr_db", "mse", "ssim", "accuracy", "ms_ssim")
+"""Metrics kept per image and draw (``ssim`` and ``ms_ssim`` only when computed, ``accuracy``
+with labels)."""
 DEVICE_FRAMES = 4096
 """Images per ``simulate`` call on a CUDA link, at most (and at most ``DEVICE_VALUES`` pixel
 values): the batched solver's GPU path fills an H100 from a few thousand frames (64 blocks of
@@ -40,8 +42,6 @@ of ``link.batch_size``, the pieces the encoder and decoder run in inside ``simul
 see the same batches as before; every frame has its own random streams, so no result changes."""
 DEVICE_VALUES = 2**24
 """Pixel values per ``simulate`` call on a CUDA link (float64 scoring of 16M values: 128 MB)."""
-"""Metrics kept per image and draw (``ssim`` and ``ms_ssim`` only when computed, ``accuracy``
-with labels)."""
 
 
 @dataclass(frozen=True)
