@@ -237,6 +237,22 @@ def _default_weights(height: int, width: int, win_size: int) -> np.ndarray:
     return wts / wts.sum() if m < len(MS_SSIM_WEIGHTS) else wts
 
 
+def _local_moments(ta: Any, tb: Any, win_size: int, sigma: float) -> tuple[Any, ...]:
+    """Gaussian-window means, variances and covariance ``(mu_a, mu_b, var_a, var_b, cov)`` of
+    tensors ``[..., H, W]`` at every valid window position, on their device; the window is the
+    largest odd one up to ``win_size`` that fits (module docstring)."""
+    import torch
+
+    side = min(ta.shape[-2:])
+    win = min(int(win_size), side if side % 2 else side - 1)
+    g = torch.from_numpy(gaussian_window(max(win, 1), sigma)).to(ta.device)
+    rows, cols = _band(ta.shape[-2], g), _band(ta.shape[-1], g)
+    # the five local moments at once; B_h X B_w^T is the separable 'valid' correlation
+    stack = torch.stack([ta, tb, ta * ta, tb * tb, ta * tb])
+    mu_a, mu_b, e_aa, e_bb, e_ab = rows @ stack @ cols.T
+    return mu_a, mu_b, e_aa - mu_a * mu_a, e_bb - mu_b * mu_b, e_ab - mu_a * mu_b
+
+
 def _ms_ssim_channels(a: Any, b: Any, wts: np.ndarray, peak: float, win_size: int, sigma: float,
                       k1: float, k2: float) -> Any:  # fmt: skip
     """MS-SSIM of float64 tensors ``[B, C, H, W]`` on their device: the per-image mean over
@@ -250,16 +266,7 @@ def _ms_ssim_channels(a: Any, b: Any, wts: np.ndarray, peak: float, win_size: in
     tb = b.reshape(-1, h, w)
     per_scale = []
     for j in range(wts.size):
-        side = min(ta.shape[-2:])
-        win = min(int(win_size), side if side % 2 else side - 1)
-        g = torch.from_numpy(gaussian_window(max(win, 1), sigma)).to(ta.device)
-        rows, cols = _band(ta.shape[-2], g), _band(ta.shape[-1], g)
-        # the five local moments at once; B_h X B_w^T is the separable 'valid' correlation
-        stack = torch.stack([ta, tb, ta * ta, tb * tb, ta * tb])
-        mu_a, mu_b, e_aa, e_bb, e_ab = rows @ stack @ cols.T
-        var_a = e_aa - mu_a * mu_a
-        var_b = e_bb - mu_b * mu_b
-        cov = e_ab - mu_a * mu_b
+        mu_a, mu_b, var_a, var_b, cov = _local_moments(ta, tb, win_size, sigma)
         cs_map = (2.0 * cov + c2) / (var_a + var_b + c2)
         if j == wts.size - 1:
             lum = (2.0 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
@@ -303,15 +310,10 @@ def per_image_on_device(x: Any, x_hat: Any, ssim: bool = True, ms_ssim: bool = F
     out = {"mse": errors, "psnr_db": 10.0 * torch.log10(peak * peak / errors)}
     h, w = a.shape[-2:]
     if ssim:
-        side = min(h, w)
-        g = torch.from_numpy(gaussian_window(max(min(11, side if side % 2 else side - 1), 1),
-                                             1.5)).to(a.device)  # fmt: skip
-        rows, cols = _band(h, g), _band(w, g)
-        stack = torch.stack([a, b, a * a, b * b, a * b])
-        mu_a, mu_b, e_aa, e_bb, e_ab = rows @ stack @ cols.T
+        mu_a, mu_b, var_a, var_b, cov = _local_moments(a, b, 11, 1.5)
         c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-        num = (2.0 * mu_a * mu_b + c1) * (2.0 * (e_ab - mu_a * mu_b) + c2)
-        den = (mu_a * mu_a + mu_b * mu_b + c1) * (e_aa - mu_a * mu_a + e_bb - mu_b * mu_b + c2)
+        num = (2.0 * mu_a * mu_b + c1) * (2.0 * cov + c2)
+        den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
         out["ssim"] = (num / den).flatten(1).mean(dim=1)
     if ms_ssim:
         wts = _default_weights(h, w, 11)
