@@ -102,7 +102,7 @@ def test_nested_dropout_law_chi_square(law: str, rho: float, n_min: int, p_nd: f
     assert np.allclose(r, law_kept[::-1].cumsum()[::-1])
 
 
-def test_nested_dropout_retention_formula_matches_spec() -> None:
+def test_nested_dropout_retention_formula_matches_method_md() -> None:
     r = NestedDropout(16, rho=0.1).retention().numpy()
     assert r[0] == 1.0 and np.all(np.diff(r) < 0)
     assert abs(r[7] - 0.36) < 0.01 and abs(r[15] - 0.03) < 0.005  # docs/method.md §2.3 examples
