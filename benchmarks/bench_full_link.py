@@ -208,7 +208,8 @@ def main() -> None:
     # the GPU, one frame per thread; with: on the CPU's cores, where it is faster)
     from semcom.evaluation import LinkEvaluation
 
-    small = x[: args.simulate_images]
+    # its own images: x holds only --batch of them
+    images = torch.rand(args.simulate_images, 3, 32, 32, device=device)
     for label, options in (
         ("evaluate_rayleigh_allocation", {"refine": False}),
         ("evaluate_rayleigh_allocation_refined", {}),
@@ -216,7 +217,7 @@ def main() -> None:
         link = SemanticLink(model, np.full(n, 1.0 / n), np.full(n, 1e-2), bits_per_scalar=Q,
                             channel="rayleigh", snr_db=ESNO_DB, n_subchannels=16, eta=0.5,
                             method_options=options, backend="cuda")  # fmt: skip
-        evaluation = LinkEvaluation(link, small)
+        evaluation = LinkEvaluation(link, images)
         sec, times = median_seconds(lambda k, ev=evaluation: ev.add_draw(k + 1), 3)
         figures[label] = {
             "images_s": args.simulate_images / sec, "images": args.simulate_images,
