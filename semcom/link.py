@@ -112,7 +112,7 @@ from channels.bits import CODES, dequantize, quantize
 from channels.coded import is_coded, parse_entry
 from channels.coded_link import transmit_coded
 from channels.errors import ConfigError, check_int, check_real, fail
-from channels.fading import fading_coefficients
+from channels.fading import fading_coefficients, trial_fading
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
 from channels.kernels.backend import resolve_backend
 from channels.kernels.link_cpu import transmit_codes
@@ -534,6 +534,9 @@ class SemanticLink:
         self.ber_model = probe.ber_model
         self._check_method_options(probe)
         self._randomised = bool(getattr(ALLOCATION.get(self.method), "randomised", False))
+        # a randomised method without a seed option draws each frame's seed from the frame's
+        # generator, after its fading
+        self._per_frame_seed = self._randomised and "seed" not in self.method_options
         # equal Q_i are the single Q here too, so both give the same streams
         q_key = self.bits_per_scalar
         if np.ndim(q_key):
@@ -644,7 +647,7 @@ class SemanticLink:
             ``objective float64 [B])``.
         """
         b, n = gains.shape[0], self.n_features
-        per_frame_seed = self._randomised and "seed" not in self.method_options
+        per_frame_seed = self._per_frame_seed
         seeds = [int(rng.integers(2**63)) for rng in rngs] if per_frame_seed else None
         if per_frame_seed:
             rows, inverse = np.arange(b), np.arange(b)
@@ -732,10 +735,15 @@ class SemanticLink:
         # every frame's channel is drawn before encoding: a conditioned model encodes with it
         rngs = []
         fading = np.ones((b, self.n_subchannels), dtype=np.complex128)
-        if not self.noiseless:
+        if self.noiseless:
+            pass
+        elif self._per_frame_seed:  # the allocation draws on from each frame's generator
             for j, trial in enumerate(trials):
                 rngs.append(np.random.default_rng((self.seed, point, int(trial))))
                 fading[j] = self._draw_fading(rngs[-1])
+        else:  # the same draws, without a generator object per frame
+            fading = trial_fading(self.channel, self.n_subchannels, (self.seed, point), trials,
+                                  self.rician_k if self.channel == "rician" else 0.0)  # fmt: skip
         gains = np.abs(fading) ** 2
         state = self.frame_states(gains, device)
         conditioned = bool(getattr(self.model, "conditioned", False))

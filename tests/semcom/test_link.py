@@ -14,6 +14,7 @@ import torch
 import optim
 from channels.bits import dequantize, quantize
 from channels.errors import ConfigError
+from channels.fading import fading_coefficients
 from semcom.link import LinkResult, SemanticLink, drop_distortion
 
 
@@ -111,6 +112,24 @@ def test_deterministic_given_seed_and_independent_of_batching() -> None:
     other_seed = flat_link(model, channel="rayleigh", snr_db=3.0, n_subchannels=4, eta=1.0, seed=1)
     assert not np.array_equal(other_seed.simulate(x, draw=1).gains, first.gains)
     assert not np.array_equal(link.simulate(x, draw=2).gains, first.gains)
+
+
+@pytest.mark.parametrize(("channel", "k_factor"), [("rayleigh", 0.0), ("rician", 2.5)])
+def test_each_frame_draws_from_its_own_generator(channel: str, k_factor: float) -> None:
+    """Frame ``b`` of draw ``d`` fades with the first draw of ``default_rng((seed, point(d),
+    first_image + b))``, whether the batch draws them at once or (a randomised method without a
+    seed, which draws on from those generators) one generator at a time."""
+    model, x = TanhModel(), images(5)
+    for method in ("hierarchical", "random-matching"):
+        link = flat_link(model, channel=channel, rician_k=k_factor, snr_db=3.0, n_subchannels=4,
+                         eta=1.0, method=method, seed=2**40 + 3)  # fmt: skip
+        gains = link.simulate(x, draw=4, first_image=9).gains
+        expected = [
+            np.abs(fading_coefficients(channel, (4,), k_factor=k_factor, rng=np.random.default_rng(
+                (link.seed, link.draw_point(4), 9 + b)))) ** 2
+            for b in range(5)
+        ]  # fmt: skip
+        np.testing.assert_array_equal(gains, np.stack(expected))
 
 
 def test_all_features_dropped_gives_decode_of_zero() -> None:
