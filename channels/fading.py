@@ -19,7 +19,7 @@ import numpy as np
 from channels._array import Array, abs2, as_like, complex_normal, is_torch
 from channels.awgn import awgn, check_noise_variance
 from channels.errors import ConfigError
-from channels.seed_streams import trial_generators
+from channels.seed_streams import int_words
 
 FADING_MODELS = ("awgn", "rayleigh", "rician")
 
@@ -74,19 +74,72 @@ def trial_fading(
     """Every trial's coefficients ``h [T, K]`` (complex128), each the first draw of its own
     generator: row ``j`` equals ``fading_coefficients(model, (K,),
     rng=numpy.random.default_rng((*prefix, trials[j])), k_factor=k_factor)`` bit for bit,
-    without building a generator per trial (:mod:`channels.seed_streams`; about 3 us a trial
-    instead of 17)."""
+    without a generator per trial: the streams are seeded and drawn in a compiled loop over the
+    trials (:mod:`channels.kernels.trial_fading`; ``trials`` in ``[0, 2^32)``)."""
+    from channels.kernels.trial_fading import amplitudes, fading_trials_cpu, host_tables
+
     model = check_fading(model, k_factor)
-    trials = np.asarray(trials).reshape(-1)
+    trials = _check_trials(trials)
     if model == "awgn":
         return np.ones((trials.size, n_subchannels), dtype=np.complex128)
-    re = np.empty((trials.size, n_subchannels))
-    im = np.empty((trials.size, n_subchannels))
-    for j, gen in enumerate(trial_generators(prefix, trials)):
-        re[j] = gen.standard_normal(n_subchannels)
-        im[j] = gen.standard_normal(n_subchannels)
-    w = (re + 1j * im) / np.sqrt(2.0)  # complex_normal's arithmetic, element by element
-    return _with_line_of_sight(model, w, k_factor)
+    h_re = np.empty((trials.size, n_subchannels))
+    h_im = np.empty((trials.size, n_subchannels))
+    fading_trials_cpu(_prefix_words(prefix), trials, *amplitudes(model, k_factor),
+                      *host_tables(), h_re, h_im)  # fmt: skip
+    return h_re + 1j * h_im
+
+
+def trial_fading_device(
+    model: str,
+    n_subchannels: int,
+    prefix: tuple[int, ...],
+    trials: np.ndarray,
+    k_factor: float = 0.0,
+    stream: Any = 0,
+) -> tuple[Any, Any, Any]:
+    """:func:`trial_fading` on the GPU, one thread per trial: ``(h_re, h_im, gains)``, Numba
+    device arrays ``[T, K]`` (float64) with ``gains = |h|^2``, launched on ``stream``; only
+    ``trials`` goes to the device. The coefficients equal :func:`trial_fading`'s up to the last
+    bit of CUDA's ``log1p``/``exp`` (:mod:`channels.kernels.trial_fading`)."""
+    from numba import cuda
+
+    from channels.kernels.trial_fading import amplitudes, device_tables, fading_trials_kernel
+
+    model = check_fading(model, k_factor)
+    trials = _check_trials(trials)
+    shape = (trials.size, n_subchannels)
+    h_re = cuda.device_array(shape, np.float64, stream=stream)
+    h_im = cuda.device_array(shape, np.float64, stream=stream)
+    gains = cuda.device_array(shape, np.float64, stream=stream)
+    if model == "awgn" or not trials.size or not n_subchannels:
+        if trials.size and n_subchannels:
+            h_re[:] = 1.0
+            h_im[:] = 0.0
+            gains[:] = 1.0
+        return h_re, h_im, gains
+    normals = cuda.device_array((trials.size, 2 * n_subchannels), np.float64, stream=stream)
+    threads = 128
+    blocks = -(-trials.size // threads)
+    fading_trials_kernel[blocks, threads, stream](
+        cuda.to_device(_prefix_words(prefix), stream=stream),
+        cuda.to_device(trials, stream=stream), *amplitudes(model, k_factor), *device_tables(),
+        normals, h_re, h_im, gains,
+    )  # fmt: skip
+    return h_re, h_im, gains
+
+
+def _check_trials(trials: Any) -> np.ndarray:
+    """``trials`` as uint64 ``[T]``; each must lie in ``[0, 2^32)`` (one entropy word)."""
+    values = np.asarray(trials).reshape(-1)
+    if values.size and (values.min() < 0 or values.max() >= 2**32):
+        raise ConfigError(f"trials: {values.min()}..{values.max()} is invalid; "
+                          "allowed: integers in [0, 2**32)")  # fmt: skip
+    return values.astype(np.uint64)
+
+
+def _prefix_words(prefix: tuple[int, ...]) -> np.ndarray:
+    """The SeedSequence entropy words of ``prefix`` (each integer's 32-bit words), uint64."""
+    return np.array([w for value in prefix for w in int_words(int(value))], dtype=np.uint64)
 
 
 def _complex_dtype(like: Array) -> Any:

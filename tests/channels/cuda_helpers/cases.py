@@ -123,3 +123,14 @@ def run_link(kernel: Callable, inputs: dict, **launch: object) -> tuple[np.ndarr
     errors_out = np.empty(args[1].shape, dtype=np.int64)
     kernel(*args, codes_out, errors_out, **launch)
     return codes_out, errors_out
+
+
+# (model, K, prefix, trials, K-factor) of channels.fading.trial_fading_device: 40 consecutive
+# trials (about 8 pass the ziggurat's wedge test) and trials 82 and 454, whose streams hold a
+# normal in the tail (|z| > 3.65) for the first prefix; a multi-word seed and the extreme trials
+FADING_CASES = [
+    ("rayleigh", 16, (2**40 + 3, 4242), list(range(40)) + [82, 454], 0.0),
+    ("rician", 16, (2**40 + 3, 4242), [82, 454, 7, 2**32 - 1], 3.0),
+    ("rician", 5, (2**70 + 11, 0, 9), [0, 1, 2], 0.0),
+    ("awgn", 4, (1, 2), [0, 5], 0.0),
+]
