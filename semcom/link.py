@@ -53,8 +53,9 @@ With ``backend="cuda"`` the batched solver runs where it is faster
 (:func:`optim.batch.faster_on_gpu`): the baselines and the hierarchical family without
 refinement on the GPU (one frame per thread, the same
 allocations as the CPU; see :func:`optim.solve_batch`), the refined family and ``exact`` on
-the CPU, where they are faster. The gains are drawn on the host (the per-frame streams above)
-and the ``[B, N]`` allocation returns to the host to build the frames' tables.
+the CPU, where they are faster. The per-frame streams (below, *Randomness*) are seeded and
+drawn in compiled kernels (:func:`channels.fading.trial_fading`, bit for bit NumPy's), so no
+generator object is built per frame.
 
 **Channel state.** Every frame gets a :class:`~semcom.channel_state.ChannelState`: the link's
 ``snr_db`` and channel class and ``gain_db = 10 log10(mean_k g_k)`` of its drawn gains (the
@@ -83,9 +84,16 @@ float32 rounding, statistically the CPU's results). When the model is on a CUDA 
 frames stay there: quantisation (:func:`quantize_torch`, the codes of
 :func:`channels.bits.quantize`), the link kernel on the tensors (zero-copy through
 ``__cuda_array_interface__``) and de-quantisation (:func:`dequantize_torch`) run on the GPU,
-and only the per-frame allocation (modulation, gain and power per feature, computed on the CPU
-by ``optim``) and the bit-error counts cross PCIe. ``"auto"`` is ``"cuda"`` when a GPU is
-present (:func:`channels.kernels.backend.resolve_backend`).
+and only the per-frame allocation (modulation, gain and power per feature) and the bit-error
+counts cross PCIe. Where the solver runs on the GPU too (a CUDA model, the GPU family of
+:func:`optim.batch.faster_on_gpu`, no per-frame seed, selection step or LDPC-coded entry), the
+batch never leaves the GPU: each frame's fading is drawn there from its own stream
+(:func:`channels.fading.trial_fading_device`: NumPy's normals, the last bit of CUDA's
+``log1p``/``exp`` aside), the allocation is solved there (``optim.solve_batch(...,
+out="device")``), mapped to per-feature inputs and chunk plan there
+(:mod:`channels.kernels.cuda_frames`) and sent; only the frames' results (bits per symbol, bit
+errors, objective, gains: ``[B, N]`` and ``[B, K]`` arrays) come back. ``"auto"`` is
+``"cuda"`` when a GPU is present (:func:`channels.kernels.backend.resolve_backend`).
 
 **Intervals.** :meth:`SemanticLink.evaluate` sends every image through ``n_draws`` independent
 channel draws. The images are the independent units: each image's metric is averaged over its
@@ -271,9 +279,9 @@ class LinkFrames:
 
 def _transmit_on_device(
     codes: torch.Tensor,
-    m: np.ndarray,
-    h: np.ndarray,
-    power: np.ndarray,
+    m: Any,
+    h: np.ndarray | tuple[Any, Any],
+    power: Any,
     no: float,
     q: int | np.ndarray,
     seed: int,
@@ -282,13 +290,16 @@ def _transmit_on_device(
 ) -> tuple[torch.Tensor, np.ndarray]:
     """The link kernel on CUDA tensors: ``codes [B, N, L]`` (``quantize_torch``) -> received
     codes (a tensor on the same device, ``-1`` for features not sent) and the bit errors
-    ``[B, N]`` (NumPy). Only the per-frame arrays ``m, h, p, trials`` and the chunk plan go to
-    the device and only the bit errors come back. The kernels run on PyTorch's current stream,
-    after the work that produced ``codes`` (hence ``sync=False``: no host wait for it).
+    ``[B, N]`` (NumPy). ``m, h, power [B, N]`` are NumPy (``h`` complex; they and the chunk plan
+    are copied to the device) or already there (Numba device arrays: ``m`` int8, ``h`` as
+    ``(h_re, h_im)`` float64, ``power`` float64; the chunk plan is then computed there too).
+    Only the bit errors come back. The kernels run on PyTorch's current stream, after the work
+    that produced ``codes`` (hence ``sync=False``: no host wait for it).
     """
     from numba import cuda
 
     from channels.kernels import philox
+    from channels.kernels.cuda_frames import chunk_plan_device
     from channels.kernels.cuda_link import (
         chunk_plan,
         chunk_sizes,
@@ -302,20 +313,30 @@ def _transmit_on_device(
     if codes.numel() == 0:
         return codes_hat, np.zeros((b, n), dtype=np.int64)
     chunk = chunk_sizes(q)  # one C, or C_i per feature
-    order, offsets = chunk_plan(m, length, q, chunk)
+    resident = isinstance(h, tuple)
+    if resident:
+        order, offsets, threads = chunk_plan_device(m, length, q, chunk)
+        h_re, h_im = h
+    else:
+        order, offsets = chunk_plan(m, length, q, chunk)
+        threads, h_re, h_im = int(offsets[-1]), h.real, h.imag
     key0, key1 = philox.seed_key(seed)
     with cuda.gpus[codes.device.index or 0]:
         stream = cuda.external_stream(torch.cuda.current_stream(codes.device).cuda_stream)
 
-        def put(array: np.ndarray, dtype: type) -> Any:
+        def put(array: Any, dtype: type) -> Any:
+            if torch.is_tensor(array):
+                return cuda.as_cuda_array(array, sync=False)
+            if resident:
+                return array
             return cuda.to_device(np.ascontiguousarray(array, dtype=dtype), stream=stream)
 
         errors = cuda.device_array((b, n), dtype=np.int64, stream=stream)
         link_frames_device(
-            cuda.as_cuda_array(codes, sync=False), put(m, np.int8), put(h.real, np.float64),
-            put(h.imag, np.float64), put(power, np.float64), math.sqrt(no / 2.0), q, key0, key1,
-            point, put(trials, np.uint32), put(order, np.int32), put(offsets, np.int64),
-            int(offsets[-1]), chunk, device_tables(),
+            cuda.as_cuda_array(codes, sync=False), put(m, np.int8), put(h_re, np.float64),
+            put(h_im, np.float64), put(power, np.float64), math.sqrt(no / 2.0), q, key0, key1,
+            point, cuda.to_device(trials.astype(np.uint32), stream=stream),
+            put(order, np.int32), put(offsets, np.int64), threads, chunk, device_tables(),
             cuda.as_cuda_array(codes_hat, sync=False), errors, stream=stream,
         )  # fmt: skip
         bit_errors = errors.copy_to_host(stream=stream)
@@ -735,7 +756,14 @@ class SemanticLink:
         # every frame's channel is drawn before encoding: a conditioned model encodes with it
         rngs = []
         fading = np.ones((b, self.n_subchannels), dtype=np.complex128)
-        if self.noiseless:
+        resident = self._resident(device)
+        if resident:  # drawn, solved and sent on the GPU (module docstring, *Backends*)
+            from channels.fading import trial_fading_device
+
+            h_dev = trial_fading_device(self.channel, self.n_subchannels, (self.seed, point),
+                                        trials, self._k_factor)  # fmt: skip
+            gains = torch.as_tensor(h_dev[2], device=device)
+        elif self.noiseless:
             pass
         elif self._per_frame_seed:  # the allocation draws on from each frame's generator
             for j, trial in enumerate(trials):
@@ -743,8 +771,9 @@ class SemanticLink:
                 fading[j] = self._draw_fading(rngs[-1])
         else:  # the same draws, without a generator object per frame
             fading = trial_fading(self.channel, self.n_subchannels, (self.seed, point), trials,
-                                  self.rician_k if self.channel == "rician" else 0.0)  # fmt: skip
-        gains = np.abs(fading) ** 2
+                                  self._k_factor)  # fmt: skip
+        if not resident:
+            gains = np.abs(fading) ** 2
         state = self.frame_states(gains, device)
         conditioned = bool(getattr(self.model, "conditioned", False))
 
@@ -772,6 +801,16 @@ class SemanticLink:
         else:
             codes = quantize_features(z.to(torch.float64).cpu().numpy(), q, self.code)
 
+        if resident and on_device:
+            try:
+                alloc = optim.solve_batch(self._problem, h_dev[2], self.method, backend="cuda",
+                                          out="device", **self.method_options)  # fmt: skip
+            except ConfigError:  # an option the batched solver does not run
+                self._batchable = False
+                return self.simulate(images, draw, first_image)
+            self._batchable = True
+            return self._send_resident(z, codes, has_nan, alloc, h_dev, point, trials, state,
+                                       chunk_state)  # fmt: skip
         m = np.zeros((b, n), dtype=np.int64)
         h_feat = np.zeros((b, n), dtype=np.complex128)
         p_feat = np.zeros((b, n))
@@ -834,8 +873,66 @@ class SemanticLink:
             ])  # fmt: skip
         return LinkFrames(x_hat, received, sent, m, bit_errors, objective, gains, state)
 
-    def frame_states(self, gains: np.ndarray, device: Any = "cpu") -> ChannelState:
-        """The frames' channel states from their subchannel gains ``[B, K]``.
+    @property
+    def _k_factor(self) -> float:
+        return self.rician_k if self.channel == "rician" else 0.0
+
+    def _resident(self, device: torch.device) -> bool:
+        """Whether a batch's frames are drawn, solved and sent without leaving the GPU: a CUDA
+        link and model, the solver on the GPU (:func:`optim.batch.faster_on_gpu`), no per-frame
+        seed, selection step or LDPC-coded entry, and a channel with noise."""
+        return (
+            self.backend == "cuda"
+            and torch.device(device).type == "cuda"
+            and self._solver_backend == "cuda"
+            and self._batchable is not False
+            and not self.noiseless
+            and not self._per_frame_seed
+            and self.selection is None
+            and not self._mod_coded.any()
+        )
+
+    def _send_resident(
+        self,
+        z: torch.Tensor,
+        codes: torch.Tensor,
+        has_nan: torch.Tensor,
+        alloc: Any,
+        h_dev: tuple[Any, Any, Any],
+        point: int,
+        trials: np.ndarray,
+        state: ChannelState,
+        chunk_state: Any,
+    ) -> LinkFrames:
+        """The rest of :meth:`simulate` on the GPU: ``alloc`` (device arrays of
+        :func:`optim.solve_batch`) -> per-feature inputs -> link kernel -> decoder. The bits
+        per symbol, objective and gains come to the host at the end, as results."""
+        from channels.kernels.cuda_frames import allocated_features
+
+        if bool(has_nan):
+            raise fail("z", float("nan"), "real values (those outside [-1, 1] are clipped); "
+                       "not NaN")  # fmt: skip
+        h_re, h_im, gains = h_dev
+        m, hf_re, hf_im, p = allocated_features(alloc.selected, alloc.subchannel,
+                                                alloc.modulation, alloc.power, h_re, h_im,
+                                                self._mod_bits)  # fmt: skip
+        q = self.bits_per_scalar
+        codes_hat, bit_errors = _transmit_on_device(codes, m, (hf_re, hf_im), p, NOISE_POWER, q,
+                                                    self.seed, point, trials)  # fmt: skip
+        received = dequantize_torch(codes_hat, q, self.code)
+        z_in = received.to(dtype=z.dtype)
+        with eval_mode(self.model), torch.no_grad():
+            x_hat = torch.cat([
+                self.model.decode(z_in[s : s + self.batch_size], *chunk_state(s))
+                for s in range(0, z.shape[0], self.batch_size)
+            ])  # fmt: skip
+        bits = m.copy_to_host().astype(np.int64)
+        return LinkFrames(x_hat, received, bits > 0, bits, bit_errors,
+                          alloc.objective.copy_to_host(), gains.copy_to_host(), state)  # fmt: skip
+
+    def frame_states(self, gains: np.ndarray | torch.Tensor, device: Any = "cpu") -> ChannelState:
+        """The frames' channel states from their subchannel gains ``[B, K]`` (NumPy, or a
+        tensor on the GPU where the link drew them there).
 
         ``snr_db`` = the link's, ``gain_db = 10 log10(mean_k g_k)`` (0 without subchannels),
         ``channel`` = the link's class. The noiseless link reports AWGN at its SNR (300 dB when
@@ -845,6 +942,15 @@ class SemanticLink:
         if self.noiseless:
             snr = self.snr_db if math.isfinite(self.snr_db) else SNR_DB_LIMIT
             return ChannelState.constant(snr, "awgn", b, device)
+        if torch.is_tensor(gains):  # drawn on the GPU: the same formula there
+            mean = gains.mean(dim=1) if gains.shape[1] else torch.ones(b, device=gains.device)
+            gain_db = (10.0 * torch.log10(mean)).clamp(min=-SNR_DB_LIMIT)
+            return ChannelState(
+                torch.full((b,), self.snr_db, dtype=torch.float32, device=device),
+                gain_db.to(device=device, dtype=torch.float32),
+                torch.full((b,), CHANNEL_CLASSES.index(self.channel), dtype=torch.int64,
+                           device=device),
+            )  # fmt: skip
         mean = gains.mean(axis=1) if gains.shape[1] else np.ones(b)
         with np.errstate(divide="ignore"):
             gain_db = np.maximum(10.0 * np.log10(mean), -SNR_DB_LIMIT)

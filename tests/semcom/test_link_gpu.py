@@ -5,6 +5,7 @@ simulator must be switched on before Numba is imported), and the device path on 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -198,3 +199,46 @@ def test_gpu_evaluation_keeps_frames_on_the_device_and_scores_them_like_the_host
     for name, fn in (("mse", metrics.mse), ("psnr_db", metrics.psnr), ("ssim", metrics.ssim),
                      ("ms_ssim", metrics.ms_ssim)):  # fmt: skip
         np.testing.assert_allclose(evaluation.per_image(name), fn(reference, host), atol=1e-9)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("channel", ["rayleigh", "rician"])
+def test_gpu_resident_path_matches_cpu_backend(channel: str) -> None:
+    """With the solver on the GPU (no refinement) the batch never leaves the device; the
+    frames equal the CPU link's: the same allocations, objectives within 1e-9, gains within
+    CUDA's last bits, bit errors within float32 noise."""
+    device = torch.device("cuda")
+    model = TanhModel(n=8, length=16).to(device)
+    x = images(256).to(device)
+    kwargs = dict(bits_per_scalar=8, channel=channel, snr_db=8.0, n_subchannels=4, eta=0.7,
+                  method_options={"refine": False}, rician_k=2.0)  # fmt: skip
+    gpu = flat_link(model, backend="cuda", **kwargs)
+    cpu = flat_link(copy.deepcopy(model).cpu(), backend="cpu", **kwargs)
+    assert gpu._resident(device)
+    g = gpu.simulate(x, draw=2, first_image=7)
+    c = cpu.simulate(x.cpu(), draw=2, first_image=7)
+    assert g.x_hat.is_cuda and g.received.is_cuda
+    np.testing.assert_allclose(g.gains, c.gains, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(g.bits_per_symbol, c.bits_per_symbol)
+    np.testing.assert_allclose(g.objective, c.objective, rtol=1e-9, atol=0)
+    bits = int(g.sent.sum()) * 16 * 8
+    assert np.abs(g.bit_errors - c.bit_errors).sum() <= 2 + bits // 10**5
+    assert c.bit_errors.sum() > 0
+
+
+@pytest.mark.gpu
+def test_gpu_chunk_plan_on_the_device_equals_the_host_plan() -> None:
+    from numba import cuda
+
+    from channels.kernels.cuda_frames import chunk_plan_device
+    from channels.kernels.cuda_link import chunk_plan, chunk_sizes
+
+    rng = np.random.default_rng(5)
+    m = rng.choice([0, 1, 2, 4, 6, 8], size=(300, 12)).astype(np.int8)
+    for q in (8, np.array([3, 8, 16, 5, 8, 8, 1, 2, 9, 12, 4, 8])):
+        chunk = chunk_sizes(q)
+        order, offsets = chunk_plan(m, 16, q, chunk)
+        d_order, d_offsets, threads = chunk_plan_device(cuda.to_device(m), 16, q, chunk)
+        np.testing.assert_array_equal(d_order.cpu().numpy(), order)
+        np.testing.assert_array_equal(d_offsets.cpu().numpy(), offsets)
+        assert threads == offsets[-1]

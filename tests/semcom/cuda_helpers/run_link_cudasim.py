@@ -13,7 +13,7 @@ from unittest import mock
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
 import optim  # noqa: E402
-from tests.semcom.cuda_helpers.link_case import frames  # noqa: E402
+from tests.semcom.cuda_helpers.link_case import frames, resident_frames  # noqa: E402
 
 
 def main() -> None:
@@ -28,6 +28,7 @@ def main() -> None:
     with mock.patch.object(optim, "solve_batch", recording):
         result = frames("cuda")
     result["solver_backends"] = backends
+    result["resident"] = resident_frames()
     print(json.dumps(result))
 
 
