@@ -30,7 +30,10 @@ channel draw and allocation, measured end to end in (f).
 (f) ``evaluate_rayleigh_allocation[_refined]``: ``SemanticLink.evaluate``'s work on
     ``--simulate-images`` images (a new Rayleigh draw of every image, the per-frame allocations
     through ``optim.solve_batch``: hierarchical without refinement on the GPU, with it on the
-    CPU cores; the link kernels, decoding, PSNR/SSIM/BER).
+    CPU cores; the link kernels, decoding, PSNR/SSIM/BER). Without refinement the batch stays
+    on the GPU (fading drawn there, allocation mapped there); ``..._host_frames`` is the same
+    with the draws and the allocation's per-feature tables on the host (the link's path where
+    the solver runs on the CPU), in the same run.
 
     PYTHONPATH=. python benchmarks/bench_full_link.py --json benchmarks/results_full_link_h200.json
 """
@@ -210,19 +213,22 @@ def main() -> None:
 
     # its own images: x holds only --batch of them
     images = torch.rand(args.simulate_images, 3, 32, 32, device=device)
-    for label, options in (
-        ("evaluate_rayleigh_allocation", {"refine": False}),
-        ("evaluate_rayleigh_allocation_refined", {}),
+    for label, options, resident in (
+        ("evaluate_rayleigh_allocation", {"refine": False}, True),
+        ("evaluate_rayleigh_allocation_host_frames", {"refine": False}, False),
+        ("evaluate_rayleigh_allocation_refined", {}, False),
     ):
         link = SemanticLink(model, np.full(n, 1.0 / n), np.full(n, 1e-2), bits_per_scalar=Q,
                             channel="rayleigh", snr_db=ESNO_DB, n_subchannels=16, eta=0.5,
                             method_options=options, backend="cuda")  # fmt: skip
+        if not resident:  # the draws and the allocation's tables on the host, as before
+            link._resident = lambda device: False  # type: ignore[method-assign]
         evaluation = LinkEvaluation(link, images)
         sec, times = median_seconds(lambda k, ev=evaluation: ev.add_draw(k + 1), 3)
         figures[label] = {
             "images_s": args.simulate_images / sec, "images": args.simulate_images,
             "times_s": times, "method": link.method, "options": options,
-            "solver_backend": link._solver_backend,
+            "solver_backend": link._solver_backend, "resident": resident,
         }  # fmt: skip
         print(json.dumps({label: figures[label]}), flush=True)
 
