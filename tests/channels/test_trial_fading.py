@@ -8,6 +8,7 @@ reimplementation: every expected value comes from NumPy.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -27,17 +28,16 @@ def _words(prefix: tuple[int, ...]) -> np.ndarray:
     return np.array([w for v in prefix for w in int_words(v)], dtype=np.uint64)
 
 
+@numba.njit(cache=False)
+def _draw(words, trials, ki, wi, fi, out):  # noqa: ANN001, ANN202
+    scratch = np.empty(8, dtype=np.uint64)
+    for t in range(trials.shape[0]):
+        trial_normals_cpu(words, trials[t], ki, wi, fi, scratch, out[t])
+
+
 def _normals(prefix: tuple[int, ...], trials: np.ndarray, count: int) -> np.ndarray:
-    import numba
-
-    @numba.njit
-    def draw(words, trials, ki, wi, fi, out):  # noqa: ANN001, ANN202
-        scratch = np.empty(8, dtype=np.uint64)
-        for t in range(trials.shape[0]):
-            trial_normals_cpu(words, trials[t], ki, wi, fi, scratch, out[t])
-
     out = np.empty((trials.size, count))
-    draw(_words(prefix), trials.astype(np.uint64), *host_tables(), out)
+    _draw(_words(prefix), trials.astype(np.uint64), *host_tables(), out)
     return out
 
 
