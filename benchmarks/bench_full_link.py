@@ -98,6 +98,7 @@ def main() -> None:
         default=8192,
         help="images of the end-to-end SemanticLink.evaluate measurement",
     )
+    parser.add_argument("--end-to-end-only", action="store_true", help="section (f) alone")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -182,28 +183,31 @@ def main() -> None:
                          "times_s": times, "batches": batches}  # fmt: skip
         print(json.dumps({name: figures[name]["images_s"]}), flush=True)
 
-    measure("decode", lambda k: model.decode(z_fixed), args.batches)
-    measure("encode", lambda k: model.encode(x), args.batches)
-    measure("stage_cuda", lambda k: stage_cuda(z_fixed, k), args.batches)
-    measure("full_cuda", lambda k: model.decode(stage_cuda(model.encode(x), k)), args.batches)
-    measure("stage_cpu", lambda k: stage_cpu(z_fixed, k), args.cpu_batches)
-    measure("full_cpu", lambda k: model.decode(stage_cpu(model.encode(x), k)), args.cpu_batches)
+    if not args.end_to_end_only:  # sections (a)-(e)
+        measure("decode", lambda k: model.decode(z_fixed), args.batches)
+        measure("encode", lambda k: model.encode(x), args.batches)
+        measure("stage_cuda", lambda k: stage_cuda(z_fixed, k), args.batches)
+        measure("full_cuda", lambda k: model.decode(stage_cuda(model.encode(x), k)), args.batches)
+        measure("stage_cpu", lambda k: stage_cpu(z_fixed, k), args.cpu_batches)
+        measure("full_cpu", lambda k: model.decode(stage_cpu(model.encode(x), k)), args.cpu_batches)
 
-    for backend in ("cuda", "cpu"):
-        full = figures[f"full_{backend}"]["seconds_per_batch"]
-        stage = figures[f"stage_{backend}"]["seconds_per_batch"]
-        rest = (
-            full - figures["encode"]["seconds_per_batch"] - figures["decode"]["seconds_per_batch"]
+        for backend in ("cuda", "cpu"):
+            full = figures[f"full_{backend}"]["seconds_per_batch"]
+            stage = figures[f"stage_{backend}"]["seconds_per_batch"]
+            rest = (
+                full
+                - figures["encode"]["seconds_per_batch"]
+                - figures["decode"]["seconds_per_batch"]
+            )
+            figures[f"share_{backend}"] = {
+                "stage_alone_over_full": stage / full,
+                "full_minus_encode_decode_over_full": rest / full,
+            }  # fmt: skip
+        figures["full_cuda_over_decode"] = (
+            figures["full_cuda"]["images_s"] / figures["decode"]["images_s"]
         )
-        figures[f"share_{backend}"] = {
-            "stage_alone_over_full": stage / full,
-            "full_minus_encode_decode_over_full": rest / full,
-        }  # fmt: skip
-    figures["full_cuda_over_decode"] = (
-        figures["full_cuda"]["images_s"] / figures["decode"]["images_s"]
-    )
-    bits = int(errors.copy_to_host().sum())
-    figures["last_batch_ber"] = bits / (b * n * length * Q)
+        bits = int(errors.copy_to_host().sum())
+        figures["last_batch_ber"] = bits / (b * n * length * Q)
 
     # end to end: SemanticLink.evaluate's work (LinkEvaluation.add_draw: a new Rayleigh draw of
     # every image, its per-frame allocation through optim.solve_batch, the link kernels, the
