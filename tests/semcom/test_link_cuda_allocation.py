@@ -7,6 +7,7 @@ solved and mapped to per-feature inputs there) gives the same frames as well."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import optim
@@ -16,8 +17,14 @@ from tests.semcom.cuda_helpers.link_case import frames, link
 HELPER = ROOT / "tests" / "semcom" / "cuda_helpers" / "run_link_cudasim.py"
 
 
-def test_cuda_link_allocates_like_the_cpu_link() -> None:
-    gpu = run_simulated(str(HELPER))
+@pytest.fixture(scope="module")
+def simulated() -> dict:
+    """The helper's output (one simulator subprocess for the module's tests)."""
+    return run_simulated(str(HELPER))
+
+
+def test_cuda_link_allocates_like_the_cpu_link(simulated: dict) -> None:
+    gpu = simulated
     cpu = frames("cpu")
     assert gpu["solver_backends"] and set(gpu["solver_backends"]) == {"cuda"}
     np.testing.assert_array_equal(gpu["sent"], cpu["sent"])
@@ -26,8 +33,8 @@ def test_cuda_link_allocates_like_the_cpu_link() -> None:
     assert np.asarray(cpu["sent"]).any()
 
 
-def test_resident_chain_draws_solves_and_maps_frames_like_the_cpu_link() -> None:
-    resident = run_simulated(str(HELPER))["resident"]
+def test_resident_chain_draws_solves_and_maps_frames_like_the_cpu_link(simulated: dict) -> None:
+    resident = simulated["resident"]
     cpu_link = link("cpu")
     images = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     cpu = cpu_link.simulate(images, draw=1)
