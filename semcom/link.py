@@ -811,6 +811,10 @@ class SemanticLink:
             self._batchable = True
             return self._send_resident(z, codes, has_nan, alloc, h_dev, point, trials, state,
                                        chunk_state)  # fmt: skip
+        if resident:  # an encoder that returned host features: the host path, same draws
+            fading = trial_fading(self.channel, self.n_subchannels, (self.seed, point), trials,
+                                  self._k_factor)  # fmt: skip
+            gains = np.abs(fading) ** 2
         m = np.zeros((b, n), dtype=np.int64)
         h_feat = np.zeros((b, n), dtype=np.complex128)
         p_feat = np.zeros((b, n))
