@@ -770,8 +770,7 @@ class SemanticLink:
                 rngs.append(np.random.default_rng((self.seed, point, int(trial))))
                 fading[j] = self._draw_fading(rngs[-1])
         else:  # the same draws, without a generator object per frame
-            fading = trial_fading(self.channel, self.n_subchannels, (self.seed, point), trials,
-                                  self._k_factor)  # fmt: skip
+            fading = self._trial_fading(point, trials)
         if not resident:
             gains = np.abs(fading) ** 2
         state = self.frame_states(gains, device)
@@ -801,7 +800,9 @@ class SemanticLink:
         else:
             codes = quantize_features(z.to(torch.float64).cpu().numpy(), q, self.code)
 
-        if resident and on_device:
+        if resident and on_device:  # the allocation and its tables stay on the GPU
+            from channels.kernels.cuda_frames import allocated_features
+
             try:
                 alloc = optim.solve_batch(self._problem, h_dev[2], self.method, backend="cuda",
                                           out="device", **self.method_options)  # fmt: skip
@@ -809,40 +810,23 @@ class SemanticLink:
                 self._batchable = False
                 return self.simulate(images, draw, first_image)
             self._batchable = True
-            return self._send_resident(z, codes, has_nan, alloc, h_dev, point, trials, state,
-                                       chunk_state)  # fmt: skip
-        if resident:  # an encoder that returned host features: the host path, same draws
-            fading = trial_fading(self.channel, self.n_subchannels, (self.seed, point), trials,
-                                  self._k_factor)  # fmt: skip
-            gains = np.abs(fading) ** 2
-        m = np.zeros((b, n), dtype=np.int64)
-        h_feat = np.zeros((b, n), dtype=np.complex128)
-        p_feat = np.zeros((b, n))
-        objective = np.full(b, math.nan)
-        coded = np.zeros((b, n), dtype=bool)  # features sent with a coded entry (LDPC)
-        entries: list[list[str | None]] = [[None] * n for _ in range(b)]
-        if self.noiseless:
-            m[:] = max(BITS_PER_SYMBOL[parse_entry(name)[0]] for name in self.modulations)
-            h_feat[:] = 1.0
-            p_feat[:] = 1.0
-            if kept is not None:
-                m[~kept], h_feat[~kept], p_feat[~kept] = 0, 0.0, 0.0
+            link_m, h_re, h_im, p_feat = allocated_features(
+                alloc.selected, alloc.subchannel, alloc.modulation, alloc.power, h_dev[0],
+                h_dev[1], self._mod_bits,
+            )  # fmt: skip
+            h_feat = (h_re, h_im)
+            # the frames' results come to the host; nothing the link kernel needs does
+            m = link_m.copy_to_host().astype(np.int64)
+            objective, gains = alloc.objective.copy_to_host(), h_dev[2].copy_to_host()
+            coded = np.zeros((b, n), dtype=bool)
         else:
-            selected, subchannel, modulation, power, objective = self._allocate_frames(
-                rngs, gains, kept
+            if resident:  # an encoder that returned host features: the host path, same draws
+                fading = self._trial_fading(point, trials)
+                gains = np.abs(fading) ** 2
+            m, h_feat, p_feat, objective, coded, entries = self._frame_tables(
+                rngs, gains, fading, kept
             )
-            mod = np.maximum(modulation, 0)
-            m[selected] = self._mod_bits[mod[selected]]
-            coded = selected & self._mod_coded[mod]
-            for j, i in zip(*np.nonzero(coded), strict=True):
-                entries[j][i] = self.modulations[modulation[j, i]]
-            h_feat[selected] = fading[np.nonzero(selected)[0], subchannel[selected]]
-            p_feat[selected] = power[selected]
-            # a feature selected at zero power carries no energy: the receiver knows the
-            # allocation and zero-fills it like a dropped feature (module docstring)
-            unpowered = (m > 0) & ~(p_feat > 0.0)
-            m[unpowered], h_feat[unpowered], p_feat[unpowered] = 0, 0.0, 0.0
-            coded &= ~unpowered
+            link_m = m
         if coded.any():  # coded features go through LDPC on the CPU (channels.coded_link)
             on_device = False
             if torch.is_tensor(codes):
@@ -854,7 +838,7 @@ class SemanticLink:
                 raise fail("z", float("nan"), "real values (those outside [-1, 1] are clipped); "
                            "not NaN")  # fmt: skip
             codes_hat, bit_errors = _transmit_on_device(
-                codes, m, h_feat, p_feat, no, q, self.seed, point, trials
+                codes, link_m, h_feat, p_feat, no, q, self.seed, point, trials
             )
             received = dequantize_torch(codes_hat, q, self.code)
         else:
@@ -896,43 +880,54 @@ class SemanticLink:
             and not self._mod_coded.any()
         )
 
-    def _send_resident(
-        self,
-        z: torch.Tensor,
-        codes: torch.Tensor,
-        has_nan: torch.Tensor,
-        alloc: Any,
-        h_dev: tuple[Any, Any, Any],
-        point: int,
-        trials: np.ndarray,
-        state: ChannelState,
-        chunk_state: Any,
-    ) -> LinkFrames:
-        """The rest of :meth:`simulate` on the GPU: ``alloc`` (device arrays of
-        :func:`optim.solve_batch`) -> per-feature inputs -> link kernel -> decoder. The bits
-        per symbol, objective and gains come to the host at the end, as results."""
-        from channels.kernels.cuda_frames import allocated_features
+    def _trial_fading(self, point: int, trials: np.ndarray) -> np.ndarray:
+        """The frames' coefficients ``h [B, K]``, each from its own stream
+        ``default_rng((seed, point, trial))`` (:func:`channels.fading.trial_fading`)."""
+        return trial_fading(self.channel, self.n_subchannels, (self.seed, point), trials,
+                            self._k_factor)  # fmt: skip
 
-        if bool(has_nan):
-            raise fail("z", float("nan"), "real values (those outside [-1, 1] are clipped); "
-                       "not NaN")  # fmt: skip
-        h_re, h_im, gains = h_dev
-        m, hf_re, hf_im, p = allocated_features(alloc.selected, alloc.subchannel,
-                                                alloc.modulation, alloc.power, h_re, h_im,
-                                                self._mod_bits)  # fmt: skip
-        q = self.bits_per_scalar
-        codes_hat, bit_errors = _transmit_on_device(codes, m, (hf_re, hf_im), p, NOISE_POWER, q,
-                                                    self.seed, point, trials)  # fmt: skip
-        received = dequantize_torch(codes_hat, q, self.code)
-        z_in = received.to(dtype=z.dtype)
-        with eval_mode(self.model), torch.no_grad():
-            x_hat = torch.cat([
-                self.model.decode(z_in[s : s + self.batch_size], *chunk_state(s))
-                for s in range(0, z.shape[0], self.batch_size)
-            ])  # fmt: skip
-        bits = m.copy_to_host().astype(np.int64)
-        return LinkFrames(x_hat, received, bits > 0, bits, bit_errors,
-                          alloc.objective.copy_to_host(), gains.copy_to_host(), state)  # fmt: skip
+    def _frame_tables(
+        self,
+        rngs: list[np.random.Generator],
+        gains: np.ndarray,
+        fading: np.ndarray,
+        kept: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list]:
+        """The link kernels' per-feature inputs on the host: ``(m int64, h complex128,
+        p float64`` ``[B, N]``, ``objective [B]``, ``coded bool [B, N]``, ``entries``: the coded
+        modulation of each coded feature, else None). The noiseless link sends every (kept)
+        feature at the highest order, unit gain and power; otherwise the frames' allocations
+        (:meth:`_allocate_frames`) choose, and a feature selected at zero power is not sent."""
+        b, n = gains.shape[0], self.n_features
+        m = np.zeros((b, n), dtype=np.int64)
+        h_feat = np.zeros((b, n), dtype=np.complex128)
+        p_feat = np.zeros((b, n))
+        objective = np.full(b, math.nan)
+        coded = np.zeros((b, n), dtype=bool)  # features sent with a coded entry (LDPC)
+        entries: list[list[str | None]] = [[None] * n for _ in range(b)]
+        if self.noiseless:
+            m[:] = max(BITS_PER_SYMBOL[parse_entry(name)[0]] for name in self.modulations)
+            h_feat[:] = 1.0
+            p_feat[:] = 1.0
+            if kept is not None:
+                m[~kept], h_feat[~kept], p_feat[~kept] = 0, 0.0, 0.0
+        else:
+            selected, subchannel, modulation, power, objective = self._allocate_frames(
+                rngs, gains, kept
+            )
+            mod = np.maximum(modulation, 0)
+            m[selected] = self._mod_bits[mod[selected]]
+            coded = selected & self._mod_coded[mod]
+            for j, i in zip(*np.nonzero(coded), strict=True):
+                entries[j][i] = self.modulations[modulation[j, i]]
+            h_feat[selected] = fading[np.nonzero(selected)[0], subchannel[selected]]
+            p_feat[selected] = power[selected]
+            # a feature selected at zero power carries no energy: the receiver knows the
+            # allocation and zero-fills it like a dropped feature (module docstring)
+            unpowered = (m > 0) & ~(p_feat > 0.0)
+            m[unpowered], h_feat[unpowered], p_feat[unpowered] = 0, 0.0, 0.0
+            coded &= ~unpowered
+        return m, h_feat, p_feat, objective, coded, entries
 
     def frame_states(self, gains: np.ndarray | torch.Tensor, device: Any = "cpu") -> ChannelState:
         """The frames' channel states from their subchannel gains ``[B, K]`` (NumPy, or a
@@ -949,15 +944,10 @@ class SemanticLink:
         if torch.is_tensor(gains):  # drawn on the GPU: the same formula there
             mean = gains.mean(dim=1) if gains.shape[1] else torch.ones(b, device=gains.device)
             gain_db = (10.0 * torch.log10(mean)).clamp(min=-SNR_DB_LIMIT)
-            return ChannelState(
-                torch.full((b,), self.snr_db, dtype=torch.float32, device=device),
-                gain_db.to(device=device, dtype=torch.float32),
-                torch.full((b,), CHANNEL_CLASSES.index(self.channel), dtype=torch.int64,
-                           device=device),
-            )  # fmt: skip
-        mean = gains.mean(axis=1) if gains.shape[1] else np.ones(b)
-        with np.errstate(divide="ignore"):
-            gain_db = np.maximum(10.0 * np.log10(mean), -SNR_DB_LIMIT)
+        else:
+            mean = gains.mean(axis=1) if gains.shape[1] else np.ones(b)
+            with np.errstate(divide="ignore"):
+                gain_db = np.maximum(10.0 * np.log10(mean), -SNR_DB_LIMIT)
         return ChannelState(
             torch.full((b,), self.snr_db, dtype=torch.float32, device=device),
             torch.as_tensor(gain_db, dtype=torch.float32, device=device),

@@ -32,9 +32,9 @@ def frames(backend: str) -> dict:
 
 
 def resident_frames() -> dict:
-    """The GPU-resident chain of a CUDA link (``SemanticLink._send_resident``'s inputs) for the
-    frames of :func:`frames`: fading drawn on the device, solved there, mapped to per-feature
-    inputs there; brought to the host only to print."""
+    """The GPU-resident chain of a CUDA link (what ``SemanticLink.simulate`` hands the link
+    kernel there) for the frames of :func:`frames`: fading drawn on the device, solved there,
+    mapped to per-feature inputs there; brought to the host only to print."""
     import optim
     from channels.fading import trial_fading_device
     from channels.kernels.cuda_frames import allocated_features
