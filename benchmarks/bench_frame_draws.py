@@ -4,10 +4,8 @@ its own generator ``numpy.random.default_rng((seed, point, trial))``.
 Peer: one ``default_rng`` per frame and ``channels.fading.fading_coefficients`` on it (what
 ``SemanticLink.simulate`` did for every frame). Ours: ``channels.fading.trial_fading``, the
 streams seeded (SeedSequence hash, PCG64) and drawn (NumPy's ziggurat) in a Numba-parallel
-loop over the trials (:mod:`channels.kernels.trial_fading`); also timed, the step between them:
-``channels.seed_streams.trial_generators`` (the hash vectorised in NumPy, one reused
-``Generator`` whose state is set per trial). All three give the same coefficients bit for bit
-(checked here on every run). K = 16 subchannels, Rayleigh and Rician;
+loop over the trials (:mod:`channels.kernels.trial_fading`). Both give the same coefficients
+bit for bit (checked here on every run). K = 16 subchannels, Rayleigh and Rician;
 median of ``--repeats`` runs after a warm-up, both in the same run.
 
     PYTHONPATH=. python benchmarks/bench_frame_draws.py --json out.json
@@ -21,7 +19,6 @@ import numpy as np
 from bench_common import cpu_info, emit, median_seconds
 
 from channels.fading import fading_coefficients, trial_fading
-from channels.seed_streams import trial_generators
 
 SEED, POINT = 2**40 + 3, 123456789
 
@@ -45,24 +42,14 @@ def main() -> None:
                 for t in trials
             ])  # fmt: skip
 
-        def reused(channel: str = channel, k_factor: float = k_factor) -> np.ndarray:
-            return np.stack([
-                fading_coefficients(channel, (k,), k_factor=k_factor, rng=gen)
-                for gen in trial_generators((SEED, POINT), trials)
-            ])  # fmt: skip
-
         def batched(channel: str = channel, k_factor: float = k_factor) -> np.ndarray:
             return trial_fading(channel, k, (SEED, POINT), trials, k_factor)
 
-        expected = per_frame()
-        for name, fn in (("trial_generators", reused), ("trial_fading", batched)):
-            if not np.array_equal(fn(), expected):
-                raise SystemExit(f"{channel}: {name} differs from the per-frame generators")
+        if not np.array_equal(batched(), per_frame()):
+            raise SystemExit(f"{channel}: trial_fading differs from the per-frame generators")
         peer, _ = median_seconds(per_frame, args.repeats)
-        step, _ = median_seconds(reused, args.repeats)
         ours, _ = median_seconds(batched, args.repeats)
         figures[channel] = {"per_frame_generators_us": peer / args.frames * 1e6,
-                            "trial_generators_us": step / args.frames * 1e6,
                             "trial_fading_us": ours / args.frames * 1e6,
                             "speedup": peer / ours}  # fmt: skip
     emit(cpu_info(), args, figures, args.json)

@@ -19,7 +19,7 @@ import numpy as np
 from channels._array import Array, abs2, as_like, complex_normal, is_torch
 from channels.awgn import awgn, check_noise_variance
 from channels.errors import ConfigError
-from channels.seed_streams import int_words
+from channels.seed_streams import entropy_words
 
 FADING_MODELS = ("awgn", "rayleigh", "rician")
 
@@ -84,7 +84,7 @@ def trial_fading(
         return np.ones((trials.size, n_subchannels), dtype=np.complex128)
     h_re = np.empty((trials.size, n_subchannels))
     h_im = np.empty((trials.size, n_subchannels))
-    fading_trials_cpu(_prefix_words(prefix), trials, *amplitudes(model, k_factor),
+    fading_trials_cpu(entropy_words(prefix), trials, *amplitudes(model, k_factor),
                       *host_tables(), h_re, h_im)  # fmt: skip
     return h_re + 1j * h_im
 
@@ -121,7 +121,7 @@ def trial_fading_device(
     threads = 128
     blocks = -(-trials.size // threads)
     fading_trials_kernel[blocks, threads, stream](
-        cuda.to_device(_prefix_words(prefix), stream=stream),
+        cuda.to_device(entropy_words(prefix), stream=stream),
         cuda.to_device(trials, stream=stream), *amplitudes(model, k_factor), *device_tables(),
         normals, h_re, h_im, gains,
     )  # fmt: skip
@@ -135,11 +135,6 @@ def _check_trials(trials: Any) -> np.ndarray:
         raise ConfigError(f"trials: {values.min()}..{values.max()} is invalid; "
                           "allowed: integers in [0, 2**32)")  # fmt: skip
     return values.astype(np.uint64)
-
-
-def _prefix_words(prefix: tuple[int, ...]) -> np.ndarray:
-    """The SeedSequence entropy words of ``prefix`` (each integer's 32-bit words), uint64."""
-    return np.array([w for value in prefix for w in int_words(int(value))], dtype=np.uint64)
 
 
 def _complex_dtype(like: Array) -> Any:

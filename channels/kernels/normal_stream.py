@@ -78,7 +78,7 @@ def make_trial_normals(
 
     ``trial_normals`` sets ``out[:] = default_rng((*prefix, trial)).standard_normal(out.size)``:
     ``prefix_words`` is uint64 holding the prefix's 32-bit entropy words
-    (:func:`channels.seed_streams.int_words` of each integer, concatenated), ``trial`` a uint64
+    (:func:`channels.seed_streams.entropy_words`), ``trial`` a uint64
     in ``[0, 2^32)``, ``ki, wi, fi`` the tables of :mod:`channels.kernels.ziggurat_tables`,
     ``scratch`` a uint64 ``[8]`` work array (module docstring).
     """
@@ -124,7 +124,7 @@ def make_trial_normals(
         """Seed PCG64 in ``scratch`` as ``default_rng((*prefix, trial))`` does.
 
         ``prefix_words``: uint64 holding the prefix's 32-bit entropy words
-        (:func:`channels.seed_streams.int_words` of each integer, concatenated); ``trial`` in
+        (:func:`channels.seed_streams.entropy_words`); ``trial`` in
         ``[0, 2^32)`` is the last word.
         """
         n_words = prefix_words.shape[0] + 1

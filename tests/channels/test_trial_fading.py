@@ -16,16 +16,13 @@ from channels.errors import ConfigError
 from channels.fading import fading_coefficients, trial_fading
 from channels.kernels.trial_fading import host_tables, trial_normals_cpu
 from channels.kernels.ziggurat_tables import FI, KI, WI, R
-from channels.seed_streams import int_words
+from channels.seed_streams import entropy_words
 from tests.channels.cuda_helpers.cases import FADING_CASES
 from tests.channels.cuda_helpers.simulator import ROOT, run_simulated
 
 HELPER = ROOT / "tests" / "channels" / "cuda_helpers" / "run_trial_fading_cudasim.py"
-PREFIXES = [(0,), (7, 3), (2**40 + 3, 4242), (2**64 + 5, 2**33, 1), (1, 2, 3, 4, 5)]
-
-
-def _words(prefix: tuple[int, ...]) -> np.ndarray:
-    return np.array([w for v in prefix for w in int_words(v)], dtype=np.uint64)
+PREFIXES = [(), (0,), (7, 3), (0, 0), (2**40 + 3, 4242), (2**64 - 1, 2**32 - 1),
+            (2**64 + 5, 2**33, 1), (1, 2, 3, 4, 5)]  # fmt: skip
 
 
 @numba.njit(cache=False)
@@ -37,7 +34,7 @@ def _draw(words, trials, ki, wi, fi, out):  # noqa: ANN001, ANN202
 
 def _normals(prefix: tuple[int, ...], trials: np.ndarray, count: int) -> np.ndarray:
     out = np.empty((trials.size, count))
-    _draw(_words(prefix), trials.astype(np.uint64), *host_tables(), out)
+    _draw(entropy_words(prefix), trials.astype(np.uint64), *host_tables(), out)
     return out
 
 
@@ -48,6 +45,18 @@ def test_compiled_stream_draws_numpys_normals_bit_for_bit(prefix: tuple[int, ...
     expected = np.stack([np.random.default_rng((*prefix, int(t))).standard_normal(700)
                          for t in trials])  # fmt: skip
     assert np.array_equal(got.view(np.uint64), expected.view(np.uint64))
+
+
+def test_compiled_stream_seeds_like_numpy_on_random_entropy() -> None:
+    # 200 random prefixes of 0 to 4 integers below 2^63 (1 to 9 entropy words with the trial)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        prefix = tuple(int(v) for v in rng.integers(0, 2**63, size=rng.integers(0, 5)))
+        trials = rng.integers(0, 2**32, size=3)
+        got = _normals(prefix, trials, 4)
+        expected = np.stack([np.random.default_rng((*prefix, int(t))).standard_normal(4)
+                             for t in trials])  # fmt: skip
+        assert np.array_equal(got.view(np.uint64), expected.view(np.uint64)), prefix
 
 
 def test_compiled_stream_covers_the_tail_and_the_wedges() -> None:
