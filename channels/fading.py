@@ -76,7 +76,8 @@ def trial_fading(
     rng=numpy.random.default_rng((*prefix, trials[j])), k_factor=k_factor)`` bit for bit,
     without a generator per trial: the streams are seeded and drawn in a compiled loop over the
     trials (:mod:`channels.kernels.trial_fading`; ``trials`` in ``[0, 2^32)``)."""
-    from channels.kernels.trial_fading import amplitudes, fading_trials_cpu, host_tables
+    from channels.kernels.trial_fading import amplitudes, fading_trials_cpu
+    from channels.kernels.ziggurat_tables import FI, KI, WI
 
     model = check_fading(model, k_factor)
     trials = _check_trials(trials)
@@ -85,7 +86,7 @@ def trial_fading(
     h_re = np.empty((trials.size, n_subchannels))
     h_im = np.empty((trials.size, n_subchannels))
     fading_trials_cpu(entropy_words(prefix), trials, *amplitudes(model, k_factor),
-                      *host_tables(), h_re, h_im)  # fmt: skip
+                      KI, WI, FI, h_re, h_im)  # fmt: skip
     return h_re + 1j * h_im
 
 
@@ -111,11 +112,12 @@ def trial_fading_device(
     h_re = cuda.device_array(shape, np.float64, stream=stream)
     h_im = cuda.device_array(shape, np.float64, stream=stream)
     gains = cuda.device_array(shape, np.float64, stream=stream)
-    if model == "awgn" or not trials.size or not n_subchannels:
-        if trials.size and n_subchannels:
-            h_re[:] = 1.0
-            h_im[:] = 0.0
-            gains[:] = 1.0
+    if not (trials.size and n_subchannels):
+        return h_re, h_im, gains
+    if model == "awgn":
+        h_re[:] = 1.0
+        h_im[:] = 0.0
+        gains[:] = 1.0
         return h_re, h_im, gains
     normals = cuda.device_array((trials.size, 2 * n_subchannels), np.float64, stream=stream)
     threads = 128

@@ -111,18 +111,12 @@ def device_tables() -> tuple[Any, Any, Any]:
     return _DEVICE_TABLES[key]
 
 
-def host_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ziggurat tables as the CPU kernel takes them."""
-    return KI, WI, FI
-
-
 __all__ = [
     "amplitudes",
     "device_product",
     "device_tables",
     "fading_trials_cpu",
     "fading_trials_kernel",
-    "host_tables",
     "trial_normals_cpu",
     "trial_normals_cuda",
 ]

@@ -14,7 +14,7 @@ import pytest
 
 from channels.errors import ConfigError
 from channels.fading import fading_coefficients, trial_fading
-from channels.kernels.trial_fading import host_tables, trial_normals_cpu
+from channels.kernels.trial_fading import trial_normals_cpu
 from channels.kernels.ziggurat_tables import FI, KI, WI, R
 from channels.seed_streams import entropy_words
 from tests.channels.cuda_helpers.cases import FADING_CASES
@@ -34,7 +34,7 @@ def _draw(words, trials, ki, wi, fi, out):  # noqa: ANN001, ANN202
 
 def _normals(prefix: tuple[int, ...], trials: np.ndarray, count: int) -> np.ndarray:
     out = np.empty((trials.size, count))
-    _draw(entropy_words(prefix), trials.astype(np.uint64), *host_tables(), out)
+    _draw(entropy_words(prefix), trials.astype(np.uint64), KI, WI, FI, out)
     return out
 
 
