@@ -49,6 +49,8 @@ from scipy import stats
 from channels.errors import check_choice, check_int, check_real, fail
 
 REDUCTIONS = ("none", "mean")
+WIN_SIZE, SIGMA, K1, K2 = 11, 1.5, 0.01, 0.03
+"""SSIM's defaults: Gaussian window side and width (pixels), stability constants."""
 CI_METHODS = ("t", "bootstrap")
 
 
@@ -116,10 +118,10 @@ def ssim(
     x: Any,
     x_hat: Any,
     data_range: float = 1.0,
-    win_size: int = 11,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
+    win_size: int = WIN_SIZE,
+    sigma: float = SIGMA,
+    k1: float = K1,
+    k2: float = K2,
     reduction: str = "none",
 ) -> np.ndarray | float:
     """Per-image Gaussian-window SSIM ``[B]`` of images ``[B, C, H, W]`` (module docstring)."""
@@ -127,25 +129,39 @@ def ssim(
     if a.ndim != 4:
         raise fail("x", f"array of shape {a.shape}", "shape [B, C, H, W]")
     peak = check_real("data_range", data_range, 0, open_low=True)
-    side = min(a.shape[-2:])
-    win = min(int(win_size), side if side % 2 else side - 1)
-    g = gaussian_window(max(win, 1), sigma)
-    c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
+    g = gaussian_window(_window_side(a.shape, win_size), sigma)
     mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
     var_a = _filter_valid(a * a, g) - mu_a * mu_a
     var_b = _filter_valid(b * b, g) - mu_b * mu_b
     cov = _filter_valid(a * b, g) - mu_a * mu_b
+    ssim_map = _ssim_map(mu_a, mu_b, var_a, var_b, cov, peak, k1, k2)
+    per_image = ssim_map.reshape(a.shape[0], -1).mean(axis=1)
+    return _reduce(per_image, reduction)
+
+
+def _window_side(shape: tuple[int, ...], win_size: int) -> int:
+    """The Gaussian window's side on images ``[..., H, W]``: the largest odd one up to
+    ``win_size`` that fits (at least 1)."""
+    side = min(shape[-2:])
+    return max(min(int(win_size), side if side % 2 else side - 1), 1)
+
+
+def _ssim_map(mu_a: Any, mu_b: Any, var_a: Any, var_b: Any, cov: Any, peak: float, k1: float,
+              k2: float) -> Any:  # fmt: skip
+    """SSIM at every window from the local moments (NumPy arrays or tensors alike):
+    ``(2 mu_a mu_b + c1)(2 cov + c2) / ((mu_a^2 + mu_b^2 + c1)(var_a + var_b + c2))``,
+    ``c = (k peak)^2``."""
+    c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
     num = (2.0 * mu_a * mu_b + c1) * (2.0 * cov + c2)
     den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
-    per_image = (num / den).reshape(a.shape[0], -1).mean(axis=1)
-    return _reduce(per_image, reduction)
+    return num / den
 
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 """The five scale weights of Wang, Simoncelli and Bovik (2003), finest scale first."""
 
 
-def ms_ssim_scales(height: int, width: int, win_size: int = 11, max_scales: int = 5) -> int:
+def ms_ssim_scales(height: int, width: int, win_size: int = WIN_SIZE, max_scales: int = 5) -> int:
     """How many scales ``M`` MS-SSIM uses on ``height × width`` images: the largest
     ``M <= max_scales`` with ``min(H, W) // 2^(M-1) >= win_size`` (at least 1).
 
@@ -178,10 +194,10 @@ def ms_ssim(
     x_hat: Any,
     data_range: float = 1.0,
     weights: Any = None,
-    win_size: int = 11,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
+    win_size: int = WIN_SIZE,
+    sigma: float = SIGMA,
+    k1: float = K1,
+    k2: float = K2,
     reduction: str = "none",
 ) -> np.ndarray | float:
     """Per-image multi-scale SSIM ``[B]`` (float64) of images ``[B, C, H, W]`` (module docstring).
@@ -243,9 +259,7 @@ def _local_moments(ta: Any, tb: Any, win_size: int, sigma: float) -> tuple[Any, 
     largest odd one up to ``win_size`` that fits (module docstring)."""
     import torch
 
-    side = min(ta.shape[-2:])
-    win = min(int(win_size), side if side % 2 else side - 1)
-    g = torch.from_numpy(gaussian_window(max(win, 1), sigma)).to(ta.device)
+    g = torch.from_numpy(gaussian_window(_window_side(ta.shape, win_size), sigma)).to(ta.device)
     rows, cols = _band(ta.shape[-2], g), _band(ta.shape[-1], g)
     # the five local moments at once; B_h X B_w^T is the separable 'valid' correlation
     stack = torch.stack([ta, tb, ta * ta, tb * tb, ta * tb])
@@ -310,14 +324,11 @@ def per_image_on_device(x: Any, x_hat: Any, ssim: bool = True, ms_ssim: bool = F
     out = {"mse": errors, "psnr_db": 10.0 * torch.log10(peak * peak / errors)}
     h, w = a.shape[-2:]
     if ssim:
-        mu_a, mu_b, var_a, var_b, cov = _local_moments(a, b, 11, 1.5)
-        c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-        num = (2.0 * mu_a * mu_b + c1) * (2.0 * cov + c2)
-        den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
-        out["ssim"] = (num / den).flatten(1).mean(dim=1)
+        ssim_map = _ssim_map(*_local_moments(a, b, WIN_SIZE, SIGMA), peak, K1, K2)
+        out["ssim"] = ssim_map.flatten(1).mean(dim=1)
     if ms_ssim:
-        wts = _default_weights(h, w, 11)
-        out["ms_ssim"] = _ms_ssim_channels(a, b, wts, peak, 11, 1.5, 0.01, 0.03)
+        wts = _default_weights(h, w, WIN_SIZE)
+        out["ms_ssim"] = _ms_ssim_channels(a, b, wts, peak, WIN_SIZE, SIGMA, K1, K2)
     return {name: value.cpu().numpy() for name, value in out.items()}
 
 
