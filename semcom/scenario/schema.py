@@ -318,8 +318,12 @@ class VariantSection(_Strict):
     )
 
 
-SEPARATE_CODECS = ("jpeg2000", "webp", "avif", "hevc", "capacity")
-"""A separate scheme's codecs (:data:`semcom.separate.CODECS` and the capacity bound)."""
+SEPARATE_IMAGE_CODECS = ("jpeg2000", "webp", "avif", "hevc")
+"""The image codecs of a separate scheme (:data:`semcom.separate.CODECS`)."""
+SEPARATE_CODECS = (*SEPARATE_IMAGE_CODECS, "capacity")
+"""A separate scheme's codecs (the image codecs and the capacity bound)."""
+DEFAULT_CAPACITY_CODECS = SEPARATE_IMAGE_CODECS[:3]
+"""The capacity bound's default codecs: those Pillow encodes itself (``hevc`` is optional)."""
 SEPARATE_RATES = (1 / 3, 1 / 2, 2 / 3, 5 / 6)
 """Default LDPC code rates of a separate scheme's pair search (:mod:`semcom.separate.task`)."""
 SEPARATE_RATE_RANGE = (0.2, 0.95)
@@ -362,8 +366,8 @@ class SchemeSeparate(_Strict):
     )
     power: Literal["waterfilling", "equal"] = _field("waterfilling", "waterfilling, equal")
     capacity_codecs: list[SeparateCodec] = _field(
-        list(SEPARATE_CODECS[:3]),
-        f"a non-empty list of distinct codecs ({', '.join(SEPARATE_CODECS[:4])})",
+        list(DEFAULT_CAPACITY_CODECS),
+        f"a non-empty list of distinct codecs ({', '.join(SEPARATE_IMAGE_CODECS)})",
         min_length=1,
     )
     calibration_images: Annotated[int, Field(ge=1, le=MAX_IMAGES)] = _field(

@@ -16,6 +16,7 @@ from semcom.separate.chain import transmit_payload
 from semcom.separate.image_codecs import (
     CODECS,
     HEVC,
+    PILLOW_CODECS,
     decode,
     encode,
     fit_quality,
@@ -372,6 +373,7 @@ def test_custom_separate_scheme_from_yaml() -> None:
 
     # the schema's copies of the package's constants (the schema does not import the link)
     assert schema.SEPARATE_CODECS == (*CODECS, "capacity")
+    assert schema.DEFAULT_CAPACITY_CODECS == PILLOW_CODECS
     assert schema.SEPARATE_RATES == task.RATES
     assert schema.SEPARATE_MODULATIONS == task.MODULATIONS
     assert schema.SEPARATE_MODULATION_SET == DIGITAL_MODULATIONS
