@@ -135,31 +135,31 @@ def bench_methods(template, frames: int, repeats: int, cpu_frames: int,
 
 
 def largest_n(sizes: list[int], frames: int, limit_s: float, repeats: int,
-              base: dict[str, Any]) -> dict:  # fmt: skip
-    """Time ``frames``-frame batches of ``hierarchical`` (options ``base``) on CUDA per N = K,
-    up to the first size over ``limit_s``."""
+              base: dict[str, Any], backend: str = "cuda") -> dict:  # fmt: skip
+    """Time ``frames``-frame batches of ``hierarchical`` (options ``base``) on ``backend`` per
+    N = K, up to the first size over ``limit_s``."""
     out: dict[str, Any] = {"frames": frames, "limit_s": limit_s, "options": dict(base),
-                           "sizes": [], "largest": None}  # fmt: skip
+                           "backend": backend, "sizes": [], "largest": None}  # fmt: skip
     for n in sizes:
         template = random_problem(n, n, seed=0)
         gains = np.random.default_rng(1).exponential(size=(frames, n))
         options: dict[str, Any] = dict(base)
         try:
-            optim.solve_batch(template, gains[:2], "hierarchical", backend="cuda", **options)
+            optim.solve_batch(template, gains[:2], "hierarchical", backend=backend, **options)
         except ConfigError:
             options["patterns"] = "all"
             t0 = time.perf_counter()
-            optim.solve_batch(template, gains[:2], "hierarchical", backend="cuda", **options)
+            optim.solve_batch(template, gains[:2], "hierarchical", backend=backend, **options)
             if time.perf_counter() - t0 > 10 * limit_s:  # the plan alone is too slow
                 out["sizes"].append({"n": n, "seconds": None, "note": "plan over the limit"})
                 break
         t0 = time.perf_counter()
-        optim.solve_batch(template, gains, "hierarchical", backend="cuda", **options)
+        optim.solve_batch(template, gains, "hierarchical", backend=backend, **options)
         first = time.perf_counter() - t0
         reps = repeats if first < 5 * limit_s else 1
         sec = min(first, _median_time(
             lambda t=template, g=gains, o=options: optim.solve_batch(
-                t, g, "hierarchical", backend="cuda", **o), reps))  # fmt: skip
+                t, g, "hierarchical", backend=backend, **o), reps))  # fmt: skip
         entry = {"n": n, "seconds": sec, "fps": frames / sec,
                  "patterns": options.get("patterns", "auto")}  # fmt: skip
         out["sizes"].append(entry)
@@ -183,6 +183,10 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=1.0, help="seconds for --largest-frames")
     ap.add_argument("--cuda-refined", action="store_true",
                     help="also time the refined family on the GPU (slow: minutes)")  # fmt: skip
+    ap.add_argument("--largest-only", action="store_true",
+                    help="only the largest-N search (no frames/s table)")  # fmt: skip
+    ap.add_argument("--largest-backend", choices=["cuda", "cpu"], default="cuda",
+                    help="backend of the largest-N search (cpu: every core)")  # fmt: skip
     ap.add_argument("--json", type=str, default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (simulator-friendly)")
     args = ap.parse_args()
@@ -195,23 +199,28 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "cpu_cores": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
-        "device": _device_info(),
+        "device": _device_info() if args.largest_backend == "cuda" else None,
         "template": f"random_problem({args.n}, {args.n}, seed=0)",
         "batches": [],
     }
     print(result["device"], flush=True)
     template = random_problem(args.n, args.n, seed=0)
-    for frames in args.frames:
+    for frames in [] if args.largest_only else args.frames:
         result["batches"].extend(bench_methods(template, frames, args.repeats, args.cpu_frames,
                                                args.cuda_refined))  # fmt: skip
     result["largest_n"] = [
-        largest_n(args.sizes, args.largest_frames, args.limit, args.repeats, base)
-        for base in ({"refine": False}, {})[: 2 if args.cuda_refined else 1]
+        largest_n(
+            args.sizes, args.largest_frames, args.limit, args.repeats, base, args.largest_backend
+        )
+        for base in ({"refine": False}, {})[
+            : 2 if args.cuda_refined or args.largest_backend == "cpu" else 1
+        ]
     ]
     for entry in result["largest_n"]:
         label = entry["options"] or "default"
         print(f"largest N = K with {args.largest_frames} frames within {args.limit} s, "
-              f"hierarchical {label}: {entry['largest']}", flush=True)  # fmt: skip
+              f"hierarchical {label} on {entry['backend']}: {entry['largest']}",
+              flush=True)  # fmt: skip
     print("\n| B | method | CPU frames/s | CUDA frames/s (with transfers) | CUDA frames/s "
           "(on device) | agree |\n|---:|---|---:|---:|---:|---:|")  # fmt: skip
     for r in result["batches"]:
