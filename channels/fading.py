@@ -52,12 +52,7 @@ def fading_coefficients(
     if model == "awgn":
         ones = np.ones(shape, dtype=np.complex128)
         return as_like(ones, like).to(_complex_dtype(like)) if is_torch(like) else ones
-    return _with_line_of_sight(model, complex_normal(shape, rng, like), k_factor, los_phase)
-
-
-def _with_line_of_sight(model: str, w: Array, k_factor: float, los_phase: float = 0.0) -> Array:
-    """``h`` from its scattered part ``w ~ CN(0, 1)``: ``w`` itself (Rayleigh, ``K = 0``), else
-    ``sqrt(K/(K+1)) e^{j phi} + sqrt(1/(K+1)) w``."""
+    w = complex_normal(shape, rng, like)
     if model == "rayleigh" or k_factor == 0:
         return w
     los = np.sqrt(k_factor / (k_factor + 1.0)) * np.exp(1j * los_phase)

@@ -640,7 +640,7 @@ class SemanticLink:
         generator (the allocation's draws, if any, follow on the same generator)."""
         return np.asarray(
             fading_coefficients(self.channel, (self.n_subchannels,), rng=rng,
-                                k_factor=self.rician_k if self.channel == "rician" else 0.0)
+                                k_factor=self._k_factor)
         )  # fmt: skip
 
     def _allocate_frames(
