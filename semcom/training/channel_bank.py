@@ -14,7 +14,8 @@ and the bit-error rates the allocation gives every feature on it:
                    (NestedDropout.retention: the importance ISFR training gives feature i)
        "uniform":  w_i = 1 / N
 
-   and solve it with ``optim.solve(problem, "hierarchical")``;
+   and solve it with ``optim.solve(problem, "hierarchical")`` (all rows at once, by
+   ``optim.solve_batch``, which gives each row the same allocation);
 3. per feature ``i``: ``sent_i`` = selected with power ``p_i > 0`` (as the link: a zero-power
    feature is zero-filled at the receiver) and ``ε_i = Pb(m_i, γ_i)``, the bit-error rate of its
    Gray-coded modulation ``m_i`` at ``γ_i = g_k(i) p_i / σ²`` under the problem's BER model
@@ -189,41 +190,33 @@ def _bank(
         symbol_budget=eta * n * length * q / 2.0, scalars_per_feature=length,
         bits_per_scalar=q, noise_power=1.0, modulations=modulations, ber_model="exact",
     )  # fmt: skip
-    eps = np.zeros((m, n))
-    sent = np.zeros((m, n), dtype=bool)
-    gain_db = np.zeros(m)
-    solved: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # AWGN rows are all alike
+    gains = np.zeros((m, k))
     for j in range(m):
         rng = np.random.default_rng((seed, j))
         h = np.asarray(
             fading_coefficients(fading, (k,), rng=rng,
                                 k_factor=rician_k if fading == "rician" else 0.0)
         )  # fmt: skip
-        gains = np.abs(h) ** 2
-        gain_db[j] = 10.0 * np.log10(gains.mean())
-        cache_key = gains.tobytes()
-        if cache_key not in solved:
-            solved[cache_key] = _row(Problem(gains=gains, **template))
-        eps[j], sent[j] = solved[cache_key]
+        gains[j] = np.abs(h) ** 2
+    gain_db = np.array([10.0 * np.log10(g.mean()) for g in gains])
+    distinct, row = np.unique(gains, axis=0, return_inverse=True)  # AWGN rows are all alike
+    eps, sent = _rows(Problem(gains=distinct[0], **template), distinct)
+    eps, sent = eps[row.reshape(-1)], sent[row.reshape(-1)]
     for array in (eps, sent, gain_db):
         array.setflags(write=False)
     condition = (fading, snr, n, length, q, k, eta, rician_k, prior, m, seed, dropout, modulations)
     return ChannelBank(eps, sent, gain_db, condition)
 
 
-def _row(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """``(ε [N], sent [N])`` of the hierarchical allocation of ``problem``."""
-    allocation = optim.solve(problem, ALLOCATION_METHOD).allocation
-    n = problem.weights.size
-    eps, sent = np.zeros(n), np.zeros(n, dtype=bool)
-    if allocation.selected.size == 0:
-        return eps, sent
-    modulation = np.array([problem.modulation_index(name) for name in allocation.modulation])
-    gamma = problem.gains[allocation.subchannel] * allocation.power / problem.noise_power
-    on = allocation.power > 0.0
-    chosen = allocation.selected[on]
-    sent[chosen] = True
-    eps[chosen] = bit_error_rate(problem, modulation[on], gamma[on])
+def _rows(template: Problem, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ε [B, N], sent [B, N])`` of the hierarchical allocation of every frame of ``gains``
+    [B, K] (``optim.solve_batch``: frame ``b`` equals ``optim.solve`` on it)."""
+    batch = optim.solve_batch(template, gains, ALLOCATION_METHOD, backend="cpu")
+    sent = batch.power > 0.0
+    sub = np.where(sent, batch.subchannel, 0)
+    gamma = np.take_along_axis(gains, sub, axis=1) * batch.power / template.noise_power
+    eps = np.where(sent, bit_error_rate(template, np.where(sent, batch.modulation, -1), gamma),
+                   0.0)  # fmt: skip
     return eps, sent
 
 

@@ -11,6 +11,7 @@ from scipy.special import erfc
 import optim
 from channels.errors import ConfigError
 from channels.fading import fading_coefficients
+from optim.distortion import bit_error_rate
 from optim.problem import Problem
 from semcom.isfr import quantize_index
 from semcom.training.channel_bank import channel_bank, prior_weights
@@ -51,6 +52,34 @@ def test_fading_rows_follow_the_allocation_and_the_closed_form() -> None:
         expected[a.selected[on]] = _qpsk_ber(g[a.subchannel[on]] * a.power[on])
         assert np.allclose(bank.eps[j], expected, rtol=1e-9, atol=1e-15)
         assert set(np.flatnonzero(bank.sent[j])) == set(a.selected[on].tolist())
+
+
+@pytest.mark.parametrize("fading", ["rayleigh", "rician"])
+def test_rows_equal_the_per_frame_solver_with_every_modulation(fading: str) -> None:
+    # the bank solves its rows in one batch; each row must be what optim.solve gives that draw,
+    # with the link's full modulation set, the ISFR prior and the exact BER (bit for bit)
+    n, length, k, snr, seed, draws = 8, 16, 6, 4, 5, 24
+    bank = channel_bank(fading, snr, n, length, n_subchannels=k, eta=0.5, draws=draws,
+                        seed=seed)  # fmt: skip
+    weights = prior_weights("isfr", n)
+    for j in range(draws):
+        h = fading_coefficients(fading, (k,), rng=np.random.default_rng((seed, j)),
+                                k_factor=3.0 if fading == "rician" else 0.0)  # fmt: skip
+        g = np.abs(h) ** 2
+        problem = Problem(
+            weights=weights, drop_distortion=np.ones(n), gains=g,
+            power_budget=10 ** (snr / 10) * k, symbol_budget=0.5 * n * length * 8 / 2,
+            scalars_per_feature=length, bits_per_scalar=8, ber_model="exact",
+        )  # fmt: skip
+        a = optim.solve(problem, "hierarchical").allocation
+        on = a.power > 0
+        modulation = np.array([problem.modulation_index(m) for m in a.modulation], dtype=int)
+        expected = np.zeros(n)
+        expected[a.selected[on]] = bit_error_rate(
+            problem, modulation[on], g[a.subchannel[on]] * a.power[on]
+        )
+        np.testing.assert_array_equal(np.flatnonzero(bank.sent[j]), np.sort(a.selected[on]))
+        np.testing.assert_allclose(bank.eps[j], expected, rtol=1e-12, atol=0)
 
 
 def test_unsent_features_are_masked_and_eps_in_range() -> None:
