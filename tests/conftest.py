@@ -1,8 +1,10 @@
-"""Shared test configuration: markers for GPU and Sionna tests."""
+"""Shared test configuration: markers for GPU and Sionna tests, and Ctrl-C delivered."""
 
 from __future__ import annotations
 
 import importlib.util
+import signal
+import threading
 
 import pytest
 from hypothesis import settings
@@ -11,6 +13,22 @@ from hypothesis import settings
 # per-example deadline: timing is measured in benchmarks/, never in tests.
 settings.register_profile("semcom", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("semcom")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let SIGINT through to the tests that send it (Ctrl-C stops a run with status 130).
+
+    A suite started as a background job of a non-interactive shell (``cmd &`` in a script)
+    inherits SIGINT ignored, as POSIX asks, and ``semcom`` rightly leaves an ignored signal
+    ignored; those tests would then see a run that never stops. Python's own handler is
+    restored in this process, and a child process then starts with SIGINT at its default.
+    """
+    del config
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
