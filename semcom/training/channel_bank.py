@@ -5,7 +5,8 @@ bank holds ``M`` rows, each one channel draw of the link (:class:`semcom.link.Se
 and the bit-error rates the allocation gives every feature on it:
 
 1. draw the ``K`` subchannel coefficients ``h_k`` with
-   :func:`channels.fading.fading_coefficients` (``E|h|² = 1``) and take ``g_k = |h_k|²``;
+   :func:`channels.fading.fading_coefficients` (``E|h|² = 1``; every row at once by
+   :func:`channels.fading.trial_fading`, the same draws) and take ``g_k = |h_k|²``;
 2. build the link's allocation problem (:class:`optim.problem.Problem`):
    ``P_tot = 10^(snr/10) K``, ``σ² = 1``, ``S_max = η N L Q / 2``, ``d_drop,i = 1``, the
    modulation set and exact BER model of the link, weights ``w`` = the *prior*:
@@ -44,7 +45,7 @@ import numpy as np
 
 import optim
 from channels.errors import check_choice, check_int, check_real, fail
-from channels.fading import fading_coefficients
+from channels.fading import trial_fading
 from optim.distortion import bit_error_rate
 from optim.problem import DEFAULT_MODULATIONS, Problem
 from semcom.channel_state import CHANNEL_CLASSES
@@ -190,14 +191,8 @@ def _bank(
         symbol_budget=eta * n * length * q / 2.0, scalars_per_feature=length,
         bits_per_scalar=q, noise_power=1.0, modulations=modulations, ber_model="exact",
     )  # fmt: skip
-    gains = np.zeros((m, k))
-    for j in range(m):
-        rng = np.random.default_rng((seed, j))
-        h = np.asarray(
-            fading_coefficients(fading, (k,), rng=rng,
-                                k_factor=rician_k if fading == "rician" else 0.0)
-        )  # fmt: skip
-        gains[j] = np.abs(h) ** 2
+    h = trial_fading(fading, k, (seed,), np.arange(m), rician_k if fading == "rician" else 0.0)
+    gains = np.abs(h) ** 2
     gain_db = np.array([10.0 * np.log10(g.mean()) for g in gains])
     distinct, row = np.unique(gains, axis=0, return_inverse=True)  # AWGN rows are all alike
     eps, sent = _rows(Problem(gains=distinct[0], **template), distinct)
