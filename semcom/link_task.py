@@ -33,6 +33,7 @@ executor computes it, and a resumed run equals an uninterrupted one.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,12 +123,16 @@ class LinkPointTask:
     def setup(self) -> None:
         """Load the models and the evaluation images; fix torch's and Numba's thread counts
         (``solver_threads`` > 0: the batched allocation's Numba threads, so that parallel
-        workers do not each start one thread per core)."""
+        workers do not each start one thread per core). A second call only sets the thread
+        counts again (the runner sets the task up in its own process for
+        :meth:`compile_kernels`, and the in-process executor then calls this again)."""
         torch.set_num_threads(self.threads)
         if self.solver_threads > 0:
             import numba
 
             numba.set_num_threads(min(self.solver_threads, numba.config.NUMBA_NUM_THREADS))
+        if self._images is not None:
+            return
         configs = {}
         for variant, path in self.calibration.checkpoints.items():
             trained = load_checkpoint(path, self.device)
@@ -155,6 +160,28 @@ class LinkPointTask:
             calib = torch.from_numpy(self.calibration.calibration_indices)
             self.use_separate(failure_image(train.images, test.images.shape[1:]),
                               test.images[calib])  # fmt: skip
+
+    def compile_kernels(self, points: Sequence[Point]) -> int:
+        """Send one evaluation image through the link of the first point of each (scheme,
+        channel) among ``points`` and discard the frame, so that Numba compiles the link's and
+        its allocation's kernels in this process, or loads them from its cache.
+
+        The runner calls this before the sweep: compiled once here, the kernels are written to
+        Numba's cache, and every worker then loads them instead of compiling them again. The
+        links are built for this call only and the frames are thrown away, so no result
+        changes. Switch and separate schemes are left to their points. Sets the task up first
+        (:meth:`setup`). Returns the number of links sent through.
+        """
+        self.setup()
+        first: dict[tuple[str, str], Point] = {}
+        for point in points:
+            values = point.as_dict()
+            scheme = self.scenario.scheme(values["scheme"])
+            if not (scheme.switch or scheme.separate):
+                first.setdefault((values["scheme"], values["channel"]), point)
+        for point in first.values():
+            self.link(point).simulate(self._images[:1])
+        return len(first)
 
     def use_separate(self, mean_image: Any, calibration_images: Any) -> None:
         """The separate schemes' failure image (the training-set mean ``[C, H, W]``) and the

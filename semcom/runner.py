@@ -18,8 +18,10 @@ Steps (docs/architecture.md data flow):
    and options), measure the same on it, and write ``compression.csv``; when a scheme has
    ``bits``, write ``bits.csv`` (its per-feature quantiser bits);
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
-   and evaluate the rest with the scenario's executor (:func:`semcom.sweep.run_points`,
-   :class:`semcom.link_task.LinkPointTask`), appending each row as its point completes;
+   compile the Numba kernels of the rest once in this process (:func:`compile_kernels`; the
+   workers load them from Numba's cache), and evaluate them with the scenario's executor
+   (:func:`semcom.sweep.run_points`, :class:`semcom.link_task.LinkPointTask`), appending each
+   row as its point completes;
 5. sort the results, write ``results.parquet``, the plots, the final provenance, and print the
    summary and the gain of ``isfr-uep`` over each baseline.
 
@@ -30,12 +32,14 @@ only the missing points, and the final results equal those of an uninterrupted r
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import torch
 
 from semcom.identity import code_identity
@@ -195,7 +199,8 @@ def _run_locked(
         store.add(result)
         computed += 1
 
-    threads_before = torch.get_num_threads()  # an in-process run sets this process's threads
+    # the task's setup in this process (compile_kernels; workers == 1) sets its thread counts
+    threads_before, solver_threads_before = torch.get_num_threads(), numba.get_num_threads()
     try:
         provenance("running")
         reused = f", {len(points) - len(pending)} reused from results.csv" if resume else ""
@@ -233,6 +238,7 @@ def _run_locked(
         if bits_rows:  # the schemes' per-feature quantiser bits Q[N]
             write_text_atomic(out / "bits.csv", _csv_text(bits_rows))
         if pending:
+            compile_kernels(task, pending, log)
             run_points(
                 task, pending, executor=ex.executor, workers=point_workers,
                 ray_address=ex.ray_address, on_result=on_result, progress=progress,
@@ -259,8 +265,51 @@ def _run_locked(
         raise
     finally:
         torch.set_num_threads(threads_before)
+        numba.set_num_threads(solver_threads_before)
     return RunOutcome(out, len(points), computed, len(points) - len(pending),
                       time.time() - started)  # fmt: skip
+
+
+COMPILE_NOTICE_AFTER = 3.0
+"""Seconds :func:`compile_kernels` waits before it says that it is compiling."""
+
+
+def compile_kernels(
+    task: LinkPointTask,
+    points: list,
+    log: Callable[[str], None],
+    notice_after: float = COMPILE_NOTICE_AFTER,
+) -> None:
+    """Compile the sweep's Numba kernels once, in this process, before the workers start
+    (:meth:`LinkPointTask.compile_kernels`); the workers then load them from Numba's cache.
+
+    With the cache filled this takes about a second and prints nothing. When it takes longer
+    than ``notice_after`` seconds (the first run after an install, or after a code change:
+    on 2 CPU cores about 2 to 3 minutes, most of it the refined batched allocation solver), it
+    says so while it works and how long it took when done. An exception here is left to the
+    sweep, whose points raise it again with their names (:class:`semcom.sweep.PointError`).
+    """
+    shown: list[bool] = []
+
+    def notice() -> None:
+        shown.append(True)
+        log(
+            "compiling the link and allocation kernels (Numba, once after an install or an "
+            "update: about 2 to 3 min on 2 CPU cores; later runs load them from its cache)"
+        )
+
+    started = time.perf_counter()
+    timer = threading.Timer(notice_after, notice)
+    timer.daemon = True
+    timer.start()
+    try:
+        task.compile_kernels(points)
+    except Exception:  # noqa: BLE001, S110 - the points report it, each with its name
+        pass
+    finally:
+        timer.cancel()
+    if shown:
+        log(f"kernels compiled in {time.perf_counter() - started:.0f} s")
 
 
 def summary(directory: Path) -> str:
@@ -276,6 +325,6 @@ def summary(directory: Path) -> str:
 
 
 __all__ = [
-    "RunOutcome", "grid", "open_store", "resolve_device", "run_scenario", "summary",
-    "write_scenario",
+    "COMPILE_NOTICE_AFTER", "RunOutcome", "compile_kernels", "grid", "open_store",
+    "resolve_device", "run_scenario", "summary", "write_scenario",
 ]  # fmt: skip

@@ -152,6 +152,9 @@ class SignallingTask(CheapTask):
     def bits_rows(self) -> list[dict]:  # no scheme has per-feature bits
         return []
 
+    def compile_kernels(self, points) -> int:  # noqa: ANN001 - no kernels to compile
+        return 0
+
     def __call__(self, point):  # noqa: ANN001, ANN204
         if point.index == self.signal_at:
             SelfSignal(self.signum)()

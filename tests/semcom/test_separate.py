@@ -23,6 +23,7 @@ from semcom.separate.image_codecs import (
     hevc_available,
     to_uint8,
 )
+from tests.semcom.link_task_helpers import tiny_task
 
 needs_heif = pytest.mark.skipif(not hevc_available(), reason="pillow-heif (extra hevc) missing")
 INSTALLED_CODECS = [pytest.param(c, marks=needs_heif) if c == HEVC else c for c in CODECS]
@@ -287,35 +288,10 @@ def test_scenario_of_separate_schemes_only_runs_without_a_model() -> None:
 
 
 # ---------------------------------------------------------------- paired fading with semantic
-def _tiny_task(schemes: list, channel: dict):  # noqa: ANN202
-    """A LinkPointTask of an untrained 4-feature digits model (no training) and its points."""
-    from semcom.link_task import LinkPointTask
-    from semcom.models.build import build_model
-    from semcom.prepare import Calibration
-    from semcom.runner import grid
-    from semcom.scenario import Scenario
-
-    s = Scenario.model_validate({
-        "name": "pair", "data": {"dataset": "digits", "eval_images": 3},
-        "model": {"name": "mlp", "n_features": 4}, "channel": channel, "schemes": schemes,
-    })  # fmt: skip
-    torch.manual_seed(0)
-    models = {v: build_model("mlp", n_features=4).eval() for v in s.model_variants()}
-    w = {v: np.full(4, 0.25) for v in models}
-    drop = {v: np.full(4, 0.1) for v in models}
-    clean = dict.fromkeys(models, math.nan)
-    calibration = Calibration({}, w, w, drop, clean, np.arange(3), np.arange(3, 6))
-    images = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    task = LinkPointTask(s, calibration)
-    task.use_models(models, images)
-    task.use_separate(images.mean(dim=0), images)
-    return task, list(grid(s))
-
-
 @pytest.mark.parametrize("channel", [{"model": "rayleigh"}, {"model": "rician", "rician_k": 2.0}])
 def test_separate_and_semantic_frames_see_the_same_gains(channel: dict) -> None:
     torch.set_num_threads(1)
-    task, points = _tiny_task(["isfr-uep", "ui-opt", "sep-capacity"],
+    task, points = tiny_task(["isfr-uep", "ui-opt", "sep-capacity"],
                               {"snr_db": 5, "n_subchannels": 4, **channel})  # fmt: skip
     by = {p.as_dict()["scheme"]: p for p in points}
     images = task._images
@@ -412,7 +388,7 @@ def test_custom_separate_options_reach_the_link() -> None:
     mine = {"name": "mine", "separate": {"codec": "jpeg2000", "rates": [0.5],
                                          "modulations": ["16qam"], "calibration_images": 1,
                                          "calibration_draws": 1, "num_iter": 5}}  # fmt: skip
-    task, points = _tiny_task(["isfr-uep", "ui-opt", mine, cap],
+    task, points = tiny_task(["isfr-uep", "ui-opt", mine, cap],
                               {"snr_db": 5, "n_subchannels": 4})  # fmt: skip
     by = {p.as_dict()["scheme"]: p for p in points}
     link, columns = task.separate_link(by["mine"])  # one pair: the search has no choice
