@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from semcom.link_task import LinkPointTask, typed_axes, typed_values
 from semcom.prepare import calibrate, data_fingerprint, train_models, with_checkpoint_dir
 from semcom.sweep import (
     OutputLock,
+    Point,
     ResultStore,
     collect_provenance,
     describe_stale,
@@ -276,7 +277,7 @@ COMPILE_NOTICE_AFTER = 3.0
 
 def compile_kernels(
     task: LinkPointTask,
-    points: list,
+    points: Sequence[Point],
     log: Callable[[str], None],
     notice_after: float = COMPILE_NOTICE_AFTER,
 ) -> None:
