@@ -33,6 +33,7 @@ executor computes it, and a resumed run equals an uninterrupted one.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,8 +180,10 @@ class LinkPointTask:
             scheme = self.scenario.scheme(values["scheme"])
             if not (scheme.switch or scheme.separate):
                 first.setdefault((values["scheme"], values["channel"]), point)
-        for point in first.values():
-            self.link(point).simulate(self._images[:1])
+        with warnings.catch_warnings():  # one image: a grid of one block is expected here
+            warnings.filterwarnings("ignore", message=".*Grid size .* under-utilization")
+            for point in first.values():
+                self.link(point).simulate(self._images[:1])
         return len(first)
 
     def use_separate(self, mean_image: Any, calibration_images: Any) -> None:
