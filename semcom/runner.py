@@ -18,8 +18,9 @@ Steps (docs/architecture.md data flow):
    and options), measure the same on it, and write ``compression.csv``; when a scheme has
    ``bits``, write ``bits.csv`` (its per-feature quantiser bits);
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
-   compile the Numba kernels of the rest once in this process (:func:`compile_kernels`; the
-   workers load them from Numba's cache), and evaluate them with the scenario's executor
+   on the CPU compile the Numba kernels of the rest once in this process
+   (:func:`compile_kernels`; the workers load them from Numba's cache), and evaluate them
+   with the scenario's executor
    (:func:`semcom.sweep.run_points`, :class:`semcom.link_task.LinkPointTask`), appending each
    row as its point completes;
 5. sort the results, write ``results.parquet``, the plots, the final provenance, and print the
@@ -289,7 +290,14 @@ def compile_kernels(
     on 2 CPU cores about 2 to 3 minutes, most of it the refined batched allocation solver), it
     says so while it works and how long it took when done. An exception here is left to the
     sweep, whose points raise it again with their names (:class:`semcom.sweep.PointError`).
+
+    A task on a GPU (``task.device`` ``cuda``) is left alone: there the first frame's time is
+    mostly per process (CUDA context, module loading, not Numba's cache), which every worker
+    pays anyway, so doing it here first only lengthened the run (measured on an H100 with 15
+    workers: 9 to 10 s more for every run, cache warm or not).
     """
+    if task.device.startswith("cuda"):
+        return
     shown: list[bool] = []
 
     def notice() -> None:

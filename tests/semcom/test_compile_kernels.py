@@ -33,10 +33,14 @@ def test_compiling_first_changes_no_row() -> None:
 class _Compiling:
     """A task whose compile takes ``seconds`` and then raises ``error`` (if any)."""
 
-    def __init__(self, seconds: float, error: BaseException | None = None) -> None:
-        self.seconds, self.error = seconds, error
+    def __init__(
+        self, seconds: float, error: BaseException | None = None, device: str = "cpu"
+    ) -> None:
+        self.seconds, self.error, self.device = seconds, error, device
+        self.calls = 0
 
     def compile_kernels(self, points: list) -> int:
+        self.calls += 1
         time.sleep(self.seconds)
         if self.error is not None:
             raise self.error
@@ -64,3 +68,14 @@ def test_an_error_is_left_to_the_points_and_the_notice_is_cancelled() -> None:
         compile_kernels(_Compiling(0.0, KeyboardInterrupt()), [], lines.append, notice_after=0.2)
     time.sleep(0.5)  # past notice_after: a timer left running would have logged by now
     assert lines == []
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_a_gpu_task_is_left_to_its_workers(device: str) -> None:
+    lines: list[str] = []
+    task = _Compiling(0.3, device=device)
+    compile_kernels(task, [], lines.append, notice_after=0.05)
+    assert task.calls == 0 and lines == []
+    cpu = _Compiling(0.0)
+    compile_kernels(cpu, [], lines.append)
+    assert cpu.calls == 1

@@ -148,6 +148,7 @@ class SignallingTask(CheapTask):
 
     signal_at: int | None = None
     signum: int = signal.SIGTERM
+    device: str = "cpu"
 
     def bits_rows(self) -> list[dict]:  # no scheme has per-feature bits
         return []
