@@ -33,7 +33,6 @@ executor computes it, and a resumed run equals an uninterrupted one.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,7 +166,8 @@ class LinkPointTask:
         channel) among ``points`` and discard the frame, so that Numba compiles the link's and
         its allocation's kernels in this process, or loads them from its cache.
 
-        The runner calls this before the sweep: compiled once here, the kernels are written to
+        The runner calls this before a sweep on the CPU (:func:`semcom.runner.compile_kernels`;
+        on a GPU it does not): compiled once here, the kernels are written to
         Numba's cache, and every worker then loads them instead of compiling them again. The
         links are built for this call only and the frames are thrown away, so no result
         changes. Switch and separate schemes are left to their points. Sets the task up first
@@ -180,10 +180,8 @@ class LinkPointTask:
             scheme = self.scenario.scheme(values["scheme"])
             if not (scheme.switch or scheme.separate):
                 first.setdefault((values["scheme"], values["channel"]), point)
-        with warnings.catch_warnings():  # one image: a grid of one block is expected here
-            warnings.filterwarnings("ignore", message=".*Grid size .* under-utilization")
-            for point in first.values():
-                self.link(point).simulate(self._images[:1])
+        for point in first.values():
+            self.link(point).simulate(self._images[:1])
         return len(first)
 
     def use_separate(self, mean_image: Any, calibration_images: Any) -> None:
