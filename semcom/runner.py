@@ -19,10 +19,9 @@ Steps (docs/architecture.md data flow):
    ``bits``, write ``bits.csv`` (its per-feature quantiser bits);
 4. expand the sweep grid (conditions × schemes), skip the points already in ``results.csv``,
    on the CPU compile the Numba kernels of the rest once in this process
-   (:func:`compile_kernels`; the workers load them from Numba's cache), and evaluate them
-   with the scenario's executor
-   (:func:`semcom.sweep.run_points`, :class:`semcom.link_task.LinkPointTask`), appending each
-   row as its point completes;
+   (:func:`compile_kernels`; the workers load them from Numba's cache), and evaluate them with
+   the scenario's executor (:func:`semcom.sweep.run_points`,
+   :class:`semcom.link_task.LinkPointTask`), appending each row as its point completes;
 5. sort the results, write ``results.parquet``, the plots, the final provenance, and print the
    summary and the gain of ``isfr-uep`` over each baseline.
 
@@ -313,8 +312,8 @@ def compile_kernels(
     timer.start()
     try:
         task.compile_kernels(points)
-    except Exception:  # noqa: BLE001, S110 - the points report it, each with its name
-        pass
+    except Exception:  # noqa: BLE001 - the points report it, each with its name
+        return
     finally:
         timer.cancel()
     if shown:

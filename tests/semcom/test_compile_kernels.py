@@ -68,6 +68,8 @@ def test_an_error_is_left_to_the_points_and_the_notice_is_cancelled() -> None:
         compile_kernels(_Compiling(0.0, KeyboardInterrupt()), [], lines.append, notice_after=0.2)
     time.sleep(0.5)  # past notice_after: a timer left running would have logged by now
     assert lines == []
+    compile_kernels(_Compiling(0.6, ValueError("bad")), [], lines.append, notice_after=0.05)
+    assert len(lines) == 1 and lines[0].startswith("compiling")  # no "compiled in" line
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
