@@ -193,7 +193,7 @@ def _bank(
     )  # fmt: skip
     h = trial_fading(fading, k, (seed,), np.arange(m), rician_k if fading == "rician" else 0.0)
     gains = np.abs(h) ** 2
-    gain_db = np.array([10.0 * np.log10(g.mean()) for g in gains])
+    gain_db = 10.0 * np.log10(gains.mean(axis=1))
     distinct, row = np.unique(gains, axis=0, return_inverse=True)  # AWGN rows are all alike
     eps, sent = _rows(Problem(gains=distinct[0], **template), distinct)
     eps, sent = eps[row.reshape(-1)], sent[row.reshape(-1)]
