@@ -11,6 +11,9 @@ the interpolant :func:`h_bound` is a valid lower bound.
 
 :data:`BerModel` holds it all as a Numba-friendly named tuple; the scalar kernels here take
 it as their first argument and are called from the other compiled searches of :mod:`optim`.
+:func:`ber_value`, :func:`log_neg_slope`, :func:`solve_gamma` and :func:`h_bound` are compiled
+for the CPU and, through :func:`optim.twin.shared`, as CUDA device functions from the same
+source, for the batched GPU solver.
 
 Examples:
     >>> from optim.problem import random_problem
@@ -32,6 +35,7 @@ import numpy as np
 
 from channels.coded import is_coded
 from channels.theory import ber_terms, bound_coefficients
+from optim.twin import shared
 
 if TYPE_CHECKING:
     from optim.problem import Problem
@@ -67,7 +71,7 @@ H [M, G]: ``H(mu_k)`` (slightly lowered), both ``[M, 1]`` dummies for the bound 
 """
 
 
-@numba.njit(cache=True)
+@shared()
 def ber_value(mod, m: int, gam: float) -> float:
     """``f_m(gamma)`` clipped to [0, 1/2], as :func:`optim.distortion.ber_of`."""
     if mod.kind == 0:
@@ -80,7 +84,7 @@ def ber_value(mod, m: int, gam: float) -> float:
     return min(max(v, 0.0), 0.5)
 
 
-@numba.njit(cache=True)
+@shared()
 def log_neg_slope(mod, m: int, gam: float) -> tuple[float, float]:
     """Exact model: ``D = ln(-f'(gamma))`` and ``dD/dgamma = -S2 / (2 gamma S1)``."""
     b0 = mod.qb[m, 0]
@@ -95,7 +99,7 @@ def log_neg_slope(mod, m: int, gam: float) -> tuple[float, float]:
     return d, -s2 / (2.0 * gam * s1)
 
 
-@numba.njit(cache=True)
+@shared()
 def solve_gamma(mod, m: int, lnmu: float, guess: float) -> float:
     """Exact model: the ``gamma > 0`` with ``ln(-f'(gamma)) = ln mu`` (``D`` is decreasing).
 
@@ -159,7 +163,7 @@ def gamma_star(mod, m: int, lnmu: float) -> float:
     return solve_gamma(mod, m, lnmu, guess)
 
 
-@numba.njit(cache=True)
+@shared()
 def h_bound(mod, m: int, lnmu: float) -> float:
     """A lower bound on ``H_m(mu)`` of (2): exact for the bound model, chord for the exact one."""
     if lnmu == np.inf:

@@ -19,6 +19,12 @@ water-filling), and ``sum p = P`` when ``P > 0``. :func:`optimal_power` solves i
 form for the bound (sorted active set), safeguarded Newton on ``ln lambda`` with inner
 safeguarded Newton on ``gamma`` for the exact model, to ~1e-13 relative.
 
+The compiled kernels are written once for both targets (:func:`optim.twin.shared`): the
+per-frame searches call :func:`candidate_value`, which allocates its scratch; the batched CPU
+loop over frames and the GPU twin call :func:`candidate_value_into` and
+:func:`optimal_power_row` with scratch from their per-frame workspace. So a batched frame and
+:func:`optimal_power` run the same instructions and return the same powers, bit for bit.
+
 Examples:
     >>> import numpy as np
     >>> from optim.problem import random_problem
@@ -38,23 +44,28 @@ import numpy as np
 
 from optim.ber_model import ber_model, ber_value, log_neg_slope, solve_gamma
 from optim.feature_terms import feature_terms
+from optim.twin import shared
 
 if TYPE_CHECKING:
     from optim.problem import Problem
 
-__all__ = ["candidate_value", "optimal_power", "optimal_power_batch"]
+__all__ = [
+    "candidate_value",
+    "candidate_value_into",
+    "optimal_power",
+    "optimal_power_batch",
+    "optimal_power_row",
+]
 
 
-@numba.njit(cache=True)
-def _power_bound(mod, alpha, nu, mods, n, budget, p) -> float:
-    """Bound-model water-filling; writes ``p[:n]``, returns ``ln lambda`` (+inf: no power)."""
+@shared()
+def _power_bound(mod, alpha, nu, mods, n, budget, p, t, c, idx) -> float:
+    """Bound-model water-filling; writes ``p[:n]``, returns ``ln lambda`` (+inf: no power).
+    ``t``, ``c`` float and ``idx`` int: scratch of ``n``."""
     for s in range(n):
         p[s] = 0.0
     if budget <= 0.0:
         return np.inf
-    t = np.empty(n)
-    c = np.empty(n)
-    idx = np.empty(n, np.int64)
     cnt = 0
     for s in range(n):
         m = mods[s]
@@ -67,8 +78,7 @@ def _power_bound(mod, alpha, nu, mods, n, budget, p) -> float:
             cnt += 1
     if cnt == 0:
         return np.inf
-    # insertion sort by t descending
-    for a1 in range(1, cnt):
+    for a1 in range(1, cnt):  # insertion sort by decreasing t
         tv, cv, iv = t[a1], c[a1], idx[a1]
         b1 = a1 - 1
         while b1 >= 0 and t[b1] < tv:
@@ -103,19 +113,19 @@ def _power_bound(mod, alpha, nu, mods, n, budget, p) -> float:
     return level
 
 
-@numba.njit(cache=True)
-def _power_exact(mod, alpha, nu, mods, n, budget, p, gam) -> float:
+@shared()
+def _power_exact(mod, alpha, nu, mods, n, budget, p, gam, la) -> float:
     """KKT power of the exact model (Lemma 3); writes ``p[:n]``; returns ``ln lambda``.
 
     Outer: safeguarded Newton on ``s = ln lambda`` for ``G(s) = sum_s gamma_s(s)/nu_s - P``
     (decreasing), ``dgamma/ds = 1/D'(gamma)``. Inner: :func:`solve_gamma` warm-started.
+    ``gam``: scratch SNRs, ``la``: scratch ``ln alpha nu``, both of ``n``.
     """
     for s in range(n):
         p[s] = 0.0
         gam[s] = 0.0
     if budget <= 0.0:
         return np.inf
-    la = np.empty(n)
     cnt = 0
     for s in range(n):
         if alpha[s] > 0.0 and nu[s] > 0.0:
@@ -175,17 +185,28 @@ def _power_exact(mod, alpha, nu, mods, n, budget, p, gam) -> float:
     return x
 
 
-@numba.njit(cache=True)
-def candidate_value(mod, alpha, nu, mods, n, budget, p, gam) -> tuple[float, float]:
-    """(``sum_s alpha_s f(nu_s p_s)`` at the optimal power, ``ln lambda``); writes ``p``."""
+@shared()
+def candidate_value_into(mod, alpha, nu, mods, n, budget, p, gam, t, c, idx) -> tuple[float, float]:
+    """:func:`candidate_value` with caller-owned scratch (``t``, ``c`` float and ``idx`` int,
+    of ``>= n``), so it allocates nothing: the form the batched CPU and GPU kernels call."""
     if mod.kind == 0:
-        lev = _power_bound(mod, alpha, nu, mods, n, budget, p)
+        lev = _power_bound(mod, alpha, nu, mods, n, budget, p, t, c, idx)
     else:
-        lev = _power_exact(mod, alpha, nu, mods, n, budget, p, gam)
+        lev = _power_exact(mod, alpha, nu, mods, n, budget, p, gam, t)
     v = 0.0
     for s in range(n):
         v += alpha[s] * ber_value(mod, mods[s], nu[s] * p[s])
     return v, lev
+
+
+@numba.njit(cache=True)
+def candidate_value(mod, alpha, nu, mods, n, budget, p, gam) -> tuple[float, float]:
+    """(``sum_s alpha_s f_{m_s}(nu_s p_s)`` at the optimal power of the first ``n`` entries,
+    ``ln lambda``); writes ``p[:n]`` (``gam``: scratch of ``n``)."""
+    t = np.empty(n)
+    c = np.empty(n)
+    idx = np.empty(n, np.int64)
+    return candidate_value_into(mod, alpha, nu, mods, n, budget, p, gam, t, c, idx)
 
 
 def optimal_power(
@@ -214,6 +235,29 @@ def optimal_power(
     return p
 
 
+@shared()
+def optimal_power_row(mod, alpha, nu, mods, n, budget, p_out, a, v, mm, idx, p, g, t, c,
+                      ci) -> float:  # fmt: skip
+    """Optimal power of one allocation row ``[:n]`` (``mods < 0``: unused entry, no power)
+    into ``p_out``; returns its weighted error. ``a``, ``v``, ``mm``, ``idx``, ``p``, ``g``,
+    ``t``, ``c``, ``ci``: scratch of the row's width."""
+    cnt = 0
+    for j in range(n):
+        p_out[j] = 0.0
+        if mods[j] >= 0:
+            a[cnt] = alpha[j]
+            v[cnt] = nu[j]
+            mm[cnt] = mods[j]
+            idx[cnt] = j
+            cnt += 1
+    if cnt == 0:
+        return 0.0
+    val, _ = candidate_value_into(mod, a, v, mm, cnt, budget, p, g, t, c, ci)
+    for j in range(cnt):
+        p_out[idx[j]] = p[j]
+    return val
+
+
 @numba.njit(cache=True)
 def _optimal_power_rows(mod, alpha, nu, mods, budget):
     """Rows of :func:`optimal_power` (``mods < 0``: unused entry): (p [T, n], error [T])."""
@@ -226,21 +270,12 @@ def _optimal_power_rows(mod, alpha, nu, mods, budget):
     idx = np.empty(n, np.int64)
     p = np.zeros(n)
     g = np.zeros(n)
+    t = np.empty(n)
+    c = np.empty(n)
+    ci = np.empty(n, np.int64)
     for r in range(rows):
-        cnt = 0
-        for j in range(n):
-            if mods[r, j] >= 0:
-                a[cnt] = alpha[r, j]
-                v[cnt] = nu[r, j]
-                mm[cnt] = mods[r, j]
-                idx[cnt] = j
-                cnt += 1
-        if cnt == 0:
-            continue
-        val, _ = candidate_value(mod, a, v, mm, cnt, budget, p, g)
-        err[r] = val
-        for j in range(cnt):
-            p_out[r, idx[j]] = p[j]
+        err[r] = optimal_power_row(mod, alpha[r], nu[r], mods[r], n, budget, p_out[r], a, v, mm,
+                                   idx, p, g, t, c, ci)  # fmt: skip
     return p_out, err
 
 

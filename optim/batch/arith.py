@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from optim.batch.twin import shared
+from optim.twin import shared
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 

@@ -2,16 +2,16 @@
 
 The per-frame functions of :mod:`optim.batch.pipeline` and :mod:`optim.batch.refine` (and
 everything they call: :mod:`~optim.batch.arith`, :mod:`~optim.batch.hungarian`,
-:mod:`~optim.batch.potentials`, :mod:`~optim.batch.lemma3`, :mod:`~optim.batch.dual`,
-:mod:`~optim.batch.local`) are compiled a second time as CUDA device functions
-(:mod:`optim.batch.twin`); the kernels below only pick the thread's frame, hand it its part of
-the preallocated workspace and write its output row. Everything is float64, so a frame's
-result equals the CPU's: the same discrete choices and the objective to the last bits, except
-where the GPU's ``log``, ``exp``, ``erfc`` and ``sqrt`` (libdevice) round differently from the
-CPU's libm by an ulp, which can move the objective by about ``1e-15`` relative and, in
-principle, flip an exact tie between two candidates. One deliberate difference: water-filling
-rows of more than 32 useful entries sort ties by index on the GPU
-(:func:`optim.batch.arith.sort_decreasing`).
+:mod:`~optim.batch.potentials`, :mod:`~optim.batch.dual`, :mod:`~optim.batch.local`, and the
+per-frame solver's :mod:`optim.ber_model` and :mod:`optim.optimal_power`) are compiled a
+second time as CUDA device functions (:mod:`optim.twin`); the kernels below only pick the
+thread's frame, hand it its part of the preallocated workspace and write its output row.
+Everything is float64, so a frame's result equals the CPU's: the same discrete choices and the
+objective to the last bits, except where the GPU's ``log``, ``exp``, ``erfc`` and ``sqrt``
+(libdevice) round differently from the CPU's libm by an ulp, which can move the objective by
+about ``1e-15`` relative and, in principle, flip an exact tie between two candidates. One
+deliberate difference: water-filling rows of more than 32 useful entries sort ties by index on
+the GPU (:func:`optim.batch.arith.sort_decreasing`).
 
 Kernels:
 
@@ -55,8 +55,8 @@ from optim.batch.refine import (
     hierarchical_frame_into,
     hierarchical_int_size,
 )
-from optim.batch.twin import cuda_kernel
 from optim.ber_model import BerModel
+from optim.twin import cuda_kernel
 
 THREADS_PER_BLOCK = 64
 WORKSPACE_BYTES = 4 << 30

@@ -8,7 +8,7 @@ Both budgets are priced (``lambda`` for the power, ``kappa`` for the symbols), w
 an assignment of features to slots (or to "not sent", cost 0) solved by the Hungarian
 algorithm. Per ``ln lambda`` (the pipeline's multiplier plus fixed offsets) a bisection on
 ``kappa`` collects every assignment that meets ``S_max``; the distinct ones get their exact
-optimal power (:mod:`optim.batch.lemma3`) and are ranked by (P0). Every step, tie rule and
+optimal power (:mod:`optim.optimal_power`) and are ranked by (P0). Every step, tie rule and
 ordering (distinct rows sorted lexicographically as ``numpy.unique(axis=0)`` does, then a
 stable sort by value) follows the per-frame code, so the same starts come out.
 """
@@ -21,9 +21,10 @@ import numba
 import numpy as np
 
 from optim.batch.arith import pairwise_sum, subchannel_rank
-from optim.batch.lemma3 import candidate_value, h_lower, optimal_power_row
 from optim.batch.potentials import potential_assignment_into
-from optim.batch.twin import shared
+from optim.ber_model import h_bound
+from optim.optimal_power import candidate_value_into, optimal_power_row
+from optim.twin import shared
 
 
 @shared()
@@ -46,7 +47,7 @@ def log_multiplier_into(mod, alpha, g, noise, feats, sub, pat, n, budget, fs, is
         mm[j] = pat[j]
         p[j] = 0.0
         gam[j] = 0.0
-    _, lev = candidate_value(mod, a, nu, mm, n, budget, p, gam, t, c, idx)
+    _, lev = candidate_value_into(mod, a, nu, mm, n, budget, p, gam, t, c, idx)
     return lev if math.isfinite(lev) else -math.inf
 
 
@@ -79,7 +80,7 @@ def _bound_terms(mod, alpha, e, nu, loglam, n_mod, out, la, lnu) -> None:
                     a = alpha[r]
                     if a > 0.0 and nu[s] > 0.0:
                         lnmu = loglam[d] - la[r] - lnu[s]
-                        out[d, r, m, s] = e[r] + a * h_lower(mod, m, lnmu)
+                        out[d, r, m, s] = e[r] + a * h_bound(mod, m, lnmu)
                     else:
                         out[d, r, m, s] = e[r] + a * mod.f0[m]
 

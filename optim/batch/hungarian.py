@@ -19,7 +19,7 @@ import math
 import numba
 import numpy as np
 
-from optim.batch.twin import shared
+from optim.twin import shared
 
 
 @numba.njit(cache=True)

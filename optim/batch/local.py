@@ -8,7 +8,7 @@ drop / add a feature, add while raising one order, and last the Hungarian re-mat
 current powers), scores every neighbour with its own water-filling power (or equal shares)
 under the problem's BER model, takes the best strict improvement and then tries all disjoint
 improving moves at once. Under the exact BER model a second phase compares the four best
-neighbours at their exact optimal power (:mod:`optim.batch.lemma3`). Arrays carry one
+neighbours at their exact optimal power (:mod:`optim.optimal_power`). Arrays carry one
 inactive slot at the end (modulation -1) that "add" moves fill.
 
 The frame-independent inputs come in one :class:`Shared` tuple (:mod:`optim.batch.refine`).
@@ -23,8 +23,8 @@ import numpy as np
 
 from optim.batch.arith import ber, log_terms, pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
-from optim.batch.lemma3 import optimal_power_row
-from optim.batch.twin import shared
+from optim.optimal_power import optimal_power_row
+from optim.twin import shared
 
 MAX_ITER = 50
 MAX_PAIRS = 24

@@ -26,7 +26,7 @@ import numpy as np
 
 from optim.batch.arith import ber, log_terms, pairwise_sum, subchannel_rank, water_fill
 from optim.batch.hungarian import assign_rows_into
-from optim.batch.twin import shared
+from optim.twin import shared
 
 GREEDY, RANDOM, HUNGARIAN = 0, 1, 2
 CLOSED_FORM, EQUAL = 0, 1

@@ -5,7 +5,7 @@
 Per frame: the pipeline's best candidate per prefix length (:mod:`optim.batch.pipeline`),
 the ``refine_starts`` of them nearest the best length, the ``dual_starts`` best dual
 assignments (:mod:`optim.batch.dual`), then from each start: its exact optimal power
-(:mod:`optim.batch.lemma3`) competes as it is, a local search (:mod:`optim.batch.local`)
+(:mod:`optim.optimal_power`) competes as it is, a local search (:mod:`optim.batch.local`)
 and the polish of :func:`refine_allocation` (optimal power, modulations at fixed powers,
 Hungarian matching, feature swaps; each step kept only if it lowers (P0)). The best wins.
 Every step runs in the per-frame solver's order with its tie rules, so the discrete choices
@@ -36,8 +36,8 @@ from optim.batch.pipeline import (
     pipeline_float_size,
     pipeline_int_size,
 )
-from optim.batch.twin import shared
 from optim.ber_model import BerModel
+from optim.twin import shared
 
 Shared = namedtuple(
     "Shared",
