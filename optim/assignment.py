@@ -1,7 +1,13 @@
 """The Hungarian kernel: a minimum-cost assignment of rows to distinct columns (Numba).
 
 Used inside compiled searches (the branch and bound's completion bound, the Lagrangian dual
-starts), where SciPy's ``linear_sum_assignment`` cannot be called.
+starts of the per-frame and the batched solver), where SciPy's ``linear_sum_assignment``
+cannot be called. The algorithm is the Hungarian method with potentials (shortest augmenting
+paths over columns), ``O(n_rows^2 n_cols)``; on ties it may pick another optimal assignment
+than SciPy (whose variant :mod:`optim.batch.hungarian` reproduces), so every search that must
+break ties alike calls this one. :func:`assignment_into` is written once for both targets
+(:func:`optim.twin.shared`): the batched CPU loop and the GPU twin call it with reused work
+arrays, :func:`assignment` allocates them.
 
 Examples:
     >>> import numpy as np
@@ -13,31 +19,61 @@ Examples:
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
-__all__ = ["assignment"]
+from optim.twin import shared
+
+__all__ = ["assignment", "assignment_into", "assignment_scratch"]
 
 
 @numba.njit(cache=True)
-def assignment(cost, n_rows, n_cols):
+def assignment(cost, n_rows, n_cols):  # noqa: ANN001, ANN201
     """Minimum-cost assignment of every row to a distinct column, ``n_rows <= n_cols``.
 
-    Hungarian algorithm with potentials (shortest augmenting paths), O(n_rows^2 n_cols);
-    ``cost`` is read in ``[:n_rows, :n_cols]``. Returns (value, column of each row).
+    ``cost`` (float64, finite) is read in ``[:n_rows, :n_cols]``. Returns
+    ``(value, col int64 [n_rows])``, the column of each row.
     """
-    inf = np.inf
-    u = np.zeros(n_rows + 1)
-    v = np.zeros(n_cols + 1)
-    p = np.zeros(n_cols + 1, np.int64)
-    way = np.zeros(n_cols + 1, np.int64)
-    minv = np.empty(n_cols + 1)
-    done = np.zeros(n_cols + 1, np.bool_)
+    col = np.full(n_rows, -1, np.int64)
+    u, v, p, way, minv, done = assignment_scratch(n_rows, n_cols)
+    total = assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col)
+    return total, col
+
+
+@numba.njit(cache=True)
+def assignment_scratch(n_rows: int, n_cols: int):  # noqa: ANN201
+    """Work arrays ``(u, v, p, way, minv, done)`` of :func:`assignment_into` for up to
+    ``n_rows x n_cols``."""
+    return (
+        np.zeros(n_rows + 1),
+        np.zeros(n_cols + 1),
+        np.zeros(n_cols + 1, np.int64),
+        np.zeros(n_cols + 1, np.int64),
+        np.empty(n_cols + 1),
+        np.zeros(n_cols + 1, np.bool_),
+    )
+
+
+@shared()
+def assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noqa: ANN001, ANN201
+    """:func:`assignment` with its work arrays given (those of :func:`assignment_scratch`,
+    reused between calls; ``done`` bool or int) and the columns written into ``col``
+    [n_rows]; returns the value."""
+    inf = math.inf
+    for i in range(n_rows + 1):
+        u[i] = 0.0
+    for j in range(n_cols + 1):
+        v[j] = 0.0
+        p[j] = 0
+        way[j] = 0
     for i in range(1, n_rows + 1):
         p[0] = i
         j0 = 0
-        minv[:] = inf
-        done[:] = False
+        for j in range(n_cols + 1):
+            minv[j] = inf
+            done[j] = False
         while True:
             done[j0] = True
             i0 = p[j0]
@@ -67,11 +103,12 @@ def assignment(cost, n_rows, n_cols):
             j0 = j1
             if j0 == 0:
                 break
-    col = np.full(n_rows, -1, np.int64)
+    for i in range(n_rows):
+        col[i] = -1
     for j in range(1, n_cols + 1):
         if p[j] > 0:
             col[p[j] - 1] = j - 1
     total = 0.0
     for i in range(n_rows):
         total += cost[i, col[i]]
-    return total, col
+    return total

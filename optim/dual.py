@@ -30,18 +30,29 @@ Cost: ``D`` multipliers x ``~30`` bisection steps x one ``n x (K' + n)`` assignm
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
-from optim.assignment import assignment
+from optim.assignment import assignment_into, assignment_scratch
 from optim.ber_model import ber_model
 from optim.distortion import feature_terms
 from optim.matching import subchannel_order
 from optim.optimal_power import candidate_value, optimal_power_batch
 from optim.problem import Problem
 from optim.slots import slot_terms
+from optim.twin import shared
 
-__all__ = ["DEFAULT_OFFSETS", "WIDE_MAX", "WIDE_OFFSETS", "dual_candidates", "log_multiplier"]
+__all__ = [
+    "DEFAULT_OFFSETS",
+    "WIDE_MAX",
+    "WIDE_OFFSETS",
+    "dual_assignment_into",
+    "dual_candidates",
+    "dual_search_into",
+    "log_multiplier",
+]
 
 DEFAULT_OFFSETS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 """Offsets of ``ln lambda`` around the pipeline's multiplier (factors e^-2 .. e^2)."""
@@ -50,10 +61,13 @@ WIDE_OFFSETS = tuple(np.arange(-16, 17) / 4.0)
 WIDE_MAX = 8
 
 
-@numba.njit(cache=True)
-def _pick(table, d, kappa, sym, work, best_m, n_feat, kp):
-    """Assignment at (``lambda_d``, ``kappa``): column per feature, modulation per feature
-    (``sym[i, m]``: symbols of feature ``i`` in modulation ``m``)."""
+@shared()
+def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv, hp, hway, hminv,
+                         hdone, col, mods) -> float:  # fmt: skip
+    """The assignment at (``lambda_d``, ``kappa``) into ``col`` (slot per feature, -1: not
+    sent) and ``mods`` [N] (``sym[i, m]``: symbols of feature ``i`` in modulation ``m``);
+    returns the symbols it uses. ``work`` [N, Kp + N], ``best_m`` [N, Kp] and ``hu`` ..
+    ``hdone`` (:func:`optim.assignment.assignment_scratch`) are scratch."""
     n_mod = sym.shape[1]
     for i in range(n_feat):
         for j in range(kp):
@@ -68,45 +82,59 @@ def _pick(table, d, kappa, sym, work, best_m, n_feat, kp):
             best_m[i, j] = bm
         for j in range(kp, kp + n_feat):
             work[i, j] = 0.0
-    _, col = assignment(work, n_feat, kp + n_feat)
+    assignment_into(work, n_feat, kp + n_feat, hu, hv, hp, hway, hminv, hdone, col)
     used = 0.0
-    mods = np.full(n_feat, -1, np.int64)
     for i in range(n_feat):
+        mods[i] = -1
         j = col[i]
         if j < kp and best_m[i, j] >= 0:
             mods[i] = best_m[i, j]
             used += sym[i, best_m[i, j]]
         else:
             col[i] = -1
-    return col, mods, used
+    return used
 
 
-@numba.njit(cache=True)
-def _dual_search(table, sym, smax, iters):
+@shared()
+def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
+                     mods, c2, m2, out_s, out_m) -> None:  # fmt: skip
     """Per multiplier ``d``: bisection for the smallest ``kappa`` whose assignment fits.
 
-    Returns ``slot [D, iters + 1, N]`` (-1: not sent) and ``mods`` of the same shape: every
-    feasible assignment met on the way (rows of -1 where the step was infeasible).
+    Writes ``out_s [D, iters + 1, N]`` (slot per feature, -1: not sent) and ``out_m`` of the
+    same shape: every feasible assignment met on the way (rows of -1 where the step was
+    infeasible). ``col``, ``mods``, ``c2``, ``m2`` int [N] and the rest (those of
+    :func:`dual_assignment_into`) are scratch.
     """
     n_lam, n_feat, n_mod, kp = table.shape
-    work = np.empty((n_feat, kp + n_feat))
-    best_m = np.empty((n_feat, kp), np.int64)
-    out_s = np.full((n_lam, iters + 1, n_feat), -1, np.int64)
-    out_m = np.full((n_lam, iters + 1, n_feat), -1, np.int64)
-    spread = 0.0
-    for v in table.ravel():
-        if np.isfinite(v) and abs(v) > spread:
-            spread = abs(v)
-    smin = sym.min()
     for d in range(n_lam):
-        col, mods, used = _pick(table, d, 0.0, sym, work, best_m, n_feat, kp)
+        for it in range(iters + 1):
+            for i in range(n_feat):
+                out_s[d, it, i] = -1
+                out_m[d, it, i] = -1
+    spread = 0.0
+    for d in range(n_lam):
+        for i in range(n_feat):
+            for m in range(n_mod):
+                for j in range(kp):
+                    v = table[d, i, m, j]
+                    if math.isfinite(v) and abs(v) > spread:
+                        spread = abs(v)
+    smin = math.inf
+    for i in range(sym.shape[0]):
+        for m in range(sym.shape[1]):
+            smin = min(smin, sym[i, m])
+    for d in range(n_lam):
+        used = dual_assignment_into(table, d, 0.0, sym, work, best_m, n_feat, kp, hu, hv, hp,
+                                    hway, hminv, hdone, col, mods)  # fmt: skip
         if used > smax + 1e-9:
             lo = 0.0
             hi = 2.0 * spread / smin + 1.0
-            col, mods, used = _pick(table, d, hi, sym, work, best_m, n_feat, kp)
+            used = dual_assignment_into(table, d, hi, sym, work, best_m, n_feat, kp, hu, hv, hp,
+                                        hway, hminv, hdone, col, mods)  # fmt: skip
             for it in range(iters):
                 mid = 0.5 * (lo + hi)
-                c2, m2, u2 = _pick(table, d, mid, sym, work, best_m, n_feat, kp)
+                u2 = dual_assignment_into(table, d, mid, sym, work, best_m, n_feat, kp, hu, hv,
+                                          hp, hway, hminv, hdone, c2, m2)  # fmt: skip
                 if u2 <= smax + 1e-9:
                     hi = mid
                     for i in range(n_feat):
@@ -117,6 +145,23 @@ def _dual_search(table, sym, smax, iters):
         for i in range(n_feat):
             out_s[d, 0, i] = col[i]
             out_m[d, 0, i] = mods[i]
+
+
+@numba.njit(cache=True)
+def _dual_search(table, sym, smax, iters):
+    """:func:`dual_search_into` with its scratch allocated: ``(out_s, out_m)``."""
+    n_lam, n_feat, _, kp = table.shape
+    work = np.empty((n_feat, kp + n_feat))
+    best_m = np.empty((n_feat, kp), np.int64)
+    hu, hv, hp, hway, hminv, hdone = assignment_scratch(n_feat, kp + n_feat)
+    col = np.empty(n_feat, np.int64)
+    mods = np.empty(n_feat, np.int64)
+    c2 = np.empty(n_feat, np.int64)
+    m2 = np.empty(n_feat, np.int64)
+    out_s = np.empty((n_lam, iters + 1, n_feat), np.int64)
+    out_m = np.empty((n_lam, iters + 1, n_feat), np.int64)
+    dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
+                     mods, c2, m2, out_s, out_m)  # fmt: skip
     return out_s, out_m
 
 

@@ -2,7 +2,10 @@
 
 :func:`water_fill_rows` is the closed-form water-filling of :mod:`optim.power` for a batch of
 independent rows; NumPy's vectorised version spends most of its time in per-call overhead on
-the small batches the local search scores, which this loop avoids.
+the small batches the local search scores, which this loop avoids. :func:`ber` (the bit-error
+probability of one modulation at one SNR) and :func:`lagrangian_into` (the modulation
+choice's bisection on the symbol price) are also compiled as CUDA device functions for the
+batched solver (:func:`optim.twin.shared`), so both solvers run the same code.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import math
 
 import numba
 import numpy as np
+
+from optim.twin import shared
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 def contiguous(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
@@ -76,6 +83,30 @@ def water_fill_rows(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.ndar
     return out
 
 
+@shared(inline="always")
+def ber(m: int, g: float, qw: np.ndarray, qs: np.ndarray, ba: np.ndarray, bb: np.ndarray,
+        exact: bool) -> float:  # fmt: skip
+    """``Pb`` of modulation index ``m`` (< 0: 0) at SNR ``g``.
+
+    Exact: ``Pb = sum_t qw[m, t] Q(qs[m, t] sqrt(g))`` (the Gray BER as a sum of Q-functions,
+    ``Q(x) = erfc(x / sqrt 2) / 2``, zero weights skipped); bound: ``ba[m] exp(-bb[m] g)``.
+    Clipped to ``[0, 1/2]``. Compiled for the CPU and as a CUDA device function (the batched
+    solver's scoring, :func:`optim.twin.shared`).
+    """
+    if m < 0:
+        return 0.0
+    if exact:
+        root = math.sqrt(g) * _INV_SQRT2
+        acc = 0.0
+        for t in range(qw.shape[1]):
+            w = qw[m, t]
+            if w != 0.0:
+                acc += w * 0.5 * math.erfc(qs[m, t] * root)
+    else:
+        acc = ba[m] * math.exp(-bb[m] * g)
+    return min(max(acc, 0.0), 0.5)
+
+
 @numba.njit(cache=True)
 def ber_rows(
     modulation: np.ndarray,
@@ -86,29 +117,11 @@ def ber_rows(
     bound_b: np.ndarray,
     exact: bool,
 ) -> np.ndarray:
-    """Bit-error probability of flat arrays ``modulation`` (index; < 0 gives 0) and ``esno``.
-
-    Exact: ``Pb = sum_t weight[m, t] Q(scale[m, t] sqrt(gamma))`` (the Gray BER as a sum of
-    Q-functions, ``Q(x) = erfc(x / sqrt 2) / 2``); bound: ``bound_a[m] exp(-bound_b[m] gamma)``.
-    Clipped to ``[0, 1/2]``.
-    """
+    """:func:`ber` of flat arrays ``modulation`` (index; < 0 gives 0) and ``esno``, with the
+    exact model's ``weight`` and ``scale`` [M, T] or the bound's ``bound_a``, ``bound_b`` [M]."""
     out = np.zeros(esno.size)
-    inv_sqrt2 = 1.0 / np.sqrt(2.0)
     for i in range(esno.size):
-        m = modulation[i]
-        if m < 0:
-            continue
-        g = esno[i]
-        if exact:
-            root = np.sqrt(g) * inv_sqrt2
-            acc = 0.0
-            for t in range(weight.shape[1]):
-                w = weight[m, t]
-                if w != 0.0:
-                    acc += w * 0.5 * math.erfc(scale[m, t] * root)
-        else:
-            acc = bound_a[m] * math.exp(-bound_b[m] * g)
-        out[i] = min(max(acc, 0.0), 0.5)
+        out[i] = ber(modulation[i], esno[i], weight, scale, bound_a, bound_b, exact)
     return out
 
 
@@ -138,7 +151,14 @@ def lagrangian_rows(
     """
     n, m = cost.shape
     best = fallback.copy()
-    ch = np.empty(n, np.int64)
+    lagrangian_into(cost, symbols, n, m, s_max, lo, hi, iters, best, np.empty(n, np.int64))
+    return best
+
+
+@shared()
+def lagrangian_into(cost, symbols, n, m, s_max, lo, hi, iters, best, ch) -> None:
+    """:func:`lagrangian_rows` in place on ``cost``, ``symbols`` [:n, :m]: ``best[:n]`` holds
+    the fallback on entry and the choice on return (``ch``: scratch [n])."""
     for _ in range(iters):
         mu = 0.5 * (lo + hi)
         total = 0.0
@@ -154,7 +174,7 @@ def lagrangian_rows(
             total += symbols[j, k]
         if total <= s_max + 1e-9:
             hi = mu
-            best[:] = ch
+            for j in range(n):
+                best[j] = ch[j]
         else:
             lo = mu
-    return best

@@ -88,6 +88,7 @@ import numpy as np
 from optim.ber_model import BerModel, ber_model, h_bound
 from optim.feature_terms import feature_terms
 from optim.optimal_power import candidate_value
+from optim.twin import shared
 
 if TYPE_CHECKING:
     from optim.problem import Problem
@@ -97,11 +98,13 @@ __all__ = [
     "SlotModel",
     "backtrack",
     "column_min",
+    "count_vectors",
     "dual_bound_terms",
     "next_child",
     "ordered_prior_incumbent",
     "slot_model",
     "slot_terms",
+    "slot_terms_into",
     "take_child",
 ]
 
@@ -171,21 +174,44 @@ def dual_bound_terms(problem: Problem, sm: SlotModel, log_lambda: np.ndarray) ->
     )
 
 
-@numba.njit(cache=True)
-def slot_terms(mod, alpha_r, e_r, nu, loglam, n_mod):
-    n_feat = alpha_r.size
+@shared()
+def slot_terms_into(mod, alpha, e, nu, loglam, n_mod, out, la, lnu) -> None:
+    """The slot terms of (2) into ``out [D, N, M, Kp]``::
+
+        out[d, r, m, s] = e_r + alpha_r H_m(lambda_d / (alpha_r nu_s))
+
+    (:func:`optim.ber_model.h_bound`; ``alpha_r nu_s = 0``: ``e_r + alpha_r f_m(0)``) for
+    ``alpha`` [N], ``e`` [N], ``nu`` [Kp] and ``loglam`` [D] (``ln lambda_d``). ``la`` [N] and
+    ``lnu`` [Kp] are scratch for the logarithms, taken once out of the inner loop (the same
+    values as inside it)."""
+    n_feat = alpha.size
     kp = nu.size
-    out = np.empty((loglam.size, n_feat, n_mod, kp))
+    for r in range(n_feat):
+        la[r] = 0.0
+        if alpha[r] > 0.0:
+            la[r] = math.log(alpha[r])
+    for s in range(kp):
+        lnu[s] = 0.0
+        if nu[s] > 0.0:
+            lnu[s] = math.log(nu[s])
     for d in range(loglam.size):
         for r in range(n_feat):
             for m in range(n_mod):
                 for s in range(kp):
-                    a = alpha_r[r]
+                    a = alpha[r]
                     if a > 0.0 and nu[s] > 0.0:
-                        lnmu = loglam[d] - math.log(a) - math.log(nu[s])
-                        out[d, r, m, s] = e_r[r] + a * h_bound(mod, m, lnmu)
+                        lnmu = loglam[d] - la[r] - lnu[s]
+                        out[d, r, m, s] = e[r] + a * h_bound(mod, m, lnmu)
                     else:
-                        out[d, r, m, s] = e_r[r] + a * mod.f0[m]
+                        out[d, r, m, s] = e[r] + a * mod.f0[m]
+
+
+@numba.njit(cache=True)
+def slot_terms(mod, alpha_r, e_r, nu, loglam, n_mod):  # noqa: ANN001, ANN201
+    """:func:`slot_terms_into` into a new ``[D, N, M, Kp]`` array."""
+    out = np.empty((loglam.size, alpha_r.size, n_mod, nu.size))
+    slot_terms_into(mod, alpha_r, e_r, nu, loglam, n_mod, out, np.empty(alpha_r.size),
+                    np.empty(nu.size))  # fmt: skip
     return out
 
 
@@ -257,10 +283,10 @@ def backtrack(depth, cur_r, cur_m, prev_last, last, used):  # noqa: ANN001, ANN2
     return depth
 
 
-def _count_vectors(n: int, n_mod: int, limit: int = 3000) -> list[tuple[int, ...]]:
+def count_vectors(n: int, n_mod: int, limit: int = 3000) -> list[tuple[int, ...]]:
     """Modulation counts ``(c_0, ..., c_{M-1})`` summing to ``n`` (a non-decreasing pattern
-    each): all of them while there are at most ``limit``, else those with at most two
-    non-zero counts (two-level patterns, ``O(n M^2)``)."""
+    each): all of them in depth-first order while there are at most ``limit``, else the sorted
+    ones with at most two non-zero counts (two-level patterns, ``O(n M^2)``)."""
     if comb(n + n_mod - 1, n_mod - 1) <= limit:
         out: list[tuple[int, ...]] = []
         stack = [()]
@@ -328,11 +354,11 @@ def ordered_prior_incumbent(
                 incumbent[:] = [v, r, mm, n]
 
     for n in range(1, kp + 1):
-        size_pass(n, _count_vectors(n, n_mod, limit=0))  # the two-level patterns
+        size_pass(n, count_vectors(n, n_mod, limit=0))  # the two-level patterns
     for n in range(1, kp + 1):
         if deadline is not None and deadline.passed():
             break
-        more = [v for v in _count_vectors(n, n_mod) if np.count_nonzero(v) > 2]
+        more = [v for v in count_vectors(n, n_mod) if np.count_nonzero(v) > 2]
         size_pass(n, more)
     for n in range(2, kp + 1):
         if not np.isfinite(best_value[n - 1]):

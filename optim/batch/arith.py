@@ -4,9 +4,6 @@ exactly like the NumPy code of the per-frame solver they mirror.
 - :func:`pairwise_sum`: NumPy's summation of a contiguous row (sequential below 8 entries,
   else eight interleaved accumulators combined as a tree, then the tail), so a batched value
   equals ``row.sum()`` bit for bit up to 128 entries;
-- :func:`ber`: the bit-error probability of one modulation index at one SNR under the exact
-  Gray model (a sum of Q-functions) or the bound ``A exp(-B gamma)``, clipped to ``[0, 1/2]``
-  (the same loop as :func:`optim.kernels.ber_rows`);
 - :func:`water_fill`: the closed-form water-filling of :func:`optim.power.water_filling` for
   one row ``t = ln(alpha c)``, including its final rescaling onto the budget;
 - :func:`subchannel_rank`: subchannels by decreasing gain, ties by index
@@ -26,8 +23,6 @@ import math
 import numpy as np
 
 from optim.twin import shared
-
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 @shared()
@@ -72,24 +67,6 @@ def pairwise_sum(a: np.ndarray, n: int) -> float:
     for lo in range(0, n, 128):
         res += _block_sum(a, lo, min(128, n - lo))
     return res
-
-
-@shared(inline="always")
-def ber(m: int, g: float, qw: np.ndarray, qs: np.ndarray, ba: np.ndarray, bb: np.ndarray,
-        exact: bool) -> float:  # fmt: skip
-    """``Pb`` of modulation index ``m`` (< 0: 0) at SNR ``g`` (exact model or bound)."""
-    if m < 0:
-        return 0.0
-    if exact:
-        root = math.sqrt(g) * _INV_SQRT2
-        acc = 0.0
-        for t in range(qw.shape[1]):
-            w = qw[m, t]
-            if w != 0.0:
-                acc += w * 0.5 * math.erfc(qs[m, t] * root)
-    else:
-        acc = ba[m] * math.exp(-bb[m] * g)
-    return min(max(acc, 0.0), 0.5)
 
 
 def _sort_decreasing_device(t: np.ndarray, order: np.ndarray, active: int) -> None:

@@ -2,8 +2,9 @@
 
 The per-frame functions of :mod:`optim.batch.pipeline` and :mod:`optim.batch.refine` (and
 everything they call: :mod:`~optim.batch.arith`, :mod:`~optim.batch.hungarian`,
-:mod:`~optim.batch.potentials`, :mod:`~optim.batch.dual`, :mod:`~optim.batch.local`, and the
-per-frame solver's :mod:`optim.ber_model` and :mod:`optim.optimal_power`) are compiled a
+:mod:`~optim.batch.dual`, :mod:`~optim.batch.local`, and the per-frame solver's kernels in
+:mod:`optim.ber_model`, :mod:`optim.optimal_power`, :mod:`optim.assignment`,
+:mod:`optim.slots` and :mod:`optim.dual`) are compiled a
 second time as CUDA device functions (:mod:`optim.twin`); the kernels below only pick the
 thread's frame, hand it its part of the preallocated workspace and write its output row.
 Everything is float64, so a frame's result equals the CPU's: the same discrete choices and the

@@ -8,9 +8,11 @@ Both budgets are priced (``lambda`` for the power, ``kappa`` for the symbols), w
 an assignment of features to slots (or to "not sent", cost 0) solved by the Hungarian
 algorithm. Per ``ln lambda`` (the pipeline's multiplier plus fixed offsets) a bisection on
 ``kappa`` collects every assignment that meets ``S_max``; the distinct ones get their exact
-optimal power (:mod:`optim.optimal_power`) and are ranked by (P0). Every step, tie rule and
-ordering (distinct rows sorted lexicographically as ``numpy.unique(axis=0)`` does, then a
-stable sort by value) follows the per-frame code, so the same starts come out.
+optimal power (:mod:`optim.optimal_power`) and are ranked by (P0). The slot terms and the
+bisection are the per-frame solver's own kernels (:func:`optim.slots.slot_terms_into`,
+:func:`optim.dual.dual_search_into`); what this module adds is the per-frame workspace and the
+ranking, which follows the per-frame code's order (distinct rows sorted lexicographically as
+``numpy.unique(axis=0)`` does, then a stable sort by value), so the same starts come out.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import numba
 import numpy as np
 
 from optim.batch.arith import pairwise_sum, subchannel_rank
-from optim.batch.potentials import potential_assignment_into
-from optim.ber_model import h_bound
+from optim.dual import dual_search_into
 from optim.optimal_power import candidate_value_into, optimal_power_row
+from optim.slots import slot_terms_into
 from optim.twin import shared
 
 
@@ -58,110 +60,6 @@ def log_multiplier(mod, alpha, g, noise, feats, sub, pat, n, budget) -> float:
     nn = max(n, 1)
     return log_multiplier_into(mod, alpha, g, noise, feats, sub, pat, n, budget,
                                np.empty(6 * nn), np.empty(2 * nn, np.int64))  # fmt: skip
-
-
-@shared()
-def _bound_terms(mod, alpha, e, nu, loglam, n_mod, out, la, lnu) -> None:
-    """``out[d, r, m, s]``: the slot terms (``la`` [N], ``lnu`` [Kp]: scratch logarithms)."""
-    n_feat = alpha.size
-    kp = nu.size
-    for r in range(n_feat):  # the logarithms once (the same values as inside the loop)
-        la[r] = 0.0
-        if alpha[r] > 0.0:
-            la[r] = math.log(alpha[r])
-    for s in range(kp):
-        lnu[s] = 0.0
-        if nu[s] > 0.0:
-            lnu[s] = math.log(nu[s])
-    for d in range(loglam.size):
-        for r in range(n_feat):
-            for m in range(n_mod):
-                for s in range(kp):
-                    a = alpha[r]
-                    if a > 0.0 and nu[s] > 0.0:
-                        lnmu = loglam[d] - la[r] - lnu[s]
-                        out[d, r, m, s] = e[r] + a * h_bound(mod, m, lnmu)
-                    else:
-                        out[d, r, m, s] = e[r] + a * mod.f0[m]
-
-
-@shared()
-def _pick(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv, hp, hway, hminv, hdone, col,
-          mods) -> float:  # fmt: skip
-    """The assignment at symbol price ``kappa`` into ``col``, ``mods`` [N]; returns the
-    symbols it uses (``hu`` .. ``hdone``: the Hungarian's reused work arrays)."""
-    n_mod = sym.shape[1]
-    for i in range(n_feat):
-        for j in range(kp):
-            c = 0.0
-            bm = -1
-            for m in range(n_mod):
-                t = table[d, i, m, j] + kappa * sym[i, m]
-                if t < c:
-                    c = t
-                    bm = m
-            work[i, j] = c
-            best_m[i, j] = bm
-        for j in range(kp, kp + n_feat):
-            work[i, j] = 0.0
-    potential_assignment_into(work, n_feat, kp + n_feat, hu, hv, hp, hway, hminv, hdone, col)
-    used = 0.0
-    for i in range(n_feat):
-        mods[i] = -1
-        j = col[i]
-        if j < kp and best_m[i, j] >= 0:
-            mods[i] = best_m[i, j]
-            used += sym[i, best_m[i, j]]
-        else:
-            col[i] = -1
-    return used
-
-
-@shared()
-def _dual_search(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
-                 mods, c2, m2, out_s, out_m) -> None:  # fmt: skip
-    """Per ``ln lambda`` the bisection on ``kappa``: ``out_s``, ``out_m`` [D, iters + 1, N]
-    (slots and modulations; -1 where no feasible assignment was met)."""
-    n_lam, n_feat, n_mod, kp = table.shape
-    for d in range(n_lam):
-        for it in range(iters + 1):
-            for i in range(n_feat):
-                out_s[d, it, i] = -1
-                out_m[d, it, i] = -1
-    spread = 0.0
-    for d in range(n_lam):
-        for i in range(n_feat):
-            for m in range(n_mod):
-                for j in range(kp):
-                    v = table[d, i, m, j]
-                    if math.isfinite(v) and abs(v) > spread:
-                        spread = abs(v)
-    smin = math.inf
-    for i in range(sym.shape[0]):
-        for m in range(sym.shape[1]):
-            smin = min(smin, sym[i, m])
-    for d in range(n_lam):
-        used = _pick(table, d, 0.0, sym, work, best_m, n_feat, kp, hu, hv, hp, hway, hminv,
-                     hdone, col, mods)  # fmt: skip
-        if used > smax + 1e-9:
-            lo = 0.0
-            hi = 2.0 * spread / smin + 1.0
-            used = _pick(table, d, hi, sym, work, best_m, n_feat, kp, hu, hv, hp, hway, hminv,
-                         hdone, col, mods)  # fmt: skip
-            for it in range(iters):
-                mid = 0.5 * (lo + hi)
-                u2 = _pick(table, d, mid, sym, work, best_m, n_feat, kp, hu, hv, hp, hway,
-                           hminv, hdone, c2, m2)  # fmt: skip
-                if u2 <= smax + 1e-9:
-                    hi = mid
-                    for i in range(n_feat):
-                        out_s[d, it + 1, i] = c2[i]
-                        out_m[d, it + 1, i] = m2[i]
-                else:
-                    lo = mid
-        for i in range(n_feat):
-            out_s[d, 0, i] = col[i]
-            out_m[d, 0, i] = mods[i]
 
 
 @shared()
@@ -300,9 +198,9 @@ def dual_starts_into(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, 
         nu[s] = g[chan[s]] / noise
     for d in range(n_off):
         loglam[d] = loglam0 + offsets[d]
-    _bound_terms(mod, alpha, e, nu, loglam, n_mod, table, sc_a, sc_v)
-    _dual_search(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
-                 mods, c2, m2, out_s, out_m)  # fmt: skip
+    slot_terms_into(mod, alpha, e, nu, loglam, n_mod, table, sc_a, sc_v)
+    dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
+                     mods, c2, m2, out_s, out_m)  # fmt: skip
     n_rows = 0
     for d in range(n_off):
         for it in range(iters + 1):

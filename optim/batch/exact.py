@@ -24,7 +24,6 @@ batched frame has no clock: it always completes.
 
 from __future__ import annotations
 
-from math import comb
 from typing import Any
 
 import numba
@@ -37,35 +36,9 @@ from optim.distortion import feature_terms
 from optim.enumeration import candidate_count, enumerate_walk
 from optim.optimal_power import candidate_value
 from optim.problem import Problem
-from optim.slots import slot_terms
+from optim.slots import count_vectors, slot_terms
 
 EXACT_OPTIONS = ("engine", "rtol", "atol", "max_candidates", "time_limit", "node_limit")
-
-
-def count_vectors(n: int, n_mod: int, limit: int = 3000) -> list[tuple[int, ...]]:
-    """Modulation counts ``(c_0, ..., c_{M-1})`` summing to ``n``, in the order of the
-    per-frame incumbent: all of them (depth-first order) while there are at most ``limit``,
-    else the sorted ones with at most two non-zero counts."""
-    if comb(n + n_mod - 1, n_mod - 1) <= limit:
-        out: list[tuple[int, ...]] = []
-        stack: list[tuple[int, ...]] = [()]
-        while stack:
-            head = stack.pop()
-            if len(head) == n_mod - 1:
-                out.append((*head, n - sum(head)))
-                continue
-            for c in range(n - sum(head) + 1):
-                stack.append((*head, c))
-        return out
-    vecs = set()
-    for lo in range(n_mod):
-        for hi in range(lo, n_mod):
-            for a in range(n + 1):
-                v = [0] * n_mod
-                v[lo] += a
-                v[hi] += n - a
-                vecs.add(tuple(v))
-    return sorted(vecs)
 
 
 def exact_plan(problem: Problem, k: int, options: dict[str, Any]) -> dict[str, Any]:

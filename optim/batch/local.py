@@ -21,8 +21,9 @@ import math
 import numba
 import numpy as np
 
-from optim.batch.arith import ber, log_terms, pairwise_sum, water_fill
+from optim.batch.arith import log_terms, pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
+from optim.kernels import ber
 from optim.optimal_power import optimal_power_row
 from optim.twin import shared
 

@@ -24,8 +24,9 @@ import math
 import numba
 import numpy as np
 
-from optim.batch.arith import ber, log_terms, pairwise_sum, subchannel_rank, water_fill
+from optim.batch.arith import log_terms, pairwise_sum, subchannel_rank, water_fill
 from optim.batch.hungarian import assign_rows_into
+from optim.kernels import ber
 from optim.twin import shared
 
 GREEDY, RANDOM, HUNGARIAN = 0, 1, 2

@@ -21,7 +21,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from optim.batch.arith import ber, pairwise_sum
+from optim.batch.arith import pairwise_sum
 from optim.batch.dual import dual_float_size, dual_int_size, dual_starts_into, log_multiplier_into
 from optim.batch.hungarian import assign_rows_into
 from optim.batch.local import (
@@ -37,6 +37,7 @@ from optim.batch.pipeline import (
     pipeline_int_size,
 )
 from optim.ber_model import BerModel
+from optim.kernels import ber, lagrangian_into
 from optim.twin import shared
 
 Shared = namedtuple(
@@ -77,31 +78,6 @@ def _value_of(c, g, f, s, pat, pw, n, a, b) -> float:
         a[j] = c.wd[fj]
         b[j] = c.wf[fj] + c.ws[fj] * pb
     return c.wd_sum - pairwise_sum(a, n) + pairwise_sum(b, n)
-
-
-@shared()
-def lagrangian_into(cost, symbols, n, m, s_max, lo, hi, iters, best, ch) -> None:
-    """:func:`optim.kernels.lagrangian_rows` in place: ``best[:n]`` holds the fallback on
-    entry and the choice on return (``ch``: scratch [n])."""
-    for _ in range(iters):
-        mu = 0.5 * (lo + hi)
-        total = 0.0
-        for j in range(n):
-            k = 0
-            v = cost[j, 0] + mu * symbols[j, 0]
-            for q in range(1, m):
-                t = cost[j, q] + mu * symbols[j, q]
-                if t < v:
-                    v = t
-                    k = q
-            ch[j] = k
-            total += symbols[j, k]
-        if total <= s_max + 1e-9:
-            hi = mu
-            for j in range(n):
-                best[j] = ch[j]
-        else:
-            lo = mu
 
 
 @shared()
