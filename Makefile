@@ -13,10 +13,10 @@ TORCH ?= torch==2.13.0
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install quickstart test bench clean
+.PHONY: help install quickstart test bench clean clean-kernels
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "semcom needs Python >= 3.11; this is " + sys.version.split()[0] + " (set PYTHON=...)")'
@@ -44,3 +44,6 @@ bench: $(STAMP) ## CPU benchmarks against Sionna and the exact solver (long; see
 clean: ## remove the venv and caches (never results/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -path ./results -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+clean-kernels: ## drop Numba's cached kernels (after editing compiled code or switching branches)
+	find channels optim semcom \( -name '*.nbi' -o -name '*.nbc' \) -delete
