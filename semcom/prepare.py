@@ -38,6 +38,7 @@ import torch
 
 from channels.errors import fail
 from semcom import metrics
+from semcom.compile_notice import with_compile_notice
 from semcom.compression import EncoderSize
 from semcom.data import ImageDataset, load_dataset
 from semcom.identity import data_digest, describe_code
@@ -54,6 +55,7 @@ from semcom.scheme_estimators import (
 )
 from semcom.sweep.pool import spawn_pool, stop_pool
 from semcom.train import TrainConfig, TrainedModel, config_hash, load_checkpoint, train
+from semcom.training.channel_bank import compile_solver
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,11 @@ def train_models(
     ``SIGTERM`` as :class:`~semcom.sweep.signals.Interrupted`) ends the running trainings.
     With ``progress``, each model prints its loss five times during training. ``reuse_stale``
     lets a checkpoint made by another code version be reused (:func:`semcom.train.train`). One
-    line per model says whether it was trained or reused, and from which file.
+    line per model says whether it was trained or reused, and from which file. When a model
+    trains with a matched channel (``channel`` options), the batched allocation solver its
+    banks are built with is compiled (or loaded from Numba's cache) here first, with a notice
+    when that takes long (:func:`semcom.training.channel_bank.compile_solver`), so that the
+    training processes load it instead of each compiling it in silence.
     """
     for variant, c in configs.items():
         if c.checkpoint_dir is None:
@@ -229,6 +235,8 @@ def train_models(
             f"model {variant}: {c.model}, N = {c.n_features}, {c.epochs} epochs on {c.device}, "
             f"checkpoints in {Path(c.checkpoint_dir).resolve()}"
         )
+    if any(c.channel for c in configs.values()):  # banks solve allocations: compile it once here
+        with_compile_notice(compile_solver, "the matched training channel's allocation solver", log)
     done: dict[str, _Trained] = {}
     reports = {
         v: _EpochReport(v, c.epochs, max(1, c.epochs // 5)) if progress else None

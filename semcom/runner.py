@@ -32,7 +32,6 @@ only the missing points, and the final results equal those of an uninterrupted r
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from typing import Any
 import numba
 import torch
 
+from semcom.compile_notice import COMPILE_NOTICE_AFTER, with_compile_notice
 from semcom.identity import code_identity
 from semcom.link_task import LinkPointTask, typed_axes, typed_values
 from semcom.prepare import calibrate, data_fingerprint, train_models, with_checkpoint_dir
@@ -271,10 +271,6 @@ def _run_locked(
                       time.time() - started)  # fmt: skip
 
 
-COMPILE_NOTICE_AFTER = 3.0
-"""Seconds :func:`compile_kernels` waits before it says that it is compiling."""
-
-
 def compile_kernels(
     task: LinkPointTask,
     points: Sequence[Point],
@@ -287,7 +283,8 @@ def compile_kernels(
     With the cache filled this takes about a second and prints nothing. When it takes longer
     than ``notice_after`` seconds (the first run after an install, or after a code change:
     on 2 CPU cores about 2 to 3 minutes, most of it the refined batched allocation solver), it
-    says so while it works and how long it took when done. An exception here is left to the
+    says so while it works and how long it took when done
+    (:func:`semcom.compile_notice.with_compile_notice`). An exception here is left to the
     sweep, whose points raise it again with their names (:class:`semcom.sweep.PointError`).
 
     A task on a GPU (``task.device`` ``cuda``) is left alone: there the first frame's time is
@@ -297,27 +294,9 @@ def compile_kernels(
     """
     if task.device.startswith("cuda"):
         return
-    shown: list[bool] = []
-
-    def notice() -> None:
-        shown.append(True)
-        log(
-            "compiling the link and allocation kernels (Numba, once after an install or an "
-            "update: about 2 to 3 min on 2 CPU cores; later runs load them from its cache)"
-        )
-
-    started = time.perf_counter()
-    timer = threading.Timer(notice_after, notice)
-    timer.daemon = True
-    timer.start()
-    try:
-        task.compile_kernels(points)
-    except Exception:  # noqa: BLE001 - the points report it, each with its name
-        return
-    finally:
-        timer.cancel()
-    if shown:
-        log(f"kernels compiled in {time.perf_counter() - started:.0f} s")
+    with_compile_notice(
+        lambda: task.compile_kernels(points), "the link and allocation kernels", log, notice_after
+    )
 
 
 def summary(directory: Path) -> str:

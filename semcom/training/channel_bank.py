@@ -215,9 +215,25 @@ def _rows(template: Problem, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return eps, sent
 
 
+def compile_solver() -> None:
+    """Build a 2-feature bank and throw it away (it is not cached): Numba compiles the batched
+    allocation solver every bank is built with, or loads it from its on-disk cache, so that
+    the first real bank (in a training process) does not spend minutes compiling silently
+    (:func:`semcom.prepare.train_models` calls this under a notice)."""
+    _bank.__wrapped__("rayleigh", 10, 2, 1, 8, 2, 0.5, 3.0, "isfr", 1, 0,
+                      ("geometric", 0.1, 1, 1.0), DEFAULT_MODULATIONS)  # fmt: skip
+
+
 def clear_cache() -> None:
     """Forget every cached bank (tests; memory)."""
     _bank.cache_clear()
 
 
-__all__ = ["PRIORS", "ChannelBank", "channel_bank", "clear_cache", "prior_weights"]
+__all__ = [
+    "PRIORS",
+    "ChannelBank",
+    "channel_bank",
+    "clear_cache",
+    "compile_solver",
+    "prior_weights",
+]
