@@ -121,7 +121,8 @@ def ber_rows(
     exact model's ``weight`` and ``scale`` [M, T] or the bound's ``bound_a``, ``bound_b`` [M]."""
     out = np.zeros(esno.size)
     for i in range(esno.size):
-        out[i] = ber(modulation[i], esno[i], weight, scale, bound_a, bound_b, exact)
+        if modulation[i] >= 0:  # skipping the unsent entries here is ~25% faster than in ber
+            out[i] = ber(modulation[i], esno[i], weight, scale, bound_a, bound_b, exact)
     return out
 
 
