@@ -26,12 +26,12 @@ def with_compile_notice(
     what: str,
     log: Callable[[str], None],
     notice_after: float = COMPILE_NOTICE_AFTER,
-) -> bool:
+) -> None:
     """Run ``warm_up()``; past ``notice_after`` seconds ``log`` a line naming ``what`` is
     being compiled, and when done one with the seconds it took.
 
-    Returns False when ``warm_up`` raised an ``Exception``, which is swallowed: the caller's
-    real work meets it again and reports it with its context. ``KeyboardInterrupt`` and other
+    An ``Exception`` from ``warm_up`` is swallowed: the caller's real work meets it again and
+    reports it with its context. ``KeyboardInterrupt`` and other
     ``BaseException`` propagate. After a failure no "compiled" line is logged, and the notice
     timer never outlives the call.
     """
@@ -51,9 +51,8 @@ def with_compile_notice(
     try:
         warm_up()
     except Exception:  # noqa: BLE001 - the real work reports it, with its context
-        return False
+        return
     finally:
         timer.cancel()
     if shown:
         log(f"kernels compiled in {time.perf_counter() - started:.0f} s")
-    return True

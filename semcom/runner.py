@@ -312,6 +312,6 @@ def summary(directory: Path) -> str:
 
 
 __all__ = [
-    "COMPILE_NOTICE_AFTER", "RunOutcome", "compile_kernels", "grid", "open_store",
-    "resolve_device", "run_scenario", "summary", "write_scenario",
+    "RunOutcome", "compile_kernels", "grid", "open_store", "resolve_device", "run_scenario",
+    "summary", "write_scenario",
 ]  # fmt: skip
