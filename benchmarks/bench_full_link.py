@@ -33,7 +33,8 @@ channel draw and allocation, measured end to end in (f).
     CPU cores; the link kernels, decoding, PSNR/SSIM/BER). Without refinement the batch stays
     on the GPU (fading drawn there, allocation mapped there); ``..._host_frames`` is the same
     with the draws and the allocation's per-feature tables on the host (the link's path where
-    the solver runs on the CPU), in the same run.
+    the solver runs on the CPU), in the same run. Each row is the median of ``--draws`` draws
+    after a warm-up draw; ``--skip-refined`` leaves out the refined row (its CPU solve).
 
     PYTHONPATH=. python benchmarks/bench_full_link.py --json benchmarks/results_full_link_h200.json
 """
@@ -99,6 +100,10 @@ def main() -> None:
         help="images of the end-to-end SemanticLink.evaluate measurement",
     )
     parser.add_argument("--end-to-end-only", action="store_true", help="section (f) alone")
+    parser.add_argument("--draws", type=int, default=3, help="timed draws per row of (f)")
+    parser.add_argument(
+        "--skip-refined", action="store_true", help="(f) without its refined (CPU-solver) row"
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -217,18 +222,19 @@ def main() -> None:
 
     # its own images: x holds only --batch of them
     images = torch.rand(args.simulate_images, 3, 32, 32, device=device)
-    for label, options, resident in (
+    rows = [
         ("evaluate_rayleigh_allocation", {"refine": False}, True),
         ("evaluate_rayleigh_allocation_host_frames", {"refine": False}, False),
         ("evaluate_rayleigh_allocation_refined", {}, False),
-    ):
+    ]
+    for label, options, resident in rows[:2] if args.skip_refined else rows:
         link = SemanticLink(model, np.full(n, 1.0 / n), np.full(n, 1e-2), bits_per_scalar=Q,
                             channel="rayleigh", snr_db=ESNO_DB, n_subchannels=16, eta=0.5,
                             method_options=options, backend="cuda")  # fmt: skip
         if not resident:  # the draws and the allocation's tables on the host, as before
             link._resident = lambda device: False  # type: ignore[method-assign]
         evaluation = LinkEvaluation(link, images)
-        sec, times = median_seconds(lambda k, ev=evaluation: ev.add_draw(k + 1), 3)
+        sec, times = median_seconds(lambda k, ev=evaluation: ev.add_draw(k + 1), args.draws)
         figures[label] = {
             "images_s": args.simulate_images / sec, "images": args.simulate_images,
             "times_s": times, "method": link.method, "options": options,
