@@ -6,9 +6,10 @@ runs in its own process with ``PYTHONPATH`` set to it and its own ``NUMBA_CACHE_
 trees alternating for ``--rounds`` rounds. A process times, per method, the device path (gains
 already on the GPU, results left there, ``cuda.synchronize()`` at the end) on
 ``random_problem(16, 16, seed=0)`` with Rayleigh gains (``default_rng(1).exponential``): the
-median of ``--repeats`` calls after a compiling call. It then solves the same gains with host
-results and saves them. Per round, the driver compares the two trees' results array by array
-(bit for bit: ``np.array_equal``) and prints frames/s per tree and method.
+median of ``--repeats`` calls after a compiling call and a warm-up call. It then solves the
+same gains with host results and saves them. Per round, the driver compares the two trees'
+results array by array (bit for bit: ``np.array_equal``) and prints frames/s per tree and
+method.
 
 Usage::
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import median_seconds
 
 DEFAULT_METHODS = [
     "hierarchical:refine=false",
@@ -81,18 +83,15 @@ def worker(frames: list[int], methods: list[str], repeats: int, dump: str) -> No
             start = time.perf_counter()
             optim.solve_batch(template, gains[:4], name, backend="cuda", **options)
             first = time.perf_counter() - start
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                optim.solve_batch(template, on_device, name, backend="cuda", out="device",
-                                  **options)  # fmt: skip
-                cuda.synchronize()
-                times.append(time.perf_counter() - start)
+            seconds, times = median_seconds(
+                lambda g=on_device, n=name, o=options: optim.solve_batch(
+                    template, g, n, backend="cuda", out="device", **o),
+                repeats, cuda.synchronize)  # fmt: skip
             solved = optim.solve_batch(template, gains, name, backend="cuda", **options)
             for field in FIELDS:
                 results[f"{entry}/{count}/{field}"] = np.asarray(getattr(solved, field))
             row = {"method": entry, "frames": count, "first_call_s": first,
-                   "frames_per_s": count / float(np.median(times)), "times_s": times}  # fmt: skip
+                   "frames_per_s": count / seconds, "times_s": times}  # fmt: skip
             print(json.dumps(row), flush=True)
     np.savez(dump, **results)
 
@@ -141,10 +140,11 @@ def main() -> None:
                     rows.append({"tree": label, "round": r, **row})
                     print(f"round {r} {label}: {row['method']} B={row['frames']} "
                           f"{row['frames_per_s']:,.0f} frames/s", flush=True)  # fmt: skip
-                dumps.append(np.load(dump))
-            differ = [k for k in dumps[0].files if not np.array_equal(dumps[0][k], dumps[1][k])]
-            print(f"round {r}: {len(dumps[0].files)} arrays compared, differ: {differ or 'none'}")
-            rows.append({"round": r, "arrays": len(dumps[0].files), "differ": differ})
+                with np.load(dump) as saved:
+                    dumps.append({key: saved[key] for key in saved.files})
+            differ = [k for k in dumps[0] if not np.array_equal(dumps[0][k], dumps[1][k])]
+            print(f"round {r}: {len(dumps[0])} arrays compared, differ: {differ or 'none'}")
+            rows.append({"round": r, "arrays": len(dumps[0]), "differ": differ})
     if args.json:
         Path(args.json).write_text(json.dumps({"trees": [str(t) for t in trees], "rows": rows},
                                               indent=2))  # fmt: skip
