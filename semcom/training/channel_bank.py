@@ -60,6 +60,11 @@ BANK_CACHE = 512
 ALLOCATION_METHOD = "hierarchical"
 """The link's default allocation method, used for every bank row."""
 
+DEFAULT_DROPOUT: tuple[str, float, int, float] = ("geometric", 0.1, 1, 1.0)
+"""``(law, rho, n_min, p_nd)`` of the nested dropout whose retention is the ``"isfr"`` prior by
+default: :class:`semcom.isfr.NestedDropout`'s own defaults (its module imports torch, which
+this one does not need)."""
+
 
 @dataclass(frozen=True)
 class ChannelBank:
@@ -85,7 +90,7 @@ class ChannelBank:
 def prior_weights(
     prior: str,
     n_features: int,
-    dropout: tuple[str, float, int, float] = ("geometric", 0.1, 1, 1.0),
+    dropout: tuple[str, float, int, float] = DEFAULT_DROPOUT,
 ) -> np.ndarray:
     """The allocation weights ``w`` float64 ``[N]`` of a prior (module docstring, sum 1).
 
@@ -125,7 +130,7 @@ def channel_bank(
     prior: str = "isfr",
     draws: int = 64,
     seed: int = 0,
-    dropout: tuple[str, float, int, float] = ("geometric", 0.1, 1, 1.0),
+    dropout: tuple[str, float, int, float] = DEFAULT_DROPOUT,
     modulations: tuple[str, ...] = DEFAULT_MODULATIONS,
 ) -> ChannelBank:
     """The bank of one condition (module docstring); cached, read-only arrays.
@@ -220,8 +225,8 @@ def compile_solver() -> None:
     allocation solver every bank is built with, or loads it from its on-disk cache, so that
     the first real bank (in a training process) does not spend minutes compiling silently
     (:func:`semcom.prepare.train_models` calls this under a notice)."""
-    _bank.__wrapped__("rayleigh", 10, 2, 1, 8, 2, 0.5, 3.0, "isfr", 1, 0,
-                      ("geometric", 0.1, 1, 1.0), DEFAULT_MODULATIONS)  # fmt: skip
+    _bank.__wrapped__("rayleigh", 10, 2, 1, 8, 2, 0.5, 3.0, "isfr", 1, 0, DEFAULT_DROPOUT,
+                      DEFAULT_MODULATIONS)  # fmt: skip
 
 
 def clear_cache() -> None:
@@ -230,6 +235,7 @@ def clear_cache() -> None:
 
 
 __all__ = [
+    "DEFAULT_DROPOUT",
     "PRIORS",
     "ChannelBank",
     "channel_bank",

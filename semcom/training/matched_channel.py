@@ -59,7 +59,7 @@ from semcom.isfr import (
     gaussian_bit_noise,
 )
 from semcom.limits import MAX_RICIAN_K
-from semcom.training.channel_bank import PRIORS, ChannelBank, channel_bank
+from semcom.training.channel_bank import DEFAULT_DROPOUT, PRIORS, ChannelBank, channel_bank
 
 SNR_RANGE_DB = (-100, 100)
 """Average SNRs (dB) a training channel may draw."""
@@ -172,7 +172,7 @@ class MatchedChannel(_Seeded):
         bits_per_scalar: int = 8,
         mode: str = "bsc",
         bank_seed: int = 0,
-        dropout: tuple[str, float, int, float] = ("geometric", 0.1, 1, 1.0),
+        dropout: tuple[str, float, int, float] = DEFAULT_DROPOUT,
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)

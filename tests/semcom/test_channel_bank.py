@@ -3,6 +3,8 @@ independent channel draws and binomial intervals."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from channels.fading import fading_coefficients
 from optim.distortion import bit_error_rate
 from optim.problem import Problem
 from semcom.isfr import quantize_index
-from semcom.training.channel_bank import channel_bank, prior_weights
+from semcom.training.channel_bank import DEFAULT_DROPOUT, channel_bank, prior_weights
 from semcom.training.matched_channel import MatchedChannel, resolve_channel_options
 
 
@@ -110,6 +112,15 @@ def test_isfr_prior_is_the_normalised_retention() -> None:
 
     r = NestedDropout(5, "geometric", 0.2, 1, 0.8).retention().numpy()
     assert np.allclose(prior_weights("isfr", 5, ("geometric", 0.2, 1, 0.8)), r / r.sum())
+
+
+def test_default_dropout_is_the_nested_dropouts_own_default() -> None:
+    from semcom.isfr import NestedDropout
+
+    params = inspect.signature(NestedDropout).parameters
+    assert DEFAULT_DROPOUT == tuple(params[k].default for k in ("law", "rho", "n_min", "p_nd"))
+    for function in (prior_weights, channel_bank, MatchedChannel):
+        assert inspect.signature(function).parameters["dropout"].default == DEFAULT_DROPOUT
 
 
 @pytest.mark.parametrize(
