@@ -42,15 +42,15 @@ channel draw and allocation, measured end to end in (f).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
-import statistics
-import time
 from collections.abc import Callable
 
 import numba
 import numpy as np
 import torch
+from bench_common import median_seconds
 from numba import cuda
 
 from channels.bits import dequantize, quantize
@@ -74,17 +74,11 @@ ESNO_DB = 10.0
 MIX = (1, 2, 4, 6)
 
 
-def median_seconds(fn: Callable[[int], object], repeats: int) -> tuple[float, list[float]]:
-    """Median wall time of ``fn(repeat)`` over ``repeats`` runs after one warm-up (synced)."""
-    fn(0)
-    torch.cuda.synchronize()
-    times = []
-    for k in range(repeats):
-        start = time.perf_counter()
-        fn(k + 1)
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+def indexed_median_seconds(fn: Callable[[int], object], repeats: int) -> tuple[float, list[float]]:
+    """:func:`bench_common.median_seconds` of ``fn(0)`` (the warm-up), ``fn(1)``, ...,
+    ``fn(repeats)``, each ended by ``torch.cuda.synchronize()``: the index picks the run's draw."""
+    calls = itertools.count()
+    return median_seconds(lambda: fn(next(calls)), repeats, torch.cuda.synchronize)
 
 
 def main() -> None:
@@ -181,7 +175,7 @@ def main() -> None:
     figures: dict = {}
 
     def measure(name: str, body: Callable[[int], object], batches: int) -> None:
-        sec, times = median_seconds(repeat_batches(body, batches), args.repeats)
+        sec, times = indexed_median_seconds(repeat_batches(body, batches), args.repeats)
         images = batches * b
         figures[name] = {"images_s": images / sec, "seconds_per_batch": sec / batches,
                          "bit_s": images * n * length * Q / sec,
@@ -234,7 +228,7 @@ def main() -> None:
         if not resident:  # the draws and the allocation's tables on the host, as before
             link._resident = lambda device: False  # type: ignore[method-assign]
         evaluation = LinkEvaluation(link, images)
-        sec, times = median_seconds(lambda k, ev=evaluation: ev.add_draw(k + 1), args.draws)
+        sec, times = indexed_median_seconds(lambda k, ev=evaluation: ev.add_draw(k + 1), args.draws)
         figures[label] = {
             "images_s": args.simulate_images / sec, "images": args.simulate_images,
             "times_s": times, "method": link.method, "options": options,
