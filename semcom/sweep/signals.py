@@ -9,6 +9,10 @@ finished rows, record "interrupted") handles all three. Repeats of a signal whil
 runs are ignored, so it is never cut short; it is bounded (workers that ignore ``SIGTERM`` are
 killed after :data:`semcom.sweep.pool.STOP_TIMEOUT_S`).
 
+A few steps must not be cut in half: :func:`signals_deferred` holds the exception back until
+its block ends (starting a worker process, whose parent must finish handing it its start-up
+data and record it, or the worker is left behind reading a pipe that closes).
+
 A signal that was ignored when the context was entered (``nohup`` ignores ``SIGHUP``, a shell
 ignores ``SIGINT`` for background jobs) stays ignored. The exit status of a command stopped by
 signal ``s`` is ``128 + s`` (130 for ``SIGINT``, 143 for ``SIGTERM``), as a shell reports it.
@@ -64,16 +68,33 @@ def exit_status(error: KeyboardInterrupt) -> int:
 
 
 class _Handler:
-    """Raises :class:`Interrupted` for the first signal, ignores the rest."""
+    """Raises :class:`Interrupted` for the first signal, ignores the rest; inside
+    :func:`signals_deferred` it only records the first and the block's end raises it."""
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.deferring = 0  # depth of the signals_deferred blocks now open
+        self.pending = False  # the first signal came inside them and is not raised yet
 
     def __call__(self, signum: int, frame: Any) -> None:
         if self.received is not None:
             return  # cleanup of the first one is running: let it finish
         self.received = signum
+        if self.deferring:
+            self.pending = True
+            return
         raise Interrupted(signum)
+
+
+def _active_handler() -> _Handler | None:
+    """The handler :func:`shutdown_on_signals` installed, when called from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    for signum in SIGNALS:
+        handler = signal.getsignal(signum)
+        if isinstance(handler, _Handler):
+            return handler
+    return None
 
 
 @contextlib.contextmanager
@@ -117,6 +138,42 @@ def shutdown_on_signals(signals: tuple[int, ...] = SIGNALS) -> Iterator[_Handler
 
 
 @contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold back :class:`Interrupted` while the block runs and raise it when the block ends.
+
+    Inside :func:`shutdown_on_signals`, a signal that arrives within the block is recorded
+    (``handler.received``) and :class:`Interrupted` is raised as the outermost such block
+    exits, chained to any exception the block raised. Blocks nest. Outside
+    :func:`shutdown_on_signals`, or outside the main thread, it changes nothing. Keep the
+    block short: a signal waits for it.
+
+    Examples:
+        >>> import os
+        >>> with shutdown_on_signals():
+        ...     try:
+        ...         with signals_deferred():
+        ...             os.kill(os.getpid(), signal.SIGTERM)
+        ...             print("the block ran to its end")
+        ...     except Interrupted as error:
+        ...         print(error.name)
+        the block ran to its end
+        SIGTERM
+    """
+    handler = _active_handler()
+    if handler is None:
+        yield
+        return
+    handler.deferring += 1
+    try:
+        yield
+    finally:
+        handler.deferring -= 1
+        if not handler.deferring and handler.pending:
+            handler.pending = False
+            raise Interrupted(handler.received)
+
+
+@contextlib.contextmanager
 def preserve_handlers(signals: tuple[int, ...] = SIGNALS) -> Iterator[None]:
     """Put back, on leaving, the handlers of ``signals`` that were set on entering.
 
@@ -137,4 +194,11 @@ def preserve_handlers(signals: tuple[int, ...] = SIGNALS) -> Iterator[None]:
                 signal.signal(signum, handler)
 
 
-__all__ = ["SIGNALS", "Interrupted", "exit_status", "preserve_handlers", "shutdown_on_signals"]
+__all__ = [
+    "SIGNALS",
+    "Interrupted",
+    "exit_status",
+    "preserve_handlers",
+    "shutdown_on_signals",
+    "signals_deferred",
+]

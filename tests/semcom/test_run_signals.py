@@ -37,7 +37,13 @@ import pytest
 import semcom.runner as runner
 from semcom.cli import main
 from semcom.sweep import OutputLock, ResultStore, expand, run_points
-from semcom.sweep.signals import Interrupted, exit_status, preserve_handlers, shutdown_on_signals
+from semcom.sweep.signals import (
+    Interrupted,
+    exit_status,
+    preserve_handlers,
+    shutdown_on_signals,
+    signals_deferred,
+)
 from tests.semcom.sweep_helpers.processes import (
     HAS_PROC,
     live_group_members,
@@ -50,6 +56,7 @@ from tests.semcom.sweep_helpers.tasks import AXES, BASE, FINGERPRINT, CheapTask
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 CHEAP = ROOT / "tests" / "semcom" / "sweep_helpers" / "run_cheap.py"
+SPAWN_RACE = ROOT / "tests" / "semcom" / "sweep_helpers" / "spawn_race.py"
 POINTS = expand(AXES, BASE)
 ORPHAN_DEADLINE_S = 5.0
 """Seconds within which orphaned workers must be gone (their watchdog polls every 0.5 s)."""
@@ -125,6 +132,50 @@ def test_preserve_handlers_undoes_a_library_s_handler() -> None:
         assert signal.getsignal(signal.SIGTERM) is ours
         with pytest.raises(Interrupted):
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_deferred_signal_is_raised_when_the_outermost_block_ends() -> None:
+    with shutdown_on_signals() as handler:
+        reached = []
+        with pytest.raises(Interrupted) as info:
+            with signals_deferred():
+                with signals_deferred():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    os.kill(os.getpid(), signal.SIGHUP)  # a repeat: ignored
+                    reached.append("inner end")
+                reached.append("outer end")  # the inner block's end did not raise
+        assert reached == ["inner end", "outer end"]
+        assert (info.value.name, handler.received) == ("SIGTERM", signal.SIGTERM)
+        assert (handler.deferring, handler.pending) == (0, False)
+
+
+def test_a_deferred_signal_wins_over_the_blocks_own_error_and_chains_it() -> None:
+    with shutdown_on_signals():
+        with pytest.raises(Interrupted) as info:
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                raise ValueError("the block's own error")
+        assert isinstance(info.value.__context__, ValueError)
+
+
+def test_deferring_changes_nothing_outside_the_handler_or_the_main_thread() -> None:
+    with pytest.raises(KeyboardInterrupt) as info:  # Python's own SIGINT handler: at once
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+            pytest.fail("SIGINT was held back without shutdown_on_signals")
+    assert not isinstance(info.value, Interrupted)
+    seen: list[int] = []
+    with shutdown_on_signals() as handler:
+
+        def body() -> None:
+            with signals_deferred():
+                seen.append(handler.deferring)
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        thread.join()
+    assert seen == [0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,6 +429,23 @@ def test_sigkill_of_the_main_process_ends_the_workers_within_seconds(
         assert lock.stale is not None and lock.stale["pid"] == proc.pid
 
 
+@needs_proc
+@pytest.mark.parametrize(("how", "status"), [("term", 143), ("ctrl-c", 130)])
+def test_a_signal_while_a_worker_starts_leaves_no_worker_and_no_traceback(
+    tmp_path: Path, commands: list[Command], how: str, status: int
+) -> None:
+    # between the worker's exec and the pool's record of it. Without the hold-back, "term" left
+    # a worker the pool did not know, which read a closed pipe and printed an EOFError
+    # traceback; "ctrl-c" (to the whole group) interrupted the worker's start-up with a
+    # KeyboardInterrupt traceback
+    argv = [sys.executable, str(SPAWN_RACE), how]
+    commands.append(proc := Command(argv, tmp_path / "logs"))
+    got, stdout, _ = proc.wait()
+    left, _ = wait_until_gone(proc.pid, ORPHAN_DEADLINE_S)
+    stderr = proc.stderr_path.read_text()  # read after every process of the group is gone
+    assert (got, stdout, stderr, left) == (status, "1\n", "", [])
+
+
 # ---------------------------------------------------------------------------------------------
 # a real semcom run, while two worker processes train its models
 
@@ -395,9 +463,10 @@ def test_a_signal_during_training_leaves_no_process(
     wait_for_workers(proc.pid, 2)  # the two training workers
     os.kill(proc.pid, signum)  # the main process only, like kill PID
     signalled = time.monotonic()
-    status, stdout, stderr = proc.wait()
+    status, stdout, _ = proc.wait()
     left, _ = wait_until_gone(proc.pid, 30.0)
     waited = time.monotonic() - signalled  # SIGTERM: includes the run's own cleanup
+    stderr = proc.stderr_path.read_text()  # with whatever a worker wrote after the parent
     limit = ORPHAN_DEADLINE_S if signum == signal.SIGKILL else 30.0
     assert left == [] and waited < limit, (left, waited)
     assert "model isfr: mlp" in stdout and "trained in" not in stdout  # it was training
