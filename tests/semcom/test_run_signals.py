@@ -324,6 +324,14 @@ class Command:
         status = self.proc.wait(timeout=timeout)
         return status, self.stdout_path.read_text(), self.stderr_path.read_text()
 
+    def wait_for_group(self, within: float) -> tuple[int, str, str, list[int]]:
+        """Exit status, stdout, stderr and the group's members still alive after up to
+        ``within`` s; the output is read once the group is gone (or the time is up), so it
+        holds whatever a worker wrote after the command ended."""
+        status = self.proc.wait(timeout=60.0)
+        left, _ = wait_until_gone(self.pid, within)
+        return status, self.stdout_path.read_text(), self.stderr_path.read_text(), left
+
     def kill_group(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -391,9 +399,7 @@ def test_a_signal_mid_sweep_leaves_no_process_and_keeps_the_rows(
         os.kill(proc.pid, signum)
     else:
         os.killpg(proc.pid, signum)
-    status, _, _ = proc.wait()
-    left, _ = wait_until_gone(proc.pid, 10.0)
-    stderr = proc.stderr_path.read_text()  # with whatever a worker wrote after the parent
+    status, _, stderr, left = proc.wait_for_group(10.0)
     assert status == 128 + signum, stderr
     name = signal.Signals(signum).name
     [line] = stderr.splitlines()  # one line, no traceback
@@ -441,9 +447,7 @@ def test_a_signal_while_a_worker_starts_leaves_no_worker_and_no_traceback(
     # KeyboardInterrupt traceback
     argv = [sys.executable, str(SPAWN_RACE), how]
     commands.append(proc := Command(argv, tmp_path / "logs"))
-    got, stdout, _ = proc.wait()
-    left, _ = wait_until_gone(proc.pid, ORPHAN_DEADLINE_S)
-    stderr = proc.stderr_path.read_text()  # read after every process of the group is gone
+    got, stdout, stderr, left = proc.wait_for_group(ORPHAN_DEADLINE_S)
     assert (got, stdout, stderr, left) == (status, "1\n", "", [])
 
 
@@ -464,10 +468,8 @@ def test_a_signal_during_training_leaves_no_process(
     wait_for_workers(proc.pid, 2)  # the two training workers
     os.kill(proc.pid, signum)  # the main process only, like kill PID
     signalled = time.monotonic()
-    status, stdout, _ = proc.wait()
-    left, _ = wait_until_gone(proc.pid, 30.0)
+    status, stdout, stderr, left = proc.wait_for_group(30.0)
     waited = time.monotonic() - signalled  # SIGTERM: includes the run's own cleanup
-    stderr = proc.stderr_path.read_text()  # with whatever a worker wrote after the parent
     limit = ORPHAN_DEADLINE_S if signum == signal.SIGKILL else 30.0
     assert left == [] and waited < limit, (left, waited)
     assert "model isfr: mlp" in stdout and "trained in" not in stdout  # it was training
