@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="method option, repeatable (e.g. refine=false, patterns=all)",
+        help="method option, repeatable (e.g. refine=false, patterns=all, time_limit=inf)",
     )
     parser.add_argument("--ber-model", default=None, help="override the BER model: exact or bound")
     group = parser.add_argument_group("random instances (--random)")
@@ -78,7 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+_INFINITE = ("inf", "+inf", "-inf", "infinity", "+infinity", "-infinity")
+"""Option values read as a float infinity besides YAML's ``.inf`` (``float`` accepts them)."""
+
+
 def _options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict; each value read as YAML 1.2 (``refine=false``,
+    ``refine_steps=[power, matching]``), and ``inf``/``-inf`` as the float infinities."""
     import yaml
 
     from semcom.scenario.yaml12 import load_yaml
@@ -93,6 +99,9 @@ def _options(items: list[str]) -> dict[str, Any]:
             out[key] = load_yaml(value) if value.strip() else None
         except yaml.YAMLError:
             raise ConfigError(f"option: {item!r} is invalid; allowed: KEY=VALUE") from None
+        if isinstance(out[key], str) and out[key].strip().lower() in _INFINITE:
+            # YAML spells infinity ".inf"; "time_limit=inf" is what a user types
+            out[key] = float(out[key])
     return out
 
 

@@ -64,6 +64,24 @@ def test_human_table(capsys):
     assert out.startswith("method hierarchical") and "feature" in out and "objective" in out
 
 
+@pytest.mark.parametrize("spelling", ["inf", "Infinity", "+inf", ".inf"])
+def test_time_limit_inf_means_no_limit(capsys, spelling):
+    """``time_limit=inf`` as a user types it (Python's spelling) is the documented "no
+    limit", like YAML's ``.inf``: the search runs to its proof."""
+    argv = ["solve", "--random", "4", "4", "1", "--method", "exact", "--json"]
+    assert main([*argv, "--option", f"time_limit={spelling}"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["optimal"] is True and data["stopped_by"] is None
+
+
+@pytest.mark.parametrize("value", ["-inf", "nan", "0"])
+def test_time_limit_outside_its_range_exits_2(capsys, value):
+    argv = ["solve", "--random", "4", "4", "1", "--method", "exact", "--json"]
+    assert main([*argv, "--option", f"time_limit={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "time_limit=" in err and "allowed: time_limit > 0" in err
+
+
 @pytest.mark.parametrize(
     "extra",
     [["--random", "6", "0", "1"], ["--random", "6", "4", "1", "--eta", "0.01"],
