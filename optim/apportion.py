@@ -294,7 +294,7 @@ def dhondt_batch(
     Frame ``b`` equals ``dhondt(template.replace(gains=gains[b]), ...)``.
     """
     check_dhondt_options(threshold, power_levels, rule)
-    arr = check_gains(gains)
+    arr = check_gains(gains, template)
     frames, k = arr.shape
     if k != template.n_subchannels:
         template = template.replace(gains=np.zeros(k))

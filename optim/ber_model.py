@@ -86,7 +86,10 @@ def ber_value(mod, m: int, gam: float) -> float:
 
 @shared()
 def log_neg_slope(mod, m: int, gam: float) -> tuple[float, float]:
-    """Exact model: ``D = ln(-f'(gamma))`` and ``dD/dgamma = -S2 / (2 gamma S1)``."""
+    """Exact model: ``D = ln(-f'(gamma))`` and ``dD/dgamma = -S2 / (2 gamma S1)``; at
+    ``gamma <= 0`` (an SNR that underflowed) their limits ``(+inf, -inf)``."""
+    if gam <= 0.0:
+        return math.inf, -math.inf
     b0 = mod.qb[m, 0]
     s1 = 0.0
     s2 = 0.0

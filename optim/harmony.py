@@ -299,7 +299,7 @@ def harmony_batch(template: Problem, gains: Any, **options: Any) -> BatchResult:
     name, base_options = _base(
         options.pop("base", "hierarchical"), options.pop("base_options", None)
     )
-    arr = check_gains(gains)
+    arr = check_gains(gains, template)
     check_options(**{key: options.get(key, value) for key, value in _DEFAULTS.items()})
     solve_batch(template, np.zeros((0, arr.shape[1])), name, **base_options)  # its checks
     design = design_gains(arr, **options)

@@ -164,7 +164,8 @@ def _power_exact(mod, alpha, nu, mods, n, budget, p, gam, la) -> float:
             lo = x
         else:
             hi = x
-        xn = x - r / dsum
+        # dsum == 0: every slope underflowed (SNRs near 0); fall back on the bracket
+        xn = x - r / dsum if dsum != 0.0 else math.nan
         if lo > -np.inf and hi < np.inf:
             if not (xn > lo and xn < hi):
                 xn = 0.5 * (lo + hi)

@@ -516,7 +516,7 @@ def polca_batch(template: Problem, gains: Any, **options: Any) -> BatchResult:
         raise ConfigError("seed: Generator is not supported by solve_batch; allowed: an "
                           "integer >= 0 or None")  # fmt: skip
     opts = _check({**defaults, **options})
-    arr = check_gains(gains)
+    arr = check_gains(gains, template)
     frames, k = arr.shape
     if k != template.n_subchannels:
         template = template.replace(gains=np.zeros(k))

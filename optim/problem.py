@@ -57,6 +57,7 @@ from channels.errors import (
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
 from channels.names import MODULATION_NAMES
 from optim.feature_terms import feature_terms
+from optim.snr_range import check_power_budget, first_gain_outside, gain_rule
 
 BER_MODELS = ("exact", "bound")
 """``exact``: exact Gray BER; ``bound``: ``A exp(-B gamma)`` (docs/method.md §4.4)."""
@@ -82,9 +83,10 @@ class Problem:
             sent (zero-filled at the receiver), i.e. ``E[z_l^2]`` over the feature's scalars. Must
             be > 0 under the normalised model.
         gains (array [K], float >= 0): Subchannel power gains ``g_k = |h_k|^2`` (perfect CSI).
-            ``K = 0`` is allowed.
+            ``K = 0`` is allowed. A positive gain's SNR at the whole budget,
+            ``g_k P_tot / sigma^2``, is in ``[1e-100, 1e100]`` (:mod:`optim.snr_range`).
         power_budget (float >= 0): ``P_tot``: bound on the sum of per-symbol powers of the selected
-            features.
+            features; 0 or in ``[1e-50, 1e50]``.
         symbol_budget (float >= 0): ``S_max``: bound on the total number of channel symbols of the
             selected features (``sum_i S_i(m_i)``).
         scalars_per_feature (int >= 1): ``L`` (default 64).
@@ -151,6 +153,11 @@ class Problem:
         for name in ("noise_power", "quantiser_span"):
             value = getattr(self, name)
             put(name, check_real(name, value, 0, open_low=True, coerce=True, max_repr=_MAX_REPR))
+        check_power_budget(self.power_budget)
+        bad = first_gain_outside(self.gains, self.power_budget, self.noise_power)
+        if bad >= 0:
+            raise fail(f"gains[{bad}]", float(self.gains[bad]),
+                       gain_rule(self.power_budget, self.noise_power))  # fmt: skip
         mods = self.modulations
         if isinstance(mods, str) or not isinstance(mods, Sequence) or len(mods) == 0:
             raise fail(

@@ -57,6 +57,8 @@ from optim.batch.refine import (
     hierarchical_int_size,
 )
 from optim.ber_model import BerModel
+from optim.problem import Problem
+from optim.snr_range import gain_bounds, gain_rule
 from optim.twin import cuda_kernel
 
 THREADS_PER_BLOCK = 64
@@ -147,9 +149,10 @@ def _refined_kernel(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_sum, 
                              qw, qs, ba, bb, exact, cost_n[:, t])  # fmt: skip
 
 
-def _check_kernel(gains, out, first):  # noqa: ANN001, ANN202
+def _check_kernel(gains, out, first, low, high):  # noqa: ANN001, ANN202
     """Copy ``gains`` [F, K] (any float dtype and strides) into ``out`` (float64, contiguous)
-    and lower ``first[0]`` to the flat index of the row's first non-finite or negative entry."""
+    and lower ``first[0]`` to the flat index of the row's first non-finite or negative entry,
+    or positive entry outside ``[low, high]`` (:func:`optim.snr_range.gain_bounds`)."""
     b = cuda.grid(1)
     if b >= gains.shape[0]:
         return
@@ -157,7 +160,7 @@ def _check_kernel(gains, out, first):  # noqa: ANN001, ANN202
     for j in range(k):
         v = gains[b, j] * 1.0
         out[b, j] = v
-        if not (math.isfinite(v) and v >= 0.0):
+        if not (math.isfinite(v) and v >= 0.0) or (v > 0.0 and (v < low or v > high)):
             cuda.atomic.min(first, 0, b * k + j)
             return
 
@@ -182,8 +185,10 @@ def is_device_array(x: Any) -> bool:
     return not isinstance(x, np.ndarray) and hasattr(x, "copy_to_host")
 
 
-def device_gains(gains: Any) -> Any:
-    """``gains`` on the device as a C-contiguous float64 array [F, K] of finite entries >= 0.
+def device_gains(gains: Any, template: Problem) -> Any:
+    """``gains`` on the device as a C-contiguous float64 array [F, K] of finite entries >= 0,
+    each positive one within the SNR range of ``template``'s budget and noise
+    (:mod:`optim.snr_range`).
 
     Host input (a NumPy array already checked by :func:`optim.batch.solve.check_gains`) is
     copied; device input is checked and copied by a kernel, and only the first bad entry (if
@@ -211,12 +216,16 @@ def device_gains(gains: Any) -> Any:
     if frames * k == 0:
         return out
     first = cuda.to_device(np.array([frames * k], np.int64))
-    _kernel("check")[_grid(frames)](arr, out, first)
+    power, noise = float(template.power_budget), float(template.noise_power)
+    low, high = gain_bounds(power, noise)
+    _kernel("check")[_grid(frames)](arr, out, first, low, high)
     idx = int(first.copy_to_host()[0])
     if idx < frames * k:
         b, j = divmod(idx, k)
         value = float(out[b : b + 1, j : j + 1].copy_to_host()[0, 0])
-        raise fail(f"gains[{b}, {j}]", value, "finite numbers >= 0")
+        finite = math.isfinite(value) and value >= 0.0
+        raise fail(f"gains[{b}, {j}]", value,
+                   gain_rule(power, noise) if finite else "finite numbers >= 0")  # fmt: skip
     return out
 
 

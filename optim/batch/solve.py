@@ -41,6 +41,7 @@ from optim.batch.plan import (
     pipeline_plan,
 )
 from optim.problem import Allocation, Problem
+from optim.snr_range import first_gain_outside, gain_rule
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,14 @@ def batch_methods() -> tuple[str, ...]:
     return BATCH_METHODS + own
 
 
-def check_gains(gains: Any, n_subchannels: int | None = None) -> np.ndarray:
-    """``gains`` as a C-contiguous float64 array [B, K] of finite numbers >= 0.
+def check_gains(gains: Any, template: Problem | None = None) -> np.ndarray:
+    """``gains`` as a C-contiguous float64 array [B, K] of finite numbers >= 0; with a
+    ``template``, every positive entry also within the SNR range of its budget and noise
+    (:mod:`optim.snr_range`), as ``template.replace(gains=gains[b])`` would require.
 
     Raises:
-        ConfigError: not convertible, not two-dimensional, or an entry non-finite or
-            negative (the message names the first such entry, e.g. ``gains[17, 3]``).
+        ConfigError: not convertible, not two-dimensional, or an entry non-finite, negative
+            or out of range (the message names the first such entry, e.g. ``gains[17, 3]``).
     """
     try:
         arr = np.array(gains, dtype=np.float64)
@@ -106,6 +109,12 @@ def check_gains(gains: Any, n_subchannels: int | None = None) -> np.ndarray:
     if bad.any():
         b, k = (int(v) for v in np.argwhere(bad)[0])
         raise fail(f"gains[{b}, {k}]", float(arr[b, k]), "finite numbers >= 0")
+    if template is not None:
+        power, noise = float(template.power_budget), float(template.noise_power)
+        flat = first_gain_outside(arr, power, noise)
+        if flat >= 0:
+            b, k = divmod(flat, arr.shape[1])
+            raise fail(f"gains[{b}, {k}]", float(arr[b, k]), gain_rule(power, noise))
     return np.ascontiguousarray(arr)
 
 
@@ -263,9 +272,9 @@ def solve_batch(
     if run == "cuda":
         from optim.batch.cuda import device_gains
 
-        arr = device_gains(gains if on_device else check_gains(gains))
+        arr = device_gains(gains if on_device else check_gains(gains, template), template)
     else:
-        arr = check_gains(_host_gains(gains))
+        arr = check_gains(_host_gains(gains), template)
     frames, k = arr.shape
     if k != template.n_subchannels:
         template = template.replace(gains=np.zeros(k))

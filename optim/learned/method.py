@@ -219,7 +219,7 @@ def decide(template: Problem, gains: Any, kind: str, **options: Any) -> BatchRes
     """
     if not isinstance(template, Problem):
         raise fail("problem", type(template).__name__, "optim.Problem")
-    arr = check_gains(gains)
+    arr = check_gains(gains, template)
     kind = check_kind(kind)
     check_options(options)
     loaded = load_or_train(template, arr.shape[1], kind, **options)

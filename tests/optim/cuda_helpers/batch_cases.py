@@ -74,6 +74,8 @@ BAD_INPUTS = [
     ("unknown_method", {"method": "nope", "options": {}}),
     ("unknown_option", {"method": "hierarchical", "options": {"refine": False, "bogus": 1}}),
     ("bad_power", {"method": "hierarchical", "options": {"refine": False, "power": "cvxpy"}}),
+    ("snr_too_low", {"method": "hierarchical", "options": {"refine": False}}),
+    ("snr_too_high", {"method": "lowest-order", "options": {}}),
 ]
 """Bad input that both backends must refuse with the same message."""
 
@@ -90,4 +92,9 @@ def bad_gains(kind: str, template) -> np.ndarray:  # noqa: ANN001
         g[0, 1] = np.inf
     elif kind == "one_dim":
         g = g[0]
+    elif kind == "snr_too_low":  # positive, but below the SNR range (optim.snr_range)
+        g[6, 3] = 1e-300
+        g[8, 0] = 1e-300
+    elif kind == "snr_too_high":
+        g[2, 1] = 1e300
     return g
