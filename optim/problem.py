@@ -188,7 +188,16 @@ class Problem:
                 max_repr=_MAX_REPR,
             )
         # Every cost term must stay finite: w_i * D_i with D_i <= max(D_drop, D_sent(Pb=1/2)).
-        terms = feature_terms(self)
+        try:
+            terms = feature_terms(self)
+        except OverflowError:  # (span / 2^Q)^2 as a Python float
+            terms = None
+        if terms is None or not (np.isfinite(terms.floor).all() and np.isfinite(terms.slope).all()):
+            raise fail(
+                "quantiser_span",
+                self.quantiser_span,
+                "a width small enough that the distortion terms, about L span^2, stay finite",
+            )
         with np.errstate(over="ignore", invalid="ignore"):
             worst = self.weights * np.maximum(terms.drop, terms.floor + 0.5 * terms.slope)
             total = worst.sum()

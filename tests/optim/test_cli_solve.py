@@ -102,6 +102,10 @@ BAD_YAML = {
     "inf_weight": "weights: [.inf, 2]\ndrop_distortion: [0.1, 0.1]\ngains: [1, 1]\n"
     "power_budget: 3\nsymbol_budget: 1000\n",
     "broken": "weights: [1, 2\n",
+    "huge_span": "weights: [1, 2]\ndrop_distortion: [0.1, 0.1]\ngains: [1, 1]\n"
+    "power_budget: 3\nsymbol_budget: 1000\nquantiser_span: 1.0e+300\n",
+    "snr_out_of_range": "weights: [1, 2]\ndrop_distortion: [0.1, 0.1]\ngains: [1, 1.0e-200]\n"
+    "power_budget: 3\nsymbol_budget: 1000\n",
 }
 
 
