@@ -9,9 +9,10 @@ SNR that rounds to 0 inside the BER model's Newton steps), so a problem states i
 - every subchannel's SNR at the whole budget, ``g_k P_tot / sigma^2``, is 0 or in
   ``[1e-100, 1e100]`` (-1000 to +1000 dB), the spread within one frame included.
 
-Every method, per frame and batched, was run at the corners of this range (budgets 1e-50,
-1 and 1e50, noise powers 1e-50, 1 and 1e50, SNRs at both ends, spread over the whole range,
-and with dead subchannels) and gave the same finite result both ways
+The methods that ``optim.solve_batch`` runs in its own kernels (the hierarchical family,
+the baselines and ``exact``), per frame and batched, were run at the corners of this range
+(budgets 1e-50, 1 and 1e50, noise powers 1e-50, 1 and 1e50, SNRs at both ends, spread over
+the whole range, and with dead subchannels) and gave the same finite result both ways
 (``tests/optim/test_snr_range.py``). A link at -300 to +300 dB average SNR (the scenarios'
 range) over fading subchannels sits well inside it.
 

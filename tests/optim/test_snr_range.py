@@ -22,8 +22,11 @@ from channels.errors import ConfigError
 from optim.problem import random_problem
 from optim.snr_range import POWER_MAX, POWER_MIN, SNR_MAX, SNR_MIN, gain_bounds
 
-METHODS = ["hierarchical", "ui-opt", "passive", "hungarian", "equal-power", "lowest-order",
-           "exact"]  # fmt: skip
+METHODS = {"hierarchical": {}, "ui-opt": {}, "passive": {}, "hungarian": {}, "equal-power": {},
+           "lowest-order": {}, "random-matching": {"seed": 1}, "ui-ep": {"seed": 1},
+           "exact": {}}  # fmt: skip
+"""Every method of ``optim.solve`` that ``optim.solve_batch`` runs in its own kernels (a seed
+makes the random ones draw the same matching per frame and batched)."""
 POWERS = [POWER_MIN, 1.0, POWER_MAX]
 NOISES = [1e-50, 1.0, 1e50]
 
@@ -50,11 +53,11 @@ def test_every_method_is_finite_and_batch_equals_per_frame_at_the_corners(power,
     base = random_problem(4, 5, seed=3)
     gains = _corner_snrs(base.n_subchannels, rng) * noise / power
     template = base.replace(power_budget=power, noise_power=noise, gains=gains[0])
-    for method in METHODS:
-        batch = optim.solve_batch(template, gains, method)
+    for method, options in METHODS.items():
+        batch = optim.solve_batch(template, gains, method, **options)
         assert np.isfinite(batch.objective).all(), method
         for b, g in enumerate(gains):
-            one = optim.solve(template.replace(gains=g), method)
+            one = optim.solve(template.replace(gains=g), method, **options)
             assert batch.objective[b] == pytest.approx(one.objective, rel=1e-9), (method, b)
             assert one.feasible, (method, b)
             chosen = np.flatnonzero(batch.selected[b]).tolist()
