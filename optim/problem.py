@@ -193,6 +193,13 @@ class Problem:
         except OverflowError:  # (span / 2^Q)^2 as a Python float
             terms = None
         if terms is None or not (np.isfinite(terms.floor).all() and np.isfinite(terms.slope).all()):
+            if terms is not None and self.distortion_model == "normalised":  # d / drop overflowed
+                raise fail(
+                    "drop_distortion",
+                    self.drop_distortion.tolist(),
+                    "values large enough that the normalised terms d_err / drop stay finite",
+                    max_repr=_MAX_REPR,
+                )
             raise fail(
                 "quantiser_span",
                 self.quantiser_span,

@@ -76,6 +76,10 @@ def test_modulations_are_sorted_by_order_and_deduplicated():
         ({"quantiser_span": 0.0}, "quantiser_span"),
         ({"quantiser_span": 1e300}, "quantiser_span"),  # Delta^2 overflows a Python float
         ({"quantiser_span": 1e154, "bits_per_scalar": 1}, "quantiser_span"),  # L Delta^2 overflows
+        (
+            {"distortion_model": "normalised", "drop_distortion": [0.1, 5e-324, 0.1]},
+            "drop_distortion",
+        ),  # d / drop overflows
     ],
 )
 def test_invalid_fields_raise_one_line_config_error(changes, field):
