@@ -57,7 +57,7 @@ from channels.errors import (
 from channels.feature_bits import bits_array, check_bits_per_scalar, is_uniform
 from channels.names import MODULATION_NAMES
 from optim.feature_terms import feature_terms
-from optim.snr_range import check_power_budget, first_gain_outside, gain_rule
+from optim.snr_range import check_gains_in_range, check_power_budget
 
 BER_MODELS = ("exact", "bound")
 """``exact``: exact Gray BER; ``bound``: ``A exp(-B gamma)`` (docs/method.md §4.4)."""
@@ -154,10 +154,7 @@ class Problem:
             value = getattr(self, name)
             put(name, check_real(name, value, 0, open_low=True, coerce=True, max_repr=_MAX_REPR))
         check_power_budget(self.power_budget)
-        bad = first_gain_outside(self.gains, self.power_budget, self.noise_power)
-        if bad >= 0:
-            raise fail(f"gains[{bad}]", float(self.gains[bad]),
-                       gain_rule(self.power_budget, self.noise_power))  # fmt: skip
+        check_gains_in_range(self.gains, self.power_budget, self.noise_power)
         mods = self.modulations
         if isinstance(mods, str) or not isinstance(mods, Sequence) or len(mods) == 0:
             raise fail(

@@ -42,12 +42,11 @@ SNR_MIN, SNR_MAX = 1e-100, 1e100
 """Range of a positive SNR at the whole budget, ``g_k P_tot / sigma^2``."""
 
 
-def check_power_budget(power_budget: float, field: str = "power_budget") -> float:
-    """``power_budget`` unchanged when it is 0 or in ``[POWER_MIN, POWER_MAX]``, else
-    ConfigError (the caller has checked that it is a finite number >= 0)."""
+def check_power_budget(power_budget: float) -> None:
+    """ConfigError unless ``power_budget`` (a finite number >= 0, checked by the caller) is 0
+    or in ``[POWER_MIN, POWER_MAX]``."""
     if power_budget != 0 and not POWER_MIN <= power_budget <= POWER_MAX:
-        raise fail(field, power_budget, f"0 or a number in [{POWER_MIN:g}, {POWER_MAX:g}]")
-    return power_budget
+        raise fail("power_budget", power_budget, f"0 or a number in [{POWER_MIN:g}, {POWER_MAX:g}]")
 
 
 def gain_bounds(power_budget: float, noise_power: float) -> tuple[float, float]:
@@ -61,13 +60,17 @@ def gain_bounds(power_budget: float, noise_power: float) -> tuple[float, float]:
     return SNR_MIN * scale * (1 - 1e-9), SNR_MAX * scale * (1 + 1e-9)
 
 
-def first_gain_outside(gains: np.ndarray, power_budget: float, noise_power: float) -> int:
-    """Flat index of the first positive entry of ``gains`` (finite, >= 0) outside
-    :func:`gain_bounds`, or -1."""
+def check_gains_in_range(gains: np.ndarray, power_budget: float, noise_power: float) -> None:
+    """ConfigError naming the first positive entry of ``gains`` (any shape, finite, >= 0)
+    outside :func:`gain_bounds`: ``gains[k]`` for a frame [K], ``gains[b, k]`` for frames
+    [B, K]."""
     low, high = gain_bounds(power_budget, noise_power)
-    flat = np.asarray(gains, dtype=np.float64).reshape(-1)
-    bad = (flat > 0) & ((flat < low) | (flat > high))
-    return int(np.argmax(bad)) if bad.any() else -1
+    arr = np.asarray(gains, dtype=np.float64)
+    bad = (arr > 0) & ((arr < low) | (arr > high))
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise fail(f"gains[{', '.join(map(str, index))}]", float(arr[index]),
+                   gain_rule(power_budget, noise_power))  # fmt: skip
 
 
 def gain_rule(power_budget: float, noise_power: float) -> str:
@@ -80,6 +83,6 @@ def gain_rule(power_budget: float, noise_power: float) -> str:
 
 
 __all__ = [
-    "POWER_MAX", "POWER_MIN", "SNR_MAX", "SNR_MIN", "check_power_budget",
-    "first_gain_outside", "gain_bounds", "gain_rule",
+    "POWER_MAX", "POWER_MIN", "SNR_MAX", "SNR_MIN", "check_gains_in_range",
+    "check_power_budget", "gain_bounds", "gain_rule",
 ]  # fmt: skip

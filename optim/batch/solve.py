@@ -41,7 +41,7 @@ from optim.batch.plan import (
     pipeline_plan,
 )
 from optim.problem import Allocation, Problem
-from optim.snr_range import first_gain_outside, gain_rule
+from optim.snr_range import check_gains_in_range
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,7 @@ def check_gains(gains: Any, template: Problem | None = None) -> np.ndarray:
         b, k = (int(v) for v in np.argwhere(bad)[0])
         raise fail(f"gains[{b}, {k}]", float(arr[b, k]), "finite numbers >= 0")
     if template is not None:
-        power, noise = float(template.power_budget), float(template.noise_power)
-        flat = first_gain_outside(arr, power, noise)
-        if flat >= 0:
-            b, k = divmod(flat, arr.shape[1])
-            raise fail(f"gains[{b}, {k}]", float(arr[b, k]), gain_rule(power, noise))
+        check_gains_in_range(arr, float(template.power_budget), float(template.noise_power))
     return np.ascontiguousarray(arr)
 
 
