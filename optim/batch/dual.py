@@ -7,8 +7,14 @@ Both budgets are priced (``lambda`` for the power, ``kappa`` for the symbols), w
 
 an assignment of features to slots (or to "not sent", cost 0) solved by the Hungarian
 algorithm. Per ``ln lambda`` (the pipeline's multiplier plus fixed offsets) a bisection on
-``kappa`` collects every assignment that meets ``S_max``; the distinct ones get their exact
-optimal power (:mod:`optim.optimal_power`) and are ranked by (P0). The slot terms and the
+``kappa`` collects every assignment that meets ``S_max``; the distinct ones are ranked by
+(P0) at their exact optimal power (:mod:`optim.optimal_power`). Only the first ``count`` are
+kept, so a row is priced only while its dual bound (eq. 2 of :mod:`optim.slots`, the best of
+the ``D`` multipliers) does not exceed the ``count``-th best value already met, rows taken in
+increasing order of their bound: a row skipped has a larger value than each one kept (the
+bound is a lower bound, and a margin of ``1e-9`` of its terms' magnitude covers rounding), so
+the starts and their order are those of pricing every row (at ``N = K = 16`` about 1 row
+priced in 28). The slot terms and the
 bisection are the per-frame solver's own kernels (:func:`optim.slots.slot_terms_into`,
 :func:`optim.dual.dual_search_into`); what this module adds is the per-frame workspace and the
 ranking, which follows the per-frame code's order (distinct rows sorted lexicographically as
@@ -71,14 +77,67 @@ def _row_less(rows, a, b, width) -> bool:
 
 
 @shared()
+def row_bound(table, loglam, rows, r, n_feat, base, budget) -> tuple[float, float]:
+    """The dual bound (eq. 2 of :mod:`optim.slots`, weak duality) of distinct row ``r`` at the
+    best of the ``D`` multipliers, and a margin for its rounding (``1e-9`` of the magnitude of
+    its terms); ``-inf`` where it is not a number.
+
+    Every allocation's (P0) at its optimal power is at least
+    ``base + sum_i table[d, i, m_i, s_i] - lambda_d P_tot`` for every ``d``."""
+    best = -math.inf
+    margin = 0.0
+    for d in range(loglam.size):
+        lam_p = math.exp(loglam[d]) * budget
+        acc = 0.0
+        mag = abs(base) + lam_p
+        for i in range(n_feat):
+            slot = rows[r, i]
+            if slot >= 0:
+                v = table[d, i, rows[r, n_feat + i], slot]
+                acc += v
+                mag += abs(v)
+        bound = base + acc - lam_p
+        if bound > best:
+            best = bound
+            margin = 1e-9 * mag
+    return best, margin
+
+
+@shared()
+def kth_smallest(values, flag, n, count) -> float:
+    """The ``count``-th smallest of ``values[q]`` over ``q < n`` with ``flag[q] == 0``, counting
+    equal values with their multiplicity (``inf`` when fewer; NaN entries are left out)."""
+    prev = -math.inf
+    got = 0
+    while True:
+        cur = math.inf
+        mult = 0
+        for q in range(n):
+            if flag[q] == 0:
+                v = values[q]
+                if v > prev:
+                    if v < cur:
+                        cur = v
+                        mult = 1
+                    elif v == cur:
+                        mult += 1
+        if mult == 0:
+            return math.inf
+        got += mult
+        if got >= count:
+            return cur
+        prev = cur
+
+
+@shared()
 def dual_float_size(n_feat: int, k: int, n_mod: int, n_off: int, iters: int) -> int:
     """Float64 scratch of :func:`dual_starts_into`."""
     kp = max(min(n_feat, k), 1)
     nf = max(n_feat, 1)
     rows = n_off * (iters + 1)
     cols = kp + nf + 1
-    return (kp + n_off + n_off * nf * n_mod * kp + rows + rows * nf + 9 * nf + nf * (kp + nf)
-            + (nf + 1) + 2 * cols)  # fmt: skip
+    return (kp + n_off + n_off * nf * n_mod * kp + 3 * rows + rows * nf + 9 * nf
+            + nf * (kp + nf) + (nf + 1) + 2 * cols)  # fmt: skip
 
 
 @shared()
@@ -123,6 +182,10 @@ def dual_starts_into(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, 
     table = fb[o : o + n_off * n_feat * n_mod * kp].reshape((n_off, n_feat, n_mod, kp))
     o += n_off * n_feat * n_mod * kp
     values = fb[o : o + nr]
+    o += nr
+    lb = fb[o : o + nr]
+    o += nr
+    slack = fb[o : o + nr]
     o += nr
     power = fb[o : o + nr * n_feat].reshape((nr, n_feat))
     o += nr * n_feat
@@ -244,18 +307,34 @@ def dual_starts_into(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, 
         sc_p[i] = 0.0
         sc_g[i] = 0.0
     for q in range(n_rows):
-        r = srt[q]
+        lb[q], slack[q] = row_bound(table, loglam, rows, srt[q], n_feat, base, budget)
+        values[q] = math.inf
+        taken[q] = 1  # not evaluated (yet): left out of the ranking
+    # Rows in increasing order of their bound, until the bound of the next one exceeds the
+    # count-th best value met: those left cannot rank among the first count.
+    n_eval = 0
+    kth = math.inf
+    while True:
+        nxt = -1
+        for q in range(n_rows):
+            if taken[q] == 1 and (nxt < 0 or lb[q] < lb[nxt]):
+                nxt = q
+        if nxt < 0 or (n_eval >= count and lb[nxt] > kth + slack[nxt] + 1e-9 * abs(kth)):
+            break
+        r = srt[nxt]
         for i in range(n_feat):
             slot = rows[r, i]
             a_row[i] = alpha[i]
             nu_row[i] = g[chan[slot if slot >= 0 else 0]] / noise
             m_row[i] = rows[r, n_feat + i] if slot >= 0 else -1
             ee[i] = e[i] if slot >= 0 else 0.0
-        err = optimal_power_row(mod, a_row, nu_row, m_row, n_feat, budget, power[q], sc_a, sc_v,
-                                sc_m, sc_i, sc_p, sc_g, sc_t, sc_c, sc_ci)  # fmt: skip
-        values[q] = base + pairwise_sum(ee, n_feat) + err
-    for q in range(n_rows):
-        taken[q] = 0
+        err = optimal_power_row(mod, a_row, nu_row, m_row, n_feat, budget, power[nxt], sc_a,
+                                sc_v, sc_m, sc_i, sc_p, sc_g, sc_t, sc_c, sc_ci)  # fmt: skip
+        values[nxt] = base + pairwise_sum(ee, n_feat) + err
+        taken[nxt] = 0
+        n_eval += 1
+        if n_eval >= count:
+            kth = kth_smallest(values, taken, n_rows, count)
     out = 0
     while out < count:
         best = -1
