@@ -1,0 +1,149 @@
+"""optim.batch.local: the dual bounds that let the batched local search skip neighbours.
+
+A neighbour is skipped only when its bound shows that scoring it could not change a choice,
+so the search's results are those of scoring every neighbour; that is tested against the
+per-frame solver, which scores them all, in ``test_solve_batch`` (refined frames). Here the
+bound itself: weak duality (eq. 2 of :mod:`optim.slots`) says that no power within the
+budget gives a row a lower (P0) than its bound, and strong duality (the BER models are convex)
+that the bound of an allocation at its own optimal power and multiplier is its value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from optim.batch.local import (
+    _keep_smallest,
+    current_bound,
+    exact_power_row,
+    row_bounds,
+    score_row,
+    scratch,
+    value_row,
+)
+from optim.batch.plan import pipeline_plan
+from optim.problem import random_problem
+
+
+def test_keep_smallest_keeps_the_smallest_values_in_order():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        size = int(rng.integers(1, 6))
+        values = rng.integers(0, 6, int(rng.integers(0, 15))).astype(np.float64)
+        values[rng.random(values.size) < 0.1] = np.nan
+        best = np.full(size, np.inf)
+        for v in values:
+            _keep_smallest(best, v)
+        expected = sorted(v for v in values if not np.isnan(v))[:size]
+        expected += [math.inf] * (size - len(expected))
+        assert best.tolist() == expected
+
+
+def _case(rng, model):
+    n = int(rng.choice([3, 5, 8, 12, 16]))
+    k = int(rng.choice([2, n, n + 4]))
+    p = random_problem(
+        n,
+        k,
+        seed=int(rng.integers(2**31)),
+        profile=str(rng.choice(["ordered", "flat", "random"])),
+        snr_db=float(rng.choice([-10.0, 0.0, 10.0, 25.0])),
+        ber_model=model,
+    )
+    c, _ = pipeline_plan(p, "hierarchical", {}).arrays["refine"]
+    g = rng.exponential(size=k)
+    g[rng.random(k) < 0.15] = 0.0
+    return p, c, g
+
+
+def _allocation(rng, p, width):
+    """Random features on distinct subchannels with random modulations (the symbol budget
+    plays no part in the bound), padded to ``width`` with unused entries."""
+    f = np.zeros(width, np.int64)
+    s = np.zeros(width, np.int64)
+    pat = np.full(width, -1, np.int64)
+    used = int(rng.integers(1, min(p.n_features, p.n_subchannels, width - 1) + 1))
+    f[:used] = rng.choice(p.n_features, used, replace=False)
+    s[:used] = rng.choice(p.n_subchannels, used, replace=False)
+    pat[:used] = rng.integers(0, len(p.modulations), used)
+    return f, s, pat
+
+
+def _neighbour(rng, p, f, s, pat):
+    """Change one or two entries (feature, subchannel, modulation, or drop or add one)."""
+    f, s, pat = f.copy(), s.copy(), pat.copy()
+    for j in rng.choice(f.size, int(rng.integers(1, 3)), replace=False):
+        kind = int(rng.integers(4))
+        if kind == 0:
+            f[j] = rng.integers(p.n_features)
+        elif kind == 1:
+            s[j] = rng.integers(p.n_subchannels)
+        elif kind == 2:
+            pat[j] = rng.integers(-1, len(p.modulations))
+        else:
+            f[j], s[j] = rng.integers(p.n_features), rng.integers(p.n_subchannels)
+            pat[j] = rng.integers(0, len(p.modulations))
+    return f, s, pat
+
+
+@pytest.mark.parametrize("model", ["exact", "bound"])
+def test_no_power_within_the_budget_beats_a_neighbours_bound(model):
+    rng = np.random.default_rng(1 if model == "exact" else 2)
+    checked = 0
+    for _ in range(40):
+        p, c, g = _case(rng, model)
+        width = p.n_features + 1
+        f, s, pat = _allocation(rng, p, width)
+        w = np.zeros(width)
+        per, t, cc, rate, pw = (np.zeros(width) for _ in range(5))
+        order = np.zeros(width, np.int64)
+        score_row(c, g, f, s, pat, width, False, t, cc, order, pw, rate, per)
+        terms = np.zeros(width)
+        lnlam, total = current_bound(c, g, f, s, pat, pw, width, terms)
+        if lnlam == -math.inf:
+            continue
+        rows = [_neighbour(rng, p, f, s, pat) for _ in range(30)]
+        rows_f, rows_s, rows_p = (np.array([r[i] for r in rows]) for i in range(3))
+        lb, slack = np.zeros(len(rows)), np.zeros(len(rows))
+        row_bounds(c, g, f, s, pat, width, lnlam, terms, total, rows_f, rows_s, rows_p,
+                   len(rows), lb, slack)  # fmt: skip
+        fs, is_ = scratch(width)
+        for q in range(len(rows)):
+            for equal in (False, True):
+                sc = score_row(c, g, rows_f[q], rows_s[q], rows_p[q], width, equal, t, cc,
+                               order, w, rate, per)  # fmt: skip
+                assert lb[q] <= sc + slack[q]
+            exact_power_row(c, g, rows_f[q], rows_s[q], rows_p[q], width, w, fs, is_)
+            assert w.sum() <= p.power_budget * (1 + 1e-12)
+            best = value_row(c, g, rows_f[q], rows_s[q], rows_p[q], w, width, per)
+            assert lb[q] <= best + slack[q]
+            assert 0 < slack[q] < 1e-6 * (abs(best) + abs(lb[q]) + 1.0)
+            checked += 1
+    assert checked > 500
+
+
+@pytest.mark.parametrize("model", ["exact", "bound"])
+def test_the_bound_of_an_allocation_at_its_optimal_power_is_its_value(model):
+    rng = np.random.default_rng(3 if model == "exact" else 4)
+    gaps = []
+    for _ in range(40):
+        p, c, g = _case(rng, model)
+        width = p.n_features + 1
+        f, s, pat = _allocation(rng, p, width)
+        pw, per = np.zeros(width), np.zeros(width)
+        fs, is_ = scratch(width)
+        exact_power_row(c, g, f, s, pat, width, pw, fs, is_)
+        if not (pw > 0).any():
+            continue
+        value = value_row(c, g, f, s, pat, pw, width, per)
+        terms = np.zeros(width)
+        lnlam, total = current_bound(c, g, f, s, pat, pw, width, terms)
+        bound = c.wd_sum + total - math.exp(lnlam) * c.P
+        assert bound <= value + 1e-9 * (abs(value) + math.exp(lnlam) * c.P)
+        gaps.append((value - bound) / max(abs(value), 1e-300))
+    assert len(gaps) > 30
+    # the exact model's H is tabulated (chords of a fine grid), so a tiny gap remains
+    assert max(gaps) < (1e-4 if model == "exact" else 1e-9)
