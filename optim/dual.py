@@ -24,8 +24,9 @@ multiplier of the pipeline's best candidate. It is the branch and bound's root p
 heuristic (:func:`optim.bnb.lagrangian_heuristic`) without its multiplier search, which costs
 most of its time.
 
-Cost: ``D`` multipliers x ``~30`` bisection steps x one ``n x (K' + n)`` assignment
-(``K' = min(N, K)``), all compiled: well under a millisecond at ``N = K = 16``.
+Cost: ``D`` multipliers x ``~30`` bisection steps (about 20 where no two features and no two
+slots are alike: :func:`dual_search_into` then stops once no other piece is left to find)
+x one ``n x (K' + n)`` assignment (``K' = min(N, K)``), all compiled.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "dual_candidates",
     "dual_search_into",
     "log_multiplier",
+    "tie_free",
 ]
 
 DEFAULT_OFFSETS = (-2.0, -1.0, 0.0, 1.0, 2.0)
@@ -95,15 +97,77 @@ def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv,
     return used
 
 
+CERTIFY_FROM = 12
+"""Bisection step from which :func:`dual_search_into` tries to end early (earlier tries
+mostly fail while the bracket still holds several breakpoints, and cost an assignment each)."""
+
+
+@shared()
+def tie_free(alpha, nu, kp) -> bool:
+    """Whether the assignments of :func:`dual_assignment_into` can tie only by coincidence:
+    every ``alpha_i`` and every slot's ``nu_s`` (``s < kp``) positive and distinct. Equal ones
+    make whole families of equally good assignments (two features, or two slots, exchanged)."""
+    for i in range(alpha.size):
+        if not alpha[i] > 0.0:
+            return False
+        for j in range(i):
+            if alpha[i] == alpha[j]:
+                return False
+    for s in range(kp):
+        if not nu[s] > 0.0:
+            return False
+        for j in range(s):
+            if nu[s] == nu[j]:
+                return False
+    return True
+
+
+@shared()
+def _slots_distinct(table, d) -> bool:
+    """Whether every feature's and modulation's slot terms ``table[d, i, m, :]`` increase
+    strictly along the slots (they never decrease: the slots come by decreasing gain). Equal
+    ones, e.g. where ``H`` saturates at zero power, make exchanges of slots tie."""
+    n_feat, n_mod, kp = table.shape[1], table.shape[2], table.shape[3]
+    for i in range(n_feat):
+        for m in range(n_mod):
+            for j in range(kp - 1):
+                if not table[d, i, m, j] < table[d, i, m, j + 1]:
+                    return False
+    return True
+
+
+@shared()
+def _line(table, d, n_feat, col, mods) -> float:
+    """``sum_i table[d, i, m_i, s_i]`` over the sent features: with the symbols used ``S``,
+    the assignment's cost at any ``kappa`` is ``C + kappa S``."""
+    acc = 0.0
+    for i in range(n_feat):
+        if col[i] >= 0:
+            acc += table[d, i, mods[i], col[i]]
+    return acc
+
+
 @shared()
 def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
-                     mods, c2, m2, out_s, out_m) -> None:  # fmt: skip
+                     mods, c2, m2, out_s, out_m, certify) -> None:  # fmt: skip
     """Per multiplier ``d``: bisection for the smallest ``kappa`` whose assignment fits.
 
     Writes ``out_s [D, iters + 1, N]`` (slot per feature, -1: not sent) and ``out_m`` of the
     same shape: every feasible assignment met on the way (rows of -1 where the step was
     infeasible). ``col``, ``mods``, ``c2``, ``m2`` int [N] and the rest (those of
     :func:`dual_assignment_into`) are scratch.
+
+    Ending early (``certify``: :func:`tie_free` holds, and the multiplier's slot terms differ
+    between slots: :func:`_slots_distinct`). The optimal cost ``V(kappa)`` of the
+    assignment is concave and piecewise linear, one piece ``C_A + kappa S_A`` per assignment.
+    With ``A_lo`` optimal at ``lo`` (infeasible) and ``A_hi`` at ``hi`` (feasible), let
+    ``kappa_x`` be where their lines cross. If ``V(kappa_x)`` is on both lines, concavity
+    leaves no other piece in ``[lo, hi]``: every later step returns ``A_lo`` (infeasible,
+    not recorded) or ``A_hi`` (recorded already), so the bisection stops with the rows it
+    would have recorded. One assignment at ``kappa_x`` checks it; it is tried from step
+    :data:`CERTIFY_FROM` on, after a step that found no new piece. Without ties (which
+    ``certify`` excludes) each step's assignment is the unique optimum, so the rows are the
+    same; the check allows ``1e-13`` of the costs' magnitude for rounding.
     """
     n_lam, n_feat, n_mod, kp = table.shape
     for d in range(n_lam):
@@ -128,27 +192,51 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
                                     hway, hminv, hdone, col, mods)  # fmt: skip
         if used > smax + 1e-9:
             lo = 0.0
+            c_lo = _line(table, d, n_feat, col, mods)
+            s_lo = used
             hi = 2.0 * spread / smin + 1.0
             used = dual_assignment_into(table, d, hi, sym, work, best_m, n_feat, kp, hu, hv, hp,
                                         hway, hminv, hdone, col, mods)  # fmt: skip
+            c_hi = _line(table, d, n_feat, col, mods)
+            s_hi = used
+            unchanged = False
+            can_stop = certify and iters > CERTIFY_FROM and _slots_distinct(table, d)
             for it in range(iters):
+                if can_stop and unchanged and it >= CERTIFY_FROM:
+                    unchanged = False
+                    kx = (c_hi - c_lo) / (s_lo - s_hi)
+                    if lo < kx < hi:
+                        ux = dual_assignment_into(table, d, kx, sym, work, best_m, n_feat,
+                                                  kp, hu, hv, hp, hway, hminv, hdone, c2,
+                                                  m2)  # fmt: skip
+                        vx = _line(table, d, n_feat, c2, m2) + kx * ux
+                        tol = 1e-13 * (abs(c_lo) + abs(c_hi) + kx * (s_lo + s_hi))
+                        if vx >= c_lo + kx * s_lo - tol:
+                            break
                 mid = 0.5 * (lo + hi)
                 u2 = dual_assignment_into(table, d, mid, sym, work, best_m, n_feat, kp, hu, hv,
                                           hp, hway, hminv, hdone, c2, m2)  # fmt: skip
+                c_mid = _line(table, d, n_feat, c2, m2)
                 if u2 <= smax + 1e-9:
+                    unchanged = u2 == s_hi and c_mid == c_hi
                     hi = mid
+                    c_hi = c_mid
+                    s_hi = u2
                     for i in range(n_feat):
                         out_s[d, it + 1, i] = c2[i]
                         out_m[d, it + 1, i] = m2[i]
                 else:
+                    unchanged = u2 == s_lo and c_mid == c_lo
                     lo = mid
+                    c_lo = c_mid
+                    s_lo = u2
         for i in range(n_feat):
             out_s[d, 0, i] = col[i]
             out_m[d, 0, i] = mods[i]
 
 
 @numba.njit(cache=True)
-def _dual_search(table, sym, smax, iters):
+def _dual_search(table, sym, smax, iters, certify):
     """:func:`dual_search_into` with its scratch allocated: ``(out_s, out_m)``."""
     n_lam, n_feat, _, kp = table.shape
     work = np.empty((n_feat, kp + n_feat))
@@ -161,7 +249,7 @@ def _dual_search(table, sym, smax, iters):
     out_s = np.empty((n_lam, iters + 1, n_feat), np.int64)
     out_m = np.empty((n_lam, iters + 1, n_feat), np.int64)
     dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
-                     mods, c2, m2, out_s, out_m)  # fmt: skip
+                     mods, c2, m2, out_s, out_m, certify)  # fmt: skip
     return out_s, out_m
 
 
@@ -224,7 +312,8 @@ def dual_candidates(
     loglam = log_lambda + np.asarray(offsets, dtype=np.float64)
     table = slot_terms(mod, alpha, e, nu, loglam, len(problem.modulations))
     sym = np.ascontiguousarray(problem.symbol_table, dtype=np.float64)  # [N, M]
-    slots, mods = _dual_search(table, sym, float(problem.symbol_budget), iters)
+    certify = bool(tie_free(np.ascontiguousarray(alpha, dtype=np.float64), nu, kp))
+    slots, mods = _dual_search(table, sym, float(problem.symbol_budget), iters, certify)
     slots = slots.reshape(-1, n_feat)
     mods = mods.reshape(-1, n_feat)
     keep = (slots >= 0).any(axis=1)

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from optim.batch.arith import pairwise_sum, subchannel_rank
-from optim.dual import dual_search_into
+from optim.dual import dual_search_into, tie_free
 from optim.optimal_power import candidate_value_into, optimal_power_row
 from optim.slots import slot_terms_into
 from optim.twin import shared
@@ -263,7 +263,7 @@ def dual_starts_into(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, 
         loglam[d] = loglam0 + offsets[d]
     slot_terms_into(mod, alpha, e, nu, loglam, n_mod, table, sc_a, sc_v)
     dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hminv, hdone, col,
-                     mods, c2, m2, out_s, out_m)  # fmt: skip
+                     mods, c2, m2, out_s, out_m, tie_free(alpha, nu, kp))  # fmt: skip
     n_rows = 0
     for d in range(n_off):
         for it in range(iters + 1):

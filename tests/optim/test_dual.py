@@ -83,3 +83,74 @@ def test_dual_start_fixes_the_weak_subchannel_case():
     lev = log_multiplier(p, p.weights, pipeline.selected, pipeline.subchannel, mods)
     assert dual_candidates(p, p.weights, lev)[0][4] <= best * (1 + 1e-9)
     assert objective(p, solve_hierarchical(p)) <= best * (1 + 1e-6)
+
+
+def _search_inputs(count, seed):
+    """(table, sym, smax, certify) of the dual search of random frames' pipeline answers."""
+    from optim.ber_model import ber_model
+    from optim.dual import DEFAULT_OFFSETS, WIDE_MAX, WIDE_OFFSETS, tie_free
+    from optim.matching import subchannel_order
+    from optim.slots import slot_terms
+
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n = int(rng.choice([4, 6, 9, 12, 16]))
+        p = random_problem(
+            n,
+            int(rng.choice([n // 2 + 1, n, n + 3])),
+            seed=int(rng.integers(2**31)),
+            profile=str(rng.choice(["ordered", "random"])),
+            snr_db=float(rng.choice([-5.0, 0.0, 10.0, 20.0])),
+            eta=float(rng.choice([0.25, 0.5, 1.0])),
+            ber_model=str(rng.choice(["exact", "bound"])),
+        )
+        pipeline = solve_hierarchical(p, refine=False)
+        if pipeline.n_selected == 0:
+            continue
+        mods = np.array([p.modulation_index(m) for m in pipeline.modulation])
+        lev = log_multiplier(p, p.weights, pipeline.selected, pipeline.subchannel, mods)
+        terms = feature_terms(p)
+        alpha = p.weights * terms.slope
+        kp = min(p.n_features, p.n_subchannels)
+        chan = subchannel_order(p.gains)[:kp]
+        nu = p.gains[chan] / p.noise_power
+        loglam = lev + np.asarray(WIDE_OFFSETS if kp <= WIDE_MAX else DEFAULT_OFFSETS)
+        table = slot_terms(ber_model(p), alpha, p.weights * (terms.floor - terms.drop), nu,
+                           loglam, len(p.modulations))  # fmt: skip
+        sym = np.ascontiguousarray(p.symbol_table, dtype=np.float64)
+        yield table, sym, float(p.symbol_budget), bool(tie_free(alpha, nu, kp))
+
+
+def _rows(slots, mods):
+    n = slots.shape[-1]
+    both = np.concatenate([slots.reshape(-1, n), mods.reshape(-1, n)], axis=1)
+    return {tuple(r) for r in both if (r[:n] >= 0).any()}
+
+
+def test_bisection_that_ends_early_records_the_rows_of_the_whole_bisection():
+    """The certificate (a check at the crossing of the bracket's two lines, concavity of the
+    dual function) stops a bisection only where its remaining steps would find nothing new."""
+    from optim.dual import _dual_search
+
+    frames = skipped = 0
+    for table, sym, smax, certify in _search_inputs(60, 8):
+        assert certify  # distinct weights and Rayleigh gains: no ties
+        full = _dual_search(table, sym, smax, 30, False)
+        early = _dual_search(table, sym, smax, 30, True)
+        assert _rows(*early) == _rows(*full)
+        skipped += int((early[0] < 0).all(axis=2).sum() - (full[0] < 0).all(axis=2).sum())
+        frames += 1
+    assert frames > 40
+    assert skipped > 20 * frames  # steps not run (the rows of -1 they leave)
+
+
+def test_tie_free_needs_distinct_positive_weights_and_slots():
+    from optim.dual import tie_free
+
+    a, nu = np.array([3.0, 1.0, 2.0]), np.array([5.0, 4.0])
+    assert tie_free(a, nu, 2)
+    assert not tie_free(np.array([3.0, 1.0, 3.0]), nu, 2)
+    assert not tie_free(np.array([3.0, 0.0, 2.0]), nu, 2)
+    assert not tie_free(a, np.array([4.0, 4.0]), 2)
+    assert not tie_free(a, np.array([4.0, 0.0]), 2)
+    assert tie_free(a, np.array([4.0, 4.0]), 1)  # only the first kp slots are used
