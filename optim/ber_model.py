@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BerModel",
     "ber_model",
+    "bound_applies",
+    "dual_term",
     "ber_value",
     "gamma_star",
     "h_bound",
@@ -187,6 +189,35 @@ def h_bound(mod, m: int, lnmu: float) -> float:
     k = int(x)
     frac = math.expm1((x - k) * mod.h) / math.expm1(mod.h)  # position in mu, not ln mu
     return mod.H[m, k] + (mod.H[m, k + 1] - mod.H[m, k]) * frac
+
+
+@shared()
+def bound_applies(mod) -> bool:
+    """Whether ``H`` of :func:`h_bound` is that of the BER as the solvers evaluate it, clipped
+    to [0, 1/2]: only while the clip never binds (``A_m <= 1/2`` for the bound, ``f_m(0) <=
+    1/2`` for the exact model; true of every plain modulation). The dual bounds that let the
+    batched solver skip candidates are used only then."""
+    for m in range(mod.A.size):
+        if mod.kind == 0:
+            if mod.A[m] > 0.5:
+                return False
+        else:
+            half = 0.0
+            for t in range(mod.nt[m]):
+                half += 0.5 * mod.qw[m, t]
+            if half > 0.5 * (1.0 + 1e-12):
+                return False
+    return True
+
+
+@shared()
+def dual_term(mod, m: int, alpha: float, nu: float, lnlam: float) -> float:
+    """``alpha H_m(lambda / (alpha nu))`` (:func:`h_bound`), the term of one sent entry in the
+    dual bound of eq. 2 of :mod:`optim.slots`: at most ``alpha f_m(nu p) + lambda p`` for every
+    power ``p >= 0``; ``alpha f_m(0)`` where ``alpha nu = 0``."""
+    if alpha > 0.0 and nu > 0.0:
+        return alpha * h_bound(mod, m, lnlam - math.log(alpha) - math.log(nu))
+    return alpha * mod.f0[m]
 
 
 @numba.njit(cache=True)

@@ -70,11 +70,13 @@ _KERNELS: dict[str, Any] = {}
 
 def _pipeline_kernel(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
                      n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
-                     w, floor, slope, drop, fw, iw, lt, ct, cost, best_v, best_row, best_p,
+                     w, floor, slope, drop, m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0,
+                     m_h, m_lng, m_h_tab, fw, iw, lt, ct, cost, best_v, best_row, best_p,
                      best_s, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
     b = cuda.grid(1)
     if b >= gains.shape[0]:
         return
+    bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab)
     pb = b if perms.shape[0] > 1 else 0
     for i in range(order.size):
         sel[b, i] = False
@@ -83,7 +85,7 @@ def _pipeline_kernel(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, 
         pw[b, i] = 0.0
     g = gains[b]
     pipeline_frame_into(g, perms[pb], noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
-                        n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
+                        bm, n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
                         fw[:, b], iw[:, b], lt[:, :, b], ct[:, :, b], cost[:, :, b],
                         best_v[:, b], best_row[:, b], best_p[:, :, b], best_s[:, :, b], sel[b],
                         sub[b], mod[b], pw[b])  # fmt: skip
@@ -245,17 +247,18 @@ def _dev(x: Any) -> Any:
 
 def run_pipeline(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
                  n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
-                 w, floor, slope, drop) -> tuple:  # noqa: ANN001  # fmt: skip
+                 w, floor, slope, drop, model) -> tuple:  # noqa: ANN001  # fmt: skip
     """:func:`optim.batch.pipeline.pipeline_batch` on the GPU (``gains``: a checked device
-    array [F, K]; the other arrays on the host); returns device arrays ``(selected,
-    subchannel, modulation, power, objective)``."""
+    array [F, K]; the other arrays on the host; ``model``: the problem's
+    :data:`optim.ber_model.BerModel`); returns device arrays ``(selected, subchannel,
+    modulation, power, objective)``."""
     frames, k = gains.shape
     nf = order.size
     wmax = max(n_max, 1)
     n_mod = A.size
     f = max(frames, 1)
     work = (
-        cuda.device_array((pipeline_float_size(n_max, k), f)),
+        cuda.device_array((pipeline_float_size(n_max, k, n_mod), f)),
         cuda.device_array((pipeline_int_size(n_max, k), f), np.int64),
         cuda.device_array((wmax, n_mod, f)),
         cuda.device_array((wmax, n_mod, f)),
@@ -270,7 +273,7 @@ def run_pipeline(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, 
     if frames:
         args = (gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
                 n_max, pats, row_w, n_start, n_count, matching, power_mode, iters, w, floor,
-                slope, drop)  # fmt: skip
+                slope, drop, *model)  # fmt: skip
         _kernel("pipeline")[_grid(frames)](*(_dev(x) for x in args), *work, *out)
     return out
 

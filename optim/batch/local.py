@@ -34,7 +34,7 @@ import numpy as np
 
 from optim.batch.arith import log_terms, pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
-from optim.ber_model import h_bound, log_neg_slope
+from optim.ber_model import bound_applies, dual_term, log_neg_slope
 from optim.kernels import ber
 from optim.optimal_power import optimal_power_row
 from optim.twin import shared
@@ -127,35 +127,12 @@ def scratch(width):  # noqa: ANN201
 
 
 @shared()
-def bound_applies(c) -> bool:
-    """Whether the dual bound of eq. 2 (:mod:`optim.slots`) bounds the scores: the model's
-    ``H`` is that of the clipped BER only while the clip at 1/2 never binds (it does not for
-    the plain modulations: ``A_m <= 1/2``, ``f_m(0) <= 1/2``)."""
-    mod = c.mod
-    for m in range(mod.A.size):
-        if mod.kind == 0:
-            if mod.A[m] > 0.5:
-                return False
-        else:
-            half = 0.0
-            for t in range(mod.nt[m]):
-                half += 0.5 * mod.qw[m, t]
-            if half > 0.5 * (1.0 + 1e-12):
-                return False
-    return True
-
-
-@shared()
 def slot_term(c, g, fj, sj, m, lnlam) -> float:
     """``e_f + alpha_f H_m(lambda / (alpha_f nu_s))`` of feature ``fj`` on subchannel ``sj``
     with modulation ``m`` (``m < 0``: not sent, 0), the term of eq. 2 of :mod:`optim.slots`."""
     if m < 0:
         return 0.0
-    a = c.ws[fj]
-    nu = g[sj] / c.noise
-    if a > 0.0 and nu > 0.0:
-        return c.e[fj] + a * h_bound(c.mod, m, lnlam - math.log(a) - math.log(nu))
-    return c.e[fj] + a * c.mod.f0[m]
+    return c.e[fj] + dual_term(c.mod, m, c.ws[fj], g[sj] / c.noise, lnlam)
 
 
 @shared()
@@ -526,7 +503,7 @@ def local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_
     cap_total = moves_capacity(n_feat, m_count) + 1
     can_refine = c.exact and not equal
     refine = can_refine and exact_first
-    use_bounds = bound_applies(c)
+    use_bounds = bound_applies(c.mod)
     # float scratch
     o = 0
     t = fb[o : o + W]

@@ -40,6 +40,7 @@ from optim.batch.plan import (
     model_arrays,
     pipeline_plan,
 )
+from optim.ber_model import ber_model
 from optim.problem import Allocation, Problem
 from optim.snr_range import check_gains_in_range
 
@@ -319,6 +320,7 @@ def solve_batch(
                 arr, perms, noise, budget, a["order"], a["ws"], a["wf"], a["tail"], coef_a,
                 coef_b, *ber_args, a["n_max"], a["pats"], a["row_w"], a["n_start"],
                 a["n_count"], a["matching"], a["power_mode"], a["iters"], *obj_terms,
+                ber_model(template),
             )  # fmt: skip
         else:
             perms = _perms(plan, frames, k, a["n"])
@@ -346,7 +348,7 @@ def solve_batch(
         res = pipeline_batch(*_writable((
             arr, perms, noise, budget, a["order"], a["ws"], a["wf"], a["tail"], coef_a, coef_b,
             *ber_args, a["n_max"], a["pats"], a["row_w"], a["n_start"], a["n_count"],
-            a["matching"], a["power_mode"], a["iters"], *obj_terms,
+            a["matching"], a["power_mode"], a["iters"], *obj_terms, *ber_model(template),
         )))  # fmt: skip
     else:
         from optim.batch.pipeline import fixed_batch

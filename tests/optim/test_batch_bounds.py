@@ -1,11 +1,12 @@
-"""optim.batch.local: the dual bounds that let the batched local search skip neighbours.
+"""The dual bounds that let the batched solver skip candidates: the pipeline's patterns
+(:mod:`optim.batch.pipeline`) and the local search's neighbours (:mod:`optim.batch.local`).
 
-A neighbour is skipped only when its bound shows that scoring it could not change a choice,
-so the search's results are those of scoring every neighbour; that is tested against the
-per-frame solver, which scores them all, in ``test_solve_batch`` (refined frames). Here the
-bound itself: weak duality (eq. 2 of :mod:`optim.slots`) says that no power within the
-budget gives a row a lower (P0) than its bound, and strong duality (the BER models are convex)
-that the bound of an allocation at its own optimal power and multiplier is its value.
+A candidate is skipped only when its bound shows that scoring it could not change a choice,
+so the results are those of scoring every candidate; that is tested against the per-frame
+solver, which scores them all, in ``test_solve_batch``. Here the bounds themselves: weak
+duality (eq. 2 of :mod:`optim.slots`) says that no power within the budget gives a candidate
+a lower (P0) than its bound, and strong duality (the BER models are convex) that the bound
+of an allocation at its own optimal power and multiplier is its value.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from optim.batch.local import (
     scratch,
     value_row,
 )
-from optim.batch.plan import pipeline_plan
+from optim.batch.pipeline import _pattern_multiplier, _prefix_terms, _rate_tables, _score_row
+from optim.batch.plan import model_arrays, pipeline_plan
+from optim.ber_model import BerModel, ber_model, bound_applies
+from optim.matching import subchannel_order
 from optim.problem import random_problem
 
 
@@ -147,3 +151,75 @@ def test_the_bound_of_an_allocation_at_its_optimal_power_is_its_value(model):
     assert len(gaps) > 30
     # the exact model's H is tabulated (chords of a fine grid), so a tiny gap remains
     assert max(gaps) < (1e-4 if model == "exact" else 1e-9)
+
+
+def test_bound_applies_only_while_the_clip_at_one_half_never_binds():
+    for model in ("exact", "bound"):
+        assert bound_applies(ber_model(random_problem(3, 3, seed=0, ber_model=model)))
+    mod = ber_model(random_problem(3, 3, seed=0, ber_model="bound"))
+    assert not bound_applies(mod._replace(A=np.array([0.5, 0.7, 0.2, 0.2])))
+    exact = ber_model(random_problem(3, 3, seed=0))
+    assert not bound_applies(exact._replace(qw=exact.qw * 1.5))
+    assert isinstance(mod, BerModel)
+
+
+@pytest.mark.parametrize("model", ["exact", "bound"])
+def test_no_power_within_the_budget_beats_a_patterns_bound(model):
+    """Every pattern of every prefix, at a multiplier from another pattern (as the pipeline
+    takes one from the prefixes before): its bound is at most its score, water-filled or at
+    equal shares; at its own multiplier (the bound model: water-filling is its optimal
+    power) the bound is its value."""
+    rng = np.random.default_rng(5 if model == "exact" else 6)
+    checked = 0
+    tight = []
+    for _ in range(12):
+        n_feat = int(rng.choice([4, 6, 9, 12]))
+        p = random_problem(
+            n_feat,
+            int(rng.choice([n_feat, n_feat + 3])),
+            seed=int(rng.integers(2**31)),
+            snr_db=float(rng.choice([-5.0, 5.0, 15.0])),
+            ber_model=model,
+        )
+        a = pipeline_plan(p, "hierarchical", {"refine": False}).arrays
+        m = model_arrays(p)
+        mod = ber_model(p)
+        g = rng.exponential(size=p.n_subchannels)
+        n_max, wmax, n_mod = a["n_max"], max(a["n_max"], 1), len(p.modulations)
+        chan = subchannel_order(g).astype(np.int64)
+        rate, lt, ct = np.zeros(wmax), np.zeros((wmax, n_mod)), np.zeros((wmax, n_mod))
+        _rate_tables(g, chan, n_max, p.noise_power, a["ws"], m["ba"], m["bb"], rate, lt, ct)
+        t, c, pw, per = (np.zeros(wmax) for _ in range(4))
+        order = np.zeros(wmax, np.int64)
+        terms = np.zeros((wmax, n_mod))
+        for n in range(1, n_max + 1):
+            rows = range(a["n_start"][n], a["n_start"][n] + a["n_count"][n])
+            scores = {}
+            for r in rows:
+                for mode in (0, 1):
+                    scores[r, mode] = _score_row(
+                        a["pats"][r], n, a["row_w"][r], rate, lt, ct, p.power_budget, a["ws"],
+                        a["wf"], a["tail"][n], m["qw"], m["qs"], m["ba"], m["bb"], m["exact"],
+                        mode, t, c, pw, order, per,
+                    )  # fmt: skip
+                    if mode == 0:
+                        own = _pattern_multiplier(mod, a["pats"][r], n, rate, a["ws"], pw)
+                scores[r, "ln"] = own
+            for r in rows:
+                other = scores[int(rng.choice(list(rows))), "ln"]
+                for ln in (other, scores[r, "ln"]):
+                    if not np.isfinite(ln):
+                        continue
+                    lam_p, margin = _prefix_terms(mod, n, rate, a["ws"], a["wf"], a["tail"][n],
+                                                  p.power_budget, ln, terms)  # fmt: skip
+                    pat = a["pats"][r][:n]
+                    bound = a["tail"][n] + terms[np.arange(n), pat].sum() - lam_p
+                    assert bound <= min(scores[r, 0], scores[r, 1]) + margin
+                    checked += 1
+                if np.isfinite(scores[r, "ln"]):
+                    tight.append((scores[r, 0] - bound) / abs(scores[r, 0]))
+    assert checked > 500
+    if model == "bound":
+        assert max(tight) < 1e-9
+    else:  # water-filling is the bound model's optimum, not the exact one's: looser
+        assert np.quantile(tight, 0.1) < 0.01
