@@ -49,6 +49,7 @@ __all__ = [
     "gamma_star",
     "h_bound",
     "h_lower",
+    "log_marginal",
     "log_neg_slope",
     "solve_gamma",
 ]
@@ -208,6 +209,18 @@ def bound_applies(mod) -> bool:
             if half > 0.5 * (1.0 + 1e-12):
                 return False
     return True
+
+
+@shared()
+def log_marginal(mod, m: int, alpha: float, nu: float, gam: float) -> float:
+    """``ln(alpha nu |f_m'(gamma)|)``: the power multiplier ``lambda`` at which an entry of
+    weight ``alpha`` and SNR per unit power ``nu`` at SNR ``gamma > 0`` meets the KKT condition
+    (all such values are equal at the optimal power of an allocation)."""
+    if mod.kind == 0:
+        d = math.log(mod.A[m] * mod.B[m]) - mod.B[m] * gam
+    else:
+        d, _ = log_neg_slope(mod, m, gam)
+    return math.log(alpha) + math.log(nu) + d
 
 
 @shared()

@@ -34,7 +34,7 @@ import numpy as np
 
 from optim.batch.arith import log_terms, pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
-from optim.ber_model import bound_applies, dual_term, log_neg_slope
+from optim.ber_model import bound_applies, dual_term, log_marginal
 from optim.kernels import ber
 from optim.optimal_power import optimal_power_row
 from optim.twin import shared
@@ -142,7 +142,6 @@ def current_bound(c, g, f, s, pat, pw, width, terms) -> tuple[float, float]:
     equal at its optimal power), the one whose bound on the allocation itself is largest.
     Writes its terms (:func:`slot_term`) into ``terms[:width]``; returns ``(ln lambda, sum of
     the terms)``, ``ln lambda = -inf`` when no entry has power and gain (no bound)."""
-    mod = c.mod
     best_ln = -math.inf
     best = -math.inf
     for j in range(width):
@@ -152,11 +151,7 @@ def current_bound(c, g, f, s, pat, pw, width, terms) -> tuple[float, float]:
         gam = nu * pw[j]
         if m < 0 or not (a > 0.0 and gam > 0.0):
             continue
-        if mod.kind == 0:
-            d = math.log(mod.A[m] * mod.B[m]) - mod.B[m] * gam
-        else:
-            d, _ = log_neg_slope(mod, m, gam)
-        lnlam = math.log(a) + math.log(nu) + d
+        lnlam = log_marginal(c.mod, m, a, nu, gam)
         if not math.isfinite(lnlam):
             continue
         acc = 0.0

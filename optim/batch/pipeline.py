@@ -26,7 +26,7 @@ import numpy as np
 
 from optim.batch.arith import log_terms, pairwise_sum, subchannel_rank, water_fill
 from optim.batch.hungarian import assign_rows_into
-from optim.ber_model import BerModel, bound_applies, dual_term, log_neg_slope
+from optim.ber_model import BerModel, bound_applies, dual_term, log_marginal
 from optim.kernels import ber
 from optim.twin import shared
 
@@ -95,11 +95,7 @@ def _pattern_multiplier(mod, pat, n, rate, ws, p) -> float:
         gam = rate[j] * p[j]
         if m < 0 or not (ws[j] > 0.0 and gam > 0.0):
             continue
-        if mod.kind == 0:
-            d = math.log(mod.A[m] * mod.B[m]) - mod.B[m] * gam
-        else:
-            d, _ = log_neg_slope(mod, m, gam)
-        ln = math.log(ws[j]) + math.log(rate[j]) + d
+        ln = log_marginal(mod, m, ws[j], rate[j], gam)
         if math.isfinite(ln):
             total += ln
             count += 1
