@@ -71,6 +71,7 @@ def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv,
     returns the symbols it uses. ``work`` [N, Kp + N], ``best_m`` [N, Kp] and ``hu`` ..
     ``hdone`` (:func:`optim.assignment.assignment_scratch`) are scratch."""
     n_mod = sym.shape[1]
+    gain = False
     for i in range(n_feat):
         for j in range(kp):
             c = 0.0
@@ -82,8 +83,14 @@ def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv,
                     bm = m
             work[i, j] = c
             best_m[i, j] = bm
+            gain = gain or bm >= 0
         for j in range(kp, kp + n_feat):
             work[i, j] = 0.0
+    if not gain:  # no pair worth sending: whatever the assignment, nothing is sent
+        for i in range(n_feat):
+            col[i] = -1
+            mods[i] = -1
+        return 0.0
     assignment_into(work, n_feat, kp + n_feat, hu, hv, hp, hway, hminv, hdone, col)
     used = 0.0
     for i in range(n_feat):

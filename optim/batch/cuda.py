@@ -71,8 +71,8 @@ _KERNELS: dict[str, Any] = {}
 def _pipeline_kernel(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
                      n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
                      w, floor, slope, drop, m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0,
-                     m_h, m_lng, m_h_tab, fw, iw, lt, ct, cost, best_v, best_row, best_p,
-                     best_s, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
+                     m_h, m_lng, m_h_tab, fw, iw, lt, ct, cost, terms, best_v, best_row,
+                     best_p, best_s, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
     b = cuda.grid(1)
     if b >= gains.shape[0]:
         return
@@ -87,8 +87,8 @@ def _pipeline_kernel(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, 
     pipeline_frame_into(g, perms[pb], noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
                         bm, n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
                         fw[:, b], iw[:, b], lt[:, :, b], ct[:, :, b], cost[:, :, b],
-                        best_v[:, b], best_row[:, b], best_p[:, :, b], best_s[:, :, b], sel[b],
-                        sub[b], mod[b], pw[b])  # fmt: skip
+                        terms[:, :, b], best_v[:, b], best_row[:, b], best_p[:, :, b],
+                        best_s[:, :, b], sel[b], sub[b], mod[b], pw[b])  # fmt: skip
     obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], g, noise, w, floor, slope, drop, qw,
                              qs, ba, bb, exact, cost_n[:, b])  # fmt: skip
 
@@ -258,11 +258,12 @@ def run_pipeline(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, 
     n_mod = A.size
     f = max(frames, 1)
     work = (
-        cuda.device_array((pipeline_float_size(n_max, k, n_mod), f)),
+        cuda.device_array((pipeline_float_size(n_max, k), f)),
         cuda.device_array((pipeline_int_size(n_max, k), f), np.int64),
         cuda.device_array((wmax, n_mod, f)),
         cuda.device_array((wmax, n_mod, f)),
         cuda.device_array((wmax, max(k, 1), f)),
+        cuda.device_array((wmax, n_mod, f)),
         cuda.device_array((n_max + 1, f)),
         cuda.device_array((n_max + 1, f), np.int64),
         cuda.device_array((n_max + 1, wmax, f)),

@@ -131,10 +131,11 @@ def pipeline_candidates(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
     k = g.size
     wmax = max(n_max, 1)
     kk = max(k, 1)
-    fw = np.empty(pipeline_float_size(n_max, k, A.size))
+    fw = np.empty(pipeline_float_size(n_max, k))
     iw = np.empty(pipeline_int_size(n_max, k), np.int64)
     lt = np.empty((wmax, A.size))
     ct = np.empty((wmax, A.size))
+    terms = np.empty((wmax, A.size))
     cost = np.empty((wmax, kk))
     best_v = np.empty(n_max + 1)
     best_row = np.empty(n_max + 1, np.int64)
@@ -142,17 +143,17 @@ def pipeline_candidates(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
     best_s = np.empty((n_max + 1, wmax), np.int64)
     n_best = pipeline_candidates_into(
         g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact, mod, n_max, pats,
-        row_w, n_start, n_count, matching, power_mode, iters, fw, iw, lt, ct, cost, best_v,
+        row_w, n_start, n_count, matching, power_mode, iters, fw, iw, lt, ct, cost, terms, best_v,
         best_row, best_p, best_s)  # fmt: skip
     return best_v, best_row, best_p, best_s, n_best
 
 
 @numba.njit(cache=True)
-def pipeline_float_size(n_max: int, k: int, n_mod: int) -> int:
-    """Float64 scratch of :func:`pipeline_candidates_into`: ``t, c, p, per, rate`` [W], the
-    Hungarian's ``W + 2 K`` and the bound terms [W, M] (``W = max(n_max, 1)``)."""
+def pipeline_float_size(n_max: int, k: int) -> int:
+    """Float64 scratch of :func:`pipeline_candidates_into`: ``t, c, p, per, rate`` [W] and the
+    Hungarian's ``W + 2 K`` (``W = max(n_max, 1)``)."""
     wmax = max(n_max, 1)
-    return 6 * wmax + 2 * max(k, 1) + wmax * n_mod
+    return 6 * wmax + 2 * max(k, 1)
 
 
 @numba.njit(cache=True)
@@ -167,12 +168,13 @@ def pipeline_int_size(n_max: int, k: int) -> int:
 @shared()
 def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb,
                              exact, mod, n_max, pats, row_w, n_start, n_count, matching,
-                             power_mode, iters, fw, iw, lt, ct, cost, best_v, best_row, best_p,
-                             best_s):  # noqa: ANN001  # fmt: skip
+                             power_mode, iters, fw, iw, lt, ct, cost, terms, best_v, best_row,
+                             best_p, best_s):  # noqa: ANN001  # fmt: skip
     """:func:`pipeline_candidates` into given arrays, allocation-free; returns ``n_best``.
 
     Scratch: ``fw`` float64 [:func:`pipeline_float_size`], ``iw`` int64
-    [:func:`pipeline_int_size`], ``lt``, ``ct`` [W, M], ``cost`` [W, max(K, 1)]; results
+    [:func:`pipeline_int_size`], ``lt``, ``ct``, ``terms`` [W, M], ``cost`` [W, max(K, 1)];
+    results
     ``best_v``, ``best_row`` [n_max + 1], ``best_p``, ``best_s`` [n_max + 1, W]. ``mod``: the
     problem's :data:`optim.ber_model.BerModel`, for the bounds that skip patterns.
 
@@ -198,8 +200,6 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
     per = fw[3 * wmax : 4 * wmax]
     rate = fw[4 * wmax : 5 * wmax]
     hf = fw[5 * wmax : 6 * wmax + 2 * kk]
-    n_mod = A.size
-    terms = fw[6 * wmax + 2 * kk : 6 * wmax + 2 * kk + wmax * n_mod].reshape((wmax, n_mod))
     can_skip = bound_applies(mod)
     chan = iw[:kk]
     scratch = iw[kk : kk + wmax]
@@ -293,13 +293,13 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
 @shared()
 def pipeline_frame_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
                         mod, n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
-                        fw, iw, lt, ct, cost, best_v, best_row, best_p, best_s,
+                        fw, iw, lt, ct, cost, terms, best_v, best_row, best_p, best_s,
                         sel, sub_out, mod_out, pw_out) -> None:  # noqa: ANN001  # fmt: skip
     """One frame of :func:`pipeline_batch` into its output rows (``sel``, ``sub_out``,
     ``mod_out``, ``pw_out`` [N], already cleared to False / -1 / -1 / 0)."""
     n_best = pipeline_candidates_into(
         g, perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact, mod, n_max, pats,
-        row_w, n_start, n_count, matching, power_mode, iters, fw, iw, lt, ct, cost, best_v,
+        row_w, n_start, n_count, matching, power_mode, iters, fw, iw, lt, ct, cost, terms, best_v,
         best_row, best_p, best_s)  # fmt: skip
     for j in range(n_best):
         f = order[j]
@@ -330,19 +330,20 @@ def pipeline_batch(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba
     for b in numba.prange(frames):
         bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab)
         perm = perms[b] if perms.shape[0] > 1 else perms[0]
-        fw = np.empty(pipeline_float_size(n_max, k, A.size))
+        fw = np.empty(pipeline_float_size(n_max, k))
         iw = np.empty(pipeline_int_size(n_max, k), np.int64)
         lt = np.empty((wmax, A.size))
         ct = np.empty((wmax, A.size))
         cost = np.empty((wmax, max(k, 1)))
+        terms = np.empty((wmax, A.size))
         best_v = np.empty(n_max + 1)
         best_row = np.empty(n_max + 1, np.int64)
         best_p = np.empty((n_max + 1, wmax))
         best_s = np.empty((n_max + 1, wmax), np.int64)
         pipeline_frame_into(gains[b], perm, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb,
                             exact, bm, n_max, pats, row_w, n_start, n_count, matching, power_mode,
-                            iters, fw, iw, lt, ct, cost, best_v, best_row, best_p, best_s, sel[b],
-                            sub[b], mod[b], pw[b])  # fmt: skip
+                            iters, fw, iw, lt, ct, cost, terms, best_v, best_row, best_p, best_s,
+                            sel[b], sub[b], mod[b], pw[b])  # fmt: skip
         cost_n = np.empty(nf)
         obj[b] = frame_objective(sel[b], sub[b], mod[b], pw[b], gains[b], noise, w, floor, slope,
                                  drop, qw, qs, ba, bb, exact, cost_n)  # fmt: skip

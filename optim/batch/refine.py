@@ -480,7 +480,7 @@ def hierarchical_float_size(n_feat, k, n_mod, n_max, n_off, n_starts, n_dual) ->
     w = max(n_feat, 1)
     wm = max(n_max, 1)
     total = n_starts + n_dual
-    pipe = (pipeline_float_size(n_max, k, n_mod) + 2 * wm * n_mod + wm * max(k, 1)
+    pipe = (pipeline_float_size(n_max, k) + 3 * wm * n_mod + wm * max(k, 1)
             + (n_max + 1) * (1 + wm))  # fmt: skip
     dual = n_dual * w + 6 * w + dual_float_size(n_feat, k, n_mod, n_off, 30)
     return pipe + dual + total * w + refine_frame_float_size(n_feat, k, n_mod)
@@ -518,11 +518,13 @@ def hierarchical_frame_into(c, cfg, g, perm, order, ws_r, wf_r, tail, n_max, pat
     total_max = cfg.refine_starts + n_dual_max
     # float scratch
     o = 0
-    pfw = fb[o : o + pipeline_float_size(n_max, k, n_mod)]
-    o += pipeline_float_size(n_max, k, n_mod)
+    pfw = fb[o : o + pipeline_float_size(n_max, k)]
+    o += pipeline_float_size(n_max, k)
     lt = fb[o : o + wm * n_mod].reshape((wm, n_mod))
     o += wm * n_mod
     ct = fb[o : o + wm * n_mod].reshape((wm, n_mod))
+    o += wm * n_mod
+    terms = fb[o : o + wm * n_mod].reshape((wm, n_mod))
     o += wm * n_mod
     cost = fb[o : o + wm * kk].reshape((wm, kk))
     o += wm * kk
@@ -573,7 +575,7 @@ def hierarchical_frame_into(c, cfg, g, perm, order, ws_r, wf_r, tail, n_max, pat
     n_best = pipeline_candidates_into(
         g, perm, c.noise, c.P, order, ws_r, wf_r, tail, c.A, c.B, c.qw, c.qs, c.ba, c.bb,
         c.exact, c.mod, n_max, pats, row_w, n_start, n_count, matching, power_mode, iters, pfw,
-        piw, lt, ct, cost, best_v, best_row, best_p, best_s)  # fmt: skip
+        piw, lt, ct, cost, terms, best_v, best_row, best_p, best_s)  # fmt: skip
     for j in range(W):
         f_out[j] = 0
         s_out[j] = 0
