@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from optim.twin import shared
+from optim.water_fill import water_fill_levels
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -28,58 +29,17 @@ def contiguous(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
 
 @numba.njit(cache=True)
 def water_fill_rows(t: np.ndarray, c: np.ndarray, budget: np.ndarray) -> np.ndarray:
-    """Rows of ``p_i = max(0, (t_i - nu)/c_i)`` with ``sum_i p_i = budget[r]``.
+    """Rows of ``p_i = max(0, (t_i - nu)/c_i)`` with ``sum_i p_i = budget[r]``
+    (:func:`optim.water_fill.water_fill_levels` per row, no rescaling).
 
     ``t`` [R, n] is ``ln(alpha c)`` (``-inf`` for entries that gain nothing from power),
-    ``c`` [R, n] the rates, ``budget`` [R]. Same algorithm and cancellation-free form as the
-    NumPy reference ``closed_form`` of ``tests/optim/reference.py``: active set = the largest
-    top-``j`` by ``t`` with
-    ``sum_{r<j} (t_r - t_(j)) / c_r < P``; ``p_i = (u_i - ubar)/c_i + P (1/c_i) / sum_A 1/c``
-    with ``u = t - t_(1)``.
+    ``c`` [R, n] the rates, ``budget`` [R].
     """
     rows, n = t.shape
     out = np.zeros((rows, n))
     order = np.empty(n, dtype=np.int64)
     for r in range(rows):
-        P = budget[r]
-        if not P > 0:
-            continue
-        if n <= 32:  # insertion sort by decreasing t: no allocation for small rows
-            for j in range(n):
-                v = t[r, j]
-                k = j
-                while k > 0 and t[r, order[k - 1]] < v:
-                    order[k] = order[k - 1]
-                    k -= 1
-                order[k] = j
-        else:
-            order[:] = np.argsort(-t[r])
-        top = t[r, order[0]]
-        if not np.isfinite(top):
-            continue
-        s1 = 0.0
-        s2 = 0.0
-        count = 0
-        for j in range(n):
-            i = order[j]
-            if not np.isfinite(t[r, i]):
-                break
-            u = t[r, i] - top
-            inv = 1.0 / c[r, i]
-            if s2 + u * inv - u * (s1 + inv) < P:
-                s1 += inv
-                s2 += u * inv
-                count += 1
-            else:
-                break
-        if count == 0:
-            continue
-        ubar = s2 / s1
-        for j in range(count):
-            i = order[j]
-            inv = 1.0 / c[r, i]
-            p = (t[r, i] - top - ubar) * inv + P * inv / s1
-            out[r, i] = p if p > 0.0 else 0.0
+        water_fill_levels(t[r], c[r], n, budget[r], order, out[r], -1)
     return out
 
 

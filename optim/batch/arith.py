@@ -5,7 +5,8 @@ exactly like the NumPy code of the per-frame solver they mirror.
   else eight interleaved accumulators combined as a tree, then the tail), so a batched value
   equals ``row.sum()`` bit for bit up to 128 entries;
 - :func:`water_fill`: the closed-form water-filling of :func:`optim.power.water_filling` for
-  one row ``t = ln(alpha c)``, including its final rescaling onto the budget;
+  one row ``t = ln(alpha c)`` (:mod:`optim.water_fill`), with its final rescaling onto the
+  budget;
 - :func:`subchannel_rank`: subchannels by decreasing gain, ties by index
   (:func:`optim.matching.subchannel_order`).
 
@@ -23,6 +24,7 @@ import math
 import numpy as np
 
 from optim.twin import shared
+from optim.water_fill import water_fill_levels
 
 
 @shared()
@@ -69,83 +71,13 @@ def pairwise_sum(a: np.ndarray, n: int) -> float:
     return res
 
 
-def _sort_decreasing_device(t: np.ndarray, order: np.ndarray, active: int) -> None:
-    """GPU twin of :func:`sort_decreasing`: insertion sort at every length (no allocation)."""
-    for j in range(active):
-        v = t[j]
-        k = j
-        while k > 0 and t[order[k - 1]] < v:
-            order[k] = order[k - 1]
-            k -= 1
-        order[k] = j
-
-
-@shared(cuda=_sort_decreasing_device)
-def sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
-    """Write into ``order[:active]`` the indices of ``t[:active]`` by decreasing value.
-
-    Up to 32 entries an insertion sort (ties by index); longer rows ``np.argsort(-t)``, as the
-    per-frame water-filling (:func:`optim.kernels.water_fill_rows`) does, whose order of exact
-    ties the batched CPU result keeps. The GPU twin sorts every length by insertion, so on rows
-    of more than 32 useful entries with exactly equal ``t`` it may visit ties in another order
-    (the powers then agree to rounding).
-    """
-    if active <= 32:
-        for j in range(active):
-            v = t[j]
-            k = j
-            while k > 0 and t[order[k - 1]] < v:
-                order[k] = order[k - 1]
-                k -= 1
-            order[k] = j
-    else:
-        order[:active] = np.argsort(-t[:active])
-
-
 @shared()
 def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: np.ndarray,
                p: np.ndarray, active: int) -> None:  # fmt: skip
-    """Write into ``p[:width]`` the powers ``max(0, (t_i - nu)/c_i)`` summing to ``budget``.
-
-    ``t[:width]`` is ``ln(alpha c)`` (``-inf``: no gain from power), ``c`` the rates;
-    ``order`` is scratch of at least ``width`` entries. Zeros when ``budget <= 0`` or no entry
-    is useful. Rounding overshoot of the budget is scaled back, as in the per-frame code.
-    ``active`` (-1: ``width``): only ``t[:active]`` may be finite (a padded row): the rest get
-    no power, and the budget check still sums all ``width`` entries, as NumPy does.
-    """
-    for j in range(width):
-        p[j] = 0.0
-    if active < 0:
-        active = width
-    if not budget > 0 or active == 0:
-        return
-    sort_decreasing(t, order, active)
-    top = t[order[0]]
-    if not math.isfinite(top):
-        return
-    s1 = 0.0
-    s2 = 0.0
-    count = 0
-    for j in range(active):
-        i = order[j]
-        if not math.isfinite(t[i]):
-            break
-        u = t[i] - top
-        inv = 1.0 / c[i]
-        if s2 + u * inv - u * (s1 + inv) < budget:
-            s1 += inv
-            s2 += u * inv
-            count += 1
-        else:
-            break
-    if count == 0:
-        return
-    ubar = s2 / s1
-    for j in range(count):
-        i = order[j]
-        inv = 1.0 / c[i]
-        v = (t[i] - top - ubar) * inv + budget * inv / s1
-        p[i] = v if v > 0.0 else 0.0
+    """:func:`optim.water_fill.water_fill_levels` into ``p[:width]``, then a rounding
+    overshoot of the budget scaled back, as in the per-frame code (the budget check sums all
+    ``width`` entries, as NumPy does)."""
+    water_fill_levels(t, c, width, budget, order, p, active)
     total = pairwise_sum(p, width)
     if total > budget:
         scale = budget / total

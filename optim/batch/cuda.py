@@ -12,7 +12,7 @@ objective to the last bits, except where the GPU's ``log``, ``exp``, ``erfc`` an
 (libdevice) round differently from the CPU's libm by an ulp, which can move the objective by
 about ``1e-15`` relative and, in principle, flip an exact tie between two candidates. One
 deliberate difference: water-filling rows of more than 32 useful entries sort ties by index on
-the GPU (:func:`optim.batch.arith.sort_decreasing`).
+the GPU (:func:`optim.water_fill.sort_decreasing`).
 
 Kernels:
 
