@@ -26,7 +26,7 @@ import numpy as np
 
 from optim.twin import shared
 
-__all__ = ["assignment", "assignment_into", "assignment_scratch"]
+__all__ = ["assignment", "assignment_into", "assignment_or_skip_into", "assignment_scratch"]
 
 
 @numba.njit(cache=True)
@@ -111,4 +111,74 @@ def assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noq
     total = 0.0
     for i in range(n_rows):
         total += cost[i, col[i]]
+    return total
+
+
+@shared()
+def assignment_or_skip_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noqa: ANN001, ANN201
+    """A minimum-cost assignment in which a row may also be left out at cost 0: columns
+    ``cost[:n_rows, :n_cols]`` each take at most one row; ``col[i]`` is the column of row
+    ``i``, -1 if left out. Returns the value. Work arrays: those of
+    :func:`assignment_scratch` ``(n_rows, n_cols + 1)``.
+
+    The same problem as :func:`assignment_into` on ``[cost | 0]`` with ``n_rows`` zero
+    columns appended, solved with one "left out" column of unlimited capacity in their
+    place (column 1 of the work arrays, real column ``j`` at ``j + 2``), so each shortest
+    augmenting path scans ``n_cols + 1`` columns instead of ``n_cols + n_rows``. That column
+    ends every path that reaches it and stays free: it is never added to the search tree, so
+    its potential stays 0, and a row that enters it is tight there (``u = 0``) and never
+    leaves the potentials' invariants. The optimum is the same; where several assignments
+    are optimal it may pick another one than :func:`assignment_into` does.
+    """
+    inf = math.inf
+    last = n_cols + 1
+    for i in range(n_rows + 1):
+        u[i] = 0.0
+    for j in range(last + 1):
+        v[j] = 0.0
+        p[j] = 0
+        way[j] = 0
+    for i in range(1, n_rows + 1):
+        p[0] = i
+        j0 = 0
+        for j in range(last + 1):
+            minv[j] = inf
+            done[j] = False
+        while True:
+            done[j0] = True
+            i0 = p[j0]
+            u0 = u[i0]
+            delta = inf
+            j1 = 0
+            for j in range(1, last + 1):
+                if not done[j]:
+                    cur = (cost[i0 - 1, j - 2] if j > 1 else 0.0) - u0 - v[j]
+                    if cur < minv[j]:
+                        minv[j] = cur
+                        way[j] = j0
+                    if minv[j] < delta:
+                        delta = minv[j]
+                        j1 = j
+            for j in range(last + 1):
+                if done[j]:
+                    u[p[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if j0 == 1 or p[j0] == 0:
+                break
+        while True:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+            if j0 == 0:
+                break
+    for i in range(n_rows):
+        col[i] = -1
+    total = 0.0
+    for j in range(2, last + 1):
+        if p[j] > 0:
+            col[p[j] - 1] = j - 2
+            total += cost[p[j] - 1, j - 2]
     return total

@@ -36,7 +36,7 @@ import math
 import numba
 import numpy as np
 
-from optim.assignment import assignment_into, assignment_scratch
+from optim.assignment import assignment_into, assignment_or_skip_into, assignment_scratch
 from optim.ber_model import ber_model
 from optim.distortion import feature_terms
 from optim.matching import subchannel_order
@@ -65,11 +65,17 @@ WIDE_MAX = 8
 
 @shared()
 def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv, hp, hway, hminv,
-                         hdone, col, mods) -> float:  # fmt: skip
+                         hdone, col, mods, unique) -> float:  # fmt: skip
     """The assignment at (``lambda_d``, ``kappa``) into ``col`` (slot per feature, -1: not
     sent) and ``mods`` [N] (``sym[i, m]``: symbols of feature ``i`` in modulation ``m``);
     returns the symbols it uses. ``work`` [N, Kp + N], ``best_m`` [N, Kp] and ``hu`` ..
-    ``hdone`` (:func:`optim.assignment.assignment_scratch`) are scratch."""
+    ``hdone`` (:func:`optim.assignment.assignment_scratch`) are scratch.
+
+    ``unique``: the optimal assignment is unique (the frame has no ties, :func:`tie_free`),
+    so any exact solver returns it: the one with a single "not sent" column
+    (:func:`optim.assignment.assignment_or_skip_into`, about half the work) is used. Otherwise
+    the ``N`` "not sent" columns of :func:`optim.assignment.assignment_into`, whose choice
+    among tied assignments the results keep."""
     n_mod = sym.shape[1]
     gain = False
     for i in range(n_feat):
@@ -91,12 +97,15 @@ def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv,
             col[i] = -1
             mods[i] = -1
         return 0.0
-    assignment_into(work, n_feat, kp + n_feat, hu, hv, hp, hway, hminv, hdone, col)
+    if unique:
+        assignment_or_skip_into(work, n_feat, kp, hu, hv, hp, hway, hminv, hdone, col)
+    else:
+        assignment_into(work, n_feat, kp + n_feat, hu, hv, hp, hway, hminv, hdone, col)
     used = 0.0
     for i in range(n_feat):
         mods[i] = -1
         j = col[i]
-        if j < kp and best_m[i, j] >= 0:
+        if 0 <= j < kp and best_m[i, j] >= 0:
             mods[i] = best_m[i, j]
             used += sym[i, best_m[i, j]]
         else:
@@ -195,19 +204,20 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
         for m in range(sym.shape[1]):
             smin = min(smin, sym[i, m])
     for d in range(n_lam):
+        quiet = certify and _slots_distinct(table, d)  # no ties: each optimum unique
         used = dual_assignment_into(table, d, 0.0, sym, work, best_m, n_feat, kp, hu, hv, hp,
-                                    hway, hminv, hdone, col, mods)  # fmt: skip
+                                    hway, hminv, hdone, col, mods, quiet)  # fmt: skip
         if used > smax + 1e-9:
             lo = 0.0
             c_lo = _line(table, d, n_feat, col, mods)
             s_lo = used
             hi = 2.0 * spread / smin + 1.0
             used = dual_assignment_into(table, d, hi, sym, work, best_m, n_feat, kp, hu, hv, hp,
-                                        hway, hminv, hdone, col, mods)  # fmt: skip
+                                        hway, hminv, hdone, col, mods, quiet)  # fmt: skip
             c_hi = _line(table, d, n_feat, col, mods)
             s_hi = used
             unchanged = False
-            can_stop = certify and iters > CERTIFY_FROM and _slots_distinct(table, d)
+            can_stop = quiet and iters > CERTIFY_FROM
             for it in range(iters):
                 if can_stop and unchanged and it >= CERTIFY_FROM:
                     unchanged = False
@@ -215,14 +225,14 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
                     if lo < kx < hi:
                         ux = dual_assignment_into(table, d, kx, sym, work, best_m, n_feat,
                                                   kp, hu, hv, hp, hway, hminv, hdone, c2,
-                                                  m2)  # fmt: skip
+                                                  m2, quiet)  # fmt: skip
                         vx = _line(table, d, n_feat, c2, m2) + kx * ux
                         tol = 1e-13 * (abs(c_lo) + abs(c_hi) + kx * (s_lo + s_hi))
                         if vx >= c_lo + kx * s_lo - tol:
                             break
                 mid = 0.5 * (lo + hi)
                 u2 = dual_assignment_into(table, d, mid, sym, work, best_m, n_feat, kp, hu, hv,
-                                          hp, hway, hminv, hdone, c2, m2)  # fmt: skip
+                                          hp, hway, hminv, hdone, c2, m2, quiet)  # fmt: skip
                 c_mid = _line(table, d, n_feat, c2, m2)
                 if u2 <= smax + 1e-9:
                     unchanged = u2 == s_hi and c_mid == c_hi
