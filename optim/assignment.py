@@ -7,7 +7,9 @@ paths over columns), ``O(n_rows^2 n_cols)``; on ties it may pick another optimal
 than SciPy (whose variant :mod:`optim.batch.hungarian` reproduces), so every search that must
 break ties alike calls this one. :func:`assignment_into` is written once for both targets
 (:func:`optim.twin.shared`): the batched CPU loop and the GPU twin call it with reused work
-arrays, :func:`assignment` allocates them.
+arrays, :func:`assignment` allocates them. :func:`assignment_or_skip_into` solves the form in
+which a row may also be left out at cost 0 with one extra column of unlimited capacity instead
+of a zero column per row.
 
 Examples:
     >>> import numpy as np
