@@ -59,81 +59,16 @@ def assignment_scratch(n_rows: int, n_cols: int):  # noqa: ANN201
 
 
 @shared()
-def assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noqa: ANN001, ANN201
-    """:func:`assignment` with its work arrays given (those of :func:`assignment_scratch`,
-    reused between calls; ``done`` bool or int) and the columns written into ``col``
-    [n_rows]; returns the value."""
+def _shortest_paths(cost, n_rows, n_cols, skip, u, v, p, way, minv, done) -> None:  # noqa: ANN001
+    """The Hungarian method's phases from zero potentials: row ``i`` (1-based) is matched by a
+    shortest augmenting path over the reduced costs ``c - u[row] - v[column]``. Columns of the
+    work arrays are 1-based: real column ``j`` of ``cost`` at ``j + 1``, or at ``j + 2``
+    with ``skip``, where column 1 is the "left out" column (cost 0, unlimited capacity: it
+    ends every path that reaches it and is never added to the search tree, so its potential
+    stays 0 and a row in it stays tight). ``p[j]``: the row of column ``j`` (0: free)."""
     inf = math.inf
-    for i in range(n_rows + 1):
-        u[i] = 0.0
-    for j in range(n_cols + 1):
-        v[j] = 0.0
-        p[j] = 0
-        way[j] = 0
-    for i in range(1, n_rows + 1):
-        p[0] = i
-        j0 = 0
-        for j in range(n_cols + 1):
-            minv[j] = inf
-            done[j] = False
-        while True:
-            done[j0] = True
-            i0 = p[j0]
-            delta = inf
-            j1 = 0
-            for j in range(1, n_cols + 1):
-                if not done[j]:
-                    cur = cost[i0 - 1, j - 1] - u[i0] - v[j]
-                    if cur < minv[j]:
-                        minv[j] = cur
-                        way[j] = j0
-                    if minv[j] < delta:
-                        delta = minv[j]
-                        j1 = j
-            for j in range(n_cols + 1):
-                if done[j]:
-                    u[p[j]] += delta
-                    v[j] -= delta
-                else:
-                    minv[j] -= delta
-            j0 = j1
-            if p[j0] == 0:
-                break
-        while True:
-            j1 = way[j0]
-            p[j0] = p[j1]
-            j0 = j1
-            if j0 == 0:
-                break
-    for i in range(n_rows):
-        col[i] = -1
-    for j in range(1, n_cols + 1):
-        if p[j] > 0:
-            col[p[j] - 1] = j - 1
-    total = 0.0
-    for i in range(n_rows):
-        total += cost[i, col[i]]
-    return total
-
-
-@shared()
-def assignment_or_skip_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noqa: ANN001, ANN201
-    """A minimum-cost assignment in which a row may also be left out at cost 0: columns
-    ``cost[:n_rows, :n_cols]`` each take at most one row; ``col[i]`` is the column of row
-    ``i``, -1 if left out. Returns the value. Work arrays: those of
-    :func:`assignment_scratch` ``(n_rows, n_cols + 1)``.
-
-    The same problem as :func:`assignment_into` on ``[cost | 0]`` with ``n_rows`` zero
-    columns appended, solved with one "left out" column of unlimited capacity in their
-    place (column 1 of the work arrays, real column ``j`` at ``j + 2``), so each shortest
-    augmenting path scans ``n_cols + 1`` columns instead of ``n_cols + n_rows``. That column
-    ends every path that reaches it and stays free: it is never added to the search tree, so
-    its potential stays 0, and a row that enters it is tight there (``u = 0``) and never
-    leaves the potentials' invariants. The optimum is the same; where several assignments
-    are optimal it may pick another one than :func:`assignment_into` does.
-    """
-    inf = math.inf
-    last = n_cols + 1
+    first = 2 if skip else 1
+    last = n_cols + first - 1
     for i in range(n_rows + 1):
         u[i] = 0.0
     for j in range(last + 1):
@@ -149,12 +84,12 @@ def assignment_or_skip_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col)
         while True:
             done[j0] = True
             i0 = p[j0]
-            u0 = u[i0]
             delta = inf
             j1 = 0
             for j in range(1, last + 1):
                 if not done[j]:
-                    cur = (cost[i0 - 1, j - 2] if j > 1 else 0.0) - u0 - v[j]
+                    c = cost[i0 - 1, j - first] if j >= first else 0.0
+                    cur = c - u[i0] - v[j]
                     if cur < minv[j]:
                         minv[j] = cur
                         way[j] = j0
@@ -168,7 +103,7 @@ def assignment_or_skip_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col)
                 else:
                     minv[j] -= delta
             j0 = j1
-            if j0 == 1 or p[j0] == 0:
+            if p[j0] == 0 or j0 < first:
                 break
         while True:
             j1 = way[j0]
@@ -176,11 +111,46 @@ def assignment_or_skip_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col)
             j0 = j1
             if j0 == 0:
                 break
+
+
+@shared()
+def _columns_into(cost, n_rows, n_cols, skip, p, col) -> float:  # noqa: ANN001
+    """The column of each row from ``p`` into ``col`` (-1: left out) and the assignment's cost
+    (by rows)."""
+    first = 2 if skip else 1
     for i in range(n_rows):
         col[i] = -1
-    total = 0.0
-    for j in range(2, last + 1):
+    for j in range(first, n_cols + first):
         if p[j] > 0:
-            col[p[j] - 1] = j - 2
-            total += cost[p[j] - 1, j - 2]
+            col[p[j] - 1] = j - first
+    total = 0.0
+    for i in range(n_rows):
+        if col[i] >= 0:
+            total += cost[i, col[i]]
     return total
+
+
+@shared()
+def assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noqa: ANN001, ANN201
+    """:func:`assignment` with its work arrays given (those of :func:`assignment_scratch`,
+    reused between calls; ``done`` bool or int) and the columns written into ``col``
+    [n_rows]; returns the value."""
+    _shortest_paths(cost, n_rows, n_cols, False, u, v, p, way, minv, done)
+    return _columns_into(cost, n_rows, n_cols, False, p, col)
+
+
+@shared()
+def assignment_or_skip_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noqa: ANN001, ANN201
+    """A minimum-cost assignment in which a row may also be left out at cost 0: columns
+    ``cost[:n_rows, :n_cols]`` each take at most one row; ``col[i]`` is the column of row
+    ``i``, -1 if left out. Returns the value. Work arrays: those of
+    :func:`assignment_scratch` ``(n_rows, n_cols + 1)``.
+
+    The same problem as :func:`assignment_into` on ``[cost | 0]`` with ``n_rows`` zero
+    columns appended, solved with one "left out" column of unlimited capacity in their place
+    (:func:`_shortest_paths`), so each augmenting path scans ``n_cols + 1`` columns instead
+    of ``n_cols + n_rows``. The optimum is the same; where several assignments are optimal it
+    may pick another one than :func:`assignment_into` does.
+    """
+    _shortest_paths(cost, n_rows, n_cols, True, u, v, p, way, minv, done)
+    return _columns_into(cost, n_rows, n_cols, True, p, col)

@@ -21,11 +21,13 @@ import numpy as np
 
 from optim.twin import shared
 
-__all__ = ["sort_decreasing", "water_fill_levels"]
+__all__ = ["insertion_sort_decreasing", "sort_decreasing", "water_fill_levels"]
 
 
-def _sort_decreasing_device(t: np.ndarray, order: np.ndarray, active: int) -> None:
-    """GPU twin of :func:`sort_decreasing`: insertion sort at every length (no allocation)."""
+@shared()
+def insertion_sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
+    """Write into ``order[:active]`` the indices of ``t[:active]`` by decreasing value, ties
+    by index (an insertion sort: no allocation)."""
     for j in range(active):
         v = t[j]
         k = j
@@ -33,6 +35,11 @@ def _sort_decreasing_device(t: np.ndarray, order: np.ndarray, active: int) -> No
             order[k] = order[k - 1]
             k -= 1
         order[k] = j
+
+
+def _sort_decreasing_device(t: np.ndarray, order: np.ndarray, active: int) -> None:
+    """GPU twin of :func:`sort_decreasing`: insertion sort at every length (no allocation)."""
+    insertion_sort_decreasing(t, order, active)
 
 
 @shared(cuda=_sort_decreasing_device)
@@ -45,13 +52,7 @@ def sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
     another order (the powers then agree to rounding).
     """
     if active <= 32:
-        for j in range(active):
-            v = t[j]
-            k = j
-            while k > 0 and t[order[k - 1]] < v:
-                order[k] = order[k - 1]
-                k -= 1
-            order[k] = j
+        insertion_sort_decreasing(t, order, active)
     else:
         order[:active] = np.argsort(-t[:active])
 

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from optim.twin import shared
-from optim.water_fill import water_fill_levels
+from optim.water_fill import insertion_sort_decreasing, water_fill_levels
 
 
 @shared()
@@ -96,11 +96,4 @@ def log_terms(alpha: float, c: float) -> float:
 @shared()
 def subchannel_rank(g: np.ndarray, out: np.ndarray) -> None:
     """Write into ``out[:K]`` the subchannels by decreasing gain, ties by index (stable)."""
-    k = g.size
-    for j in range(k):
-        v = g[j]
-        i = j
-        while i > 0 and g[out[i - 1]] < v:
-            out[i] = out[i - 1]
-            i -= 1
-        out[i] = j
+    insertion_sort_decreasing(g, out, g.size)
