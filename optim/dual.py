@@ -90,8 +90,9 @@ def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv,
             work[i, j] = c
             best_m[i, j] = bm
             gain = gain or bm >= 0
-        for j in range(kp, kp + n_feat):
-            work[i, j] = 0.0
+        if not unique:  # the "not sent" columns of assignment_into
+            for j in range(kp, kp + n_feat):
+                work[i, j] = 0.0
     if not gain:  # no pair worth sending: whatever the assignment, nothing is sent
         for i in range(n_feat):
             col[i] = -1
