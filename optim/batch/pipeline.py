@@ -174,9 +174,9 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
 
     Scratch: ``fw`` float64 [:func:`pipeline_float_size`], ``iw`` int64
     [:func:`pipeline_int_size`], ``lt``, ``ct``, ``terms`` [W, M], ``cost`` [W, max(K, 1)];
-    results
-    ``best_v``, ``best_row`` [n_max + 1], ``best_p``, ``best_s`` [n_max + 1, W]. ``mod``: the
-    problem's :data:`optim.ber_model.BerModel`, for the bounds that skip patterns.
+    results ``best_v``, ``best_row`` [n_max + 1], ``best_p``, ``best_s`` [n_max + 1, W].
+    ``mod``: the problem's :data:`optim.ber_model.BerModel`, for the bounds that skip
+    patterns.
 
     Skipping patterns. Once a prefix has a best pattern, every later pattern is first bounded
     from below by the dual bound of eq. 2 of :mod:`optim.slots`: ``O(n)`` additions from a
@@ -185,11 +185,10 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
     (:func:`_pattern_multiplier`: the geometric mean of ``w_j slope_j nu_j |f'(gamma_j)|`` at
     a pattern's powers; any multiplier gives a valid bound, a close one a tight one; at
     ``N = K = 16`` about 60% of the patterns are scored, and the pipeline is about 1.6x as
-    fast as scoring them all). No power within
-    the budget gives a pattern a lower (P0) than its bound, so a pattern whose bound exceeds
-    the best value met (with a margin of ``1e-9`` of the terms' magnitude for rounding) cannot
-    replace it, and is not scored: the best pattern per prefix, and the choices that follow,
-    are those of scoring every pattern.
+    fast as scoring them all). No power within the budget gives a pattern a lower (P0) than
+    its bound, so a pattern whose bound exceeds the best value met (with a margin of ``1e-9``
+    of the terms' magnitude for rounding) cannot replace it, and is not scored: the best
+    pattern per prefix, and the choices that follow, are those of scoring every pattern.
     """
     k = g.size
     wmax = max(n_max, 1)
