@@ -3,7 +3,9 @@
 For checking what a change to the batched solver's kernels does to its speed: each tree (a
 checkout of the repository, e.g. ``git worktree add /tmp/old <commit>``) runs in its own
 process with ``PYTHONPATH`` set to it and its own ``NUMBA_CACHE_DIR`` (filled by a first,
-untimed process per tree; ``--cache-root`` keeps them for the next run), the trees
+untimed process per tree; ``--cache-root`` keeps them for the next run, in a folder named by
+a digest of the tree's sources, since Numba's cache does not notice when a function compiled
+into a cached caller changes in another file), the trees
 alternating for ``--rounds`` rounds. A process times ``solve_batch`` of ``hierarchical``
 with each option set of ``--options`` on one thread, on ``random_problem(N, N, seed=0)`` and
 ``--frames`` Rayleigh draws (``default_rng(1).exponential``): the median of ``--repeats``
@@ -19,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -63,6 +66,16 @@ def worker(n: int, frames: int, repeats: int, specs: list[str]) -> None:
     print(json.dumps(out))
 
 
+def source_digest(tree: Path) -> str:
+    """SHA-256 (first 12 hex digits) of the paths and bytes of every ``.py`` file of the
+    tree's packages: a cache filled from other sources is never reused."""
+    digest = hashlib.sha256()
+    for package in ("channels", "optim", "semcom"):
+        for path in sorted((tree / package).rglob("*.py")):
+            digest.update(str(path.relative_to(tree)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def run_tree(tree: Path, cache: Path, args: argparse.Namespace) -> dict[str, float]:
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
     env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
@@ -87,7 +100,7 @@ def main() -> None:
         "--cache-root",
         type=Path,
         default=None,
-        help="keep each tree's Numba cache here (default: a temporary folder)",
+        help="keep the Numba caches here, one folder per tree and source digest",
     )
     ap.add_argument("--json", type=str, default=None)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -101,7 +114,10 @@ def main() -> None:
         _options(spec)  # refuse a bad spec before any work
     names = ("old", "new")
     with tempfile.TemporaryDirectory() as tmp:
-        caches = [(args.cache_root or Path(tmp)) / name for name in names]
+        caches = [
+            (args.cache_root or Path(tmp)) / f"{name}-{source_digest(tree)}"
+            for name, tree in zip(names, args.trees, strict=True)
+        ]
         for tree, cache in zip(args.trees, caches, strict=True):  # compile, untimed
             run_tree(tree, cache, argparse.Namespace(**{**vars(args), "frames": 4, "repeats": 1}))
         runs: dict[str, dict[str, list[float]]] = {n: {s: [] for s in args.options} for n in names}
