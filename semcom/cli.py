@@ -27,17 +27,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every available subcommand attached."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand attached.
+
+    Given the command line ``argv``, only the subcommand it names gets its options: some
+    commands' options name choices whose modules load torch, SciPy or Numba, which a
+    ``semcom --version`` or a ``semcom plot`` should not wait for. Without ``argv`` every
+    subcommand gets its options.
+    """
     parser = _Parser(prog="semcom", description="Semantic-communication link simulator.")
     from semcom import __version__
 
     parser.add_argument("--version", action="version", version=f"semcom {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    named = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     for name in COMMANDS:
         module = importlib.import_module(f"semcom.commands.{name}")
         cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(cmd)
+        if named is None or named == module.NAME:
+            module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run, _prog=f"semcom {module.NAME}")
     return parser
 
@@ -47,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a name the terminal cannot show is escaped
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     from semcom.sweep.signals import exit_status, shutdown_on_signals
 

@@ -69,3 +69,31 @@ def test_version_is_the_installed_metadata() -> None:
     )
     assert out.returncode == 0
     assert out.stdout.strip() == f"semcom {semcom.__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["run", "--help"]])
+def test_command_line_without_work_loads_no_heavy_dependency(argv: list[str]) -> None:
+    """The parser gives options only to the subcommand named, so asking for the version, the
+    list of commands or a light command's options does not wait for torch, SciPy or Numba."""
+    code = (
+        "import json, sys\nfrom semcom.cli import main\ntry:\n"
+        f"    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_named_subcommand_gets_its_options_and_the_others_do_not() -> None:
+    from semcom.cli import COMMANDS, build_parser
+
+    full = build_parser()
+    assert full.parse_args(["solve", "--random", "3", "3", "1"]).random == [3, 3, 1]
+    assert full.parse_args(["ber", "--modulation", "qpsk", "--snr-db", "0"]).modulation == "qpsk"
+    only_solve = build_parser(["solve", "--random", "3", "3", "1"])
+    assert only_solve.parse_args(["solve", "--random", "3", "3", "1"]).random == [3, 3, 1]
+    with pytest.raises(SystemExit):  # ber was listed but given no options
+        only_solve.parse_args(["ber", "--modulation", "qpsk", "--snr-db", "0"])
+    listed = only_solve.format_help()
+    for name in COMMANDS:  # every command is still listed, with its one-line help
+        assert name.replace("_", "-") in listed
