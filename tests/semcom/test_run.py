@@ -47,12 +47,14 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("checkpoints")
 
 
-def smoke(checkpoints: Path, snrs: str = "[0, 10]") -> list[str]:
-    """Overrides shrinking the quickstart to a smoke run (seconds, not minutes)."""
+def smoke(checkpoints: Path, snrs: str = "[0, 10]", plots: bool = True) -> list[str]:
+    """Overrides shrinking the quickstart to a smoke run (seconds, not minutes); ``plots=False``
+    for tests that compare results only (the figures take about a third of such a run)."""
     return [
         "--set", "training.epochs=1", "--set", f"sweep.snr_db={snrs}",
         "--set", "data.eval_images=8", "--set", "stop.min_draws=1", "--set", "stop.max_draws=2",
         "--set", f"training.checkpoint_dir={checkpoints}", "--no-progress",
+        *([] if plots else ["--set", "output.plots=false"]),
     ]  # fmt: skip
 
 
@@ -105,7 +107,8 @@ def test_quickstart_smoke_writes_every_results_file(
 
 
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path, checkpoints: Path) -> None:
-    args = ["run", str(QUICKSTART), "--workers", "1", *smoke(checkpoints, "[-5, 0, 5, 10]")]
+    args = ["run", str(QUICKSTART), "--workers", "1",
+            *smoke(checkpoints, "[-5, 0, 5, 10]", plots=False)]  # fmt: skip
     reference = tmp_path / "reference"
     assert main([*args, "--out", str(reference)]) == 0
     killed = tmp_path / "killed"
@@ -133,7 +136,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path, checkpoints:
 
 
 def test_results_do_not_depend_on_executor_or_workers(tmp_path: Path, checkpoints: Path) -> None:
-    base = ["run", str(QUICKSTART), *smoke(checkpoints)]
+    base = ["run", str(QUICKSTART), *smoke(checkpoints, plots=False)]
     runs = {}
     for label, extra in (
         ("local-1", ["--workers", "1"]),
