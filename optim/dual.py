@@ -71,11 +71,12 @@ def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv,
     returns the symbols it uses. ``work`` [N, Kp + N], ``best_m`` [N, Kp] and ``hu`` ..
     ``hdone`` (:func:`optim.assignment.assignment_scratch`) are scratch.
 
-    ``unique``: the optimal assignment is unique (the frame has no ties, :func:`tie_free`),
-    so any exact solver returns it: the one with a single "not sent" column
-    (:func:`optim.assignment.assignment_or_skip_into`, about half the work) is used. Otherwise
-    the ``N`` "not sent" columns of :func:`optim.assignment.assignment_into`, whose choice
-    among tied assignments the results keep."""
+    ``unique``: the optimal assignment is unique (:func:`tie_free` holds for the frame and
+    :func:`_slots_distinct` for the multiplier), so any exact solver returns it: the one with
+    a single "not sent" column (:func:`optim.assignment.assignment_or_skip_into`, about half
+    the work) is used. Otherwise the ``N`` "not sent" columns of
+    :func:`optim.assignment.assignment_into`, whose choice among tied assignments the results
+    keep."""
     n_mod = sym.shape[1]
     gain = False
     for i in range(n_feat):
