@@ -43,14 +43,18 @@ def test_unknown_name_is_an_attribute_error(package: str) -> None:
         module.no_such_name  # noqa: B018
 
 
-def test_import_loads_no_heavy_dependency() -> None:
-    """``import channels, optim, semcom`` imports none of torch, SciPy, Numba or Sionna."""
-    code = (
-        "import json, sys; import channels, optim, semcom; "
-        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+def heavy_modules_after(code: str) -> list[str]:
+    """The :data:`HEAVY` modules loaded once ``code`` has run in a fresh interpreter."""
+    code += (
+        f"\nimport json, sys\nprint(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == []
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_loads_no_heavy_dependency() -> None:
+    """``import channels, optim, semcom`` imports none of torch, SciPy, Numba or Sionna."""
+    assert heavy_modules_after("import channels, optim, semcom") == []
 
 
 def test_flat_api_use() -> None:
@@ -75,13 +79,8 @@ def test_version_is_the_installed_metadata() -> None:
 def test_command_line_without_work_loads_no_heavy_dependency(argv: list[str]) -> None:
     """The parser gives options only to the subcommand named, so asking for the version, the
     list of commands or a light command's options does not wait for torch, SciPy or Numba."""
-    code = (
-        "import json, sys\nfrom semcom.cli import main\ntry:\n"
-        f"    main({argv!r})\nexcept SystemExit:\n    pass\n"
-        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    code = f"from semcom.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    assert heavy_modules_after(code) == []
 
 
 def test_the_named_subcommand_gets_its_options_and_the_others_do_not() -> None:
