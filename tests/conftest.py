@@ -1,10 +1,12 @@
-"""Shared test configuration: markers for GPU and Sionna tests, and Ctrl-C delivered."""
+"""Shared test configuration: markers for GPU and Sionna tests, Ctrl-C delivered, and no test
+leaving torch's thread count changed."""
 
 from __future__ import annotations
 
 import importlib.util
 import signal
 import threading
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -46,3 +48,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
         if "sionna" in item.keywords and not has_sionna:
             item.add_marker(pytest.mark.skip(reason="needs sionna-no-rt"))
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_left_as_found() -> Iterator[None]:
+    """Fail a test that changes torch's thread count and leaves it so (the count is restored).
+
+    A float32 sum's rounding depends on how many threads share it, so a count left behind makes
+    a later test's bit-for-bit comparison with another process depend on which tests ran before
+    it on that worker. Tests that want one thread use the ``one_thread`` fixtures.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(f"the test left torch's thread count at {after} (found {before})")

@@ -20,6 +20,7 @@ def _rows(task, points) -> pd.DataFrame:  # noqa: ANN001
     return pd.DataFrame([task(p).row for p in points]).drop(columns="seconds")
 
 
+@pytest.mark.usefixtures("one_thread")  # setup() sets torch's thread count
 def test_compiling_first_changes_no_row() -> None:
     sweep = {"snr_db": [0, 10], "channel": ["awgn", "rayleigh"]}
     plain, points = tiny_task(SCHEMES, CHANNEL, sweep)

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR_SCRIPT = """
 import functools, json
 import numpy as np
+import torch
 from channels.kernels import cuda_link
 from tests.semcom.test_link import TanhModel, flat_link, images
 
@@ -38,6 +39,7 @@ def run(backend, **kwargs):
                         m=f.bits_per_symbol.tolist(), errors=f.bit_errors.tolist()))
     return dict(backend=link.config()["backend"], draws=out)
 
+torch.set_num_threads(1)  # as the test's process: float32 decoding sums by thread count
 result = {"fast": run("cuda"), "fast_gray": run("cuda", code="gray")}
 cuda_link.link_frames_cuda = functools.partial(cuda_link.link_frames_cuda, fast=False)
 result["exact"] = run("cuda")
@@ -120,6 +122,7 @@ def test_torch_quantiser_equals_channels_bits(q: int, code: str) -> None:
 # ---------------------------------------------------------------------- CUDA simulator
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_cuda_backend_under_the_simulator_matches_the_cpu_backend(simulated: dict) -> None:
     cpu = cpu_run()
     # float64 kernel: the cpu backend's frames bit for bit

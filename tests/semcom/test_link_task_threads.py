@@ -4,6 +4,7 @@ workers do not each start one thread per core."""
 from __future__ import annotations
 
 import numba
+import pytest
 
 from semcom import prepare
 from semcom.link_task import LinkPointTask
@@ -21,6 +22,7 @@ def _task(solver_threads: int) -> LinkPointTask:
     return LinkPointTask(s, calibration, solver_threads=solver_threads)
 
 
+@pytest.mark.usefixtures("one_thread")  # setup() sets torch's thread count
 def test_setup_sets_the_solver_threads_and_zero_keeps_numbas_default() -> None:
     before = numba.get_num_threads()
     try:

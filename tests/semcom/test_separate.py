@@ -72,9 +72,9 @@ def _our_bler(snr_db: float, plan, blocks: int, seed: int) -> float:
     return 1.0 - float(ok.all(axis=1).mean())
 
 
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("snr_db", [0.5, 1.5])
 def test_ldpc_chain_bler_matches_sionna(snr_db: float) -> None:
-    torch.set_num_threads(1)
     plan = block_plan(256, 0.5)  # one block: n = 256, k = 128 (104 payload + CRC-24B)
     assert (plan.n_blocks, plan.n, plan.k, plan.payload) == (1, 256, 128, 104)
     blocks = 400
@@ -118,8 +118,8 @@ def test_bisection_fits_and_is_maximal(codec: str) -> None:
 
 
 # ----------------------------------------------------------------------------- failure rule
+@pytest.mark.usefixtures("one_thread")
 def test_failure_rule_mean_image_and_counts() -> None:
-    torch.set_num_threads(1)
     images = torch.stack([_image(s, 16) for s in range(3)])
     mean = torch.full((3, 16, 16), 0.25)
     bad = SeparateLink("webp", mean, 400, "awgn", -10.0, 4, rate=5 / 6, modulation="64qam")
@@ -163,9 +163,9 @@ def test_hevc_files_are_heif_hevc_and_deterministic() -> None:
     assert decode(encode(grey, HEVC, 90), HEVC, (1, 64, 64)).shape == (1, 64, 64)
 
 
+@pytest.mark.usefixtures("one_thread")
 @needs_heif
 def test_hevc_link_delivers_the_fitted_file_or_the_mean_image() -> None:
-    torch.set_num_threads(1)
     images = torch.stack([_image(s, 32) for s in range(2)])
     mean = torch.full((3, 32, 32), 0.25)
     good = SeparateLink("hevc", mean, 4000, "awgn", 30.0, 4, rate=1 / 2, modulation="16qam")
@@ -249,6 +249,7 @@ def test_bad_options_one_line(kwargs: dict, field: str) -> None:
     assert str(err.value).startswith(field) and "\n" not in str(err.value)
 
 
+@pytest.mark.usefixtures("one_thread")  # setup() sets torch's thread count
 def test_scenario_of_separate_schemes_only_runs_without_a_model() -> None:
     """No semantic scheme: nothing is trained; the budget's N and L come from the scenario's
     model built untrained, the data split and the mean image from its data set."""
@@ -288,9 +289,9 @@ def test_scenario_of_separate_schemes_only_runs_without_a_model() -> None:
 
 
 # ---------------------------------------------------------------- paired fading with semantic
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("channel", [{"model": "rayleigh"}, {"model": "rician", "rician_k": 2.0}])
 def test_separate_and_semantic_frames_see_the_same_gains(channel: dict) -> None:
-    torch.set_num_threads(1)
     task, points = tiny_task(["isfr-uep", "ui-opt", "sep-capacity"],
                               {"snr_db": 5, "n_subchannels": 4, **channel})  # fmt: skip
     by = {p.as_dict()["scheme"]: p for p in points}
@@ -374,8 +375,8 @@ def test_custom_separate_scheme_from_yaml() -> None:
     assert other.config_hash() != s.config_hash()
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_custom_separate_options_reach_the_link() -> None:
-    torch.set_num_threads(1)
     cap = {
         "name": "cap-eq",
         "separate": {
