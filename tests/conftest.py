@@ -56,7 +56,8 @@ def _torch_threads_left_as_found() -> Iterator[None]:
 
     A float32 sum's rounding depends on how many threads share it, so a count left behind makes
     a later test's bit-for-bit comparison with another process depend on which tests ran before
-    it on that worker. Tests that want one thread use the ``one_thread`` fixtures.
+    it on that worker. Tests that want one thread use the ``one_thread`` fixtures of
+    tests/semcom/conftest.py.
     """
     import torch
 
