@@ -42,7 +42,7 @@ def _sort_decreasing_device(t: np.ndarray, order: np.ndarray, active: int) -> No
     insertion_sort_decreasing(t, order, active)
 
 
-@shared(cuda=_sort_decreasing_device)
+@shared(cuda=_sort_decreasing_device, nrt=True)  # np.argsort allocates
 def sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
     """Write into ``order[:active]`` the indices of ``t[:active]`` by decreasing value.
 
