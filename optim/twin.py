@@ -20,9 +20,10 @@ and with NumPy's error model. Numba otherwise counts references to every array a
 receives or slices, with an atomic increment and decrement each time: in the batched solver's
 refined frames those two instructions took a fifth of the time. Code that allocates nothing
 and returns scalars needs no counting: the caller holds a reference to every array it
-passes. The error model only changes what a division by zero does (``inf``/``nan``, as on the
-GPU, instead of raising), which shared code never relies on; results are unchanged bit for
-bit. The few CPU primitives that allocate ask for counting with ``nrt=True``.
+passes. The error model only changes what a division by zero does: ``inf`` or ``nan`` (0 for
+integers), as on the GPU, instead of a test before every division and an exception, which
+shared code never relies on. Results are unchanged bit for bit. The few CPU primitives that
+allocate ask for counting with ``nrt=True``.
 
 Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs the same twins as Python.
 """
