@@ -16,6 +16,8 @@ import pkgutil
 import sys
 import textwrap
 
+import numpy as np
+
 import optim
 from optim import twin
 
@@ -64,7 +66,7 @@ def test_only_the_shared_functions_that_allocate_count_references() -> None:
 
 def test_the_allocation_check_sees_an_allocation() -> None:
     def fills(out: object) -> None:
-        out[:] = np.zeros(3)  # noqa: F821
+        out[:] = np.zeros(3)
 
     def copies(out: object) -> None:
         out[:] = out.copy()
