@@ -7,7 +7,8 @@ untimed process per tree; ``--cache-root`` keeps them for the next run, in a fol
 a digest of the tree's sources, since Numba's cache does not notice when a function compiled
 into a cached caller changes in another file), the trees
 alternating for ``--rounds`` rounds. A process times ``solve_batch`` of ``hierarchical``
-with each option set of ``--options`` on one thread, on ``random_problem(N, N, seed=0)`` and
+with each option set of ``--options`` on one thread, on ``random_problem(N, N, seed=0,
+snr_db=--snr-db)`` (10 dB by default) and
 ``--frames`` Rayleigh draws (``default_rng(1).exponential``): the median of ``--repeats``
 calls after a warm-up call, in ms per frame.
 Results are not compared here; see ``ab_solve_batch_gpu.py`` for that on the GPU.
@@ -15,7 +16,7 @@ Results are not compared here; see ``ab_solve_batch_gpu.py`` for that on the GPU
 Usage::
 
     python benchmarks/ab_solve_batch_cpu.py OLD_TREE NEW_TREE [--rounds 3] [--frames 128]
-        [--options "" "refine=False"] [--cache-root DIR] [--json ab.json]
+        [--snr-db 10] [--options "" "refine=False"] [--cache-root DIR] [--json ab.json]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _options(spec: str) -> dict[str, Any]:
     return out
 
 
-def worker(n: int, frames: int, repeats: int, specs: list[str]) -> None:
+def worker(n: int, snr_db: float, frames: int, repeats: int, specs: list[str]) -> None:
     """Time every option set in this process's tree; one JSON line on stdout."""
     import numba
     import numpy as np
@@ -56,7 +57,7 @@ def worker(n: int, frames: int, repeats: int, specs: list[str]) -> None:
     from optim.problem import random_problem
 
     numba.set_num_threads(1)
-    template = random_problem(n, n, seed=0)
+    template = random_problem(n, n, seed=0, snr_db=snr_db)
     gains = np.random.default_rng(1).exponential(size=(frames, n))
     out = {}
     for spec in specs:
@@ -80,6 +81,7 @@ def run_tree(tree: Path, cache: Path, args: argparse.Namespace) -> dict[str, flo
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
     env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--n", str(args.n),
+               "--snr-db", str(args.snr_db),
                "--frames", str(args.frames), "--repeats", str(args.repeats),
                "--options", *args.options]  # fmt: skip
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=128)
     ap.add_argument("--n", type=int, default=16, help="N = K")
+    ap.add_argument("--snr-db", type=float, default=10.0, help="mean SNR of the template, dB")
     ap.add_argument("--options", nargs="+", default=["", "refine=False"])
     ap.add_argument(
         "--cache-root",
@@ -106,7 +109,7 @@ def main() -> None:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.n, args.frames, args.repeats, args.options)
+        worker(args.n, args.snr_db, args.frames, args.repeats, args.options)
         return
     if len(args.trees) != 2:
         ap.error("give two trees: OLD_TREE NEW_TREE")

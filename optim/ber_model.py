@@ -35,6 +35,7 @@ import numpy as np
 
 from channels.coded import is_coded
 from channels.theory import ber_terms, bound_coefficients
+from optim.term_sums import q_terms_negligible, slope_terms_negligible
 from optim.twin import shared
 
 if TYPE_CHECKING:
@@ -83,7 +84,10 @@ def ber_value(mod, m: int, gam: float) -> float:
         v = 0.0
         r = math.sqrt(gam) / _SQRT2
         for t in range(mod.nt[m]):
-            v += mod.qw[m, t] * 0.5 * math.erfc(mod.qb[m, t] * r)
+            q = math.erfc(mod.qb[m, t] * r)
+            v += mod.qw[m, t] * 0.5 * q
+            if q_terms_negligible(mod.qw, m, t, mod.nt[m], q, v):
+                break  # the rest cannot change v (optim.term_sums)
     return min(max(v, 0.0), 0.5)
 
 
@@ -98,9 +102,13 @@ def log_neg_slope(mod, m: int, gam: float) -> tuple[float, float]:
     s2 = 0.0
     for t in range(mod.nt[m]):
         bt = mod.qb[m, t]
-        e = mod.qw[m, t] * bt * math.exp(-0.5 * (bt * bt - b0 * b0) * gam)
+        x = -0.5 * (bt * bt - b0 * b0) * gam
+        big_e = 1.0 if x == 0.0 else math.exp(x)  # exp(+-0) is 1 exactly
+        e = mod.qw[m, t] * bt * big_e
         s1 += e
         s2 += e * (1.0 + bt * bt * gam)
+        if slope_terms_negligible(mod.qw, mod.qb, m, t, mod.nt[m], big_e, gam, min(s1, s2)):
+            break  # the rest cannot change s1 or s2 (optim.term_sums)
     d = -0.5 * b0 * b0 * gam - 0.5 * (_LOG_8PI + math.log(gam)) + math.log(s1)
     return d, -s2 / (2.0 * gam * s1)
 

@@ -15,6 +15,7 @@ import math
 import numba
 import numpy as np
 
+from optim.term_sums import q_terms_negligible
 from optim.twin import shared
 from optim.water_fill import water_fill_levels
 
@@ -49,7 +50,8 @@ def ber(m: int, g: float, qw: np.ndarray, qs: np.ndarray, ba: np.ndarray, bb: np
     """``Pb`` of modulation index ``m`` (< 0: 0) at SNR ``g``.
 
     Exact: ``Pb = sum_t qw[m, t] Q(qs[m, t] sqrt(g))`` (the Gray BER as a sum of Q-functions,
-    ``Q(x) = erfc(x / sqrt 2) / 2``, zero weights skipped); bound: ``ba[m] exp(-bb[m] g)``.
+    ``Q(x) = erfc(x / sqrt 2) / 2``, zero weights skipped, and the terms that can no longer
+    change the sum left out: :mod:`optim.term_sums`); bound: ``ba[m] exp(-bb[m] g)``.
     Clipped to ``[0, 1/2]``. Compiled for the CPU and as a CUDA device function (the batched
     solver's scoring, :func:`optim.twin.shared`).
     """
@@ -61,7 +63,10 @@ def ber(m: int, g: float, qw: np.ndarray, qs: np.ndarray, ba: np.ndarray, bb: np
         for t in range(qw.shape[1]):
             w = qw[m, t]
             if w != 0.0:
-                acc += w * 0.5 * math.erfc(qs[m, t] * root)
+                q = math.erfc(qs[m, t] * root)
+                acc += w * 0.5 * q
+                if q_terms_negligible(qw, m, t, qw.shape[1], q, acc):
+                    break
     else:
         acc = ba[m] * math.exp(-bb[m] * g)
     return min(max(acc, 0.0), 0.5)

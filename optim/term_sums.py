@@ -1,0 +1,49 @@
+"""Early exits from the BER model's sums of fast-falling terms that leave every bit unchanged.
+
+The exact Gray BER ``sum_t w_t Q(b_t sqrt(gamma))`` and its slope ``sum_t w_t b_t
+exp(-b_t^2 gamma / 2) (...)`` (:mod:`optim.ber_model`) add terms in increasing ``b_t``, so each
+term is at most the one before it times ``|w_t'| / |w_t|`` (``erfc`` and ``exp`` decrease). At
+high SNR the later terms fall below the rounding of the partial sum, and adding them changes
+nothing: for a partial sum ``s > 0`` in ``[2^e, 2^(e+1))`` the floats beside it are at least
+``2^(e-53)`` away, so round-to-nearest gives ``fl(s + x) = s`` whenever ``|x| < 2^(e-54)``,
+which ``|x| < s 2^-55`` guarantees. The checks here ask for ``s 2^-57``, a factor 4 to spare
+for the rounding of the bound itself and of ``erfc``/``exp`` (monotone to within an ulp).
+So a loop that stops when they return ``True`` returns the same float as the full sum.
+"""
+
+from __future__ import annotations
+
+from optim.twin import shared
+
+_QUARTER_SPACING = 2.0**-57
+
+
+@shared(inline="always")
+def q_terms_negligible(qw, m: int, t: int, stop: int, q: float, total: float) -> bool:
+    """Whether every later term ``qw[m, u] Q_u`` (``t < u < stop``) of a sum whose term ``t``
+    had ``Q_t = q`` (so ``Q_u <= q``) leaves the partial sum ``total`` unchanged.
+
+    ``False`` for ``total <= 0`` or NaN, so the caller adds them all.
+    """
+    limit = total * _QUARTER_SPACING
+    for u in range(t + 1, stop):
+        if not abs(qw[m, u]) * q < limit:
+            return False
+    return True
+
+
+@shared(inline="always")
+def slope_terms_negligible(qw, qb, m: int, t: int, stop: int, e: float, gam: float,
+                           total: float) -> bool:  # fmt: skip
+    """Whether every later term ``qw[m, u] b_u E_u`` and ``qw[m, u] b_u E_u (1 + b_u^2 gamma)``
+    (``t < u < stop``, ``b_u = qb[m, u]``) of the slope sums leaves the smaller partial sum
+    ``total`` unchanged, where term ``t`` had ``E_t = e`` (so ``E_u <= e``).
+
+    ``False`` for ``total <= 0`` or NaN, so the caller adds them all.
+    """
+    limit = total * _QUARTER_SPACING
+    for u in range(t + 1, stop):
+        b = qb[m, u]
+        if not abs(qw[m, u]) * b * (1.0 + b * b * gam) * e < limit:
+            return False
+    return True
