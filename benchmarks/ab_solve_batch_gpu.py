@@ -99,7 +99,7 @@ def worker(frames: list[int], methods: list[str], repeats: int, dump: str) -> No
 def _run_tree(tree: Path, args: argparse.Namespace, dump: Path, cache: Path) -> list[dict]:
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
     env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
-    command = [sys.executable, __file__, "--worker", "--dump", str(dump),
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--dump", str(dump),
                "--repeats", str(args.repeats), "--frames", *map(str, args.frames),
                "--methods", *args.methods]  # fmt: skip
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
