@@ -1,8 +1,8 @@
 """Early exits from the BER model's sums of fast-falling terms that leave every bit unchanged.
 
 The exact Gray BER ``sum_t w_t Q(b_t sqrt(gamma))`` and its slope ``sum_t w_t b_t
-exp(-b_t^2 gamma / 2) (...)`` (:mod:`optim.ber_model`) add terms in increasing ``b_t``, so each
-term is at most the one before it times ``|w_t'| / |w_t|`` (``erfc`` and ``exp`` decrease). At
+exp(-b_t^2 gamma / 2) (...)`` (:mod:`optim.ber_model`) add terms in increasing ``b_t``, so a
+later term ``w_u Q_u`` is at most ``|w_u| Q_t`` in size (``erfc`` and ``exp`` decrease). At
 high SNR the later terms fall below the rounding of the partial sum, and adding them changes
 nothing: for a partial sum ``s > 0`` in ``[2^e, 2^(e+1))`` the floats beside it are at least
 ``2^(e-53)`` away, so round-to-nearest gives ``fl(s + x) = s`` whenever ``|x| < 2^(e-54)``,
