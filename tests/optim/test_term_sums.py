@@ -59,12 +59,14 @@ def _full_log_neg_slope(qw, qb, nt, m, gam):
 
 def _snr_grid() -> np.ndarray:
     rng = np.random.default_rng(7)
-    grid = np.concatenate([
+    return np.concatenate([
         np.geomspace(1e-6, 1e6, 4001),
         10.0 ** rng.uniform(-3, 4, size=4000),
         [0.0, 1e-300, 5e-324, 1e300, np.inf],
     ])  # fmt: skip
-    return grid
+
+
+SNR_GRID = _snr_grid()
 
 
 def _bits(x: list[float]) -> np.ndarray:
@@ -81,20 +83,19 @@ def test_ber_kernel_equals_the_full_sum(problem):
     qw, qs = arr["qw"], arr["qs"]
     ba, bb = arr["ba"], arr["bb"]
     for m in range(len(MODULATIONS)):
-        got = [ber(m, g, qw, qs, ba, bb, True) for g in _snr_grid()]
-        ref = [_full_q_sum(qw, qs, m, g) for g in _snr_grid()]
+        got = [ber(m, g, qw, qs, ba, bb, True) for g in SNR_GRID]
+        ref = [_full_q_sum(qw, qs, m, g) for g in SNR_GRID]
         np.testing.assert_array_equal(_bits(got), _bits(ref), err_msg=MODULATIONS[m])
 
 
 def test_ber_model_sums_equal_the_full_sums(problem):
     mod = ber_model(problem)
     for m in range(len(MODULATIONS)):
-        grid = _snr_grid()
-        got = [ber_value(mod, m, g) for g in grid]
-        ref = [_full_ber_value(mod.qw, mod.qb, mod.nt, m, g) for g in grid]
+        got = [ber_value(mod, m, g) for g in SNR_GRID]
+        ref = [_full_ber_value(mod.qw, mod.qb, mod.nt, m, g) for g in SNR_GRID]
         np.testing.assert_array_equal(_bits(got), _bits(ref), err_msg=MODULATIONS[m])
-        got_d = [log_neg_slope(mod, m, g) for g in grid]
-        ref_d = [_full_log_neg_slope(mod.qw, mod.qb, mod.nt, m, g) for g in grid]
+        got_d = [log_neg_slope(mod, m, g) for g in SNR_GRID]
+        ref_d = [_full_log_neg_slope(mod.qw, mod.qb, mod.nt, m, g) for g in SNR_GRID]
         for k in (0, 1):
             np.testing.assert_array_equal(
                 _bits([v[k] for v in got_d]), _bits([v[k] for v in ref_d]),
