@@ -7,7 +7,9 @@
 is the term of the dual bound (:mod:`optim.slots`, eq. 2): closed form for the bound model,
 tabulated on a fine log grid of ``mu`` for the exact one, where by concavity the chord between
 two grid points is below ``H``, below the grid ``H >= 0`` and above it ``H >= H(mu_max)``, so
-the interpolant :func:`h_bound` is a valid lower bound.
+the interpolant :func:`h_bound` is a valid lower bound. :func:`ber_lower` bounds the exact
+``f_m`` itself from below by its tangents on a fine log grid of ``gamma`` (``f_m`` is convex),
+for the batched solver's scoring to skip candidates that cannot win.
 
 :data:`BerModel` holds it all as a Numba-friendly named tuple; the scalar kernels here take
 it as their first argument and are called from the other compiled searches of :mod:`optim`.
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BerModel",
     "ber_model",
+    "ber_lower",
     "bound_applies",
     "dual_term",
     "ber_value",
@@ -53,6 +56,7 @@ __all__ = [
     "log_marginal",
     "log_neg_slope",
     "solve_gamma",
+    "tangents_pay",
 ]
 
 _SQRT2 = math.sqrt(2.0)
@@ -63,15 +67,25 @@ _TABLE_LNMU = (math.log(1e-150), math.log(1e15))
 
 _TABLE_SIZE = 60_001
 
+_TANGENT_LNG = (math.log(1e-9), math.log(1e6))
+
+_TANGENT_STEP = 1.0 / 128.0
+
 BerModel = namedtuple(
-    "BerModel", ["kind", "A", "B", "qw", "qb", "nt", "f0", "lnmu0", "h", "lng", "H"]
-)
+    "BerModel",
+    ["kind", "A", "B", "qw", "qb", "nt", "f0", "lnmu0", "h", "lng", "H", "lng0", "dlng", "tg",
+     "tf", "td"],
+)  # fmt: skip
 """Numba-friendly BER model of one problem, ``M`` modulations in the problem's order.
 
 kind: 0 bound, 1 exact. A, B [M]: bound coefficients. qw, qb [M, T]: exact BER terms
 ``sum_t qw Q(qb sqrt(gamma))`` (``qb`` increasing, zero-padded), nt [M] term counts.
 f0 [M]: ``f(0)``. lnmu0, h: log-grid ``ln mu_k = lnmu0 + k h``; lng [M, G]: ``ln gamma*(mu_k)``;
 H [M, G]: ``H(mu_k)`` (slightly lowered), both ``[M, 1]`` dummies for the bound model.
+lng0, dlng: log-grid of SNRs ``ln gamma_k = lng0 + k dlng``; tg [G']: ``gamma_k``;
+tf, td [M, G']: ``f(gamma_k)`` and ``f'(gamma_k)``, the tangents of :func:`ber_lower`
+(``[1]`` and ``[M, 1]`` dummies for the bound model; a row of zeros where ``f`` is not
+convex on the grid).
 """
 
 
@@ -200,6 +214,45 @@ def h_bound(mod, m: int, lnmu: float) -> float:
     return mod.H[m, k] + (mod.H[m, k + 1] - mod.H[m, k]) * frac
 
 
+def _tangents_off() -> bool:
+    """GPU twin of :func:`tangents_pay`: the threads of a warp price a candidate together
+    whenever one of them must, so the bounds would rarely spare a warp any work."""
+    return False
+
+
+@shared(cuda=_tangents_off, inline="always")
+def tangents_pay() -> bool:
+    """Whether the batched solver bounds a candidate by :func:`ber_lower` before computing its
+    BER: on the CPU (``True``), not on the GPU (its twin answers ``False``)."""
+    return True
+
+
+@shared()
+def ber_lower(mod, m: int, gam: float) -> float:
+    """A lower bound on the exact ``f_m(gamma)``: the larger of its tangents at the two grid
+    SNRs around ``gamma`` (the first or the last one outside the grid), clipped to [0, 1/2].
+
+    ``f_m`` is convex (Lemma 3 of :mod:`optim.optimal_power`), so every tangent lies below it:
+    ``f(gamma) >= f(gamma_k) + f'(gamma_k) (gamma - gamma_k)``. Between two grid points
+    ``dlng = 1/128`` apart the gap is about ``f''(gamma) (gamma dlng / 4)^2 / 2``: a few 1e-4 of
+    ``f`` where the BER is ~1e-6, so the bound is nearly the value, at the cost of one ``log``
+    instead of one ``erfc`` per Q-term. Exact model only (``kind == 1``)."""
+    g_count = mod.tg.size
+    x = (math.log(gam) - mod.lng0) / mod.dlng if gam > 0.0 else -1.0
+    if not x > 0.0:
+        k = 0
+    elif x >= g_count - 1:
+        k = g_count - 1
+    else:
+        k = int(x)
+    v = mod.tf[m, k] + mod.td[m, k] * (gam - mod.tg[k])
+    if k + 1 < g_count:
+        v = max(v, mod.tf[m, k + 1] + mod.td[m, k + 1] * (gam - mod.tg[k + 1]))
+    if not v > 0.0:
+        return 0.0
+    return min(v, 0.5)
+
+
 @shared()
 def bound_applies(mod) -> bool:
     """Whether ``H`` of :func:`h_bound` is that of the BER as the solvers evaluate it, clipped
@@ -260,6 +313,28 @@ def _build_table(mod, m: int, lnmu: np.ndarray, lng: np.ndarray, hv: np.ndarray)
     return None
 
 
+@numba.njit(cache=True)
+def _build_tangents(mod, m: int, tg: np.ndarray, tf: np.ndarray, td: np.ndarray) -> None:
+    """Fill ``tf = f(tg)`` and ``td = f'(tg)`` (``-exp(ln(-f'))``); zeros where the values do
+    not show ``f`` convex on the grid (slopes not increasing, or a tangent above a neighbour's
+    value), so that :func:`ber_lower` falls back on the trivial bound 0."""
+    g_count = tg.size
+    for k in range(g_count):
+        tf[k] = ber_value(mod, m, tg[k])
+        d, _ = log_neg_slope(mod, m, tg[k])
+        td[k] = -math.exp(d)
+    for k in range(g_count - 1):
+        ahead = tf[k] + td[k] * (tg[k + 1] - tg[k])
+        behind = tf[k + 1] + td[k + 1] * (tg[k] - tg[k + 1])
+        tol = 1e-12 * (tf[k] + tf[k + 1]) + 1e-300
+        if td[k + 1] < td[k] or ahead > tf[k + 1] + tol or behind > tf[k] + tol:
+            for j in range(g_count):
+                tf[j] = 0.0
+                td[j] = 0.0
+            return None
+    return None
+
+
 @lru_cache(maxsize=16)
 def _ber_model(kind: str, modulations: tuple[str, ...]) -> BerModel:
     """The :data:`BerModel` for a modulation set; exact-model tables built once per set."""
@@ -279,18 +354,25 @@ def _ber_model(kind: str, modulations: tuple[str, ...]) -> BerModel:
         f0 = np.minimum(coef[:, 0], 0.5)
         dummy = np.zeros((mcount, 1))
         return BerModel(
-            0, coef[:, 0].copy(), coef[:, 1].copy(), qw, qb, nt, f0, 0.0, 1.0, dummy, dummy
-        )
+            0, coef[:, 0].copy(), coef[:, 1].copy(), qw, qb, nt, f0, 0.0, 1.0, dummy, dummy, 0.0,
+            1.0, np.zeros(1), dummy, dummy,
+        )  # fmt: skip
     f0 = np.minimum(0.5 * qw.sum(axis=1), 0.5)
     lnmu = np.linspace(_TABLE_LNMU[0], _TABLE_LNMU[1], _TABLE_SIZE)
     h = float(lnmu[1] - lnmu[0])
     lng = np.zeros((mcount, _TABLE_SIZE))
     hv = np.zeros((mcount, _TABLE_SIZE))
+    t_count = round((_TANGENT_LNG[1] - _TANGENT_LNG[0]) / _TANGENT_STEP) + 1
+    tg = np.exp(_TANGENT_LNG[0] + _TANGENT_STEP * np.arange(t_count))
+    tf = np.zeros((mcount, t_count))
+    td = np.zeros((mcount, t_count))
     mod = BerModel(
-        1, coef[:, 0].copy(), coef[:, 1].copy(), qw, qb, nt, f0, float(lnmu[0]), h, lng, hv
-    )
+        1, coef[:, 0].copy(), coef[:, 1].copy(), qw, qb, nt, f0, float(lnmu[0]), h, lng, hv,
+        _TANGENT_LNG[0], _TANGENT_STEP, tg, tf, td,
+    )  # fmt: skip
     for j in range(mcount):
         _build_table(mod, j, lnmu, lng[j], hv[j])
+        _build_tangents(mod, j, tg, tf[j], td[j])
     return mod
 
 

@@ -71,12 +71,13 @@ _KERNELS: dict[str, Any] = {}
 def _pipeline_kernel(gains, perms, noise, P, order, ws, wf, tail, A, B, qw, qs, ba, bb, exact,
                      n_max, pats, row_w, n_start, n_count, matching, power_mode, iters,
                      w, floor, slope, drop, m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0,
-                     m_h, m_lng, m_h_tab, fw, iw, lt, ct, cost, terms, best_v, best_row,
-                     best_p, best_s, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
+                     m_h, m_lng, m_h_tab, m_lng0, m_dlng, m_tg, m_tf, m_td, fw, iw, lt, ct, cost,
+                     terms, best_v, best_row, best_p, best_s, cost_n, sel, sub, mod, pw, obj):  # noqa: ANN001, ANN202  # fmt: skip
     b = cuda.grid(1)
     if b >= gains.shape[0]:
         return
-    bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab)
+    bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab,
+                  m_lng0, m_dlng, m_tg, m_tf, m_td)  # fmt: skip
     pb = b if perms.shape[0] > 1 else 0
     for i in range(order.size):
         sel[b, i] = False
@@ -113,7 +114,8 @@ def _fixed_kernel(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mod
 
 def _refined_kernel(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S,
                     smax, P, noise, A, B, qw, qs, ba, bb, exact, m_kind, m_a, m_b, m_qw, m_qb,
-                    m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab, drop_rank, offsets, refine, r_iters,
+                    m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab, m_lng0, m_dlng, m_tg, m_tf, m_td,
+                    drop_rank, offsets, refine, r_iters,
                     st_power, st_mod, st_match, st_sel, refine_starts, margin, local_max,
                     n_dual_starts, dual_applies, equal, exact_first, order, ws_r, wf_r, tail,
                     n_max, pats, row_w, n_start, n_count, matching, iters, uniform, w0, floor0,
@@ -122,7 +124,8 @@ def _refined_kernel(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_sum, 
     b = first + t
     if t >= fb.shape[0] or b >= gains.shape[0]:
         return
-    bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab)
+    bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab,
+                  m_lng0, m_dlng, m_tg, m_tf, m_td)  # fmt: skip
     c = Shared(w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S, smax, P, noise, A, B,
                qw, qs, ba, bb, exact, bm, drop_rank, offsets)  # fmt: skip
     cfg = Config(refine, r_iters, st_power, st_mod, st_match, st_sel, refine_starts, margin,

@@ -18,9 +18,13 @@ replaced, O(1) per move); no power within the budget, water-filled, equal or opt
 neighbour a lower (P0). So a neighbour is not scored when its bound exceeds the value it would
 have to beat (before the exact phase: the improvement threshold; in it: the fourth best score,
 since only the four best are priced exactly), with a margin of ``1e-9`` of the terms'
-magnitude for rounding. Every choice of the round (the best move, the improving moves and
+magnitude for rounding. Under the exact BER model (on the CPU) a neighbour that passes is
+water-filled and bounded once more at that power, by the BER's tangents
+(:func:`row_exceeds`, :func:`optim.ber_model.ber_lower`), against the same value, before its
+BER terms are computed. Every choice of the round (the best move, the improving moves and
 their order, the four priced exactly) is the one scoring every neighbour makes, so results
-equal the per-frame search's; at ``N = K = 16`` about a quarter of the neighbours are scored.
+equal the per-frame search's; at ``N = K = 16`` about a quarter of the neighbours pass the
+dual bound.
 
 The frame-independent inputs come in one :class:`Shared` tuple (:mod:`optim.batch.refine`).
 """
@@ -34,7 +38,7 @@ import numpy as np
 
 from optim.batch.arith import log_terms, pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
-from optim.ber_model import bound_applies, dual_term, log_marginal
+from optim.ber_model import ber_lower, bound_applies, dual_term, log_marginal, tangents_pay
 from optim.kernels import ber
 from optim.optimal_power import optimal_power_row
 from optim.twin import shared
@@ -48,9 +52,10 @@ RAISE_MAX = 10
 
 
 @shared()
-def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> float:
+def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per, limit) -> float:
     """(P0) of one row with its water-filling (or equal) power, left in ``p[:width]``
-    (:func:`optim.local_search.score_batch`)."""
+    (:func:`optim.local_search.score_batch`); ``inf`` when ``limit`` is finite and the row's
+    lower bound at that power (:func:`row_exceeds`) shows that its value exceeds ``limit``."""
     cnt = 0
     for j in range(width):
         rate[j] = g[s[j]] / c.noise
@@ -69,6 +74,8 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> floa
             p[j] = share if pat[j] >= 0 else 0.0
     else:
         water_fill(t, cc, width, c.P, order, p, width)
+    if limit < math.inf and row_exceeds(c, f, pat, width, p, rate, limit):
+        return math.inf
     for j in range(width):
         m = pat[j]
         if m >= 0:
@@ -78,6 +85,27 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per) -> floa
         else:
             per[j] = 0.0
     return c.wd_sum + pairwise_sum(per, width)
+
+
+@shared()
+def row_exceeds(c, f, pat, width, p, rate, limit) -> bool:
+    """Whether a row's (P0) at powers ``p[:width]`` provably exceeds ``limit``: its lower bound
+    with :func:`optim.ber_model.ber_lower` for the BER does, by more than ``1e-9`` of the terms'
+    magnitude (exact model on the CPU only, :func:`optim.ber_model.tangents_pay`;
+    ``False`` otherwise)."""
+    if c.mod.kind != 1 or not tangents_pay():
+        return False
+    acc = c.wd_sum
+    mag = abs(c.wd_sum)
+    for j in range(width):
+        m = pat[j]
+        if m >= 0:
+            fj = f[j]
+            pb = ber_lower(c.mod, m, rate[j] * p[j])
+            term = c.w[fj] * c.floor[fj] + c.w[fj] * c.slope[fj] * pb - c.wd[fj]
+            acc += term
+            mag += abs(term)
+    return acc > limit + 1e-9 * mag
 
 
 @shared()
@@ -358,9 +386,13 @@ def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
 
 @shared()
 def _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order, p,
-                rate, per) -> None:  # fmt: skip
+                rate, per, limit) -> None:  # fmt: skip
+    """Score row ``r`` into ``vals[r]`` and its powers into ``pws[r]`` (``limit``: as
+    :func:`score_row`; a row found above it keeps its powers and gets ``inf``)."""
     vals[r] = score_row(c, g, rows_f[r], rows_s[r], rows_p[r], width, equal, t, cc, order, p,
-                        rate, per)  # fmt: skip
+                        rate, per, limit)  # fmt: skip
+    if vals[r] == math.inf:
+        return
     for j in range(width):
         pws[r, j] = p[j]
 
@@ -378,8 +410,10 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
     bound shows that they cannot matter are not scored (value ``inf``, powers left as they
     are): before the exact phase, a row whose bound exceeds ``limit``; in it, one whose bound
     exceeds the ``EXACT_TOP``-th best score met (it cannot be among the rows priced exactly),
-    and a row among those whose bound exceeds ``limit`` is not priced exactly. The choices that
-    follow (best row, improving rows, their order) are those of scoring every row.
+    and a row among those whose bound exceeds ``limit`` is not priced exactly. A row that passes
+    is water-filled and then bounded once more at that power (:func:`row_exceeds`) against the
+    same value before its BER is computed. The choices that follow (best row, improving rows,
+    their order) are those of scoring every row.
     """
     if not refine:
         for r in range(count):
@@ -387,7 +421,7 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
                 vals[r] = math.inf
             else:
                 _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc,
-                            order, p, rate, per)  # fmt: skip
+                            order, p, rate, per, limit if prune else math.inf)  # fmt: skip
         return
     if prune:
         for r in range(count):
@@ -402,7 +436,7 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
                 if unscored[r] == 1 and (nxt < 0 or lb[r] < lb[nxt]):
                     nxt = r
             _score_into(c, g, rows_f, rows_s, rows_p, nxt, width, equal, vals, pws, t, cc,
-                        order, p, rate, per)  # fmt: skip
+                        order, p, rate, per, math.inf)  # fmt: skip
             unscored[nxt] = 0
             _keep_smallest(best, vals[nxt])
         for r in range(count):
@@ -412,13 +446,13 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
             if lb[r] > kth + slack[r] + 1e-9 * abs(kth):
                 continue
             _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order,
-                        p, rate, per)  # fmt: skip
+                        p, rate, per, kth)  # fmt: skip
             unscored[r] = 0
             _keep_smallest(best, vals[r])
     else:
         for r in range(count):
             _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order,
-                        p, rate, per)  # fmt: skip
+                        p, rate, per, math.inf)  # fmt: skip
     n_top = 0
     for _ in range(min(EXACT_TOP, count)):  # stable argsort, first EXACT_TOP
         pick = -1

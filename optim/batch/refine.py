@@ -661,7 +661,8 @@ def hierarchical_batch(gains, perms, c, cfg, *rest):  # noqa: ANN001, ANN201
 @numba.njit(cache=True, parallel=True)
 def _hierarchical_batch(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop,
                         S, smax, P, noise, A, B, qw, qs, ba, bb, exact, m_kind, m_a, m_b, m_qw,
-                        m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab, drop_rank, offsets,
+                        m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab, m_lng0, m_dlng, m_tg,
+                        m_tf, m_td, drop_rank, offsets,
                         refine, r_iters, st_power, st_mod, st_match, st_sel, refine_starts,
                         margin, local_max, n_dual_starts, dual_applies, equal, exact_first,
                         order, ws_r, wf_r, tail, n_max, pats, row_w, n_start, n_count, matching,
@@ -678,7 +679,8 @@ def _hierarchical_batch(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_s
     n_is = hierarchical_int_size(nf, k, A.size, n_max, offsets.size, refine_starts,
                                  n_dual_starts)  # fmt: skip
     for b in numba.prange(frames):
-        bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab)
+        bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab,
+                  m_lng0, m_dlng, m_tg, m_tf, m_td)  # fmt: skip
         c = Shared(w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S, smax, P, noise, A,
                    B, qw, qs, ba, bb, exact, bm, drop_rank, offsets)  # fmt: skip
         cfg = Config(refine, r_iters, st_power, st_mod, st_match, st_sel, refine_starts, margin,

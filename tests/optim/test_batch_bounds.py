@@ -104,7 +104,7 @@ def test_no_power_within_the_budget_beats_a_neighbours_bound(model):
         w = np.zeros(width)
         per, t, cc, rate, pw = (np.zeros(width) for _ in range(5))
         order = np.zeros(width, np.int64)
-        score_row(c, g, f, s, pat, width, False, t, cc, order, pw, rate, per)
+        score_row(c, g, f, s, pat, width, False, t, cc, order, pw, rate, per, math.inf)
         terms = np.zeros(width)
         lnlam, total = current_bound(c, g, f, s, pat, pw, width, terms)
         if lnlam == -math.inf:
@@ -118,7 +118,7 @@ def test_no_power_within_the_budget_beats_a_neighbours_bound(model):
         for q in range(len(rows)):
             for equal in (False, True):
                 sc = score_row(c, g, rows_f[q], rows_s[q], rows_p[q], width, equal, t, cc,
-                               order, w, rate, per)  # fmt: skip
+                               order, w, rate, per, math.inf)  # fmt: skip
                 assert lb[q] <= sc + slack[q]
             exact_power_row(c, g, rows_f[q], rows_s[q], rows_p[q], width, w, fs, is_)
             assert w.sum() <= p.power_budget * (1 + 1e-12)
