@@ -49,6 +49,7 @@ from optim.batch.pipeline import (
     pipeline_frame_into,
     pipeline_int_size,
 )
+from optim.batch.power_memo import PowerMemo
 from optim.batch.refine import (
     Config,
     Shared,
@@ -115,7 +116,8 @@ def _fixed_kernel(gains, perms, noise, P, n, m, alpha, A, B, matching, power_mod
 def _refined_kernel(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S,
                     smax, P, noise, A, B, qw, qs, ba, bb, exact, m_kind, m_a, m_b, m_qw, m_qb,
                     m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab, m_lng0, m_dlng, m_tg, m_tf, m_td,
-                    drop_rank, offsets, refine, r_iters,
+                    drop_rank, offsets, x_a, x_v, x_m, x_n, x_budget, x_p, x_val, x_lev, x_state,
+                    refine, r_iters,
                     st_power, st_mod, st_match, st_sel, refine_starts, margin, local_max,
                     n_dual_starts, dual_applies, equal, exact_first, order, ws_r, wf_r, tail,
                     n_max, pats, row_w, n_start, n_count, matching, iters, uniform, w0, floor0,
@@ -126,8 +128,9 @@ def _refined_kernel(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_sum, 
         return
     bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab,
                   m_lng0, m_dlng, m_tg, m_tf, m_td)  # fmt: skip
+    memo = PowerMemo(x_a, x_v, x_m, x_n, x_budget, x_p, x_val, x_lev, x_state)  # empty, shared
     c = Shared(w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S, smax, P, noise, A, B,
-               qw, qs, ba, bb, exact, bm, drop_rank, offsets)  # fmt: skip
+               qw, qs, ba, bb, exact, bm, drop_rank, offsets, memo)  # fmt: skip
     cfg = Config(refine, r_iters, st_power, st_mod, st_match, st_sel, refine_starts, margin,
                  local_max, n_dual_starts, dual_applies, equal, exact_first)  # fmt: skip
     pb = b if perms.shape[0] > 1 else 0
@@ -325,9 +328,9 @@ def run_refined(gains, perms, shared, cfg, order, ws_r, wf_r, tail, n_max, pats,
     wb = cuda.device_array((chunk, W))
     outs = cuda.device_array((chunk, 3, W), np.int64)
     cost_n = cuda.device_array((max(nf, 1), chunk))
-    args = (gains, perms, *shared[:21], *shared.mod, *shared[22:], *cfg, order, ws_r, wf_r, tail,
-            n_max, pats, row_w, n_start, n_count, matching, iters, uniform, w0, floor0, slope0,
-            drop0)  # fmt: skip
+    args = (gains, perms, *shared[:21], *shared.mod, *shared[22:24], *shared.memo, *cfg, order,
+            ws_r, wf_r, tail, n_max, pats, row_w, n_start, n_count, matching, iters, uniform, w0,
+            floor0, slope0, drop0)  # fmt: skip
     dev = tuple(_dev(x) for x in args)
     kernel = _kernel("refined")
     for first in range(0, frames, chunk):

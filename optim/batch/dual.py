@@ -29,16 +29,16 @@ import numba
 import numpy as np
 
 from optim.batch.arith import pairwise_sum, subchannel_rank
+from optim.batch.power_memo import new_memo, priced_into, priced_row
 from optim.dual import dual_search_into, tie_free
-from optim.optimal_power import candidate_value_into, optimal_power_row
 from optim.slots import slot_terms_into
 from optim.twin import shared
 
 
 @shared()
-def log_multiplier_into(mod, alpha, g, noise, feats, sub, pat, n, budget, fs, is_) -> float:
+def log_multiplier_into(mod, alpha, g, noise, feats, sub, pat, n, budget, fs, is_, memo) -> float:
     """:func:`log_multiplier` with scratch ``fs`` float64 [6 max(n, 1)], ``is_`` int64
-    [2 max(n, 1)]."""
+    [2 max(n, 1)], priced through the frame's ``memo`` (:mod:`optim.batch.power_memo`)."""
     if n == 0:
         return -math.inf
     a = fs[:n]
@@ -55,7 +55,7 @@ def log_multiplier_into(mod, alpha, g, noise, feats, sub, pat, n, budget, fs, is
         mm[j] = pat[j]
         p[j] = 0.0
         gam[j] = 0.0
-    _, lev = candidate_value_into(mod, a, nu, mm, n, budget, p, gam, t, c, idx)
+    _, lev = priced_into(memo, mod, a, nu, mm, n, budget, p, gam, t, c, idx)
     return lev if math.isfinite(lev) else -math.inf
 
 
@@ -65,7 +65,8 @@ def log_multiplier(mod, alpha, g, noise, feats, sub, pat, n, budget) -> float:
     ``alpha`` [N]: ``w slope`` per feature."""
     nn = max(n, 1)
     return log_multiplier_into(mod, alpha, g, noise, feats, sub, pat, n, budget,
-                               np.empty(6 * nn), np.empty(2 * nn, np.int64))  # fmt: skip
+                               np.empty(6 * nn), np.empty(2 * nn, np.int64),
+                               new_memo(nn, 0))  # fmt: skip
 
 
 @shared()
@@ -153,10 +154,11 @@ def dual_int_size(n_feat: int, k: int, n_mod: int, n_off: int, iters: int) -> in
 
 @shared()
 def dual_starts_into(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, offsets, iters,
-                     count, feats, subs, pats, pows, size, fb, ib) -> int:  # fmt: skip
+                     count, feats, subs, pats, pows, size, fb, ib, memo) -> int:  # fmt: skip
     """:func:`dual_starts` into ``feats``, ``subs``, ``pats`` int and ``pows`` float
     [count, >= max(N, 1)] and ``size`` [count]; returns the number of starts. Scratch: ``fb``
-    float64 [:func:`dual_float_size`], ``ib`` int64 [:func:`dual_int_size`] (contiguous)."""
+    float64 [:func:`dual_float_size`], ``ib`` int64 [:func:`dual_int_size`] (contiguous);
+    rows are priced through the frame's ``memo`` (:mod:`optim.batch.power_memo`)."""
     n_feat = alpha.size
     k = g.size
     kp = min(n_feat, k)
@@ -328,8 +330,8 @@ def dual_starts_into(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, 
             nu_row[i] = g[chan[slot if slot >= 0 else 0]] / noise
             m_row[i] = rows[r, n_feat + i] if slot >= 0 else -1
             ee[i] = e[i] if slot >= 0 else 0.0
-        err = optimal_power_row(mod, a_row, nu_row, m_row, n_feat, budget, power[nxt], sc_a,
-                                sc_v, sc_m, sc_i, sc_p, sc_g, sc_t, sc_c, sc_ci)  # fmt: skip
+        err = priced_row(memo, mod, a_row, nu_row, m_row, n_feat, budget, power[nxt], sc_a,
+                         sc_v, sc_m, sc_i, sc_p, sc_g, sc_t, sc_c, sc_ci)  # fmt: skip
         values[nxt] = base + pairwise_sum(ee, n_feat) + err
         taken[nxt] = 0
         n_eval += 1
@@ -386,5 +388,6 @@ def dual_starts(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, offse
     fb = np.empty(dual_float_size(n_feat, k, n_mod, offsets.size, iters))
     ib = np.empty(dual_int_size(n_feat, k, n_mod, offsets.size, iters), np.int64)
     out = dual_starts_into(mod, alpha, e, base, g, noise, budget, sym, smax, loglam0, offsets,
-                           iters, count, feats, subs, pats, pows, size, fb, ib)  # fmt: skip
+                           iters, count, feats, subs, pats, pows, size, fb, ib,
+                           new_memo(w, 0))  # fmt: skip
     return out, feats, subs, pats, pows, size

@@ -38,9 +38,9 @@ import numpy as np
 
 from optim.batch.arith import log_terms, pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
+from optim.batch.power_memo import priced_row
 from optim.ber_model import ber_lower, bound_applies, dual_term, log_marginal, tangents_pay
 from optim.kernels import ber
-from optim.optimal_power import optimal_power_row
 from optim.twin import shared
 
 MAX_ITER = 50
@@ -142,8 +142,8 @@ def exact_power_row(c, g, f, s, pat, width, p_out, fs, is_) -> float:
     for j in range(width):
         alpha[j] = c.ws[f[j]]
         nu[j] = g[s[j]] / c.noise
-    return optimal_power_row(c.mod, alpha, nu, pat, width, c.P, p_out, a, v, mm, idx, p, gm, t,
-                             cc, ci)  # fmt: skip
+    return priced_row(c.memo, c.mod, alpha, nu, pat, width, c.P, p_out, a, v, mm, idx, p, gm, t,
+                      cc, ci)  # fmt: skip
 
 
 @numba.njit(cache=True)

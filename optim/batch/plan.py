@@ -189,6 +189,7 @@ def pipeline_plan(problem: Problem, method: str, options: dict[str, Any]) -> Pla
 
 def _refine_config(problem, fixed, options, weights, n_max, matching, power, steps):  # noqa: ANN001, ANN202
     """(Shared, Config) of :mod:`optim.batch.refine` for the resolved options."""
+    from optim.batch.power_memo import no_memo
     from optim.batch.refine import Config, Shared
     from optim.ber_model import ber_model
     from optim.dual import DEFAULT_OFFSETS, WIDE_MAX, WIDE_OFFSETS
@@ -234,7 +235,7 @@ def _refine_config(problem, fixed, options, weights, n_max, matching, power, ste
         arr(coef[:, 0]), arr(coef[:, 1]), tables["qw"], tables["qs"], tables["ba"], tables["bb"],
         bool(tables["exact"]), ber_model(problem),
         np.argsort(-(w * terms.drop), kind="stable").astype(np.int64),
-        arr(WIDE_OFFSETS if kp <= WIDE_MAX else DEFAULT_OFFSETS),
+        arr(WIDE_OFFSETS if kp <= WIDE_MAX else DEFAULT_OFFSETS), no_memo(problem.n_features + 1),
     )  # fmt: skip
     return shared, cfg
 

@@ -36,6 +36,7 @@ from optim.batch.pipeline import (
     pipeline_float_size,
     pipeline_int_size,
 )
+from optim.batch.power_memo import new_memo
 from optim.ber_model import BerModel
 from optim.kernels import ber, lagrangian_into
 from optim.twin import shared
@@ -43,13 +44,15 @@ from optim.twin import shared
 Shared = namedtuple(
     "Shared",
     ["w", "slope", "floor", "drop", "ws", "wf", "wd", "e", "wd_sum", "dot_drop", "S", "smax",
-     "P", "noise", "A", "B", "qw", "qs", "ba", "bb", "exact", "mod", "drop_rank", "offsets"],
+     "P", "noise", "A", "B", "qw", "qs", "ba", "bb", "exact", "mod", "drop_rank", "offsets",
+     "memo"],
 )  # fmt: skip
 """Frame-independent inputs of the refinement (decision weights ``w`` and the problem's
 terms [N], ``ws = w slope``, ``wf = w floor``, ``wd = w drop``, ``e = w (floor - drop)``,
 ``wd_sum`` (pairwise sum), ``dot_drop`` (``w @ drop``, NumPy's dot), symbols ``S`` [N, M]
 float, budgets, BER tables, the :data:`optim.exact.BerModel`, the drop ranking and the dual
-offsets)."""
+offsets) and the frame's memo of exact pricings (:mod:`optim.batch.power_memo`: a new one per
+frame; the plan's is empty)."""
 
 Config = namedtuple(
     "Config",
@@ -608,10 +611,10 @@ def hierarchical_frame_into(c, cfg, g, perm, order, ws_r, wf_r, tail, n_max, pat
     n_dual = 0
     if cfg.dual_starts and cfg.dual_applies and n_best:
         lev = log_multiplier_into(c.mod, c.ws, g, c.noise, f_out, s_out, p_out, n_best, c.P,
-                                  lm_f, lm_i)  # fmt: skip
+                                  lm_f, lm_i, c.memo)  # fmt: skip
         n_dual = dual_starts_into(c.mod, c.ws, c.e, c.dot_drop, g, c.noise, c.P, c.S, c.smax,
                                   lev, c.offsets, 30, cfg.dual_starts, d_f, d_s, d_p, d_w, d_n,
-                                  dual_f, dual_i)  # fmt: skip
+                                  dual_f, dual_i, c.memo)  # fmt: skip
     any_sent = n_dual > 0
     for q in range(n_pipe):
         if near[q] > 0:
@@ -655,7 +658,7 @@ def hierarchical_batch(gains, perms, c, cfg, *rest):  # noqa: ANN001, ANN201
     Numba's parallel loop takes arrays and scalars only, so the tuples travel field by field
     and are rebuilt inside each frame.
     """
-    return _hierarchical_batch(gains, perms, *c[:21], *c.mod, *c[22:], *cfg, *rest)
+    return _hierarchical_batch(gains, perms, *c[:21], *c.mod, *c[22:24], *cfg, *rest)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -682,7 +685,7 @@ def _hierarchical_batch(gains, perms, w, slope, floor, drop, ws, wf, wd, e, wd_s
         bm = BerModel(m_kind, m_a, m_b, m_qw, m_qb, m_nt, m_f0, m_lnmu0, m_h, m_lng, m_h_tab,
                   m_lng0, m_dlng, m_tg, m_tf, m_td)  # fmt: skip
         c = Shared(w, slope, floor, drop, ws, wf, wd, e, wd_sum, dot_drop, S, smax, P, noise, A,
-                   B, qw, qs, ba, bb, exact, bm, drop_rank, offsets)  # fmt: skip
+                   B, qw, qs, ba, bb, exact, bm, drop_rank, offsets, new_memo(nf + 1))  # fmt: skip
         cfg = Config(refine, r_iters, st_power, st_mod, st_match, st_sel, refine_starts, margin,
                      local_max, n_dual_starts, dual_applies, equal, exact_first)  # fmt: skip
         g = gains[b]
