@@ -89,6 +89,20 @@ def _score_row(pat, n, width, rate, lt, ct, P, ws, wf, tail_n, qw, qs, ba, bb, e
     return _row_value(pat, width, rate, ws, wf, tail_n, qw, qs, ba, bb, exact, p, per)
 
 
+def _forward() -> bool:
+    """GPU twin of :func:`_backward`: the list's own order (with it the GPU ran equal-power 8%
+    slower on an H100, the other methods within noise: its threads skip rows together, and
+    gain nothing from meeting the best pattern early)."""
+    return False
+
+
+@shared(cuda=_forward, inline="always")
+def _backward() -> bool:
+    """Whether the pipeline visits a prefix's patterns from the last to the first: on the CPU,
+    where the tangent bounds then skip more of them."""
+    return True
+
+
 @shared()
 def _row_exceeds(mod, pat, width, rate, ws, wf, tail_n, p, limit) -> bool:
     """Whether one pattern row's (P0) at its powers ``p[:width]`` provably exceeds ``limit``:
@@ -227,13 +241,13 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
     pattern that passes gets its SP4 power and a second, tighter bound at that power before
     its BER terms are computed (:func:`_row_exceeds`, :func:`optim.ber_model.ber_lower`: the
     BER's tangents, one ``log`` per entry instead of one ``erfc`` per Q-term). The patterns
-    of a prefix are visited from the last to the first, which meets good patterns early (the
-    list ends with the lowest, most robust orders on the first ranks), and a pattern replaces
-    the best
-    at an equal value, so ties still go to the first pattern in the list. So the best pattern
-    per prefix, and the choices that follow, are those of scoring every pattern in order. At
-    ``N = K = 16``, 10 dB, about 8% of the patterns are scored, against 59% with the dual
-    bound alone in list order (``benchmarks/profile_batch.py``).
+    of a prefix are visited from the last to the first (on the CPU, :func:`_backward`), which
+    meets good patterns early (the list ends with the lowest, most robust orders on the first
+    ranks), and a pattern then replaces the best at an equal value, so ties still go to the
+    first pattern in the list. So the best pattern per prefix, and the choices that follow, are
+    those of scoring every pattern in order. At ``N = K = 16``, 10 dB, about 8% of the
+    patterns are scored, against 59% with the dual bound alone in list order (counted on 300
+    Rayleigh frames of ``random_problem(16, 16, seed=0)``; BENCHMARKS.md).
     """
     k = g.size
     wmax = max(n_max, 1)
@@ -246,6 +260,7 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
     hf = fw[5 * wmax : 6 * wmax + 2 * kk]
     can_skip = bound_applies(mod)
     use_tangents = can_skip and mod.kind == 1 and tangents_pay()
+    backward = _backward()
     chan = iw[:kk]
     scratch = iw[kk : kk + wmax]
     pat = iw[kk + wmax : kk + 2 * wmax]
@@ -274,7 +289,7 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
             lam_p, slack = _prefix_terms(mod, n, rate, ws, wf, tail[n], P, lnlam, terms)
         last = n_start[n] + n_count[n] - 1
         for i in range(n_count[n]):
-            r = last - i  # last row first; ties still go to the first row (<= below)
+            r = last - i if backward else n_start[n] + i  # ties: the first row (below)
             if lam_p == lam_p and best_row[n] >= 0:
                 acc = 0.0
                 for j in range(n):
@@ -289,7 +304,7 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
                 if _row_exceeds(mod, pats[r], width, rate, ws, wf, tail[n], p, best_v[n]):
                     continue
             v = _row_value(pats[r], width, rate, ws, wf, tail[n], qw, qs, ba, bb, exact, p, per)
-            if v <= best_v[n] or best_row[n] < 0:
+            if v < best_v[n] or (backward and v == best_v[n]) or best_row[n] < 0:
                 best_v[n] = v
                 best_row[n] = r
                 for j in range(n):
