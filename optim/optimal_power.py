@@ -55,6 +55,7 @@ __all__ = [
     "optimal_power",
     "optimal_power_batch",
     "optimal_power_row",
+    "used_entries",
 ]
 
 
@@ -237,11 +238,10 @@ def optimal_power(
 
 
 @shared()
-def optimal_power_row(mod, alpha, nu, mods, n, budget, p_out, a, v, mm, idx, p, g, t, c,
-                      ci) -> float:  # fmt: skip
-    """Optimal power of one allocation row ``[:n]`` (``mods < 0``: unused entry, no power)
-    into ``p_out``; returns its weighted error. ``a``, ``v``, ``mm``, ``idx``, ``p``, ``g``,
-    ``t``, ``c``, ``ci``: scratch of the row's width."""
+def used_entries(alpha, nu, mods, n, p_out, a, v, mm, idx) -> int:
+    """Clear ``p_out[:n]`` and gather a row's used entries (``mods >= 0``) into ``a``, ``v``,
+    ``mm`` (``alpha``, ``nu``, modulation), their positions into ``idx``; returns their
+    count. The form :func:`candidate_value_into` prices."""
     cnt = 0
     for j in range(n):
         p_out[j] = 0.0
@@ -251,6 +251,16 @@ def optimal_power_row(mod, alpha, nu, mods, n, budget, p_out, a, v, mm, idx, p, 
             mm[cnt] = mods[j]
             idx[cnt] = j
             cnt += 1
+    return cnt
+
+
+@shared()
+def optimal_power_row(mod, alpha, nu, mods, n, budget, p_out, a, v, mm, idx, p, g, t, c,
+                      ci) -> float:  # fmt: skip
+    """Optimal power of one allocation row ``[:n]`` (``mods < 0``: unused entry, no power)
+    into ``p_out``; returns its weighted error. ``a``, ``v``, ``mm``, ``idx``, ``p``, ``g``,
+    ``t``, ``c``, ``ci``: scratch of the row's width."""
+    cnt = used_entries(alpha, nu, mods, n, p_out, a, v, mm, idx)
     if cnt == 0:
         return 0.0
     val, _ = candidate_value_into(mod, a, v, mm, cnt, budget, p, g, t, c, ci)

@@ -22,7 +22,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from optim.optimal_power import candidate_value_into
+from optim.optimal_power import candidate_value_into, used_entries
 from optim.twin import shared
 
 CAPACITY = 16
@@ -108,15 +108,7 @@ def priced_row(memo, mod, alpha, nu, mods, n, budget, p_out, a, v, mm, idx, p, g
                ci) -> float:  # fmt: skip
     """:func:`optim.optimal_power.optimal_power_row` through the memo (the same compaction of
     the used entries, ``mods >= 0``, and the same outputs)."""
-    cnt = 0
-    for j in range(n):
-        p_out[j] = 0.0
-        if mods[j] >= 0:
-            a[cnt] = alpha[j]
-            v[cnt] = nu[j]
-            mm[cnt] = mods[j]
-            idx[cnt] = j
-            cnt += 1
+    cnt = used_entries(alpha, nu, mods, n, p_out, a, v, mm, idx)
     if cnt == 0:
         return 0.0
     val, _ = priced_into(memo, mod, a, v, mm, cnt, budget, p, g, t, c, ci)

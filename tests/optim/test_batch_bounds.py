@@ -25,11 +25,11 @@ from optim.batch.local import (
     scratch,
     value_row,
 )
-from optim.batch.pipeline import _pattern_multiplier, _prefix_terms, _rate_tables, _score_row
-from optim.batch.plan import model_arrays, pipeline_plan
+from optim.batch.pipeline import _pattern_multiplier, _prefix_terms, _score_row
+from optim.batch.plan import pipeline_plan
 from optim.ber_model import BerModel, ber_model, bound_applies
-from optim.matching import subchannel_order
 from optim.problem import random_problem
+from tests.optim.pipeline_rows import rank_tables
 
 
 def test_keep_smallest_keeps_the_smallest_values_in_order():
@@ -182,13 +182,8 @@ def test_no_power_within_the_budget_beats_a_patterns_bound(model):
             ber_model=model,
         )
         a = pipeline_plan(p, "hierarchical", {"refine": False}).arrays
-        m = model_arrays(p)
-        mod = ber_model(p)
         g = rng.exponential(size=p.n_subchannels)
-        n_max, wmax, n_mod = a["n_max"], max(a["n_max"], 1), len(p.modulations)
-        chan = subchannel_order(g).astype(np.int64)
-        rate, lt, ct = np.zeros(wmax), np.zeros((wmax, n_mod)), np.zeros((wmax, n_mod))
-        _rate_tables(g, chan, n_max, p.noise_power, a["ws"], m["ba"], m["bb"], rate, lt, ct)
+        m, mod, n_max, wmax, n_mod, rate, lt, ct = rank_tables(p, a, g)
         t, c, pw, per = (np.zeros(wmax) for _ in range(4))
         order = np.zeros(wmax, np.int64)
         terms = np.zeros((wmax, n_mod))

@@ -17,11 +17,11 @@ from scipy.stats import norm
 
 from channels.theory import ber_terms
 from optim.batch.local import row_exceeds, score_row
-from optim.batch.pipeline import _rate_tables, _row_exceeds, _row_power, _row_value
-from optim.batch.plan import model_arrays, pipeline_plan
+from optim.batch.pipeline import _row_exceeds, _row_power, _row_value
+from optim.batch.plan import pipeline_plan
 from optim.ber_model import _build_tangents, ber_lower, ber_model
-from optim.matching import subchannel_order
 from optim.problem import random_problem
+from tests.optim.pipeline_rows import rank_tables
 
 MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam", "256qam")
 
@@ -85,12 +85,7 @@ def test_a_pattern_found_above_a_limit_has_a_value_above_it():
     checked = skipped = 0
     for _ in range(12):
         p, a, g = _pipeline_case(rng)
-        m = model_arrays(p)
-        mod = ber_model(p)
-        n_max, wmax, n_mod = a["n_max"], max(a["n_max"], 1), len(p.modulations)
-        chan = subchannel_order(g).astype(np.int64)
-        rate, lt, ct = np.zeros(wmax), np.zeros((wmax, n_mod)), np.zeros((wmax, n_mod))
-        _rate_tables(g, chan, n_max, p.noise_power, a["ws"], m["ba"], m["bb"], rate, lt, ct)
+        m, mod, n_max, wmax, _, rate, lt, ct = rank_tables(p, a, g)
         t, c, pw, per = (np.zeros(wmax) for _ in range(4))
         order = np.zeros(wmax, np.int64)
         for n in range(1, n_max + 1):
