@@ -55,6 +55,7 @@ __all__ = [
     "h_lower",
     "log_marginal",
     "log_neg_slope",
+    "lower_sum_exceeds",
     "solve_gamma",
     "tangents_pay",
 ]
@@ -251,6 +252,24 @@ def ber_lower(mod, m: int, gam: float) -> float:
     if not v > 0.0:
         return 0.0
     return min(v, 0.5)
+
+
+@shared()
+def lower_sum_exceeds(mod, pat, width, rate, p, base, a, b, limit) -> bool:
+    """Whether ``base + sum_j (a_j + b_j f_{pat_j}(rate_j p_j))`` over a row's used entries
+    (``pat[:width] >= 0``) provably exceeds ``limit``: its lower bound with :func:`ber_lower`
+    for each ``f`` (``b >= 0``) does, by more than ``1e-9`` of the terms' magnitude (the bound
+    holds in real arithmetic; the margin covers the rounding of the tables, the bound and the
+    value it stands for). How the batched solver skips computing a candidate's BER."""
+    acc = base
+    mag = abs(base)
+    for j in range(width):
+        m = pat[j]
+        if m >= 0:
+            term = a[j] + b[j] * ber_lower(mod, m, rate[j] * p[j])
+            acc += term
+            mag += abs(term)
+    return acc > limit + 1e-9 * mag
 
 
 @shared()

@@ -39,7 +39,13 @@ import numpy as np
 from optim.batch.arith import log_terms, pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
 from optim.batch.power_memo import priced_row
-from optim.ber_model import ber_lower, bound_applies, dual_term, log_marginal, tangents_pay
+from optim.ber_model import (
+    bound_applies,
+    dual_term,
+    log_marginal,
+    lower_sum_exceeds,
+    tangents_pay,
+)
 from optim.kernels import ber
 from optim.twin import shared
 
@@ -74,7 +80,7 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per, limit) 
             p[j] = share if pat[j] >= 0 else 0.0
     else:
         water_fill(t, cc, width, c.P, order, p, width)
-    if limit < math.inf and row_exceeds(c, f, pat, width, p, rate, limit):
+    if limit < math.inf and row_exceeds(c, f, pat, width, p, rate, t, cc, limit):
         return math.inf
     for j in range(width):
         m = pat[j]
@@ -88,24 +94,18 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per, limit) 
 
 
 @shared()
-def row_exceeds(c, f, pat, width, p, rate, limit) -> bool:
-    """Whether a row's (P0) at powers ``p[:width]`` provably exceeds ``limit``: its lower bound
-    with :func:`optim.ber_model.ber_lower` for the BER does, by more than ``1e-9`` of the terms'
-    magnitude (exact model on the CPU only, :func:`optim.ber_model.tangents_pay`;
-    ``False`` otherwise)."""
+def row_exceeds(c, f, pat, width, p, rate, a, b, limit) -> bool:
+    """Whether a row's (P0) at powers ``p[:width]`` provably exceeds ``limit``
+    (:func:`optim.ber_model.lower_sum_exceeds` with its terms ``w (floor - drop) +
+    w slope Pb`` gathered into ``a``, ``b`` [width]; exact model on the CPU only,
+    :func:`optim.ber_model.tangents_pay`; ``False`` otherwise)."""
     if c.mod.kind != 1 or not tangents_pay():
         return False
-    acc = c.wd_sum
-    mag = abs(c.wd_sum)
     for j in range(width):
-        m = pat[j]
-        if m >= 0:
-            fj = f[j]
-            pb = ber_lower(c.mod, m, rate[j] * p[j])
-            term = c.w[fj] * c.floor[fj] + c.w[fj] * c.slope[fj] * pb - c.wd[fj]
-            acc += term
-            mag += abs(term)
-    return acc > limit + 1e-9 * mag
+        if pat[j] >= 0:
+            a[j] = c.wf[f[j]] - c.wd[f[j]]
+            b[j] = c.ws[f[j]]
+    return lower_sum_exceeds(c.mod, pat, width, rate, p, c.wd_sum, a, b, limit)
 
 
 @shared()

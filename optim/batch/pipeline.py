@@ -28,10 +28,10 @@ from optim.batch.arith import log_terms, pairwise_sum, subchannel_rank, water_fi
 from optim.batch.hungarian import assign_rows_into
 from optim.ber_model import (
     BerModel,
-    ber_lower,
     bound_applies,
     dual_term,
     log_marginal,
+    lower_sum_exceeds,
     tangents_pay,
 )
 from optim.kernels import ber
@@ -101,23 +101,6 @@ def _backward() -> bool:
     """Whether the pipeline visits a prefix's patterns from the last to the first: on the CPU,
     where the tangent bounds then skip more of them."""
     return True
-
-
-@shared()
-def _row_exceeds(mod, pat, width, rate, ws, wf, tail_n, p, limit) -> bool:
-    """Whether one pattern row's (P0) at its powers ``p[:width]`` provably exceeds ``limit``:
-    its lower bound by :func:`optim.ber_model.ber_lower` does, by more than ``1e-9`` of the
-    terms' magnitude (the bound is exact in real arithmetic; the margin covers the rounding
-    of the table, of the bound and of the value)."""
-    acc = tail_n
-    mag = abs(tail_n)
-    for j in range(width):
-        m = pat[j]
-        if m >= 0:
-            term = wf[j] + ws[j] * ber_lower(mod, m, rate[j] * p[j])
-            acc += term
-            mag += abs(term)
-    return acc > limit + 1e-9 * mag
 
 
 @shared()
@@ -239,8 +222,8 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
     exceeds the best value met (with a margin of ``1e-9`` of the terms' magnitude for
     rounding) cannot replace it, and is not scored. Under the exact BER model (on the CPU) a
     pattern that passes gets its SP4 power and a second, tighter bound at that power before
-    its BER terms are computed (:func:`_row_exceeds`, :func:`optim.ber_model.ber_lower`: the
-    BER's tangents, one ``log`` per entry instead of one ``erfc`` per Q-term). The patterns
+    its BER terms are computed (:func:`optim.ber_model.lower_sum_exceeds`: the BER's
+    tangents, one ``log`` per entry instead of one ``erfc`` per Q-term). The patterns
     of a prefix are visited from the last to the first (on the CPU, :func:`_backward`), which
     meets good patterns early (the list ends with the lowest, most robust orders on the first
     ranks), and a pattern then replaces the best at an equal value, so ties still go to the
@@ -301,7 +284,7 @@ def pipeline_candidates_into(g, perm, noise, P, order, ws, wf, tail, A, B, qw, q
             width = row_w[r]
             _row_power(pats[r], n, width, lt, ct, P, power_mode, t, c, p, scratch)
             if use_tangents and best_row[n] >= 0:
-                if _row_exceeds(mod, pats[r], width, rate, ws, wf, tail[n], p, best_v[n]):
+                if lower_sum_exceeds(mod, pats[r], width, rate, p, tail[n], wf, ws, best_v[n]):
                     continue
             v = _row_value(pats[r], width, rate, ws, wf, tail[n], qw, qs, ba, bb, exact, p, per)
             if v < best_v[n] or (backward and v == best_v[n]) or best_row[n] < 0:

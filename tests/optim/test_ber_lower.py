@@ -17,9 +17,9 @@ from scipy.stats import norm
 
 from channels.theory import ber_terms
 from optim.batch.local import row_exceeds, score_row
-from optim.batch.pipeline import _row_exceeds, _row_power, _row_value
+from optim.batch.pipeline import _row_power, _row_value
 from optim.batch.plan import pipeline_plan
-from optim.ber_model import _build_tangents, ber_lower, ber_model
+from optim.ber_model import _build_tangents, ber_lower, ber_model, lower_sum_exceeds
 from optim.problem import random_problem
 from tests.optim.pipeline_rows import rank_tables
 
@@ -95,8 +95,8 @@ def test_a_pattern_found_above_a_limit_has_a_value_above_it():
                 v = _row_value(pat, width, rate, a["ws"], a["wf"], a["tail"][n], m["qw"],
                                m["qs"], m["ba"], m["bb"], m["exact"], pw, per)  # fmt: skip
                 for limit in (v, v * (1 - 1e-12), v - 1e-4 * abs(v), v - 0.02 * abs(v)):
-                    above = _row_exceeds(mod, pat, width, rate, a["ws"], a["wf"], a["tail"][n],
-                                         pw, limit)  # fmt: skip
+                    above = lower_sum_exceeds(mod, pat, width, rate, pw, a["tail"][n], a["wf"],
+                                              a["ws"], limit)  # fmt: skip
                     assert not above or v > limit
                     skipped += above
                     checked += 1
@@ -120,13 +120,13 @@ def test_a_neighbour_found_above_a_limit_scores_above_it():
             s[:used] = rng.choice(p.n_subchannels, used, replace=False)
             pat[:] = -1
             pat[:used] = rng.integers(0, len(p.modulations), used)
-            t, cc, pw, rate, per = (np.zeros(width) for _ in range(5))
+            t, cc, pw, rate, per, lo_a, lo_b = (np.zeros(width) for _ in range(7))
             order = np.zeros(width, np.int64)
             for equal in (False, True):
                 v = score_row(c, g, f, s, pat, width, equal, t, cc, order, pw, rate, per,
                               math.inf)  # fmt: skip
                 for limit in (v, v - 1e-4 * abs(v), v - 0.02 * abs(v)):
-                    above = row_exceeds(c, f, pat, width, pw, rate, limit)
+                    above = row_exceeds(c, f, pat, width, pw, rate, lo_a, lo_b, limit)
                     assert not above or v > limit
                     again = score_row(c, g, f, s, pat, width, equal, t, cc, order, pw, rate,
                                       per, limit)  # fmt: skip
