@@ -49,9 +49,12 @@ __all__ = [
     "ber_lower",
     "bound_applies",
     "dual_term",
+    "dual_terms_into",
     "ber_value",
     "gamma_star",
+    "h_at",
     "h_bound",
+    "h_cell",
     "h_lower",
     "log_marginal",
     "log_neg_slope",
@@ -204,14 +207,38 @@ def h_bound(mod, m: int, lnmu: float) -> float:
             return a
         mu = math.exp(lnmu)
         return (mu / mod.B[m]) * (1.0 + ab - lnmu)
+    k, frac = h_cell(mod, lnmu, math.expm1(mod.h))
+    return h_at(mod, m, k, frac)
+
+
+@shared()
+def h_cell(mod, lnmu: float, eh: float) -> tuple[int, float]:
+    """Where ``ln mu`` falls on the exact model's grid of ``H`` (``ln mu_k = lnmu0 + k h``):
+    the cell ``k <= x = (ln mu - lnmu0) / h < k + 1`` and the position in it measured in
+    ``mu``, ``frac = (e^{(x - k) h} - 1) / (e^h - 1)`` (``eh``: ``expm1(h)``, passed in so that a
+    caller computes it once); ``k = -1`` below the grid, ``k = G - 1`` at or beyond its last
+    point (``frac`` 0). The same for every modulation: a caller that needs ``H_m`` of all ``m``
+    at one ``mu`` locates it once and calls :func:`h_at` per ``m``."""
     x = (lnmu - mod.lnmu0) / mod.h
     g_count = mod.H.shape[1]
     if x >= g_count - 1:
-        return mod.H[m, g_count - 1]
+        return g_count - 1, 0.0
     if x < 0.0:
-        return 0.0
+        return -1, 0.0
     k = int(x)
-    frac = math.expm1((x - k) * mod.h) / math.expm1(mod.h)  # position in mu, not ln mu
+    return k, math.expm1((x - k) * mod.h) / eh
+
+
+@shared()
+def h_at(mod, m: int, k: int, frac: float) -> float:
+    """The exact model's chord of ``H_m`` at the position ``(k, frac)`` of :func:`h_cell`:
+    ``H_m(mu_k) + (H_m(mu_{k+1}) - H_m(mu_k)) frac``, 0 below the grid, the last value beyond
+    it (``H_m`` is concave and increasing in ``mu``, so the chord lies below it)."""
+    g_count = mod.H.shape[1]
+    if k < 0:
+        return 0.0
+    if k >= g_count - 1:
+        return mod.H[m, g_count - 1]
     return mod.H[m, k] + (mod.H[m, k + 1] - mod.H[m, k]) * frac
 
 
@@ -301,6 +328,25 @@ def log_marginal(mod, m: int, alpha: float, nu: float, gam: float) -> float:
     else:
         d, _ = log_neg_slope(mod, m, gam)
     return math.log(alpha) + math.log(nu) + d
+
+
+@shared()
+def dual_terms_into(mod, alpha: float, nu: float, lnlam: float, base: float, out) -> None:  # noqa: ANN001
+    """``out[m] = base + dual_term(mod, m, alpha, nu, lnlam)`` for every modulation ``m <
+    out.size``, the same values with the logarithms and (exact model) the grid position of
+    ``mu = lambda / (alpha nu)`` taken once for all ``m``."""
+    if alpha > 0.0 and nu > 0.0:
+        lnmu = lnlam - math.log(alpha) - math.log(nu)
+        if mod.kind == 1 and lnmu != np.inf:
+            k, frac = h_cell(mod, lnmu, math.expm1(mod.h))
+            for m in range(out.size):
+                out[m] = base + alpha * h_at(mod, m, k, frac)
+        else:
+            for m in range(out.size):
+                out[m] = base + alpha * h_bound(mod, m, lnmu)
+    else:
+        for m in range(out.size):
+            out[m] = base + alpha * mod.f0[m]
 
 
 @shared()

@@ -155,6 +155,34 @@ def _slots_distinct(table, d) -> bool:
 
 
 @shared()
+def empty_above(table, d, sym) -> float:
+    """A ``kappa`` above which :func:`dual_assignment_into` sends nothing at multiplier ``d``:
+    every ``table[d, i, m, j] + kappa sym[i, m]`` is then ``>= 0``, so no pair is worth
+    sending (0 when no term is negative). It is ``max(-table / sym)`` over the negative
+    terms, raised by ``1e-12`` of itself: with ``kappa`` at least that, ``fl(kappa sym)``
+    exceeds ``-table`` despite the rounding of the quotient and the product, so the rounded
+    sum is not negative either (positive ``sym``)."""
+    top = 0.0
+    for i in range(table.shape[1]):
+        for m in range(table.shape[2]):
+            for j in range(table.shape[3]):
+                t = table[d, i, m, j]
+                if t < 0.0:
+                    top = max(top, -t / sym[i, m])
+    return top * (1.0 + 1e-12)
+
+
+@shared()
+def _nothing_sent(col, mods, n_feat) -> float:
+    """:func:`dual_assignment_into`'s answer where no pair is worth sending: every feature
+    not sent, no symbols used."""
+    for i in range(n_feat):
+        col[i] = -1
+        mods[i] = -1
+    return 0.0
+
+
+@shared()
 def _line(table, d, n_feat, col, mods) -> float:
     """``sum_i table[d, i, m_i, s_i]`` over the sent features: with the symbols used ``S``,
     the assignment's cost at any ``kappa`` is ``C + kappa S``."""
@@ -210,12 +238,16 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
         used = dual_assignment_into(table, d, 0.0, sym, work, best_m, n_feat, kp, hu, hv, hp,
                                     hway, hminv, hdone, col, mods, quiet)  # fmt: skip
         if used > smax + 1e-9:
+            empty = empty_above(table, d, sym) if smin > 0.0 else math.inf
             lo = 0.0
             c_lo = _line(table, d, n_feat, col, mods)
             s_lo = used
             hi = 2.0 * spread / smin + 1.0
-            used = dual_assignment_into(table, d, hi, sym, work, best_m, n_feat, kp, hu, hv, hp,
-                                        hway, hminv, hdone, col, mods, quiet)  # fmt: skip
+            if hi > empty:  # the steps above `empty` skip their assignment (the same answer)
+                used = _nothing_sent(col, mods, n_feat)
+            else:
+                used = dual_assignment_into(table, d, hi, sym, work, best_m, n_feat, kp, hu, hv,
+                                            hp, hway, hminv, hdone, col, mods, quiet)  # fmt: skip
             c_hi = _line(table, d, n_feat, col, mods)
             s_hi = used
             unchanged = False
@@ -225,16 +257,23 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
                     unchanged = False
                     kx = (c_hi - c_lo) / (s_lo - s_hi)
                     if lo < kx < hi:
-                        ux = dual_assignment_into(table, d, kx, sym, work, best_m, n_feat,
-                                                  kp, hu, hv, hp, hway, hminv, hdone, c2,
-                                                  m2, quiet)  # fmt: skip
+                        if kx > empty:
+                            ux = _nothing_sent(c2, m2, n_feat)
+                        else:
+                            ux = dual_assignment_into(table, d, kx, sym, work, best_m, n_feat,
+                                                      kp, hu, hv, hp, hway, hminv, hdone, c2,
+                                                      m2, quiet)  # fmt: skip
                         vx = _line(table, d, n_feat, c2, m2) + kx * ux
                         tol = 1e-13 * (abs(c_lo) + abs(c_hi) + kx * (s_lo + s_hi))
                         if vx >= c_lo + kx * s_lo - tol:
                             break
                 mid = 0.5 * (lo + hi)
-                u2 = dual_assignment_into(table, d, mid, sym, work, best_m, n_feat, kp, hu, hv,
-                                          hp, hway, hminv, hdone, c2, m2, quiet)  # fmt: skip
+                if mid > empty:
+                    u2 = _nothing_sent(c2, m2, n_feat)
+                else:
+                    u2 = dual_assignment_into(table, d, mid, sym, work, best_m, n_feat, kp,
+                                              hu, hv, hp, hway, hminv, hdone, c2, m2,
+                                              quiet)  # fmt: skip
                 c_mid = _line(table, d, n_feat, c2, m2)
                 if u2 <= smax + 1e-9:
                     unchanged = u2 == s_hi and c_mid == c_hi

@@ -85,7 +85,7 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
-from optim.ber_model import BerModel, ber_model, h_bound
+from optim.ber_model import BerModel, ber_model, h_at, h_bound, h_cell
 from optim.feature_terms import feature_terms
 from optim.optimal_power import candidate_value
 from optim.twin import shared
@@ -194,15 +194,22 @@ def slot_terms_into(mod, alpha, e, nu, loglam, n_mod, out, la, lnu) -> None:
         lnu[s] = 0.0
         if nu[s] > 0.0:
             lnu[s] = math.log(nu[s])
+    eh = math.expm1(mod.h)
     for d in range(loglam.size):
         for r in range(n_feat):
-            for m in range(n_mod):
-                for s in range(kp):
-                    a = alpha[r]
-                    if a > 0.0 and nu[s] > 0.0:
-                        lnmu = loglam[d] - la[r] - lnu[s]
-                        out[d, r, m, s] = e[r] + a * h_bound(mod, m, lnmu)
+            a = alpha[r]
+            for s in range(kp):
+                if a > 0.0 and nu[s] > 0.0:
+                    lnmu = loglam[d] - la[r] - lnu[s]
+                    if mod.kind == 1 and lnmu != np.inf:  # one grid position for every m
+                        k, frac = h_cell(mod, lnmu, eh)
+                        for m in range(n_mod):
+                            out[d, r, m, s] = e[r] + a * h_at(mod, m, k, frac)
                     else:
+                        for m in range(n_mod):
+                            out[d, r, m, s] = e[r] + a * h_bound(mod, m, lnmu)
+                else:
+                    for m in range(n_mod):
                         out[d, r, m, s] = e[r] + a * mod.f0[m]
 
 

@@ -29,7 +29,7 @@ from optim.batch.hungarian import assign_rows_into
 from optim.ber_model import (
     BerModel,
     bound_applies,
-    dual_term,
+    dual_terms_into,
     log_marginal,
     lower_sum_exceeds,
     tangents_pay,
@@ -146,9 +146,9 @@ def _prefix_terms(mod, n, rate, ws, wf, tail_n, P, lnlam, terms) -> tuple[float,
         return math.nan, 0.0
     mag = abs(tail_n) + lam_p
     for j in range(n):
+        dual_terms_into(mod, ws[j], rate[j], lnlam, wf[j], terms[j])
         big = 0.0
         for m in range(terms.shape[1]):
-            terms[j, m] = wf[j] + dual_term(mod, m, ws[j], rate[j], lnlam)
             big = max(big, abs(terms[j, m]))
         mag += big
     return lam_p, 1e-9 * mag

@@ -218,3 +218,33 @@ def test_no_power_within_the_budget_beats_a_patterns_bound(model):
         assert max(tight) < 1e-9
     else:  # water-filling is the bound model's optimum, not the exact one's: looser
         assert np.quantile(tight, 0.1) < 0.01
+
+
+@pytest.mark.parametrize("kind", ["exact", "bound"])
+def test_the_terms_of_every_modulation_at_once_are_those_of_one_at_a_time(kind):
+    """``dual_terms_into`` (one grid position of ``mu`` for every modulation) and the slot
+    terms built the same way give the values of ``dual_term`` bit for bit, below, on and
+    beyond the grid of ``H`` and where ``alpha nu = 0``."""
+    from optim.ber_model import dual_term, dual_terms_into
+    from optim.slots import slot_terms
+
+    names = ("bpsk", "qpsk", "16qam", "64qam", "256qam")
+    mod = ber_model(random_problem(3, 3, seed=1, ber_model=kind, modulations=names))
+    n_mod = mod.f0.size
+    rng = np.random.default_rng(2)
+    alphas = np.concatenate([[0.0, 1e-300, 1.0, 1e300], rng.lognormal(0, 3, 20)])
+    nus = np.concatenate([[0.0, 1e-300, 1.0, 1e300], rng.lognormal(0, 4, 20)])
+    lnlams = np.concatenate([[-math.inf, math.inf, -700.0, 0.0, 700.0], rng.normal(0, 20, 40)])
+    out = np.empty(n_mod)
+    for a, nu, ln in zip(rng.choice(alphas, 4000), rng.choice(nus, 4000),
+                         rng.choice(lnlams, 4000), strict=True):  # fmt: skip
+        dual_terms_into(mod, a, nu, ln, 0.25, out)
+        ref = np.array([0.25 + dual_term(mod, m, a, nu, ln) for m in range(n_mod)])
+        np.testing.assert_array_equal(out, ref)
+    e = rng.normal(size=alphas.size)
+    table = slot_terms(mod, alphas, e, nus, lnlams, n_mod)
+    for d, ln in enumerate(lnlams):
+        for r, a in enumerate(alphas):
+            for s, nu in enumerate(nus):
+                dual_terms_into(mod, a, nu, ln, e[r], out)
+                np.testing.assert_array_equal(table[d, r, :, s], out)

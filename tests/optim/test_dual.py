@@ -144,6 +144,44 @@ def test_bisection_that_ends_early_records_the_rows_of_the_whole_bisection():
     assert skipped > 20 * frames  # steps not run (the rows of -1 they leave)
 
 
+def _sends_something(table, d, kappa, sym) -> bool:
+    """Whether the assignment at (``lambda_d``, ``kappa``) sends a feature."""
+    from optim.assignment import assignment_scratch
+    from optim.dual import dual_assignment_into
+
+    _, n_feat, _, kp = table.shape
+    col, mods = np.empty(n_feat, np.int64), np.empty(n_feat, np.int64)
+    work, best_m = np.empty((n_feat, kp + n_feat)), np.empty((n_feat, kp), np.int64)
+    scratch = assignment_scratch(n_feat, kp + n_feat)
+    used = dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, *scratch, col,
+                                mods, False)  # fmt: skip
+    return bool(used > 0 or (col >= 0).any())
+
+
+def test_above_empty_above_no_pair_is_worth_sending_and_just_below_one_is():
+    """The bisection answers its steps above ``empty_above`` without an assignment ("nothing
+    sent"): checked against the assignment itself, above the threshold and just below it."""
+    from optim.dual import empty_above
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    for table, sym, _, _ in _search_inputs(30, 9):
+        for d in range(table.shape[0]):
+            top = empty_above(table, d, sym)
+            worth = table[d] < 0  # [N, M, Kp]: pairs worth sending at kappa = 0
+            if not worth.any():
+                assert top == 0.0
+                continue
+            exact = float(np.max((-table[d] / sym[:, :, None])[worth]))
+            assert exact < top <= exact * (1 + 2e-12)
+            above = (top, np.nextafter(top, np.inf), top * 1.5, top * 1e6)
+            for kappa in (*above, *(top * (1 + rng.exponential(size=3)))):
+                assert not _sends_something(table, d, kappa, sym)
+            assert _sends_something(table, d, exact * (1 - 1e-9), sym)
+            checked += 1
+    assert checked > 50
+
+
 def test_tie_free_needs_distinct_positive_weights_and_slots():
     from optim.dual import tie_free
 
