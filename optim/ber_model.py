@@ -136,36 +136,53 @@ def solve_gamma(mod, m: int, lnmu: float, guess: float) -> float:
     """Exact model: the ``gamma > 0`` with ``ln(-f'(gamma)) = ln mu`` (``D`` is decreasing).
 
     Bracket by geometric expansion around ``guess``, then Newton steps kept inside the
-    bracket (bisection in ``ln gamma`` otherwise); relative accuracy ~1e-15.
+    bracket (bisection in ``ln gamma`` otherwise); relative accuracy ~1e-15. Newton stops as
+    soon as its step is below ``1e-15 gamma`` (a zero residual included), before the
+    bracket's safeguard: a step that small has reached the root to rounding, and the
+    safeguard would otherwise bisect the bracket down to ``1e-15`` for nothing. The point
+    Newton starts from was evaluated while bracketing, so its values are kept, not
+    recomputed.
     """
     g = guess if guess > 0.0 and math.isfinite(guess) else 1.0
     lo = g
     hi = g
-    d, _ = log_neg_slope(mod, m, lo)
+    d, dd = log_neg_slope(mod, m, lo)
+    x_d = d  # D and D' at the point Newton starts from: min(max(g, lo), hi)
+    x_dd = dd
     step = 0.5
+    expanded = False
     while d < lnmu:  # lo too large
         hi = lo
+        x_d = d
+        x_dd = dd
         lo *= math.exp(-step)
         step *= 2.0
         if lo < 1e-300:
             return lo
-        d, _ = log_neg_slope(mod, m, lo)
-    d, _ = log_neg_slope(mod, m, hi)
+        d, dd = log_neg_slope(mod, m, lo)
+        expanded = True
     step = 0.5
-    while d > lnmu:  # hi too small
+    while not expanded and d > lnmu:  # hi too small
         lo = hi
+        x_d = d
+        x_dd = dd
         hi *= math.exp(step)
         step *= 2.0
-        d, _ = log_neg_slope(mod, m, hi)
+        d, dd = log_neg_slope(mod, m, hi)
     x = min(max(g, lo), hi)
-    for _ in range(200):
-        d, dd = log_neg_slope(mod, m, x)
+    d = x_d
+    dd = x_dd
+    for it in range(200):
+        if it > 0:
+            d, dd = log_neg_slope(mod, m, x)
         r = d - lnmu
         if r > 0.0:
             lo = x
         else:
             hi = x
         xn = x - r / dd
+        if abs(xn - x) <= 1e-15 * x:
+            return xn
         if not (xn > lo and xn < hi):
             xn = math.sqrt(lo * hi)
         if abs(xn - x) <= 1e-15 * x or hi - lo <= 1e-15 * hi:
