@@ -173,13 +173,17 @@ def empty_above(table, d, sym) -> float:
 
 
 @shared()
-def _nothing_sent(col, mods, n_feat) -> float:
-    """:func:`dual_assignment_into`'s answer where no pair is worth sending: every feature
-    not sent, no symbols used."""
-    for i in range(n_feat):
-        col[i] = -1
-        mods[i] = -1
-    return 0.0
+def _assignment_below(table, d, kappa, empty, sym, work, best_m, n_feat, kp, hu, hv, hp, hway,
+                      hminv, hdone, col, mods, quiet) -> float:  # fmt: skip
+    """:func:`dual_assignment_into`, answered without an assignment above ``empty``
+    (:func:`empty_above`): there every feature is left out and no symbol used."""
+    if kappa > empty:
+        for i in range(n_feat):
+            col[i] = -1
+            mods[i] = -1
+        return 0.0
+    return dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv, hp,
+                                hway, hminv, hdone, col, mods, quiet)  # fmt: skip
 
 
 @shared()
@@ -214,6 +218,9 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
     :data:`CERTIFY_FROM` on, after a step that found no new piece. Without ties (which
     ``certify`` excludes) each step's assignment is the unique optimum, so the rows are the
     same; the check allows ``1e-13`` of the costs' magnitude for rounding.
+
+    Steps above :func:`empty_above` (no pair worth sending: about a quarter of them, the first
+    halvings of the wide initial bracket) get that answer without an assignment.
     """
     n_lam, n_feat, n_mod, kp = table.shape
     for d in range(n_lam):
@@ -238,16 +245,13 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
         used = dual_assignment_into(table, d, 0.0, sym, work, best_m, n_feat, kp, hu, hv, hp,
                                     hway, hminv, hdone, col, mods, quiet)  # fmt: skip
         if used > smax + 1e-9:
-            empty = empty_above(table, d, sym) if smin > 0.0 else math.inf
+            empty = empty_above(table, d, sym) if smin > 0.0 else math.inf  # steps above: no pair
             lo = 0.0
             c_lo = _line(table, d, n_feat, col, mods)
             s_lo = used
             hi = 2.0 * spread / smin + 1.0
-            if hi > empty:  # the steps above `empty` skip their assignment (the same answer)
-                used = _nothing_sent(col, mods, n_feat)
-            else:
-                used = dual_assignment_into(table, d, hi, sym, work, best_m, n_feat, kp, hu, hv,
-                                            hp, hway, hminv, hdone, col, mods, quiet)  # fmt: skip
+            used = _assignment_below(table, d, hi, empty, sym, work, best_m, n_feat, kp, hu,
+                                     hv, hp, hway, hminv, hdone, col, mods, quiet)  # fmt: skip
             c_hi = _line(table, d, n_feat, col, mods)
             s_hi = used
             unchanged = False
@@ -257,23 +261,16 @@ def dual_search_into(table, sym, smax, iters, work, best_m, hu, hv, hp, hway, hm
                     unchanged = False
                     kx = (c_hi - c_lo) / (s_lo - s_hi)
                     if lo < kx < hi:
-                        if kx > empty:
-                            ux = _nothing_sent(c2, m2, n_feat)
-                        else:
-                            ux = dual_assignment_into(table, d, kx, sym, work, best_m, n_feat,
-                                                      kp, hu, hv, hp, hway, hminv, hdone, c2,
-                                                      m2, quiet)  # fmt: skip
+                        ux = _assignment_below(table, d, kx, empty, sym, work, best_m,
+                                               n_feat, kp, hu, hv, hp, hway, hminv, hdone,
+                                               c2, m2, quiet)  # fmt: skip
                         vx = _line(table, d, n_feat, c2, m2) + kx * ux
                         tol = 1e-13 * (abs(c_lo) + abs(c_hi) + kx * (s_lo + s_hi))
                         if vx >= c_lo + kx * s_lo - tol:
                             break
                 mid = 0.5 * (lo + hi)
-                if mid > empty:
-                    u2 = _nothing_sent(c2, m2, n_feat)
-                else:
-                    u2 = dual_assignment_into(table, d, mid, sym, work, best_m, n_feat, kp,
-                                              hu, hv, hp, hway, hminv, hdone, c2, m2,
-                                              quiet)  # fmt: skip
+                u2 = _assignment_below(table, d, mid, empty, sym, work, best_m, n_feat, kp,
+                                       hu, hv, hp, hway, hminv, hdone, c2, m2, quiet)  # fmt: skip
                 c_mid = _line(table, d, n_feat, c2, m2)
                 if u2 <= smax + 1e-9:
                     unchanged = u2 == s_hi and c_mid == c_hi
