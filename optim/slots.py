@@ -201,6 +201,8 @@ def slot_terms_into(mod, alpha, e, nu, loglam, n_mod, out, la, lnu) -> None:
             for s in range(kp):
                 if a > 0.0 and nu[s] > 0.0:
                     lnmu = loglam[d] - la[r] - lnu[s]
+                    # optim.ber_model.dual_terms_into's body, written out: given the strided
+                    # view out[d, r, :, s], a shared helper made this loop 2.3x slower
                     if mod.kind == 1 and lnmu != np.inf:  # one grid position for every m
                         k, frac = h_cell(mod, lnmu, eh)
                         for m in range(n_mod):
