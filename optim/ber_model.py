@@ -54,6 +54,7 @@ __all__ = [
     "gamma_star",
     "h_at",
     "h_bound",
+    "h_bound_eh",
     "h_cell",
     "h_lower",
     "log_marginal",
@@ -215,6 +216,13 @@ def gamma_star(mod, m: int, lnmu: float) -> float:
 @shared()
 def h_bound(mod, m: int, lnmu: float) -> float:
     """A lower bound on ``H_m(mu)`` of (2): exact for the bound model, chord for the exact one."""
+    return h_bound_eh(mod, m, lnmu, math.expm1(mod.h))
+
+
+@shared()
+def h_bound_eh(mod, m: int, lnmu: float, eh: float) -> float:
+    """:func:`h_bound` with ``eh = expm1(mod.h)`` (:func:`h_cell`) given, for a caller that
+    evaluates many bounds with one model and computes it once."""
     if lnmu == np.inf:
         return mod.f0[m]
     if mod.kind == 0:
@@ -224,7 +232,7 @@ def h_bound(mod, m: int, lnmu: float) -> float:
             return a
         mu = math.exp(lnmu)
         return (mu / mod.B[m]) * (1.0 + ab - lnmu)
-    k, frac = h_cell(mod, lnmu, math.expm1(mod.h))
+    k, frac = h_cell(mod, lnmu, eh)
     return h_at(mod, m, k, frac)
 
 

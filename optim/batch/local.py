@@ -32,22 +32,33 @@ The frame-independent inputs come in one :class:`Shared` tuple (:mod:`optim.batc
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numba
 import numpy as np
 
-from optim.batch.arith import log_terms, pairwise_sum, water_fill
+from optim.batch.arith import pairwise_sum, water_fill
 from optim.batch.hungarian import assign_rows_into
 from optim.batch.power_memo import priced_row
 from optim.ber_model import (
     bound_applies,
-    dual_term,
+    h_bound_eh,
     log_marginal,
     lower_sum_exceeds,
     tangents_pay,
 )
 from optim.kernels import ber
 from optim.twin import shared
+
+LogTables = namedtuple("LogTables", ["sa", "cb", "ws", "nu", "eh"])
+"""Logarithms that a local search reads many times, computed once per search
+(:func:`log_tables_into`): ``sa`` [N, M] ``ln(w_f slope_f A_m)`` and ``cb`` [K, M]
+``ln(B_m g_s / noise)``, the two halves of a row's water-filling levels (``-inf`` where
+:func:`optim.batch.arith.log_terms` gives ``-inf``); ``ws`` [N] ``ln(w_f slope_f)`` and
+``nu`` [K] ``ln(g_s / noise)``, those of the dual bound's terms (:func:`slot_term`; read only
+where positive); ``eh = expm1(h)`` of the exact model's grid (:func:`optim.ber_model.h_cell`).
+Each entry is the very expression the per-entry code evaluated, so values are the same bit
+for bit."""
 
 MAX_ITER = 50
 MAX_PAIRS = 24
@@ -58,10 +69,42 @@ RAISE_MAX = 10
 
 
 @shared()
-def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per, limit) -> float:
+def log_tables_into(c, g, sa, cb, ws, nu) -> float:  # noqa: ANN001
+    """Fill the arrays of the :data:`LogTables` of frame gains ``g`` [K]: ``sa`` [N, M], ``cb``
+    [K, M], ``ws`` [N] and ``nu`` [K]; returns its ``eh``."""
+    n_mod = c.A.size
+    for f in range(c.w.size):
+        a = c.ws[f]
+        ws[f] = math.log(a) if a > 0.0 else -math.inf
+        for m in range(n_mod):
+            x = c.w[f] * c.slope[f] * c.A[m]
+            sa[f, m] = math.log(x) if x > 0 and math.isfinite(x) else -math.inf
+    for j in range(g.size):
+        rate = g[j] / c.noise
+        nu[j] = math.log(rate) if rate > 0.0 else -math.inf
+        for m in range(n_mod):
+            y = c.B[m] * rate
+            cb[j, m] = math.log(y) if y > 0 and math.isfinite(y) else -math.inf
+    return math.expm1(c.mod.h)
+
+
+@numba.njit(cache=True)
+def log_tables(c, g):  # noqa: ANN001, ANN201
+    """The :data:`LogTables` of frame gains ``g`` [K] in new arrays (:func:`log_tables_into`)."""
+    n_feat, n_mod = c.w.size, c.A.size
+    sa = np.empty((n_feat, n_mod))
+    cb = np.empty((g.size, n_mod))
+    ws = np.empty(n_feat)
+    nu = np.empty(g.size)
+    return LogTables(sa, cb, ws, nu, log_tables_into(c, g, sa, cb, ws, nu))
+
+
+@shared()
+def score_row(c, g, lg, f, s, pat, width, equal, t, cc, order, p, rate, per, limit) -> float:
     """(P0) of one row with its water-filling (or equal) power, left in ``p[:width]``
     (:func:`optim.local_search.score_batch`); ``inf`` when ``limit`` is finite and the row's
-    lower bound at that power (:func:`row_exceeds`) shows that its value exceeds ``limit``."""
+    lower bound at that power (:func:`row_exceeds`) shows that its value exceeds ``limit``.
+    ``lg``: the search's :data:`LogTables`."""
     cnt = 0
     for j in range(width):
         rate[j] = g[s[j]] / c.noise
@@ -70,7 +113,7 @@ def score_row(c, g, f, s, pat, width, equal, t, cc, order, p, rate, per, limit) 
             cnt += 1
             fj = f[j]
             cc[j] = c.B[m] * rate[j]
-            t[j] = log_terms(c.w[fj] * c.slope[fj] * c.A[m], cc[j])
+            t[j] = lg.sa[fj, m] + lg.cb[s[j], m]
         else:
             t[j] = -math.inf
             cc[j] = 1.0
@@ -155,16 +198,22 @@ def scratch(width):  # noqa: ANN201
 
 
 @shared()
-def slot_term(c, g, fj, sj, m, lnlam) -> float:
+def slot_term(c, g, lg, fj, sj, m, lnlam) -> float:
     """``e_f + alpha_f H_m(lambda / (alpha_f nu_s))`` of feature ``fj`` on subchannel ``sj``
-    with modulation ``m`` (``m < 0``: not sent, 0), the term of eq. 2 of :mod:`optim.slots`."""
+    with modulation ``m`` (``m < 0``: not sent, 0), the term of eq. 2 of :mod:`optim.slots`
+    (:func:`optim.ber_model.dual_term`, with the logarithms of ``alpha`` and ``nu`` read from
+    ``lg``)."""
     if m < 0:
         return 0.0
-    return c.e[fj] + dual_term(c.mod, m, c.ws[fj], g[sj] / c.noise, lnlam)
+    alpha = c.ws[fj]
+    nu = g[sj] / c.noise
+    if alpha > 0.0 and nu > 0.0:
+        return c.e[fj] + alpha * h_bound_eh(c.mod, m, lnlam - lg.ws[fj] - lg.nu[sj], lg.eh)
+    return c.e[fj] + alpha * c.mod.f0[m]
 
 
 @shared()
-def current_bound(c, g, f, s, pat, pw, width, terms) -> tuple[float, float]:
+def current_bound(c, g, lg, f, s, pat, pw, width, terms) -> tuple[float, float]:
     """The multiplier ``ln lambda`` for the dual bounds of a round's neighbours: of the
     ``lambda_j = alpha_j nu_j |f'(gamma_j)|`` of the current allocation's used entries (all
     equal at its optimal power), the one whose bound on the allocation itself is largest.
@@ -184,7 +233,7 @@ def current_bound(c, g, f, s, pat, pw, width, terms) -> tuple[float, float]:
             continue
         acc = 0.0
         for i in range(width):
-            acc += slot_term(c, g, f[i], s[i], pat[i], lnlam)
+            acc += slot_term(c, g, lg, f[i], s[i], pat[i], lnlam)
         bound = acc - math.exp(lnlam) * c.P
         if bound > best:
             best = bound
@@ -193,14 +242,14 @@ def current_bound(c, g, f, s, pat, pw, width, terms) -> tuple[float, float]:
     for i in range(width):
         terms[i] = 0.0
         if best_ln > -math.inf:
-            terms[i] = slot_term(c, g, f[i], s[i], pat[i], best_ln)
+            terms[i] = slot_term(c, g, lg, f[i], s[i], pat[i], best_ln)
         total += terms[i]
     return best_ln, total
 
 
 @shared()
-def row_bounds(c, g, f, s, pat, width, lnlam, terms, total, rows_f, rows_s, rows_p, count, lb,
-               slack) -> None:  # fmt: skip
+def row_bounds(c, g, lg, f, s, pat, width, lnlam, terms, total, rows_f, rows_s, rows_p, count,
+               lb, slack) -> None:  # fmt: skip
     """Dual bound (eq. 2 of :mod:`optim.slots`) at ``ln lambda`` of each neighbour into
     ``lb[:count]``: the current allocation's ``terms`` with those of the entries the move
     changes replaced; ``slack``: ``1e-9`` of the magnitude of the terms, a margin for
@@ -214,7 +263,7 @@ def row_bounds(c, g, f, s, pat, width, lnlam, terms, total, rows_f, rows_s, rows
         mag = mag0
         for j in range(width):
             if rows_f[q, j] != f[j] or rows_s[q, j] != s[j] or rows_p[q, j] != pat[j]:
-                t = slot_term(c, g, rows_f[q, j], rows_s[q, j], rows_p[q, j], lnlam)
+                t = slot_term(c, g, lg, rows_f[q, j], rows_s[q, j], rows_p[q, j], lnlam)
                 acc += t - terms[j]
                 mag += abs(t)
         bound = c.wd_sum + acc - lam_p
@@ -385,12 +434,12 @@ def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
 
 
 @shared()
-def _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order, p,
+def _score_into(c, g, lg, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order, p,
                 rate, per, limit) -> None:  # fmt: skip
     """Score row ``r`` into ``vals[r]`` and its powers into ``pws[r]`` (``limit``: as
     :func:`score_row`; a row found above it keeps its powers and gets ``inf``)."""
-    vals[r] = score_row(c, g, rows_f[r], rows_s[r], rows_p[r], width, equal, t, cc, order, p,
-                        rate, per, limit)  # fmt: skip
+    vals[r] = score_row(c, g, lg, rows_f[r], rows_s[r], rows_p[r], width, equal, t, cc, order,
+                        p, rate, per, limit)  # fmt: skip
     if vals[r] == math.inf:
         return
     for j in range(width):
@@ -398,7 +447,7 @@ def _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc,
 
 
 @shared()
-def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, pws, t, cc,
+def _evaluate(c, g, lg, rows_f, rows_s, rows_p, count, width, equal, refine, vals, pws, t, cc,
               order, p, rate, per, fs, is_, top, out, prune, lb, slack, limit, unscored,
               best) -> None:  # fmt: skip
     """Values [count] and powers [count, width] of rows (the per-frame ``evaluate``); ``t``
@@ -420,7 +469,7 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
             if prune and lb[r] > limit + slack[r]:
                 vals[r] = math.inf
             else:
-                _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc,
+                _score_into(c, g, lg, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc,
                             order, p, rate, per, limit if prune else math.inf)  # fmt: skip
         return
     if prune:
@@ -435,7 +484,7 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
             for r in range(count):
                 if unscored[r] == 1 and (nxt < 0 or lb[r] < lb[nxt]):
                     nxt = r
-            _score_into(c, g, rows_f, rows_s, rows_p, nxt, width, equal, vals, pws, t, cc,
+            _score_into(c, g, lg, rows_f, rows_s, rows_p, nxt, width, equal, vals, pws, t, cc,
                         order, p, rate, per, math.inf)  # fmt: skip
             unscored[nxt] = 0
             _keep_smallest(best, vals[nxt])
@@ -445,13 +494,13 @@ def _evaluate(c, g, rows_f, rows_s, rows_p, count, width, equal, refine, vals, p
             kth = best[EXACT_TOP - 1]
             if lb[r] > kth + slack[r] + 1e-9 * abs(kth):
                 continue
-            _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order,
+            _score_into(c, g, lg, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order,
                         p, rate, per, kth)  # fmt: skip
             unscored[r] = 0
             _keep_smallest(best, vals[r])
     else:
         for r in range(count):
-            _score_into(c, g, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order,
+            _score_into(c, g, lg, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order,
                         p, rate, per, math.inf)  # fmt: skip
     n_top = 0
     for _ in range(min(EXACT_TOP, count)):  # stable argsort, first EXACT_TOP
@@ -506,7 +555,7 @@ def local_float_size(n_feat: int, k: int, n_mod: int) -> int:
     total = moves_capacity(n_feat, n_mod) + 1
     kk = max(k, 1)
     return (10 * w + 8 * w + 2 * EXACT_TOP + 3 * total + total * w + n_feat * kk + n_feat
-            + 2 * kk)  # fmt: skip
+            + 2 * kk + (n_feat + kk) * (n_mod + 1))  # fmt: skip
 
 
 @shared()
@@ -569,6 +618,15 @@ def local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_
     o += cap_total
     pws_all = fb[o : o + cap_total * W]
     o += cap_total * W
+    kk = max(k, 1)
+    lg_sa = fb[o : o + n_feat * m_count].reshape((n_feat, m_count))
+    o += n_feat * m_count
+    lg_cb = fb[o : o + kk * m_count].reshape((kk, m_count))
+    o += kk * m_count
+    lg_ws = fb[o : o + n_feat]
+    o += n_feat
+    lg_nu = fb[o : o + kk]
+    o += kk
     nb_f = fb[o:]
     # int scratch
     o = 0
@@ -628,7 +686,8 @@ def local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_
         f[j] = f_in[j]
         s[j] = s_in[j]
         pat[j] = p_in[j]
-    _evaluate(c, g, f.reshape((1, W)), s.reshape((1, W)), pat.reshape((1, W)), 1, n, equal,
+    lg = LogTables(lg_sa, lg_cb, lg_ws, lg_nu, log_tables_into(c, g, lg_sa, lg_cb, lg_ws, lg_nu))
+    _evaluate(c, g, lg, f.reshape((1, W)), s.reshape((1, W)), pat.reshape((1, W)), 1, n, equal,
               refine, one_v, one_p, t, cc, order, p, rate, per, fs, is_, top4, out4, False, lb_all,
               slack_all, math.inf, unscored, best4)  # fmt: skip
     value = one_v[0]
@@ -666,12 +725,12 @@ def local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_
                     pws[q, j] = 0.0
             prune = use_bounds
             if prune:
-                lnlam, total_terms = current_bound(c, g, f, s, pat, pw, width, terms)
+                lnlam, total_terms = current_bound(c, g, lg, f, s, pat, pw, width, terms)
                 prune = lnlam > -math.inf
                 if prune:
-                    row_bounds(c, g, f, s, pat, width, lnlam, terms, total_terms, rows_f,
+                    row_bounds(c, g, lg, f, s, pat, width, lnlam, terms, total_terms, rows_f,
                                rows_s, rows_p, total, lb_all, slack_all)  # fmt: skip
-            _evaluate(c, g, rows_f, rows_s, rows_p, total, width, equal, refine, vals, pws, t,
+            _evaluate(c, g, lg, rows_f, rows_s, rows_p, total, width, equal, refine, vals, pws, t,
                       cc, order, p, rate, per, fs, is_, top4, out4, prune, lb_all, slack_all,
                       value * (1 - RTOL), unscored, best4)  # fmt: skip
             for q in range(1, total):
@@ -681,7 +740,7 @@ def local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_
         if not improved:
             if can_refine and not refine:
                 refine = True
-                _evaluate(c, g, f.reshape((1, W))[:, :width], s.reshape((1, W))[:, :width],
+                _evaluate(c, g, lg, f.reshape((1, W))[:, :width], s.reshape((1, W))[:, :width],
                           pat.reshape((1, W))[:, :width], 1, width, equal, refine, one_v,
                           one_p, t, cc, order, p, rate, per, fs, is_, top4, out4, False, lb_all,
                           slack_all, math.inf, unscored, best4)  # fmt: skip
@@ -760,7 +819,7 @@ def local_search_into(c, g, f_in, s_in, p_in, n, exact_first, equal, st_mod, st_
                     used[b] = 1
                 taken += 1
             if taken > 1:
-                _evaluate(c, g, cf[:width].reshape((1, width)), cs[:width].reshape((1, width)),
+                _evaluate(c, g, lg, cf[:width].reshape((1, width)), cs[:width].reshape((1, width)),
                           cp[:width].reshape((1, width)), 1, width, equal, refine, one_v, one_p,
                           t, cc, order, p, rate, per, fs, is_, top4, out4, False, lb_all,
                           slack_all, math.inf, unscored, best4)  # fmt: skip

@@ -16,18 +16,21 @@ import math
 import numpy as np
 import pytest
 
+from optim.batch.arith import log_terms
 from optim.batch.local import (
     _keep_smallest,
     current_bound,
     exact_power_row,
+    log_tables,
     row_bounds,
     score_row,
     scratch,
+    slot_term,
     value_row,
 )
 from optim.batch.pipeline import _pattern_multiplier, _prefix_terms, _score_row
 from optim.batch.plan import pipeline_plan
-from optim.ber_model import BerModel, ber_model, bound_applies
+from optim.ber_model import BerModel, ber_model, bound_applies, dual_term
 from optim.problem import random_problem
 from tests.optim.pipeline_rows import rank_tables
 
@@ -99,25 +102,26 @@ def test_no_power_within_the_budget_beats_a_neighbours_bound(model):
     checked = 0
     for _ in range(40):
         p, c, g = _case(rng, model)
+        lg = log_tables(c, g)
         width = p.n_features + 1
         f, s, pat = _allocation(rng, p, width)
         w = np.zeros(width)
         per, t, cc, rate, pw = (np.zeros(width) for _ in range(5))
         order = np.zeros(width, np.int64)
-        score_row(c, g, f, s, pat, width, False, t, cc, order, pw, rate, per, math.inf)
+        score_row(c, g, lg, f, s, pat, width, False, t, cc, order, pw, rate, per, math.inf)
         terms = np.zeros(width)
-        lnlam, total = current_bound(c, g, f, s, pat, pw, width, terms)
+        lnlam, total = current_bound(c, g, lg, f, s, pat, pw, width, terms)
         if lnlam == -math.inf:
             continue
         rows = [_neighbour(rng, p, f, s, pat) for _ in range(30)]
         rows_f, rows_s, rows_p = (np.array([r[i] for r in rows]) for i in range(3))
         lb, slack = np.zeros(len(rows)), np.zeros(len(rows))
-        row_bounds(c, g, f, s, pat, width, lnlam, terms, total, rows_f, rows_s, rows_p,
+        row_bounds(c, g, lg, f, s, pat, width, lnlam, terms, total, rows_f, rows_s, rows_p,
                    len(rows), lb, slack)  # fmt: skip
         fs, is_ = scratch(width)
         for q in range(len(rows)):
             for equal in (False, True):
-                sc = score_row(c, g, rows_f[q], rows_s[q], rows_p[q], width, equal, t, cc,
+                sc = score_row(c, g, lg, rows_f[q], rows_s[q], rows_p[q], width, equal, t, cc,
                                order, w, rate, per, math.inf)  # fmt: skip
                 assert lb[q] <= sc + slack[q]
             exact_power_row(c, g, rows_f[q], rows_s[q], rows_p[q], width, w, fs, is_)
@@ -135,6 +139,7 @@ def test_the_bound_of_an_allocation_at_its_optimal_power_is_its_value(model):
     gaps = []
     for _ in range(40):
         p, c, g = _case(rng, model)
+        lg = log_tables(c, g)
         width = p.n_features + 1
         f, s, pat = _allocation(rng, p, width)
         pw, per = np.zeros(width), np.zeros(width)
@@ -144,7 +149,7 @@ def test_the_bound_of_an_allocation_at_its_optimal_power_is_its_value(model):
             continue
         value = value_row(c, g, f, s, pat, pw, width, per)
         terms = np.zeros(width)
-        lnlam, total = current_bound(c, g, f, s, pat, pw, width, terms)
+        lnlam, total = current_bound(c, g, lg, f, s, pat, pw, width, terms)
         bound = c.wd_sum + total - math.exp(lnlam) * c.P
         assert bound <= value + 1e-9 * (abs(value) + math.exp(lnlam) * c.P)
         gaps.append((value - bound) / max(abs(value), 1e-300))
@@ -248,3 +253,32 @@ def test_the_terms_of_every_modulation_at_once_are_those_of_one_at_a_time(kind):
             for s, nu in enumerate(nus):
                 dual_terms_into(mod, a, nu, ln, e[r], out)
                 np.testing.assert_array_equal(table[d, r, :, s], out)
+
+
+@pytest.mark.parametrize("model", ["exact", "bound"])
+def test_the_local_searchs_log_tables_give_the_per_entry_values_bit_for_bit(model):
+    """:func:`optim.batch.local.log_tables` replaces per-entry logarithms: the water-filling
+    level of an entry (:func:`optim.batch.arith.log_terms`) and the dual bound's term
+    (:func:`optim.ber_model.dual_term`) must come out the same to the last bit, zero and
+    infinite gains included."""
+    rng = np.random.default_rng(11 if model == "exact" else 12)
+    checked = 0
+    for _ in range(30):
+        p, c, g = _case(rng, model)
+        g = g.copy()
+        g[rng.random(g.size) < 0.2] = 0.0
+        g[rng.random(g.size) < 0.1] = 1e-320
+        lg = log_tables(c, g)
+        for f in range(p.n_features):
+            for sub in range(p.n_subchannels):
+                nu = g[sub] / c.noise
+                for m in range(len(p.modulations)):
+                    level = log_terms(c.w[f] * c.slope[f] * c.A[m], c.B[m] * nu)
+                    assert lg.sa[f, m] + lg.cb[sub, m] == level or (
+                        math.isnan(level) and math.isnan(lg.sa[f, m] + lg.cb[sub, m])
+                    )
+                    for lnlam in rng.normal(0.0, 6.0, 3):
+                        term = c.e[f] + dual_term(c.mod, m, c.ws[f], nu, lnlam)
+                        assert slot_term(c, g, lg, f, sub, m, lnlam) == term
+                        checked += 1
+    assert checked > 10000

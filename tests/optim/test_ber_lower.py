@@ -16,7 +16,7 @@ import pytest
 from scipy.stats import norm
 
 from channels.theory import ber_terms
-from optim.batch.local import row_exceeds, score_row
+from optim.batch.local import log_tables, row_exceeds, score_row
 from optim.batch.pipeline import _row_power, _row_value
 from optim.batch.plan import pipeline_plan
 from optim.ber_model import _build_tangents, ber_lower, ber_model, lower_sum_exceeds
@@ -110,6 +110,7 @@ def test_a_neighbour_found_above_a_limit_scores_above_it():
     for _ in range(30):
         p, a, g = _pipeline_case(rng)
         c, _ = pipeline_plan(p, "hierarchical", {}).arrays["refine"]
+        lg = log_tables(c, g)
         width = p.n_features + 1
         f = np.zeros(width, np.int64)
         s = np.zeros(width, np.int64)
@@ -123,12 +124,12 @@ def test_a_neighbour_found_above_a_limit_scores_above_it():
             t, cc, pw, rate, per, lo_a, lo_b = (np.zeros(width) for _ in range(7))
             order = np.zeros(width, np.int64)
             for equal in (False, True):
-                v = score_row(c, g, f, s, pat, width, equal, t, cc, order, pw, rate, per,
+                v = score_row(c, g, lg, f, s, pat, width, equal, t, cc, order, pw, rate, per,
                               math.inf)  # fmt: skip
                 for limit in (v, v - 1e-4 * abs(v), v - 0.02 * abs(v)):
                     above = row_exceeds(c, f, pat, width, pw, rate, lo_a, lo_b, limit)
                     assert not above or v > limit
-                    again = score_row(c, g, f, s, pat, width, equal, t, cc, order, pw, rate,
+                    again = score_row(c, g, lg, f, s, pat, width, equal, t, cc, order, pw, rate,
                                       per, limit)  # fmt: skip
                     assert again == (math.inf if above else v)
                     skipped += above
