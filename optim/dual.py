@@ -81,16 +81,17 @@ def dual_assignment_into(table, d, kappa, sym, work, best_m, n_feat, kp, hu, hv,
     gain = False
     for i in range(n_feat):
         for j in range(kp):
-            c = 0.0
-            bm = -1
-            for m in range(n_mod):
-                t = table[d, i, m, j] + kappa * sym[i, m]
-                if t < c:
-                    c = t
-                    bm = m
-            work[i, j] = c
-            best_m[i, j] = bm
-            gain = gain or bm >= 0
+            work[i, j] = 0.0
+            best_m[i, j] = -1
+        for m in range(n_mod):  # increasing m with a strict "<": ties keep the first
+            ks = kappa * sym[i, m]
+            for j in range(kp):
+                t = table[d, i, m, j] + ks
+                if t < work[i, j]:
+                    work[i, j] = t
+                    best_m[i, j] = m
+        for j in range(kp):
+            gain = gain or best_m[i, j] >= 0
         if not unique:  # the "not sent" columns of assignment_into
             for j in range(kp, kp + n_feat):
                 work[i, j] = 0.0
