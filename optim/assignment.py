@@ -59,59 +59,16 @@ def assignment_scratch(n_rows: int, n_cols: int):  # noqa: ANN201
 
 
 @shared()
-def _augment(cost, first, last, i, u, v, p, way, minv, done) -> None:  # noqa: ANN001
-    """One phase of the Hungarian method: the free row ``i`` (1-based) is matched by a shortest
-    augmenting path over the reduced costs ``c - u[row] - v[column]`` (Dijkstra's search from
-    ``i`` over the columns ``1 .. last``), and the potentials of the search tree move by the
-    path's length, so reduced costs stay ``>= 0`` and matched pairs at 0. Columns of the work
-    arrays are 1-based: real column ``j`` of ``cost`` at ``j + first``; ``first = 2`` makes
-    column 1 the "left out" column (cost 0, unlimited capacity: it ends every path that
-    reaches it and is never added to the search tree, so its potential stays 0 and a row in
-    it stays tight). ``p[j]``: the row of column ``j`` (0: free)."""
+def _shortest_paths(cost, n_rows, n_cols, skip, u, v, p, way, minv, done) -> None:  # noqa: ANN001
+    """The Hungarian method's phases from zero potentials: row ``i`` (1-based) is matched by a
+    shortest augmenting path over the reduced costs ``c - u[row] - v[column]``. Columns of the
+    work arrays are 1-based: real column ``j`` of ``cost`` at ``j + 1``, or at ``j + 2``
+    with ``skip``, where column 1 is the "left out" column (cost 0, unlimited capacity: it
+    ends every path that reaches it and is never added to the search tree, so its potential
+    stays 0 and a row in it stays tight). ``p[j]``: the row of column ``j`` (0: free)."""
     inf = math.inf
-    p[0] = i
-    j0 = 0
-    for j in range(last + 1):
-        minv[j] = inf
-        done[j] = False
-    while True:
-        done[j0] = True
-        i0 = p[j0]
-        delta = inf
-        j1 = 0
-        for j in range(1, last + 1):
-            if not done[j]:
-                c = cost[i0 - 1, j - first] if j >= first else 0.0
-                cur = c - u[i0] - v[j]
-                if cur < minv[j]:
-                    minv[j] = cur
-                    way[j] = j0
-                if minv[j] < delta:
-                    delta = minv[j]
-                    j1 = j
-        for j in range(last + 1):
-            if done[j]:
-                u[p[j]] += delta
-                v[j] -= delta
-            else:
-                minv[j] -= delta
-        j0 = j1
-        if p[j0] == 0 or j0 < first:
-            break
-    while True:
-        j1 = way[j0]
-        p[j0] = p[j1]
-        j0 = j1
-        if j0 == 0:
-            break
-
-
-@shared()
-def _shortest_paths(cost, n_rows, n_cols, u, v, p, way, minv, done) -> None:  # noqa: ANN001
-    """The Hungarian method's phases from zero potentials: each row in turn is matched by
-    :func:`_augment` (work arrays 1-based, column ``j`` of ``cost`` at ``j + 1``)."""
-    first = 1
-    last = n_cols
+    first = 2 if skip else 1
+    last = n_cols + first - 1
     for i in range(n_rows + 1):
         u[i] = 0.0
     for j in range(last + 1):
@@ -119,7 +76,41 @@ def _shortest_paths(cost, n_rows, n_cols, u, v, p, way, minv, done) -> None:  # 
         p[j] = 0
         way[j] = 0
     for i in range(1, n_rows + 1):
-        _augment(cost, first, last, i, u, v, p, way, minv, done)
+        p[0] = i
+        j0 = 0
+        for j in range(last + 1):
+            minv[j] = inf
+            done[j] = False
+        while True:
+            done[j0] = True
+            i0 = p[j0]
+            delta = inf
+            j1 = 0
+            for j in range(1, last + 1):
+                if not done[j]:
+                    c = cost[i0 - 1, j - first] if j >= first else 0.0
+                    cur = c - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j] = cur
+                        way[j] = j0
+                    if minv[j] < delta:
+                        delta = minv[j]
+                        j1 = j
+            for j in range(last + 1):
+                if done[j]:
+                    u[p[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if p[j0] == 0 or j0 < first:
+                break
+        while True:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+            if j0 == 0:
+                break
 
 
 @shared()
@@ -144,7 +135,7 @@ def assignment_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col):  # noq
     """:func:`assignment` with its work arrays given (those of :func:`assignment_scratch`,
     reused between calls; ``done`` bool or int) and the columns written into ``col``
     [n_rows]; returns the value."""
-    _shortest_paths(cost, n_rows, n_cols, u, v, p, way, minv, done)
+    _shortest_paths(cost, n_rows, n_cols, False, u, v, p, way, minv, done)
     return _columns_into(cost, n_rows, n_cols, False, p, col)
 
 
@@ -157,43 +148,9 @@ def assignment_or_skip_into(cost, n_rows, n_cols, u, v, p, way, minv, done, col)
 
     The same problem as :func:`assignment_into` on ``[cost | 0]`` with ``n_rows`` zero
     columns appended, solved with one "left out" column of unlimited capacity in their place
-    (:func:`_augment`), so each augmenting path scans ``n_cols + 1`` columns instead
-    of ``n_cols + n_rows``. It starts from the row reduction (the dual of the assignment with
-    a "left out" option: ``u_i <= 0``, ``v_j <= 0``, ``u_i + v_j <= c_ij``, ``v_j = 0`` on a
-    column no row takes): ``v = 0``, ``u_i = min(0, min_j c_ij)``, each row in its cheapest
-    column where no earlier row took it (or left out where no cost is negative), all of them
-    tight pairs; only the other rows need an augmenting path (:func:`_augment`), each of which
-    keeps the dual feasible and the pairs tight, so the end is optimal. The optimum is the
-    same; where several assignments are optimal it may pick another one than
-    :func:`assignment_into` does. In the dual starts' bisections about a tenth less time than
-    augmenting every row from zero potentials.
+    (:func:`_shortest_paths`), so each augmenting path scans ``n_cols + 1`` columns instead
+    of ``n_cols + n_rows``. The optimum is the same; where several assignments are optimal it
+    may pick another one than :func:`assignment_into` does.
     """
-    first = 2
-    last = n_cols + 1
-    u[0] = 0.0
-    for j in range(last + 1):
-        v[j] = 0.0
-        p[j] = 0
-        way[j] = 0
-    # each row's cheapest column (or "left out" where no cost is negative) with u_i that cost
-    # and v = 0: a feasible dual on which the row's pair is tight; a row keeps it if the
-    # column is still free, and is left for an augmenting path otherwise (col[i]: 0)
-    for i in range(1, n_rows + 1):
-        low = 0.0
-        at = 1
-        for j in range(first, last + 1):
-            c = cost[i - 1, j - first]
-            if c < low:
-                low = c
-                at = j
-        u[i] = low
-        col[i - 1] = 1
-        if at >= first:
-            if p[at] == 0:
-                p[at] = i
-            else:
-                col[i - 1] = 0
-    for i in range(1, n_rows + 1):
-        if col[i - 1] == 0:
-            _augment(cost, first, last, i, u, v, p, way, minv, done)
+    _shortest_paths(cost, n_rows, n_cols, True, u, v, p, way, minv, done)
     return _columns_into(cost, n_rows, n_cols, True, p, col)
