@@ -216,13 +216,15 @@ def gamma_star(mod, m: int, lnmu: float) -> float:
 @shared()
 def h_bound(mod, m: int, lnmu: float) -> float:
     """A lower bound on ``H_m(mu)`` of (2): exact for the bound model, chord for the exact one."""
+    if mod.kind == 0:  # the bound model's closed form has no grid: no expm1(h) to compute
+        return h_bound_eh(mod, m, lnmu, 1.0)
     return h_bound_eh(mod, m, lnmu, math.expm1(mod.h))
 
 
 @shared()
 def h_bound_eh(mod, m: int, lnmu: float, eh: float) -> float:
     """:func:`h_bound` with ``eh = expm1(mod.h)`` (:func:`h_cell`) given, for a caller that
-    evaluates many bounds with one model and computes it once."""
+    evaluates many bounds with one model and computes it once (the bound model ignores it)."""
     if lnmu == np.inf:
         return mod.f0[m]
     if mod.kind == 0:

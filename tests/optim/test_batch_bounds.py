@@ -230,7 +230,7 @@ def test_the_terms_of_every_modulation_at_once_are_those_of_one_at_a_time(kind):
     """``dual_terms_into`` (one grid position of ``mu`` for every modulation) and the slot
     terms built the same way give the values of ``dual_term`` bit for bit, below, on and
     beyond the grid of ``H`` and where ``alpha nu = 0``."""
-    from optim.ber_model import dual_term, dual_terms_into
+    from optim.ber_model import dual_terms_into
     from optim.slots import slot_terms
 
     names = ("bpsk", "qpsk", "16qam", "64qam", "256qam")
