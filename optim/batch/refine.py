@@ -321,11 +321,22 @@ def refine_allocation_into(c, cfg, g, f, s, pat, pw, n, uniform, fb, ib) -> int:
     for j in range(8 * W):
         fs[j] = 0.0
     value = _value_of(c, g, f, s, pat, pw, n, a, b)
+    # A step reads only part of the state (power: f, s, pat; modulations: f, s, pw; matching:
+    # f, pat, pw; swaps: all of it) and is deterministic. Run again on the parts it read last
+    # time, it would propose what it proposed then: kept then, the state already holds it;
+    # turned down then, the value it lost to is still the value. So a step is skipped
+    # (need_* False) until another step's kept change, or its own for the swaps (whose
+    # result they read), touches a part it reads.
+    need_power = True
+    need_mod = True
+    need_match = True
+    need_sel = True
     for _ in range(cfg.iters):
         start = value
         if n == 0:
             break
-        if cfg.st_power:
+        if cfg.st_power and need_power:
+            need_power = False
             for j in range(n):
                 p_new[j] = 0.0
             exact_power_row(c, g, f, s, pat, n, p_new, fs, is_)
@@ -334,7 +345,9 @@ def refine_allocation_into(c, cfg, g, f, s, pat, pw, n, uniform, fb, ib) -> int:
                 for j in range(n):
                     pw[j] = p_new[j]
                 value = v
-        if cfg.st_mod:
+                need_mod = need_match = need_sel = True
+        if cfg.st_mod and need_mod:
+            need_mod = False
             cost = cost_m[: n * m_count].reshape((n, m_count))
             tab = table[: n * m_count].reshape((n, m_count))
             for j in range(n):
@@ -353,7 +366,9 @@ def refine_allocation_into(c, cfg, g, f, s, pat, pw, n, uniform, fb, ib) -> int:
                     for j in range(n):
                         pat[j] = new_m[j]
                     value = v
-        if cfg.st_match:
+                    need_power = need_match = need_sel = True
+        if cfg.st_match and need_match:
+            need_match = False
             cost = cost_k[: n * k].reshape((n, k))
             for j in range(n):
                 for q in range(k):
@@ -370,7 +385,9 @@ def refine_allocation_into(c, cfg, g, f, s, pat, pw, n, uniform, fb, ib) -> int:
                     for j in range(n):
                         s[j] = new_s[j]
                     value = v
-        if cfg.st_sel:
+                    need_power = need_mod = need_sel = True
+        if cfg.st_sel and need_sel:
+            need_sel = False
             for j in range(n):
                 pb[j] = ber(pat[j], g[s[j]] * pw[j] / c.noise, c.qw, c.qs, c.ba, c.bb, c.exact)
             m = _swap_features(c, f, s, pat, pw, n, pb, uniform, tf, ts, tp, tw, swap_f, swap_i)
@@ -383,6 +400,7 @@ def refine_allocation_into(c, cfg, g, f, s, pat, pw, n, uniform, fb, ib) -> int:
                     pw[j] = tw[j]
                 n = m
                 value = v
+                need_power = need_mod = need_match = need_sel = True
         if not value < start - 1e-9 * abs(start):
             break
     return n
