@@ -24,7 +24,7 @@ from optim.twin import shared
 __all__ = ["insertion_sort_decreasing", "sort_decreasing", "water_fill_levels"]
 
 
-@shared()
+@shared(inline="always")
 def insertion_sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
     """Write into ``order[:active]`` the indices of ``t[:active]`` by decreasing value, ties
     by index (an insertion sort: no allocation)."""
@@ -57,7 +57,7 @@ def sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
         order[:active] = np.argsort(-t[:active])
 
 
-@shared()
+@shared(inline="always")
 def water_fill_levels(t: np.ndarray, c: np.ndarray, width: int, budget: float,
                       order: np.ndarray, p: np.ndarray, active: int) -> None:  # fmt: skip
     """Write into ``p[:width]`` the powers ``max(0, (t_i - nu)/c_i)`` summing to ``budget``
@@ -74,7 +74,10 @@ def water_fill_levels(t: np.ndarray, c: np.ndarray, width: int, budget: float,
         active = width
     if not budget > 0 or active == 0:
         return
-    sort_decreasing(t, order, active)
+    if active <= 32:  # sort_decreasing's own choice, without its call (it may allocate)
+        insertion_sort_decreasing(t, order, active)
+    else:
+        sort_decreasing(t, order, active)
     top = t[order[0]]
     if not math.isfinite(top):
         return

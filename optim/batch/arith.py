@@ -71,7 +71,7 @@ def pairwise_sum(a: np.ndarray, n: int) -> float:
     return res
 
 
-@shared()
+@shared(inline="always")
 def water_fill(t: np.ndarray, c: np.ndarray, width: int, budget: float, order: np.ndarray,
                p: np.ndarray, active: int) -> None:  # fmt: skip
     """:func:`optim.water_fill.water_fill_levels` into ``p[:width]``, then a rounding

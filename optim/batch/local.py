@@ -99,7 +99,7 @@ def log_tables(c, g):  # noqa: ANN001, ANN201
     return LogTables(sa, cb, ws, nu, log_tables_into(c, g, sa, cb, ws, nu))
 
 
-@shared()
+@shared(inline="always")
 def score_row(c, g, lg, f, s, pat, width, equal, t, cc, order, p, rate, per, limit) -> float:
     """(P0) of one row with its water-filling (or equal) power, left in ``p[:width]``
     (:func:`optim.local_search.score_batch`); ``inf`` when ``limit`` is finite and the row's
@@ -416,7 +416,7 @@ def _neighbours(c, g, f, s, pat, n, p, st_mod, st_match, st_sel, mv, new_sub, fb
     return cnt, has_full
 
 
-@shared()
+@shared(inline="always")
 def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
     for j in range(width):
         rf[j] = f[j]
@@ -433,7 +433,7 @@ def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
         rp[b] = mv[k, 7]
 
 
-@shared()
+@shared(inline="always")
 def _score_into(c, g, lg, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order, p,
                 rate, per, limit) -> None:  # fmt: skip
     """Score row ``r`` into ``vals[r]`` and its powers into ``pws[r]`` (``limit``: as

@@ -53,7 +53,7 @@ def _rate_tables(g, chan, width, noise, ws, A, B, rate, lt, ct):
             lt[j, m] = log_terms(ws[j] * A[m], ct[j, m])
 
 
-@shared()
+@shared(inline="always")
 def _row_power(pat, n, width, lt, ct, P, power_mode, t, c, p, order) -> None:
     """SP4 power of one pattern row (``pat[:width]``, -1 beyond ``n``) into ``p[:width]``:
     closed-form water-filling with the rank tables of :func:`_rate_tables`, or equal shares."""
@@ -68,7 +68,7 @@ def _row_power(pat, n, width, lt, ct, P, power_mode, t, c, p, order) -> None:
         water_fill(t, c, width, P, order, p, n)
 
 
-@shared()
+@shared(inline="always")
 def _row_value(pat, width, rate, ws, wf, tail_n, qw, qs, ba, bb, exact, p, per) -> float:
     """(P0) of one pattern row at its powers ``p[:width]``."""
     for j in range(width):
