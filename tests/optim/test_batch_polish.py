@@ -47,8 +47,8 @@ def _state(rng, problem):
     else:
         f, pat = f[:1], np.zeros(1, np.int64)
     s = rng.choice(problem.n_subchannels, f.size, replace=False)
-    share = rng.dirichlet(np.ones(f.size))
-    return f.astype(np.int64), s.astype(np.int64), pat.astype(np.int64), share * problem.power_budget
+    power = rng.dirichlet(np.ones(f.size)) * problem.power_budget
+    return f.astype(np.int64), s.astype(np.int64), pat.astype(np.int64), power
 
 
 STEP_SETS = [s for r in range(1, 5) for s in itertools.combinations(REFINE_STEPS, r)]
