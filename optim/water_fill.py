@@ -23,6 +23,9 @@ from optim.twin import shared
 
 __all__ = ["insertion_sort_decreasing", "sort_decreasing", "water_fill_levels"]
 
+INSERTION_MAX = 32
+"""Longest row :func:`sort_decreasing` sorts by insertion (longer ones by ``np.argsort``)."""
+
 
 @shared(inline="always")
 def insertion_sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
@@ -51,7 +54,7 @@ def sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
     so on rows of more than 32 useful entries with exactly equal ``t`` it may visit ties in
     another order (the powers then agree to rounding).
     """
-    if active <= 32:
+    if active <= INSERTION_MAX:
         insertion_sort_decreasing(t, order, active)
     else:
         order[:active] = np.argsort(-t[:active])
@@ -74,7 +77,7 @@ def water_fill_levels(t: np.ndarray, c: np.ndarray, width: int, budget: float,
         active = width
     if not budget > 0 or active == 0:
         return
-    if active <= 32:  # sort_decreasing's own choice, without its call (it may allocate)
+    if active <= INSERTION_MAX:  # sort_decreasing's rule, without a call to it (it may allocate)
         insertion_sort_decreasing(t, order, active)
     else:
         sort_decreasing(t, order, active)
