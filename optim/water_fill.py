@@ -60,7 +60,7 @@ def sort_decreasing(t: np.ndarray, order: np.ndarray, active: int) -> None:
         order[:active] = np.argsort(-t[:active])
 
 
-@shared(inline="always")
+@shared()
 def water_fill_levels(t: np.ndarray, c: np.ndarray, width: int, budget: float,
                       order: np.ndarray, p: np.ndarray, active: int) -> None:  # fmt: skip
     """Write into ``p[:width]`` the powers ``max(0, (t_i - nu)/c_i)`` summing to ``budget``

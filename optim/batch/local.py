@@ -433,7 +433,7 @@ def _apply(mv, k, f, s, pat, width, rf, rs, rp) -> None:
         rp[b] = mv[k, 7]
 
 
-@shared(inline="always")
+@shared()
 def _score_into(c, g, lg, rows_f, rows_s, rows_p, r, width, equal, vals, pws, t, cc, order, p,
                 rate, per, limit) -> None:  # fmt: skip
     """Score row ``r`` into ``vals[r]`` and its powers into ``pws[r]`` (``limit``: as
