@@ -77,10 +77,7 @@ def water_fill_levels(t: np.ndarray, c: np.ndarray, width: int, budget: float,
         active = width
     if not budget > 0 or active == 0:
         return
-    if active <= INSERTION_MAX:  # sort_decreasing's rule, without a call to it (it may allocate)
-        insertion_sort_decreasing(t, order, active)
-    else:
-        sort_decreasing(t, order, active)
+    sort_decreasing(t, order, active)
     top = t[order[0]]
     if not math.isfinite(top):
         return
